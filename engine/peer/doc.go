@@ -1,0 +1,86 @@
+// Package peer is the BitTorrent peer wire protocol codec: the handshake
+// (BEP 3), the length-prefixed messages of BEP 3, BEP 5 (port) and the fast
+// extension (BEP 6), and the payloads carried by the extension protocol
+// (BEP 10): its handshake, ut_metadata (BEP 9) and ut_pex (BEP 11).
+//
+// It does no networking of its own and keeps no connection state: it turns
+// bytes into values and values into bytes. The engine owns connections,
+// choking, requests and the meaning of each message.
+//
+// # Concepts
+//
+// A connection starts with a Handshake each way (WriteHandshake,
+// ReadHandshake; an accepting side reads ReadHandshakeHead first to look the
+// info-hash up, answers, then reads ReadPeerID). Its Reserved bits say which
+// extensions the peer speaks: Fast, Extended, DHT. Messages follow, each a
+// 4-byte big-endian length and, unless the length is 0 (keep-alive), a
+// one-byte MessageType and a payload. A Decoder reads them into a Message;
+// AppendMessage and AppendPieceHeader write them.
+//
+// # Messages
+//
+//	id    type           length  fields of Message
+//	-     keep-alive     0       KeepAlive
+//	0     Choke          1       -
+//	1     Unchoke        1       -
+//	2     Interested     1       -
+//	3     NotInterested  1       -
+//	4     Have           5       Index
+//	5     Bitfield       1+n     Bitfield (check it with CheckBitfield)
+//	6     Request        13      Index, Begin, Length
+//	7     Piece          9+n     Index, Begin, Block
+//	8     Cancel         13      Index, Begin, Length
+//	9     Port           3       Port (BEP 5)
+//	0x0D  Suggest        5       Index (BEP 6)
+//	0x0E  HaveAll        1       - (BEP 6)
+//	0x0F  HaveNone       1       - (BEP 6)
+//	0x10  Reject         13      Index, Begin, Length (BEP 6)
+//	0x11  AllowedFast    5       Index (BEP 6)
+//	20    Extended       2+n     ExtendedID, Payload (BEP 10)
+//
+// An Extended message with ExtendedID ExtHandshakeID carries an
+// ExtendedHandshake (ParseExtendedHandshake); its M maps extension names to
+// the ids the peer wants to receive them under. Payloads of ut_metadata and
+// ut_pex decode with ParseMetadataMessage and ParsePexMessage.
+//
+// # Bounds
+//
+// Every length that comes from a peer is checked before anything is
+// allocated for it:
+//   - a message longer than the Decoder's maximum (DefaultMaxMessageLength,
+//     enough for a piece message with a 128 KiB block) is rejected from its
+//     prefix alone; raise the maximum for bitfields of torrents with more
+//     than about a million pieces;
+//   - unknown ids and fixed-size messages of the wrong length are rejected
+//     from their first five bytes;
+//   - a message larger than the read buffer is read into a scratch buffer
+//     that grows only as its bytes arrive;
+//   - bencoded payloads pass engine/bencode's scanner first; "m" has at most
+//     MaxExtensions entries with ids 0..255; a ut_metadata piece must match
+//     total_size, which must not exceed the caller's maximum; ut_pex lists
+//     are capped by the caller's maxPeers.
+//
+// Every such violation is an error wrapping ErrProtocol (and
+// ErrMessageTooLarge for oversize messages): the caller disconnects. Nothing
+// in this package panics on any input.
+//
+// # Aliasing
+//
+// The slices of a Message returned by Decoder.Decode (Bitfield, Block,
+// Payload) point into the Decoder's buffer and are overwritten by the next
+// Decode. Copy a block into the piece buffer, or parse a payload, before
+// decoding the next message; never keep one or hand it to another goroutine.
+// Values parsed from a payload (MetadataMessage.Data) alias that payload in
+// turn. The slices are capped at their length, so an append copies instead
+// of clobbering the next message.
+//
+// If the handshake was read through a bufio.Reader, give that same reader to
+// NewDecoder: bytes it buffered past the handshake would otherwise be lost.
+// ReadHandshake on an unbuffered connection reads exactly 68 bytes.
+//
+// # Concurrency
+//
+// A Decoder belongs to one reader goroutine. The functions and the other
+// types hold no shared state and are safe for concurrent use on distinct
+// values.
+package peer
