@@ -1,0 +1,422 @@
+package metainfo
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/bencode"
+)
+
+// Piece lengths Create picks from when CreateOptions.PieceLength is 0.
+const (
+	MinAutoPieceLength = 16 << 10
+	MaxAutoPieceLength = 16 << 20
+	// targetPieces is the most pieces an automatic piece length aims for:
+	// the smallest power of two giving at most this many, so a torrent
+	// lands between 1000 and 2000 pieces unless a bound is hit.
+	targetPieces = 2000
+)
+
+// CreateOptions tunes Create. The zero value makes a public torrent without
+// trackers, dated now, with an automatic piece length.
+type CreateOptions struct {
+	// PieceLength must be a power of two from 16 KiB to MaxPieceLength; 0
+	// picks one with DefaultPieceLength.
+	PieceLength int64
+	// Trackers are announce tiers (BEP 12); the first URL also becomes
+	// announce. Empty URLs and tiers are dropped.
+	Trackers [][]string
+	// WebSeeds become url-list (BEP 19).
+	WebSeeds []string
+	Comment  string
+	// Private sets the BEP 27 flag (part of the info-hash).
+	Private bool
+	// CreatedBy defaults to "swarmfs".
+	CreatedBy string
+	// NoDate leaves out the creation date, so the same input always gives
+	// the same .torrent bytes.
+	NoDate bool
+	// Name defaults to the base name of root.
+	Name string
+	// FollowSymlinks includes symlinks (inside a folder) that point at
+	// regular files, with the target's content. Symlinks to folders are
+	// never followed (they can loop). Without it every symlink inside the
+	// folder is left out; see the package documentation.
+	FollowSymlinks bool
+}
+
+// DefaultPieceLength returns the piece length Create picks for total bytes:
+// the smallest power of two from 16 KiB to 16 MiB giving at most 2000 pieces.
+func DefaultPieceLength(total int64) int64 {
+	pl := int64(MinAutoPieceLength)
+	for pl < MaxAutoPieceLength && (total+pl-1)/pl > targetPieces {
+		pl *= 2
+	}
+	return pl
+}
+
+// srcFile is one file to hash: where it is on disk and where it goes in the
+// torrent.
+type srcFile struct {
+	osPath string
+	path   []string // components inside the torrent
+	length int64
+}
+
+// Create builds a torrent from root, a file or a folder. See CreateContext.
+func Create(root string, opts CreateOptions) (*MetaInfo, error) {
+	return CreateContext(context.Background(), root, opts)
+}
+
+// CreateContext builds a torrent from root. A folder yields a multi-file
+// torrent (even with one file inside) whose files are sorted by path; a file
+// yields a single-file torrent. Empty files are included; a torrent with no
+// bytes at all is an error. Pieces are hashed with large sequential reads and
+// SHA-1 runs on every core. Hashing stops when ctx is done.
+func CreateContext(ctx context.Context, root string, opts CreateOptions) (*MetaInfo, error) {
+	st, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("metainfo: create: %w", err)
+	}
+	name := opts.Name
+	if name == "" {
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			return nil, fmt.Errorf("metainfo: create: %w", err)
+		}
+		name = filepath.Base(abs)
+	}
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return nil, fmt.Errorf("metainfo: create: %q cannot name a torrent; set CreateOptions.Name", name)
+	}
+
+	var files []srcFile
+	single := false
+	switch {
+	case st.Mode().IsRegular():
+		single = true
+		files = []srcFile{{osPath: root, path: []string{name}, length: st.Size()}}
+	case st.IsDir():
+		files, err = listFiles(root, opts.FollowSymlinks)
+		if err != nil {
+			return nil, err
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("metainfo: create: %s holds no files", root)
+		}
+		if len(files) > MaxFiles {
+			return nil, fmt.Errorf("metainfo: create: %s holds %d files, more than %d", root, len(files), MaxFiles)
+		}
+	default:
+		return nil, fmt.Errorf("metainfo: create: %s is neither a regular file nor a folder", root)
+	}
+	var total int64
+	for _, f := range files {
+		total += f.length
+	}
+	if total == 0 {
+		return nil, fmt.Errorf("metainfo: create: %s holds no data (%d files, all empty); a torrent needs at least one byte", root, len(files))
+	}
+
+	pl := opts.PieceLength
+	if pl == 0 {
+		pl = DefaultPieceLength(total)
+	}
+	if pl < MinAutoPieceLength || pl > MaxPieceLength || pl&(pl-1) != 0 {
+		return nil, fmt.Errorf("metainfo: create: piece length %d is not a power of two from %d to %d", pl, MinAutoPieceLength, MaxPieceLength)
+	}
+
+	pieces, err := hashPieces(ctx, files, total, pl)
+	if err != nil {
+		return nil, fmt.Errorf("metainfo: create: %w", err)
+	}
+
+	oi := outInfo{Name: name, PieceLength: pl, Pieces: pieces}
+	if opts.Private {
+		oi.Private = 1
+	}
+	if single {
+		oi.Length = total
+	} else {
+		oi.Files = make([]outFile, len(files))
+		for i, f := range files {
+			oi.Files[i] = outFile{Length: f.length, Path: f.path}
+		}
+	}
+	infoBytes, err := bencode.Marshal(oi)
+	if err != nil {
+		return nil, fmt.Errorf("metainfo: create: %w", err)
+	}
+	info, err := ParseInfo(infoBytes)
+	if err != nil {
+		return nil, fmt.Errorf("metainfo: create: own info dictionary rejected: %w", err)
+	}
+
+	m := &MetaInfo{
+		InfoBytes: infoBytes,
+		Info:      info,
+		InfoHash:  sha1.Sum(infoBytes),
+		Comment:   opts.Comment,
+		CreatedBy: cmp.Or(opts.CreatedBy, "swarmfs"),
+		URLList:   cleanList(opts.WebSeeds),
+	}
+	if !opts.NoDate {
+		m.CreationDate = time.Now().Truncate(time.Second).UTC()
+	}
+	var tiers [][]string
+	urls := 0
+	for _, t := range opts.Trackers {
+		if t = cleanList(t); len(t) > 0 {
+			tiers = append(tiers, t)
+			urls += len(t)
+		}
+	}
+	if len(tiers) > 0 {
+		m.Announce = tiers[0][0]
+		if urls > 1 {
+			m.AnnounceList = tiers
+		}
+	}
+	return m, nil
+}
+
+// outInfo is the info dictionary Create writes; zeebo sorts the keys.
+type outInfo struct {
+	Files       []outFile `bencode:"files,omitempty"`
+	Length      int64     `bencode:"length,omitempty"`
+	Name        string    `bencode:"name"`
+	PieceLength int64     `bencode:"piece length"`
+	Pieces      []byte    `bencode:"pieces"`
+	Private     int64     `bencode:"private,omitempty"`
+}
+
+type outFile struct {
+	Length int64    `bencode:"length"`
+	Path   []string `bencode:"path"`
+}
+
+// cleanList trims URLs and drops empty and repeated ones.
+func cleanList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// listFiles walks the folder root and returns its regular files sorted by
+// path, component by component. Anything that is neither a folder, a regular
+// file nor a symlink is an error: a FIFO or device cannot be shared.
+func listFiles(root string, followSymlinks bool) ([]srcFile, error) {
+	var files []srcFile
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("metainfo: create: %w", err)
+		}
+		if d.IsDir() {
+			return nil
+		}
+		var size int64
+		switch t := d.Type(); {
+		case t.IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return fmt.Errorf("metainfo: create: %w", err)
+			}
+			size = fi.Size()
+		case t&fs.ModeSymlink != 0:
+			if !followSymlinks {
+				return nil
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				return fmt.Errorf("metainfo: create: symlink %s: %w", p, err)
+			}
+			if !fi.Mode().IsRegular() {
+				return nil // a link to a folder (or worse) is never followed
+			}
+			size = fi.Size()
+		default:
+			return fmt.Errorf("metainfo: create: %s is not a regular file (%v)", p, t)
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return fmt.Errorf("metainfo: create: %w", err)
+		}
+		files = append(files, srcFile{osPath: p, path: strings.Split(filepath.ToSlash(rel), "/"), length: size})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(files, func(a, b srcFile) int { return slices.Compare(a.path, b.path) })
+	return files, nil
+}
+
+// hashPieces reads the files as one stream and returns the concatenated
+// SHA-1 of each piece. One goroutine reads chunks of whole pieces (at least
+// 4 MiB, so small pieces still get large reads); one worker per core hashes
+// them. Memory is bounded by the chunk buffers, which are recycled.
+func hashPieces(ctx context.Context, files []srcFile, total, pl int64) ([]byte, error) {
+	numPieces := (total + pl - 1) / pl
+	pieces := make([]byte, numPieces*sha1.Size)
+
+	perChunk := max(1, (4<<20)/pl)
+	chunk := min(perChunk*pl, numPieces*pl)
+	workers := runtime.GOMAXPROCS(0)
+	nbuf := max(2, min(workers+2, int((256<<20)/chunk)))
+
+	type job struct {
+		first int64 // index of the chunk's first piece
+		buf   []byte
+	}
+	free := make(chan []byte, nbuf)
+	for range nbuf {
+		free <- make([]byte, chunk)
+	}
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range jobs {
+				for off := int64(0); off < int64(len(j.buf)); off += pl {
+					end := min(off+pl, int64(len(j.buf)))
+					sum := sha1.Sum(j.buf[off:end])
+					idx := j.first + off/pl
+					copy(pieces[idx*sha1.Size:], sum[:])
+				}
+				free <- j.buf[:cap(j.buf)]
+			}
+		})
+	}
+
+	r := &concatReader{files: files}
+	var err error
+	for done := int64(0); done < total; {
+		var buf []byte
+		select {
+		case buf = <-free:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			break
+		}
+		n := min(chunk, total-done)
+		if _, err = io.ReadFull(r, buf[:n]); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				err = errors.New("files shrank while hashing")
+			}
+			break
+		}
+		jobs <- job{first: done / pl, buf: buf[:n]}
+		done += n
+	}
+	if err == nil {
+		// Visit the files past the last byte read: the last file must not
+		// have grown, and trailing empty files need no reading.
+		var one [1]byte
+		if _, rerr := r.Read(one[:]); rerr != io.EOF {
+			err = cmp.Or(rerr, errors.New("files grew while hashing"))
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pieces, nil
+}
+
+// concatReader reads files one after another as a single stream, insisting
+// that each holds exactly the length listed when the walk saw it.
+type concatReader struct {
+	files []srcFile
+	i     int
+	cur   *os.File
+	left  int64
+}
+
+func (c *concatReader) Read(p []byte) (int, error) {
+	for {
+		if c.cur == nil {
+			if c.i >= len(c.files) {
+				return 0, io.EOF
+			}
+			f := c.files[c.i]
+			if f.length == 0 {
+				c.i++
+				continue
+			}
+			fh, err := os.Open(f.osPath)
+			if err != nil {
+				return 0, err
+			}
+			c.cur, c.left = fh, f.length
+		}
+		if c.left == 0 {
+			if err := c.finishFile(); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if int64(len(p)) > c.left {
+			p = p[:c.left]
+		}
+		n, err := c.cur.Read(p)
+		c.left -= int64(n)
+		if n > 0 {
+			return n, nil
+		}
+		if err == io.EOF {
+			return 0, fmt.Errorf("%s shrank while hashing", c.files[c.i].osPath)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", c.files[c.i].osPath, err)
+		}
+	}
+}
+
+// finishFile checks the current file did not grow and moves to the next.
+func (c *concatReader) finishFile() error {
+	f := c.files[c.i]
+	st, err := c.cur.Stat()
+	c.cur.Close()
+	c.cur = nil
+	c.i++
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.osPath, err)
+	}
+	if st.Size() != f.length {
+		return fmt.Errorf("%s changed size while hashing (%d bytes, then %d)", f.osPath, f.length, st.Size())
+	}
+	return nil
+}
+
+// Close closes the file being read, if any.
+func (c *concatReader) Close() error {
+	if c.cur == nil {
+		return nil
+	}
+	err := c.cur.Close()
+	c.cur = nil
+	return err
+}
