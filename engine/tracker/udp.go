@@ -181,8 +181,23 @@ func (t *udpTransport) transact(ctx context.Context, req []byte, timeout time.Du
 	tid := rand.Uint32()
 	binary.BigEndian.PutUint32(req[12:], tid)
 	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+	ctxDeadline, hasCtxDeadline := ctx.Deadline()
+	if hasCtxDeadline && ctxDeadline.Before(deadline) {
+		deadline = ctxDeadline
+	}
+	// fail names an I/O error: the socket deadline may pass an instant before
+	// ctx notices its own.
+	fail := func(err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			if hasCtxDeadline && !time.Now().Before(ctxDeadline) {
+				return context.DeadlineExceeded
+			}
+			return errTimeout
+		}
+		return err
 	}
 	if err := t.conn.SetDeadline(deadline); err != nil {
 		return nil, err
@@ -193,22 +208,12 @@ func (t *udpTransport) transact(ctx context.Context, req []byte, timeout time.Du
 		return nil, err
 	}
 	if _, err := t.conn.Write(req); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
+		return nil, fail(err)
 	}
 	for {
 		n, err := t.conn.Read(t.buf)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return nil, errTimeout
-			}
-			return nil, err
+			return nil, fail(err)
 		}
 		b := t.buf[:n]
 		if n < 8 || binary.BigEndian.Uint32(b[4:]) != tid {
