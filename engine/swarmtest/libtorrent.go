@@ -1,0 +1,391 @@
+package swarmtest
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// LTOptions configures a libtorrent peer. The zero value is a peer on
+// 127.0.0.1 on a free port, without DHT, with no rate limits.
+type LTOptions struct {
+	// IP is the loopback address to listen on and connect from, e.g.
+	// "127.0.0.2"; "" means 127.0.0.1. Addresses outside 127.0.0.0/8 are
+	// refused: tests send traffic only to loopback.
+	IP string
+	// Port is the TCP and UDP port; 0 lets the kernel choose a free one.
+	Port int
+	// UploadRate and DownloadRate cap payload plus protocol traffic in
+	// bytes per second; 0 means unlimited. They apply to loopback peers too.
+	UploadRate, DownloadRate int
+	// DHT runs a DHT node on the listen port with the checks that assume
+	// the real internet relaxed (one node per IP, node-ID verification,
+	// ...), so a DHT of loopback nodes works.
+	DHT bool
+	// DHTBootstrap are host:port nodes to bootstrap from (loopback only).
+	DHTBootstrap []string
+	// NoTrackers strips announce URLs from torrents and magnets when they
+	// are added, so peers only meet through ConnectPeer or the DHT.
+	NoTrackers bool
+	// SeedMode makes AddTorrent(..., seed=true) trust the data on disk
+	// instead of hashing it first (libtorrent hashes each piece when it is
+	// first requested): a faster start for large benchmark data.
+	SeedMode bool
+	// Fingerprint is the peer-ID prefix, e.g. "-LT2080-" (the default).
+	Fingerprint string
+}
+
+// LTStatus is a snapshot of one torrent in a libtorrent peer. Rates are
+// payload bytes per second; totals are payload bytes this session.
+type LTStatus struct {
+	State         string  `json:"state"` // checking_files, downloading_metadata, downloading, finished, seeding, ...
+	Progress      float64 `json:"progress"`
+	IsSeeding     bool    `json:"is_seeding"`
+	IsFinished    bool    `json:"is_finished"` // every wanted piece is there (also true when seeding)
+	HasMetadata   bool    `json:"has_metadata"`
+	Paused        bool    `json:"paused"`
+	NumPeers      int     `json:"num_peers"` // connected peers, seeds included
+	NumSeeds      int     `json:"num_seeds"`
+	DownloadRate  int     `json:"download_rate"`
+	UploadRate    int     `json:"upload_rate"`
+	TotalDownload int64   `json:"total_download"`
+	TotalUpload   int64   `json:"total_upload"`
+	TotalDone     int64   `json:"total_done"`
+	TotalWanted   int64   `json:"total_wanted"`
+	Error         string  `json:"error"` // the torrent's error, "" if none
+	// Peers are the addresses of the connected peers.
+	Peers []string `json:"peers"`
+	// FinishedAfter is the time from AddTorrent/AddMagnet to libtorrent's
+	// torrent_finished alert, measured inside the peer; -1 until then.
+	FinishedAfter float64 `json:"finished_after"`
+}
+
+// LT is a libtorrent session in a /usr/bin/python3 process, driven by JSON
+// lines over its stdin and stdout. It is killed and waited for in
+// tb.Cleanup; its stderr (libtorrent's alerts) goes to the test log if the
+// test failed. Methods are safe for concurrent use; those without a tb
+// argument fail the test given to StartLibtorrent and, like t.Fatal, must
+// then be called from that test's goroutine.
+type LT struct {
+	tb   testing.TB
+	ip   string
+	port int
+	proc *proc
+
+	stdin   io.WriteCloser
+	replies chan []byte // stdout lines
+
+	mu     sync.Mutex // serialises requests; guards nextID
+	nextID int
+}
+
+// callTimeout bounds one request to the peer.
+const callTimeout = 30 * time.Second
+
+// StartLibtorrent starts a libtorrent peer and returns once it listens.
+func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
+	tb.Helper()
+	RequireTools(tb, "libtorrent")
+	if opts.IP == "" {
+		opts.IP = "127.0.0.1"
+	}
+	if ip := net.ParseIP(opts.IP); ip == nil || ip.To4() == nil || !ip.IsLoopback() {
+		tb.Fatalf("swarmtest.StartLibtorrent: IP %q is not an IPv4 loopback address", opts.IP)
+	}
+	for _, n := range opts.DHTBootstrap {
+		if !isLoopbackHostPort(n) {
+			tb.Fatalf("swarmtest.StartLibtorrent: DHT bootstrap %q is not a loopback host:port", n)
+		}
+	}
+	cfg, err := json.Marshal(map[string]any{
+		"ip":            opts.IP,
+		"port":          opts.Port,
+		"upload_rate":   opts.UploadRate,
+		"download_rate": opts.DownloadRate,
+		"dht":           opts.DHT,
+		"dht_bootstrap": opts.DHTBootstrap,
+		"no_trackers":   opts.NoTrackers,
+		"seed_mode":     opts.SeedMode,
+		"fingerprint":   opts.Fingerprint,
+	})
+	if err != nil {
+		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)
+	}
+	l := &LT{tb: tb, ip: opts.IP, replies: make(chan []byte, 256)}
+	cmd := exec.Command(Python, "-c", ltpeerScript, "peer", string(cfg))
+	cmd.Stdout = &lineWriter{ch: l.replies}
+	l.stdin, err = cmd.StdinPipe()
+	if err != nil {
+		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)
+	}
+	name := "libtorrent " + opts.IP
+	// Closing stdin makes the script exit at once; SIGKILL after 2 s.
+	l.proc, err = startProc(tb, name, cmd, func() { l.stdin.Close() }, 2*time.Second)
+	if err != nil {
+		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)
+	}
+	var ready struct {
+		Ready bool   `json:"ready"`
+		Port  int    `json:"port"`
+		Error string `json:"error"`
+	}
+	line, err := l.readLine(callTimeout)
+	if err == nil {
+		err = json.Unmarshal(line, &ready)
+	}
+	if err == nil && !ready.Ready {
+		err = fmt.Errorf("unexpected first line %q", line)
+	}
+	if err != nil {
+		l.proc.logStderr(tb)
+		tb.Fatalf("swarmtest.StartLibtorrent(%s): not ready: %v", opts.IP, err)
+	}
+	l.port = ready.Port
+	l.proc.name = "libtorrent " + l.Addr()
+	return l
+}
+
+func isLoopbackHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Addr is the ip:port the peer listens on (TCP, and UDP for the DHT).
+func (l *LT) Addr() string { return net.JoinHostPort(l.ip, strconv.Itoa(l.port)) }
+
+// Port is the peer's TCP and UDP port.
+func (l *LT) Port() int { return l.port }
+
+// readLine waits for the next stdout line.
+func (l *LT) readLine(timeout time.Duration) ([]byte, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case line := <-l.replies:
+		return line, nil
+	case <-l.proc.done:
+		// Lines written just before exit are still queued.
+		select {
+		case line := <-l.replies:
+			return line, nil
+		default:
+		}
+		return nil, fmt.Errorf("%w: %v; stderr:\n%s", errExited, l.proc.waitErr, l.proc.stderr.String())
+	case <-t.C:
+		return nil, fmt.Errorf("no answer within %v", timeout)
+	}
+}
+
+// call sends one request and decodes the answer into out (may be nil).
+func (l *LT) call(cmd string, args map[string]any, out any) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.nextID++
+	id := l.nextID
+	req := map[string]any{"id": id, "cmd": cmd}
+	for k, v := range args {
+		req[k] = v
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if _, err := l.stdin.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("%s: write request: %w", cmd, err)
+	}
+	deadline := time.Now().Add(callTimeout)
+	for {
+		line, err := l.readLine(time.Until(deadline))
+		if err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+		var head struct {
+			ID    int    `json:"id"`
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(line, &head); err != nil {
+			return fmt.Errorf("%s: bad answer %q: %w", cmd, line, err)
+		}
+		if head.ID != id {
+			continue // the answer to an earlier request that timed out
+		}
+		if head.Error != "" {
+			return fmt.Errorf("%s: %s", cmd, head.Error)
+		}
+		if out != nil {
+			return json.Unmarshal(line, out)
+		}
+		return nil
+	}
+}
+
+func (l *LT) must(err error) {
+	l.tb.Helper()
+	if err != nil {
+		l.tb.Fatalf("swarmtest: libtorrent %s: %v", l.Addr(), err)
+	}
+}
+
+func hexIH(ih [20]byte) string { return hex.EncodeToString(ih[:]) }
+
+func abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// AddTorrent adds a .torrent with saveDir as its save folder (the folder
+// that holds the torrent's file or top folder). With seed, the data is
+// expected in saveDir already: libtorrent checks it (unless
+// LTOptions.SeedMode) and then seeds; WaitSeeding waits for that. Without,
+// it downloads. The torrent starts at once (not auto-managed, not paused).
+func (l *LT) AddTorrent(torrentPath, saveDir string, seed bool) {
+	l.tb.Helper()
+	l.must(l.call("add_torrent", map[string]any{"torrent": abs(torrentPath), "save": abs(saveDir), "seed": seed}, nil))
+}
+
+// AddMagnet adds a magnet URI; the metadata comes from peers (BEP 9).
+func (l *LT) AddMagnet(magnet, saveDir string) {
+	l.tb.Helper()
+	l.must(l.call("add_magnet", map[string]any{"magnet": magnet, "save": abs(saveDir)}, nil))
+}
+
+// ConnectPeer makes the peer connect to addr (ip:port) for the torrent,
+// without a tracker. The connection is made in the background.
+func (l *LT) ConnectPeer(infoHash [20]byte, addr string) {
+	l.tb.Helper()
+	if !isLoopbackHostPort(addr) {
+		l.tb.Fatalf("swarmtest: ConnectPeer(%s): not a loopback host:port", addr)
+	}
+	l.must(l.call("connect_peer", map[string]any{"info_hash": hexIH(infoHash), "addr": addr}, nil))
+}
+
+// Remove removes the torrent (keeping its files).
+func (l *LT) Remove(infoHash [20]byte) {
+	l.tb.Helper()
+	l.must(l.call("remove", map[string]any{"info_hash": hexIH(infoHash)}, nil))
+}
+
+// SetRates changes the session's rate limits (bytes/s, 0 = unlimited).
+func (l *LT) SetRates(upload, download int) {
+	l.tb.Helper()
+	l.must(l.call("set_rates", map[string]any{"upload_rate": upload, "download_rate": download}, nil))
+}
+
+// Status is a snapshot of the torrent.
+func (l *LT) Status(infoHash [20]byte) LTStatus {
+	l.tb.Helper()
+	st, err := l.status(infoHash)
+	l.must(err)
+	return st
+}
+
+func (l *LT) status(infoHash [20]byte) (LTStatus, error) {
+	var st LTStatus
+	err := l.call("status", map[string]any{"info_hash": hexIH(infoHash)}, &st)
+	return st, err
+}
+
+// DHTAnnounce announces the torrent on the DHT with the given port (0: the
+// DHT uses the port the announce comes from, "implied port").
+func (l *LT) DHTAnnounce(infoHash [20]byte, port int) {
+	l.tb.Helper()
+	l.must(l.call("dht_announce", map[string]any{"info_hash": hexIH(infoHash), "port": port}, nil))
+}
+
+// DHTNodes is the number of nodes in the peer's DHT routing table.
+func (l *LT) DHTNodes() int {
+	l.tb.Helper()
+	var res struct {
+		Nodes int `json:"nodes"`
+	}
+	l.must(l.call("dht_nodes", nil, &res))
+	return res.Nodes
+}
+
+// pollInterval is how often the Wait methods ask for a status.
+const pollInterval = 50 * time.Millisecond
+
+// waitFor polls the torrent until done says so, a torrent error, or timeout.
+func (l *LT) waitFor(tb testing.TB, what string, infoHash [20]byte, timeout time.Duration, done func(LTStatus) bool) LTStatus {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := l.status(infoHash)
+		if err != nil {
+			tb.Fatalf("swarmtest: libtorrent %s: waiting for %s of %x: %v", l.Addr(), what, infoHash, err)
+		}
+		if done(st) {
+			return st
+		}
+		if st.Error != "" {
+			tb.Fatalf("swarmtest: libtorrent %s: torrent %x failed while waiting for %s: %s", l.Addr(), infoHash, what, st.Error)
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("swarmtest: libtorrent %s: torrent %x not %s after %v: %+v", l.Addr(), infoHash, what, timeout, st)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// WaitSeeding waits until the torrent seeds (its data checked and
+// complete), failing tb after timeout.
+func (l *LT) WaitSeeding(tb testing.TB, infoHash [20]byte, timeout time.Duration) {
+	tb.Helper()
+	l.waitFor(tb, "seeding", infoHash, timeout, func(st LTStatus) bool { return st.IsSeeding })
+}
+
+// WaitComplete waits until every piece of the torrent is downloaded and
+// checked, failing tb after timeout. It returns the time from the add to
+// completion as measured inside the peer (not polling-rounded).
+func (l *LT) WaitComplete(tb testing.TB, infoHash [20]byte, timeout time.Duration) time.Duration {
+	tb.Helper()
+	st := l.waitFor(tb, "complete", infoHash, timeout, func(st LTStatus) bool {
+		return st.IsFinished && st.FinishedAfter >= 0
+	})
+	return time.Duration(st.FinishedAfter * float64(time.Second))
+}
+
+// lineWriter turns a process's stdout into lines on ch. It never blocks: if
+// nobody reads (more than cap(ch) unread answers), lines are dropped, which
+// only answers to abandoned requests can be.
+type lineWriter struct {
+	ch  chan []byte
+	buf []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := append([]byte(nil), w.buf[:i]...)
+		w.buf = w.buf[i+1:]
+		select {
+		case w.ch <- line:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*lineWriter)(nil)

@@ -1,0 +1,334 @@
+# ltpeer.py: one libtorrent session driven by JSON lines, for swarmtest.
+#
+# Run by swarmtest with /usr/bin/python3 (the interpreter that has Debian's
+# python3-libtorrent). Two modes:
+#
+#   ltpeer.py make CONFIG_JSON   create a .torrent, print one JSON line, exit
+#   ltpeer.py peer CONFIG_JSON   run a session: print {"ready":..,"port":..}
+#                                once listening, then answer one JSON line on
+#                                stdout for each JSON line read on stdin
+#
+# Every request carries "id" and "cmd"; every answer carries the same "id" and
+# either "ok": true plus results, or "error": "text". Diagnostics (alerts) go
+# to stderr, which swarmtest shows in the test log when the test fails.
+# End of stdin ends the process at once (os._exit: no tracker "stopped"
+# announces, no waiting).
+
+import json
+import os
+import select
+import sys
+import time
+
+import libtorrent as lt
+
+
+def log(*args):
+    sys.stderr.write("%.3f ltpeer: %s\n" % (time.monotonic(), " ".join(str(a) for a in args)))
+    sys.stderr.flush()
+
+
+def hexhash(h):
+    return str(h)
+
+
+def make(cfg):
+    """Create a torrent for cfg["data"], write it to cfg["out"]."""
+    data = os.path.abspath(cfg["data"])
+    fs = lt.file_storage()
+    lt.add_files(fs, data)
+    if fs.num_files() == 0:
+        raise ValueError("no files under %s" % data)
+    flags = lt.create_torrent.v1_only
+    ct = lt.create_torrent(fs, cfg.get("piece_length", 0), flags=flags)
+    for tier, urls in enumerate(cfg.get("trackers") or []):
+        for url in urls:
+            ct.add_tracker(url, tier)
+    ct.set_creator("swarmfs swarmtest")
+    lt.set_piece_hashes(ct, os.path.dirname(data))
+    buf = lt.bencode(ct.generate())
+    with open(cfg["out"], "wb") as f:
+        f.write(buf)
+    ti = lt.torrent_info(cfg["out"])
+    return {
+        "info_hash": hexhash(ti.info_hashes().v1),
+        "piece_length": ti.piece_length(),
+        "num_pieces": ti.num_pieces(),
+        "total_size": ti.total_size(),
+        "num_files": ti.num_files(),
+    }
+
+
+STATES = {
+    lt.torrent_status.states.checking_files: "checking_files",
+    lt.torrent_status.states.downloading_metadata: "downloading_metadata",
+    lt.torrent_status.states.downloading: "downloading",
+    lt.torrent_status.states.finished: "finished",
+    lt.torrent_status.states.seeding: "seeding",
+    lt.torrent_status.states.checking_resume_data: "checking_resume_data",
+}
+
+
+class Peer:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.torrents = {}  # hex v1 info-hash -> {"handle", "added", "finished"}
+        ip = cfg["ip"]
+        port = cfg.get("port", 0)
+        iface = "%s:%d" % (ip, port)
+        s = {
+            "listen_interfaces": iface,
+            # Outgoing peer connections (and so what trackers and peers see
+            # as our address) come from our own loopback address.
+            "outgoing_interfaces": ip,
+            "enable_lsd": False,
+            "enable_upnp": False,
+            "enable_natpmp": False,
+            "enable_ip_notifier": False,
+            "enable_dht": bool(cfg.get("dht")),
+            # TCP only: swarmfs speaks TCP first; a uTP connection would
+            # bypass it.
+            "enable_outgoing_utp": False,
+            "enable_incoming_utp": False,
+            "allow_multiple_connections_per_ip": True,
+            "announce_to_all_tiers": True,
+            "announce_to_all_trackers": True,
+            "prefer_udp_trackers": False,
+            "alert_mask": (lt.alert.category_t.error_notification
+                           | lt.alert.category_t.status_notification
+                           | lt.alert.category_t.tracker_notification
+                           | lt.alert.category_t.storage_notification
+                           | lt.alert.category_t.connect_notification
+                           | lt.alert.category_t.peer_notification
+                           | lt.alert.category_t.dht_notification
+                           | lt.alert.category_t.ip_block_notification),
+            "alert_queue_size": 10000,
+            "upload_rate_limit": int(cfg.get("upload_rate", 0)),
+            "download_rate_limit": int(cfg.get("download_rate", 0)),
+            # Loopback is a "local network": without this (and the peer class
+            # filter below) libtorrent ignores the rate limits.
+            "ignore_limits_on_local_network": False,
+            "rate_limit_ip_overhead": False,
+            # Start fast, reconnect fast.
+            "smooth_connects": False,
+            "connection_speed": 200,
+            "min_reconnect_time": 1,
+            "peer_connect_timeout": 5,
+            "torrent_connect_boost": 100,
+            "stop_tracker_timeout": 1,
+            "tracker_completion_timeout": 10,
+            "min_announce_interval": 5,
+            "auto_manage_startup": 0,
+            "dht_bootstrap_nodes": ",".join(cfg.get("dht_bootstrap") or []),
+            # Loopback DHT: every node is on 127.x, so relax the checks that
+            # exist against Sybil attacks on the real internet.
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            "dht_enforce_node_id": False,
+            "dht_prefer_verified_node_ids": False,
+            "dht_ignore_dark_internet": False,
+            "dht_extended_routing_table": False,
+            "dht_aggressive_lookups": True,
+            "dht_block_ratelimit": 0,
+            "dht_upload_rate_limit": 0,
+            "dht_announce_interval": 5,
+        }
+        if cfg.get("fingerprint"):
+            s["peer_fingerprint"] = cfg["fingerprint"]
+        self.ses = lt.session(s)
+        # Put every address in the global (rate limited) class: by default
+        # 127/8 and the private ranges are in the unlimited "local" class.
+        f = lt.ip_filter()
+        mask = (1 << lt.session.global_peer_class_id) | (1 << lt.session.tcp_peer_class_id)
+        f.add_rule("0.0.0.0", "255.255.255.255", mask)
+        self.ses.set_peer_class_filter(f)
+
+    def wait_listening(self, timeout):
+        deadline = time.monotonic() + timeout
+        tcp = False
+        udp = False
+        while time.monotonic() < deadline:
+            self.ses.wait_for_alert(100)
+            for a in self.ses.pop_alerts():
+                log("alert", type(a).__name__, a.message())
+                if isinstance(a, lt.listen_succeeded_alert):
+                    if a.socket_type == lt.socket_type_t.tcp:
+                        tcp = True
+                    elif a.socket_type == lt.socket_type_t.udp or a.socket_type == lt.socket_type_t.utp:
+                        udp = True
+                elif isinstance(a, lt.listen_failed_alert):
+                    raise RuntimeError("listen failed: " + a.message())
+            if tcp and udp:
+                return self.ses.listen_port()
+        raise RuntimeError("not listening after %ss" % timeout)
+
+    def pump(self):
+        for a in self.ses.pop_alerts():
+            msg = a.message()
+            if isinstance(a, lt.torrent_finished_alert):
+                ih = hexhash(a.handle.info_hashes().v1)
+                t = self.torrents.get(ih)
+                if t is not None and t["finished"] is None:
+                    t["finished"] = time.monotonic()
+            log("alert", type(a).__name__, msg)
+
+    def find(self, req):
+        ih = req["info_hash"]
+        t = self.torrents.get(ih)
+        if t is None:
+            raise KeyError("unknown torrent " + ih)
+        return t
+
+    def params(self, req):
+        flags = lt.torrent_flags.default_flags
+        flags &= ~lt.torrent_flags.auto_managed
+        flags &= ~lt.torrent_flags.paused
+        if req.get("seed") and self.cfg.get("seed_mode"):
+            flags |= lt.torrent_flags.seed_mode
+        return flags
+
+    def add(self, atp, ih):
+        if ih in self.torrents:
+            raise ValueError("torrent %s already added" % ih)
+        now = time.monotonic()
+        h = self.ses.add_torrent(atp)
+        self.torrents[ih] = {"handle": h, "added": now, "finished": None}
+        return {"info_hash": ih}
+
+    def cmd_add_torrent(self, req):
+        with open(req["torrent"], "rb") as f:
+            raw = f.read()
+        if self.cfg.get("no_trackers"):
+            d = lt.bdecode(raw)
+            d.pop(b"announce", None)
+            d.pop(b"announce-list", None)
+            raw = lt.bencode(d)
+        ti = lt.torrent_info(lt.bdecode(raw))
+        atp = lt.add_torrent_params()
+        atp.ti = ti
+        atp.save_path = req["save"]
+        atp.flags = self.params(req)
+        return self.add(atp, hexhash(ti.info_hashes().v1))
+
+    def cmd_add_magnet(self, req):
+        atp = lt.parse_magnet_uri(req["magnet"])
+        if self.cfg.get("no_trackers"):
+            atp.trackers = []
+        atp.save_path = req["save"]
+        atp.flags = self.params(req)
+        return self.add(atp, hexhash(atp.info_hashes.v1))
+
+    def cmd_connect_peer(self, req):
+        t = self.find(req)
+        host, port = req["addr"].rsplit(":", 1)
+        t["handle"].connect_peer((host.strip("[]"), int(port)))
+        return {}
+
+    def cmd_status(self, req):
+        t = self.find(req)
+        st = t["handle"].status()
+        fin = t["finished"]
+        return {
+            "state": STATES.get(st.state, str(st.state)),
+            "progress": st.progress,
+            "is_seeding": st.is_seeding,
+            "is_finished": st.is_finished,
+            "has_metadata": st.has_metadata,
+            "paused": bool(st.flags & lt.torrent_flags.paused),
+            "num_peers": st.num_peers,
+            "num_seeds": st.num_seeds,
+            "download_rate": st.download_payload_rate,
+            "upload_rate": st.upload_payload_rate,
+            "total_download": st.total_payload_download,
+            "total_upload": st.total_payload_upload,
+            "total_done": st.total_done,
+            "total_wanted": st.total_wanted,
+            "all_time_upload": st.all_time_upload,
+            "all_time_download": st.all_time_download,
+            "error": st.errc.message() if st.errc.value() != 0 else "",
+            "finished_after": (fin - t["added"]) if fin is not None else -1,
+            "peers": ["%s:%d" % (p.ip[0], p.ip[1]) for p in t["handle"].get_peer_info()],
+        }
+
+    def cmd_dht_announce(self, req):
+        self.ses.dht_announce(lt.sha1_hash(bytes.fromhex(req["info_hash"])), int(req.get("port", 0)), 0)
+        return {}
+
+    def cmd_dht_get_peers(self, req):
+        self.ses.dht_get_peers(lt.sha1_hash(bytes.fromhex(req["info_hash"])))
+        return {}
+
+    def cmd_dht_nodes(self, req):
+        return {"nodes": self.ses.status().dht_nodes}
+
+    def cmd_remove(self, req):
+        t = self.find(req)
+        self.ses.remove_torrent(t["handle"])
+        del self.torrents[req["info_hash"]]
+        return {}
+
+    def cmd_set_rates(self, req):
+        self.ses.apply_settings({
+            "upload_rate_limit": int(req.get("upload_rate", 0)),
+            "download_rate_limit": int(req.get("download_rate", 0)),
+        })
+        return {}
+
+    def handle(self, line):
+        try:
+            req = json.loads(line)
+        except ValueError as e:
+            return {"error": "bad request: %s" % e}
+        rid = req.get("id")
+        fn = getattr(self, "cmd_" + str(req.get("cmd")), None)
+        if fn is None:
+            return {"id": rid, "error": "unknown command %r" % req.get("cmd")}
+        try:
+            res = fn(req)
+        except Exception as e:  # report, keep serving
+            return {"id": rid, "error": "%s: %s" % (type(e).__name__, e)}
+        res["id"] = rid
+        res["ok"] = True
+        return res
+
+
+def reply(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def serve(cfg):
+    p = Peer(cfg)
+    port = p.wait_listening(20)
+    reply({"ready": True, "port": port})
+    fd = sys.stdin.fileno()
+    buf = b""
+    while True:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                log("stdin closed, exiting")
+                os._exit(0)
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.strip():
+                    p.pump()
+                    reply(p.handle(line.decode("utf-8")))
+        p.pump()
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("make", "peer"):
+        sys.stderr.write("usage: ltpeer.py make|peer CONFIG_JSON\n")
+        sys.exit(2)
+    cfg = json.loads(sys.argv[2])
+    if sys.argv[1] == "make":
+        reply(make(cfg))
+    else:
+        serve(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+package swarmtest
+
+import (
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// ltpeerScript drives libtorrent; it runs as `python3 -c SCRIPT MODE CONFIG`.
+//
+//go:embed ltpeer.py
+var ltpeerScript string
+
+// TorrentInfo describes a torrent made by MakeTorrentInfo.
+type TorrentInfo struct {
+	Path        string   // the .torrent file
+	InfoHash    [20]byte // v1 info-hash (SHA-1 of the bencoded info dictionary)
+	PieceLength int
+	NumPieces   int
+	TotalSize   int64
+	NumFiles    int // including empty files
+}
+
+// MakeTorrent creates a v1 .torrent for dataPath (a file: single-file
+// torrent; a folder: multi-file torrent named after it) with libtorrent's
+// create_torrent, independent of swarmfs's own metainfo code. trackers are
+// tiers of announce URLs (nil for none). pieceLength 0 lets libtorrent
+// choose; otherwise it must be a power of two of at least 16 KiB. The
+// .torrent goes into a folder of tb.TempDir().
+//
+// A peer that downloads or seeds it is given the folder that contains
+// dataPath as its save folder.
+func MakeTorrent(tb testing.TB, dataPath string, trackers [][]string, pieceLength int) (torrentPath string, infoHash [20]byte) {
+	tb.Helper()
+	ti := MakeTorrentInfo(tb, dataPath, trackers, pieceLength)
+	return ti.Path, ti.InfoHash
+}
+
+// MakeTorrentInfo is MakeTorrent returning the torrent's shape as well.
+func MakeTorrentInfo(tb testing.TB, dataPath string, trackers [][]string, pieceLength int) TorrentInfo {
+	tb.Helper()
+	RequireTools(tb, "libtorrent")
+	abs, err := filepath.Abs(dataPath)
+	if err != nil {
+		tb.Fatalf("swarmtest.MakeTorrent: %v", err)
+	}
+	out := filepath.Join(tb.TempDir(), filepath.Base(abs)+".torrent")
+	cfg, err := json.Marshal(map[string]any{
+		"data":         abs,
+		"out":          out,
+		"trackers":     trackers,
+		"piece_length": pieceLength,
+	})
+	if err != nil {
+		tb.Fatalf("swarmtest.MakeTorrent: %v", err)
+	}
+	cmd := exec.Command(Python, "-c", ltpeerScript, "make", string(cfg))
+	cmd.Stderr = new(strings.Builder)
+	stdout, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("swarmtest.MakeTorrent(%s): %v\n%s", dataPath, err, cmd.Stderr)
+	}
+	var res struct {
+		InfoHash    string `json:"info_hash"`
+		PieceLength int    `json:"piece_length"`
+		NumPieces   int    `json:"num_pieces"`
+		TotalSize   int64  `json:"total_size"`
+		NumFiles    int    `json:"num_files"`
+	}
+	if err := json.Unmarshal(stdout, &res); err != nil {
+		tb.Fatalf("swarmtest.MakeTorrent: bad answer %q: %v", stdout, err)
+	}
+	ih, err := parseInfoHash(res.InfoHash)
+	if err != nil {
+		tb.Fatalf("swarmtest.MakeTorrent: %v", err)
+	}
+	if _, err := os.Stat(out); err != nil {
+		tb.Fatalf("swarmtest.MakeTorrent: %v", err)
+	}
+	return TorrentInfo{
+		Path:        out,
+		InfoHash:    ih,
+		PieceLength: res.PieceLength,
+		NumPieces:   res.NumPieces,
+		TotalSize:   res.TotalSize,
+		NumFiles:    res.NumFiles,
+	}
+}
+
+func parseInfoHash(s string) ([20]byte, error) {
+	var ih [20]byte
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 20 {
+		return ih, fmt.Errorf("bad info-hash %q", s)
+	}
+	copy(ih[:], b)
+	return ih, nil
+}
+
+// Magnet returns a magnet URI for ih with an optional display name and
+// trackers (tr=).
+func Magnet(ih [20]byte, name string, trackers ...string) string {
+	var b strings.Builder
+	b.WriteString("magnet:?xt=urn:btih:")
+	b.WriteString(hex.EncodeToString(ih[:]))
+	if name != "" {
+		b.WriteString("&dn=")
+		b.WriteString(url.QueryEscape(name))
+	}
+	for _, tr := range trackers {
+		b.WriteString("&tr=")
+		b.WriteString(url.QueryEscape(tr))
+	}
+	return b.String()
+}
