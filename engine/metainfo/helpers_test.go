@@ -231,3 +231,6 @@ func checkInfoInvariants(t testing.TB, info *Info) {
 
 // rawValue embeds already-bencoded bytes in a value passed to mustMarshal.
 func rawValue(b []byte) bencode.RawMessage { return bencode.RawMessage(b) }
+
+// bytesRaw returns the info dictionary's bytes of a .torrent.
+func bytesRaw(data []byte) ([]byte, bool, error) { return bencode.Raw(data, "info") }

@@ -124,8 +124,8 @@ func ParseInfo(infoBytes []byte) (*Info, error) {
 	if infoBytes[0] != 'd' {
 		return nil, invalidf("info is not a dictionary")
 	}
-	if _, err := checkKeys(infoBytes); err != nil {
-		return nil, fmt.Errorf("info: %w", err)
+	if _, err := checkKeys("info", infoBytes); err != nil {
+		return nil, err
 	}
 	var raw rawInfo
 	if err := bencode.Unmarshal(infoBytes, &raw); err != nil {
@@ -200,7 +200,7 @@ func ParseInfo(infoBytes []byte) (*Info, error) {
 	case raw.Length != nil:
 		var n int64
 		if err := bencode.Unmarshal(raw.Length, &n); err != nil {
-			return nil, invalidf("info: length is not an integer")
+			return nil, invalidf("info: length is not a 64-bit integer")
 		}
 		if n < 0 {
 			return nil, invalidf("info: negative length %d", n)
@@ -238,9 +238,9 @@ func ParseInfo(infoBytes []byte) (*Info, error) {
 
 // parseFiles decodes, validates and sanitises the "files" list.
 func parseFiles(b []byte) ([]File, int64, error) {
-	n, err := countList(b, MaxFiles)
+	n, err := countDicts("info: files", b, MaxFiles)
 	if err != nil {
-		return nil, 0, fmt.Errorf("info: files: %w", err)
+		return nil, 0, err
 	}
 	if n > MaxFiles {
 		return nil, 0, invalidf("info: more than %d files", MaxFiles)
@@ -250,7 +250,7 @@ func parseFiles(b []byte) ([]File, int64, error) {
 	}
 	raws := make([]rawFile, 0, n)
 	if err := bencode.Unmarshal(b, &raws); err != nil {
-		return nil, 0, invalidf("info: files: %w", err)
+		return nil, 0, invalidf("info: files: wrong type in a file entry: %w", err)
 	}
 	files := make([]File, len(raws))
 	var total int64

@@ -15,22 +15,22 @@ import (
 // dictionary can hide one further apart, and then the decoder (last wins) and
 // bencode.Raw (first wins) would disagree about which bytes are the info
 // dictionary. It returns the number of bytes the value spans.
-func checkKeys(b []byte) (int, error) {
+func checkKeys(where string, b []byte) (int, error) {
 	if len(b) == 0 {
-		return 0, invalidf("truncated bencoded value")
+		return 0, invalidf("%s: truncated bencoded value", where)
 	}
 	switch b[0] {
 	case 'l':
 		pos := 1
 		for pos < len(b) && b[pos] != 'e' {
-			n, err := checkKeys(b[pos:])
+			n, err := checkKeys(where, b[pos:])
 			if err != nil {
 				return 0, err
 			}
 			pos += n
 		}
 		if pos >= len(b) {
-			return 0, invalidf("unterminated list")
+			return 0, invalidf("%s: unterminated list", where)
 		}
 		return pos + 1, nil
 	case 'd':
@@ -41,7 +41,7 @@ func checkKeys(b []byte) (int, error) {
 		for pos < len(b) && b[pos] != 'e' {
 			kn, err := bencode.Scan(b[pos:])
 			if err != nil {
-				return 0, invalidf("%w", err)
+				return 0, invalidf("%s: %w", where, err)
 			}
 			raw := b[pos : pos+kn]
 			key := raw[bytes.IndexByte(raw, ':')+1:]
@@ -49,7 +49,7 @@ func checkKeys(b []byte) (int, error) {
 			switch {
 			case seen != nil:
 				if _, dup := seen[string(key)]; dup {
-					return 0, invalidf("dictionary key %q appears twice", truncate(string(key), 80))
+					return 0, invalidf("%s: dictionary key %q appears twice", where, truncate(string(key), 80))
 				}
 				seen[string(key)] = struct{}{}
 			case prev == nil || bytes.Compare(key, prev) > 0:
@@ -62,44 +62,47 @@ func checkKeys(b []byte) (int, error) {
 					seen[string(k)] = struct{}{}
 				}
 				if _, dup := seen[string(key)]; dup {
-					return 0, invalidf("dictionary key %q appears twice", truncate(string(key), 80))
+					return 0, invalidf("%s: dictionary key %q appears twice", where, truncate(string(key), 80))
 				}
 				seen[string(key)] = struct{}{}
 			}
 			prev = key
 			if pos >= len(b) {
-				return 0, invalidf("dictionary key without a value")
+				return 0, invalidf("%s: dictionary key without a value", where)
 			}
-			n, err := checkKeys(b[pos:])
+			n, err := checkKeys(where, b[pos:])
 			if err != nil {
 				return 0, err
 			}
 			pos += n
 		}
 		if pos >= len(b) {
-			return 0, invalidf("unterminated dictionary")
+			return 0, invalidf("%s: unterminated dictionary", where)
 		}
 		return pos + 1, nil
 	default:
 		n, err := bencode.Scan(b)
 		if err != nil {
-			return 0, invalidf("%w", err)
+			return 0, invalidf("%s: %w", where, err)
 		}
 		return n, nil
 	}
 }
 
-// countList returns the number of elements of the list at the start of b,
-// stopping early once it passes limit.
-func countList(b []byte, limit int) (int, error) {
+// countDicts returns the number of elements of the list at the start of b,
+// stopping early once it passes limit, and insists each is a dictionary.
+func countDicts(where string, b []byte, limit int) (int, error) {
 	if len(b) == 0 || b[0] != 'l' {
-		return 0, invalidf("not a list")
+		return 0, invalidf("%s is not a list", where)
 	}
 	pos, count := 1, 0
 	for pos < len(b) && b[pos] != 'e' {
+		if b[pos] != 'd' {
+			return 0, invalidf("%s: entry %d is not a dictionary", where, count)
+		}
 		n, err := bencode.Scan(b[pos:])
 		if err != nil {
-			return 0, invalidf("%w", err)
+			return 0, invalidf("%s: %w", where, err)
 		}
 		pos += n
 		count++

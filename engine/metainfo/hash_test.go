@@ -1,0 +1,57 @@
+package metainfo
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseHash(t *testing.T) {
+	const hexHash = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
+	want := Hash{0xc1, 0x2f, 0xe1, 0xc0, 0x6b, 0xba, 0x25, 0x4a, 0x9d, 0xc9, 0xf5, 0x19, 0xb3, 0x35, 0xaa, 0x7c, 0x13, 0x67, 0xa8, 0x8a}
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"hex lower", hexHash, true},
+		{"hex upper", strings.ToUpper(hexHash), true},
+		{"base32 upper", "YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK", true},
+		{"base32 lower", "yex6dqdlxisuvhoj6um3gnnkpqjwpkek", true},
+		{"empty", "", false},
+		{"short hex", hexHash[:39], false},
+		{"long hex", hexHash + "0", false},
+		{"bad hex digit", "g" + hexHash[1:], false},
+		{"bad base32 char", "1EX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK", false},
+		{"base32 padding", "YEX6DQDLXISUVHOJ6UM3GNNKPQJWPK==", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := ParseHash(tc.in)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ParseHash(%q) err = %v, want ok=%v", tc.in, err, tc.ok)
+			}
+			if tc.ok && h != want {
+				t.Fatalf("ParseHash(%q) = %s", tc.in, h)
+			}
+		})
+	}
+}
+
+func TestHashText(t *testing.T) {
+	h := Hash{0: 0xab, 19: 0x01}
+	s := h.String()
+	if s != "ab00000000000000000000000000000000000001" || h.HexString() != s {
+		t.Fatalf("String = %q, HexString = %q", s, h.HexString())
+	}
+	b, _ := h.MarshalText()
+	var back Hash
+	if err := back.UnmarshalText(b); err != nil || back != h {
+		t.Fatalf("text round trip: %v %s", err, back)
+	}
+	if err := back.UnmarshalText([]byte("nope")); err == nil {
+		t.Fatal("UnmarshalText accepted garbage")
+	}
+	if h.IsZero() || !(Hash{}).IsZero() {
+		t.Fatal("IsZero")
+	}
+}
