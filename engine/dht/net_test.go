@@ -1,0 +1,138 @@
+package dht
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// newTestNode starts a node on 127.0.0.<host> with the given bootstrap
+// list (never the public default) and closes it at cleanup.
+func newTestNode(t testing.TB, host int, bootstrap []string, mod func(*Config)) *Node {
+	t.Helper()
+	cfg := Config{
+		Listen:       fmt.Sprintf("127.0.0.%d:0", host),
+		Bootstrap:    append([]string{}, bootstrap...),
+		QueryTimeout: 500 * time.Millisecond,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// testNet is a loopback network of our own nodes on 127.0.0.2, .3, ...
+// all bootstrapped from the first.
+func testNet(t testing.TB, size int) []*Node {
+	t.Helper()
+	nodes := []*Node{newTestNode(t, 2, []string{}, nil)}
+	boot := []string{nodes[0].Addr().String()}
+	for i := 1; i < size; i++ {
+		nodes = append(nodes, newTestNode(t, 2+i, boot, nil))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, size)
+	for i, n := range nodes[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i+1] = n.Bootstrap(ctx)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d bootstrap: %v", i, err)
+		}
+	}
+	// A second round lets early nodes learn of later ones.
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.Bootstrap(ctx)
+		}()
+	}
+	wg.Wait()
+	return nodes
+}
+
+func TestLoopbackNetwork(t *testing.T) {
+	nodes := testNet(t, 20)
+	for i, n := range nodes {
+		if s := n.Stats(); s.Nodes < 5 {
+			t.Errorf("node %d knows only %d nodes", i, s.Nodes)
+		}
+	}
+	ih := randomID()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := nodes[5].Announce(ctx, ih, 4321, nil); err != nil {
+		t.Fatalf("Announce: %v", err)
+	}
+	t.Logf("announce took %v", time.Since(start))
+
+	want := netip.MustParseAddrPort("127.0.0.7:4321")
+	found := false
+	start = time.Now()
+	err := nodes[15].GetPeers(ctx, ih, func(ps []netip.AddrPort) {
+		for _, p := range ps {
+			if p == want {
+				found = true
+			}
+		}
+	})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("GetPeers: %v", err)
+	}
+	if !found {
+		t.Fatalf("GetPeers did not find %v", want)
+	}
+	t.Logf("get_peers lookup in a %d-node loopback net took %v", len(nodes), took)
+	stored := 0
+	for _, n := range nodes {
+		stored += n.Stats().StoredPeers
+	}
+	if stored < 3 {
+		t.Errorf("announce stored on %d nodes, want several", stored)
+	}
+}
+
+func TestStatePersistence(t *testing.T) {
+	nodes := testNet(t, 6)
+	path := filepath.Join(t.TempDir(), "dht.state")
+	n := newTestNode(t, 30, []string{nodes[0].Addr().String()}, func(c *Config) { c.StatePath = path })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, known := n.ID(), n.Stats().Nodes
+	if err := n.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Reopened without any bootstrap node, it must know the network from its file.
+	n2 := newTestNode(t, 30, []string{}, func(c *Config) { c.StatePath = path })
+	if n2.ID() != id {
+		t.Fatalf("ID changed across restart")
+	}
+	if got := n2.Stats().Nodes; got != known {
+		t.Fatalf("reloaded %d nodes, saved %d", got, known)
+	}
+	if err := n2.Bootstrap(ctx); err != nil {
+		t.Fatalf("Bootstrap from saved table: %v", err)
+	}
+}
