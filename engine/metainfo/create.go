@@ -223,8 +223,14 @@ func cleanList(in []string) []string {
 // path, component by component. Anything that is neither a folder, a regular
 // file nor a symlink is an error: a FIFO or device cannot be shared.
 func listFiles(root string, followSymlinks bool) ([]srcFile, error) {
+	// WalkDir does not follow a root that is a link; the caller named it,
+	// so resolve it first.
+	root, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, fmt.Errorf("metainfo: create: %w", err)
+	}
 	var files []srcFile
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("metainfo: create: %w", err)
 		}
