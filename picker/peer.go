@@ -1,0 +1,412 @@
+package picker
+
+import (
+	"slices"
+	"time"
+)
+
+// Per-peer bounds: whatever the engine asks, one peer never holds more
+// than this much picker state.
+const (
+	maxOutPerPeer  = 1024 // outstanding requests
+	maxAllowedFast = 64   // BEP 6 allowed-fast pieces remembered
+	cancelRing     = 64   // recently withdrawn requests whose late blocks we still accept
+)
+
+// Estimates used before a peer has delivered anything.
+const (
+	defaultRate = 256 << 10 // bytes/s
+	defaultLat  = 150 * time.Millisecond
+)
+
+type peer struct {
+	id            PeerID
+	seed          bool   // has every piece; not counted in avail
+	has           bitset // nil when seed
+	count         int    // pieces in has
+	choked        bool
+	fast          []int
+	out           map[int64]outReq
+	outBytes      int64
+	wantedMissing int // |has ∩ wanted ∩ ¬have| (non-seeds)
+
+	cancelled [cancelRing]int64
+	cancelPos int
+
+	// Statistics, all from BlockReceived.
+	rate      float64 // bytes/s, EWMA over busy time
+	lat       float64 // seconds, request to first byte, EWMA
+	nRate     int
+	nLat      int
+	busySince int64
+	lastRecv  int64
+	accBytes  int64
+	accNanos  int64
+}
+
+type outReq struct {
+	at, eta int64
+	ahead   int64 // bytes outstanding before this one when requested
+	length  int64
+	urgent  bool
+}
+
+func (p *Picker) peer(id PeerID) *peer {
+	if i, ok := p.peerIdx[id]; ok {
+		return p.peers[i]
+	}
+	return nil
+}
+
+// AddPeer starts tracking a connection. A new peer is choking us until
+// PeerChoked(id, false), as in the wire protocol.
+func (p *Picker) AddPeer(id PeerID) {
+	if _, ok := p.peerIdx[id]; ok {
+		return
+	}
+	pe := &peer{id: id, choked: true, has: newBitset(p.n), out: make(map[int64]outReq)}
+	for i := range pe.cancelled {
+		pe.cancelled[i] = -1
+	}
+	p.peerIdx[id] = len(p.peers)
+	p.peers = append(p.peers, pe)
+	p.rank.dirty = true
+}
+
+// RemovePeer forgets a connection; its outstanding requests become
+// requestable from others.
+func (p *Picker) RemovePeer(id PeerID) {
+	pe := p.peer(id)
+	if pe == nil {
+		return
+	}
+	p.dropOut(pe, func(int64, outReq) bool { return true })
+	p.setPeerPieces(pe, nil, false)
+	i := p.peerIdx[id]
+	last := p.peers[len(p.peers)-1]
+	p.peers[i] = last
+	p.peerIdx[last.id] = i
+	p.peers = p.peers[:len(p.peers)-1]
+	delete(p.peerIdx, id)
+	p.rank.dirty = true
+}
+
+// PeerHave records a HAVE message.
+func (p *Picker) PeerHave(id PeerID, piece int) {
+	pe := p.peer(id)
+	if pe == nil || pe.seed || !p.validPiece(piece) || pe.has.get(piece) {
+		return
+	}
+	pe.has.set(piece)
+	pe.count++
+	p.availDelta(piece, +1)
+	if p.wanted.get(piece) && !p.have.get(piece) {
+		pe.wantedMissing++
+	}
+	if pe.count == p.n {
+		p.setPeerPieces(pe, nil, true)
+	}
+}
+
+// PeerBitfield records a BITFIELD message (BEP 3 bit order: the high bit
+// of byte 0 is piece 0), replacing what was known. Bits past the last piece
+// are ignored; a short bitfield means the missing pieces are absent.
+func (p *Picker) PeerBitfield(id PeerID, bits []byte) {
+	pe := p.peer(id)
+	if pe == nil {
+		return
+	}
+	nb := newBitset(p.n)
+	for i := 0; i < p.n && i/8 < len(bits); i++ {
+		if bits[i/8]&(0x80>>(uint(i)&7)) != 0 {
+			nb.set(i)
+		}
+	}
+	all := nb.count() == p.n
+	if all {
+		nb = nil
+	}
+	p.setPeerPieces(pe, nb, all)
+}
+
+// PeerHaveAll records a HAVE ALL message (BEP 6).
+func (p *Picker) PeerHaveAll(id PeerID) {
+	if pe := p.peer(id); pe != nil && !pe.seed {
+		p.setPeerPieces(pe, nil, true)
+	}
+}
+
+// setPeerPieces replaces pe's piece set: has (nil for none) or seed.
+func (p *Picker) setPeerPieces(pe *peer, has bitset, seed bool) {
+	if pe.seed {
+		p.numSeeds--
+	} else {
+		forEach(pe.has, func(i int) { p.availDelta(i, -1) })
+	}
+	pe.seed = seed
+	pe.has = has
+	if seed {
+		p.numSeeds++
+		pe.has = nil
+		pe.count = p.n
+	} else {
+		if pe.has == nil {
+			pe.has = newBitset(p.n)
+		}
+		pe.count = pe.has.count()
+		forEach(pe.has, func(i int) { p.availDelta(i, +1) })
+	}
+	pe.recountWanted(p)
+	p.rank.dirty = true
+}
+
+func forEach(b bitset, f func(int)) {
+	for w, word := range b {
+		for word != 0 {
+			t := word & -word
+			f(w<<6 + bitsTrailing(word))
+			word ^= t
+		}
+	}
+}
+
+func (p *Picker) availDelta(piece, d int) {
+	a := int(p.avail[piece]) + d
+	if a < 0 || a > 0xffff {
+		return
+	}
+	p.avail[piece] = uint16(a)
+	if k := p.rar.key[piece]; k != 0 {
+		p.rar.setKey(piece, p.rarKey(piece))
+	}
+}
+
+// peerWantedDelta adjusts wantedMissing of the non-seed peers that have piece.
+func (p *Picker) peerWantedDelta(piece, d int) {
+	for _, pe := range p.peers {
+		if !pe.seed && pe.has.get(piece) {
+			pe.wantedMissing += d
+		}
+	}
+}
+
+func (pe *peer) recountWanted(p *Picker) {
+	if pe.seed {
+		pe.wantedMissing = 0
+		return
+	}
+	pe.wantedMissing = andNotCount(pe.has, p.wanted, p.have)
+}
+
+func (pe *peer) hasPiece(i int) bool { return pe.seed || pe.has.get(i) }
+
+// PeerChoked records CHOKE (true) or UNCHOKE (false). On choke, requests
+// outside the peer's allowed-fast set are dropped and become requestable
+// from others; the peer discards them itself, so no CANCEL is needed.
+func (p *Picker) PeerChoked(id PeerID, choked bool) {
+	pe := p.peer(id)
+	if pe == nil || pe.choked == choked {
+		return
+	}
+	pe.choked = choked
+	p.rank.dirty = true
+	if choked {
+		p.dropOut(pe, func(k int64, _ outReq) bool {
+			piece, _ := p.unkey(k)
+			return !slices.Contains(pe.fast, piece)
+		})
+		pe.busySince = 0
+	}
+}
+
+// PeerAllowedFast records an ALLOWED FAST message (BEP 6): the peer serves
+// piece even while choking us.
+func (p *Picker) PeerAllowedFast(id PeerID, piece int) {
+	pe := p.peer(id)
+	if pe == nil || !p.validPiece(piece) || slices.Contains(pe.fast, piece) || len(pe.fast) >= maxAllowedFast {
+		return
+	}
+	pe.fast = append(pe.fast, piece)
+}
+
+// Interesting reports whether the peer has a piece we still want under the
+// current policy: something a reader waits for or will soon, or under All
+// any wanted piece we lack.
+func (p *Picker) Interesting(id PeerID) bool {
+	pe := p.peer(id)
+	if pe == nil {
+		return false
+	}
+	if p.policy == All || p.strategy != stratStreaming {
+		if pe.seed && p.wantedMissing > 0 || !pe.seed && pe.wantedMissing > 0 {
+			return true
+		}
+	}
+	return p.readersWantFrom(pe)
+}
+
+// Outstanding returns how many requests the peer holds.
+func (p *Picker) Outstanding(id PeerID) int {
+	if pe := p.peer(id); pe != nil {
+		return len(pe.out)
+	}
+	return 0
+}
+
+func (pe *peer) addOut(k, t, eta, length int64, urgent bool) {
+	if len(pe.out) == 0 {
+		pe.busySince = t
+	}
+	pe.out[k] = outReq{at: t, eta: eta, ahead: pe.outBytes, length: length, urgent: urgent}
+	pe.outBytes += length
+}
+
+func (pe *peer) removeOut(k int64) (outReq, bool) {
+	o, ok := pe.out[k]
+	if ok {
+		delete(pe.out, k)
+		pe.outBytes -= o.length
+	}
+	return o, ok
+}
+
+func (pe *peer) noteCancelled(k int64) {
+	pe.cancelled[pe.cancelPos] = k
+	pe.cancelPos = (pe.cancelPos + 1) % cancelRing
+}
+
+func (pe *peer) wasCancelled(k int64) bool {
+	return slices.Contains(pe.cancelled[:], k)
+}
+
+// dropOut returns pe's outstanding requests selected by f to the pool,
+// without cancels (the peer has already forgotten them).
+func (p *Picker) dropOut(pe *peer, f func(int64, outReq) bool) {
+	keys := make([]int64, 0, len(pe.out))
+	for k, o := range pe.out {
+		if f(k, o) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		piece, b := p.unkey(k)
+		pe.removeOut(k)
+		if pa := p.partOf(piece); pa != nil {
+			p.removeHolder(pa, b, pe.id)
+		}
+	}
+}
+
+// est is the expected seconds until pe delivers extra more bytes asked now.
+func (pe *peer) est(extra int64) float64 {
+	rate, lat := pe.rate, pe.lat
+	if pe.nRate == 0 {
+		rate = defaultRate
+	}
+	if pe.nLat == 0 {
+		lat = defaultLat.Seconds()
+	}
+	return lat + float64(pe.outBytes+extra)/rate
+}
+
+func (pe *peer) estNanos(extra int64) int64 { return int64(pe.est(extra) * 1e9) }
+
+func (pe *peer) rateOrDefault() float64 {
+	if pe.nRate == 0 {
+		return defaultRate
+	}
+	return pe.rate
+}
+
+// sample updates pe's statistics for a block that arrived at t.
+func (pe *peer) sample(o outReq, t int64) {
+	dt := float64(t-o.at) / 1e9
+	if dt < 0 {
+		dt = 0
+	}
+	// Latency: the request's wait minus the transfer of what was ahead of it.
+	if o.ahead == 0 || pe.nRate > 0 {
+		l := dt - float64(o.ahead+o.length)/pe.rateOrDefault()
+		if o.ahead == 0 && pe.nRate == 0 {
+			l = dt
+		}
+		l = max(l, 0)
+		if pe.nLat == 0 {
+			pe.lat = l
+		} else {
+			pe.lat += 0.25 * (l - pe.lat)
+		}
+		pe.nLat++
+	}
+	// Rate: bytes over busy time, the first block of a burst excluded
+	// (its wait is mostly latency).
+	if pe.lastRecv >= pe.busySince && pe.lastRecv > 0 {
+		pe.accBytes += o.length
+		pe.accNanos += t - pe.lastRecv
+		if pe.accNanos >= int64(50*time.Millisecond) && pe.accBytes >= 4*o.length {
+			r := float64(pe.accBytes) / (float64(pe.accNanos) / 1e9)
+			if pe.nRate == 0 {
+				pe.rate = r
+			} else {
+				pe.rate += 0.3 * (r - pe.rate)
+			}
+			pe.nRate++
+			pe.accBytes, pe.accNanos = 0, 0
+		}
+	}
+	pe.lastRecv = t
+}
+
+// rankCache holds swarm-wide figures the per-peer decisions compare
+// against, refreshed at most every rankEvery (O(peers) each time).
+type rankCache struct {
+	dirty     bool
+	at        int64
+	bestBlk   float64 // lowest est(one block) among unchoked peers
+	bestPiece float64 // lowest est(one piece)
+	sumRate   float64 // unchoked peers' rates
+}
+
+const rankEvery = int64(50 * time.Millisecond)
+
+func (p *Picker) refreshRank(t int64) {
+	if !p.rank.dirty && t-p.rank.at < rankEvery && t >= p.rank.at {
+		return
+	}
+	rc := rankCache{at: t, bestBlk: -1, bestPiece: -1}
+	for _, pe := range p.peers {
+		if pe.choked {
+			continue
+		}
+		b, pc := pe.est(p.blk), pe.est(p.pieceLen)
+		if rc.bestBlk < 0 || b < rc.bestBlk {
+			rc.bestBlk = b
+		}
+		if rc.bestPiece < 0 || pc < rc.bestPiece {
+			rc.bestPiece = pc
+		}
+		rc.sumRate += pe.rateOrDefault()
+	}
+	p.rank = rc
+}
+
+// swarmRateNow is the download rate used for window sizing.
+func (p *Picker) swarmRateNow() float64 {
+	if p.swarmRate > 0 {
+		return p.swarmRate
+	}
+	if p.rank.sumRate > 0 {
+		return p.rank.sumRate
+	}
+	return defaultRate
+}
+
+// SetRate tells the picker the torrent's current download rate in bytes
+// per second, for window sizing. Without it the picker sums its own
+// per-peer estimates.
+func (p *Picker) SetRate(downloadBytesPerSec float64) {
+	if downloadBytesPerSec >= 0 {
+		p.swarmRate = downloadBytesPerSec
+	}
+}

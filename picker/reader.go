@@ -1,0 +1,352 @@
+package picker
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Reader tuning. See doc.go for the reasoning.
+const (
+	maxPending   = 64        // pending reads remembered per reader
+	minEvidence  = 256 << 10 // sequential bytes before a window opens
+	minReads     = 2         // sequential reads before a window opens
+	backSlack    = 1 << 20   // a read this far behind the position is not a seek
+	fwdSlack     = 1 << 20   // nor this far ahead (or within the window)
+	headTailSize = 1 << 20   // media head and tail prefetch, each
+	leadTime     = 10 * time.Second
+	rateEvery    = int64(time.Second)
+	defReadRate  = 4 << 20 // bytes/s assumed before a read rate is measured
+)
+
+// ReaderOptions describe one open file.
+type ReaderOptions struct {
+	Start, End int64 // the file's byte range within the torrent
+	Media      bool  // prefetch the head and tail (container indexes) at open
+}
+
+type reader struct {
+	id         ReaderID
+	start, end int64
+	ht         [2]span // head and tail piece spans; empty when not granted
+	htBytes    int64
+	pending    []pendingRead
+
+	hasPos   bool
+	pos      int64 // end of the last sequential read
+	seq      int64 // sequential bytes since the last seek
+	reads    int   // reads since the last seek
+	lastRead int64
+	rate     float64 // measured sequential read rate, bytes/s; 0 unknown
+	rateAt   int64
+	rateAcc  int64
+	target   int64 // wanted window bytes; the budget may grant less
+}
+
+type pendingRead struct {
+	off int64
+	n   int
+	at  int64
+}
+
+// span is an inclusive piece range; first > last means empty.
+type span struct{ first, last int }
+
+func (s span) empty() bool         { return s.first > s.last }
+func (s span) contains(i int) bool { return i >= s.first && i <= s.last }
+
+type urgentEntry struct {
+	piece int
+	at    int64
+}
+
+// AddReader registers an open file handle covering torrent bytes
+// [opts.Start, opts.End). A media reader also asks for the file's head and
+// tail at once, within a quarter of MaxWindowBytes across all readers.
+func (p *Picker) AddReader(opts ReaderOptions, now time.Time) ReaderID {
+	t := p.ts(now)
+	start := min(max(opts.Start, 0), p.total)
+	end := min(max(opts.End, start), p.total)
+	r := &reader{id: p.nextReader, start: start, end: end, lastRead: t}
+	r.ht[0], r.ht[1] = span{1, 0}, span{1, 0}
+	p.nextReader++
+	if opts.Media && end > start && p.n > 0 {
+		hs := max(int64(headTailSize), 1)
+		if end-start <= 2*hs {
+			r.ht[0] = span{p.pieceOf(start), p.pieceOf(end - 1)}
+		} else {
+			r.ht[0] = span{p.pieceOf(start), p.pieceOf(start + hs - 1)}
+			r.ht[1] = span{p.pieceOf(end - hs), p.pieceOf(end - 1)}
+			if r.ht[1].first <= r.ht[0].last {
+				r.ht[0].last, r.ht[1] = r.ht[1].last, span{1, 0}
+			}
+		}
+		var need int64
+		for _, s := range r.ht {
+			if !s.empty() {
+				need += int64(s.last-s.first+1) * p.pieceLen
+			}
+		}
+		if p.headTailUsed+need <= p.maxWindow/4 {
+			r.htBytes = need
+			p.headTailUsed += need
+		} else {
+			r.ht[0], r.ht[1] = span{1, 0}, span{1, 0}
+		}
+	}
+	p.readerIdx[r.id] = len(p.readers)
+	p.readers = append(p.readers, r)
+	p.pinVersion++
+	return r.id
+}
+
+func (p *Picker) reader(id ReaderID) *reader {
+	if i, ok := p.readerIdx[id]; ok {
+		return p.readers[i]
+	}
+	return nil
+}
+
+// RemoveReader forgets a closed file handle and releases its pins at once.
+func (p *Picker) RemoveReader(id ReaderID) {
+	r := p.reader(id)
+	if r == nil {
+		return
+	}
+	p.headTailUsed -= r.htBytes
+	p.setTarget(r, 0)
+	i := p.readerIdx[id]
+	copy(p.readers[i:], p.readers[i+1:])
+	p.readers = p.readers[:len(p.readers)-1]
+	for j := i; j < len(p.readers); j++ {
+		p.readerIdx[p.readers[j].id] = j
+	}
+	delete(p.readerIdx, id)
+	p.urgentDirty = true
+	p.pinVersion++
+	p.releaseUnwanted()
+}
+
+// ReaderRead records a read of n bytes at torrent offset off. Its pieces
+// are urgent until they arrive; a read continuing the previous ones is
+// evidence of sequential reading and grows the window; any other read is
+// a seek, which collapses the window to nothing at once.
+func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
+	r := p.reader(id)
+	if r == nil || n <= 0 || off < 0 || off >= p.total {
+		return
+	}
+	t := p.ts(now)
+	n = int(min(int64(n), p.total-off))
+	if len(r.pending) >= maxPending {
+		r.pending = r.pending[1:]
+	}
+	r.pending = append(r.pending, pendingRead{off: off, n: n, at: t})
+	p.urgentDirty = true
+	p.pinVersion++
+
+	end := off + int64(n)
+	seek := !r.hasPos || off < r.pos-backSlack || off > r.pos+max(p.windowOf(r), fwdSlack)
+	if seek {
+		hadWindow := r.target > 0
+		r.hasPos, r.pos, r.seq, r.reads = true, end, int64(n), 1
+		r.rateAt, r.rateAcc = t, int64(n)
+		p.setTarget(r, 0)
+		if hadWindow {
+			p.releaseUnwanted()
+		}
+	} else {
+		r.reads++
+		if end > r.pos {
+			r.seq += end - r.pos
+			r.rateAcc += end - r.pos
+			r.pos = end
+		}
+		if dt := t - r.rateAt; dt >= rateEvery {
+			inst := float64(r.rateAcc) / (float64(dt) / 1e9)
+			if r.rate == 0 {
+				r.rate = inst
+			} else {
+				r.rate += 0.5 * (inst - r.rate)
+			}
+			r.rateAt, r.rateAcc = t, 0
+		}
+		p.setTarget(r, p.targetFor(r, t))
+	}
+	r.lastRead = t
+	for i := p.pieceOf(off); i <= p.pieceOf(end-1); i++ {
+		if !p.busy.get(i) {
+			p.preemptFor(i)
+		}
+	}
+}
+
+// ReaderDone records that a read returned: its pieces no longer block.
+func (p *Picker) ReaderDone(id ReaderID, off int64, n int) {
+	r := p.reader(id)
+	if r == nil {
+		return
+	}
+	for i, pr := range r.pending {
+		if pr.off == off && (pr.n == n || n > pr.n) {
+			r.pending = slices.Delete(r.pending, i, i+1)
+			p.urgentDirty = true
+			p.pinVersion++
+			return
+		}
+	}
+}
+
+// targetFor sizes r's window: enough for leadTime of reading at the
+// measured rate plus two pieces' download time, at least two pieces, and
+// never more than twice what the reader has read sequentially (evidence).
+func (p *Picker) targetFor(r *reader, t int64) int64 {
+	if r.reads < minReads || r.seq < minEvidence {
+		return 0
+	}
+	rate := r.rate
+	if rate == 0 {
+		if dt := t - r.rateAt; dt >= int64(100*time.Millisecond) {
+			rate = float64(r.rateAcc) / (float64(dt) / 1e9)
+		} else {
+			rate = p.swarmRateNow()
+		}
+	}
+	lead := leadTime.Seconds() + 2*float64(p.pieceLen)/p.swarmRateNow()
+	w := max(int64(rate*lead), 2*p.pieceLen)
+	return min(w, 2*r.seq, p.maxWindow)
+}
+
+func (p *Picker) setTarget(r *reader, w int64) {
+	if w != r.target {
+		p.sumTarget += w - r.target
+		r.target = w
+		p.pinVersion++
+	}
+}
+
+// windowOf is r's granted window: its target, scaled down with every other
+// window when the targets together exceed the budget.
+func (p *Picker) windowOf(r *reader) int64 {
+	budget := p.maxWindow - p.headTailUsed
+	if p.sumTarget <= budget || p.sumTarget == 0 {
+		return r.target
+	}
+	return int64(float64(r.target) * float64(max(budget, 0)) / float64(p.sumTarget))
+}
+
+// windowSpan is the pieces of r's window, from the piece under its position.
+func (p *Picker) windowSpan(r *reader) span {
+	w := p.windowOf(r)
+	if w <= 0 || r.pos >= r.end {
+		return span{1, 0}
+	}
+	return span{p.pieceOf(r.pos), p.pieceOf(min(r.pos+w, r.end) - 1)}
+}
+
+// deadline is when r will reach piece i at its read rate.
+func (p *Picker) deadline(r *reader, i int) int64 {
+	rate := r.rate
+	if rate <= 0 {
+		rate = defReadRate
+	}
+	d := max(int64(i)*p.pieceLen-r.pos, 0)
+	return r.lastRead + int64(float64(d)/rate*1e9)
+}
+
+// rebuildUrgent lists the pieces under pending reads, oldest read first.
+func (p *Picker) rebuildUrgent() {
+	p.urgentDirty = false
+	u := p.urgent[:0]
+	for _, r := range p.readers {
+		for _, pr := range r.pending {
+			for i := p.pieceOf(pr.off); i <= p.pieceOf(pr.off+int64(pr.n)-1); i++ {
+				if !p.have.get(i) {
+					u = append(u, urgentEntry{piece: i, at: pr.at})
+				}
+			}
+		}
+	}
+	slices.SortFunc(u, func(a, b urgentEntry) int {
+		return cmp.Or(cmp.Compare(a.piece, b.piece), cmp.Compare(a.at, b.at))
+	})
+	u = slices.CompactFunc(u, func(a, b urgentEntry) bool { return a.piece == b.piece })
+	slices.SortFunc(u, func(a, b urgentEntry) int {
+		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.piece, b.piece))
+	})
+	p.urgent = u
+}
+
+// isUrgent reports whether piece is under a pending read.
+func (p *Picker) isUrgent(piece int) bool {
+	for _, u := range p.urgent {
+		if u.piece == piece {
+			return true
+		}
+	}
+	return false
+}
+
+// Pinned reports whether piece is under a pending read, in a readahead
+// window or in a granted head/tail: the cache must not evict it.
+func (p *Picker) Pinned(piece int) bool {
+	for _, r := range p.readers {
+		if p.windowSpan(r).contains(piece) || r.ht[0].contains(piece) || r.ht[1].contains(piece) {
+			return true
+		}
+		for _, pr := range r.pending {
+			if piece >= p.pieceOf(pr.off) && piece <= p.pieceOf(pr.off+int64(pr.n)-1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// PinnedPieces lists the pinned pieces in increasing order. Its size is
+// bounded by MaxWindowBytes plus the pending reads.
+func (p *Picker) PinnedPieces() []int {
+	var out []int
+	add := func(s span) {
+		for i := s.first; i <= s.last; i++ {
+			out = append(out, i)
+		}
+	}
+	for _, r := range p.readers {
+		add(p.windowSpan(r))
+		add(r.ht[0])
+		add(r.ht[1])
+		for _, pr := range r.pending {
+			add(span{p.pieceOf(pr.off), p.pieceOf(pr.off + int64(pr.n) - 1)})
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// PinVersion changes whenever the pinned set may have changed, so an
+// engine can skip re-syncing cache pins when it has not.
+func (p *Picker) PinVersion() uint64 { return p.pinVersion }
+
+// readersWantFrom reports whether pe has a missing piece some reader wants.
+func (p *Picker) readersWantFrom(pe *peer) bool {
+	if p.strategy != stratStreaming || p.n == 0 {
+		return false
+	}
+	if p.urgentDirty {
+		p.rebuildUrgent()
+	}
+	for _, u := range p.urgent {
+		if pe.hasPiece(u.piece) {
+			return true
+		}
+	}
+	for _, r := range p.readers {
+		for _, s := range [3]span{p.windowSpan(r), r.ht[0], r.ht[1]} {
+			if !s.empty() && nextFree(p.have, pe.has, s.first, s.last) >= 0 {
+				return true
+			}
+		}
+	}
+	return false
+}

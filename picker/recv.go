@@ -1,0 +1,203 @@
+package picker
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Timeout bounds for one request: a multiple of its expected wait.
+const (
+	minTimeout = 2 * time.Second
+	maxTimeout = 60 * time.Second
+)
+
+// BlockReceived records a block from the peer. useful is false when the
+// block was not asked of this peer (or was withdrawn long ago) or is
+// already here: the engine discards it. cancels lists the same block still
+// outstanding on other peers: the engine sends CANCEL for each; the picker
+// has already forgotten them.
+func (p *Picker) BlockReceived(id PeerID, r Request, now time.Time) (cancels []PeerRequest, useful bool) {
+	t := p.ts(now)
+	b, ok := p.blockOf(r)
+	if !ok {
+		return nil, false
+	}
+	k := p.key(r.Piece, b)
+	pe := p.peer(id)
+	var o outReq
+	var asked bool
+	if pe != nil {
+		o, asked = pe.removeOut(k)
+		if asked {
+			pe.sample(o, t)
+		}
+	}
+	pa := p.partOf(r.Piece)
+	if p.have.get(r.Piece) || pa == nil {
+		return nil, false
+	}
+	bl := &pa.blocks[b]
+	if asked {
+		p.removeHolder(pa, b, id)
+	}
+	if bl.recv || !asked && (pe == nil || !pe.wasCancelled(k)) {
+		return nil, false
+	}
+	// Mark it received before dropping the other holders so the block does
+	// not flicker back to requestable.
+	if len(bl.holders) == 0 {
+		pa.nUnreq--
+		if pa.nUnreq == 0 {
+			p.updatePart(pa)
+		}
+	}
+	bl.recv = true
+	pa.nRecv++
+	for len(bl.holders) > 0 {
+		h := bl.holders[0]
+		bl.holders = bl.holders[1:]
+		if hp := p.peer(h); hp != nil {
+			hp.removeOut(k)
+			hp.noteCancelled(k)
+		}
+		cancels = append(cancels, PeerRequest{Peer: h, Request: r})
+	}
+	return cancels, true
+}
+
+// RequestRejected records a REJECT REQUEST (BEP 6): the block is
+// requestable again.
+func (p *Picker) RequestRejected(id PeerID, r Request) {
+	pe := p.peer(id)
+	b, ok := p.blockOf(r)
+	if pe == nil || !ok {
+		return
+	}
+	k := p.key(r.Piece, b)
+	if _, ok := pe.removeOut(k); ok {
+		if pa := p.partOf(r.Piece); pa != nil {
+			p.removeHolder(pa, b, id)
+		}
+	}
+}
+
+// Timeouts returns requests to cancel: those outstanding much longer than
+// their peer's expected delivery time (they become requestable elsewhere
+// and the peer's rate estimate drops), plus every request the picker has
+// withdrawn since the last call (see Cancels). Call it about once a
+// second; the engine sends CANCEL for each.
+func (p *Picker) Timeouts(now time.Time) []PeerRequest {
+	t := p.ts(now)
+	var keys []int64
+	for _, pe := range p.peers {
+		keys = keys[:0]
+		for k, o := range pe.out {
+			lim := min(max(3*(o.eta-o.at)+int64(time.Second), int64(minTimeout)), int64(maxTimeout))
+			if t-o.at > lim {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			piece, b := p.unkey(k)
+			if pa := p.partOf(piece); pa != nil {
+				p.withdraw(pe.id, pa, b, true)
+			} else {
+				pe.removeOut(k)
+				pe.noteCancelled(k)
+				p.cancels = append(p.cancels, PeerRequest{Peer: pe.id, Request: p.blockReq(piece, b)})
+			}
+		}
+		if pe.nRate > 0 {
+			pe.rate *= 0.5 // snubbed: fewer urgent blocks until it proves itself
+		}
+	}
+	return p.Cancels()
+}
+
+// Cancels returns the requests the picker has withdrawn since the last
+// call: after a seek or a new urgent read, queued background requests are
+// taken back so urgent ones do not wait behind them; after SetHave,
+// leftover duplicates. They are already forgotten; the engine sends CANCEL
+// for each and then refills the peers' pipelines with Next. Call it after
+// ReaderRead, RemoveReader and SetHave (Timeouts also drains it).
+func (p *Picker) Cancels() []PeerRequest {
+	c := p.cancels
+	p.cancels = nil
+	return c
+}
+
+// preemptFor frees pipeline room for urgent piece: peers that have it give
+// back their queued requests for pieces no reader needs, keeping the few
+// that are probably already on the wire.
+func (p *Picker) preemptFor(piece int) {
+	if p.strategy != stratStreaming {
+		return
+	}
+	for _, pe := range p.peers {
+		if pe.choked || !pe.hasPiece(piece) {
+			continue
+		}
+		p.preemptPeer(pe)
+	}
+}
+
+// releaseUnwanted withdraws, under OnlyWanted, queued requests nobody
+// wants any more (a seek or close released a window).
+func (p *Picker) releaseUnwanted() {
+	if p.policy != OnlyWanted || p.strategy != stratStreaming {
+		return
+	}
+	for _, pe := range p.peers {
+		p.preemptPeer(pe)
+	}
+}
+
+func (p *Picker) preemptPeer(pe *peer) {
+	if len(pe.out) == 0 {
+		return
+	}
+	keep := max(2, int(pe.rateOrDefault()*pe.latOrDefault()/float64(p.blk))+1)
+	if len(pe.out) <= keep {
+		return
+	}
+	type kv struct {
+		k  int64
+		at int64
+	}
+	all := make([]kv, 0, len(pe.out))
+	for k, o := range pe.out {
+		all = append(all, kv{k, o.at})
+	}
+	slices.SortFunc(all, func(a, b kv) int {
+		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.k, b.k))
+	})
+	if p.urgentDirty {
+		p.rebuildUrgent()
+	}
+	for _, e := range all[keep:] {
+		piece, b := p.unkey(e.k)
+		if p.isHot(piece) {
+			continue
+		}
+		if pa := p.partOf(piece); pa != nil {
+			p.withdraw(pe.id, pa, b, true)
+		}
+	}
+}
+
+// isHot reports whether some reader wants piece now or soon.
+func (p *Picker) isHot(piece int) bool {
+	return p.isUrgent(piece) || p.Pinned(piece)
+}
+
+func (pe *peer) latOrDefault() float64 {
+	if pe.nLat == 0 {
+		return defaultLat.Seconds()
+	}
+	return pe.lat
+}

@@ -1,0 +1,391 @@
+package picker
+
+import (
+	"time"
+)
+
+// Selection tuning. See doc.go.
+const (
+	urgentSlowFactor = 2.0                          // a peer this much slower than the best gets no urgent blocks
+	urgentSlack      = 0.05                         // seconds added to that comparison
+	dupMargin        = int64(20 * time.Millisecond) // a duplicate must beat the holder by this much
+	maxDupHolders    = 2                            // holders of one block outside endgame
+	endgameHolders   = 3                            // holders of one block in endgame
+	queueTime        = 2.0                          // seconds of non-urgent work queued on a peer
+	sparseScan       = 128                          // peers with fewer pieces are scanned by bitfield
+)
+
+// selection is one Next call's work.
+type selection struct {
+	p    *Picker
+	pe   *peer
+	t    int64
+	max  int
+	out  []Request
+	slow bool  // pe is far slower than the best peer: keep it off urgent work
+	gate int64 // slow peers skip window pieces due before this
+}
+
+// Next returns up to max new block requests for the peer and records them
+// as outstanding. Call it whenever the peer has free pipeline slots; max is
+// that number. It returns nil when the peer has nothing we want now.
+//
+// Order: blocks under pending reads (only from peers not far slower than
+// the best, each urgent piece spread over peers in proportion to their
+// rate), duplicates of late urgent blocks, readahead windows by deadline,
+// media heads and tails, then the background policy: partial pieces before
+// new ones, rarest first; endgame duplicates at the very end.
+func (p *Picker) Next(id PeerID, now time.Time, max int) []Request {
+	pe := p.peer(id)
+	if pe == nil || max <= 0 || p.n == 0 {
+		return nil
+	}
+	t := p.ts(now)
+	max = min(max, maxOutPerPeer-len(pe.out))
+	if max <= 0 {
+		return nil
+	}
+	p.refreshRank(t)
+	if p.urgentDirty {
+		p.rebuildUrgent()
+	}
+	s := &selection{p: p, pe: pe, t: t, max: max}
+	if pe.choked {
+		s.allowedFast()
+		return s.out
+	}
+	switch p.strategy {
+	case stratRarest, stratSequential:
+		s.background()
+		s.endgame()
+		return s.out
+	}
+	s.slow = pe.est(p.blk) > urgentSlowFactor*p.rank.bestBlk+urgentSlack
+	if pe.est(p.pieceLen) > urgentSlowFactor*p.rank.bestPiece+urgentSlack {
+		s.gate = t + pe.estNanos(p.pieceLen)
+	}
+	s.urgent()
+	s.duplicateLate()
+	s.windows()
+	s.headTail()
+	if p.policy == All {
+		s.background()
+		s.endgame()
+	}
+	return s.out
+}
+
+func (s *selection) full() bool { return len(s.out) >= s.max }
+
+// room is how many more non-urgent blocks pe may queue: about queueTime of
+// its rate, so an urgent request later waits behind little.
+func (s *selection) room() int {
+	limit := max(4, int(s.pe.rateOrDefault()*queueTime/float64(s.p.blk)))
+	return min(s.max-len(s.out), limit-len(s.pe.out))
+}
+
+// take requests up to limit unrequested blocks of piece from pe.
+func (s *selection) take(piece, limit int, urgent bool) int {
+	if limit <= 0 || s.p.have.get(piece) {
+		return 0
+	}
+	pa := s.p.partOf(piece)
+	if pa == nil {
+		pa = s.p.startPart(piece)
+	}
+	n := 0
+	for b := pa.nextUnreq(0); b >= 0 && n < limit; b = pa.nextUnreq(b + 1) {
+		s.out = append(s.out, s.p.addHolder(pa, b, s.pe, s.t, urgent))
+		n++
+	}
+	return n
+}
+
+// dup requests block b of pa from pe as a duplicate.
+func (s *selection) dup(pa *partial, b int) {
+	s.out = append(s.out, s.p.addHolder(pa, b, s.pe, s.t, true))
+}
+
+func (s *selection) urgent() {
+	if s.slow {
+		return
+	}
+	p := s.p
+	for _, u := range p.urgent {
+		if s.full() {
+			return
+		}
+		if p.busy.get(u.piece) || !s.pe.hasPiece(u.piece) {
+			continue
+		}
+		s.take(u.piece, min(s.share(u.piece), s.max-len(s.out)), true)
+	}
+}
+
+// share is how many of piece's unrequested blocks pe should take: its
+// fraction of the unchoked peers' rate, at least one. The rest are left
+// for the other peers, so the piece completes in parallel.
+func (s *selection) share(piece int) int {
+	unreq := s.p.numBlocks(piece)
+	if pa := s.p.partOf(piece); pa != nil {
+		unreq = pa.nUnreq
+	}
+	sum := s.p.rank.sumRate
+	if sum <= 0 {
+		return unreq
+	}
+	f := min(s.pe.rateOrDefault()/sum, 1)
+	return max(1, int(float64(unreq)*f+0.999))
+}
+
+// duplicateLate asks pe again for urgent blocks another peer holds when pe
+// would deliver them sooner (the holder is late or slow). The first copy to
+// arrive makes BlockReceived cancel the other.
+func (s *selection) duplicateLate() {
+	if s.slow {
+		return
+	}
+	p := s.p
+	for _, u := range p.urgent {
+		if s.full() {
+			return
+		}
+		pa := p.partOf(u.piece)
+		if pa == nil || !s.pe.hasPiece(u.piece) {
+			continue
+		}
+		for b := range pa.blocks {
+			if s.full() {
+				return
+			}
+			bl := &pa.blocks[b]
+			if bl.recv || len(bl.holders) == 0 || len(bl.holders) >= maxDupHolders || holds(bl, s.pe.id) {
+				continue
+			}
+			eta := bl.eta
+			if s.t > eta {
+				eta = s.t + (s.t - bl.reqAt) // late: assume it takes as long again
+			}
+			if s.t+s.pe.estNanos(p.blk)+dupMargin < eta {
+				s.dup(pa, b)
+			}
+		}
+	}
+}
+
+func holds(bl *block, id PeerID) bool {
+	for _, h := range bl.holders {
+		if h == id {
+			return true
+		}
+	}
+	return false
+}
+
+// windows serves readahead windows, all readers merged by deadline.
+func (s *selection) windows() {
+	p := s.p
+	type cur struct {
+		r    *reader
+		sp   span
+		next int // next free piece for pe, or -1
+	}
+	var cs []cur
+	for _, r := range p.readers {
+		sp := p.windowSpan(r)
+		if sp.empty() {
+			continue
+		}
+		if s.gate > 0 {
+			rate := r.rate
+			if rate <= 0 {
+				rate = defReadRate
+			}
+			off := r.pos + int64(rate*float64(s.gate-r.lastRead)/1e9)
+			if off >= r.end {
+				continue
+			}
+			sp.first = max(sp.first, p.pieceOf(off))
+		}
+		c := cur{r: r, sp: sp, next: nextFree(p.busy, s.pe.has, sp.first, sp.last)}
+		if c.next >= 0 {
+			cs = append(cs, c)
+		}
+	}
+	for !s.full() && len(cs) > 0 {
+		bi, bd := -1, int64(0)
+		for i := range cs {
+			if d := p.deadline(cs[i].r, cs[i].next); bi < 0 || d < bd {
+				bi, bd = i, d
+			}
+		}
+		c := &cs[bi]
+		room := s.room()
+		if room <= 0 {
+			return
+		}
+		s.take(c.next, room, false)
+		if !p.busy.get(c.next) {
+			return // pe took all it may
+		}
+		c.next = nextFree(p.busy, s.pe.has, c.next+1, c.sp.last)
+		if c.next < 0 {
+			cs[bi] = cs[len(cs)-1]
+			cs = cs[:len(cs)-1]
+		}
+	}
+}
+
+func (s *selection) headTail() {
+	p := s.p
+	for _, r := range p.readers {
+		for _, sp := range r.ht {
+			for !sp.empty() && !s.full() {
+				i := nextFree(p.busy, s.pe.has, sp.first, sp.last)
+				if i < 0 {
+					break
+				}
+				room := s.room()
+				if room <= 0 {
+					return
+				}
+				s.take(i, room, false)
+				if !p.busy.get(i) {
+					return
+				}
+				sp.first = i + 1
+			}
+		}
+	}
+}
+
+// avoid reports whether a slow peer must leave piece to faster ones.
+func (s *selection) avoid(piece int) bool {
+	if !s.slow && s.gate == 0 {
+		return false
+	}
+	if s.slow && s.p.isUrgent(piece) {
+		return true
+	}
+	if s.gate > 0 {
+		for _, r := range s.p.readers {
+			if s.p.windowSpan(r).contains(piece) && s.p.deadline(r, piece) < s.gate {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// background serves the background policy: partial pieces first, then
+// new pieces rarest first (or in order, for the sequential baseline).
+func (s *selection) background() {
+	p := s.p
+	for i := 0; i < len(p.open) && !s.full(); {
+		pa := p.open[i]
+		if !p.wanted.get(pa.piece) || !s.pe.hasPiece(pa.piece) || s.avoid(pa.piece) {
+			i++
+			continue
+		}
+		room := s.room()
+		if room <= 0 {
+			return
+		}
+		s.take(pa.piece, room, false)
+		if pa.openPos == i {
+			return // still open: pe took all it may
+		}
+	}
+	for !s.full() {
+		if s.room() <= 0 {
+			return
+		}
+		piece := -1
+		if p.strategy == stratSequential {
+			piece = s.lowestNew()
+		} else {
+			piece = s.rarestNew()
+		}
+		if piece < 0 {
+			return
+		}
+		s.take(piece, s.room(), false)
+		if !p.busy.get(piece) {
+			return
+		}
+	}
+}
+
+// rarestNew returns the rarest untouched wanted piece pe has, or -1.
+func (s *selection) rarestNew() int {
+	p, pe := s.p, s.pe
+	if !pe.seed && pe.count < sparseScan {
+		best, bk := -1, uint8(0)
+		forEach(pe.has, func(i int) {
+			if k := p.rar.key[i]; k != 0 && (best < 0 || k < bk) && !s.avoid(i) {
+				best, bk = i, k
+			}
+		})
+		return best
+	}
+	from := p.rar.start[1]
+	if !pe.seed {
+		from = p.rar.start[2] // pe's own pieces are seen by at least one peer
+	}
+	for _, pc := range p.rar.order[from:] {
+		if pe.hasPiece(int(pc)) && !s.avoid(int(pc)) {
+			return int(pc)
+		}
+	}
+	return -1
+}
+
+// lowestNew returns the lowest-index untouched wanted piece pe has, or -1.
+func (s *selection) lowestNew() int {
+	p := s.p
+	for i := nextFree(p.busy, s.pe.has, 0, p.n-1); i >= 0; i = nextFree(p.busy, s.pe.has, i+1, p.n-1) {
+		if p.rar.key[i] != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// endgame duplicates outstanding blocks once every missing wanted piece
+// has been started and none has an unrequested block left.
+func (s *selection) endgame() {
+	p := s.p
+	if len(p.open) > 0 || p.wantedMissing > len(p.parts) || s.full() {
+		return
+	}
+	for _, pa := range p.parts {
+		if !p.wanted.get(pa.piece) || !s.pe.hasPiece(pa.piece) {
+			continue
+		}
+		for b := range pa.blocks {
+			if s.full() {
+				return
+			}
+			bl := &pa.blocks[b]
+			if !bl.recv && len(bl.holders) > 0 && len(bl.holders) < endgameHolders && !holds(bl, s.pe.id) {
+				s.dup(pa, b)
+			}
+		}
+	}
+}
+
+// allowedFast serves a choked peer from its allowed-fast pieces.
+func (s *selection) allowedFast() {
+	p := s.p
+	for _, i := range s.pe.fast {
+		if s.full() {
+			return
+		}
+		if p.busy.get(i) || !s.pe.hasPiece(i) {
+			continue
+		}
+		if p.isUrgent(i) || p.Pinned(i) || (p.policy == All || p.strategy != stratStreaming) && p.wanted.get(i) {
+			s.take(i, s.max-len(s.out), false)
+		}
+	}
+}
