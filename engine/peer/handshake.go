@@ -101,7 +101,7 @@ func ReadHandshake(r io.Reader) (Handshake, error) {
 // read, or an error wrapping ErrProtocol and io.ErrUnexpectedEOF.
 func ReadHandshakeHead(r io.Reader) (Reserved, [20]byte, error) {
 	var a [handshakeHeadLength]byte
-	if err := readFull(r, a[:], "handshake"); err != nil {
+	if err := readFull(r, a[:], "handshake", true); err != nil {
 		return Reserved{}, [20]byte{}, err
 	}
 	if a[0] != byte(len(Protocol)) || string(a[1:1+len(Protocol)]) != Protocol {
@@ -112,21 +112,25 @@ func ReadHandshakeHead(r io.Reader) (Reserved, [20]byte, error) {
 	return Reserved(a[p : p+8]), [20]byte(a[p+8 : p+28]), nil
 }
 
-// ReadPeerID reads the 20-byte peer id that ends a handshake.
+// ReadPeerID reads the 20-byte peer id that ends a handshake. The stream
+// ending before it is an error wrapping ErrProtocol and io.ErrUnexpectedEOF:
+// the head of the handshake came before it.
 func ReadPeerID(r io.Reader) ([20]byte, error) {
 	var id [20]byte
-	err := readFull(r, id[:], "handshake peer id")
+	err := readFull(r, id[:], "handshake peer id", false)
 	return id, err
 }
 
-func readFull(r io.Reader, b []byte, what string) error {
+// readFull reads len(b) bytes. If atStart, a stream that ends before the
+// first byte returns io.EOF: the peer hung up without saying anything.
+func readFull(r io.Reader, b []byte, what string, atStart bool) error {
 	n, err := io.ReadFull(r, b)
 	switch {
 	case err == nil:
 		return nil
-	case n == 0 && errors.Is(err, io.EOF):
+	case atStart && n == 0 && errors.Is(err, io.EOF):
 		return io.EOF
-	case errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w: stream ended inside the %s: %w", ErrProtocol, what, io.ErrUnexpectedEOF)
 	}
 	return fmt.Errorf("peer: reading %s: %w", what, err)

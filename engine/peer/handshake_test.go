@@ -98,6 +98,7 @@ func TestReadHandshakeBad(t *testing.T) {
 		{"empty", nil, false, true},
 		{"truncated head", good[:30], true, false},
 		{"truncated peer id", good[:60], true, false},
+		{"ends after the info-hash", good[:48], true, false},
 		{"wrong pstrlen", append([]byte{18}, good[1:]...), true, false},
 		{"wrong protocol string", append([]byte("\x13BitTorrent protocoL"), good[20:]...), true, false},
 		{"HTTP request", []byte("GET /announce?info_hash=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx HTTP/1.1\r\n"), true, false},
