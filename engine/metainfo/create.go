@@ -314,6 +314,9 @@ func hashPieces(ctx context.Context, files []srcFile, total, pl int64) ([]byte, 
 	r := &concatReader{files: files}
 	var err error
 	for done := int64(0); done < total; {
+		if err = ctx.Err(); err != nil {
+			break
+		}
 		var buf []byte
 		select {
 		case buf = <-free:

@@ -1,0 +1,188 @@
+package metainfo
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The seed corpora live in testdata/fuzz/<FuzzName>/ (written by
+// TestFuzzCorpus -update from the golden fixtures and hand-made cases), so a
+// plain go test runs every seed.
+
+func FuzzParse(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse(data)
+		if err != nil {
+			if m != nil {
+				t.Fatal("non-nil MetaInfo with an error")
+			}
+			return
+		}
+		if m.InfoHash != sha1.Sum(m.InfoBytes) {
+			t.Fatal("InfoHash is not the SHA-1 of InfoBytes")
+		}
+		raw, ok, err := bytesRaw(data)
+		if err != nil || !ok || !bytes.Equal(raw, m.InfoBytes) {
+			t.Fatal("InfoBytes are not the file's info dictionary")
+		}
+		checkInfoInvariants(t, m.Info)
+		for _, tier := range m.Trackers() {
+			if len(tier) == 0 || slices.Contains(tier, "") {
+				t.Fatalf("empty tier or URL in %q", m.Trackers())
+			}
+		}
+		b, err := m.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal: %v", err)
+		}
+		back, err := Parse(b)
+		if err != nil {
+			t.Fatalf("Parse(Marshal()) failed: %v", err)
+		}
+		if back.InfoHash != m.InfoHash || back.Announce != m.Announce || back.Comment != m.Comment ||
+			back.CreatedBy != m.CreatedBy || !back.CreationDate.Equal(m.CreationDate) ||
+			!slices.Equal(back.URLList, m.URLList) ||
+			!slices.EqualFunc(back.Trackers(), m.Trackers(), slices.Equal) {
+			t.Fatalf("round trip changed the torrent:\n%+v\n%+v", m, back)
+		}
+		if _, err := ParseMagnet(m.Magnet()); err != nil {
+			t.Fatalf("ParseMagnet(Magnet()): %v", err)
+		}
+	})
+}
+
+func FuzzParseInfo(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		info, err := ParseInfo(data)
+		if err != nil {
+			return
+		}
+		checkInfoInvariants(t, info)
+		for i := range info.NumPieces() {
+			_ = info.PieceHash(i)
+		}
+		again, err := ParseInfo(data)
+		if err != nil || !slices.EqualFunc(again.Files, info.Files, func(a, b File) bool {
+			return slices.Equal(a.Path, b.Path) && a.Length == b.Length
+		}) {
+			t.Fatal("ParseInfo is not deterministic")
+		}
+	})
+}
+
+func FuzzParseMagnet(f *testing.F) {
+	f.Fuzz(func(t *testing.T, uri string) {
+		m, err := ParseMagnet(uri)
+		if err != nil {
+			return
+		}
+		s := m.String()
+		back, err := ParseMagnet(s)
+		if err != nil {
+			t.Fatalf("ParseMagnet(%q) failed: %v", s, err)
+		}
+		if back.InfoHash != m.InfoHash || back.DisplayName != m.DisplayName ||
+			!slices.Equal(back.Trackers, m.Trackers) || !slices.Equal(back.WebSeeds, m.WebSeeds) ||
+			!slices.Equal(back.Peers, m.Peers) {
+			t.Fatalf("round trip changed the magnet:\n%+v\n%+v", m, back)
+		}
+	})
+}
+
+// TestFuzzCorpus checks the committed seed corpora exist, and with -update
+// rewrites them.
+func TestFuzzCorpus(t *testing.T) {
+	corpora := map[string][]string{}
+	if *update {
+		corpora = fuzzSeeds(t)
+	}
+	for _, name := range []string{"FuzzParse", "FuzzParseInfo", "FuzzParseMagnet"} {
+		dir := filepath.Join("testdata", "fuzz", name)
+		if *update {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i, seed := range corpora[name] {
+				typ := "[]byte"
+				if name == "FuzzParseMagnet" {
+					typ = "string"
+				}
+				body := fmt.Sprintf("go test fuzz v1\n%s(%s)\n", typ, strconv.Quote(seed))
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%03d", i)), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil || len(entries) < 10 {
+			t.Fatalf("%s: %d seeds (%v); regenerate with go test -run TestFuzzCorpus -update", dir, len(entries), err)
+		}
+	}
+}
+
+// fuzzSeeds gathers seeds: every golden fixture, every hand-made case of
+// the table tests that can be expressed here, and magnets of each form.
+func fuzzSeeds(t *testing.T) map[string][]string {
+	seeds := map[string][]string{}
+	add := func(name string, b []byte) { seeds[name] = append(seeds[name], string(b)) }
+	fixtures, err := filepath.Glob(filepath.Join(goldenDir, "*.torrent"))
+	if err != nil || len(fixtures) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, p := range fixtures {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add("FuzzParse", b)
+		if raw, ok, _ := bytesRaw(b); ok {
+			add("FuzzParseInfo", raw)
+		}
+	}
+	infos := [][]byte{
+		mustMarshal(t, validSingle()),
+		evilInfo(t),
+		multiInfo(t, "m", 16384, fileEntry(0, "empty"), fileEntry(5, "a", "b"), fileEntry(5, "a")),
+		[]byte("d4:name1:a6:lengthi1e4:name1:be"),
+		[]byte("d6:lengthi1e4:name1:a12:piece lengthi16384e6:pieces0:e"),
+		[]byte("d12:meta versioni2e9:file treede4:name1:a12:piece lengthi16384ee"),
+		[]byte("d5:filesld6:lengthi-1e4:pathl1:aeee4:name1:a12:piece lengthi1e6:pieces0:e"),
+		[]byte("d5:filesldee4:name0:12:piece lengthi16384e6:pieces0:e"),
+	}
+	for _, b := range infos {
+		add("FuzzParseInfo", b)
+		add("FuzzParse", append(append([]byte("d8:announce8:http://a4:info"), b...), 'e'))
+	}
+	for _, s := range []string{"", "de", "le", "d4:infoi1ee", "d4:info999999999:xe", "d4:infod4:name1:ae1:ai1e4:infod4:name1:bee",
+		strings.Repeat("l", 80) + strings.Repeat("e", 80)} {
+		add("FuzzParse", []byte(s))
+	}
+	const hx = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
+	for _, s := range []string{
+		"magnet:?xt=urn:btih:" + hx,
+		"magnet:?xt=urn:btih:YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK&dn=name",
+		"magnet:?xt=urn:btih:" + hx + "&dn=My+Movie%20(2024)&tr=http%3A%2F%2Ft1%2Fannounce&tr=udp://t2:80&ws=http%3A%2F%2Fws%2F&x.pe=127.0.0.2:6881&x.pe=[::1]:6882",
+		"magnet:?xt.1=urn:btih:" + hx + "&tr.1=http://a&tr.2=http://b",
+		"magnet:?xt=urn:btmh:1220" + strings.Repeat("ab", 32),
+		"magnet:?xt=urn:btih:" + hx + "&xt=urn:btmh:1220" + strings.Repeat("ab", 32),
+		"magnet:?xt=urn:btih:zzzz",
+		"magnet:?dn=x",
+		"magnet:?xt=urn:btih:" + hx + "&tr=%zz",
+		"magnet:?xt=urn:btih:" + hx + "&dn=%00%2F..%2F&x.pe=host:0#frag",
+		"MAGNET:?XT=URN:BTIH:" + hx,
+		"http://example.com/",
+	} {
+		add("FuzzParseMagnet", []byte(s))
+	}
+	return seeds
+}
