@@ -1,0 +1,50 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+)
+
+// Errors the filesystem produces itself; toErrno maps them like any other.
+var (
+	// errTooLarge: a file written into the root exceeds its bound.
+	errTooLarge = errors.New("file too large")
+	// errUnmounting: the filesystem is shutting down; pending reads fail.
+	errUnmounting = errors.New("filesystem is unmounting")
+)
+
+// toErrno is the one place where errors become errnos. Every FUSE method
+// that gets an error from a Host, Torrent or Reader returns toErrno(err).
+func toErrno(err error) syscall.Errno {
+	var errno syscall.Errno
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &errno):
+		return errno
+	case errors.Is(err, context.Canceled):
+		// The kernel interrupted the request (or its caller gave up).
+		return syscall.EINTR
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errUnmounting):
+		return syscall.EIO
+	case errors.Is(err, os.ErrNotExist):
+		return syscall.ENOENT
+	case errors.Is(err, os.ErrExist):
+		return syscall.EEXIST
+	case errors.Is(err, os.ErrPermission):
+		return syscall.EPERM
+	case errors.Is(err, errTooLarge):
+		return syscall.EFBIG
+	case errors.Is(err, metainfo.ErrInvalid), errors.Is(err, metainfo.ErrInvalidMagnet),
+		errors.Is(err, os.ErrInvalid):
+		return syscall.EINVAL
+	case errors.Is(err, metainfo.ErrUnsupported), errors.Is(err, errors.ErrUnsupported):
+		return syscall.ENOTSUP
+	default:
+		return syscall.EIO
+	}
+}

@@ -1,0 +1,391 @@
+package fs
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const samplePiece = 256 << 10
+
+func sampleHost() (*fakeHost, *fakeTorrent, *fakeTorrent) {
+	sample := newFakeTorrent("sample", samplePiece, sampleFiles()...)
+	single := newFakeTorrent("single.iso", 64<<10, fakeFile{path: "single.iso", data: randomBytes(9, 1<<20+7)})
+	return newFakeHost(sample, single), sample, single
+}
+
+// walkTree returns every path under root (relative, "/"-separated) with its
+// stat.
+func walkTree(t *testing.T, root string) map[string]*syscall.Stat_t {
+	t.Helper()
+	out := map[string]*syscall.Stat_t{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out[filepath.ToSlash(rel)] = fi.Sys().(*syscall.Stat_t)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", root, err)
+	}
+	return out
+}
+
+func TestTreeAndAttributes(t *testing.T) {
+	host, sample, single := sampleHost()
+	// Half of big.bin is missing: st_blocks shows it.
+	bigFile := sample.Info().Files[13]
+	if bigFile.Path[0] != "big.bin" {
+		t.Fatalf("sample layout changed: %v", bigFile.Path)
+	}
+	firstBig := int(bigFile.Offset/samplePiece) + 1
+	sample.setHave(firstBig, firstBig+5, false)
+	_, mnt, _ := mountT(t, host, Options{})
+
+	tree := walkTree(t, mnt)
+	var got []string
+	for p := range tree {
+		got = append(got, p)
+	}
+	sort.Strings(got)
+	want := []string{".", "sample", "single.iso", "single.iso/single.iso"}
+	dirs := map[string]int{"sample": 0}
+	for p := range fileData(sampleFiles()) {
+		want = append(want, "sample/"+p)
+		parts := strings.Split(p, "/")
+		for i := 1; i < len(parts); i++ {
+			dirs["sample/"+strings.Join(parts[:i], "/")] = 0
+		}
+	}
+	for d := range dirs {
+		if d != "sample" {
+			want = append(want, d)
+		}
+	}
+	sort.Strings(want)
+	want = slices.Compact(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("tree:\n got %q\nwant %q", got, want)
+	}
+	for _, p := range got {
+		if strings.Contains(p, ".pad") {
+			t.Errorf("pad file shown: %s", p)
+		}
+	}
+
+	data := fileData(sampleFiles())
+	inos := map[uint64]string{}
+	for p, st := range tree {
+		if other, dup := inos[st.Ino]; dup {
+			t.Errorf("inode %d shared by %s and %s", st.Ino, p, other)
+		}
+		inos[st.Ino] = p
+		if p != "." && st.Mtim != (syscall.Timespec{Sec: fakeTime.Unix()}) {
+			t.Errorf("%s: mtime %v, want %v", p, time.Unix(st.Mtim.Unix()), fakeTime)
+		}
+		if p != "." && st.Ino == 1 {
+			t.Errorf("%s has the root's inode number", p)
+		}
+		if st.Uid != uint32(os.Getuid()) {
+			t.Errorf("%s: uid %d", p, st.Uid)
+		}
+		switch {
+		case p == ".":
+			if st.Mode != syscall.S_IFDIR|0o755 || st.Nlink != 4 {
+				t.Errorf("root: mode %o nlink %d", st.Mode, st.Nlink)
+			}
+		case st.Mode&syscall.S_IFMT == syscall.S_IFDIR:
+			if st.Mode != syscall.S_IFDIR|0o555 {
+				t.Errorf("%s: mode %o", p, st.Mode)
+			}
+			subdirs := 0
+			for q, qst := range tree {
+				if qst.Mode&syscall.S_IFMT == syscall.S_IFDIR && filepath.Dir(q) == p {
+					subdirs++
+				}
+			}
+			if int(st.Nlink) != 2+subdirs {
+				t.Errorf("%s: nlink %d, want %d", p, st.Nlink, 2+subdirs)
+			}
+		default:
+			if st.Mode != syscall.S_IFREG|0o444 || st.Nlink != 1 {
+				t.Errorf("%s: mode %o nlink %d", p, st.Mode, st.Nlink)
+			}
+			var size int64
+			if p == "single.iso/single.iso" {
+				size = int64(len(single.data))
+			} else {
+				size = int64(len(data[strings.TrimPrefix(p, "sample/")]))
+			}
+			if st.Size != size {
+				t.Errorf("%s: size %d, want %d", p, st.Size, size)
+			}
+			wantBlocks := (size + 511) / 512
+			if p == "sample/big.bin" {
+				wantBlocks = (size - 5*samplePiece + 511) / 512
+			}
+			if st.Blocks != wantBlocks {
+				t.Errorf("%s: blocks %d, want %d", p, st.Blocks, wantBlocks)
+			}
+		}
+	}
+	if sample.opened.Load() != 0 {
+		t.Errorf("listing opened %d readers", sample.opened.Load())
+	}
+}
+
+// readAllFiles compares every file of the sample torrents through the mount.
+func readAllFiles(t *testing.T, mnt string, single *fakeTorrent) {
+	t.Helper()
+	for p, want := range fileData(sampleFiles()) {
+		got, err := os.ReadFile(filepath.Join(mnt, "sample", p))
+		if err != nil {
+			t.Errorf("read %s: %v", p, err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: content differs (%d bytes, want %d)", p, len(got), len(want))
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(mnt, "single.iso", "single.iso"))
+	if err != nil || !bytes.Equal(got, single.data) {
+		t.Errorf("single.iso: %d bytes, err %v", len(got), err)
+	}
+}
+
+func TestReadEveryFile(t *testing.T) {
+	host, sample, single := sampleHost()
+	_, mnt, _ := mountT(t, host, Options{})
+	readAllFiles(t, mnt, single)
+	// Every open made one reader, and every reader is closed.
+	eventually(t, 5*time.Second, "readers closed", func() bool {
+		return sample.closed.Load() == sample.opened.Load()
+	})
+	// Empty files get no reader.
+	if n, want := sample.opened.Load(), int32(len(fileData(sampleFiles()))-1); n != want {
+		t.Errorf("%d readers opened, want %d", n, want)
+	}
+	if sample.media.Load() != 1 {
+		t.Errorf("%d media readers, want 1 (clip.mp4)", sample.media.Load())
+	}
+}
+
+func TestRandomPreads(t *testing.T) {
+	host, _, _ := sampleHost()
+	_, mnt, _ := mountT(t, host, Options{})
+	rng := rand.New(rand.NewPCG(7, 7))
+	for p, want := range fileData(sampleFiles()) {
+		f, err := os.Open(filepath.Join(mnt, "sample", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 200; i++ {
+			off := rng.Int64N(int64(len(want)) + 100)
+			if i%10 == 0 {
+				off = max(0, int64(len(want))-rng.Int64N(50)) // near the end
+			}
+			buf := make([]byte, 1+rng.IntN(300<<10))
+			n, err := f.ReadAt(buf, off)
+			wantN := max(0, min(int64(len(buf)), int64(len(want))-off))
+			if int64(n) != wantN {
+				t.Fatalf("%s: ReadAt(%d, %d) = %d, %v; want %d bytes", p, len(buf), off, n, err, wantN)
+			}
+			if err != nil && !(err == io.EOF && int64(n) < int64(len(buf))) {
+				t.Fatalf("%s: ReadAt(%d, %d): %v", p, len(buf), off, err)
+			}
+			if n > 0 && !bytes.Equal(buf[:n], want[off:off+int64(n)]) {
+				t.Fatalf("%s: ReadAt(%d, %d): content differs", p, len(buf), off)
+			}
+		}
+		f.Close()
+	}
+}
+
+func TestConcurrentReaders(t *testing.T) {
+	host, _, single := sampleHost()
+	_, mnt, _ := mountT(t, host, Options{})
+	errs := make(chan error, 8)
+	for i := 0; i < 4; i++ {
+		go func() {
+			defer func() { errs <- nil }()
+			readAllFiles(t, mnt, single)
+		}()
+	}
+	within(t, 60*time.Second, "concurrent reads", func() {
+		for i := 0; i < 4; i++ {
+			<-errs
+		}
+	})
+}
+
+func TestStableInodes(t *testing.T) {
+	inodes := func() map[string]uint64 {
+		host, _, _ := sampleHost()
+		srv, mnt, _ := mountT(t, host, Options{})
+		m := map[string]uint64{}
+		for p, st := range walkTree(t, mnt) {
+			m[p] = st.Ino
+		}
+		unmountT(t, srv)
+		return m
+	}
+	a, b := inodes(), inodes()
+	if len(a) < 10 {
+		t.Fatalf("only %d entries", len(a))
+	}
+	for p, ino := range a {
+		if b[p] != ino {
+			t.Errorf("%s: inode %d, then %d", p, ino, b[p])
+		}
+	}
+	// And they do not depend on this code's version.
+	if got := inoOf([20]byte{1, 2, 3}, []string{"a", "b"}, 0); got != 0x54f63196131074d8 {
+		t.Errorf("inoOf changed: %#x; inode numbers would change across upgrades", got)
+	}
+}
+
+func TestXattrs(t *testing.T) {
+	host, sample, _ := sampleHost()
+	sample.setPeers(7)
+	clip := sample.Info().Files[12]
+	// The first piece of clip.mp4 is missing.
+	sample.setHave(int(clip.Offset/samplePiece), int(clip.Offset/samplePiece)+1, false)
+	_, mnt, _ := mountT(t, host, Options{})
+
+	get := func(path, attr string) string {
+		t.Helper()
+		buf := make([]byte, 256)
+		n, err := unix.Getxattr(path, attr, buf)
+		if err != nil {
+			t.Fatalf("getxattr %s %s: %v", path, attr, err)
+		}
+		return string(buf[:n])
+	}
+	for _, p := range []string{"sample", "sample/video", "sample/video/clip.mp4", "sample/empty.bin"} {
+		path := filepath.Join(mnt, p)
+		if got := get(path, "user.swarmfs.infohash"); got != sample.ih.String() {
+			t.Errorf("%s: infohash %q", p, got)
+		}
+		if got := get(path, "user.swarmfs.peers"); got != "7" {
+			t.Errorf("%s: peers %q", p, got)
+		}
+		buf := make([]byte, 256)
+		n, err := unix.Listxattr(path, buf)
+		if err != nil {
+			t.Fatalf("listxattr %s: %v", p, err)
+		}
+		names := strings.Split(strings.TrimSuffix(string(buf[:n]), "\x00"), "\x00")
+		if !slices.Equal(names, []string{"user.swarmfs.infohash", "user.swarmfs.progress", "user.swarmfs.peers"}) {
+			t.Errorf("%s: listxattr %q", p, names)
+		}
+		if _, err := unix.Getxattr(path, "user.nope", buf); !errors.Is(err, unix.ENODATA) {
+			t.Errorf("%s: unknown attribute: %v", p, err)
+		}
+		// The size query and a short buffer.
+		if n, err := unix.Getxattr(path, "user.swarmfs.infohash", nil); err != nil || n != 40 {
+			t.Errorf("%s: size query = %d, %v", p, n, err)
+		}
+		if _, err := unix.Getxattr(path, "user.swarmfs.infohash", make([]byte, 5)); !errors.Is(err, unix.ERANGE) {
+			t.Errorf("%s: short buffer: %v", p, err)
+		}
+	}
+	wantClip := float64(clip.Length-(samplePiece-clip.Offset%samplePiece)) / float64(clip.Length)
+	if got := get(filepath.Join(mnt, "sample/video/clip.mp4"), "user.swarmfs.progress"); got != formatProgress(wantClip) {
+		t.Errorf("clip progress %s, want %s", got, formatProgress(wantClip))
+	}
+	if got := get(filepath.Join(mnt, "sample/empty.bin"), "user.swarmfs.progress"); got != "1.0000" {
+		t.Errorf("empty file progress %s", got)
+	}
+	if got, want := get(filepath.Join(mnt, "sample"), "user.swarmfs.progress"), formatProgress(sample.Stats().Progress); got != want {
+		t.Errorf("torrent progress %s, want %s", got, want)
+	}
+}
+
+func formatProgress(f float64) string {
+	b, _ := xattrValue(nil, xattrProgress, nil, func() float64 { return f })
+	return string(b)
+}
+
+func TestMutationsRejected(t *testing.T) {
+	host, _, _ := sampleHost()
+	_, mnt, _ := mountT(t, host, Options{})
+	in := func(p string) string { return filepath.Join(mnt, p) }
+	cases := []struct {
+		name string
+		op   func() error
+		want syscall.Errno
+	}{
+		{"write a file", func() error { return os.WriteFile(in("sample/README.txt"), []byte("x"), 0o644) }, syscall.EROFS},
+		{"open for append", func() error {
+			f, err := os.OpenFile(in("sample/README.txt"), os.O_RDONLY|os.O_TRUNC, 0)
+			if err == nil {
+				f.Close()
+			}
+			return err
+		}, syscall.EROFS},
+		{"create in torrent", func() error { return os.WriteFile(in("sample/new"), []byte("x"), 0o644) }, syscall.EROFS},
+		{"mkdir in torrent", func() error { return os.Mkdir(in("sample/newdir"), 0o755) }, syscall.EROFS},
+		{"unlink in torrent", func() error { return syscall.Unlink(in("sample/README.txt")) }, syscall.EROFS},
+		{"rmdir in torrent", func() error { return syscall.Rmdir(in("sample/video")) }, syscall.EROFS},
+		{"rename in torrent", func() error { return os.Rename(in("sample/README.txt"), in("sample/R")) }, syscall.EROFS},
+		{"chmod", func() error { return os.Chmod(in("sample/README.txt"), 0o777) }, syscall.EROFS},
+		{"truncate", func() error { return os.Truncate(in("sample/big.bin"), 0) }, syscall.EROFS},
+		{"symlink in torrent", func() error { return os.Symlink("x", in("sample/link")) }, syscall.EROFS},
+		{"setxattr", func() error { return unix.Setxattr(in("sample/README.txt"), "user.x", []byte("1"), 0) }, syscall.EROFS},
+		{"create other file in root", func() error { return os.WriteFile(in("notes.txt"), []byte("x"), 0o644) }, syscall.EPERM},
+		{"mkdir other name in root", func() error { return os.Mkdir(in("folder"), 0o755) }, syscall.EPERM},
+		{"rename torrent folder", func() error { return os.Rename(in("sample"), in("other")) }, syscall.EPERM},
+		{"unlink torrent folder", func() error { return syscall.Unlink(in("sample")) }, syscall.EISDIR},
+		{"symlink in root", func() error { return os.Symlink("x", in("link")) }, syscall.EPERM},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.op(); !errors.Is(err, c.want) {
+				t.Errorf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+	// Nothing changed.
+	readAllFiles(t, mnt, host.torrents[1])
+}
+
+func TestMountErrors(t *testing.T) {
+	requireFUSE(t)
+	host, _, _ := sampleHost()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o644)
+	for _, c := range []struct{ dir, want string }{
+		{filepath.Join(dir, "missing"), "does not exist"},
+		{file, "not a folder"},
+	} {
+		if _, err := Mount(c.dir, host, Options{}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Mount(%s) = %v, want %q", c.dir, err, c.want)
+		}
+	}
+	_, mnt, _ := mountT(t, host, Options{})
+	if srv, err := Mount(mnt, host, Options{}); err == nil || !strings.Contains(err.Error(), "already mounted") {
+		if err == nil {
+			srv.Unmount()
+		}
+		t.Errorf("second Mount = %v, want already mounted", err)
+	}
+}
