@@ -78,6 +78,16 @@
 // NewDecoder: bytes it buffered past the handshake would otherwise be lost.
 // ReadHandshake on an unbuffered connection reads exactly 68 bytes.
 //
+// # Tests
+//
+// Every decoder has a fuzz target (FuzzDecode, FuzzHandshake,
+// FuzzExtendedHandshake, FuzzMetadataMessage, FuzzPex) whose seed corpus is
+// committed under testdata/fuzz, so a plain `go test` replays it;
+// `go test -run TestFuzzCorpus -update-corpus` rewrites the seeds from
+// fuzz_test.go. TestInteropLibtorrent runs a libtorrent 2.0 seeder
+// (testdata/lt_seed.py) on 127.0.0.1: it is skipped when
+// /usr/bin/python3 cannot import libtorrent, unless CI=true.
+//
 // # Concurrency
 //
 // A Decoder belongs to one reader goroutine. The functions and the other
