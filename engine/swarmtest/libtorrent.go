@@ -303,11 +303,42 @@ func (l *LT) status(infoHash [20]byte) (LTStatus, error) {
 	return st, err
 }
 
-// DHTAnnounce announces the torrent on the DHT with the given port (0: the
-// DHT uses the port the announce comes from, "implied port").
+// DHTAnnounce announces a peer for infoHash on the DHT at once (torrents
+// of a peer with DHT also announce themselves every 5 s).
+//
+// With port 0 or the peer's own port, the torrent, which must have been
+// added to this peer, is announced by libtorrent (force_dht_announce).
+// With another port, the peer announces its IP with that port by plain
+// KRPC (get_peers for a token, then announce_peer) to its DHTBootstrap
+// nodes, which in a small loopback DHT are queried by every lookup: this is
+// how a test publishes a non-DHT peer that listens on the same IP, such as
+// an engine under test. (session.dht_announce is not callable from
+// libtorrent's Python binding 2.0.8.)
 func (l *LT) DHTAnnounce(infoHash [20]byte, port int) {
 	l.tb.Helper()
 	l.must(l.call("dht_announce", map[string]any{"info_hash": hexIH(infoHash), "port": port}, nil))
+}
+
+// WaitDHTNodes waits until the peer's DHT routing table holds at least n
+// nodes, failing tb after timeout.
+func (l *LT) WaitDHTNodes(tb testing.TB, n int, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var res struct {
+			Nodes int `json:"nodes"`
+		}
+		if err := l.call("dht_nodes", nil, &res); err != nil {
+			tb.Fatalf("swarmtest: libtorrent %s: %v", l.Addr(), err)
+		}
+		if res.Nodes >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("swarmtest: libtorrent %s: %d DHT nodes after %v, want %d", l.Addr(), res.Nodes, timeout, n)
+		}
+		time.Sleep(pollInterval)
+	}
 }
 
 // DHTNodes is the number of nodes in the peer's DHT routing table.

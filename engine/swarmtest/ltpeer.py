@@ -17,8 +17,10 @@
 import json
 import os
 import select
+import socket
 import sys
 import time
+import warnings
 
 import libtorrent as lt
 
@@ -101,6 +103,7 @@ class Peer:
                            | lt.alert.category_t.connect_notification
                            | lt.alert.category_t.peer_notification
                            | lt.alert.category_t.dht_notification
+                           | lt.alert.category_t.dht_operation_notification
                            | lt.alert.category_t.ip_block_notification),
             "alert_queue_size": 10000,
             "upload_rate_limit": int(cfg.get("upload_rate", 0)),
@@ -119,7 +122,10 @@ class Peer:
             "tracker_completion_timeout": 10,
             "min_announce_interval": 5,
             "auto_manage_startup": 0,
-            "dht_bootstrap_nodes": ",".join(cfg.get("dht_bootstrap") or []),
+            # Never the default (dht.libtorrent.org): bootstrap nodes are
+            # added as ordinary nodes below, so they also count in the
+            # routing table (libtorrent keeps "router" nodes out of it).
+            "dht_bootstrap_nodes": "",
             # Loopback DHT: every node is on 127.x, so relax the checks that
             # exist against Sybil attacks on the real internet.
             "dht_restrict_routing_ips": False,
@@ -127,10 +133,10 @@ class Peer:
             "dht_enforce_node_id": False,
             "dht_prefer_verified_node_ids": False,
             "dht_ignore_dark_internet": False,
-            "dht_extended_routing_table": False,
-            "dht_aggressive_lookups": True,
-            "dht_block_ratelimit": 0,
-            "dht_upload_rate_limit": 0,
+            # Both are rates; 0 would block every node / every reply.
+            "dht_block_ratelimit": 10000,
+            "dht_upload_rate_limit": 1 << 20,
+            # Torrents announce themselves to the DHT this often (seconds).
             "dht_announce_interval": 5,
         }
         if cfg.get("fingerprint"):
@@ -142,6 +148,9 @@ class Peer:
         mask = (1 << lt.session.global_peer_class_id) | (1 << lt.session.tcp_peer_class_id)
         f.add_rule("0.0.0.0", "255.255.255.255", mask)
         self.ses.set_peer_class_filter(f)
+        for node in cfg.get("dht_bootstrap") or []:
+            host, port = node.rsplit(":", 1)
+            self.ses.add_dht_node((host.strip("[]"), int(port)))
 
     def wait_listening(self, timeout):
         deadline = time.monotonic() + timeout
@@ -251,15 +260,25 @@ class Peer:
         }
 
     def cmd_dht_announce(self, req):
-        self.ses.dht_announce(lt.sha1_hash(bytes.fromhex(req["info_hash"])), int(req.get("port", 0)), 0)
-        return {}
-
-    def cmd_dht_get_peers(self, req):
-        self.ses.dht_get_peers(lt.sha1_hash(bytes.fromhex(req["info_hash"])))
-        return {}
+        # session.dht_announce is unusable from Python 2.0.8 (its flags type
+        # is not exposed), hence the two ways below.
+        port = int(req.get("port", 0))
+        if port in (0, self.ses.listen_port()):
+            t = self.find(req)
+            t["handle"].force_dht_announce()
+            return {"nodes": -1}
+        nodes = cfg_nodes(self.cfg)
+        if not nodes:
+            raise ValueError("announcing another port needs DHT bootstrap nodes")
+        n = krpc_announce(self.cfg["ip"], bytes.fromhex(req["info_hash"]), port, nodes)
+        if n == 0:
+            raise RuntimeError("no DHT node accepted the announce")
+        return {"nodes": n}
 
     def cmd_dht_nodes(self, req):
-        return {"nodes": self.ses.status().dht_nodes}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # session.status()
+            return {"nodes": self.ses.status().dht_nodes}
 
     def cmd_remove(self, req):
         t = self.find(req)
@@ -292,6 +311,50 @@ class Peer:
         return res
 
 
+def cfg_nodes(cfg):
+    out = []
+    for node in cfg.get("dht_bootstrap") or []:
+        host, port = node.rsplit(":", 1)
+        out.append((host.strip("[]"), int(port)))
+    return out
+
+
+def krpc_announce(ip, ih, port, nodes):
+    """Announce ip:port for ih to each node with plain KRPC (BEP 5):
+    get_peers for a token, then announce_peer. Returns how many accepted."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((ip, 0))
+        sock.settimeout(2)
+        nid = os.urandom(20)
+        ok = 0
+        for i, node in enumerate(nodes):
+            def query(q, args, tid):
+                args = dict(args, id=nid)
+                sock.sendto(lt.bencode({"t": tid, "y": "q", "q": q, "a": args}), node)
+                while True:
+                    data, frm = sock.recvfrom(65536)
+                    msg = lt.bdecode(data)
+                    if frm == node and msg and msg.get(b"t") == tid:
+                        return msg
+            try:
+                r = query("get_peers", {"info_hash": ih}, b"g%d" % i)
+                token = r.get(b"r", {}).get(b"token")
+                if token is None:
+                    log("krpc: no token from", node, r)
+                    continue
+                r = query("announce_peer", {"info_hash": ih, "port": port, "token": token, "implied_port": 0}, b"a%d" % i)
+                if r.get(b"y") == b"r":
+                    ok += 1
+                else:
+                    log("krpc: announce refused by", node, r)
+            except socket.timeout:
+                log("krpc: no answer from", node)
+        return ok
+    finally:
+        sock.close()
+
+
 def reply(obj):
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
@@ -302,10 +365,21 @@ def serve(cfg):
     port = p.wait_listening(20)
     reply({"ready": True, "port": port})
     fd = sys.stdin.fileno()
+    # libtorrent writes a byte to this pipe when alerts wait: they are
+    # handled (and torrent_finished timed) as they come, without polling.
+    alert_r, alert_w = os.pipe()
+    os.set_blocking(alert_r, False)
+    os.set_blocking(alert_w, False)
+    p.ses.set_alert_fd(alert_w)
     buf = b""
     while True:
-        r, _, _ = select.select([fd], [], [], 0.05)
-        if r:
+        r, _, _ = select.select([fd, alert_r], [], [], 0.5)
+        if alert_r in r:
+            try:
+                os.read(alert_r, 4096)
+            except BlockingIOError:
+                pass
+        if fd in r:
             chunk = os.read(fd, 65536)
             if not chunk:
                 log("stdin closed, exiting")

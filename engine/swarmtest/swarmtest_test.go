@@ -262,3 +262,44 @@ func TestFreePort(t *testing.T) {
 		t.Fatalf("port %d", p)
 	}
 }
+
+func TestDHTSwarm(t *testing.T) {
+	RequireTools(t, "libtorrent")
+	saveDir := t.TempDir()
+	WriteFiles(t, saveDir, []FileSpec{{Path: "d/x.bin", Size: 200001}, {Path: "d/e", Size: 0}})
+	data := filepath.Join(saveDir, "d")
+	torrent, ih := MakeTorrent(t, data, [][]string{{"http://127.0.0.1:1/announce"}}, 0)
+
+	// A seeder found through the DHT, by a leecher that knows only a
+	// bootstrap node.
+	runNoLeftovers(t, "own", func(t *testing.T) {
+		boot := StartLibtorrent(t, LTOptions{IP: "127.0.0.10", DHT: true})
+		seeder := StartLibtorrent(t, LTOptions{IP: "127.0.0.11", DHT: true, DHTBootstrap: []string{boot.Addr()}, NoTrackers: true})
+		seeder.AddTorrent(torrent, saveDir, true)
+		seeder.WaitSeeding(t, ih, 20*time.Second)
+		seeder.WaitDHTNodes(t, 1, 10*time.Second)
+		seeder.DHTAnnounce(ih, 0)
+		leecher := StartLibtorrent(t, LTOptions{IP: "127.0.0.12", DHT: true, DHTBootstrap: []string{boot.Addr()}, NoTrackers: true})
+		got := t.TempDir()
+		leecher.AddTorrent(torrent, got, false)
+		d := leecher.WaitComplete(t, ih, 30*time.Second)
+		t.Logf("found through the DHT and downloaded in %v", d)
+		VerifyTree(t, data, filepath.Join(got, "d"))
+	})
+
+	// A seeder without DHT, published by another process on its IP: the
+	// way a test publishes an engine under test.
+	runNoLeftovers(t, "proxy", func(t *testing.T) {
+		boot := StartLibtorrent(t, LTOptions{IP: "127.0.0.10", DHT: true})
+		seeder := StartLibtorrent(t, LTOptions{IP: "127.0.0.13", NoTrackers: true})
+		seeder.AddTorrent(torrent, saveDir, true)
+		seeder.WaitSeeding(t, ih, 20*time.Second)
+		publisher := StartLibtorrent(t, LTOptions{IP: "127.0.0.13", DHT: true, DHTBootstrap: []string{boot.Addr()}})
+		publisher.DHTAnnounce(ih, seeder.Port())
+		leecher := StartLibtorrent(t, LTOptions{IP: "127.0.0.14", DHT: true, DHTBootstrap: []string{boot.Addr()}, NoTrackers: true})
+		got := t.TempDir()
+		leecher.AddTorrent(torrent, got, false)
+		leecher.WaitComplete(t, ih, 30*time.Second)
+		VerifyTree(t, data, filepath.Join(got, "d"))
+	})
+}

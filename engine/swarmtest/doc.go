@@ -1,0 +1,80 @@
+// Package swarmtest starts real BitTorrent peers and trackers on loopback for
+// other packages' tests and benchmarks: libtorrent sessions (Debian's
+// python3-libtorrent, libtorrent-rasterbar 2.0) and opentracker. It imports no
+// other swarmfs package but engine/bencode, so swarmfs's own engine is tested
+// against independent implementations, never against itself.
+//
+// # What each helper starts
+//
+//   - StartTracker: one opentracker process on 127.0.0.1, HTTP and UDP
+//     announces on the same free port (Tracker.HTTP, Tracker.UDP).
+//   - StartLibtorrent: one /usr/bin/python3 process running the embedded
+//     ltpeer.py, which holds one libtorrent session and answers JSON lines
+//     on stdin/stdout. It prints a ready line only after libtorrent reports
+//     its TCP and UDP listen sockets, so the peer is reachable on return.
+//   - MakeTorrent: a short python3 process using libtorrent's
+//     create_torrent (v1 only), independent of engine/metainfo.
+//   - WriteFiles, StandardFiles, VerifyTree, FileSpec.ReadAt: no process;
+//     deterministic test data (content addressable by offset) and a
+//     cmp -r style comparison that names the first differing byte.
+//
+// # Addresses and ports
+//
+// Everything listens on and talks to 127.0.0.0/8 only; StartLibtorrent,
+// ConnectPeer and DHT bootstrap refuse other addresses. Give each peer its
+// own address (127.0.0.2, 127.0.0.3, ...: all of 127/8 works on Linux
+// loopback without setup) so peers are told apart by IP as on a real
+// network; libtorrent also connects out from that address
+// (outgoing_interfaces), so a tracker or an incoming connection sees it.
+// Ports are chosen free at start (the kernel picks libtorrent's; FreePort
+// picks opentracker's, with a retry if it is taken before the bind).
+// Trackers record the address an announce comes from, not an ip= parameter.
+//
+// # libtorrent settings (ltpeer.py)
+//
+// LSD, UPnP, NAT-PMP and uTP are off: peers meet only through what the test
+// sets up, over TCP, which swarmfs speaks. allow_multiple_connections_per_ip
+// is on, torrents are added neither auto-managed nor paused (they start at
+// once), announces go to every tracker of every tier, reconnects and
+// connection attempts are fast. Rate limits are real on loopback: by default
+// libtorrent puts 127/8 in its unlimited "local" peer class, so the script
+// moves every address into the global class. With DHT, the protections that
+// assume the real internet (one node per IP, node-ID checks, verified IDs,
+// the "dark internet" filter) are turned off so a loopback DHT forms.
+//
+// # Cleanup guarantees
+//
+// Every process is registered with tb.Cleanup: a libtorrent peer has its
+// stdin closed (it exits at once, without tracker "stopped" announces) and
+// is killed after 2 s; opentracker is killed. Both are then waited for, so
+// no process outlives its test. If the test binary itself dies, the
+// children get SIGKILL from the kernel (Pdeathsig; started from a goroutine
+// locked to its OS thread, since Linux ties that signal to the forking
+// thread). When the test failed, each process's stderr (for libtorrent: every
+// alert, timestamped) is written to the test log. SWARMTEST_VERBOSE=1
+// streams it live instead.
+//
+// # Pitfalls
+//
+//   - The python3 first on PATH may be a pyenv one without libtorrent:
+//     swarmtest always runs /usr/bin/python3 (the Python constant).
+//   - Debian's opentracker only serves whitelisted info-hashes: pass them
+//     to StartTracker or call Tracker.Allow before peers announce. An
+//     announce for any other hash gets "Requested download is not
+//     authorized", a scrape gets an empty answer. Allow rewrites the
+//     whitelist and sends SIGHUP (opentracker rereads it in a thread) and
+//     returns once an announce for the hash succeeds.
+//   - opentracker refuses to run as root, so as root it runs as nobody and
+//     its whitelist lives in a world-readable folder under os.TempDir, not
+//     in tb.TempDir (which nobody cannot enter).
+//   - libtorrent's save folder is the folder that holds the torrent's top
+//     folder or single file, not that folder itself.
+//   - A finished libtorrent leecher drops its connection to the seeder (both
+//     are seeds then): read Status.Peers while transferring, not after.
+//   - Tools missing: RequireTools skips, or fails when CI=true, so CI never
+//     passes by skipping. `make deps` installs them.
+//
+// Methods that take no testing.TB fail the test given at start, from the
+// calling goroutine; call them from the test's goroutine, as t.Fatal
+// requires.
+package swarmtest
