@@ -341,3 +341,34 @@ func TestLibtorrentAcceptsCreate(t *testing.T) {
 		})
 	}
 }
+
+// TestHashPiecesSizeChange simulates files that change between listing and
+// hashing: each must fail with an error naming the file, and leave no
+// goroutine or open file behind.
+func TestHashPiecesSizeChange(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, []treeFile{{"a", 50_000}, {"b", 10}})
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	tests := []struct {
+		name  string
+		files []srcFile
+		want  string
+	}{
+		{"shrank", []srcFile{{osPath: a, length: 60_000}, {osPath: b, length: 10}}, "shrank"},
+		{"grew middle", []srcFile{{osPath: a, length: 40_000}, {osPath: b, length: 10}}, "changed size"},
+		{"grew last", []srcFile{{osPath: a, length: 50_000}, {osPath: b, length: 5}}, "changed size"},
+		{"vanished", []srcFile{{osPath: a, length: 50_000}, {osPath: filepath.Join(dir, "gone"), length: 3}}, "gone"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var total int64
+			for _, f := range tc.files {
+				total += f.length
+			}
+			_, err := hashPieces(context.Background(), tc.files, total, 16<<10)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}

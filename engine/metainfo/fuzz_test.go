@@ -48,7 +48,7 @@ func FuzzParse(f *testing.F) {
 		}
 		if back.InfoHash != m.InfoHash || back.Announce != m.Announce || back.Comment != m.Comment ||
 			back.CreatedBy != m.CreatedBy || !back.CreationDate.Equal(m.CreationDate) ||
-			!slices.Equal(back.URLList, m.URLList) ||
+			!slices.Equal(back.URLList, m.URLList) || !slices.Equal(back.Nodes, m.Nodes) ||
 			!slices.EqualFunc(back.Trackers(), m.Trackers(), slices.Equal) {
 			t.Fatalf("round trip changed the torrent:\n%+v\n%+v", m, back)
 		}
@@ -163,6 +163,9 @@ func fuzzSeeds(t *testing.T) map[string][]string {
 		add("FuzzParseInfo", b)
 		add("FuzzParse", append(append([]byte("d8:announce8:http://a4:info"), b...), 'e'))
 	}
+	add("FuzzParse", mustMarshal(t, d("nodes", []any{[]any{"1.2.3.4", int64(6881)}, []any{"::1", int64(1)}},
+		"url-list", "http://ws/", "announce-list", []any{"http://bare", []any{"http://a", int64(3)}},
+		"creation date", int64(1700000000), "comment.utf-8", "café", "info", validSingle())))
 	for _, s := range []string{"", "de", "le", "d4:infoi1ee", "d4:info999999999:xe", "d4:infod4:name1:ae1:ai1e4:infod4:name1:bee",
 		strings.Repeat("l", 80) + strings.Repeat("e", 80)} {
 		add("FuzzParse", []byte(s))

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/swarmfs/swarmfs/engine/bencode"
+	"go.uber.org/goleak"
 )
 
 const python = "/usr/bin/python3"
@@ -234,3 +235,7 @@ func rawValue(b []byte) bencode.RawMessage { return bencode.RawMessage(b) }
 
 // bytesRaw returns the info dictionary's bytes of a .torrent.
 func bytesRaw(data []byte) ([]byte, bool, error) { return bencode.Raw(data, "info") }
+
+// TestMain fails the run if a test leaves a goroutine behind (Create's
+// hashing workers must all end, also on errors).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +32,9 @@ type MetaInfo struct {
 	CreationDate time.Time
 	Comment      string
 	CreatedBy    string
+	// Nodes are DHT bootstrap nodes of a trackerless torrent (BEP 5), as
+	// "host:port".
+	Nodes []string
 	// InfoBytes is the info dictionary exactly as in the file; InfoHash is
 	// its SHA-1, and Marshal writes it back verbatim.
 	InfoBytes []byte
@@ -99,6 +104,7 @@ func Parse(data []byte) (*MetaInfo, error) {
 		m.Comment = optString(raw.Comment)
 	}
 	m.CreatedBy = optString(raw.CreatedBy)
+	m.Nodes = parseNodes(raw.Nodes)
 	if raw.CreationDate != nil {
 		var secs int64
 		if bencode.Unmarshal(raw.CreationDate, &secs) == nil && secs > 0 {
@@ -179,6 +185,7 @@ type outMeta struct {
 	CreatedBy    string             `bencode:"created by,omitempty"`
 	CreationDate int64              `bencode:"creation date,omitempty"`
 	Info         bencode.RawMessage `bencode:"info"`
+	Nodes        [][]any            `bencode:"nodes,omitempty"`
 	URLList      []string           `bencode:"url-list,omitempty"`
 }
 
@@ -203,6 +210,14 @@ func (m *MetaInfo) Marshal() ([]byte, error) {
 	}
 	if !m.CreationDate.IsZero() {
 		out.CreationDate = m.CreationDate.Unix()
+	}
+	for _, n := range m.Nodes {
+		host, port, err := net.SplitHostPort(n)
+		p, perr := strconv.Atoi(port)
+		if err != nil || perr != nil {
+			return nil, fmt.Errorf("metainfo: marshal: node %q is not host:port", n)
+		}
+		out.Nodes = append(out.Nodes, []any{host, int64(p)})
 	}
 	b, err := bencode.Marshal(out)
 	if err != nil {
@@ -265,6 +280,32 @@ func parseTiers(raw []byte) [][]string {
 		}
 	}
 	return tiers
+}
+
+// parseNodes reads the BEP 5 nodes list, [["host", port], ...], keeping
+// only well-formed entries.
+func parseNodes(raw []byte) []string {
+	if raw == nil {
+		return nil
+	}
+	var v []any
+	if bencode.Unmarshal(raw, &v) != nil {
+		return nil
+	}
+	var out []string
+	for _, n := range v {
+		pair, ok := n.([]any)
+		if !ok || len(pair) != 2 {
+			continue
+		}
+		host, ok1 := pair[0].(string)
+		port, ok2 := pair[1].(int64)
+		if !ok1 || !ok2 || host == "" || port <= 0 || port > 65535 || strings.ContainsAny(host, "/ \x00") {
+			continue
+		}
+		out = append(out, net.JoinHostPort(host, strconv.FormatInt(port, 10)))
+	}
+	return out
 }
 
 // parseURLList reads url-list, a string or a list of strings (BEP 19),

@@ -39,7 +39,8 @@ func TestParseTopLevel(t *testing.T) {
 			name: "all fields",
 			data: torrentWith(t, "announce", "http://a/ann", "announce-list", [][]string{{"http://a/ann", "http://b/ann"}, {"udp://c:1"}},
 				"url-list", []string{"http://ws1/", "http://ws2/"}, "creation date", int64(1700000000),
-				"comment", "hi", "created by", "tool 1.0"),
+				"comment", "hi", "created by", "tool 1.0",
+				"nodes", []any{[]any{"router.example", int64(6881)}, []any{"::1", int64(1)}, []any{"bad", "port"}, "x", []any{"h", int64(0)}}),
 			check: func(t *testing.T, m *MetaInfo) {
 				if m.Announce != "http://a/ann" || m.Comment != "hi" || m.CreatedBy != "tool 1.0" {
 					t.Fatalf("%+v", m)
@@ -52,6 +53,9 @@ func TestParseTopLevel(t *testing.T) {
 				}
 				if len(m.AnnounceList) != 2 {
 					t.Fatalf("announce-list %q", m.AnnounceList)
+				}
+				if !slices.Equal(m.Nodes, []string{"router.example:6881", "[::1]:1"}) {
+					t.Fatalf("nodes %q", m.Nodes)
 				}
 			},
 		},
@@ -170,6 +174,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 		CreationDate: time.Unix(1600000000, 0),
 		Comment:      "c",
 		CreatedBy:    "me",
+		Nodes:        []string{"1.2.3.4:5", "[::1]:6881"},
 		InfoBytes:    []byte(info),
 	}
 	b, err := in.Marshal()
@@ -184,7 +189,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 		t.Fatal("info dictionary changed")
 	}
 	if out.Announce != in.Announce || out.Comment != in.Comment || out.CreatedBy != in.CreatedBy ||
-		!out.CreationDate.Equal(in.CreationDate) || !slices.Equal(out.URLList, in.URLList) ||
+		!out.CreationDate.Equal(in.CreationDate) || !slices.Equal(out.URLList, in.URLList) || !slices.Equal(out.Nodes, in.Nodes) ||
 		!slices.EqualFunc(out.AnnounceList, in.AnnounceList, slices.Equal) {
 		t.Fatalf("round trip\n in %+v\nout %+v", in, out)
 	}
@@ -194,6 +199,9 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 	if _, err := (&MetaInfo{}).Marshal(); err == nil {
 		t.Fatal("Marshal without InfoBytes succeeded")
+	}
+	if _, err := (&MetaInfo{InfoBytes: []byte(info), Nodes: []string{"nope"}}).Marshal(); err == nil {
+		t.Fatal("Marshal with a bad node succeeded")
 	}
 	if _, err := (&MetaInfo{InfoBytes: []byte("le")}).Marshal(); err == nil {
 		t.Fatal("Marshal with a list for info succeeded")
