@@ -91,7 +91,12 @@
 //   - Several pad files often share the path ".pad/<size>"; they are renamed
 //     like any collision, so hide them by File.Pad, not by name.
 //   - Marshal writes only the top-level fields MetaInfo models; other keys
-//     (nodes, piece layers, ...) are dropped, the info dictionary never.
+//     (piece layers, encoding, ...) are dropped, the info dictionary never.
+//   - Magnet.DisplayName and Magnet.Trackers are untrusted text: pass a
+//     display name through SanitizeComponent before using it as a name.
+//   - Parsing a torrent with hundreds of thousands of files costs about
+//     5 us per file (reflection in the bencode decoder); do it once and
+//     keep the Info.
 //
 // Everything here is safe for concurrent use: functions keep no state and
 // parsed values are not modified after they are returned.

@@ -15,7 +15,9 @@ const MaxMagnetLength = 64 << 10
 // Magnet is a parsed magnet URI (BEP 9): enough to find peers and fetch the
 // info dictionary from them.
 type Magnet struct {
-	InfoHash    Hash
+	InfoHash Hash
+	// DisplayName is the dn parameter, untrusted: sanitise it
+	// (SanitizeComponent) before using it as a file name.
 	DisplayName string
 	// Trackers holds every tr parameter, in order, without repeats.
 	Trackers []string
