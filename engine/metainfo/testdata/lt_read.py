@@ -43,7 +43,8 @@ for path in sys.argv[1:]:
         "private": ti.priv(),
         "comment": ti.comment(),
         "creator": ti.creator(),
-        "trackers": [tiers[k] for k in sorted(tiers)],
+        # libtorrent shuffles each tier (BEP 12); sort for stable output.
+        "trackers": [sorted(tiers[k]) for k in sorted(tiers)],
         "web_seeds": [w["url"] for w in ti.web_seeds()],
         "files": files,
     })
