@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 )
 
 // Bounds applied to everything a tracker sends back.
@@ -172,18 +171,20 @@ func count(n int64) int {
 }
 
 // cleanMessage makes a tracker's text safe to log and show: valid UTF-8, no
-// control characters, bounded length.
+// control characters, at most maxMessage bytes.
 func cleanMessage(s string) string {
 	if len(s) > maxMessage {
 		s = s[:maxMessage]
 	}
-	s = strings.ToValidUTF8(s, string(utf8.RuneError))
-	return strings.Map(func(r rune) rune {
+	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return ' '
 		}
 		return r
-	}, strings.TrimSpace(s))
+	}, strings.TrimSpace(strings.ToValidUTF8(s, "?")))
+	// Neither step lengthens s: runs of invalid bytes become one '?', and
+	// control characters (one or two bytes) become a one-byte space.
+	return s
 }
 
 // redact removes the query (which often holds a private tracker's passkey)
