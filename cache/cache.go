@@ -1,0 +1,339 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/ristretto/v2/z"
+)
+
+// InfoHash names a torrent. The cache treats it as an opaque 20-byte key.
+type InfoHash = [20]byte
+
+// Errors. Wrapped errors carry details; test them with errors.Is.
+var (
+	// ErrNotFound means the piece (or metainfo) is not stored: never written,
+	// evicted, dropped, or found corrupt on its first read and discarded.
+	ErrNotFound = errors.New("cache: not found")
+	// ErrFull means a Put could not make room: every stored piece is pinned,
+	// the piece is larger than the capacity, or the disk is nearly full.
+	ErrFull = errors.New("cache: full")
+	// ErrLocked means another process (or another Cache in this process)
+	// holds the data directory.
+	ErrLocked = errors.New("cache: data directory locked")
+	// ErrClosed is returned by calls made after Close.
+	ErrClosed = errors.New("cache: closed")
+)
+
+// DefaultCapacity is used when Options.Capacity is 0.
+const DefaultCapacity int64 = 10 << 30
+
+// Options configure Open. The zero value is not usable: set Dir or InMemory.
+type Options struct {
+	Dir      string // data directory (badger files under it); created if missing
+	Capacity int64  // bytes of piece data allowed; 0 = DefaultCapacity
+	// InMemory keeps nothing after Close (for tests). It is backed by a private
+	// temporary directory, not by badger's in-memory mode, which caps values
+	// at 1 MiB, below common piece sizes.
+	InMemory bool
+	// Logf receives warnings and errors from the cache and badger; nil means
+	// log.Printf.
+	Logf func(format string, args ...any)
+}
+
+// Cache is a bounded, persistent store of verified pieces keyed by
+// (info-hash, piece index), plus each torrent's metainfo. All methods are
+// safe for concurrent use. See the package documentation.
+type Cache struct {
+	// Read-only after Open.
+	db       *badger.DB
+	dir      string
+	tempDir  bool // dir is ours to delete at Close (InMemory)
+	capacity int64
+	vlogSize int64 // badger ValueLogFileSize; also the largest piece accepted
+	trigger  int64 // garbage bytes that prompt an early value-log collection
+	logf     func(format string, args ...any)
+	lock     *dirLock
+	guard    diskGuard
+	onEvict  atomic.Pointer[func(ih InfoHash, piece int)]
+	kick     chan struct{} // cap 1: wake the maintenance goroutine
+	stop     chan struct{} // closed by Close
+	done     sync.WaitGroup
+
+	// life keeps db open under running calls: every call that touches db
+	// holds it shared, Close takes it exclusively. First in the lock order.
+	life sync.RWMutex
+
+	// flushMu orders the badger writes of piece records that are not plain
+	// Puts: the recency flush holds it exclusively; evictions, drops and a Put
+	// that replaces a stored piece hold it shared. So a flush can never write
+	// a record back after its piece was deleted or rewritten.
+	// Lock order: life, flushMu, mu.
+	flushMu sync.RWMutex
+
+	// mu guards the index below. Never held across badger I/O, a callback or
+	// a channel send.
+	mu       sync.Mutex
+	cond     sync.Cond // on mu: broadcast when an entry leaves stateWriting/stateEvicting
+	torrents map[InfoHash]*torrent
+	pins     map[pinKey]int32
+	lru      lruList
+	used     int64  // bytes of present and writing pieces
+	clock    uint64 // recency clock; the next seq handed out
+	dirty    []*entry
+	garbage  int64 // bytes deleted since the last value-log collection
+	closed   bool
+}
+
+type pinKey struct {
+	ih    InfoHash
+	piece uint32
+}
+
+// Tuning knobs, variables so tests can shorten them.
+var (
+	flushInterval = 30 * time.Second // persist read recency this often
+	gcInterval    = time.Minute      // value-log GC pass even without a trigger
+)
+
+// Open opens (creating if needed) the cache in opts.Dir and rebuilds its
+// in-memory index from the piece records, without reading piece data.
+func Open(opts Options) (*Cache, error) {
+	capacity := opts.Capacity
+	if capacity == 0 {
+		capacity = DefaultCapacity
+	}
+	if capacity < 0 {
+		return nil, fmt.Errorf("cache: negative capacity %d", capacity)
+	}
+	logf := opts.Logf
+	if logf == nil {
+		logf = log.Printf
+	}
+	c := &Cache{
+		capacity: capacity,
+		logf:     logf,
+		torrents: make(map[InfoHash]*torrent),
+		pins:     make(map[pinKey]int32),
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+	}
+	c.cond.L = &c.mu
+	c.lru.init()
+	c.vlogSize = valueLogFileSize(capacity)
+	c.trigger = max(capacity/16, c.vlogSize/2)
+
+	dir := opts.Dir
+	if opts.InMemory {
+		d, err := os.MkdirTemp("", "swarmfs-cache-*")
+		if err != nil {
+			return nil, fmt.Errorf("cache: in-memory store: %w", err)
+		}
+		dir, c.tempDir = d, true
+	} else if dir == "" {
+		return nil, errors.New("cache: no data directory given")
+	}
+	c.dir = dir
+	fail := func(err error) (*Cache, error) {
+		if c.db != nil {
+			c.db.Close()
+		}
+		c.lock.release()
+		if c.tempDir {
+			os.RemoveAll(dir)
+		}
+		return nil, err
+	}
+	if err := checkWritable(dir); err != nil {
+		return fail(err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return fail(err)
+	}
+	c.lock = lock
+	c.guard = diskGuard{dir: dir, reserve: diskReserve(c.vlogSize)}
+	if err := c.guard.admit(0); err != nil {
+		return fail(fmt.Errorf("cache: cannot open %s: %w", dir, err))
+	}
+	if free, err := freeSpace(dir); err == nil && free+diskUsage(dir) < capacity {
+		logf("cache: capacity %s exceeds the space left for %s (%s): writes will fail with a full disk before eviction starts",
+			formatSize(capacity), dir, formatSize(free+diskUsage(dir)))
+	}
+
+	removeEmptyLogs(dir, logf)
+	db, err := badger.Open(badgerOptions(dir, c.vlogSize, badgerLogger{logf}))
+	if err != nil && strings.Contains(err.Error(), z.NewFile.Error()) {
+		// Badger bug (dgraph-io/badger#2207): a log file left empty by a
+		// crash fails the first Open, which sizes it; the second succeeds.
+		db, err = badger.Open(badgerOptions(dir, c.vlogSize, badgerLogger{logf}))
+	}
+	if err != nil {
+		return fail(fmt.Errorf("cache: open store in %s: %w", dir, err))
+	}
+	c.db = db
+	if err := c.checkFormat(); err != nil {
+		return fail(err)
+	}
+	if err := c.load(); err != nil {
+		return fail(err)
+	}
+	// A smaller capacity than last time: shrink now, before anyone reads.
+	if victims, _ := c.victims(); len(victims) > 0 {
+		if err := c.evict(victims, false); err != nil {
+			return fail(err)
+		}
+	}
+	c.done.Add(1)
+	go c.maintain()
+	return c, nil
+}
+
+// removeEmptyLogs deletes zero-length memtable and value logs: a crash
+// between creating such a file and sizing it leaves it empty, and badger
+// then refuses to open (see dgraph-io/badger#2207). An empty log holds no
+// entries, so nothing is lost.
+func removeEmptyLogs(dir string, logf func(string, ...any)) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".mem") && !strings.HasSuffix(name, ".vlog") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Size() == 0 {
+			logf("cache: removing empty log %s left by a crash", name)
+			os.Remove(filepath.Join(dir, name))
+		}
+	}
+}
+
+// Close persists read recency, stops background work and closes the store.
+// Calls made after Close return ErrClosed (or false / nil).
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
+
+	close(c.stop)
+	c.done.Wait()
+
+	c.life.Lock()
+	defer c.life.Unlock()
+	err := c.flushRecency()
+	if cerr := c.db.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("cache: close store: %w", cerr)
+	}
+	if lerr := c.lock.release(); lerr != nil && err == nil {
+		err = lerr
+	}
+	if c.tempDir {
+		os.RemoveAll(c.dir)
+	}
+	return err
+}
+
+// enter marks the start of a call that uses db; it fails after Close.
+// The caller must call c.life.RUnlock when done.
+func (c *Cache) enter() bool {
+	c.life.RLock()
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		c.life.RUnlock()
+		return false
+	}
+	return true
+}
+
+// Capacity returns the configured limit on piece bytes.
+func (c *Cache) Capacity() int64 { return c.capacity }
+
+// Size returns the bytes of piece data stored or being stored.
+func (c *Cache) Size() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used
+}
+
+// DiskUsage returns the bytes the store occupies on disk: piece data, value
+// log garbage not yet collected, tables and logs.
+func (c *Cache) DiskUsage() int64 { return diskUsage(c.dir) }
+
+// OnEvict registers fn to be called after a piece leaves the cache on its own
+// (eviction, or a stored piece found corrupt), so the caller can stop
+// advertising it. It is not called for DropTorrent. fn runs on the goroutine
+// that caused the eviction, with no cache lock held; it may call the cache.
+// A later call replaces fn; nil removes it.
+func (c *Cache) OnEvict(fn func(ih InfoHash, piece int)) {
+	if fn == nil {
+		c.onEvict.Store(nil)
+		return
+	}
+	c.onEvict.Store(&fn)
+}
+
+// valueLogFileSize picks the value-log file size for a capacity: large enough
+// for big pieces (it is also the largest piece accepted), small enough that
+// GC, which rewrites one file at a time, reclaims space in fine steps.
+func valueLogFileSize(capacity int64) int64 {
+	return min(max(capacity/16, 64<<20), 256<<20)
+}
+
+// diskReserve is the free space kept back on the data directory's disk: room
+// for a value-log file being rewritten by GC plus tables and memtable logs.
+func diskReserve(vlogSize int64) int64 { return vlogSize + 64<<20 }
+
+// badgerOptions are chosen for an embedded cache of large values; each
+// departure from badger's defaults is explained in doc.go ("Badger options").
+func badgerOptions(dir string, vlogSize int64, logger badger.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(logger).
+		WithSyncWrites(false).
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(vlogSize).
+		WithMemTableSize(4 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
+		WithCompression(options.None).
+		WithNumCompactors(2).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false).
+		WithNumGoroutines(2).
+		WithCompactL0OnClose(true).
+		WithChecksumVerificationMode(options.OnTableRead)
+}
+
+// badgerLogger forwards badger's warnings and errors; its info and debug
+// chatter (every compaction, every flush) is dropped.
+type badgerLogger struct{ logf func(string, ...any) }
+
+func (l badgerLogger) Errorf(f string, a ...any)   { l.logf("cache: badger: "+trimNL(f), a...) }
+func (l badgerLogger) Warningf(f string, a ...any) { l.logf("cache: badger: "+trimNL(f), a...) }
+func (l badgerLogger) Infof(string, ...any)        {}
+func (l badgerLogger) Debugf(string, ...any)       {}
+
+func trimNL(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

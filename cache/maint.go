@@ -1,0 +1,176 @@
+package cache
+
+import (
+	"errors"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// The maintenance goroutine, owned by the Cache (started by Open, stopped and
+// waited for by Close), persists read recency and reclaims value-log space.
+
+// GC discard ratios: a value-log file is rewritten when at least this share
+// of it is garbage. The first pass takes only cheap wins; the second runs
+// only while disk use is above the target (see collect).
+const (
+	gcRatio      = 0.5
+	gcRatioTight = 0.2
+	// gcMaxRewrites bounds one collection, so Close never waits for long.
+	gcMaxRewrites = 64
+)
+
+func (c *Cache) maintain() {
+	defer c.done.Done()
+	flush := time.NewTicker(flushInterval)
+	defer flush.Stop()
+	gc := time.NewTicker(gcInterval)
+	defer gc.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-flush.C:
+			if err := c.flushRecency(); err != nil {
+				c.logf("cache: persist read recency: %v", err)
+			}
+		case <-gc.C:
+			c.collect()
+		case <-c.kick:
+			c.collect()
+		}
+	}
+}
+
+func (c *Cache) stopping() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// flushRecency writes the records of pieces read since the last flush, so
+// that LRU order survives a restart. Reads only touch memory; a crash loses
+// at most flushInterval of recency, which makes the order after a restart
+// approximate, never wrong about what is stored.
+func (c *Cache) flushRecency() error {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	type kv struct{ k, v []byte }
+	c.mu.Lock()
+	recs := make([]kv, 0, len(c.dirty))
+	for _, e := range c.dirty {
+		if !e.dirty {
+			continue
+		}
+		e.dirty = false
+		if e.state != statePresent {
+			continue
+		}
+		recs = append(recs, kv{
+			pieceKeyOf(kindRecord, e.ih(), e.piece),
+			record{size: e.size, sum: e.sum, seq: e.seq}.encode(),
+		})
+	}
+	if cap(c.dirty) > 4096 {
+		c.dirty = nil
+	} else {
+		c.dirty = c.dirty[:0]
+	}
+	c.mu.Unlock()
+
+	for len(recs) > 0 {
+		n := min(len(recs), deleteBatch)
+		batch := recs[:n]
+		recs = recs[n:]
+		err := c.update(func(txn *badger.Txn) error {
+			for _, r := range batch {
+				if err := txn.Set(r.k, r.v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collect reclaims value-log space after evictions and drops.
+//
+// Badger's value-log GC only rewrites files whose discard statistics say they
+// hold enough garbage, and those statistics are computed by LSM compactions
+// alone. A deleted piece's tombstone is compacted only once its memtable is
+// flushed, and our memtables hold just keys and value pointers: one fills
+// after tens of thousands of piece writes, i.e. tens of gigabytes. So, when
+// pieces were deleted, collect first forces a flush and a compaction
+// (compact), then runs the GC while it finds files to rewrite.
+func (c *Cache) collect() {
+	c.mu.Lock()
+	garbage := c.garbage
+	c.garbage = 0
+	used := c.used
+	c.mu.Unlock()
+	if garbage > 0 {
+		if err := c.compact(); err != nil {
+			c.logf("cache: compact before value-log GC: %v", err)
+		}
+	}
+	rewrites := c.runGC(gcRatio, gcMaxRewrites)
+	if c.DiskUsage() > used+c.margin() {
+		c.runGC(gcRatioTight, gcMaxRewrites-rewrites)
+	}
+}
+
+// margin is the disk use tolerated above the stored piece bytes before GC
+// rewrites files that are only gcRatioTight garbage: a tenth of the capacity,
+// but at least two value-log files (the one being written and one
+// being rewritten) and the tables.
+func (c *Cache) margin() int64 {
+	return max(c.capacity/10, 2*c.vlogSize) + 32<<20
+}
+
+// runGC rewrites up to limit value-log files holding at least ratio garbage.
+func (c *Cache) runGC(ratio float64, limit int) int {
+	n := 0
+	for n < limit && !c.stopping() {
+		err := c.db.RunValueLogGC(ratio)
+		if err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				c.logf("cache: value-log GC: %v", err)
+			}
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// compact makes badger's discard statistics current: it flushes the
+// memtables (DropPrefix of a throwaway key is the only public way to do that
+// on demand; it blocks writes for the few milliseconds the flush takes, and
+// update retries them), waits for the background compactors to move level 0
+// down (NumLevelZeroTables is 1), then merges any remaining levels (Flatten).
+func (c *Cache) compact() error {
+	err := c.update(func(txn *badger.Txn) error { return txn.Set(flusherKey, []byte{1}) })
+	if err != nil {
+		return err
+	}
+	if err := c.db.DropPrefix(flusherKey); err != nil {
+		return err
+	}
+	for i := 0; i < 100 && !c.stopping(); i++ {
+		if lv := c.db.Levels(); len(lv) == 0 || lv[0].NumTables == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c.stopping() {
+		return nil
+	}
+	return c.db.Flatten(1)
+}
