@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -121,7 +120,11 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)
 	}
 	l := &LT{tb: tb, ip: opts.IP, replies: make(chan []byte, 256)}
-	cmd := exec.Command(Python, "-c", ltpeerScript, "peer", string(cfg))
+	cmd, script, err := ltpeerCmd("peer", cfg)
+	if err != nil {
+		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)
+	}
+	defer script.Close() // the child has its own descriptor once started
 	cmd.Stdout = &lineWriter{ch: l.replies}
 	l.stdin, err = cmd.StdinPipe()
 	if err != nil {

@@ -122,6 +122,10 @@ class Peer:
             "tracker_completion_timeout": 10,
             "min_announce_interval": 5,
             "auto_manage_startup": 0,
+            # The session tick drives connection attempts (a ConnectPeer
+            # waits for it) and hands out rate-limit quota: 500 ms by
+            # default, which makes starts and limited rates lumpy.
+            "tick_interval": 100,
             # Never the default (dht.libtorrent.org): bootstrap nodes are
             # added as ordinary nodes below, so they also count in the
             # routing table (libtorrent keeps "router" nodes out of it).

@@ -1,11 +1,16 @@
 package swarmtest
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -85,15 +90,16 @@ func TestTrackerSwarm(t *testing.T) {
 			leecher.AddTorrent(torrent, got, false)
 			d := leecher.WaitComplete(t, ih, 30*time.Second)
 			st := leecher.Status(ih)
-			t.Logf("%s tracker: %d bytes in %v; leecher peers %v", proto, st.TotalDone, d, st.Peers)
+			t.Logf("%s tracker: %d bytes in %v", proto, st.TotalDone, d)
 			if want := TotalSize(StandardFiles()); st.TotalDone != want {
 				t.Errorf("total_done %d, want %d", st.TotalDone, want)
 			}
 			VerifyTree(t, dataDir, filepath.Join(got, "data"))
-			for _, p := range st.Peers {
-				if !strings.HasPrefix(p, "127.0.0.2:") {
-					t.Errorf("leecher connected to %s, want only the seeder 127.0.0.2", p)
-				}
+			// The tracker saw each peer at its own address and port.
+			peers := tr.Peers(t, ih)
+			want := []string{seeder.Addr(), leecher.Addr()}
+			if strings.Join(peers, " ") != strings.Join(want, " ") {
+				t.Errorf("tracker peers %v, want %v", peers, want)
 			}
 		})
 	}
@@ -302,4 +308,67 @@ func TestDHTSwarm(t *testing.T) {
 		leecher.WaitComplete(t, ih, 30*time.Second)
 		VerifyTree(t, data, filepath.Join(got, "d"))
 	})
+}
+
+// TestChildrenDieWithTestBinary kills a test binary that runs a tracker and
+// a libtorrent peer, and checks that both die with it (Pdeathsig).
+func TestChildrenDieWithTestBinary(t *testing.T) {
+	RequireTools(t, "libtorrent", "opentracker")
+	if os.Getenv("SWARMTEST_ORPHAN_CHILD") == "1" {
+		tr := StartTracker(t)
+		lt := StartLibtorrent(t, LTOptions{IP: "127.0.0.15"})
+		fmt.Printf("PIDS %d %d\n", tr.proc.cmd.Process.Pid, lt.proc.cmd.Process.Pid)
+		time.Sleep(time.Minute) // killed by the parent long before
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChildrenDieWithTestBinary$", "-test.v")
+	cmd.Env = append(os.Environ(), "SWARMTEST_ORPHAN_CHILD=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "PIDS" {
+			for _, s := range f[1:] {
+				pid, _ := strconv.Atoi(s)
+				pids = append(pids, pid)
+			}
+			break
+		}
+	}
+	cmd.Process.Kill()
+	go io.Copy(io.Discard, out)
+	cmd.Wait()
+	if len(pids) != 2 {
+		t.Fatalf("child printed no pids; stderr:\n%s", stderr.String())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("pid %d outlived the killed test binary", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// alive reports whether pid exists and is not a zombie (a killed orphan
+// stays a zombie until an init that reaps it does).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && !strings.HasPrefix(strings.TrimSpace(s[i+1:]), "Z")
 }

@@ -13,10 +13,28 @@ import (
 	"testing"
 )
 
-// ltpeerScript drives libtorrent; it runs as `python3 -c SCRIPT MODE CONFIG`.
+// ltpeerScript drives libtorrent; see ltpeerCmd.
 //
 //go:embed ltpeer.py
 var ltpeerScript string
+
+// ltpeerCmd returns `/usr/bin/python3 /dev/fd/3 MODE CONFIG` with the script
+// on fd 3: an unlinked temporary file, so nothing is left on disk and ps
+// shows a short command line. The caller closes script after Start.
+func ltpeerCmd(mode string, cfg []byte) (cmd *exec.Cmd, script *os.File, err error) {
+	f, err := os.CreateTemp("", "swarmtest-ltpeer-*.py")
+	if err != nil {
+		return nil, nil, err
+	}
+	os.Remove(f.Name()) // the open file stays readable through /dev/fd/3
+	if _, err := f.WriteString(ltpeerScript); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	cmd = exec.Command(Python, "/dev/fd/3", mode, string(cfg))
+	cmd.ExtraFiles = []*os.File{f}
+	return cmd, f, nil
+}
 
 // TorrentInfo describes a torrent made by MakeTorrentInfo.
 type TorrentInfo struct {
@@ -61,9 +79,13 @@ func MakeTorrentInfo(tb testing.TB, dataPath string, trackers [][]string, pieceL
 	if err != nil {
 		tb.Fatalf("swarmtest.MakeTorrent: %v", err)
 	}
-	cmd := exec.Command(Python, "-c", ltpeerScript, "make", string(cfg))
+	cmd, script, err := ltpeerCmd("make", cfg)
+	if err != nil {
+		tb.Fatalf("swarmtest.MakeTorrent: %v", err)
+	}
 	cmd.Stderr = new(strings.Builder)
 	stdout, err := cmd.Output()
+	script.Close()
 	if err != nil {
 		tb.Fatalf("swarmtest.MakeTorrent(%s): %v\n%s", dataPath, err, cmd.Stderr)
 	}

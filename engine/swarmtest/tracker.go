@@ -12,11 +12,14 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/swarmfs/swarmfs/engine/bencode"
 )
 
 // Tracker is an opentracker process on 127.0.0.1 serving HTTP and UDP
@@ -198,10 +201,49 @@ func (t *Tracker) probe(ih [20]byte) (bool, error) {
 	return err == nil, err
 }
 
+// Peers returns the peers (ip:port) the tracker hands out for ih, as seen
+// by a placeholder peer that announces and withdraws at once. It is how a
+// test checks what an engine under test announced.
+func (t *Tracker) Peers(tb testing.TB, ih [20]byte) []string {
+	tb.Helper()
+	const peerID = "-ST0001-swarmtestpee"
+	body, err := t.announce(ih, peerID, "started")
+	if err != nil {
+		tb.Fatalf("swarmtest.Tracker.Peers: %v", err)
+	}
+	defer func() {
+		if _, err := t.announce(ih, peerID, "stopped"); err != nil {
+			tb.Errorf("swarmtest.Tracker.Peers: withdraw: %v", err)
+		}
+	}()
+	var resp struct {
+		Failure string `bencode:"failure reason"`
+		Peers   []byte `bencode:"peers"`
+	}
+	if err := bencode.Unmarshal(body, &resp); err != nil {
+		tb.Fatalf("swarmtest.Tracker.Peers: %v in %q", err, body)
+	}
+	if resp.Failure != "" {
+		tb.Fatalf("swarmtest.Tracker.Peers(%x): %s", ih, resp.Failure)
+	}
+	if len(resp.Peers)%6 != 0 {
+		tb.Fatalf("swarmtest.Tracker.Peers: compact peers of %d bytes", len(resp.Peers))
+	}
+	var out []string
+	for p := resp.Peers; len(p) > 0; p = p[6:] {
+		addr := net.JoinHostPort(net.IP(p[:4]).String(), strconv.Itoa(int(p[4])<<8|int(p[5])))
+		if addr != "127.0.0.1:1" { // placeholder peers (ours, Allow's)
+			out = append(out, addr)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (t *Tracker) announce(ih [20]byte, peerID, event string) ([]byte, error) {
 	q := "info_hash=" + url.QueryEscape(string(ih[:])) +
 		"&peer_id=" + url.QueryEscape(peerID) +
-		"&port=1&uploaded=0&downloaded=0&left=1&compact=1&numwant=0&event=" + event
+		"&port=1&uploaded=0&downloaded=0&left=1&compact=1&numwant=200&event=" + event
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(t.HTTP + "?" + q)
 	if err != nil {
