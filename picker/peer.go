@@ -310,6 +310,12 @@ func (pe *peer) est(extra int64) float64 {
 	return lat + float64(pe.outBytes+extra)/rate
 }
 
+// speed is the seconds pe needs for n bytes with an empty queue: its
+// intrinsic speed, what slow-peer decisions compare.
+func (pe *peer) speed(n int64) float64 {
+	return pe.latOrDefault() + float64(n)/pe.rateOrDefault()
+}
+
 func (pe *peer) estNanos(extra int64) int64 { return int64(pe.est(extra) * 1e9) }
 
 func (pe *peer) rateOrDefault() float64 {
@@ -361,11 +367,12 @@ func (pe *peer) sample(o outReq, t int64) {
 // rankCache holds swarm-wide figures the per-peer decisions compare
 // against, refreshed at most every rankEvery (O(peers) each time).
 type rankCache struct {
-	dirty     bool
-	at        int64
-	bestBlk   float64 // lowest est(one block) among unchoked peers
-	bestPiece float64 // lowest est(one piece)
-	sumRate   float64 // unchoked peers' rates
+	dirty      bool
+	at         int64
+	bestBlk    float64 // lowest speed(one block) among unchoked peers
+	bestPiece  float64 // lowest speed(one piece)
+	sumRate    float64 // unchoked peers' rates
+	sumRateLat float64 // sum of rate*latency over the same peers
 }
 
 const rankEvery = int64(50 * time.Millisecond)
@@ -379,7 +386,7 @@ func (p *Picker) refreshRank(t int64) {
 		if pe.choked {
 			continue
 		}
-		b, pc := pe.est(p.blk), pe.est(p.pieceLen)
+		b, pc := pe.speed(p.blk), pe.speed(p.pieceLen)
 		if rc.bestBlk < 0 || b < rc.bestBlk {
 			rc.bestBlk = b
 		}
@@ -387,6 +394,7 @@ func (p *Picker) refreshRank(t int64) {
 			rc.bestPiece = pc
 		}
 		rc.sumRate += pe.rateOrDefault()
+		rc.sumRateLat += pe.rateOrDefault() * pe.latOrDefault()
 	}
 	p.rank = rc
 }

@@ -41,6 +41,7 @@ type reader struct {
 	rateAt   int64
 	rateAcc  int64
 	target   int64 // wanted window bytes; the budget may grant less
+	proven   bool  // has read sequentially before: a player, not a scanner
 }
 
 type pendingRead struct {
@@ -151,7 +152,7 @@ func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
 		hadWindow := r.target > 0
 		r.hasPos, r.pos, r.seq, r.reads = true, end, int64(n), 1
 		r.rateAt, r.rateAcc = t, int64(n)
-		p.setTarget(r, 0)
+		p.setTarget(r, p.targetFor(r, t))
 		if hadWindow {
 			p.releaseUnwanted()
 		}
@@ -200,10 +201,16 @@ func (p *Picker) ReaderDone(id ReaderID, off int64, n int) {
 // targetFor sizes r's window: enough for leadTime of reading at the
 // measured rate plus two pieces' download time, at least two pieces, and
 // never more than twice what the reader has read sequentially (evidence).
+//
+// A reader that has shown sequential reading before keeps that evidence
+// across seeks: after a seek it restarts from a one-piece window instead of
+// none, because a player that seeks goes on playing. A scanner never earns
+// a window at all.
 func (p *Picker) targetFor(r *reader, t int64) int64 {
-	if r.reads < minReads || r.seq < minEvidence {
+	if !r.proven && (r.reads < minReads || r.seq < minEvidence) {
 		return 0
 	}
+	r.proven = true
 	rate := r.rate
 	if rate == 0 {
 		if dt := t - r.rateAt; dt >= int64(100*time.Millisecond) {
@@ -214,7 +221,7 @@ func (p *Picker) targetFor(r *reader, t int64) int64 {
 	}
 	lead := leadTime.Seconds() + 2*float64(p.pieceLen)/p.swarmRateNow()
 	w := max(int64(rate*lead), 2*p.pieceLen)
-	return min(w, 2*r.seq, p.maxWindow)
+	return min(w, max(2*r.seq, p.pieceLen), p.maxWindow)
 }
 
 func (p *Picker) setTarget(r *reader, w int64) {

@@ -11,7 +11,8 @@ const (
 	dupMargin        = int64(20 * time.Millisecond) // a duplicate must beat the holder by this much
 	maxDupHolders    = 2                            // holders of one block outside endgame
 	endgameHolders   = 3                            // holders of one block in endgame
-	queueTime        = 2.0                          // seconds of non-urgent work queued on a peer
+	queueTime        = 1.0                          // seconds of non-urgent work queued on a peer
+	urgentQueueTime  = 0.25                         // the same while urgent blocks wait for a peer
 	sparseScan       = 128                          // peers with fewer pieces are scanned by bitfield
 )
 
@@ -24,6 +25,9 @@ type selection struct {
 	out  []Request
 	slow bool  // pe is far slower than the best peer: keep it off urgent work
 	gate int64 // slow peers skip window pieces due before this
+
+	preempted  bool
+	urgentLeft bool // an urgent piece still has unrequested blocks
 }
 
 // Next returns up to max new block requests for the peer and records them
@@ -60,8 +64,8 @@ func (p *Picker) Next(id PeerID, now time.Time, max int) []Request {
 		s.endgame()
 		return s.out
 	}
-	s.slow = pe.est(p.blk) > urgentSlowFactor*p.rank.bestBlk+urgentSlack
-	if pe.est(p.pieceLen) > urgentSlowFactor*p.rank.bestPiece+urgentSlack {
+	s.slow = pe.speed(p.blk) > urgentSlowFactor*p.rank.bestBlk+urgentSlack
+	if pe.speed(p.pieceLen) > urgentSlowFactor*p.rank.bestPiece+urgentSlack {
 		s.gate = t + pe.estNanos(p.pieceLen)
 	}
 	s.urgent()
@@ -79,8 +83,15 @@ func (s *selection) full() bool { return len(s.out) >= s.max }
 
 // room is how many more non-urgent blocks pe may queue: about queueTime of
 // its rate, so an urgent request later waits behind little.
+//
+// While an urgent piece still has unrequested blocks, the queue is kept to
+// a quarter second, so this peer soon asks again and can take them.
 func (s *selection) room() int {
-	limit := max(4, int(s.pe.rateOrDefault()*queueTime/float64(s.p.blk)))
+	q := queueTime
+	if s.urgentLeft {
+		q = urgentQueueTime
+	}
+	limit := max(4, int(s.pe.rateOrDefault()*q/float64(s.p.blk)))
 	return min(s.max-len(s.out), limit-len(s.pe.out))
 }
 
@@ -107,35 +118,64 @@ func (s *selection) dup(pa *partial, b int) {
 }
 
 func (s *selection) urgent() {
-	if s.slow {
-		return
-	}
 	p := s.p
 	for _, u := range p.urgent {
 		if s.full() {
 			return
 		}
-		if p.busy.get(u.piece) || !s.pe.hasPiece(u.piece) {
+		if p.busy.get(u.piece) || !s.pe.hasPiece(u.piece) || s.slow && s.fasterHas(u.piece) {
 			continue
+		}
+		if !s.preempted {
+			// Our request joins the end of the peer's queue: take back the
+			// queued work nobody waits for so it does not go first.
+			s.preempted = true
+			p.preemptPeer(s.pe)
 		}
 		s.take(u.piece, min(s.share(u.piece), s.max-len(s.out)), true)
 	}
+	for _, u := range p.urgent {
+		if !p.busy.get(u.piece) {
+			s.urgentLeft = true
+			return
+		}
+	}
 }
 
-// share is how many of piece's unrequested blocks pe should take: its
-// fraction of the unchoked peers' rate, at least one. The rest are left
-// for the other peers, so the piece completes in parallel.
+// fasterHas reports whether an unchoked peer that is not slow has piece.
+func (s *selection) fasterHas(piece int) bool {
+	p := s.p
+	for _, o := range p.peers {
+		if o != s.pe && !o.choked && o.hasPiece(piece) &&
+			o.speed(p.blk) <= urgentSlowFactor*p.rank.bestBlk+urgentSlack {
+			return true
+		}
+	}
+	return false
+}
+
+// share is how many more blocks of urgent piece pe should take, so that
+// all unchoked peers finish their parts at about the same time T: with
+// rates r_i and latencies l_i, peer i takes (T - l_i)*r_i bytes where
+// T = (piece + sum r_i*l_i) / sum r_i. A far or slow peer takes few or
+// none; at least one if asked, so a piece only pe has still progresses.
 func (s *selection) share(piece int) int {
-	unreq := s.p.numBlocks(piece)
-	if pa := s.p.partOf(piece); pa != nil {
-		unreq = pa.nUnreq
+	p, pe := s.p, s.pe
+	total := p.numBlocks(piece)
+	held := 0
+	if pa := p.partOf(piece); pa != nil {
+		for b := range pa.blocks {
+			if holds(&pa.blocks[b], pe.id) {
+				held++
+			}
+		}
 	}
-	sum := s.p.rank.sumRate
-	if sum <= 0 {
-		return unreq
+	if p.rank.sumRate <= 0 {
+		return total - held
 	}
-	f := min(s.pe.rateOrDefault()/sum, 1)
-	return max(1, int(float64(unreq)*f+0.999))
+	T := (float64(p.pieceSize(piece)) + p.rank.sumRateLat) / p.rank.sumRate
+	mine := (T - pe.est(0)) * pe.rateOrDefault() / float64(p.blk)
+	return max(1, int(mine+0.999)-held)
 }
 
 // duplicateLate asks pe again for urgent blocks another peer holds when pe
@@ -207,7 +247,7 @@ func (s *selection) windows() {
 			}
 			sp.first = max(sp.first, p.pieceOf(off))
 		}
-		c := cur{r: r, sp: sp, next: nextFree(p.busy, s.pe.has, sp.first, sp.last)}
+		c := cur{r: r, sp: sp, next: s.nextFree(sp.first, sp.last)}
 		if c.next >= 0 {
 			cs = append(cs, c)
 		}
@@ -220,6 +260,12 @@ func (s *selection) windows() {
 			}
 		}
 		c := &cs[bi]
+		if !s.preempted && bd < s.t+s.pe.estNanos(p.pieceLen) {
+			// Due before the peer's queue drains: take back the queued
+			// work nobody waits for.
+			s.preempted = true
+			p.preemptPeer(s.pe)
+		}
 		room := s.room()
 		if room <= 0 {
 			return
@@ -228,7 +274,7 @@ func (s *selection) windows() {
 		if !p.busy.get(c.next) {
 			return // pe took all it may
 		}
-		c.next = nextFree(p.busy, s.pe.has, c.next+1, c.sp.last)
+		c.next = s.nextFree(c.next+1, c.sp.last)
 		if c.next < 0 {
 			cs[bi] = cs[len(cs)-1]
 			cs = cs[:len(cs)-1]
@@ -241,7 +287,7 @@ func (s *selection) headTail() {
 	for _, r := range p.readers {
 		for _, sp := range r.ht {
 			for !sp.empty() && !s.full() {
-				i := nextFree(p.busy, s.pe.has, sp.first, sp.last)
+				i := s.nextFree(sp.first, sp.last)
 				if i < 0 {
 					break
 				}
@@ -259,13 +305,23 @@ func (s *selection) headTail() {
 	}
 }
 
+// nextFree is the first piece in [from, to] that pe has, with unrequested
+// blocks, not under a pending read (urgent pieces are spread by share, not
+// filled by whoever asks), or -1.
+func (s *selection) nextFree(from, to int) int {
+	for {
+		i := nextFree(s.p.busy, s.pe.has, from, to)
+		if i < 0 || !s.p.isUrgent(i) {
+			return i
+		}
+		from = i + 1
+	}
+}
+
 // avoid reports whether a slow peer must leave piece to faster ones.
 func (s *selection) avoid(piece int) bool {
 	if !s.slow && s.gate == 0 {
 		return false
-	}
-	if s.slow && s.p.isUrgent(piece) {
-		return true
 	}
 	if s.gate > 0 {
 		for _, r := range s.p.readers {
@@ -283,7 +339,8 @@ func (s *selection) background() {
 	p := s.p
 	for i := 0; i < len(p.open) && !s.full(); {
 		pa := p.open[i]
-		if !p.wanted.get(pa.piece) || !s.pe.hasPiece(pa.piece) || s.avoid(pa.piece) {
+		if !p.wanted.get(pa.piece) || !s.pe.hasPiece(pa.piece) || s.avoid(pa.piece) ||
+			p.strategy == stratStreaming && p.isUrgent(pa.piece) {
 			i++
 			continue
 		}
