@@ -377,7 +377,7 @@ func TestEndgame(t *testing.T) {
 		all = append(all, r...)
 	}
 	got := p.Next(2, t0, 100)
-	if len(got) == 0 || len(all) != 29 {
+	if len(got) == 0 || len(all) != 30 {
 		t.Fatalf("no endgame duplicates (%d blocks first)", len(all))
 	}
 	cancels, ok := p.BlockReceived(2, got[0], t0)
