@@ -154,7 +154,7 @@ func writeFile(dir string, f FileSpec) error {
 // that break torrent code: a file of a few MiB, empty files (also last in
 // their folder and in a deep folder), a file full of NUL bytes and one
 // with NULs inside text, a one-byte file, deep folders, names with spaces,
-// unicode and a leading dash, and sizes that are not multiples of any power
+// unicode, a leading dash and a leading dot, and sizes that are not multiples of any power
 // of two piece length.
 func StandardFiles() []FileSpec {
 	nul := []byte("before\x00\x00\x00after\x00middle\x00\x00end\n")
@@ -167,6 +167,7 @@ func StandardFiles() []FileSpec {
 		{Path: "a/b/c/d.bin", Size: 100003},
 		{Path: "a/b/c/empty-deep", Size: 0},
 		{Path: "a/b/mid.bin", Size: 16385},
+		{Path: "a/.hidden", Size: 33},
 		{Path: "with space/file name.txt", Size: 777},
 		{Path: "unicode-é漢字/ünï.dat", Size: 4099},
 		{Path: "-leading-dash.bin", Size: 65537},

@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,8 +24,11 @@ type LTOptions struct {
 	IP string
 	// Port is the TCP and UDP port; 0 lets the kernel choose a free one.
 	Port int
-	// UploadRate and DownloadRate cap payload plus protocol traffic in
-	// bytes per second; 0 means unlimited. They apply to loopback peers too.
+	// UploadRate and DownloadRate cap the session's BitTorrent traffic
+	// (payload and protocol messages, not TCP/IP overhead) in bytes per
+	// second; 0 means unlimited. They apply to loopback peers too (by
+	// default libtorrent exempts local networks). Expect a little under the
+	// cap on average, and a slow first second.
 	UploadRate, DownloadRate int
 	// DHT runs a DHT node on the listen port with the checks that assume
 	// the real internet relaxed (one node per IP, node-ID verification,
@@ -119,22 +123,40 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 	if err != nil {
 		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)
 	}
+	var lastErr error
+	for range 3 {
+		l, err := startLT(tb, opts, cfg)
+		if err == nil {
+			return l
+		}
+		lastErr = err
+		if opts.Port != 0 || !strings.Contains(err.Error(), "listen failed") {
+			break
+		}
+		// The kernel's TCP port was taken for UDP: try another.
+	}
+	tb.Fatalf("swarmtest.StartLibtorrent(%s): %v", opts.IP, lastErr)
+	return nil
+}
+
+func startLT(tb testing.TB, opts LTOptions, cfg []byte) (*LT, error) {
+	tb.Helper()
 	l := &LT{tb: tb, ip: opts.IP, replies: make(chan []byte, 256)}
 	cmd, script, err := ltpeerCmd("peer", cfg)
 	if err != nil {
-		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)
+		return nil, err
 	}
 	defer script.Close() // the child has its own descriptor once started
 	cmd.Stdout = &lineWriter{ch: l.replies}
 	l.stdin, err = cmd.StdinPipe()
 	if err != nil {
-		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)
+		return nil, err
 	}
 	name := "libtorrent " + opts.IP
 	// Closing stdin makes the script exit at once; SIGKILL after 2 s.
 	l.proc, err = startProc(tb, name, cmd, func() { l.stdin.Close() }, 2*time.Second)
 	if err != nil {
-		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)
+		return nil, err
 	}
 	var ready struct {
 		Ready bool   `json:"ready"`
@@ -149,12 +171,12 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 		err = fmt.Errorf("unexpected first line %q", line)
 	}
 	if err != nil {
-		l.proc.logStderr(tb)
-		tb.Fatalf("swarmtest.StartLibtorrent(%s): not ready: %v", opts.IP, err)
+		l.proc.kill()
+		return nil, fmt.Errorf("not ready: %w", err)
 	}
 	l.port = ready.Port
 	l.proc.name = "libtorrent " + l.Addr()
-	return l
+	return l, nil
 }
 
 func isLoopbackHostPort(s string) bool {
@@ -189,7 +211,7 @@ func (l *LT) readLine(timeout time.Duration) ([]byte, error) {
 			return line, nil
 		default:
 		}
-		return nil, fmt.Errorf("%w: %v; stderr:\n%s", errExited, l.proc.waitErr, l.proc.stderr.String())
+		return nil, fmt.Errorf("%w (%v): its stderr is in the test log; last line: %s", errExited, l.proc.waitErr, lastLine(l.proc.stderr.String()))
 	case <-t.C:
 		return nil, fmt.Errorf("no answer within %v", timeout)
 	}
@@ -423,3 +445,11 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = (*lineWriter)(nil)
+
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}

@@ -80,6 +80,9 @@ class Peer:
         iface = "%s:%d" % (ip, port)
         s = {
             "listen_interfaces": iface,
+            # A busy port is an error, not a hint to try the next ones.
+            "max_retry_port_bind": 0,
+            "listen_system_port_fallback": False,
             # Outgoing peer connections (and so what trackers and peers see
             # as our address) come from our own loopback address.
             "outgoing_interfaces": ip,

@@ -244,7 +244,9 @@ func (t *Tracker) announce(ih [20]byte, peerID, event string) ([]byte, error) {
 	q := "info_hash=" + url.QueryEscape(string(ih[:])) +
 		"&peer_id=" + url.QueryEscape(peerID) +
 		"&port=1&uploaded=0&downloaded=0&left=1&compact=1&numwant=200&event=" + event
-	c := http.Client{Timeout: 5 * time.Second}
+	// No keep-alive: an idle connection would leave transport goroutines
+	// behind for goleak to find in the caller's test.
+	c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get(t.HTTP + "?" + q)
 	if err != nil {
 		return nil, err
