@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
 
@@ -13,8 +14,9 @@ import (
 var (
 	// errTooLarge: a file written into the root exceeds its bound.
 	errTooLarge = errors.New("file too large")
-	// errUnmounting: the filesystem is shutting down; pending reads fail.
-	errUnmounting = errors.New("filesystem is unmounting")
+	// errUnmounting: the filesystem is shutting down; pending reads fail
+	// (EIO). It wraps context.Canceled, so Readers see a cancellation.
+	errUnmounting = fmt.Errorf("filesystem is unmounting: %w", context.Canceled)
 )
 
 // toErrno is the one place where errors become errnos. Every FUSE method
@@ -26,11 +28,11 @@ func toErrno(err error) syscall.Errno {
 		return 0
 	case errors.As(err, &errno):
 		return errno
-	case errors.Is(err, context.Canceled):
-		// The kernel interrupted the request (or its caller gave up).
-		return syscall.EINTR
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errUnmounting):
 		return syscall.EIO
+	case errors.Is(err, context.Canceled):
+		// The kernel interrupted the request.
+		return syscall.EINTR
 	case errors.Is(err, os.ErrNotExist):
 		return syscall.ENOENT
 	case errors.Is(err, os.ErrExist):

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -105,7 +106,13 @@ type fileHandle struct {
 	r Reader // nil for an empty file
 
 	closeOnce sync.Once
+	// timedOut is when a read last timed out (UnixNano), or 0.
+	timedOut atomic.Int64
 }
+
+// retryWindow is how long after a read timed out a read on the same handle
+// gets no wait of its own.
+const retryWindow = 2 * time.Second
 
 var (
 	_ gofs.FileReader   = (*fileHandle)(nil)
@@ -127,18 +134,31 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if int64(want) > size-off {
 		want = int(size - off)
 	}
-	rc := newReadCtx(ctx, h.n.srv.closing, h.n.srv.readTimeout)
+	timeout := h.n.srv.readTimeout
+	if t := h.timedOut.Load(); t != 0 && time.Since(time.Unix(0, t)) < retryWindow {
+		// The kernel retries a failed readahead as a single-page read at
+		// once; do not make the program wait a second read timeout.
+		timeout = 0
+	}
+	rc := newReadCtx(ctx, h.n.srv.closing, timeout)
 	got, err := h.r.ReadAt(rc, dest[:want], off)
 	cause := rc.release()
 	if err != nil && !(errors.Is(err, io.EOF) && got == want) {
 		if cause != nil {
 			err = cause
 		}
-		if errno := toErrno(err); errno != syscall.EINTR {
+		errno := toErrno(err)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			if timeout > 0 {
+				h.timedOut.Store(time.Now().UnixNano())
+				h.n.srv.logf("swarmfs: read %s at %d: no data after %v", h.n.Path(nil), off, timeout)
+			}
+		case errno == syscall.EINTR, errors.Is(err, errUnmounting):
+		default:
 			h.n.srv.logf("swarmfs: read %s at %d: %v", h.n.Path(nil), off, err)
-			return nil, errno
 		}
-		return nil, syscall.EINTR
+		return nil, errno
 	}
 	if got != want {
 		// Never return a short read before end of file: the kernel would

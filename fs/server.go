@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // Server is a mounted swarmfs. Its methods are safe for concurrent use.
@@ -34,6 +36,7 @@ type Server struct {
 	root        *rootNode
 	fuse        *fuse.Server
 	mountTime   time.Time
+	debug       bool
 
 	// closing is closed when Unmount starts or the kernel ends the mount:
 	// pending reads and lookups give up, watchers exit.
@@ -65,6 +68,7 @@ func Mount(mountpoint string, host Host, opts Options) (*Server, error) {
 		readTimeout: opts.ReadTimeout,
 		logf:        opts.Logf,
 		mountTime:   time.Now(),
+		debug:       opts.Debug,
 		closing:     make(chan struct{}),
 		finished:    make(chan struct{}),
 	}
@@ -95,6 +99,10 @@ func Mount(mountpoint string, host Host, opts Options) (*Server, error) {
 			// Many programs reading at once each get their requests
 			// through.
 			MaxBackground: 64,
+			// Replies come from a buffer, not a file descriptor: splice
+			// would only add a copy into a pipe, and fails (with a log
+			// line) for 1 MiB replies, which exceed the pipe's size.
+			DisableSplice: true,
 			// SyncRead makes the kernel send reads (readahead included)
 			// from the reading process rather than in the background, so
 			// a signal to that process interrupts the read it waits for:
@@ -117,11 +125,27 @@ func Mount(mountpoint string, host Host, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	s.fuse = srv
+	s.raiseReadahead()
 	s.wg.Add(1)
 	go s.notify.run(&s.wg, s.closing)
 	s.root.startWatchers()
 	go s.serveEnd()
 	return s, nil
+}
+
+// raiseReadahead lets the kernel read ahead as much as one read carries. The
+// FUSE handshake cannot raise a mount's readahead above the kernel's default
+// (128 KiB), so buffered reads would reach us in 128 KiB pieces; the mount's
+// backing device's read_ahead_kb can, when we may write it (root).
+func (s *Server) raiseReadahead() {
+	var st syscall.Stat_t
+	if err := syscall.Stat(s.mountpoint, &st); err != nil {
+		return
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(p, []byte(strconv.Itoa(maxRead>>10)), 0); err != nil && s.debug {
+		s.logf("swarmfs: cannot raise readahead (%v); reads will come in 128 KiB", err)
+	}
 }
 
 // serveEnd waits for the kernel to end the mount (Unmount, or fusermount3 -u
@@ -211,16 +235,16 @@ func prepareMountpoint(mountpoint string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("mountpoint %s: %w", mountpoint, err)
 	}
-	_, err = os.Stat(dir)
-	if isStale(err) {
+	if isStale(statfs(dir)) {
 		// A crashed swarmfs left its mount behind: the kernel answers
-		// ENOTCONN. Detach it so we can mount again.
+		// ENOTCONN. Detach it so we can mount again. (statfs, unlike
+		// stat, is always sent to the server: a stat may be answered
+		// from attributes the kernel still caches.)
 		if uerr := fusermount(dir, true); uerr != nil {
 			return "", fmt.Errorf("mountpoint %s: clearing stale mount: %w", dir, uerr)
 		}
-		_, err = os.Stat(dir)
 	}
-	if err != nil {
+	if _, err := os.Stat(dir); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("mountpoint %s does not exist", dir)
 		}
@@ -240,6 +264,12 @@ func prepareMountpoint(mountpoint string) (string, error) {
 		return "", fmt.Errorf("mountpoint %s: already mounted (%s); unmount it first", dir, fstype)
 	}
 	return dir, nil
+}
+
+// statfs returns the error of statfs(2) on dir.
+func statfs(dir string) error {
+	var st syscall.Statfs_t
+	return syscall.Statfs(dir, &st)
 }
 
 // isStale tells whether a stat error means a dead FUSE mount.

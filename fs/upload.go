@@ -199,7 +199,11 @@ func (u *uploadNode) add(data []byte) syscall.Errno {
 	return 0
 }
 
-// unlink removes the file from the root and tells the kernel, once.
+// unlink removes the file from the root and tells the kernel, once. It
+// notifies the kernel directly, unlike the rest of the package (see
+// notifier): it runs from Flush or Release, which hold no directory lock,
+// and no request on the root waits for a flush; going through the notifier
+// would leave the name visible to a stat right after close(2).
 func (u *uploadNode) unlink() {
 	u.mu.Lock()
 	gone := u.gone
@@ -211,9 +215,7 @@ func (u *uploadNode) unlink() {
 	if u.root.GetChild(u.name) == u.EmbeddedInode() {
 		u.root.RmChild(u.name)
 	}
-	u.srv.notify.add(func() {
-		u.root.NotifyDelete(u.name, u.EmbeddedInode())
-	})
+	u.root.NotifyDelete(u.name, u.EmbeddedInode())
 }
 
 // firstLine returns the first non-blank line of data, trimmed.
