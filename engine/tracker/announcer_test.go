@@ -241,15 +241,16 @@ func TestAnnouncerTierFallbackAndPromotion(t *testing.T) {
 		got = append(got, s.next(t).url)
 	}
 	order := got
-	st := urls(a.Status())
-	if want := []string{order[0], order[1], order[3], order[2]}; !slices.Equal(st, want) {
-		t.Fatalf("after the first round the order is %v, want %v (calls %v)", st, want, got)
-	}
 	// Next rounds go straight to the promoted URL: the others back off.
 	for range 3 {
 		if c := s.next(t); c.url != order[3] || c.req.Event != None {
 			t.Fatalf("call to %s (%v), want %s", c.url, c.req.Event, order[3])
 		}
+	}
+	// A second round has begun, so the first one's promotion is done.
+	st := urls(a.Status())
+	if want := []string{order[0], order[1], order[3], order[2]}; !slices.Equal(st, want) {
+		t.Fatalf("after the first round the order is %v, want %v (calls %v)", st, want, got)
 	}
 	cancel()
 	for len(s.calls) > 0 {
@@ -582,5 +583,46 @@ func TestAnnouncerWithFakeTrackers(t *testing.T) {
 	st := a.Status()
 	if st[0].LastError == "" || st[1].LastError != "" || st[1].Peers != 1 {
 		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestAnnouncerHTTPTrackerID(t *testing.T) {
+	h := newFakeHTTP(t, write([]byte("d8:intervali1800e10:tracker id5:t-id!5:peers0:e")))
+	a := NewAnnouncer(AnnouncerConfig{Tiers: [][]string{{h.url()}}, Logf: t.Logf})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Run(ctx)
+	}()
+	waitQueries := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			h.mu.Lock()
+			got := len(h.queries)
+			h.mu.Unlock()
+			if got >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests, want %d", got, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitQueries(1)
+	if q := h.lastQuery(t); q.Get("event") != "started" || q.Has("trackerid") {
+		t.Fatalf("first request %v", q)
+	}
+	a.Completed()
+	waitQueries(2)
+	if q := h.lastQuery(t); q.Get("event") != "completed" || q.Get("trackerid") != "t-id!" {
+		t.Fatalf("second request %v", q)
+	}
+	cancel()
+	<-done
+	if q := h.lastQuery(t); q.Get("event") != "stopped" || q.Get("trackerid") != "t-id!" || q.Get("numwant") != "0" {
+		t.Fatalf("last request %v", q)
 	}
 }

@@ -14,8 +14,11 @@
 // regular announce every interval, completed once when Completed is called,
 // an early announce when AnnounceNow asks (never sooner than the tracker's
 // min interval), and stopped to every tracker that accepted started when its
-// context ends. Run is the only goroutine doing I/O; the other methods only
-// set flags and nudge it, so they never block on the network.
+// context ends. Only Run (and the stopped announces it sends in parallel and
+// waits for) does I/O; the other methods set flags under the Announcer's one
+// mutex and nudge Run, so they never block on the network. A round tries one
+// tracker at a time: a silent tracker costs the round up to 60 s before the
+// next URL is tried.
 //
 // # Tiers
 //
