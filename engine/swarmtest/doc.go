@@ -8,6 +8,7 @@
 //
 //   - StartTracker: one opentracker process on 127.0.0.1, HTTP and UDP
 //     announces on the same free port (Tracker.HTTP, Tracker.UDP).
+//     Tracker.Peers tells what the tracker hands out for a torrent.
 //   - StartLibtorrent: one /usr/bin/python3 process running the embedded
 //     ltpeer.py, which holds one libtorrent session and answers JSON lines
 //     on stdin/stdout. It prints a ready line only after libtorrent reports
@@ -36,11 +37,18 @@
 // sets up, over TCP, which swarmfs speaks. allow_multiple_connections_per_ip
 // is on, torrents are added neither auto-managed nor paused (they start at
 // once), announces go to every tracker of every tier, reconnects and
-// connection attempts are fast. Rate limits are real on loopback: by default
-// libtorrent puts 127/8 in its unlimited "local" peer class, so the script
-// moves every address into the global class. With DHT, the protections that
-// assume the real internet (one node per IP, node-ID checks, verified IDs,
-// the "dark internet" filter) are turned off so a loopback DHT forms.
+// connection attempts are fast. The session tick is 100 ms instead of 500:
+// it paces both connection attempts (a ConnectPeer waited up to a tick) and
+// rate-limit quota. A requested port is exact (no "next port" retries, no
+// fallback to an ephemeral one). Rate limits are real on loopback: by
+// default libtorrent exempts local networks (ignore_limits_on_local_network,
+// and the "local" peer class for 127/8); both are switched off. With DHT,
+// the protections that assume the real internet (one node per IP, node-ID
+// checks, verified IDs, the "dark internet" filter) are off so a loopback
+// DHT forms; the bootstrap nodes are added as ordinary nodes (libtorrent
+// keeps "router" nodes out of its routing table) and the default router
+// dht.libtorrent.org is never contacted. Torrents announce to the DHT every
+// 5 s and on DHTAnnounce.
 //
 // # Cleanup guarantees
 //
@@ -67,6 +75,12 @@
 //   - opentracker refuses to run as root, so as root it runs as nobody and
 //     its whitelist lives in a world-readable folder under os.TempDir, not
 //     in tb.TempDir (which nobody cannot enter).
+//   - libtorrent's Python binding 2.0.8 cannot call session.dht_announce
+//     (its flags type is not exposed): DHTAnnounce uses the torrent's
+//     force_dht_announce, or plain KRPC for another port.
+//   - Tracker.Peers and Allow announce a placeholder peer 127.0.0.1:1 and
+//     withdraw it at once; a peer announcing at that instant may be told of
+//     it (a connection to port 1 is refused at once).
 //   - libtorrent's save folder is the folder that holds the torrent's top
 //     folder or single file, not that folder itself.
 //   - A finished libtorrent leecher drops its connection to the seeder (both
@@ -75,6 +89,8 @@
 //     passes by skipping. `make deps` installs them.
 //
 // Methods that take no testing.TB fail the test given at start, from the
-// calling goroutine; call them from the test's goroutine, as t.Fatal
-// requires.
+// calling goroutine; call them from that test's goroutine, as t.Fatal
+// requires (a peer started in a parent test and driven from subtests
+// would fail the parent: start peers in the test that uses them, or use the
+// methods that take a tb).
 package swarmtest
