@@ -60,7 +60,7 @@
 // locked to its OS thread, since Linux ties that signal to the forking
 // thread). When the test failed, each process's stderr (for libtorrent: every
 // alert, timestamped) is written to the test log. SWARMTEST_VERBOSE=1
-// streams it live instead.
+// also streams it live to stderr.
 //
 // # Pitfalls
 //
@@ -72,9 +72,11 @@
 //     authorized", a scrape gets an empty answer. Allow rewrites the
 //     whitelist and sends SIGHUP (opentracker rereads it in a thread) and
 //     returns once an announce for the hash succeeds.
-//   - opentracker refuses to run as root, so as root it runs as nobody and
-//     its whitelist lives in a world-readable folder under os.TempDir, not
-//     in tb.TempDir (which nobody cannot enter).
+//   - opentracker refuses to run as root, so as root it is started as
+//     nobody (the switch happens before exec: letting opentracker setuid
+//     itself, with -u, would clear the parent-death signal), and its
+//     whitelist lives in a world-readable folder under os.TempDir, not in
+//     tb.TempDir (which nobody cannot enter).
 //   - libtorrent's Python binding 2.0.8 cannot call session.dht_announce
 //     (its flags type is not exposed): DHTAnnounce uses the torrent's
 //     force_dht_announce, or plain KRPC for another port.
