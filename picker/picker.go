@@ -112,6 +112,10 @@ type Picker struct {
 	nextReader   ReaderID
 	urgent       []urgentEntry // pending-read pieces by read time; rebuilt when urgentDirty
 	urgentDirty  bool
+	urgentSet    bitset
+	hotSet       bitset // pinned pieces, valid when hotVer == pinVersion
+	hotVer       uint64
+	hotLo, hotHi int // bounds of hotSet's bits
 	headTailUsed int64
 	sumTarget    int64
 	pinVersion   uint64
@@ -166,6 +170,10 @@ func New(cfg Config) *Picker {
 		pidx:       make([]int32, n),
 		peerIdx:    make(map[PeerID]int),
 		readerIdx:  make(map[ReaderID]int),
+		urgentSet:  newBitset(n),
+		hotSet:     newBitset(n),
+		hotLo:      n,
+		hotHi:      -1,
 		nextReader: 1,
 	}
 	for i := range p.pidx {

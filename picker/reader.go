@@ -261,9 +261,13 @@ func (p *Picker) deadline(r *reader, i int) int64 {
 	return r.lastRead + int64(float64(d)/rate*1e9)
 }
 
-// rebuildUrgent lists the pieces under pending reads, oldest read first.
+// rebuildUrgent lists the pieces under pending reads, oldest read first,
+// and marks them in urgentSet.
 func (p *Picker) rebuildUrgent() {
 	p.urgentDirty = false
+	for _, u := range p.urgent {
+		p.urgentSet.clear(u.piece)
+	}
 	u := p.urgent[:0]
 	for _, r := range p.readers {
 		for _, pr := range r.pending {
@@ -281,42 +285,38 @@ func (p *Picker) rebuildUrgent() {
 	slices.SortFunc(u, func(a, b urgentEntry) int {
 		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.piece, b.piece))
 	})
+	for _, e := range u {
+		p.urgentSet.set(e.piece)
+	}
 	p.urgent = u
 }
 
-// isUrgent reports whether piece is under a pending read.
+// isUrgent reports whether piece is under a pending read and missing.
 func (p *Picker) isUrgent(piece int) bool {
-	for _, u := range p.urgent {
-		if u.piece == piece {
-			return true
-		}
+	if p.urgentDirty {
+		p.rebuildUrgent()
 	}
-	return false
+	return p.urgentSet.get(piece)
 }
 
-// Pinned reports whether piece is under a pending read, in a readahead
-// window or in a granted head/tail: the cache must not evict it.
-func (p *Picker) Pinned(piece int) bool {
-	for _, r := range p.readers {
-		if p.windowSpan(r).contains(piece) || r.ht[0].contains(piece) || r.ht[1].contains(piece) {
-			return true
-		}
-		for _, pr := range r.pending {
-			if piece >= p.pieceOf(pr.off) && piece <= p.pieceOf(pr.off+int64(pr.n)-1) {
-				return true
-			}
-		}
+// hot returns the pinned set as a bitset, rebuilt when readers changed
+// (cost: the words between the lowest and highest pin, plus the pins).
+func (p *Picker) hot() bitset {
+	if p.hotVer == p.pinVersion {
+		return p.hotSet
 	}
-	return false
-}
-
-// PinnedPieces lists the pinned pieces in increasing order. Its size is
-// bounded by MaxWindowBytes plus the pending reads.
-func (p *Picker) PinnedPieces() []int {
-	var out []int
+	p.hotVer = p.pinVersion
+	if p.hotLo <= p.hotHi {
+		clear(p.hotSet[p.hotLo>>6 : p.hotHi>>6+1])
+	}
+	p.hotLo, p.hotHi = p.n, -1
 	add := func(s span) {
+		if s.empty() {
+			return
+		}
+		p.hotLo, p.hotHi = min(p.hotLo, s.first), max(p.hotHi, s.last)
 		for i := s.first; i <= s.last; i++ {
-			out = append(out, i)
+			p.hotSet.set(i)
 		}
 	}
 	for _, r := range p.readers {
@@ -327,8 +327,26 @@ func (p *Picker) PinnedPieces() []int {
 			add(span{p.pieceOf(pr.off), p.pieceOf(pr.off + int64(pr.n) - 1)})
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return p.hotSet
+}
+
+// Pinned reports whether piece is under a pending read, in a readahead
+// window or in a granted head/tail: the cache must not evict it.
+func (p *Picker) Pinned(piece int) bool {
+	return p.validPiece(piece) && p.hot().get(piece)
+}
+
+// PinnedPieces lists the pinned pieces in increasing order. Its size is
+// bounded by MaxWindowBytes plus the pending reads.
+func (p *Picker) PinnedPieces() []int {
+	h := p.hot()
+	var out []int
+	for i := p.hotLo; i <= p.hotHi; i++ {
+		if h.get(i) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // PinVersion changes whenever the pinned set may have changed, so an
@@ -340,19 +358,14 @@ func (p *Picker) readersWantFrom(pe *peer) bool {
 	if p.strategy != stratStreaming || p.n == 0 {
 		return false
 	}
-	if p.urgentDirty {
-		p.rebuildUrgent()
-	}
-	for _, u := range p.urgent {
-		if pe.hasPiece(u.piece) {
-			return true
+	h := p.hot()
+	for w := max(p.hotLo, 0) >> 6; w <= p.hotHi>>6; w++ {
+		x := h[w] &^ p.have[w]
+		if !pe.seed {
+			x &= pe.has[w]
 		}
-	}
-	for _, r := range p.readers {
-		for _, s := range [3]span{p.windowSpan(r), r.ht[0], r.ht[1]} {
-			if !s.empty() && nextFree(p.have, pe.has, s.first, s.last) >= 0 {
-				return true
-			}
+		if x != 0 {
+			return true
 		}
 	}
 	return false

@@ -192,7 +192,7 @@ func (p *Picker) preemptPeer(pe *peer) {
 
 // isHot reports whether some reader wants piece now or soon.
 func (p *Picker) isHot(piece int) bool {
-	return p.isUrgent(piece) || p.Pinned(piece)
+	return p.isUrgent(piece) || p.hot().get(piece)
 }
 
 func (pe *peer) latOrDefault() float64 {
