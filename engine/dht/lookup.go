@@ -88,7 +88,7 @@ func (n *Node) lookup(ctx context.Context, target [idLen]byte, method string, se
 	defer wg.Wait()
 	defer cancel()
 	results := make(chan lookupResult, maxInflight)
-	slowAfter := n.cfg.QueryTimeout / 2
+	slowAfter := max(n.cfg.QueryTimeout/2, 20*time.Millisecond)
 	tick := time.NewTicker(slowAfter / 2)
 	defer tick.Stop()
 
@@ -231,6 +231,10 @@ func (l *lookup) handle(res lookupResult, onReply func(*cand, *msgReturn)) {
 	}
 	r := res.r
 	id, _ := parseID(r.ID) // handleReply checked it
+	if id == l.n.id {
+		c.state = candFailed // a seed that is ourselves
+		return
+	}
 	if !c.hasID {
 		// An answering seed joins the candidates under its real ID.
 		c.state = candAnswered
@@ -279,12 +283,15 @@ func (n *Node) seeds(ctx context.Context, force bool) []netip.AddrPort {
 	return n.resolveBootstrap(ctx)
 }
 
-// resolveBootstrap turns cfg.Bootstrap into addresses of our family,
-// caching the answer for bootResolveEvery.
+// resolveBootstrap turns cfg.Bootstrap into addresses of our family. Names
+// are resolved concurrently, each within 5 s; the answer is cached for
+// bootResolveEvery, a failure for a minute, so an offline machine does not
+// wait on DNS at every lookup.
 func (n *Node) resolveBootstrap(ctx context.Context) []netip.AddrPort {
 	now := n.now()
 	n.mu.Lock()
-	if n.bootAddrs != nil && now.Sub(n.bootResolved) < bootResolveEvery {
+	if n.bootAddrs != nil && (now.Sub(n.bootResolved) < bootResolveEvery ||
+		len(n.bootAddrs) == 0 && now.Sub(n.bootResolved) < time.Minute) {
 		out := n.bootAddrs
 		n.mu.Unlock()
 		return out
@@ -294,13 +301,11 @@ func (n *Node) resolveBootstrap(ctx context.Context) []netip.AddrPort {
 	if n.ipv6 {
 		network = "ip6"
 	}
-	out := []netip.AddrPort{}
-	for _, hp := range n.cfg.Bootstrap {
+	lists := make([][]netip.AddrPort, len(n.cfg.Bootstrap))
+	var wg sync.WaitGroup
+	for i, hp := range n.cfg.Bootstrap {
 		if ap, err := netip.ParseAddrPort(hp); err == nil {
-			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-			if ap.Addr().Is6() == n.ipv6 && ap != n.addr && ap.Port() != 0 {
-				out = append(out, ap)
-			}
+			lists[i] = []netip.AddrPort{netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
 			continue
 		}
 		host, portStr, err := net.SplitHostPort(hp)
@@ -308,26 +313,39 @@ func (n *Node) resolveBootstrap(ctx context.Context) []netip.AddrPort {
 			n.logf("dht: bootstrap %q: %v", hp, err)
 			continue
 		}
-		port, err := net.DefaultResolver.LookupPort(ctx, "udp", portStr)
-		if err != nil || port <= 0 || port > 65535 {
-			n.logf("dht: bootstrap %q: bad port", hp)
-			continue
-		}
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ips, err := net.DefaultResolver.LookupNetIP(rctx, network, host)
-		cancel()
-		if err != nil {
-			n.logf("dht: bootstrap %q: %v", hp, err)
-			continue
-		}
-		for i, ip := range ips {
-			if i >= 4 {
-				break
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			port, err := net.DefaultResolver.LookupPort(rctx, "udp", portStr)
+			if err != nil || port <= 0 || port > 65535 {
+				n.logf("dht: bootstrap %q: bad port", hp)
+				return
 			}
-			out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(port)))
+			ips, err := net.DefaultResolver.LookupNetIP(rctx, network, host)
+			if err != nil {
+				n.logf("dht: bootstrap %q: %v", hp, err)
+				return
+			}
+			for j, ip := range ips {
+				if j >= 4 {
+					break
+				}
+				lists[i] = append(lists[i], netip.AddrPortFrom(ip.Unmap(), uint16(port)))
+			}
+		}()
+	}
+	wg.Wait()
+	out := []netip.AddrPort{}
+	for _, l := range lists {
+		for _, ap := range l {
+			if ap.Addr().Is6() == n.ipv6 && ap != n.addr && ap.Port() != 0 {
+				out = append(out, ap)
+			}
 		}
 	}
-	if len(out) > 0 {
+	if ctx.Err() == nil {
 		n.mu.Lock()
 		n.bootAddrs, n.bootResolved = out, now
 		n.mu.Unlock()

@@ -32,12 +32,15 @@ func newTestNode(t testing.TB, host int, bootstrap []string, mod func(*Config)) 
 
 // testNet is a loopback network of our own nodes on 127.0.0.2, .3, ...
 // all bootstrapped from the first.
-func testNet(t testing.TB, size int) []*Node {
+func testNet(t testing.TB, size int) []*Node { return testNetWith(t, size, nil) }
+
+// testNetWith is testNet with each node's Config passed through mod.
+func testNetWith(t testing.TB, size int, mod func(*Config)) []*Node {
 	t.Helper()
-	nodes := []*Node{newTestNode(t, 2, []string{}, nil)}
+	nodes := []*Node{newTestNode(t, 2, []string{}, mod)}
 	boot := []string{nodes[0].Addr().String()}
 	for i := 1; i < size; i++ {
-		nodes = append(nodes, newTestNode(t, 2+i, boot, nil))
+		nodes = append(nodes, newTestNode(t, 2+i, boot, mod))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

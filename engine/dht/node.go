@@ -121,22 +121,21 @@ type Node struct {
 
 	queriesIn, queriesOut, dropped atomic.Uint64
 
-	mu            sync.Mutex // guards the following
-	table         *table
-	tokens        *tokens
-	store         *store
-	limiter       *limiter
-	txns          map[string]*txn
-	pings         int // background pings in flight
-	refreshing    bool
-	booting       bool
-	bootBackoff   time.Duration
-	nextBoot      time.Time
-	lastSave      time.Time
-	lastExpire    time.Time
-	bootAddrs     []netip.AddrPort
-	bootResolved  time.Time
-	externalVotes map[netip.Addr]int // BEP 42 "ip" answers, for diagnostics
+	mu           sync.Mutex // guards the following
+	table        *table
+	tokens       *tokens
+	store        *store
+	limiter      *limiter
+	txns         map[string]*txn
+	pings        int // background pings in flight
+	refreshing   bool
+	booting      bool
+	bootBackoff  time.Duration
+	nextBoot     time.Time
+	lastSave     time.Time
+	lastExpire   time.Time
+	bootAddrs    []netip.AddrPort // resolved cfg.Bootstrap, cached
+	bootResolved time.Time
 }
 
 // txn is a query waiting for its answer.
@@ -207,25 +206,24 @@ func newNode(cfg Config, conn packetConn, local netip.AddrPort, st *state) *Node
 	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		cfg:           cfg,
-		conn:          conn,
-		addr:          local,
-		id:            id,
-		ipv6:          local.Addr().Is6(),
-		version:       "SW\x00\x01",
-		ctx:           ctx,
-		cancel:        cancel,
-		slots:         make(chan struct{}, maxOutstanding),
-		now:           now,
-		table:         newTable(id, cfg.MaxNodes),
-		tokens:        newTokens(now()),
-		store:         newStore(cfg.MaxInfoHashes, cfg.MaxPeersPerInfoHash),
-		limiter:       newLimiter(cfg.QueryRate, maxLimiterIPs),
-		txns:          make(map[string]*txn),
-		bootBackoff:   30 * time.Second,
-		lastSave:      now(),
-		lastExpire:    now(),
-		externalVotes: make(map[netip.Addr]int),
+		cfg:         cfg,
+		conn:        conn,
+		addr:        local,
+		id:          id,
+		ipv6:        local.Addr().Is6(),
+		version:     "SW\x00\x01",
+		ctx:         ctx,
+		cancel:      cancel,
+		slots:       make(chan struct{}, maxOutstanding),
+		now:         now,
+		table:       newTable(id, cfg.MaxNodes),
+		tokens:      newTokens(now()),
+		store:       newStore(cfg.MaxInfoHashes, cfg.MaxPeersPerInfoHash),
+		limiter:     newLimiter(cfg.QueryRate, maxLimiterIPs),
+		txns:        make(map[string]*txn),
+		bootBackoff: 30 * time.Second,
+		lastSave:    now(),
+		lastExpire:  now(),
 	}
 	if st != nil {
 		t := now()
@@ -388,9 +386,6 @@ func (n *Node) handleReply(from netip.AddrPort, m *msg) {
 	if rep.r != nil && id != n.id && n.idAcceptable(id, from.Addr()) {
 		ping = n.table.seen(nodeInfo{ID: id, Addr: from}, true, now)
 	}
-	if ip, ok := parseExternal(m.IP); ok && len(n.externalVotes) < 64 {
-		n.externalVotes[ip]++
-	}
 	n.mu.Unlock()
 	if !ok {
 		n.dropped.Add(1)
@@ -399,16 +394,8 @@ func (n *Node) handleReply(from netip.AddrPort, m *msg) {
 	n.pingAsync(ping)
 }
 
-func parseExternal(s string) (netip.Addr, bool) {
-	if len(s) != 6 && len(s) != 18 {
-		return netip.Addr{}, false
-	}
-	ip, ok := netip.AddrFromSlice([]byte(s[:len(s)-2]))
-	return ip.Unmap(), ok
-}
-
-// idAcceptable applies BEP 42 when enforcement is on. Needs n.mu? No: it
-// reads only configuration.
+// idAcceptable applies BEP 42 when enforcement is on. It reads only
+// configuration and needs no lock.
 func (n *Node) idAcceptable(id [idLen]byte, ip netip.Addr) bool {
 	return !n.cfg.EnforceNodeID || bep42Valid(id, ip)
 }

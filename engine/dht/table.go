@@ -139,8 +139,9 @@ func (t *table) seen(ni nodeInfo, verified bool, now time.Time) (ping []nodeInfo
 	}
 	if other := t.byAddr[ni.Addr]; other != nil {
 		// Another ID at this address: the node restarted with a new ID, or
-		// someone is lying. Replace the old entry only on a verified answer.
-		if !verified || other.state(now) == stateGood {
+		// someone is lying. An answer to our transaction from the address
+		// settles it; a query does not.
+		if !verified {
 			return nil
 		}
 		t.removeLocked(other)
@@ -294,6 +295,11 @@ func (t *table) failed(addr netip.AddrPort, now time.Time) {
 	}
 	c.fails++
 	c.pinging = false
+	if !c.verified() {
+		// It never answered us: one miss is enough (spoofed queriers and
+		// stale saved nodes leave quickly).
+		c.fails = max(c.fails, maxFails)
+	}
 	if c.fails < maxFails {
 		return
 	}
