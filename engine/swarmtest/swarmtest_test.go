@@ -349,6 +349,18 @@ func TestChildrenDieWithTestBinary(t *testing.T) {
 	if len(pids) != 2 {
 		t.Fatalf("child printed no pids; stderr:\n%s", stderr.String())
 	}
+	// The killed binary ran no cleanup: the next StartTracker sweeps its
+	// tracker folder.
+	childDirs, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-*", trackerDirPrefix, cmd.Process.Pid)))
+	if len(childDirs) != 1 {
+		t.Errorf("killed child left %d tracker folders, want 1", len(childDirs))
+	}
+	sweepTrackerDirs()
+	for _, d := range childDirs {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("sweep left %s", d)
+		}
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, pid := range pids {
 		for alive(pid) {

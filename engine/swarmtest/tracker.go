@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -53,7 +54,8 @@ const whitelistName = "whitelist"
 func StartTracker(tb testing.TB, infoHashes ...[20]byte) *Tracker {
 	tb.Helper()
 	RequireTools(tb, "opentracker")
-	dir, err := os.MkdirTemp("", "swarmtest-tracker-")
+	sweepTrackerDirs()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", trackerDirPrefix, os.Getpid()))
 	if err != nil {
 		tb.Fatalf("swarmtest.StartTracker: %v", err)
 	}
@@ -79,6 +81,25 @@ func StartTracker(tb testing.TB, infoHashes ...[20]byte) *Tracker {
 	}
 	tb.Fatalf("swarmtest.StartTracker: %v", lastErr)
 	return nil
+}
+
+// trackerDirPrefix+PID+"-"+random names a tracker's folder in os.TempDir.
+const trackerDirPrefix = "swarmtest-tracker-"
+
+// sweepTrackerDirs removes the folders of test binaries that died before
+// their cleanup ran (a killed process runs no tb.Cleanup).
+func sweepTrackerDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), trackerDirPrefix+"*-*"))
+	for _, d := range dirs {
+		rest := strings.TrimPrefix(filepath.Base(d), trackerDirPrefix)
+		pid, err := strconv.Atoi(rest[:strings.IndexByte(rest, '-')])
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 func (t *Tracker) start(port int) error {
