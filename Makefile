@@ -34,8 +34,10 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout 15m ./...
 
+# bench: Go micro-benchmarks of every package, then the end-to-end benches
+# against local swarms (scripts/bench.sh). Figures go to stdout.
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 2x ./... 
+	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v '/engine$$')
 	./scripts/bench.sh
 
 fmt:

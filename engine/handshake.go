@@ -1,0 +1,104 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/peer"
+)
+
+var errTooManyFiles = syscall.EMFILE
+
+const (
+	dialTimeout      = 5 * time.Second
+	handshakeTimeout = 10 * time.Second
+)
+
+// ourReserved are the extension bits we announce: fast (BEP 6) and the
+// extension protocol (BEP 10).
+func ourReserved() peer.Reserved {
+	var r peer.Reserved
+	r.SetFast()
+	r.SetExtended()
+	return r
+}
+
+// handleIncoming runs the receiving side of a handshake: read the info-hash,
+// find the torrent, answer, read the peer id, hand the connection over.
+func (c *Client) handleIncoming(nc net.Conn) {
+	addr := remoteAddr(nc)
+	nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	rsv, ih, err := peer.ReadHandshakeHead(nc)
+	if err != nil {
+		nc.Close()
+		return
+	}
+	t, ok := c.Torrent(ih)
+	if !ok || t.isBanned(addr.Addr()) {
+		nc.Close()
+		return
+	}
+	if err := peer.WriteHandshake(nc, peer.Handshake{Reserved: ourReserved(), InfoHash: ih, PeerID: c.peerID}); err != nil {
+		nc.Close()
+		return
+	}
+	pid, err := peer.ReadPeerID(nc)
+	if err != nil || pid == c.peerID {
+		nc.Close()
+		return
+	}
+	nc.SetDeadline(time.Time{})
+	t.handOver(nc, addr, pid, rsv, true)
+}
+
+// dial connects to a peer and runs the initiating side of the handshake.
+func (t *Torrent) dial(ctx context.Context, addr netip.AddrPort) (net.Conn, [20]byte, peer.Reserved, error) {
+	c := t.client
+	select {
+	case c.halfOpen <- struct{}{}:
+	case <-ctx.Done():
+		return nil, [20]byte{}, peer.Reserved{}, ctx.Err()
+	}
+	d := net.Dialer{Timeout: dialTimeout}
+	nc, err := d.DialContext(ctx, "tcp", addr.String())
+	<-c.halfOpen
+	if err != nil {
+		return nil, [20]byte{}, peer.Reserved{}, err
+	}
+	nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	err = peer.WriteHandshake(nc, peer.Handshake{Reserved: ourReserved(), InfoHash: t.infoHash, PeerID: c.peerID})
+	if err != nil {
+		nc.Close()
+		return nil, [20]byte{}, peer.Reserved{}, err
+	}
+	h, err := peer.ReadHandshake(nc)
+	if err != nil {
+		nc.Close()
+		return nil, [20]byte{}, peer.Reserved{}, err
+	}
+	if h.InfoHash != t.infoHash {
+		nc.Close()
+		return nil, [20]byte{}, peer.Reserved{}, fmt.Errorf("peer answered for info-hash %x", h.InfoHash)
+	}
+	if h.PeerID == c.peerID {
+		nc.Close()
+		return nil, [20]byte{}, peer.Reserved{}, errSelf
+	}
+	nc.SetDeadline(time.Time{})
+	return nc, h.PeerID, h.Reserved, nil
+}
+
+var errSelf = errors.New("connected to ourselves")
+
+func remoteAddr(nc net.Conn) netip.AddrPort {
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}

@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/storage"
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
+)
+
+// fixture is test data on disk and its torrent, made by our own Create.
+type fixture struct {
+	dir  string // folder holding the torrent's top folder
+	root string // the torrent's top folder
+	mi   *metainfo.MetaInfo
+}
+
+func newFixture(t *testing.T, pieceLength int64, files []swarmtest.FileSpec) fixture {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "data")
+	swarmtest.WriteFiles(t, root, files)
+	mi, err := metainfo.Create(root, metainfo.CreateOptions{PieceLength: pieceLength, NoDate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixture{dir: dir, root: root, mi: mi}
+}
+
+func newClient(t *testing.T, cfg Config) *Client {
+	t.Helper()
+	if cfg.ListenAddr == "" {
+		cfg.ListenAddr = "127.0.0.1:0"
+	}
+	cfg.NoTrackers = cfg.NoTrackers || false
+	cfg.Logf = t.Logf
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// seeder starts a client seeding f from disk.
+func seeder(t *testing.T, f fixture, cfg Config) (*Client, *Torrent) {
+	t.Helper()
+	cfg.Storage = storage.File{Dir: f.dir}
+	c := newClient(t, cfg)
+	tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-tor.Complete():
+	default:
+		t.Fatalf("seeder has %d of %d pieces", tor.Stats().PiecesHave, f.mi.Info.NumPieces())
+	}
+	return c, tor
+}
+
+// leecher starts a client downloading f into a fresh folder.
+func leecher(t *testing.T, f fixture, cfg Config, peers ...netip.AddrPort) (*Client, *Torrent, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg.Storage = storage.File{Dir: dir}
+	c := newClient(t, cfg)
+	tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Peers: peers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, tor, dir
+}
+
+func waitComplete(t *testing.T, tor *Torrent, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-tor.Complete():
+	case <-time.After(timeout):
+		s := tor.Stats()
+		t.Fatalf("not complete after %v: %d/%d pieces, %d peers", timeout, s.PiecesHave, s.Pieces, s.Peers)
+	}
+}

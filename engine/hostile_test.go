@@ -1,0 +1,168 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/peer"
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
+)
+
+// liar is a peer that claims every piece and answers each request with
+// random bytes.
+type liar struct {
+	ln   net.Listener
+	done chan struct{}
+}
+
+func startLiar(t *testing.T, ip string, mi *metainfo.MetaInfo) *liar {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &liar{ln: ln, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go l.serve(nc, mi)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-l.done })
+	return l
+}
+
+func (l *liar) addr() netip.AddrPort { return l.ln.Addr().(*net.TCPAddr).AddrPort() }
+
+func (l *liar) serve(nc net.Conn, mi *metainfo.MetaInfo) {
+	defer nc.Close()
+	go func() { <-l.done; nc.Close() }()
+	if _, err := peer.ReadHandshake(nc); err != nil {
+		return
+	}
+	var rsv peer.Reserved
+	rsv.SetFast()
+	if peer.WriteHandshake(nc, peer.Handshake{Reserved: rsv, InfoHash: mi.InfoHash, PeerID: peer.NewPeerID()}) != nil {
+		return
+	}
+	var out []byte
+	out = peer.AppendMessage(out, &peer.Message{Type: peer.HaveAll})
+	out = peer.AppendMessage(out, &peer.Message{Type: peer.Unchoke})
+	nc.Write(out)
+	dec := peer.NewDecoder(nc, peer.DefaultMaxMessageLength)
+	var m peer.Message
+	for {
+		if err := dec.Decode(&m); err != nil {
+			return
+		}
+		if m.Type != peer.Request {
+			continue
+		}
+		junk := make([]byte, m.Length)
+		for i := range junk {
+			junk[i] = byte(rand.Uint32())
+		}
+		out = peer.AppendMessage(out[:0], &peer.Message{Type: peer.Piece, Index: m.Index, Begin: m.Begin, Block: junk})
+		if _, err := nc.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+// TestLyingPeer: corrupt blocks are rejected, the liar is banned, the
+// download completes from the honest seeder, nothing corrupt is stored.
+func TestLyingPeer(t *testing.T) {
+	f := newFixture(t, 32<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 3 << 20}, {Path: "b.bin", Size: 100 << 10}})
+	sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0", UploadRate: 4 << 20})
+	l := startLiar(t, "127.0.0.5", f.mi)
+	_, tor, dir := leecher(t, f, Config{}, l.addr(), sc.Addr())
+	waitComplete(t, tor, 90*time.Second)
+	swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+	banned := tor.Banned()
+	found := false
+	for _, a := range banned {
+		if a == l.addr().Addr() {
+			found = true
+		}
+		if a == sc.Addr().Addr() {
+			t.Errorf("the honest seeder %v was banned", a)
+		}
+	}
+	if !found {
+		t.Errorf("liar %v not banned (banned: %v)", l.addr(), banned)
+	}
+}
+
+// TestHostilePeers sends protocol violations to a seeder: each gets the
+// connection closed promptly, and the seeder keeps serving.
+func TestHostilePeers(t *testing.T) {
+	f := newFixture(t, 32<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 1<<20 + 5000}}) // 33 pieces: spare bits
+	sc, _ := seeder(t, f, Config{})
+	n := uint32(f.mi.Info.NumPieces())
+	msg := func(m peer.Message) []byte { return peer.AppendMessage(nil, &m) }
+	raw := func(length uint32, id byte, payload ...byte) []byte {
+		b := binary.BigEndian.AppendUint32(nil, length)
+		b = append(b, id)
+		return append(b, payload...)
+	}
+	cases := []struct {
+		name string
+		send []byte
+	}{
+		{"huge length", binary.BigEndian.AppendUint32(nil, 0xFFFFFFFF)},
+		{"length just over the bound", raw(1<<24, byte(peer.Piece))},
+		{"unknown message id", raw(1, 99)},
+		{"have with wrong length", raw(3, byte(peer.Have), 0, 0)},
+		{"have out of range", msg(peer.Message{Type: peer.Have, Index: n})},
+		{"bitfield of the wrong size", msg(peer.Message{Type: peer.Bitfield, Bitfield: make([]byte, int(n)/8+5)})},
+		{"bitfield with spare bits set", msg(peer.Message{Type: peer.Bitfield, Bitfield: bytes.Repeat([]byte{0xFF}, int(n+7)/8+0)})},
+		{"request out of range", msg(peer.Message{Type: peer.Request, Index: n + 3, Begin: 0, Length: 16 << 10})},
+		{"request beyond the piece", msg(peer.Message{Type: peer.Request, Index: 0, Begin: 32 << 10, Length: 16 << 10})},
+		{"request too large", msg(peer.Message{Type: peer.Request, Index: 0, Begin: 0, Length: 1 << 20})},
+		{"piece out of range", msg(peer.Message{Type: peer.Piece, Index: n, Begin: 0, Block: make([]byte, 16)})},
+		{"have all without fast", msg(peer.Message{Type: peer.HaveAll})},
+		{"garbage handshake", []byte("GET / HTTP/1.1\r\n\r\n")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			nc, err := net.Dial("tcp", sc.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if tc.name != "garbage handshake" {
+				// No reserved bits: the fast-extension cases must be violations.
+				if err := peer.WriteHandshake(nc, peer.Handshake{InfoHash: f.mi.InfoHash, PeerID: peer.NewPeerID()}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := peer.ReadHandshake(nc); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := nc.Write(tc.send); err != nil {
+				t.Fatal(err)
+			}
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = io.Copy(io.Discard, nc)
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("connection still open 10 s after %s", tc.name)
+			}
+		})
+	}
+	// The seeder still works.
+	_, tor, dir := leecher(t, f, Config{}, sc.Addr())
+	waitComplete(t, tor, 30*time.Second)
+	swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+}

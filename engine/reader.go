@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/storage"
+	"github.com/swarmfs/swarmfs/picker"
+)
+
+// Reader reads one file of a torrent while it downloads. Each read tells the
+// picker where the reader is, so the pieces under it become urgent and a
+// readahead window follows sequential reading. Reads return only verified
+// data and wait for it otherwise.
+//
+// A Reader is safe for concurrent use (the kernel may issue parallel reads on
+// one handle). Close it when done so its window is released.
+type Reader struct {
+	t          *Torrent
+	file       int
+	start, end int64 // the file's range in the torrent
+
+	mu     sync.Mutex // guards closed
+	closed bool
+}
+
+type readerOpKind int
+
+const (
+	opAdd readerOpKind = iota
+	opRead
+	opDone
+	opRemove
+)
+
+type readerOp struct {
+	kind  readerOpKind
+	r     *Reader
+	media bool
+	off   int64
+	n     int
+	at    time.Time
+}
+
+// NewReader opens file i for reading. media asks the picker for the head and
+// tail of the file at once, where containers keep their indexes.
+func (t *Torrent) NewReader(i int, media bool) (*Reader, error) {
+	if i < 0 || i >= len(t.info.Files) {
+		return nil, fmt.Errorf("engine: no file %d in %q", i, t.name())
+	}
+	f := t.info.Files[i]
+	r := &Reader{t: t, file: i, start: f.Offset, end: f.Offset + f.Length}
+	t.readerOp(readerOp{kind: opAdd, r: r, media: media})
+	return r, nil
+}
+
+// Size is the file's length.
+func (r *Reader) Size() int64 { return r.end - r.start }
+
+// ReadAt reads len(p) bytes at off (relative to the file) unless the file
+// ends first, waiting for the pieces to be downloaded and verified. It
+// returns ctx's error if ctx ends first.
+func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	size := r.end - r.start
+	if off < 0 {
+		return 0, errors.New("engine: negative offset")
+	}
+	if off >= size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), size-off))
+	buf := p[:n]
+	t := r.t
+	toff := r.start + off
+	if n == 0 {
+		return 0, nil
+	}
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return 0, ErrClosed
+	}
+	t.readerOp(readerOp{kind: opRead, r: r, off: toff, n: n, at: time.Now()})
+	defer t.readerOp(readerOp{kind: opDone, r: r, off: toff, n: n})
+	first := int(toff / t.info.PieceLength)
+	last := int((toff + int64(n) - 1) / t.info.PieceLength)
+	for {
+		for piece := first; piece <= last; piece++ {
+			if err := t.waitPiece(ctx, piece); err != nil {
+				return 0, err
+			}
+		}
+		_, err := t.store.ReadAt(buf, toff)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, storage.ErrNotStored) {
+			return 0, err
+		}
+		// Evicted between the check and the read: the eviction hook has
+		// cleared the piece's bit; wait for it to come back.
+		time.Sleep(time.Millisecond)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Close releases the reader's window.
+func (r *Reader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.t.readerOp(readerOp{kind: opRemove, r: r})
+	return nil
+}
+
+// waitPiece blocks until piece is verified.
+func (t *Torrent) waitPiece(ctx context.Context, piece int) error {
+	for !t.HavePiece(piece) {
+		ch := t.waitChan()
+		if t.HavePiece(piece) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.done:
+			return ErrClosed
+		}
+	}
+	return nil
+}
+
+// readerOp queues an operation for the loop without ever blocking on it.
+func (t *Torrent) readerOp(op readerOp) {
+	t.readerMu.Lock()
+	t.readerOps = append(t.readerOps, op)
+	t.readerMu.Unlock()
+	select {
+	case t.readerPoke <- struct{}{}:
+	default:
+	}
+}
+
+// applyReaderOps feeds queued reader operations to the picker. Loop only.
+func (t *Torrent) applyReaderOps() {
+	t.readerMu.Lock()
+	ops := t.readerOps
+	t.readerOps = nil
+	t.readerMu.Unlock()
+	now := time.Now()
+	for _, op := range ops {
+		switch op.kind {
+		case opAdd:
+			t.readers[op.r] = t.picker.AddReader(picker.ReaderOptions{Start: op.r.start, End: op.r.end, Media: op.media}, now)
+		case opRead:
+			if id, ok := t.readers[op.r]; ok {
+				t.picker.ReaderRead(id, op.off, op.n, op.at)
+			}
+		case opDone:
+			if id, ok := t.readers[op.r]; ok {
+				t.picker.ReaderDone(id, op.off, op.n)
+			}
+		case opRemove:
+			if id, ok := t.readers[op.r]; ok {
+				t.picker.RemoveReader(id)
+				delete(t.readers, op.r)
+			}
+		}
+	}
+	for c := range t.conns {
+		t.updateInterest(c)
+	}
+	t.fillAll()
+	t.syncPins()
+}
+
+// syncPins mirrors the picker's pinned pieces into the store, so the cache
+// never evicts what a reader is about to use.
+func (t *Torrent) syncPins() {
+	pinner, ok := t.store.(storage.Pinner)
+	if !ok {
+		return
+	}
+	now := map[int]bool{}
+	for _, p := range t.picker.PinnedPieces() {
+		now[p] = true
+		if !t.pinned[p] {
+			pinner.Pin(p)
+		}
+	}
+	for p := range t.pinned {
+		if !now[p] {
+			pinner.Unpin(p)
+		}
+	}
+	t.pinned = now
+}

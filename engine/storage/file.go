@@ -1,0 +1,254 @@
+package storage
+
+import (
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+)
+
+// File stores torrents as ordinary files under Dir, the layout every client
+// uses: a single-file torrent is Dir/<name>, a multi-file torrent is
+// Dir/<name>/<path...>. Pad files (BEP 47) are never written; they read as
+// zeros. Open hashes whatever data is already there, so pointing File at a
+// finished download seeds it.
+type File struct {
+	Dir string
+}
+
+var _ Provider = File{}
+
+// maxOpenFiles bounds the descriptors one torrent keeps open.
+const maxOpenFiles = 128
+
+// Open checks the data already on disk and returns the store.
+func (f File) Open(ih metainfo.Hash, info *metainfo.Info) (Torrent, []int, error) {
+	if err := os.MkdirAll(f.Dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("storage: %w", err)
+	}
+	t := &fileTorrent{info: info, open: make(map[int]*os.File)}
+	for _, fl := range info.Files {
+		t.paths = append(t.paths, f.path(info, fl))
+	}
+	// Empty files have no pieces to write them: create them now so the tree is whole.
+	for i, fl := range info.Files {
+		if fl.Length == 0 && !fl.Pad {
+			if err := os.MkdirAll(filepath.Dir(t.paths[i]), 0o755); err != nil {
+				return nil, nil, fmt.Errorf("storage: %w", err)
+			}
+			if fh, err := os.OpenFile(t.paths[i], os.O_CREATE|os.O_RDONLY, 0o644); err == nil {
+				fh.Close()
+			}
+		}
+	}
+	have, err := t.check()
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, have, nil
+}
+
+func (f File) path(info *metainfo.Info, fl metainfo.File) string {
+	if info.SingleFile {
+		return filepath.Join(f.Dir, filepath.Join(fl.Path...))
+	}
+	return filepath.Join(f.Dir, info.Name, filepath.Join(fl.Path...))
+}
+
+type fileTorrent struct {
+	info  *metainfo.Info
+	paths []string // read-only after construction
+
+	mu       sync.Mutex // guards open and writable
+	open     map[int]*os.File
+	writable map[int]bool
+}
+
+// check hashes every piece whose files are all present and long enough.
+func (t *fileTorrent) check() ([]int, error) {
+	n := t.info.NumPieces()
+	present := make([]bool, n)
+	for i := 0; i < n; i++ {
+		present[i] = true
+	}
+	for i, fl := range t.info.Files {
+		if fl.Pad || fl.Length == 0 {
+			continue
+		}
+		st, err := os.Stat(t.paths[i])
+		if err == nil && st.Size() >= fl.Length {
+			continue
+		}
+		first := int(fl.Offset / t.info.PieceLength)
+		last := int((fl.Offset + fl.Length - 1) / t.info.PieceLength)
+		for p := first; p <= last; p++ {
+			present[p] = false
+		}
+	}
+	work := make(chan int)
+	var (
+		mu   sync.Mutex
+		have []int
+		wg   sync.WaitGroup
+	)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, t.info.PieceLength)
+			for p := range work {
+				b := buf[:t.info.PieceLen(p)]
+				if _, err := t.readRaw(b, t.info.PieceOffset(p)); err != nil {
+					continue
+				}
+				if sha1.Sum(b) == t.info.PieceHash(p) {
+					mu.Lock()
+					have = append(have, p)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for p := 0; p < n; p++ {
+		if present[p] {
+			work <- p
+		}
+	}
+	close(work)
+	wg.Wait()
+	return have, nil
+}
+
+func (t *fileTorrent) file(i int, write bool) (*os.File, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if fh, ok := t.open[i]; ok && (!write || t.writable[i]) {
+		return fh, nil
+	}
+	if fh, ok := t.open[i]; ok {
+		fh.Close()
+		delete(t.open, i)
+	}
+	if len(t.open) >= maxOpenFiles {
+		for k, fh := range t.open {
+			fh.Close()
+			delete(t.open, k)
+		}
+	}
+	var fh *os.File
+	var err error
+	if write {
+		if err = os.MkdirAll(filepath.Dir(t.paths[i]), 0o755); err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		fh, err = os.OpenFile(t.paths[i], os.O_RDWR|os.O_CREATE, 0o644)
+	} else {
+		fh, err = os.Open(t.paths[i])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	if t.writable == nil {
+		t.writable = make(map[int]bool)
+	}
+	t.open[i] = fh
+	t.writable[i] = write
+	return fh, nil
+}
+
+// segments calls fn for each file segment of [off, off+n).
+func (t *fileTorrent) segments(off int64, n int, fn func(file int, fileOff int64, p0, p1 int) error) error {
+	files := t.info.Files
+	// Binary search for the first file that ends after off.
+	lo, hi := 0, len(files)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if files[m].Offset+files[m].Length <= off {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	done := 0
+	for i := lo; i < len(files) && done < n; i++ {
+		fl := files[i]
+		cur := off + int64(done)
+		if fl.Length == 0 || cur >= fl.Offset+fl.Length {
+			continue
+		}
+		take := int(min(int64(n-done), fl.Offset+fl.Length-cur))
+		if err := fn(i, cur-fl.Offset, done, done+take); err != nil {
+			return err
+		}
+		done += take
+	}
+	if done < n {
+		return errors.New("storage: range beyond the torrent's end")
+	}
+	return nil
+}
+
+func (t *fileTorrent) readRaw(p []byte, off int64) (int, error) {
+	err := t.segments(off, len(p), func(i int, fileOff int64, p0, p1 int) error {
+		if t.info.Files[i].Pad {
+			clear(p[p0:p1])
+			return nil
+		}
+		fh, err := t.file(i, false)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s: %w", t.paths[i], ErrNotStored)
+			}
+			return err
+		}
+		if _, err := fh.ReadAt(p[p0:p1], fileOff); err != nil {
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("%s: %w", t.paths[i], ErrNotStored)
+			}
+			return fmt.Errorf("storage: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (t *fileTorrent) ReadAt(p []byte, off int64) (int, error) { return t.readRaw(p, off) }
+
+func (t *fileTorrent) WritePiece(index int, data []byte) error {
+	return t.segments(t.info.PieceOffset(index), len(data), func(i int, fileOff int64, p0, p1 int) error {
+		if t.info.Files[i].Pad {
+			return nil
+		}
+		fh, err := t.file(i, true)
+		if err != nil {
+			return err
+		}
+		if _, err := fh.WriteAt(data[p0:p1], fileOff); err != nil {
+			return fmt.Errorf("storage: write %s: %w", t.paths[i], err)
+		}
+		return nil
+	})
+}
+
+func (t *fileTorrent) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var first error
+	for k, fh := range t.open {
+		if err := fh.Close(); err != nil && first == nil {
+			first = err
+		}
+		delete(t.open, k)
+	}
+	return first
+}

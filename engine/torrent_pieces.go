@@ -1,0 +1,211 @@
+package engine
+
+import (
+	"crypto/sha1"
+	"hash/crc32"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/peer"
+	"github.com/swarmfs/swarmfs/picker"
+)
+
+// partialPiece is a piece being assembled from blocks. Loop-owned.
+type partialPiece struct {
+	buf   []byte
+	from  []netip.Addr // sender of each block; zero Addr = not yet received
+	count int
+}
+
+// blockMark remembers who sent a block of a piece that failed its hash, and
+// a checksum of what they sent, to find the liar once the piece verifies.
+type blockMark struct {
+	from netip.Addr
+	sum  uint32
+}
+
+const (
+	// maxStrikes bans a peer involved in this many failed pieces even when
+	// it was never proven to be the liar.
+	maxStrikes = 5
+)
+
+// hashSem bounds concurrent SHA-1 work to the number of cores: hashing is CPU
+// bound and more goroutines would only add memory.
+var hashSem = make(chan struct{}, max(2, numCPU()))
+
+// onPiece stores a received block and sends a complete piece for hashing.
+func (t *Torrent) onPiece(c *conn, m *peer.Message, now time.Time) {
+	defer putBlockBuf(m.Block)
+	idx := int(m.Index)
+	if idx >= t.info.NumPieces() || int64(m.Begin)+int64(len(m.Block)) > t.info.PieceLen(idx) || len(m.Block) == 0 {
+		t.violation(c, "piece %d+%d/%d out of range", m.Index, m.Begin, len(m.Block))
+		return
+	}
+	r := picker.Request{Piece: idx, Begin: m.Begin, Length: uint32(len(m.Block))}
+	cancels, useful := t.picker.BlockReceived(c.id, r, now)
+	for _, pr := range cancels {
+		if o := t.byID[pr.Peer]; o != nil && o != c {
+			o.send(peer.Message{Type: peer.Cancel, Index: uint32(pr.Piece), Begin: pr.Begin, Length: pr.Length})
+		}
+	}
+	if useful && !t.HavePiece(idx) && m.Begin%peer.BlockSize == 0 {
+		c.lastPiece = now
+		pp := t.partial[idx]
+		if pp == nil {
+			pl := t.info.PieceLen(idx)
+			pp = &partialPiece{
+				buf:  getPieceBuf(int(pl)),
+				from: make([]netip.Addr, (pl+peer.BlockSize-1)/peer.BlockSize),
+			}
+			t.partial[idx] = pp
+		}
+		b := int(m.Begin / peer.BlockSize)
+		if !pp.from[b].IsValid() {
+			copy(pp.buf[m.Begin:], m.Block)
+			pp.from[b] = c.addr.Addr()
+			pp.count++
+		}
+		if pp.count == len(pp.from) {
+			delete(t.partial, idx)
+			t.hashPiece(idx, pp)
+		}
+	}
+	t.fill(c, now)
+}
+
+// hashPiece checks a complete piece off the loop and reports back.
+func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
+	t.hashing++
+	want := t.info.PieceHash(idx)
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		select {
+		case hashSem <- struct{}{}:
+		case <-t.done:
+			putPieceBuf(pp.buf)
+			return
+		}
+		ok := sha1.Sum(pp.buf) == want
+		var werr error
+		if ok {
+			werr = t.store.WritePiece(idx, pp.buf)
+		}
+		<-hashSem
+		if !t.post(func() { t.pieceHashed(idx, pp, ok, werr) }) {
+			putPieceBuf(pp.buf)
+		}
+	}()
+}
+
+// pieceHashed runs on the loop once a piece was checked (and stored if good).
+func (t *Torrent) pieceHashed(idx int, pp *partialPiece, ok bool, werr error) {
+	t.hashing--
+	defer putPieceBuf(pp.buf)
+	if ok && werr != nil {
+		t.client.logf("%s: storing piece %d: %v", t.name(), idx, werr)
+		t.picker.PieceFailed(idx)
+		return
+	}
+	if !ok {
+		t.pieceFailed(idx, pp)
+		return
+	}
+	if marks, ok := t.suspects[idx]; ok {
+		// The piece is good now: whoever sent a different block lied.
+		for b, mk := range marks {
+			if !mk.from.IsValid() {
+				continue
+			}
+			s, e := b*peer.BlockSize, min((b+1)*peer.BlockSize, len(pp.buf))
+			if crc32.ChecksumIEEE(pp.buf[s:e]) != mk.sum {
+				t.ban(mk.from, "sent a corrupt block of piece %d", idx)
+			}
+		}
+		delete(t.suspects, idx)
+	}
+	t.markHave(idx)
+	t.wake()
+	for c := range t.conns {
+		c.send(peer.Message{Type: peer.Have, Index: uint32(idx)})
+	}
+	t.checkComplete()
+}
+
+// pieceFailed punishes the senders of a piece that did not match its hash.
+func (t *Torrent) pieceFailed(idx int, pp *partialPiece) {
+	t.picker.PieceFailed(idx)
+	senders := map[netip.Addr]bool{}
+	for _, a := range pp.from {
+		senders[a] = true
+	}
+	t.client.logf("%s: piece %d failed its hash check (%d senders)", t.name(), idx, len(senders))
+	if len(senders) == 1 {
+		for a := range senders {
+			t.ban(a, "sent piece %d, which failed its hash check", idx)
+		}
+		return
+	}
+	marks := make([]blockMark, len(pp.from))
+	for b, a := range pp.from {
+		s, e := b*peer.BlockSize, min((b+1)*peer.BlockSize, len(pp.buf))
+		marks[b] = blockMark{from: a, sum: crc32.ChecksumIEEE(pp.buf[s:e])}
+	}
+	t.suspects[idx] = marks
+	for a := range senders {
+		t.strikes[a]++
+		if t.strikes[a] >= maxStrikes {
+			t.ban(a, "involved in %d failed pieces", t.strikes[a])
+		}
+	}
+}
+
+// ban refuses an address from now on and drops its connections.
+func (t *Torrent) ban(a netip.Addr, format string, args ...any) {
+	t.bannedMu.Lock()
+	already := t.banned[a]
+	t.banned[a] = true
+	t.bannedMu.Unlock()
+	if !already {
+		t.client.logf("%s: banning %s: "+format, append([]any{t.name(), a}, args...)...)
+	}
+	for c := range t.conns {
+		if c.addr.Addr() == a {
+			c.close(errBanned)
+			t.removeConn(c)
+		}
+	}
+}
+
+func (t *Torrent) checkComplete() {
+	if t.isComplete || int(t.numHave.Load()) < t.info.NumPieces() {
+		return
+	}
+	t.isComplete = true
+	close(t.complete)
+	if t.announcer != nil {
+		t.announcer.Completed()
+	}
+	for c := range t.conns {
+		t.updateInterest(c)
+		if t.peerIsSeed(c) {
+			c.close(errBothSeeding)
+			t.removeConn(c)
+		}
+	}
+}
+
+var piecePools sync.Map // piece length -> *sync.Pool
+
+func getPieceBuf(n int) []byte {
+	p, _ := piecePools.LoadOrStore(n, &sync.Pool{New: func() any { b := make([]byte, n); return &b }})
+	return *(p.(*sync.Pool).Get().(*[]byte))
+}
+
+func putPieceBuf(b []byte) {
+	if p, ok := piecePools.Load(len(b)); ok {
+		p.(*sync.Pool).Put(&b)
+	}
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# make bench, end-to-end part: benchmarks against real local swarms. The Go
+# micro-benchmarks run before this from the Makefile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SWARMFS_BIN=$PWD/bin/swarmfs
+echo "== engine: cold download vs libtorrent (1 GiB, one local libtorrent seeder)"
+go test -run '^$' -bench 'ColdDownloadVsLibtorrent|SHA1' -benchtime 1x -timeout 30m ./engine/
