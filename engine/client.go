@@ -266,4 +266,3 @@ func (c *Client) acceptLoop() {
 		}()
 	}
 }
-

@@ -38,8 +38,8 @@ func (m *Memory) Open(ih metainfo.Hash, info *metainfo.Info) (Torrent, []int, er
 }
 
 type memTorrent struct {
-	info *metainfo.Info
-	mu   sync.RWMutex // guards pieces
+	info   *metainfo.Info
+	mu     sync.RWMutex // guards pieces
 	pieces map[int][]byte
 }
 
