@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -137,5 +138,39 @@ func TestStatePersistence(t *testing.T) {
 	}
 	if err := n2.Bootstrap(ctx); err != nil {
 		t.Fatalf("Bootstrap from saved table: %v", err)
+	}
+}
+
+func TestCorruptState(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"garbage":      "not bencode at all",
+		"short id":     "d2:id3:abc5:nodes0:e",
+		"huge length":  "d2:id99999999999:x5:nodes0:e",
+		"ragged nodes": "d2:id20:abcdefghij01234567895:nodes7:1234567e",
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			n := newTestNode(t, 31, []string{}, func(c *Config) { c.StatePath = path })
+			if err := n.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			st, err := loadState(path)
+			if err != nil || st == nil || st.id != n.ID() {
+				t.Fatalf("state not rewritten: %+v, %v", st, err)
+			}
+		})
+	}
+	// A state file in a folder that does not exist yet.
+	path := filepath.Join(dir, "new", "sub", "dht.state")
+	n := newTestNode(t, 32, []string{}, func(c *Config) { c.StatePath = path })
+	if err := n.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -59,14 +59,17 @@ type Config struct {
 	// node, which uses "nodes6"; otherwise the node is IPv4 only.
 	Listen string
 	// StatePath is the file the node ID and routing table are saved to
-	// (every few minutes and on Close) and loaded from at New. "" = none.
+	// (every 5 minutes and on Close) and loaded from at New. "" = none. A
+	// missing file starts a new identity; an unreadable one is logged and
+	// replaced at the next save.
 	StatePath string
 	// Bootstrap lists host:port entry points. nil means DefaultBootstrap;
 	// an empty non-nil slice means none (tests, private networks).
 	Bootstrap []string
 	// Logf receives diagnostics; nil discards them.
 	Logf func(format string, args ...any)
-	// MaxNodes bounds the routing table (default DefaultMaxNodes).
+	// MaxNodes bounds the routing table (default DefaultMaxNodes, which is
+	// also the most 160 buckets of 8 can hold).
 	MaxNodes int
 	// MaxPeersPerInfoHash and MaxInfoHashes bound the peers stored for
 	// others' announce_peer (defaults DefaultMaxPeersPerInfoHash,
@@ -277,10 +280,16 @@ func (n *Node) ID() [20]byte { return n.id }
 
 // Stats is a snapshot of a node's tables and counters.
 type Stats struct {
-	Nodes, Buckets, InfoHashes, StoredPeers int
-	// GoodNodes is the number of table entries that answered recently.
-	GoodNodes                      int
-	QueriesIn, QueriesOut, Dropped uint64
+	Nodes       int    // routing table entries (good, questionable and bad)
+	GoodNodes   int    // entries that answered us within 15 minutes
+	Buckets     int    // k-buckets in the routing table
+	InfoHashes  int    // info-hashes others announced to us
+	StoredPeers int    // peers stored for them
+	QueriesIn   uint64 // well-formed queries received
+	QueriesOut  uint64 // queries sent
+	// Dropped counts datagrams thrown away: malformed, over the per-IP
+	// query rate, or replies matching no outstanding transaction.
+	Dropped uint64
 }
 
 // Stats returns a snapshot.

@@ -105,6 +105,9 @@ func (n *Node) save() error {
 	data := encodeState(st)
 
 	dir := filepath.Dir(n.cfg.StatePath)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("dht: save state: %w", err)
+	}
 	f, err := os.CreateTemp(dir, filepath.Base(n.cfg.StatePath)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("dht: save state: %w", err)
