@@ -17,6 +17,8 @@ var (
 	// errUnmounting: the filesystem is shutting down; pending reads fail
 	// (EIO). It wraps context.Canceled, so Readers see a cancellation.
 	errUnmounting = fmt.Errorf("filesystem is unmounting: %w", context.Canceled)
+	// errRemoved: the torrent was removed while a read waited on it (EIO).
+	errRemoved = fmt.Errorf("torrent removed: %w", context.Canceled)
 )
 
 // toErrno is the one place where errors become errnos. Every FUSE method
@@ -28,7 +30,8 @@ func toErrno(err error) syscall.Errno {
 		return 0
 	case errors.As(err, &errno):
 		return errno
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errUnmounting):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errUnmounting),
+		errors.Is(err, errRemoved):
 		return syscall.EIO
 	case errors.Is(err, context.Canceled):
 		// The kernel interrupted the request.

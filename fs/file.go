@@ -25,15 +25,18 @@ type fileNode struct {
 	srv   *Server
 	t     Torrent
 	index int // into Info().Files
-	size  int64
-	ino   uint64
-	mtime time.Time
-	media bool
+	// removed is closed when the torrent is removed: pending reads end.
+	removed <-chan struct{}
+	size    int64
+	ino     uint64
+	mtime   time.Time
+	media   bool
 }
 
 var (
 	_ gofs.NodeGetattrer   = (*fileNode)(nil)
 	_ gofs.NodeOpener      = (*fileNode)(nil)
+	_ gofs.NodeStatfser    = (*fileNode)(nil)
 	_ gofs.NodeGetxattrer  = (*fileNode)(nil)
 	_ gofs.NodeListxattrer = (*fileNode)(nil)
 )
@@ -67,6 +70,10 @@ func (n *fileNode) cachedBytes() int64 {
 func (n *fileNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.SetTimeout(n.fill(&out.Attr))
 	return 0
+}
+
+func (n *fileNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	return n.srv.root.Statfs(ctx, out)
 }
 
 func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
@@ -140,7 +147,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		// once; do not make the program wait a second read timeout.
 		timeout = 0
 	}
-	rc := newReadCtx(ctx, h.n.srv.closing, timeout)
+	rc := newReadCtx(ctx, h.n.srv.closing, h.n.removed, timeout)
 	got, err := h.r.ReadAt(rc, dest[:want], off)
 	cause := rc.release()
 	if err != nil && !(errors.Is(err, io.EOF) && got == want) {
@@ -154,7 +161,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 				h.timedOut.Store(time.Now().UnixNano())
 				h.n.srv.logf("swarmfs: read %s at %d: no data after %v", h.n.Path(nil), off, timeout)
 			}
-		case errno == syscall.EINTR, errors.Is(err, errUnmounting):
+		case errno == syscall.EINTR, errors.Is(err, errUnmounting), errors.Is(err, errRemoved):
 		default:
 			h.n.srv.logf("swarmfs: read %s at %d: %v", h.n.Path(nil), off, err)
 		}
@@ -182,14 +189,15 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 }
 
 // readCtx is the context a Reader gets for one read: done when the kernel
-// interrupts the request, when the read timeout passes, or when the
-// filesystem unmounts. Its Done channel, and the goroutine and timer behind
+// interrupts the request, when the read timeout passes, when the torrent is
+// removed, or when the filesystem unmounts. Its Done channel, and the goroutine and timer behind
 // it, are made only when a Reader has to wait: a read served from the cache
 // costs no allocation, as readCtx values are pooled.
 type readCtx struct {
 	// Set by newReadCtx, read-only until release.
 	parent   context.Context
 	closing  <-chan struct{}
+	removed  <-chan struct{} // may be nil
 	deadline time.Time
 
 	mu   sync.Mutex // guards the following
@@ -203,10 +211,11 @@ var _ context.Context = (*readCtx)(nil)
 
 var readCtxPool = sync.Pool{New: func() any { return new(readCtx) }}
 
-func newReadCtx(parent context.Context, closing <-chan struct{}, timeout time.Duration) *readCtx {
+func newReadCtx(parent context.Context, closing, removed <-chan struct{}, timeout time.Duration) *readCtx {
 	c := readCtxPool.Get().(*readCtx)
 	c.parent = parent
 	c.closing = closing
+	c.removed = removed
 	c.deadline = time.Now().Add(timeout)
 	return c
 }
@@ -231,6 +240,8 @@ func (c *readCtx) checkLocked() error {
 		return context.Canceled
 	case <-c.closing:
 		return errUnmounting
+	case <-c.removed:
+		return errRemoved
 	default:
 	}
 	if !time.Now().Before(c.deadline) {
@@ -270,6 +281,8 @@ func (c *readCtx) watch() {
 		err = context.Canceled
 	case <-c.closing:
 		err = errUnmounting
+	case <-c.removed:
+		err = errRemoved
 	case <-timer.C:
 		err = context.DeadlineExceeded
 	}
@@ -296,7 +309,7 @@ func (c *readCtx) release() error {
 		<-exit
 	}
 	if !used {
-		c.parent, c.closing = nil, nil
+		c.parent, c.closing, c.removed = nil, nil, nil
 		readCtxPool.Put(c)
 	}
 	return cause

@@ -175,7 +175,7 @@ func TestReadNoAllocs(t *testing.T) {
 func TestReadCtx(t *testing.T) {
 	closing := make(chan struct{})
 	t.Run("cached read never makes a channel", func(t *testing.T) {
-		c := newReadCtx(&fuse.Context{Cancel: make(chan struct{})}, closing, time.Minute)
+		c := newReadCtx(&fuse.Context{Cancel: make(chan struct{})}, closing, nil, time.Minute)
 		if c.Err() != nil {
 			t.Fatal(c.Err())
 		}
@@ -188,7 +188,7 @@ func TestReadCtx(t *testing.T) {
 	})
 	t.Run("interrupt", func(t *testing.T) {
 		cancel := make(chan struct{})
-		c := newReadCtx(&fuse.Context{Cancel: cancel}, closing, time.Minute)
+		c := newReadCtx(&fuse.Context{Cancel: cancel}, closing, nil, time.Minute)
 		done := c.Done()
 		close(cancel)
 		select {
@@ -201,14 +201,14 @@ func TestReadCtx(t *testing.T) {
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {
-		c := newReadCtx(&fuse.Context{Cancel: make(chan struct{})}, closing, 20*time.Millisecond)
+		c := newReadCtx(&fuse.Context{Cancel: make(chan struct{})}, closing, nil, 20*time.Millisecond)
 		<-c.Done()
 		if err := c.release(); !errors.Is(err, context.DeadlineExceeded) || toErrno(err) != syscall.EIO {
 			t.Errorf("err %v", err)
 		}
 	})
 	t.Run("timeout before Done", func(t *testing.T) {
-		c := newReadCtx(&fuse.Context{Cancel: make(chan struct{})}, closing, time.Nanosecond)
+		c := newReadCtx(&fuse.Context{Cancel: make(chan struct{})}, closing, nil, time.Nanosecond)
 		time.Sleep(time.Millisecond)
 		if !errors.Is(c.Err(), context.DeadlineExceeded) {
 			t.Errorf("Err %v", c.Err())
@@ -222,7 +222,7 @@ func TestReadCtx(t *testing.T) {
 	})
 	t.Run("unmount", func(t *testing.T) {
 		closing := make(chan struct{})
-		c := newReadCtx(&fuse.Context{Cancel: make(chan struct{})}, closing, time.Minute)
+		c := newReadCtx(&fuse.Context{Cancel: make(chan struct{})}, closing, nil, time.Minute)
 		done := c.Done()
 		close(closing)
 		<-done
@@ -231,10 +231,37 @@ func TestReadCtx(t *testing.T) {
 		}
 	})
 	t.Run("release stops the watcher", func(t *testing.T) {
-		c := newReadCtx(&fuse.Context{Cancel: make(chan struct{})}, closing, time.Minute)
+		c := newReadCtx(&fuse.Context{Cancel: make(chan struct{})}, closing, nil, time.Minute)
 		c.Done()
 		if err := c.release(); err != nil {
 			t.Errorf("release: %v", err)
 		}
 	})
+}
+
+func TestRemoveDuringRead(t *testing.T) {
+	host, sample, blocked := blockedHost()
+	_, mnt, _ := mountT(t, host, Options{})
+	f, err := os.Open(filepath.Join(mnt, blocked))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := f.ReadAt(make([]byte, 4096), 0)
+		readErr <- err
+	}()
+	eventually(t, 5*time.Second, "the read to block", func() bool { return sample.waiting.Load() > 0 })
+	if err := syscall.Rmdir(filepath.Join(mnt, "sample")); err != nil {
+		t.Fatalf("rmdir: %v", err)
+	}
+	select {
+	case err := <-readErr:
+		if !errors.Is(err, syscall.EIO) {
+			t.Errorf("read of a removed torrent: %v, want EIO", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("read still blocked after the torrent was removed")
+	}
 }

@@ -117,9 +117,11 @@ func Mount(mountpoint string, host Host, opts Options) (*Server, error) {
 		GID:             uint32(os.Getgid()),
 		OnAdd:           nil,
 	}
-	if opts.Debug {
-		fopts.Logger = log.New(os.Stderr, "swarmfs: ", log.LstdFlags)
-	}
+	// go-fuse's own messages (debug traces, trouble it cannot return as an
+	// error) go to Logf too.
+	logger := log.New(logfWriter(s.logf), "go-fuse: ", 0)
+	fopts.Logger = logger
+	fopts.MountOptions.Logger = logger
 	srv, err := gofs.Mount(dir, s.root, fopts)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
@@ -146,6 +148,14 @@ func (s *Server) raiseReadahead() {
 	if err := os.WriteFile(p, []byte(strconv.Itoa(maxRead>>10)), 0); err != nil && s.debug {
 		s.logf("swarmfs: cannot raise readahead (%v); reads will come in 128 KiB", err)
 	}
+}
+
+// logfWriter turns a Logf into an io.Writer for log.Logger.
+type logfWriter func(string, ...any)
+
+func (w logfWriter) Write(p []byte) (int, error) {
+	w("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 // serveEnd waits for the kernel to end the mount (Unmount, or fusermount3 -u

@@ -45,6 +45,7 @@ var (
 	_ gofs.NodeGetattrer   = (*torrentDir)(nil)
 	_ gofs.NodeLookuper    = (*torrentDir)(nil)
 	_ gofs.NodeOpendirer   = (*torrentDir)(nil)
+	_ gofs.NodeStatfser    = (*torrentDir)(nil)
 	_ gofs.NodeGetxattrer  = (*torrentDir)(nil)
 	_ gofs.NodeListxattrer = (*torrentDir)(nil)
 )
@@ -224,12 +225,13 @@ func (d *torrentDir) build(ctx context.Context, info *metainfo.Info) bool {
 			continue
 		}
 		fn := &fileNode{
-			srv:   d.srv,
-			t:     d.t,
-			index: i,
-			size:  f.Length,
-			mtime: d.mtime,
-			media: isMedia(leaf),
+			srv:     d.srv,
+			t:       d.t,
+			index:   i,
+			removed: d.removed,
+			size:    f.Length,
+			mtime:   d.mtime,
+			media:   isMedia(leaf),
 		}
 		fn.ino = newIno(f.Path)
 		inode := d.NewPersistentInode(ctx, fn, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: fn.ino, Gen: gen})
@@ -291,6 +293,10 @@ func (d *torrentDir) Opendir(ctx context.Context) syscall.Errno {
 	return 0
 }
 
+func (d *torrentDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	return d.srv.root.Statfs(ctx, out)
+}
+
 func (d *torrentDir) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	return torrentXattr(attr, dest, d.t, d.progress)
 }
@@ -317,6 +323,7 @@ type dirNode struct {
 
 var (
 	_ gofs.NodeGetattrer   = (*dirNode)(nil)
+	_ gofs.NodeStatfser    = (*dirNode)(nil)
 	_ gofs.NodeGetxattrer  = (*dirNode)(nil)
 	_ gofs.NodeListxattrer = (*dirNode)(nil)
 )
@@ -324,6 +331,10 @@ var (
 func (n *dirNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	fillDirAttr(&out.Attr, n.ino, n.nlink, n.mtime)
 	return 0
+}
+
+func (n *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	return n.srv.root.Statfs(ctx, out)
 }
 
 func (n *dirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {

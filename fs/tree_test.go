@@ -7,9 +7,11 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -387,5 +389,40 @@ func TestMountErrors(t *testing.T) {
 			srv.Unmount()
 		}
 		t.Errorf("second Mount = %v, want already mounted", err)
+	}
+}
+
+// TestTools runs the programs people point at a mount.
+func TestTools(t *testing.T) {
+	host, sample, _ := sampleHost()
+	_, mnt, _ := mountT(t, host, Options{})
+	run := func(name string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %q: %v: %s", name, args, err, out)
+		}
+		return string(out)
+	}
+	files := strings.Count(run("find", mnt, "-type", "f", "-print0"), "\x00")
+	if want := len(fileData(sampleFiles())) + 1; files != want {
+		t.Errorf("find: %d files, want %d", files, want)
+	}
+	run("ls", "-lR", mnt)
+	run("stat", filepath.Join(mnt, "sample", "big.bin"))
+	var total int64
+	for _, d := range fileData(sampleFiles()) {
+		total += (int64(len(d)) + 511) / 512 * 512
+	}
+	du := strings.Fields(run("du", "-s", "-B1", filepath.Join(mnt, "sample")))[0]
+	if du != strconv.FormatInt(total, 10) {
+		t.Errorf("du: %s bytes, want %d", du, total)
+	}
+	df := run("df", "-B1", mnt)
+	if !strings.Contains(df, "swarmfs") {
+		t.Errorf("df does not show swarmfs:\n%s", df)
+	}
+	if sample.opened.Load() != 0 {
+		t.Errorf("tools opened %d readers", sample.opened.Load())
 	}
 }
