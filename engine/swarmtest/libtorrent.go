@@ -68,8 +68,8 @@ type LTStatus struct {
 	// Peers are the addresses of the connected peers.
 	Peers []string `json:"peers"`
 	// FinishedAfter is the time from AddTorrent/AddMagnet to libtorrent's
-	// torrent_finished alert, measured inside the peer; -1 until then.
-	FinishedAfter float64 `json:"finished_after"`
+	// torrent_finished alert, measured inside the peer; negative until then.
+	FinishedAfter time.Duration `json:"-"`
 }
 
 // LT is a libtorrent session in a /usr/bin/python3 process, driven by JSON
@@ -323,9 +323,16 @@ func (l *LT) Status(infoHash [20]byte) LTStatus {
 }
 
 func (l *LT) status(infoHash [20]byte) (LTStatus, error) {
-	var st LTStatus
+	var st struct {
+		LTStatus
+		FinishedAfter float64 `json:"finished_after"` // seconds, -1 if not yet
+	}
 	err := l.call("status", map[string]any{"info_hash": hexIH(infoHash)}, &st)
-	return st, err
+	st.LTStatus.FinishedAfter = -1
+	if st.FinishedAfter >= 0 {
+		st.LTStatus.FinishedAfter = time.Duration(st.FinishedAfter * float64(time.Second))
+	}
+	return st.LTStatus, err
 }
 
 // DHTAnnounce announces a peer for infoHash on the DHT at once (torrents
@@ -416,7 +423,7 @@ func (l *LT) WaitComplete(tb testing.TB, infoHash [20]byte, timeout time.Duratio
 	st := l.waitFor(tb, "complete", infoHash, timeout, func(st LTStatus) bool {
 		return st.IsFinished && st.FinishedAfter >= 0
 	})
-	return time.Duration(st.FinishedAfter * float64(time.Second))
+	return st.FinishedAfter
 }
 
 // lineWriter turns a process's stdout into lines on ch. It never blocks: if
