@@ -39,16 +39,32 @@
 // request handler: a notification about a folder takes the kernel's lock on
 // that folder, which the request being served may hold. Handlers and Refresh
 // only queue them, so the kernel may show a stale root entry for a moment.
+// One exception: the file written into the root to add a torrent is removed
+// from the kernel's cache directly, from Flush or Release, which hold no
+// folder lock and which no request on the root waits for, so that a stat
+// right after close(2) does not find it.
 //
 // # Reads
 //
 // Each open(2) makes one Reader (Torrent.NewReader), kept on the file handle
 // and closed on release: the engine sees one stream per program, and its
-// readahead can grow. A read waits in Reader.ReadAt until the pieces under it
-// are verified, bounded by Options.ReadTimeout (then EIO). Reads are up to
-// 1 MiB (max_read), straight into the buffer go-fuse hands in; the read
-// context (readCtx) is pooled and makes its channel, timer and goroutine only
-// if the Reader has to wait, so a cached read allocates nothing of ours.
+// readahead can grow. An empty file gets no Reader. A read waits in
+// Reader.ReadAt until the pieces under it are verified; it ends early, and
+// fails with EIO, when Options.ReadTimeout passes, when the torrent is
+// removed, or when the filesystem unmounts. A read the kernel retries right
+// after a timeout (it retries a failed readahead page by page) does not wait
+// again. A Reader that returns fewer bytes than asked before end of file gets
+// EIO rather than the zeros the kernel would fill in.
+//
+// Reads are up to 1 MiB (max_read). The FUSE handshake cannot raise the
+// kernel's readahead above 128 KiB, so Mount raises the mount's
+// /sys/class/bdi/<dev>/read_ahead_kb to 1 MiB where it may (as root);
+// buffered reads then reach us in 1 MiB requests. Data is read straight into
+// the buffer go-fuse hands in and written back with writev (splice is off:
+// it would add a copy through a pipe, and 1 MiB replies do not fit one). The
+// read context (readCtx) is pooled and makes its channel, timer and goroutine
+// only if the Reader has to wait, so a read of cached data allocates nothing
+// of ours (go-fuse's ReadResultData is the one allocation).
 //
 // # Interrupts
 //
@@ -60,6 +76,11 @@
 // player would leave them waiting on the swarm. So the mount disables async
 // reads (fuse.MountOptions.SyncRead); the kernel still reads ahead, from the
 // program's context, one request at a time per file.
+//
+// Any signal interrupts, not only fatal ones: a Go program reading the mount
+// gets SIGURG (goroutine preemption) now and then, and its runtime retries
+// the read. A Reader should therefore keep its readahead state across a
+// cancelled ReadAt, and only drop what nobody waits for after a while.
 //
 // # Parallelism
 //

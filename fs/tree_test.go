@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -424,5 +425,33 @@ func TestTools(t *testing.T) {
 	}
 	if sample.opened.Load() != 0 {
 		t.Errorf("tools opened %d readers", sample.opened.Load())
+	}
+}
+
+// TestManyFiles: a torrent of tens of thousands of files lists at once and
+// never touches the swarm.
+func TestManyFiles(t *testing.T) {
+	const dirs, perDir = 100, 300
+	var files []fakeFile
+	for d := 0; d < dirs; d++ {
+		for f := 0; f < perDir; f++ {
+			files = append(files, fakeFile{path: fmt.Sprintf("d%03d/f%04d.txt", d, f), data: []byte{byte(f)}})
+		}
+	}
+	start := time.Now()
+	many := newFakeTorrent("many", 16<<10, files...)
+	_, mnt, _ := mountT(t, newFakeHost(many), Options{})
+	t.Logf("mount with %d files: %v", len(files), time.Since(start))
+	start = time.Now()
+	out, err := exec.Command("find", mnt, "-type", "f", "-printf", "%s %n\n").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(out), "1 1\n"); n != len(files) {
+		t.Errorf("find saw %d files of size 1, want %d", n, len(files))
+	}
+	t.Logf("find -printf over %d files: %v", len(files), time.Since(start))
+	if many.opened.Load() != 0 {
+		t.Errorf("listing opened readers")
 	}
 }
