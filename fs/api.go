@@ -77,9 +77,10 @@ type Reader interface {
 	// blocks until the pieces under the range are verified, and fills p
 	// fully unless the range reaches end of file, where it returns the
 	// bytes up to the end and io.EOF. When ctx is done (the reading program
-	// was interrupted, the read timed out, or the filesystem is unmounting)
-	// it returns ctx.Err() promptly. It may be called concurrently (like
-	// io.ReaderAt) and must not retain ctx or p after returning.
+	// was interrupted, the read timed out, the torrent was removed, or the
+	// filesystem is unmounting) it returns ctx.Err() promptly. It may be
+	// called concurrently (like io.ReaderAt) and must not retain ctx or p
+	// after returning.
 	//
 	// The ctx's Done channel is made lazily: a reader that checks whether
 	// the data is there before it waits, and calls ctx.Done only to wait,

@@ -13,7 +13,11 @@
 // holding its one file. A torrent's folders and files are built once, as
 // persistent inodes, when its metadata is known: at once for a .torrent, when
 // it arrives for a magnet, whose folder is empty (and named after its dn or
-// info-hash) until then. Pad files (BEP 47) are not shown. Inode numbers are
+// info-hash) until then, and renamed after the torrent when it arrives.
+// Listing a folder never waits on the swarm; a lookup inside a magnet's folder
+// waits for the metadata (bounded by Options.ReadTimeout), so a program
+// opening a path inside a just-added magnet gets the file, not ENOENT. Pad
+// files (BEP 47) are not shown. Inode numbers are
 // a hash of the info-hash and the path (inoOf), so they are the same at every
 // mount; the inode generation counts torrents added, so a torrent removed and
 // added again gets fresh inodes even while the kernel remembers the old ones.
