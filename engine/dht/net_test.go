@@ -2,7 +2,9 @@ package dht
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -172,5 +174,53 @@ func TestCorruptState(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestBootstrapByName(t *testing.T) {
+	if ips, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip4", "localhost"); err != nil || len(ips) == 0 || ips[0].Unmap() != netip.MustParseAddr("127.0.0.1") {
+		t.Skipf("localhost does not resolve to 127.0.0.1 here: %v %v", ips, err)
+	}
+	a := newTestNode(t, 1, []string{}, nil)
+	b := newTestNode(t, 33, []string{
+		"localhost:" + fmt.Sprint(a.Addr().Port()),
+		"no-port",            // logged and skipped
+		"127.0.0.1:notaport", // likewise
+	}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Bootstrap(ctx); err != nil {
+		t.Fatalf("Bootstrap via a host name: %v", err)
+	}
+}
+
+func TestLookupErrors(t *testing.T) {
+	lonely := newTestNode(t, 34, []string{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := lonely.GetPeers(ctx, randomID(), nil); !errors.Is(err, ErrNoNodes) {
+		t.Fatalf("GetPeers with no nodes: %v", err)
+	}
+	if err := lonely.Bootstrap(ctx); !errors.Is(err, ErrNoNodes) {
+		t.Fatalf("Bootstrap with no nodes: %v", err)
+	}
+	if err := lonely.Announce(ctx, randomID(), 0, nil); err == nil {
+		t.Fatal("Announce accepted port 0")
+	}
+	// A bootstrap node that never answers: ErrNoNodes after one timeout.
+	dead := newRawNode(t, 35)
+	n := newTestNode(t, 36, []string{dead.addr().String()}, nil)
+	start := time.Now()
+	if err := n.Announce(ctx, randomID(), 1000, nil); !errors.Is(err, ErrNoNodes) {
+		t.Fatalf("Announce via a dead bootstrap node: %v", err)
+	}
+	if took := time.Since(start); took > 3*n.cfg.QueryTimeout {
+		t.Fatalf("took %v", took)
+	}
+	// A cancelled context ends a lookup with its error.
+	cctx, ccancel := context.WithCancel(context.Background())
+	ccancel()
+	if err := n.GetPeers(cctx, randomID(), nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("GetPeers with a cancelled context: %v", err)
 	}
 }
