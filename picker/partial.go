@@ -119,7 +119,7 @@ func (pa *partial) nextUnreq(from int) int {
 }
 
 // addHolder records that pe was asked for block b of pa at t.
-func (p *Picker) addHolder(pa *partial, b int, pe *peer, t int64, urgent bool) Request {
+func (p *Picker) addHolder(pa *partial, b int, pe *peer, t int64, hot bool) Request {
 	bl := &pa.blocks[b]
 	if len(bl.holders) == 0 {
 		pa.nUnreq--
@@ -134,7 +134,7 @@ func (p *Picker) addHolder(pa *partial, b int, pe *peer, t int64, urgent bool) R
 	}
 	bl.reqAt = t
 	bl.holders = append(bl.holders, pe.id)
-	pe.addOut(p.key(pa.piece, b), t, eta, int64(r.Length), urgent)
+	pe.addOut(p.key(pa.piece, b), t, eta, int64(r.Length), hot)
 	if pa.nUnreq == 0 {
 		p.updatePart(pa)
 	}
@@ -187,4 +187,14 @@ func (p *Picker) withdraw(id PeerID, pa *partial, b int, cancel bool) {
 	if cancel {
 		p.cancels = append(p.cancels, PeerRequest{Peer: id, Request: p.blockReq(pa.piece, b)})
 	}
+}
+
+// heldBy reports whether id holds any block of pa.
+func (pa *partial) heldBy(id PeerID) bool {
+	for i := range pa.blocks {
+		if holds(&pa.blocks[i], id) {
+			return true
+		}
+	}
+	return false
 }

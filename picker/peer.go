@@ -10,7 +10,7 @@ import (
 const (
 	maxOutPerPeer  = 1024 // outstanding requests
 	maxAllowedFast = 64   // BEP 6 allowed-fast pieces remembered
-	cancelRing     = 64   // recently withdrawn requests whose late blocks we still accept
+	cancelRing     = 128  // recently withdrawn requests whose late blocks we still accept
 )
 
 // Estimates used before a peer has delivered anything.
@@ -28,7 +28,8 @@ type peer struct {
 	fast          []int
 	out           map[int64]outReq
 	outBytes      int64
-	wantedMissing int // |has ∩ wanted ∩ ¬have| (non-seeds)
+	coldBytes     int64 // outstanding bytes not asked for a reader
+	wantedMissing int   // |has ∩ wanted ∩ ¬have| (non-seeds)
 
 	cancelled [cancelRing]int64
 	cancelPos int
@@ -48,7 +49,7 @@ type outReq struct {
 	at, eta int64
 	ahead   int64 // bytes outstanding before this one when requested
 	length  int64
-	urgent  bool
+	hot     bool // asked for a reader (urgent, window, head/tail)
 }
 
 func (p *Picker) peer(id PeerID) *peer {
@@ -253,12 +254,15 @@ func (p *Picker) Outstanding(id PeerID) int {
 	return 0
 }
 
-func (pe *peer) addOut(k, t, eta, length int64, urgent bool) {
+func (pe *peer) addOut(k, t, eta, length int64, hot bool) {
 	if len(pe.out) == 0 {
 		pe.busySince = t
 	}
-	pe.out[k] = outReq{at: t, eta: eta, ahead: pe.outBytes, length: length, urgent: urgent}
+	pe.out[k] = outReq{at: t, eta: eta, ahead: pe.outBytes, length: length, hot: hot}
 	pe.outBytes += length
+	if !hot {
+		pe.coldBytes += length
+	}
 }
 
 func (pe *peer) removeOut(k int64) (outReq, bool) {
@@ -266,6 +270,9 @@ func (pe *peer) removeOut(k int64) (outReq, bool) {
 	if ok {
 		delete(pe.out, k)
 		pe.outBytes -= o.length
+		if !o.hot {
+			pe.coldBytes -= o.length
+		}
 	}
 	return o, ok
 }

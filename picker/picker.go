@@ -123,6 +123,13 @@ type Picker struct {
 	swarmRate float64 // from SetRate; 0 = measure
 
 	cancels []PeerRequest // withdrawn requests the engine must cancel
+
+	stats counters
+}
+
+// counters count decisions, for tests and the simulator's table.
+type counters struct {
+	dupLate, dupEndgame, withdrawn, timedOut int
 }
 
 // New returns a picker for a torrent with the given geometry. Zero fields

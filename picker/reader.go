@@ -139,6 +139,13 @@ func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
 	}
 	t := p.ts(now)
 	n = int(min(int64(n), p.total-off))
+	end := off + int64(n)
+	var fresh []int // missing pieces this read makes urgent
+	for i := p.pieceOf(off); i <= p.pieceOf(end-1); i++ {
+		if !p.have.get(i) && !p.isUrgent(i) {
+			fresh = append(fresh, i)
+		}
+	}
 	if len(r.pending) >= maxPending {
 		r.pending = r.pending[1:]
 	}
@@ -146,7 +153,6 @@ func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
 	p.urgentDirty = true
 	p.pinVersion++
 
-	end := off + int64(n)
 	seek := !r.hasPos || off < r.pos-backSlack || off > r.pos+max(p.windowOf(r), fwdSlack)
 	if seek {
 		hadWindow := r.target > 0
@@ -175,10 +181,10 @@ func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
 		p.setTarget(r, p.targetFor(r, t))
 	}
 	r.lastRead = t
-	for i := p.pieceOf(off); i <= p.pieceOf(end-1); i++ {
-		if !p.busy.get(i) {
-			p.preemptFor(i)
-		}
+	for _, i := range fresh {
+		// Requested or not, its blocks must not wait behind background
+		// work in the peers' queues.
+		p.preemptFor(i)
 	}
 }
 

@@ -103,6 +103,7 @@ func (p *Picker) Timeouts(now time.Time) []PeerRequest {
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
+			p.stats.timedOut++
 			piece, b := p.unkey(k)
 			if pa := p.partOf(piece); pa != nil {
 				p.withdraw(pe.id, pa, b, true)
@@ -134,12 +135,19 @@ func (p *Picker) Cancels() []PeerRequest {
 // preemptFor frees pipeline room for urgent piece: peers that have it give
 // back their queued requests for pieces no reader needs, keeping the few
 // that are probably already on the wire.
+//
+// When every block of piece is already requested, only its holders are
+// touched: the others are not in its way.
 func (p *Picker) preemptFor(piece int) {
 	if p.strategy != stratStreaming {
 		return
 	}
+	var pa *partial
+	if p.busy.get(piece) {
+		pa = p.partOf(piece)
+	}
 	for _, pe := range p.peers {
-		if pe.choked || !pe.hasPiece(piece) {
+		if pe.choked || !pe.hasPiece(piece) || pa != nil && !pa.heldBy(pe.id) {
 			continue
 		}
 		p.preemptPeer(pe)
@@ -158,7 +166,7 @@ func (p *Picker) releaseUnwanted() {
 }
 
 func (p *Picker) preemptPeer(pe *peer) {
-	if len(pe.out) == 0 {
+	if len(pe.out) == 0 || pe.coldBytes == 0 {
 		return
 	}
 	keep := max(2, int(pe.rateOrDefault()*pe.latOrDefault()/float64(p.blk))+1)
@@ -179,13 +187,37 @@ func (p *Picker) preemptPeer(pe *peer) {
 	if p.urgentDirty {
 		p.rebuildUrgent()
 	}
-	for _, e := range all[keep:] {
+	// Newest first, so the oldest withdrawn requests (the likeliest to be
+	// on the wire already) stay longest in the peer's cancelled ring.
+	kept := all[:0:0]
+	for j := len(all) - 1; j >= 0; j-- {
+		e := all[j]
 		piece, b := p.unkey(e.k)
-		if p.isHot(piece) {
+		if j < keep || p.isHot(piece) {
+			kept = append(kept, e)
 			continue
 		}
 		if pa := p.partOf(piece); pa != nil {
+			p.stats.withdrawn++
 			p.withdraw(pe.id, pa, b, true)
+		}
+	}
+	// What stays moved up the peer's queue: refresh its arrival estimates
+	// so duplicates are not sent against stale, pessimistic ones.
+	t := pe.lastRecv
+	var ahead int64
+	for j := len(kept) - 1; j >= 0; j-- {
+		k := kept[j].k
+		o := pe.out[k]
+		ahead += o.length
+		eta := max(o.at, t) + int64((pe.latOrDefault()+float64(ahead)/pe.rateOrDefault())*1e9)
+		if eta < o.eta {
+			o.eta = eta
+			pe.out[k] = o
+			piece, b := p.unkey(k)
+			if pa := p.partOf(piece); pa != nil && eta < pa.blocks[b].eta {
+				pa.blocks[b].eta = eta
+			}
 		}
 	}
 }

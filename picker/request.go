@@ -28,6 +28,7 @@ type selection struct {
 
 	preempted  bool
 	urgentLeft bool // an urgent piece still has unrequested blocks
+	tight      bool // a window piece is due before this peer's queue drains
 }
 
 // Next returns up to max new block requests for the peer and records them
@@ -88,15 +89,16 @@ func (s *selection) full() bool { return len(s.out) >= s.max }
 // a quarter second, so this peer soon asks again and can take them.
 func (s *selection) room() int {
 	q := queueTime
-	if s.urgentLeft {
+	if s.urgentLeft || s.tight {
 		q = urgentQueueTime
 	}
 	limit := max(4, int(s.pe.rateOrDefault()*q/float64(s.p.blk)))
 	return min(s.max-len(s.out), limit-len(s.pe.out))
 }
 
-// take requests up to limit unrequested blocks of piece from pe.
-func (s *selection) take(piece, limit int, urgent bool) int {
+// take requests up to limit unrequested blocks of piece from pe; hot
+// marks requests made for a reader.
+func (s *selection) take(piece, limit int, hot bool) int {
 	if limit <= 0 || s.p.have.get(piece) {
 		return 0
 	}
@@ -106,7 +108,7 @@ func (s *selection) take(piece, limit int, urgent bool) int {
 	}
 	n := 0
 	for b := pa.nextUnreq(0); b >= 0 && n < limit; b = pa.nextUnreq(b + 1) {
-		s.out = append(s.out, s.p.addHolder(pa, b, s.pe, s.t, urgent))
+		s.out = append(s.out, s.p.addHolder(pa, b, s.pe, s.t, hot))
 		n++
 	}
 	return n
@@ -155,10 +157,12 @@ func (s *selection) fasterHas(piece int) bool {
 }
 
 // share is how many more blocks of urgent piece pe should take, so that
-// all unchoked peers finish their parts at about the same time T: with
-// rates r_i and latencies l_i, peer i takes (T - l_i)*r_i bytes where
-// T = (piece + sum r_i*l_i) / sum r_i. A far or slow peer takes few or
-// none; at least one if asked, so a piece only pe has still progresses.
+// the peers that can serve it finish their parts at about the same time
+// T: peer i, free after e_i seconds (latency plus its queue) at rate r_i,
+// takes (T - e_i)*r_i bytes, where T = (piece + sum r_i*e_i) / sum r_i.
+// A far, slow or busy peer takes few or none; at least one when asked, so
+// a piece only pe has still progresses. O(peers), and only for urgent
+// pieces with unrequested blocks.
 func (s *selection) share(piece int) int {
 	p, pe := s.p, s.pe
 	total := p.numBlocks(piece)
@@ -170,10 +174,19 @@ func (s *selection) share(piece int) int {
 			}
 		}
 	}
-	if p.rank.sumRate <= 0 {
+	var sumR, sumRE float64
+	for _, o := range p.peers {
+		if o.choked || !o.hasPiece(piece) || o != pe && o.speed(p.blk) > urgentSlowFactor*p.rank.bestBlk+urgentSlack {
+			continue
+		}
+		r := o.rateOrDefault()
+		sumR += r
+		sumRE += r * o.est(0)
+	}
+	if sumR <= 0 {
 		return total - held
 	}
-	T := (float64(p.pieceSize(piece)) + p.rank.sumRateLat) / p.rank.sumRate
+	T := (float64(p.pieceSize(piece)) + sumRE) / sumR
 	mine := (T - pe.est(0)) * pe.rateOrDefault() / float64(p.blk)
 	return max(1, int(mine+0.999)-held)
 }
@@ -202,15 +215,22 @@ func (s *selection) duplicateLate() {
 			if bl.recv || len(bl.holders) == 0 || len(bl.holders) >= maxDupHolders || holds(bl, s.pe.id) {
 				continue
 			}
-			eta := bl.eta
-			if s.t > eta {
-				eta = s.t + (s.t - bl.reqAt) // late: assume it takes as long again
-			}
-			if s.t+s.pe.estNanos(p.blk)+dupMargin < eta {
+			if s.sooner(bl) {
+				p.stats.dupLate++
 				s.dup(pa, b)
 			}
 		}
 	}
+}
+
+// sooner reports whether pe would deliver bl clearly before its holders
+// are expected to; a holder already late is assumed to take as long again.
+func (s *selection) sooner(bl *block) bool {
+	eta := bl.eta
+	if s.t > eta {
+		eta = s.t + (s.t - bl.reqAt)
+	}
+	return s.t+s.pe.estNanos(s.p.blk)+dupMargin < eta
 }
 
 func holds(bl *block, id PeerID) bool {
@@ -260,17 +280,20 @@ func (s *selection) windows() {
 			}
 		}
 		c := &cs[bi]
-		if !s.preempted && bd < s.t+s.pe.estNanos(p.pieceLen) {
-			// Due before the peer's queue drains: take back the queued
-			// work nobody waits for.
-			s.preempted = true
-			p.preemptPeer(s.pe)
+		if bd < s.t+s.pe.estNanos(p.pieceLen) {
+			// Due before the peer's queue drains: keep background out of
+			// its way, and take back queued background beyond a little.
+			s.tight = true
+			if !s.preempted && float64(s.pe.coldBytes) > s.pe.rateOrDefault()*urgentQueueTime {
+				s.preempted = true
+				p.preemptPeer(s.pe)
+			}
 		}
 		room := s.room()
 		if room <= 0 {
 			return
 		}
-		s.take(c.next, room, false)
+		s.take(c.next, room, true)
 		if !p.busy.get(c.next) {
 			return // pe took all it may
 		}
@@ -295,7 +318,7 @@ func (s *selection) headTail() {
 				if room <= 0 {
 					return
 				}
-				s.take(i, room, false)
+				s.take(i, room, true)
 				if !p.busy.get(i) {
 					return
 				}
@@ -424,7 +447,9 @@ func (s *selection) endgame() {
 				return
 			}
 			bl := &pa.blocks[b]
-			if !bl.recv && len(bl.holders) > 0 && len(bl.holders) < endgameHolders && !holds(bl, s.pe.id) {
+			if !bl.recv && len(bl.holders) > 0 && len(bl.holders) < endgameHolders &&
+				!holds(bl, s.pe.id) && s.sooner(bl) {
+				p.stats.dupEndgame++
 				s.dup(pa, b)
 			}
 		}

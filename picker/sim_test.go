@@ -56,7 +56,9 @@ type simResult struct {
 	copyTime  time.Duration // copiers: open to last byte (max)
 	complete  time.Duration // all pieces verified; limit if never
 	wasted    int64         // bytes received that were not useful
+	why       [4]int        // wasted blocks: piece had, block had, withdrawn, other
 	events    int
+	stats     counters
 }
 
 const (
@@ -221,6 +223,7 @@ func runSimTrace(sc simScenario, strat strategy, trace func(string, ...any)) sim
 			s.res.stallTime += s.now - r.stallAt
 		}
 	}
+	s.res.stats = s.p.stats
 	return s.res
 }
 
@@ -415,7 +418,7 @@ func (s *sim) peerIndex(id PeerID) int {
 // sendCancels delivers CANCELs for withdrawn requests.
 func (s *sim) sendCancels(cs []PeerRequest) {
 	if len(cs) > 0 {
-		s.tracef("cancel %d", len(cs))
+		s.tracef("cancel %d %v", len(cs), cs[0])
 	}
 	for _, c := range cs {
 		if i := s.peerIndex(c.Peer); i >= 0 {
@@ -430,7 +433,18 @@ func (s *sim) block(e event) {
 	if !sp.online || sp.sess != e.sess {
 		return
 	}
+	why := 3
+	if s.p.Have(e.req.Piece) {
+		why = 0
+	} else if pa := s.p.partOf(e.req.Piece); pa != nil && pa.blocks[int(e.req.Begin)/DefaultBlockSize].recv {
+		why = 1
+	} else if _, ok := s.p.peer(sp.id).out[s.p.key(e.req.Piece, int(e.req.Begin)/DefaultBlockSize)]; !ok {
+		why = 2
+	}
 	cancels, useful := s.p.BlockReceived(sp.id, e.req, s.wall())
+	if !useful {
+		s.res.why[why]++
+	}
 	if s.p.isUrgent(e.req.Piece) {
 		s.tracef("urgent block %v from %d useful %v cancels %v", e.req, sp.id, useful, cancels)
 	}
