@@ -96,8 +96,9 @@ func Mount(mountpoint string, host Host, opts Options) (*Server, error) {
 			// The kernel caps readahead at its own limit; ask for as much
 			// as a read can carry.
 			MaxReadAhead: maxRead,
-			// Many programs reading at once each get their requests
-			// through.
+			// Requests the kernel may have in flight without a waiting
+			// program (readahead is synchronous, see SyncRead): many
+			// programs reading at once each get theirs through.
 			MaxBackground: 64,
 			// Replies come from a buffer, not a file descriptor: splice
 			// would only add a copy into a pipe, and fails (with a log
@@ -115,7 +116,6 @@ func Mount(mountpoint string, host Host, opts Options) (*Server, error) {
 		NullPermissions: true,
 		UID:             uint32(os.Getuid()),
 		GID:             uint32(os.Getgid()),
-		OnAdd:           nil,
 	}
 	// go-fuse's own messages (debug traces, trouble it cannot return as an
 	// error) go to Logf too.
@@ -346,7 +346,7 @@ func unescapeMountinfo(s string) string {
 // fusermount unmounts dir with fusermount3 (or fusermount), lazily if lazy
 // is set. As root without either, it unmounts directly.
 func fusermount(dir string, lazy bool) error {
-	args := []string{"-u", "-q"}
+	args := []string{"-u"}
 	if lazy {
 		args = append(args, "-z")
 	}
