@@ -65,6 +65,11 @@ type Cache struct {
 	lock     *dirLock
 	guard    diskGuard
 	onEvict  atomic.Pointer[func(ih InfoHash, piece int)]
+	ts       atomic.Uint64 // last commit timestamp handed out (managed mode)
+	written  atomic.Int64  // bytes put since the last writeback kick
+	wbKick   chan struct{} // cap 1: wake the writeback goroutine
+	isClosed atomic.Bool   // set first thing in Close
+	gcMu     sync.Mutex    // serializes collect
 	kick     chan struct{} // cap 1: wake the maintenance goroutine
 	stop     chan struct{} // closed by Close
 	done     sync.WaitGroup
@@ -125,6 +130,7 @@ func Open(opts Options) (*Cache, error) {
 		torrents: make(map[InfoHash]*torrent),
 		pins:     make(map[pinKey]int32),
 		kick:     make(chan struct{}, 1),
+		wbKick:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
 	c.cond.L = &c.mu
@@ -171,16 +177,17 @@ func Open(opts Options) (*Cache, error) {
 	}
 
 	removeEmptyLogs(dir, logf)
-	db, err := badger.Open(badgerOptions(dir, c.vlogSize, badgerLogger{logf}))
+	db, err := badger.OpenManaged(badgerOptions(dir, c.vlogSize, badgerLogger{logf}))
 	if err != nil && strings.Contains(err.Error(), z.NewFile.Error()) {
 		// Badger bug (dgraph-io/badger#2207): a log file left empty by a
 		// crash fails the first Open, which sizes it; the second succeeds.
-		db, err = badger.Open(badgerOptions(dir, c.vlogSize, badgerLogger{logf}))
+		db, err = badger.OpenManaged(badgerOptions(dir, c.vlogSize, badgerLogger{logf}))
 	}
 	if err != nil {
 		return fail(fmt.Errorf("cache: open store in %s: %w", dir, err))
 	}
 	c.db = db
+	c.ts.Store(db.MaxVersion())
 	if err := c.checkFormat(); err != nil {
 		return fail(err)
 	}
@@ -193,8 +200,9 @@ func Open(opts Options) (*Cache, error) {
 			return fail(err)
 		}
 	}
-	c.done.Add(1)
+	c.done.Add(2)
 	go c.maintain()
+	go c.writeback()
 	return c, nil
 }
 
@@ -228,6 +236,7 @@ func (c *Cache) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.isClosed.Store(true)
 	c.cond.Broadcast()
 	c.mu.Unlock()
 
@@ -253,10 +262,7 @@ func (c *Cache) Close() error {
 // The caller must call c.life.RUnlock when done.
 func (c *Cache) enter() bool {
 	c.life.RLock()
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if c.isClosed.Load() {
 		c.life.RUnlock()
 		return false
 	}

@@ -85,9 +85,10 @@ func freeSpace(dir string) (int64, error) {
 	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
-// diskUsage sums the sizes of the store's files (value logs, tables, memtable
-// logs, manifest). Sparse preallocation is counted at its apparent size,
-// which overstates the current value log by its unwritten tail at most.
+// diskUsage sums the disk space allocated to the store's files (value logs,
+// tables, memtable logs, manifest). Badger preallocates logs as sparse files;
+// counting allocated blocks rather than apparent sizes leaves out their
+// unwritten tails.
 func diskUsage(dir string) int64 {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -95,7 +96,13 @@ func diskUsage(dir string) int64 {
 	}
 	var n int64
 	for _, e := range ents {
-		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			n += st.Blocks * 512
+		} else {
 			n += info.Size()
 		}
 	}

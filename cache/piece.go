@@ -169,6 +169,13 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 		c.abort(e)
 		return fmt.Errorf("cache: put piece %d of %x: %w", piece, ih, storeErr(err))
 	}
+	if c.written.Add(size) >= writebackBytes {
+		c.written.Store(0)
+		select {
+		case c.wbKick <- struct{}{}:
+		default:
+		}
+	}
 
 	c.mu.Lock()
 	e.state, e.verified = statePresent, true
@@ -213,13 +220,24 @@ func storeErr(err error) error {
 	return err
 }
 
-// update runs fn in a read-write transaction, retrying while badger blocks
-// writes for the memtable flush that maintenance forces (see compact).
+// update runs fn in a read-write transaction and commits it at the next
+// timestamp. The store is opened in badger's managed mode: we hand out commit
+// timestamps and read at the newest version, so a read never waits for
+// writes in flight (in normal mode every new transaction waits until the
+// latest commit is applied, which stalls readers behind a piece write and
+// behind the msync badger does when it rotates a value-log file). Writes
+// that badger blocks for the memtable flush maintenance forces (see compact)
+// are retried.
 func (c *Cache) update(fn func(txn *badger.Txn) error) error {
 	delay := 500 * time.Microsecond
 	deadline := time.Now().Add(time.Minute)
 	for {
-		err := c.db.Update(fn)
+		txn := c.db.NewTransactionAt(math.MaxUint64, true)
+		if err := fn(txn); err != nil {
+			txn.Discard()
+			return err
+		}
+		err := txn.CommitAt(c.ts.Add(1), nil)
 		if !errors.Is(err, badger.ErrBlockedWrites) || time.Now().After(deadline) {
 			return err
 		}
@@ -263,8 +281,11 @@ func (c *Cache) ReadAt(ih InfoHash, piece int, p []byte, off int64) (int, error)
 	var n int
 	var bad string
 	var err error
-	// A read can race a value-log GC that moved the piece and deleted the
-	// old file; the retry finds the new location.
+	// Badger logs and swallows value-log read errors, handing back an empty
+	// value: the size check catches that. Such a failure is also what a read
+	// sees when it races a value-log GC that moved the piece and deleted the
+	// old file, so a failed read is retried (with a fresh transaction, which
+	// finds the new location) before the piece is declared broken.
 	for attempt := 0; attempt < 3; attempt++ {
 		n, bad = 0, ""
 		err = c.db.View(func(txn *badger.Txn) error {
@@ -284,7 +305,7 @@ func (c *Cache) ReadAt(ih InfoHash, piece int, p []byte, off int64) (int, error)
 				return nil
 			})
 		})
-		if err == nil || errors.Is(err, badger.ErrKeyNotFound) {
+		if (err == nil && bad == "") || errors.Is(err, badger.ErrKeyNotFound) {
 			break
 		}
 	}
