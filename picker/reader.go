@@ -125,6 +125,7 @@ func (p *Picker) RemoveReader(id ReaderID) {
 	delete(p.readerIdx, id)
 	p.urgentDirty = true
 	p.pinVersion++
+	p.reclassify()
 	p.releaseUnwanted()
 }
 
@@ -160,6 +161,7 @@ func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
 		r.rateAt, r.rateAcc = t, int64(n)
 		p.setTarget(r, p.targetFor(r, t))
 		if hadWindow {
+			p.reclassify()
 			p.releaseUnwanted()
 		}
 	} else {

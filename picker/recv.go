@@ -154,6 +154,25 @@ func (p *Picker) preemptFor(piece int) {
 	}
 }
 
+// reclassify recomputes which outstanding requests serve a reader, after
+// a seek or close changed that. O(outstanding requests).
+func (p *Picker) reclassify() {
+	for _, pe := range p.peers {
+		for k, o := range pe.out {
+			piece, _ := p.unkey(k)
+			if hot := p.isHot(piece); hot != o.hot {
+				o.hot = hot
+				pe.out[k] = o
+				if hot {
+					pe.coldBytes -= o.length
+				} else {
+					pe.coldBytes += o.length
+				}
+			}
+		}
+	}
+}
+
 // releaseUnwanted withdraws, under OnlyWanted, queued requests nobody
 // wants any more (a seek or close released a window).
 func (p *Picker) releaseUnwanted() {

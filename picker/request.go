@@ -156,23 +156,19 @@ func (s *selection) fasterHas(piece int) bool {
 	return false
 }
 
-// share is how many more blocks of urgent piece pe should take, so that
-// the peers that can serve it finish their parts at about the same time
-// T: peer i, free after e_i seconds (latency plus its queue) at rate r_i,
-// takes (T - e_i)*r_i bytes, where T = (piece + sum r_i*e_i) / sum r_i.
+// share is how many of urgent piece's unrequested blocks pe should take,
+// so that the peers that can serve it finish at about the same time T:
+// peer i, free after e_i seconds (latency plus its queue, which holds what
+// it already took) at rate r_i, takes (T - e_i)*r_i bytes, where
+// T = (unrequested + sum r_i*e_i) / sum r_i.
 // A far, slow or busy peer takes few or none; at least one when asked, so
 // a piece only pe has still progresses. O(peers), and only for urgent
 // pieces with unrequested blocks.
 func (s *selection) share(piece int) int {
 	p, pe := s.p, s.pe
-	total := p.numBlocks(piece)
-	held := 0
+	unreq := p.numBlocks(piece)
 	if pa := p.partOf(piece); pa != nil {
-		for b := range pa.blocks {
-			if holds(&pa.blocks[b], pe.id) {
-				held++
-			}
-		}
+		unreq = pa.nUnreq
 	}
 	var sumR, sumRE float64
 	for _, o := range p.peers {
@@ -184,11 +180,11 @@ func (s *selection) share(piece int) int {
 		sumRE += r * o.est(0)
 	}
 	if sumR <= 0 {
-		return total - held
+		return unreq
 	}
-	T := (float64(p.pieceSize(piece)) + sumRE) / sumR
+	T := (float64(unreq)*float64(p.blk) + sumRE) / sumR
 	mine := (T - pe.est(0)) * pe.rateOrDefault() / float64(p.blk)
-	return max(1, int(mine+0.999)-held)
+	return max(1, int(mine+0.5))
 }
 
 // duplicateLate asks pe again for urgent blocks another peer holds when pe

@@ -376,7 +376,8 @@ func TestEndgame(t *testing.T) {
 		}
 		all = append(all, r...)
 	}
-	got := p.Next(2, t0, 100)
+	// Peer 1 stalls: its blocks are late, so peer 2 duplicates them.
+	got := p.Next(2, at(5*time.Second), 100)
 	if len(got) == 0 || len(all) != 30 {
 		t.Fatalf("no endgame duplicates (%d blocks first)", len(all))
 	}
