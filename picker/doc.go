@@ -1,10 +1,161 @@
-// Package picker decides which blocks swarmfs asks which peer for.
+// Package picker decides which blocks swarmfs asks which peer for. It is
+// what makes swarmfs a streaming filesystem rather than a downloader: a read
+// anywhere in a file is answered as fast as the swarm allows, a video plays
+// without stalls, and the rest of the torrent still downloads rarest first.
 //
-// It is pure decision logic: state in (pieces we have, what peers have and
-// how fast they are, where readers are reading), block requests out. It
-// performs no I/O, starts no goroutines and imports no other swarmfs
-// package. A Picker is not safe for concurrent use: the torrent's loop owns
-// it.
+// The package is pure decision logic: state in (pieces we have, what peers
+// have and how fast they deliver, where readers read), block requests out.
+// It performs no I/O, starts no goroutines, reads no clock (every method
+// that needs the time takes it) and imports no other swarmfs package. A
+// Picker is not safe for concurrent use: the torrent's loop owns it.
 //
-// See the full notes below the package clause in the source of doc.go.
+// # Concepts
+//
+//   - Piece and block: a piece is the unit of verification; a block (16 KiB
+//     by default, Config.BlockSize) is the unit of request. A piece with at
+//     least one block requested is partial until SetHave or PieceFailed.
+//   - Peer: a connection, named by the engine's PeerID. The picker knows its
+//     pieces (bitfield, HAVE, HAVE ALL), whether it chokes us, its BEP 6
+//     allowed-fast set, its outstanding requests, and two statistics
+//     measured from BlockReceived: rate (bytes per second of busy time) and
+//     latency (request to first byte, minus the transfer of what was queued
+//     ahead). Seeds are not counted in per-piece availability.
+//   - Reader: an open file handle (AddReader). Each read (ReaderRead) is
+//     pending until ReaderDone. The reader has a position, a measured read
+//     rate and a readahead window that follows the position.
+//   - Urgent piece: a missing piece under a pending read. Something is
+//     waiting for it right now.
+//   - Window: the pieces from the reader's position up to position+window
+//     bytes. Each window piece has a deadline: when the reader, at its read
+//     rate, will get there.
+//   - Head and tail: at open, a media reader (ReaderOptions.Media) asks for
+//     the first and last MiB of its file, where containers keep their
+//     indexes (an MP4 moov atom at the end makes ffprobe read the tail).
+//   - Pins: urgent, window and head/tail pieces. The cache must not evict a
+//     pinned piece (Pinned, PinnedPieces, PinVersion).
+//
+// # Priorities, highest first
+//
+//  1. Urgent pieces, oldest read first. Only peers not far slower than the
+//     best unchoked peer (urgentSlowFactor) take urgent blocks, unless no
+//     faster peer has the piece. Each peer takes a share of the piece's
+//     unrequested blocks computed by water-filling, so that all peers finish
+//     their parts at the same moment: a far or busy peer takes fewer. Before
+//     a peer takes an urgent block, its queued background requests (beyond
+//     the few probably on the wire already) are withdrawn: the remote peer
+//     serves requests in order, and an urgent request must not wait behind a
+//     second of background work. While an urgent piece still has unrequested
+//     blocks, peers queue at most a quarter second of other work, so they
+//     come back soon for more.
+//  2. Late urgent blocks are requested again from a peer that would deliver
+//     sooner than the holder is expected to (a holder past its expected
+//     arrival is assumed to take as long again); when the first copy
+//     arrives, BlockReceived returns the loser as a cancel.
+//  3. Readahead windows of all readers merged by deadline, so two players
+//     and a cp share bandwidth by who needs data first, not by who asked
+//     first. A peer far slower than the best skips window pieces due before
+//     it could deliver them. When a window piece is due before the peer's
+//     queue would drain, queued background is withdrawn and little new
+//     background is queued behind it.
+//  4. Head and tail of media readers.
+//  5. The background policy: with All, partial pieces first (so few pieces
+//     are half done at once), then new pieces rarest first with a seeded
+//     random tie-break; with OnlyWanted, nothing. Endgame: once every
+//     missing wanted piece is started and no block is left unrequested, a
+//     peer may duplicate a block that it would deliver sooner than its
+//     holder (at most endgameHolders copies).
+//
+// # Windows: evidence, size, budget
+//
+// A window opens only with evidence of sequential reading: two reads and
+// 256 KiB read contiguously since the last seek. A media scanner or
+// thumbnailer that reads a little of the head and the tail of thousands of
+// files never opens one: it gets its urgent pieces and nothing more. Reads
+// within 1 MiB behind the position or within the window ahead count as
+// sequential (FUSE reads arrive slightly out of order); anything else is a
+// seek. The window grows like TCP slow start, at most twice the bytes read
+// sequentially, towards a target of the measured read rate times a lead of
+// 10 s plus two pieces' download time at the swarm rate (SetRate, or the sum
+// of peer rates): a player reading 0.5 MB/s needs far less than cp. A seek
+// collapses the window at once: the old window's pieces are unpinned and,
+// under OnlyWanted, their queued requests withdrawn. A reader that has
+// proven sequential keeps that evidence across seeks and restarts from a
+// one-piece window, since a player that seeks goes on playing.
+//
+// The sum of all windows and head/tail pins is capped by
+// Config.MaxWindowBytes (derive it from the cache size). Head/tail takes at
+// most a quarter of it, first come first served; when the windows' targets
+// exceed the rest, every window is scaled down in proportion. Pieces under
+// pending reads are always pinned, even past the cap: they are bounded by
+// the reads in flight.
+//
+// # Driving it (the engine's side)
+//
+// On connect AddPeer, then PeerBitfield/PeerHaveAll, PeerHave, PeerChoked
+// (a new peer chokes us until PeerChoked(id, false)), PeerAllowedFast; on
+// disconnect RemovePeer. Whenever a peer has free pipeline slots, Next(id,
+// now, free) and send what it returns. On a block, BlockReceived: store the
+// block only if useful, send CANCEL for each returned cancel; when a piece
+// is complete and verified SetHave, when it fails PieceFailed. On
+// REJECT, RequestRejected. Reader operations (AddReader, ReaderRead,
+// ReaderDone, RemoveReader) as they happen, then Cancels (send CANCEL for
+// each) and Next for every peer: that is what turns a seek into requests
+// within the same loop iteration. About once a second, Timeouts (it also
+// drains Cancels). Sync cache pins from PinnedPieces when PinVersion
+// changed. Interesting says whether to be interested in a peer.
+//
+// # Complexity
+//
+//   - Next is O(blocks returned) plus, per layer: urgent O(urgent pieces),
+//     and O(peers) for a share only while an urgent piece has unrequested
+//     blocks; windows O(readers with windows) per piece taken plus a bitset
+//     scan that skips 64 pieces per word (pieces here, in flight, or that
+//     the peer lacks); background O(open partials) plus the rarity scan.
+//   - Rarity is libtorrent's bucketed array: pieces ordered by availability
+//     with bucket boundaries, so a HAVE moves a piece by one swap; a piece
+//     leaving the candidates costs O(its availability). Seeds are counted
+//     apart, so HAVE ALL costs O(1). The scan starts at the rarest bucket
+//     and stops at the first piece the peer has; a peer with fewer than 128
+//     pieces is scanned through its own bitfield instead.
+//   - Pins and urgency are bitsets rebuilt lazily when readers change.
+//   - BenchmarkNext: about 1 µs per pick (Next plus the blocks arriving)
+//     at 1,000 to 200,000 pieces with 10 or 200 peers.
+//
+// Memory: per torrent O(pieces) (a few bitsets, availability, rarity
+// order); per peer a bitfield, at most maxOutPerPeer outstanding requests,
+// maxAllowedFast allowed-fast pieces and a ring of cancelRing recently
+// withdrawn requests; per reader at most maxPending pending reads.
+//
+// # Pitfalls
+//
+//   - Next may return fewer than max requests, or none, even when blocks
+//     are missing: the peer lacks them, is too slow for what is left, or
+//     already has about a second of work queued. That is deliberate.
+//   - Withdrawn requests (Cancels, Timeouts) are already forgotten when
+//     returned. A block that still arrives for one of them is accepted if
+//     nobody else has delivered it (the peer's cancelled ring), else it is
+//     reported not useful: the engine must not store it.
+//   - BlockReceived for a piece already verified, or a block never asked
+//     of that peer, is not useful; the engine discards it.
+//   - Times must come from one clock; a Picker measures durations between
+//     the times it is given, so tests and the simulator use simulated time.
+//   - Deterministic: ties break by index or by the seeded rarity order, and
+//     results never depend on map iteration order. The simulator relies on
+//     it.
+//
+// # Proof: the swarm simulator
+//
+// sim_test.go is a deterministic discrete-event simulator (seeded
+// randomness, simulated time): remote peers with upload rates, latencies,
+// piece sets, growth and churn serve our requests in order and honour
+// CANCEL; players read at a bitrate with a buffer and seek; a copier reads
+// as fast as it can. It compares strict sequential, plain rarest-first and
+// this picker on the same scenarios (fast swarm; slow swarm of 8 peers at
+// 1 MB/s with a 4 Mbit/s video seeking every 20 s; one 32 KB/s peer 400 ms
+// away; churn; cp) and asserts that ours beats both on time to first byte
+// after a seek and on stall time while completing within 10% of
+// rarest-first. go test runs small scenarios; the full table prints with
+//
+//	go test -run TestSimulator -v -sim.table ./picker
+//	go test -run '^$' -bench SimTable ./picker
 package picker
