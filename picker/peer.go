@@ -82,7 +82,11 @@ func (p *Picker) RemovePeer(id PeerID) {
 		return
 	}
 	p.dropOut(pe, func(int64, outReq) bool { return true })
-	p.setPeerPieces(pe, nil, false)
+	if pe.seed {
+		p.numSeeds--
+	} else {
+		forEach(pe.has, func(i int) { p.availDelta(i, -1) })
+	}
 	i := p.peerIdx[id]
 	last := p.peers[len(p.peers)-1]
 	p.peers[i] = last
@@ -287,7 +291,8 @@ func (pe *peer) wasCancelled(k int64) bool {
 }
 
 // dropOut returns pe's outstanding requests selected by f to the pool,
-// without cancels (the peer has already forgotten them).
+// without cancels (the peer has already forgotten them). Their blocks may
+// still arrive; the cancelled ring lets BlockReceived accept them.
 func (p *Picker) dropOut(pe *peer, f func(int64, outReq) bool) {
 	keys := make([]int64, 0, len(pe.out))
 	for k, o := range pe.out {
@@ -299,6 +304,7 @@ func (p *Picker) dropOut(pe *peer, f func(int64, outReq) bool) {
 	for _, k := range keys {
 		piece, b := p.unkey(k)
 		pe.removeOut(k)
+		pe.noteCancelled(k)
 		if pa := p.partOf(piece); pa != nil {
 			p.removeHolder(pa, b, pe.id)
 		}

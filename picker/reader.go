@@ -196,13 +196,14 @@ func (p *Picker) ReaderDone(id ReaderID, off int64, n int) {
 	if r == nil {
 		return
 	}
-	for i, pr := range r.pending {
-		if pr.off == off && (pr.n == n || n > pr.n) {
-			r.pending = slices.Delete(r.pending, i, i+1)
-			p.urgentDirty = true
-			p.pinVersion++
-			return
-		}
+	i := slices.IndexFunc(r.pending, func(pr pendingRead) bool { return pr.off == off && pr.n == n })
+	if i < 0 {
+		i = slices.IndexFunc(r.pending, func(pr pendingRead) bool { return pr.off == off })
+	}
+	if i >= 0 {
+		r.pending = slices.Delete(r.pending, i, i+1)
+		p.urgentDirty = true
+		p.pinVersion++
 	}
 }
 
@@ -349,10 +350,8 @@ func (p *Picker) Pinned(piece int) bool {
 func (p *Picker) PinnedPieces() []int {
 	h := p.hot()
 	var out []int
-	for i := p.hotLo; i <= p.hotHi; i++ {
-		if h.get(i) {
-			out = append(out, i)
-		}
+	if p.hotLo <= p.hotHi {
+		forEach(h[p.hotLo>>6:p.hotHi>>6+1], func(i int) { out = append(out, i+p.hotLo&^63) })
 	}
 	return out
 }
@@ -377,4 +376,35 @@ func (p *Picker) readersWantFrom(pe *peer) bool {
 		}
 	}
 	return false
+}
+
+// EarliestDeadline returns the soonest moment a reader needs a piece that
+// is still missing: the time of the oldest pending read on a missing piece,
+// else the earliest window deadline. ok is false when no reader waits. An
+// engine serving several torrents can give bandwidth to the one whose
+// readers need data first.
+func (p *Picker) EarliestDeadline() (deadline time.Time, ok bool) {
+	if p.urgentDirty {
+		p.rebuildUrgent()
+	}
+	best := int64(0)
+	if len(p.urgent) > 0 {
+		best, ok = p.urgent[0].at, true
+	} else {
+		for _, r := range p.readers {
+			sp := p.windowSpan(r)
+			if sp.empty() {
+				continue
+			}
+			if i := nextFree(p.have, nil, sp.first, sp.last); i >= 0 {
+				if d := p.deadline(r, i); !ok || d < best {
+					best, ok = d, true
+				}
+			}
+		}
+	}
+	if !ok {
+		return time.Time{}, false
+	}
+	return p.epoch.Add(time.Duration(best)), true
 }

@@ -29,6 +29,7 @@ type selection struct {
 	preempted  bool
 	urgentLeft bool // an urgent piece still has unrequested blocks
 	tight      bool // a window piece is due before this peer's queue drains
+	gated      []span
 }
 
 // Next returns up to max new block requests for the peer and records them
@@ -339,14 +340,29 @@ func (s *selection) nextFree(from, to int) int {
 
 // avoid reports whether a slow peer must leave piece to faster ones.
 func (s *selection) avoid(piece int) bool {
-	if !s.slow && s.gate == 0 {
+	if s.gate == 0 {
 		return false
 	}
-	if s.gate > 0 {
+	if s.gated == nil {
+		// The window pieces due before the gate, once per Next call.
+		s.gated = []span{}
 		for _, r := range s.p.readers {
-			if s.p.windowSpan(r).contains(piece) && s.p.deadline(r, piece) < s.gate {
-				return true
+			sp := s.p.windowSpan(r)
+			if sp.empty() {
+				continue
 			}
+			last := sp.first - 1
+			for last < sp.last && s.p.deadline(r, last+1) < s.gate {
+				last++
+			}
+			if last >= sp.first {
+				s.gated = append(s.gated, span{sp.first, last})
+			}
+		}
+	}
+	for _, sp := range s.gated {
+		if sp.contains(piece) {
+			return true
 		}
 	}
 	return false

@@ -1,0 +1,131 @@
+package picker
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestScannerDoesNotDisturbPlayer: a library scan opens many media files,
+// reads a little of each head and tail and closes them, while a player
+// streams another file. The scan opens no window, its head/tail pins stay
+// within their quarter of the budget, and the player's pins survive.
+func TestScannerDoesNotDisturbPlayer(t *testing.T) {
+	const files = 200
+	cfg := Config{NumPieces: 4096, PieceLength: 256 << 10, Background: OnlyWanted, MaxWindowBytes: 64 << 20}
+	p := New(cfg)
+	seed(p, 1)
+	fileLen := int64(4 << 20) // 16 pieces each
+	player := p.AddReader(ReaderOptions{Start: 0, End: 256 << 20, Media: true}, t0)
+	var off int64
+	now := t0
+	for i := 0; i < 80; i++ {
+		now = now.Add(50 * time.Millisecond)
+		p.ReaderRead(player, off, 128<<10, now)
+		p.ReaderDone(player, off, 128<<10)
+		off += 128 << 10
+	}
+	playerPins := p.PinnedPieces()
+	if len(playerPins) < 8 {
+		t.Fatalf("player pins %v", playerPins)
+	}
+	maxPins := 0
+	for f := 0; f < files; f++ {
+		start := 256<<20 + int64(f)*fileLen
+		id := p.AddReader(ReaderOptions{Start: start, End: start + fileLen, Media: true}, now)
+		for _, rd := range [][2]int64{{start, 64 << 10}, {start + fileLen - 64<<10, 64 << 10}, {start + 64<<10, 32 << 10}} {
+			p.ReaderRead(id, rd[0], int(rd[1]), now)
+			if w := p.windowOf(p.reader(id)); w != 0 {
+				t.Fatalf("scanner %d opened a %d byte window", f, w)
+			}
+			p.ReaderDone(id, rd[0], int(rd[1]))
+		}
+		maxPins = max(maxPins, len(p.PinnedPieces()))
+		if f%2 == 0 { // half the handles stay open a while
+			p.RemoveReader(id)
+		}
+	}
+	if p.headTailUsed > cfg.MaxWindowBytes/4 {
+		t.Fatalf("head/tail pins %d bytes exceed a quarter of the budget", p.headTailUsed)
+	}
+	for _, pc := range playerPins {
+		if !p.Pinned(pc) {
+			t.Fatalf("player's piece %d unpinned by the scan", pc)
+		}
+	}
+	if int64(maxPins)*cfg.PieceLength > cfg.MaxWindowBytes+int64(len(playerPins))*cfg.PieceLength {
+		t.Fatalf("%d pins during the scan", maxPins)
+	}
+}
+
+func TestInterestingFollowsPolicyAndSelection(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy Policy
+		setup  func(p *Picker)
+		want   bool
+	}{
+		{"all, peer has wanted piece", All, func(p *Picker) { p.PeerHave(1, 3) }, true},
+		{"all, piece deselected", All, func(p *Picker) { p.PeerHave(1, 3); p.SetWanted(3<<20, 4<<20, false) }, false},
+		{"all, piece verified", All, func(p *Picker) { p.PeerHave(1, 3); p.SetHave(3) }, false},
+		{"all, piece lost again", All, func(p *Picker) { p.PeerHave(1, 3); p.SetHave(3); p.Lost(3) }, true},
+		{"only wanted, no reader", OnlyWanted, func(p *Picker) { p.PeerHave(1, 3) }, false},
+		{"only wanted, reader on it", OnlyWanted, func(p *Picker) {
+			p.PeerHave(1, 3)
+			r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
+			p.ReaderRead(r, 3<<20, 10, t0)
+		}, true},
+		{"only wanted, reader elsewhere", OnlyWanted, func(p *Picker) {
+			p.PeerHave(1, 3)
+			r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
+			p.ReaderRead(r, 9<<20, 10, t0)
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(bigCfg(tc.policy))
+			p.AddPeer(1)
+			tc.setup(p)
+			if got := p.Interesting(1); got != tc.want {
+				t.Fatalf("Interesting = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPinsAndDeadline(t *testing.T) {
+	p := New(bigCfg(OnlyWanted))
+	if _, ok := p.EarliestDeadline(); ok {
+		t.Fatal("deadline with no reader")
+	}
+	v := p.PinVersion()
+	r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
+	p.ReaderRead(r, 7<<20, 100, at(time.Second))
+	if p.PinVersion() == v || !p.Pinned(7) || p.Pinned(8) {
+		t.Fatalf("pins %v version %d", p.PinnedPieces(), p.PinVersion())
+	}
+	if d, ok := p.EarliestDeadline(); !ok || !d.Equal(at(time.Second)) {
+		t.Fatalf("deadline %v %v", d, ok)
+	}
+	p.ReaderDone(r, 7<<20, 100)
+	p.RemoveReader(r)
+	if len(p.PinnedPieces()) != 0 {
+		t.Fatalf("pins after close %v", p.PinnedPieces())
+	}
+}
+
+func TestChokedBlocksStillAccepted(t *testing.T) {
+	p := New(bigCfg(All))
+	seed(p, 1)
+	reqs := p.Next(1, t0, 4)
+	p.PeerChoked(1, true)
+	// The peer had sent one block before its CHOKE: keep it.
+	if _, ok := p.BlockReceived(1, reqs[0], t0); !ok {
+		t.Fatal("block sent before the choke discarded")
+	}
+	seed(p, 2)
+	got := p.Next(2, t0, 8)
+	if slices.Contains(got, reqs[0]) || !slices.Contains(got, reqs[1]) {
+		t.Fatalf("after choke got %v", got)
+	}
+}
