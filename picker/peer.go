@@ -31,6 +31,8 @@ type peer struct {
 	coldBytes     int64 // outstanding bytes not asked for a reader
 	wantedMissing int   // |has ∩ wanted ∩ ¬have| (non-seeds)
 
+	prior *prior // estimates for a peer not yet measured
+
 	cancelled [cancelRing]int64
 	cancelPos int
 
@@ -65,7 +67,7 @@ func (p *Picker) AddPeer(id PeerID) {
 	if _, ok := p.peerIdx[id]; ok {
 		return
 	}
-	pe := &peer{id: id, choked: true, has: newBitset(p.n), out: make(map[int64]outReq)}
+	pe := &peer{id: id, choked: true, has: newBitset(p.n), out: make(map[int64]outReq), prior: &p.prior}
 	for i := range pe.cancelled {
 		pe.cancelled[i] = -1
 	}
@@ -313,14 +315,7 @@ func (p *Picker) dropOut(pe *peer, f func(int64, outReq) bool) {
 
 // est is the expected seconds until pe delivers extra more bytes asked now.
 func (pe *peer) est(extra int64) float64 {
-	rate, lat := pe.rate, pe.lat
-	if pe.nRate == 0 {
-		rate = defaultRate
-	}
-	if pe.nLat == 0 {
-		lat = defaultLat.Seconds()
-	}
-	return lat + float64(pe.outBytes+extra)/rate
+	return pe.latOrDefault() + float64(pe.outBytes+extra)/pe.rateOrDefault()
 }
 
 // speed is the seconds pe needs for n bytes with an empty queue: its
@@ -331,11 +326,47 @@ func (pe *peer) speed(n int64) float64 {
 
 func (pe *peer) estNanos(extra int64) int64 { return int64(pe.est(extra) * 1e9) }
 
+// rateOrDefault is pe's measured rate, or for a peer not measured yet the
+// mean of those measured: neither trusted nor shunned. (A pessimistic
+// default would keep new peers off urgent work, where they would get
+// measured, forever.)
 func (pe *peer) rateOrDefault() float64 {
 	if pe.nRate == 0 {
-		return defaultRate
+		return pe.prior.rate
 	}
 	return pe.rate
+}
+
+func (pe *peer) latOrDefault() float64 {
+	if pe.nLat == 0 {
+		return pe.prior.lat
+	}
+	return pe.lat
+}
+
+// prior is what an unmeasured peer is assumed to do.
+type prior struct{ rate, lat float64 }
+
+func (p *Picker) refreshPrior() {
+	var r, l float64
+	var nr, nl int
+	for _, pe := range p.peers {
+		if pe.nRate > 0 {
+			r += pe.rate
+			nr++
+		}
+		if pe.nLat > 0 {
+			l += pe.lat
+			nl++
+		}
+	}
+	p.prior = prior{rate: defaultRate, lat: defaultLat.Seconds()}
+	if nr > 0 {
+		p.prior.rate = r / float64(nr)
+	}
+	if nl > 0 {
+		p.prior.lat = l / float64(nl)
+	}
 }
 
 // sample updates pe's statistics for a block that arrived at t.
@@ -344,10 +375,13 @@ func (pe *peer) sample(o outReq, t int64) {
 	if dt < 0 {
 		dt = 0
 	}
-	// Latency: the request's wait minus the transfer of what was ahead of it.
-	if o.ahead == 0 || pe.nRate > 0 {
+	// Latency: only from requests that found the pipeline (nearly) empty:
+	// the wait minus the transfer of this block and what was ahead. With a
+	// full pipeline, what was ahead may be on the wire already or still
+	// queued, and the wait says nothing reliable about the round trip.
+	if o.ahead <= o.length {
 		l := dt - float64(o.ahead+o.length)/pe.rateOrDefault()
-		if o.ahead == 0 && pe.nRate == 0 {
+		if pe.nRate == 0 {
 			l = dt
 		}
 		l = max(l, 0)
@@ -358,12 +392,15 @@ func (pe *peer) sample(o outReq, t int64) {
 		}
 		pe.nLat++
 	}
-	// Rate: bytes over busy time, the first block of a burst excluded
-	// (its wait is mostly latency).
-	if pe.lastRecv >= pe.busySince && pe.lastRecv > 0 {
+	// Rate: each block's transfer time is from when the peer could start
+	// sending it (the previous block done, or the request arrived) to its
+	// arrival, so a pipeline that is not kept full still measures the
+	// link, not our own pauses.
+	start := max(pe.lastRecv, o.at+int64(pe.latOrDefault()*1e9))
+	if t > start {
 		pe.accBytes += o.length
-		pe.accNanos += t - pe.lastRecv
-		if pe.accNanos >= int64(50*time.Millisecond) && pe.accBytes >= 4*o.length {
+		pe.accNanos += t - start
+		if pe.accNanos >= int64(20*time.Millisecond) && pe.accBytes >= 2*o.length {
 			r := float64(pe.accBytes) / (float64(pe.accNanos) / 1e9)
 			if pe.nRate == 0 {
 				pe.rate = r
@@ -394,6 +431,7 @@ func (p *Picker) refreshRank(t int64) {
 	if !p.rank.dirty && t-p.rank.at < rankEvery && t >= p.rank.at {
 		return
 	}
+	p.refreshPrior()
 	rc := rankCache{at: t, bestBlk: -1, bestPiece: -1}
 	for _, pe := range p.peers {
 		if pe.choked {

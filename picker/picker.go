@@ -105,6 +105,7 @@ type Picker struct {
 	peerIdx  map[PeerID]int
 	numSeeds int
 	rank     rankCache
+	prior    prior
 
 	// Readers.
 	readers      []*reader
@@ -189,6 +190,7 @@ func New(cfg Config) *Picker {
 	}
 	p.wantedMissing = n
 	p.rar.init(n, cfg.Seed)
+	p.prior = prior{rate: defaultRate, lat: defaultLat.Seconds()}
 	return p
 }
 

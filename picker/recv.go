@@ -245,10 +245,3 @@ func (p *Picker) preemptPeer(pe *peer) {
 func (p *Picker) isHot(piece int) bool {
 	return p.isUrgent(piece) || p.hot().get(piece)
 }
-
-func (pe *peer) latOrDefault() float64 {
-	if pe.nLat == 0 {
-		return defaultLat.Seconds()
-	}
-	return pe.lat
-}

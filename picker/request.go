@@ -86,11 +86,16 @@ func (s *selection) full() bool { return len(s.out) >= s.max }
 // room is how many more non-urgent blocks pe may queue: about queueTime of
 // its rate, so an urgent request later waits behind little.
 //
-// While an urgent piece still has unrequested blocks, the queue is kept to
-// a quarter second, so this peer soon asks again and can take them.
+// While an urgent piece still has unrequested blocks, nothing else is
+// queued: this peer asks again as soon as its part arrives, and the other
+// peers' shares are computed against queues that hold urgent work only.
+// While a window piece is due before the queue drains, a quarter second.
 func (s *selection) room() int {
+	if s.urgentLeft {
+		return 0 // queue nothing behind: come back soon for the rest
+	}
 	q := queueTime
-	if s.urgentLeft || s.tight {
+	if s.tight {
 		q = urgentQueueTime
 	}
 	limit := max(4, int(s.pe.rateOrDefault()*q/float64(s.p.blk)))
@@ -220,14 +225,18 @@ func (s *selection) duplicateLate() {
 	}
 }
 
-// sooner reports whether pe would deliver bl clearly before its holders
-// are expected to; a holder already late is assumed to take as long again.
+// sooner reports whether pe should duplicate bl: its holders are late
+// (past their expected arrival; a late holder is assumed to take as long
+// again) and pe would beat that, or pe would deliver in less than half the
+// time the holders are still expected to take (a slow or deeply queued
+// holder). Duplicating blocks that are merely queued a little would only
+// waste bandwidth.
 func (s *selection) sooner(bl *block) bool {
-	eta := bl.eta
-	if s.t > eta {
-		eta = s.t + (s.t - bl.reqAt)
+	mine := s.t + s.pe.estNanos(s.p.blk) + dupMargin
+	if s.t > bl.eta+dupMargin {
+		return mine < s.t+(s.t-bl.reqAt)
 	}
-	return s.t+s.pe.estNanos(s.p.blk)+dupMargin < eta
+	return s.t+2*(mine-s.t) < bl.eta
 }
 
 func holds(bl *block, id PeerID) bool {

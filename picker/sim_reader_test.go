@@ -12,7 +12,13 @@ const (
 
 func (s *sim) open(i int) {
 	r := s.readers[i]
-	r.start, r.end = 0, int64(s.sc.pieces)*s.sc.pieceLen
+	total := int64(s.sc.pieces) * s.sc.pieceLen
+	to := r.spec.to
+	if to == 0 {
+		to = 1
+	}
+	r.start, r.end = int64(r.spec.from*float64(total)), int64(to*float64(total))
+	r.pos = r.start
 	r.id = s.p.AddReader(ReaderOptions{Start: r.start, End: r.end, Media: r.spec.media}, s.wall())
 	r.opened = true
 	r.waitFirst, r.waitSince = true, s.now

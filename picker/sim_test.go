@@ -34,6 +34,7 @@ type simReaderSpec struct {
 	seekEvery time.Duration
 	seeks     int // how many seeks, then play on
 	media     bool
+	from, to  float64 // the file, as fractions of the torrent; to 0 means 1
 }
 
 type simScenario struct {
@@ -55,8 +56,10 @@ type simResult struct {
 	stallTime time.Duration
 	copyTime  time.Duration // copiers: open to last byte (max)
 	complete  time.Duration // all pieces verified; limit if never
-	wasted    int64         // bytes received that were not useful
-	why       [4]int        // wasted blocks: piece had, block had, withdrawn, other
+	completed bool
+	wasted    int64  // bytes received that were not useful
+	fetched   int64  // useful bytes received
+	why       [4]int // wasted blocks: piece had, block had, withdrawn, other
 	events    int
 	stats     counters
 }
@@ -65,6 +68,7 @@ const (
 	simChunk      = 128 << 10 // read size, as FUSE sends
 	simTick       = 20 * time.Millisecond
 	simEngineTick = time.Second
+	simPlayOn     = 10 * time.Second // players play this long after their last seek
 )
 
 type evKind uint8
@@ -170,6 +174,9 @@ func runSim(sc simScenario, strat strategy) simResult {
 }
 
 func runSimTrace(sc simScenario, strat strategy, trace func(string, ...any)) simResult {
+	if sc.policy == OnlyWanted {
+		sc.limit = min(sc.limit, 10*time.Minute)
+	}
 	s := &sim{sc: sc, strat: strat, trace: trace,
 		rng:   rand.New(rand.NewPCG(sc.seed, 1)),
 		churn: rand.New(rand.NewPCG(sc.seed, 2)),
@@ -228,14 +235,15 @@ func runSimTrace(sc simScenario, strat strategy, trace func(string, ...any)) sim
 }
 
 func (s *sim) finished() bool {
-	if s.p.NumHave() < s.sc.pieces {
+	if s.p.NumHave() < s.sc.pieces && s.sc.policy == All {
 		return false
 	}
 	for _, r := range s.readers {
 		if !r.opened || r.spec.bitrate == 0 && !r.done {
 			return false
 		}
-		if r.spec.bitrate > 0 && !r.done && (r.nSeeks < r.spec.seeks || r.waitFirst) {
+		// Players: every seek done and played on for a while after it.
+		if r.spec.bitrate > 0 && !r.done && (r.nSeeks < r.spec.seeks || r.waitFirst || s.now < r.waitSince+simPlayOn) {
 			return false
 		}
 	}
@@ -448,6 +456,9 @@ func (s *sim) block(e event) {
 	if s.p.isUrgent(e.req.Piece) {
 		s.tracef("urgent block %v from %d useful %v cancels %v", e.req, sp.id, useful, cancels)
 	}
+	if useful {
+		s.res.fetched += int64(e.req.Length)
+	}
 	if !useful {
 		s.res.wasted += int64(e.req.Length)
 	}
@@ -457,7 +468,7 @@ func (s *sim) block(e event) {
 			s.p.SetHave(e.req.Piece)
 			s.tracef("have %d", e.req.Piece)
 			if s.p.NumHave() == s.sc.pieces {
-				s.res.complete = s.now
+				s.res.complete, s.res.completed = s.now, true
 			}
 			s.sendCancels(s.p.Cancels())
 			s.checkReads()
