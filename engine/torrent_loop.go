@@ -55,7 +55,7 @@ func (t *Torrent) tick(now time.Time) {
 		c.up.update(c.uploaded.Load(), now)
 		// Keep about a second of the peer's rate in flight, within what it accepts.
 		want := int(c.down.value/float64(peer.BlockSize)) + 16
-		c.pipeline = max(32, min(want, c.peerReqq, ourReqq))
+		c.pipeline = max(64, min(want, c.peerReqq, ourReqq))
 	}
 	t.picker.SetRate(t.downRate())
 	for _, pr := range t.picker.Timeouts(now) {
@@ -357,6 +357,9 @@ func (t *Torrent) updateInterest(c *conn) {
 func (t *Torrent) fill(c *conn, now time.Time) {
 	if c.removed {
 		return
+	}
+	if t.hashing >= maxHashBacklog {
+		return // pieceHashed refills once the disk has caught up
 	}
 	free := c.pipeline - t.picker.Outstanding(c.id)
 	if free <= 0 {

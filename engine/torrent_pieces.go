@@ -26,6 +26,10 @@ type blockMark struct {
 }
 
 const (
+	// maxHashBacklog bounds the pieces waiting to be hashed and written: past
+	// it no new blocks are requested, so a slow disk costs download speed,
+	// never unbounded memory.
+	maxHashBacklog = 24
 	// maxStrikes bans a peer involved in this many failed pieces even when
 	// it was never proven to be the liar.
 	maxStrikes = 5
@@ -89,11 +93,13 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 			return
 		}
 		ok := sha1.Sum(pp.buf) == want
+		<-hashSem
+		// The write happens outside the semaphore so that disk waits never
+		// hold back hashing of the next pieces.
 		var werr error
 		if ok {
 			werr = t.store.WritePiece(idx, pp.buf)
 		}
-		<-hashSem
 		if !t.post(func() { t.pieceHashed(idx, pp, ok, werr) }) {
 			putPieceBuf(pp.buf)
 		}
@@ -104,6 +110,9 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 func (t *Torrent) pieceHashed(idx int, pp *partialPiece, ok bool, werr error) {
 	t.hashing--
 	defer putPieceBuf(pp.buf)
+	if t.hashing == maxHashBacklog-1 {
+		defer t.fillAll()
+	}
 	if ok && werr != nil {
 		t.client.logf("%s: storing piece %d: %v", t.name(), idx, werr)
 		t.picker.PieceFailed(idx)
