@@ -45,9 +45,10 @@ type reader struct {
 }
 
 type pendingRead struct {
-	off int64
-	n   int
-	at  int64
+	off   int64
+	n     int
+	at    int64
+	first bool // the first read after an open or a seek
 }
 
 // span is an inclusive piece range; first > last means empty.
@@ -59,6 +60,7 @@ func (s span) contains(i int) bool { return i >= s.first && i <= s.last }
 type urgentEntry struct {
 	piece int
 	at    int64
+	first bool
 }
 
 // AddReader registers an open file handle covering torrent bytes
@@ -147,14 +149,14 @@ func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
 			fresh = append(fresh, i)
 		}
 	}
+	seek := !r.hasPos || off < r.pos-backSlack || off > r.pos+max(p.windowOf(r), fwdSlack)
 	if len(r.pending) >= maxPending {
 		r.pending = r.pending[1:]
 	}
-	r.pending = append(r.pending, pendingRead{off: off, n: n, at: t})
+	r.pending = append(r.pending, pendingRead{off: off, n: n, at: t, first: seek})
 	p.urgentDirty = true
 	p.pinVersion++
 
-	seek := !r.hasPos || off < r.pos-backSlack || off > r.pos+max(p.windowOf(r), fwdSlack)
 	if seek {
 		hadWindow := r.target > 0
 		r.hasPos, r.pos, r.seq, r.reads = true, end, int64(n), 1
@@ -282,22 +284,32 @@ func (p *Picker) rebuildUrgent() {
 		for _, pr := range r.pending {
 			for i := p.pieceOf(pr.off); i <= p.pieceOf(pr.off+int64(pr.n)-1); i++ {
 				if !p.have.get(i) {
-					u = append(u, urgentEntry{piece: i, at: pr.at})
+					u = append(u, urgentEntry{piece: i, at: pr.at, first: pr.first})
 				}
 			}
 		}
 	}
-	slices.SortFunc(u, func(a, b urgentEntry) int {
-		return cmp.Or(cmp.Compare(a.piece, b.piece), cmp.Compare(a.at, b.at))
-	})
+	slices.SortFunc(u, func(a, b urgentEntry) int { return cmp.Or(cmp.Compare(a.piece, b.piece), urgentOrder(a, b)) })
 	u = slices.CompactFunc(u, func(a, b urgentEntry) bool { return a.piece == b.piece })
-	slices.SortFunc(u, func(a, b urgentEntry) int {
-		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.piece, b.piece))
-	})
+	slices.SortFunc(u, func(a, b urgentEntry) int { return cmp.Or(urgentOrder(a, b), cmp.Compare(a.piece, b.piece)) })
 	for _, e := range u {
 		p.urgentSet.set(e.piece)
 	}
 	p.urgent = u
+}
+
+// urgentOrder ranks urgent pieces: first reads after an open or a seek
+// before the rest (someone is staring at a frozen player; a cp blocked at
+// the download frontier loses little by waiting a moment), then the oldest
+// read first.
+func urgentOrder(a, b urgentEntry) int {
+	if a.first != b.first {
+		if a.first {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Compare(a.at, b.at)
 }
 
 // isUrgent reports whether piece is under a pending read and missing.

@@ -150,8 +150,25 @@ func (p *Picker) preemptFor(piece int) {
 		if pe.choked || !pe.hasPiece(piece) || pa != nil && !pa.heldBy(pe.id) {
 			continue
 		}
-		p.preemptPeer(pe)
+		p.preemptPeer(pe, p.urgentRank(piece))
 	}
+}
+
+// urgentRank returns the position of piece in the urgent order, or
+// len(urgent) when it is not urgent.
+func (p *Picker) urgentRank(piece int) int {
+	if p.urgentDirty {
+		p.rebuildUrgent()
+	}
+	if !p.urgentSet.get(piece) {
+		return len(p.urgent)
+	}
+	for i, u := range p.urgent {
+		if u.piece == piece {
+			return i
+		}
+	}
+	return len(p.urgent)
 }
 
 // reclassify recomputes which outstanding requests serve a reader, after
@@ -180,12 +197,20 @@ func (p *Picker) releaseUnwanted() {
 		return
 	}
 	for _, pe := range p.peers {
-		p.preemptPeer(pe)
+		p.preemptPeer(pe, -1)
 	}
 }
 
-func (p *Picker) preemptPeer(pe *peer) {
-	if len(pe.out) == 0 || pe.coldBytes == 0 {
+// preemptPeer withdraws pe's queued requests that stand in the way, keeping
+// the oldest few (probably on the wire already). For the urgent piece
+// ranked rank (see urgentOrder), readahead requests and requests for
+// urgent pieces ranked after it go too: an urgent block must not wait
+// behind another reader's window, nor a seek behind a cp blocked at the
+// download frontier; they are re-requested right after, behind it. With
+// rank < 0, only requests no reader wants go.
+func (p *Picker) preemptPeer(pe *peer, rank int) {
+	forUrgent := rank >= 0
+	if len(pe.out) == 0 || !forUrgent && pe.coldBytes == 0 {
 		return
 	}
 	keep := max(2, int(pe.rateOrDefault()*pe.latOrDefault()/float64(p.blk))+1)
@@ -212,7 +237,7 @@ func (p *Picker) preemptPeer(pe *peer) {
 	for j := len(all) - 1; j >= 0; j-- {
 		e := all[j]
 		piece, b := p.unkey(e.k)
-		if j < keep || p.isHot(piece) {
+		if j < keep || forUrgent && p.urgentRank(piece) <= rank || !forUrgent && p.isHot(piece) {
 			kept = append(kept, e)
 			continue
 		}

@@ -138,7 +138,7 @@ func (s *selection) urgent() {
 			// Our request joins the end of the peer's queue: take back the
 			// queued work nobody waits for so it does not go first.
 			s.preempted = true
-			p.preemptPeer(s.pe)
+			p.preemptPeer(s.pe, p.urgentRank(u.piece))
 		}
 		s.take(u.piece, min(s.share(u.piece), s.max-len(s.out)), true)
 	}
@@ -292,7 +292,7 @@ func (s *selection) windows() {
 			s.tight = true
 			if !s.preempted && float64(s.pe.coldBytes) > s.pe.rateOrDefault()*urgentQueueTime {
 				s.preempted = true
-				p.preemptPeer(s.pe)
+				p.preemptPeer(s.pe, -1)
 			}
 		}
 		room := s.room()
