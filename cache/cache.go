@@ -66,8 +66,8 @@ type Cache struct {
 	guard    diskGuard
 	onEvict  atomic.Pointer[func(ih InfoHash, piece int)]
 	ts       atomic.Uint64 // last commit timestamp handed out (managed mode)
-	written  atomic.Int64  // bytes put since the last writeback kick
-	wbKick   chan struct{} // cap 1: wake the writeback goroutine
+	written  atomic.Int64  // bytes put since the last writeback
+	pageKick chan struct{} // cap 1: wake the pager goroutine
 	isClosed atomic.Bool   // set first thing in Close
 	gcMu     sync.Mutex    // serializes collect
 	kick     chan struct{} // cap 1: wake the maintenance goroutine
@@ -92,10 +92,13 @@ type Cache struct {
 	torrents map[InfoHash]*torrent
 	pins     map[pinKey]int32
 	lru      lruList
-	used     int64  // bytes of present and writing pieces
-	clock    uint64 // recency clock; the next seq handed out
-	dirty    []*entry
-	garbage  int64 // bytes deleted since the last value-log collection
+	used     int64    // bytes of present and writing pieces
+	clock    uint64   // recency clock; the next seq handed out
+	dirty    []*entry // entries whose seq changed since the last flush
+	mapped   []*entry // entries whose pages may be mapped since the last sweep
+	listed   int64    // their total size
+	opening  bool     // the first sweep after Open is due
+	garbage  int64    // bytes deleted since the last value-log collection
 	closed   bool
 }
 
@@ -130,7 +133,7 @@ func Open(opts Options) (*Cache, error) {
 		torrents: make(map[InfoHash]*torrent),
 		pins:     make(map[pinKey]int32),
 		kick:     make(chan struct{}, 1),
-		wbKick:   make(chan struct{}, 1),
+		pageKick: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
 	c.cond.L = &c.mu
@@ -200,9 +203,11 @@ func Open(opts Options) (*Cache, error) {
 			return fail(err)
 		}
 	}
+	c.opening = true
 	c.done.Add(2)
 	go c.maintain()
-	go c.writeback()
+	go c.pager()
+	c.kickPager() // unmap what badger's Open read of the newest value log mapped
 	return c, nil
 }
 
@@ -300,8 +305,14 @@ func (c *Cache) OnEvict(fn func(ih InfoHash, piece int)) {
 // for big pieces (it is also the largest piece accepted), small enough that
 // GC, which rewrites one file at a time, reclaims space in fine steps.
 func valueLogFileSize(capacity int64) int64 {
-	return min(max(capacity/16, 64<<20), 256<<20)
+	return min(max(capacity/16, 64<<20), 128<<20)
 }
+
+// valueThreshold: values this size or larger go to the value log. Pieces
+// always do (they are at least 16 KiB but for a torrent's last piece);
+// records, tiny last pieces and small metainfo stay in the LSM tree.
+// dropPages relies on values of a page or more never being inline.
+const valueThreshold = 1 << 10
 
 // diskReserve is the free space kept back on the data directory's disk: room
 // for a value-log file being rewritten by GC plus tables and memtable logs.
@@ -313,7 +324,7 @@ func badgerOptions(dir string, vlogSize int64, logger badger.Logger) badger.Opti
 	return badger.DefaultOptions(dir).
 		WithLogger(logger).
 		WithSyncWrites(false).
-		WithValueThreshold(1 << 10).
+		WithValueThreshold(valueThreshold).
 		WithValueLogFileSize(vlogSize).
 		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).

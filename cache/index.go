@@ -19,6 +19,7 @@ type entry struct {
 	state    uint8
 	verified bool // data checked against sum in this process (written or read)
 	dirty    bool // seq changed by a read and not yet persisted
+	mapped   bool // listed in Cache.mapped
 	sum      uint64
 	seq      uint64 // recency: larger is more recently written or read
 

@@ -131,7 +131,11 @@ func (c *Cache) load() error {
 		e.t.bytes += int64(e.size)
 		c.used += int64(e.size)
 		c.lru.pushFront(e)
+		// Badger reads the newest value-log file through its mapping at
+		// Open; the first sweep unmaps those pages again.
+		c.markMappedLocked(e)
 	}
+
 	c.clock = maxSeq + 1
 	// Flushing recency rewrites records with the seq of the last read; keep
 	// clock past anything the store holds so order stays meaningful.

@@ -2,13 +2,7 @@ package cache
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -184,69 +178,4 @@ func (c *Cache) compact() error {
 		return nil
 	}
 	return c.db.Flatten(1)
-}
-
-// writebackBytes is how much piece data is put between writeback kicks.
-const writebackBytes = 16 << 20
-
-// writeback starts the kernel writing the current value-log file to disk as
-// pieces arrive (sync_file_range, which does not wait). Badger writes values
-// through mmap and, when a value-log file is full, msyncs all of it while
-// holding the file's lock: without this, that msync would write a whole file
-// (up to 256 MiB) at once, stalling every Put and every read of that file
-// for a second or more.
-func (c *Cache) writeback() {
-	defer c.done.Done()
-	var f *os.File
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-	}()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-c.wbKick:
-		}
-		name := newestValueLog(c.dir)
-		if name == "" {
-			continue
-		}
-		if f == nil || f.Name() != name {
-			if f != nil {
-				f.Close()
-			}
-			var err error
-			if f, err = os.Open(name); err != nil {
-				f = nil
-				continue
-			}
-		}
-		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-	}
-}
-
-// newestValueLog returns the path of the value-log file with the highest
-// number, the one badger is writing.
-func newestValueLog(dir string) string {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return ""
-	}
-	best, bestN := "", -1
-	for _, e := range ents {
-		name := e.Name()
-		num, ok := strings.CutSuffix(name, ".vlog")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.Atoi(num); err == nil && n > bestN {
-			best, bestN = name, n
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return filepath.Join(dir, best)
 }

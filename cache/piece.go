@@ -169,13 +169,6 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 		c.abort(e)
 		return fmt.Errorf("cache: put piece %d of %x: %w", piece, ih, storeErr(err))
 	}
-	if c.written.Add(size) >= writebackBytes {
-		c.written.Store(0)
-		select {
-		case c.wbKick <- struct{}{}:
-		default:
-		}
-	}
 
 	c.mu.Lock()
 	e.state, e.verified = statePresent, true
@@ -184,8 +177,13 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 	if c.pins[pinKey{ih, p}] == 0 {
 		c.lru.pushFront(e)
 	}
+	sweep := c.markMappedLocked(e)
 	c.cond.Broadcast()
 	c.mu.Unlock()
+	c.noteWritten(size)
+	if sweep {
+		c.kickPager()
+	}
 	return nil
 }
 
@@ -269,7 +267,11 @@ func (c *Cache) ReadAt(ih InfoHash, piece int, p []byte, off int64) (int, error)
 	}
 	size, sum, verify := int64(e.size), e.sum, !e.verified
 	c.touchLocked(e)
+	sweep := c.markMappedLocked(e)
 	c.mu.Unlock()
+	if sweep {
+		c.kickPager()
+	}
 
 	if off < 0 {
 		return 0, fmt.Errorf("cache: read piece %d of %x: negative offset %d", piece, ih, off)

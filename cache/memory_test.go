@@ -1,0 +1,129 @@
+package cache
+
+import (
+	"bufio"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+type memSample struct {
+	rss, anon, file, heap int64
+}
+
+func sampleMem(t *testing.T) memSample {
+	t.Helper()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s := memSample{heap: int64(ms.HeapInuse)}
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status")
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(fields[0], 10, 64)
+		switch name {
+		case "VmRSS":
+			s.rss = kb << 10
+		case "RssAnon":
+			s.anon = kb << 10
+		case "RssFile":
+			s.file = kb << 10
+		}
+	}
+	return s
+}
+
+func (s memSample) sub(b memSample) memSample {
+	return memSample{s.rss - b.rss, s.anon - b.anon, s.file - b.file, s.heap - b.heap}
+}
+
+func (s memSample) String() string {
+	return "RSS " + formatSize(s.rss) + " (anon " + formatSize(s.anon) + ", file " + formatSize(s.file) +
+		"), Go heap " + formatSize(s.heap)
+}
+
+// TestIndexMemory emulates the index of a 50 GiB cache of 1 MiB pieces:
+// 51,200 pieces (of 2 KiB each, so the run writes 100 MiB, not 50 GiB) and
+// reports what the process pays for them, after writing and after a
+// restart that rebuilds the index. Set SWARMFS_CACHE_MEMTEST_PIECES to try
+// other counts (204800 is 50 GiB of 256 KiB pieces).
+func TestIndexMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 100 MiB")
+	}
+	if raceEnabled {
+		t.Skip("the race detector inflates memory")
+	}
+	n := 51200
+	if v, err := strconv.Atoi(os.Getenv("SWARMFS_CACHE_MEMTEST_PIECES")); err == nil && v > 0 {
+		n = v
+	}
+	dir := t.TempDir()
+	debug.FreeOSMemory()
+	base := sampleMem(t)
+	c := openT(t, Options{Dir: dir, Capacity: 50 << 30})
+	opened := sampleMem(t).sub(base)
+	d := make([]byte, 2<<10)
+	for i := 0; i < n; i++ {
+		d[0], d[1], d[2] = byte(i), byte(i>>8), byte(i>>16)
+		if err := c.Put(ihOf(i%64), i, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.sweep()
+	written := sampleMem(t).sub(base)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	debug.FreeOSMemory()
+	closed := sampleMem(t).sub(base)
+
+	c = openT(t, Options{Dir: dir, Capacity: 50 << 30})
+	defer c.Close()
+	if got := len(c.Pieces(ihOf(0))); got != (n+63)/64 {
+		t.Fatalf("reopened index has %d pieces of torrent 0, want %d", got, (n+63)/64)
+	}
+	reopenedUnswept := sampleMem(t).sub(base)
+	c.sweep()
+	reopened := sampleMem(t).sub(base)
+	buf := make([]byte, 2<<10)
+	for i := 0; i < n; i += 7 {
+		if _, err := c.ReadAt(ihOf(i%64), i, buf, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readUnswept := sampleMem(t).sub(base)
+	c.sweep()
+	read := sampleMem(t).sub(base)
+
+	t.Logf("%d pieces; growth over the bare test process:", n)
+	t.Logf("  open, empty:            %v", opened)
+	t.Logf("  after %d puts, swept: %v", n, written)
+	t.Logf("  after Close:            %v", closed)
+	t.Logf("  reopened, before sweep: %v", reopenedUnswept)
+	t.Logf("  reopened (index built): %v", reopened)
+	t.Logf("  read 1/7, before sweep: %v", readUnswept)
+	t.Logf("  after reading 1/7:      %v", read)
+	t.Logf("  index: ~%d bytes of Go heap per piece", (reopened.heap-closed.heap)/int64(n))
+	const budget = 100 << 20
+	for _, s := range []memSample{opened, written, reopened, read} {
+		if s.rss > budget {
+			t.Errorf("RSS grew by %s, over the %s budget", formatSize(s.rss), formatSize(budget))
+		}
+	}
+}
