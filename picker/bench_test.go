@@ -93,3 +93,44 @@ func BenchmarkTimeouts(b *testing.B) {
 		p.Timeouts(t0.Add(time.Second))
 	}
 }
+
+// BenchmarkNextManyReaders: 200,000 pieces, 200 peers, 20 players with
+// windows and 1,000 open scanner handles, OnlyWanted.
+func BenchmarkNextManyReaders(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	p, _ := benchPicker(200_000, 200, rng)
+	p.policy = OnlyWanted
+	now := t0
+	var players []ReaderID
+	var offs []int64
+	for i := 0; i < 20; i++ {
+		start := int64(i) * 10_000 * p.pieceLen
+		players = append(players, p.AddReader(ReaderOptions{Start: start, End: start + 10_000*p.pieceLen}, now))
+		offs = append(offs, start)
+	}
+	for i := 0; i < 1000; i++ {
+		start := int64(rng.IntN(190_000)) * p.pieceLen
+		id := p.AddReader(ReaderOptions{Start: start, End: start + 40*p.pieceLen, Media: true}, now)
+		p.ReaderRead(id, start, 64<<10, now)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N*picksPerOp; i++ {
+		now = now.Add(100 * time.Microsecond)
+		if i%32 == 0 {
+			k := (i / 32) % len(players)
+			p.ReaderRead(players[k], offs[k], 128<<10, now)
+			p.ReaderDone(players[k], offs[k], 128<<10)
+			offs[k] += 128 << 10
+			p.Cancels()
+		}
+		id := PeerID(i % 200)
+		for _, q := range p.Next(id, now, 4) {
+			p.BlockReceived(id, q, now)
+			if pa := p.partOf(q.Piece); pa != nil && pa.nRecv == len(pa.blocks) {
+				p.SetHave(q.Piece)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*picksPerOp), "ns/pick")
+}

@@ -109,6 +109,7 @@ type Picker struct {
 
 	// Readers.
 	readers      []*reader
+	active       []*reader // readers with a window or head/tail, by id
 	readerIdx    map[ReaderID]int
 	nextReader   ReaderID
 	urgent       []urgentEntry // pending-read pieces by read time; rebuilt when urgentDirty

@@ -100,6 +100,7 @@ func (p *Picker) AddReader(opts ReaderOptions, now time.Time) ReaderID {
 	p.readerIdx[r.id] = len(p.readers)
 	p.readers = append(p.readers, r)
 	p.pinVersion++
+	p.updateActive(r)
 	return r.id
 }
 
@@ -117,7 +118,9 @@ func (p *Picker) RemoveReader(id ReaderID) {
 		return
 	}
 	p.headTailUsed -= r.htBytes
+	r.htBytes = 0
 	p.setTarget(r, 0)
+	p.updateActive(r)
 	i := p.readerIdx[id]
 	copy(p.readers[i:], p.readers[i+1:])
 	p.readers = p.readers[:len(p.readers)-1]
@@ -240,6 +243,22 @@ func (p *Picker) setTarget(r *reader, w int64) {
 		p.sumTarget += w - r.target
 		r.target = w
 		p.pinVersion++
+		p.updateActive(r)
+	}
+}
+
+// updateActive keeps p.active, the readers with a window or a head/tail
+// (in opening order), so Next does not walk idle handles: a library scan
+// may hold thousands open.
+func (p *Picker) updateActive(r *reader) {
+	want := r.target > 0 || r.htBytes > 0
+	i := slices.Index(p.active, r)
+	switch {
+	case want && i < 0:
+		j, _ := slices.BinarySearchFunc(p.active, r.id, func(a *reader, id ReaderID) int { return cmp.Compare(a.id, id) })
+		p.active = slices.Insert(p.active, j, r)
+	case !want && i >= 0:
+		p.active = slices.Delete(p.active, i, i+1)
 	}
 }
 
@@ -403,7 +422,7 @@ func (p *Picker) EarliestDeadline() (deadline time.Time, ok bool) {
 	if len(p.urgent) > 0 {
 		best, ok = p.urgent[0].at, true
 	} else {
-		for _, r := range p.readers {
+		for _, r := range p.active {
 			sp := p.windowSpan(r)
 			if sp.empty() {
 				continue

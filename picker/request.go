@@ -257,7 +257,7 @@ func (s *selection) windows() {
 		next int // next free piece for pe, or -1
 	}
 	var cs []cur
-	for _, r := range p.readers {
+	for _, r := range p.active {
 		sp := p.windowSpan(r)
 		if sp.empty() {
 			continue
@@ -313,7 +313,7 @@ func (s *selection) windows() {
 
 func (s *selection) headTail() {
 	p := s.p
-	for _, r := range p.readers {
+	for _, r := range p.active {
 		for _, sp := range r.ht {
 			for !sp.empty() && !s.full() {
 				i := s.nextFree(sp.first, sp.last)
