@@ -19,7 +19,9 @@
 //     allowed-fast set, its outstanding requests, and two statistics
 //     measured from BlockReceived: rate (bytes per second of busy time) and
 //     latency (request to first byte, minus the transfer of what was queued
-//     ahead). Seeds are not counted in per-piece availability.
+//     ahead, sampled only when the pipeline was nearly empty). A peer not
+//     measured yet is assumed to be average. Seeds are not counted in
+//     per-piece availability.
 //   - Reader: an open file handle (AddReader). Each read (ReaderRead) is
 //     pending until ReaderDone. The reader has a position, a measured read
 //     rate and a readahead window that follows the position.
@@ -36,17 +38,21 @@
 //
 // # Priorities, highest first
 //
-//  1. Urgent pieces, oldest read first. Only peers not far slower than the
+//  1. Urgent pieces: the first read after an open or a seek before the
+//     others (someone stares at a frozen player, while a cp blocked at the
+//     download frontier loses little by waiting a moment), then oldest read
+//     first. Only peers not far slower than the
 //     best unchoked peer (urgentSlowFactor) take urgent blocks, unless no
 //     faster peer has the piece. Each peer takes a share of the piece's
 //     unrequested blocks computed by water-filling, so that all peers finish
 //     their parts at the same moment: a far or busy peer takes fewer. Before
-//     a peer takes an urgent block, its queued background requests (beyond
-//     the few probably on the wire already) are withdrawn: the remote peer
-//     serves requests in order, and an urgent request must not wait behind a
-//     second of background work. While an urgent piece still has unrequested
-//     blocks, peers queue at most a quarter second of other work, so they
-//     come back soon for more.
+//     a peer takes an urgent block (and when a read makes a piece urgent),
+//     its queued requests for background, readahead and lower-ranked urgent
+//     pieces, beyond the few probably on the wire already, are withdrawn:
+//     the remote peer serves requests in order, and an urgent request must
+//     not wait behind a second of other work. While an urgent piece still
+//     has unrequested blocks, peers queue nothing else, so they come back
+//     for more as soon as their part arrives.
 //  2. Late urgent blocks are requested again from a peer that would deliver
 //     sooner than the holder is expected to (a holder past its expected
 //     arrival is assumed to take as long again); when the first copy
@@ -152,9 +158,10 @@
 // as fast as it can. It compares strict sequential, plain rarest-first and
 // this picker on the same scenarios (fast swarm; slow swarm of 8 peers at
 // 1 MB/s with a 4 Mbit/s video seeking every 20 s; one 32 KB/s peer 400 ms
-// away; churn; cp) and asserts that ours beats both on time to first byte
-// after a seek and on stall time while completing within 10% of
-// rarest-first. go test runs small scenarios; the full table prints with
+// away; churn; cp; two players and a cp at once) and asserts that ours
+// beats both on time to first byte after a seek and on stall time while
+// completing within 10% of rarest-first. A fourth row runs ours under
+// OnlyWanted. go test runs small scenarios; the full table prints with
 //
 //	go test -run TestSimulator -v -sim.table ./picker
 //	go test -run '^$' -bench SimTable ./picker

@@ -37,10 +37,14 @@ type selection struct {
 // that number. It returns nil when the peer has nothing we want now.
 //
 // Order: blocks under pending reads (only from peers not far slower than
-// the best, each urgent piece spread over peers in proportion to their
-// rate), duplicates of late urgent blocks, readahead windows by deadline,
-// media heads and tails, then the background policy: partial pieces before
-// new ones, rarest first; endgame duplicates at the very end.
+// the best; each urgent piece shared so that all peers finish their parts
+// together), duplicates of late urgent blocks, readahead windows by
+// deadline, media heads and tails, then the background policy: partial
+// pieces before new ones, rarest first; endgame duplicates at the very end.
+//
+// To make room for urgent work, Next may withdraw some of the peer's queued
+// requests: drain Cancels afterwards (or at the next Timeouts) and send
+// CANCEL for them; the freed slots are for the next call.
 func (p *Picker) Next(id PeerID, now time.Time, max int) []Request {
 	pe := p.peer(id)
 	if pe == nil || max <= 0 || p.n == 0 {
