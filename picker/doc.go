@@ -100,7 +100,8 @@
 // On connect AddPeer, then PeerBitfield/PeerHaveAll, PeerHave, PeerChoked
 // (a new peer chokes us until PeerChoked(id, false)), PeerAllowedFast; on
 // disconnect RemovePeer. Whenever a peer has free pipeline slots, Next(id,
-// now, free) and send what it returns. On a block, BlockReceived: store the
+// now, free) and send what it returns, then drain Cancels (Next may have
+// withdrawn queued requests to make way for urgent ones). On a block, BlockReceived: store the
 // block only if useful, send CANCEL for each returned cancel; when a piece
 // is complete and verified SetHave, when it fails PieceFailed. On
 // REJECT, RequestRejected. Reader operations (AddReader, ReaderRead,

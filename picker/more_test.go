@@ -129,3 +129,55 @@ func TestChokedBlocksStillAccepted(t *testing.T) {
 		t.Fatalf("after choke got %v", got)
 	}
 }
+
+// TestSeekBeforeFrontier: a cp blocked at the download frontier and a
+// player that just seeked both wait; the seek is served first.
+func TestSeekBeforeFrontier(t *testing.T) {
+	p := New(bigCfg(OnlyWanted))
+	seed(p, 1)
+	train(p, 1, 100<<20, 10*time.Millisecond)
+	cp := p.AddReader(ReaderOptions{Start: 0, End: 32 << 20}, t0)
+	for i := 0; i < 20; i++ {
+		off := int64(i) * 128 << 10
+		p.ReaderRead(cp, off, 128<<10, at(time.Duration(i)*time.Millisecond))
+		if i < 19 {
+			p.ReaderDone(cp, off, 128<<10)
+		}
+	}
+	player := p.AddReader(ReaderOptions{Start: 32 << 20, End: 64 << 20, Media: false}, at(time.Second))
+	p.ReaderRead(player, 40<<20, 128<<10, at(time.Second))
+	if got := pieces(p.Next(1, at(time.Second), 200)); len(got) == 0 || got[0] != 40 {
+		t.Fatalf("pieces %v: the seek's piece 40 is not first", got)
+	}
+}
+
+func TestConfigRepair(t *testing.T) {
+	tests := []struct {
+		name           string
+		cfg            Config
+		n              int
+		last, blk, max int64
+	}{
+		{"derive count", Config{PieceLength: 1 << 20, TotalLength: 5<<20 + 1}, 6, 1, DefaultBlockSize, DefaultMaxWindowBytes},
+		{"derive total", Config{NumPieces: 3, PieceLength: 1 << 20}, 3, 1 << 20, DefaultBlockSize, DefaultMaxWindowBytes},
+		{"tiny pieces", Config{NumPieces: 4, PieceLength: 4096, MaxWindowBytes: 1 << 20}, 4, 4096, 4096, 1 << 20},
+		{"no piece length", Config{NumPieces: 4, TotalLength: 100000}, 4, 100000 - 3*25000, DefaultBlockSize, DefaultMaxWindowBytes},
+		{"empty", Config{}, 0, 0, DefaultBlockSize, DefaultMaxWindowBytes},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(tc.cfg)
+			if p.n != tc.n || p.blk != tc.blk || p.maxWindow != tc.max {
+				t.Fatalf("n %d blk %d max %d", p.n, p.blk, p.maxWindow)
+			}
+			if p.n > 0 && p.pieceSize(p.n-1) != tc.last {
+				t.Fatalf("last piece %d bytes", p.pieceSize(p.n-1))
+			}
+			seed(p, 1)
+			p.Next(1, t0, 10) // must not panic, even empty
+			r := p.AddReader(ReaderOptions{Start: 0, End: p.total}, t0)
+			p.ReaderRead(r, 0, 10, t0)
+			p.Next(1, t0, 10)
+		})
+	}
+}
