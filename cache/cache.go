@@ -197,6 +197,9 @@ func Open(opts Options) (*Cache, error) {
 	if err := c.load(); err != nil {
 		return fail(err)
 	}
+	// We only ever read the newest version of a key, so compactions may drop
+	// every older one; collect moves this mark forward.
+	db.SetDiscardTs(c.ts.Load())
 	// A smaller capacity than last time: shrink now, before anyone reads.
 	if victims, _ := c.victims(); len(victims) > 0 {
 		if err := c.evict(victims, false); err != nil {
@@ -251,6 +254,7 @@ func (c *Cache) Close() error {
 	c.life.Lock()
 	defer c.life.Unlock()
 	err := c.flushRecency()
+	c.db.SetDiscardTs(c.ts.Load()) // for the level-0 compaction Close does
 	if cerr := c.db.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("cache: close store: %w", cerr)
 	}

@@ -85,7 +85,7 @@ func TestIndexMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c.sweep()
+	c.sweep(0)
 	written := sampleMem(t).sub(base)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -99,7 +99,7 @@ func TestIndexMemory(t *testing.T) {
 		t.Fatalf("reopened index has %d pieces of torrent 0, want %d", got, (n+63)/64)
 	}
 	reopenedUnswept := sampleMem(t).sub(base)
-	c.sweep()
+	c.sweep(0)
 	reopened := sampleMem(t).sub(base)
 	buf := make([]byte, 2<<10)
 	for i := 0; i < n; i += 7 {
@@ -108,7 +108,7 @@ func TestIndexMemory(t *testing.T) {
 		}
 	}
 	readUnswept := sampleMem(t).sub(base)
-	c.sweep()
+	c.sweep(0)
 	read := sampleMem(t).sub(base)
 
 	t.Logf("%d pieces; growth over the bare test process:", n)

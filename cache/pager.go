@@ -1,8 +1,10 @@
 package cache
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,9 +34,16 @@ import (
 //     data stays in the page cache: the next read of such a piece costs a
 //     few minor page faults, not a disk read.
 
+// sweepBytes is the size of the pieces listed that prompts a sweep, which
+// leaves the most recently used sweepKeep bytes of them mapped, so a small
+// hot set is not faulted in again and again. Variables for tests.
+var (
+	sweepBytes int64 = 64 << 20
+	sweepKeep  int64 = 32 << 20
+)
+
 const (
 	writebackBytes = 16 << 20 // written bytes between writebacks
-	sweepBytes     = 64 << 20 // size of the pieces listed that prompts a sweep
 	// sweepGap bounds the sweeping cost when many pieces are read a little
 	// (random small reads): at most 1/sweepGap sweeps a second.
 	sweepGap = 50 * time.Millisecond
@@ -86,7 +95,7 @@ func (c *Cache) pager() {
 		case <-c.stop:
 			return
 		case <-idle.C:
-			c.sweep()
+			c.sweep(0)
 			continue
 		case <-c.pageKick:
 		}
@@ -99,7 +108,7 @@ func (c *Cache) pager() {
 		c.opening = false
 		c.mu.Unlock()
 		if due {
-			c.sweep()
+			c.sweep(sweepKeep)
 			select {
 			case <-c.stop:
 				return
@@ -152,19 +161,29 @@ func newestValueLog(dir string) string {
 	return filepath.Join(dir, best)
 }
 
-// sweep drops the page mappings of the pieces listed since the last sweep.
-// It runs on the pager goroutine, which Close stops before closing db.
-func (c *Cache) sweep() {
+// sweep drops the page mappings of the pieces listed since the last sweep,
+// but for the most recently used keep bytes of them. It runs on the pager
+// goroutine, which Close stops before closing db.
+func (c *Cache) sweep(keep int64) {
 	c.mu.Lock()
 	list := c.mapped
-	c.mapped, c.listed = nil, 0
+	slices.SortFunc(list, func(a, b *entry) int { return cmp.Compare(b.seq, a.seq) })
+	var kept []*entry
+	var keptBytes int64
 	keys := make([][]byte, 0, len(list))
 	for _, e := range list {
-		e.mapped = false
-		if e.state == statePresent {
+		switch {
+		case e.state != statePresent:
+			e.mapped = false
+		case keptBytes+int64(e.size) <= keep:
+			kept = append(kept, e)
+			keptBytes += int64(e.size)
+		default:
+			e.mapped = false
 			keys = append(keys, pieceKeyOf(kindPiece, e.ih(), e.piece))
 		}
 	}
+	c.mapped, c.listed = kept, keptBytes
 	c.mu.Unlock()
 	for _, k := range keys {
 		if c.stopping() {
