@@ -79,7 +79,7 @@ func BenchmarkNext(b *testing.B) {
 	}
 }
 
-const picksPerOp = 4096
+const picksPerOp = 16384
 
 // BenchmarkTimeouts measures the periodic timeout scan with full pipelines.
 func BenchmarkTimeouts(b *testing.B) {

@@ -115,7 +115,8 @@ type Picker struct {
 	urgent       []urgentEntry // pending-read pieces by read time; rebuilt when urgentDirty
 	urgentDirty  bool
 	urgentSet    bitset
-	hotSet       bitset // pinned pieces, valid when hotVer == pinVersion
+	urgentIdx    map[int]int32 // piece -> index in urgent
+	hotSet       bitset        // pinned pieces, valid when hotVer == pinVersion
 	hotVer       uint64
 	hotLo, hotHi int // bounds of hotSet's bits
 	headTailUsed int64
@@ -180,6 +181,7 @@ func New(cfg Config) *Picker {
 		peerIdx:    make(map[PeerID]int),
 		readerIdx:  make(map[ReaderID]int),
 		urgentSet:  newBitset(n),
+		urgentIdx:  make(map[int]int32),
 		hotSet:     newBitset(n),
 		hotLo:      n,
 		hotHi:      -1,
@@ -265,7 +267,9 @@ func (p *Picker) SetHave(piece int) {
 		p.peerWantedDelta(piece, -1)
 	}
 	p.rar.setKey(piece, 0)
-	p.urgentDirty = true
+	// The urgent list keeps its entry (every use skips pieces we have);
+	// rebuilding it for each verified piece would cost O(pending reads).
+	p.urgentSet.clear(piece)
 }
 
 // Have reports whether piece is verified and stored.

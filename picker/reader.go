@@ -311,8 +311,10 @@ func (p *Picker) rebuildUrgent() {
 	slices.SortFunc(u, func(a, b urgentEntry) int { return cmp.Or(cmp.Compare(a.piece, b.piece), urgentOrder(a, b)) })
 	u = slices.CompactFunc(u, func(a, b urgentEntry) bool { return a.piece == b.piece })
 	slices.SortFunc(u, func(a, b urgentEntry) int { return cmp.Or(urgentOrder(a, b), cmp.Compare(a.piece, b.piece)) })
-	for _, e := range u {
+	clear(p.urgentIdx)
+	for i, e := range u {
 		p.urgentSet.set(e.piece)
+		p.urgentIdx[e.piece] = int32(i)
 	}
 	p.urgent = u
 }
@@ -419,9 +421,12 @@ func (p *Picker) EarliestDeadline() (deadline time.Time, ok bool) {
 		p.rebuildUrgent()
 	}
 	best := int64(0)
-	if len(p.urgent) > 0 {
-		best, ok = p.urgent[0].at, true
-	} else {
+	for _, u := range p.urgent {
+		if !p.have.get(u.piece) && (!ok || u.at < best) {
+			best, ok = u.at, true
+		}
+	}
+	if !ok {
 		for _, r := range p.active {
 			sp := p.windowSpan(r)
 			if sp.empty() {

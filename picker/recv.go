@@ -160,13 +160,8 @@ func (p *Picker) urgentRank(piece int) int {
 	if p.urgentDirty {
 		p.rebuildUrgent()
 	}
-	if !p.urgentSet.get(piece) {
-		return len(p.urgent)
-	}
-	for i, u := range p.urgent {
-		if u.piece == piece {
-			return i
-		}
+	if i, ok := p.urgentIdx[piece]; ok && p.urgentSet.get(piece) {
+		return int(i)
 	}
 	return len(p.urgent)
 }
