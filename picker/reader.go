@@ -137,7 +137,8 @@ func (p *Picker) RemoveReader(id ReaderID) {
 // ReaderRead records a read of n bytes at torrent offset off. Its pieces
 // are urgent until they arrive; a read continuing the previous ones is
 // evidence of sequential reading and grows the window; any other read is
-// a seek, which collapses the window to nothing at once.
+// a seek, which releases the old window at once (a proven reader restarts
+// from one piece at the new position, a scanner from none).
 func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
 	r := p.reader(id)
 	if r == nil || n <= 0 || off < 0 || off >= p.total {
