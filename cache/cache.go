@@ -200,12 +200,9 @@ func Open(opts Options) (*Cache, error) {
 	// We only ever read the newest version of a key, so compactions may drop
 	// every older one; collect moves this mark forward.
 	db.SetDiscardTs(c.ts.Load())
-	// A smaller capacity than last time: shrink now, before anyone reads.
-	if victims, _ := c.victims(); len(victims) > 0 {
-		if err := c.evict(victims, false); err != nil {
-			return fail(err)
-		}
-	}
+	// A capacity smaller than what is stored is not enforced here but by
+	// the next Put: a process that only looks (swarmfs cache) must not
+	// evict what a mount with a larger limit keeps.
 	c.opening = true
 	c.done.Add(2)
 	go c.maintain()

@@ -338,8 +338,9 @@ func TestRestartKeepsRecency(t *testing.T) {
 	}
 }
 
-// TestShrinkOnOpen reopens with a smaller capacity: the oldest pieces go.
-func TestShrinkOnOpen(t *testing.T) {
+// TestShrinkOnNextPut reopens with a smaller capacity: nothing goes until the
+// next Put, which evicts the oldest pieces down to the new limit.
+func TestShrinkOnNextPut(t *testing.T) {
 	dir := t.TempDir()
 	const size = 64 << 10
 	ih := ihOf(1)
@@ -350,7 +351,11 @@ func TestShrinkOnOpen(t *testing.T) {
 	c.Close()
 	c = openT(t, Options{Dir: dir, Capacity: 3 * size})
 	defer c.Close()
-	if got := c.Pieces(ih); !slices.Equal(got, []int{5, 6, 7}) {
+	if got := c.Pieces(ih); len(got) != 8 || c.Size() != 8*size {
+		t.Fatalf("Open evicted: Pieces = %v", got)
+	}
+	mustPut(t, c, ih, 8, size)
+	if got := c.Pieces(ih); !slices.Equal(got, []int{6, 7, 8}) {
 		t.Fatalf("Pieces = %v", got)
 	}
 }

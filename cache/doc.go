@@ -45,8 +45,9 @@
 // badger write on the read path). Recency reaches badger lazily: records of
 // pieces read since the last flush are rewritten every 30 s and at Close.
 // After a crash the order is that of the last flush: approximate, never
-// wrong about what is stored. Open with a smaller Capacity than last time
-// evicts down to it at once. If only pinned pieces are left to evict, Put
+// wrong about what is stored. Opening with a smaller Capacity than what is
+// stored evicts nothing until the next Put, which evicts down to it (so a
+// process that only inspects the cache cannot shrink it). If only pinned pieces are left to evict, Put
 // fails with ErrFull and evicts nothing. OnEvict hears of each evicted piece
 // after it is deleted, on the goroutine that caused the eviction, with no
 // lock held.

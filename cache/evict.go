@@ -34,13 +34,6 @@ func (c *Cache) victimsLocked() ([]*entry, error) {
 	return victims, nil
 }
 
-// victims is victimsLocked for callers not holding mu.
-func (c *Cache) victims() ([]*entry, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.victimsLocked()
-}
-
 // evict deletes entries already marked stateEvicting from the store, then
 // from the index, and (if notify) tells the OnEvict callback. Must not be
 // called with mu or flushMu held.
