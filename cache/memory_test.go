@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
+
+	badger "github.com/dgraph-io/badger/v4"
 )
 
 type memSample struct {
@@ -124,6 +127,61 @@ func TestIndexMemory(t *testing.T) {
 	for _, s := range []memSample{opened, written, reopened, read} {
 		if s.rss > budget {
 			t.Errorf("RSS grew by %s, over the %s budget", formatSize(s.rss), formatSize(budget))
+		}
+	}
+}
+
+// TestValuesAreMapped guards dropPages' assumption: a value of
+// valueThreshold bytes or more, as item.Value hands it out, lies in a shared
+// mapping of a value-log file, never in memory of our own (which
+// MADV_DONTNEED would zero). A badger upgrade that broke this fails here.
+func TestValuesAreMapped(t *testing.T) {
+	dir := t.TempDir()
+	c := openT(t, Options{Dir: dir, Capacity: 1 << 30})
+	defer c.Close()
+	ih := ihOf(1)
+	sizes := []int{valueThreshold, 4096, 16 << 10, 1 << 20}
+	for i, size := range sizes {
+		mustPut(t, c, ih, i, size)
+	}
+	type span struct{ lo, hi uintptr }
+	var vlogs []span
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skip("no /proc/self/maps")
+	}
+	for _, line := range strings.Split(string(maps), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || !strings.HasPrefix(f[5], dir) || !strings.HasSuffix(f[5], ".vlog") {
+			continue
+		}
+		if !strings.Contains(f[1], "s") {
+			t.Fatalf("value-log mapping is not shared: %s", line)
+		}
+		lo, hi, _ := strings.Cut(f[0], "-")
+		l, _ := strconv.ParseUint(lo, 16, 64)
+		h, _ := strconv.ParseUint(hi, 16, 64)
+		vlogs = append(vlogs, span{uintptr(l), uintptr(h)})
+	}
+	for i, size := range sizes {
+		err := c.db.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(pieceKeyOf(kindPiece, ih, uint32(i)))
+			if err != nil {
+				return err
+			}
+			return item.Value(func(v []byte) error {
+				a := uintptr(unsafe.Pointer(unsafe.SliceData(v)))
+				for _, s := range vlogs {
+					if a >= s.lo && a+uintptr(len(v)) <= s.hi {
+						return nil
+					}
+				}
+				t.Errorf("value of %d bytes at %#x is not in a value-log mapping %v", size, a, vlogs)
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 }
