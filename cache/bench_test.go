@@ -19,9 +19,9 @@ const (
 	benchPieces = 256 // 256 MiB of stored data for the read benchmarks
 )
 
-func benchCache(b *testing.B, capacity int64) *Cache {
+func benchCache(b *testing.B, capacity int64, keepMapped int64) *Cache {
 	b.Helper()
-	c, err := Open(Options{Dir: b.TempDir(), Capacity: capacity, Logf: quiet(b)})
+	c, err := Open(Options{Dir: b.TempDir(), Capacity: capacity, Logf: quiet(b), KeepMapped: keepMapped})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -31,8 +31,8 @@ func benchCache(b *testing.B, capacity int64) *Cache {
 
 // filled returns a cache holding benchPieces pieces, each read once (so
 // first-read verification is not measured).
-func filled(b *testing.B) *Cache {
-	c := benchCache(b, 2*benchPieces*benchPiece)
+func filled(b *testing.B, keepMapped int64) *Cache {
+	c := benchCache(b, 2*benchPieces*benchPiece, keepMapped)
 	ih := ihOf(1)
 	d := pieceData(ih, 0, benchPiece)
 	for p := 0; p < benchPieces; p++ {
@@ -77,7 +77,7 @@ func filledPlain(b *testing.B) *os.File {
 // BenchmarkPut writes 1 MiB pieces; past 1 GiB every Put also evicts, and the
 // background value-log GC runs, as in a long download.
 func BenchmarkPut(b *testing.B) {
-	c := benchCache(b, 1<<30)
+	c := benchCache(b, 1<<30, 0)
 	ih := ihOf(1)
 	d := pieceData(ih, 0, benchPiece)
 	b.SetBytes(benchPiece)
@@ -123,9 +123,15 @@ func BenchmarkPlainFilePutSynced(b *testing.B) {
 	}
 }
 
-// BenchmarkReadPiece reads whole random pieces.
-func BenchmarkReadPiece(b *testing.B) {
-	c := filled(b)
+// BenchmarkReadPiece reads whole random pieces of a 256 MiB working set,
+// larger than DefaultKeepMapped: most reads fault their pages in again
+// after the pager unmapped them. BenchmarkReadPieceMapped never unmaps
+// (KeepMapped < 0).
+func BenchmarkReadPiece(b *testing.B)       { benchReadPiece(b, 0) }
+func BenchmarkReadPieceMapped(b *testing.B) { benchReadPiece(b, -1) }
+
+func benchReadPiece(b *testing.B, keepMapped int64) {
+	c := filled(b, keepMapped)
 	ih := ihOf(1)
 	buf := make([]byte, benchPiece)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -153,8 +159,11 @@ func BenchmarkPlainFileReadPiece(b *testing.B) {
 
 // BenchmarkRead4K reads 4 KiB at random aligned offsets of random pieces:
 // ns/op is the latency of a small random read.
-func BenchmarkRead4K(b *testing.B) {
-	c := filled(b)
+func BenchmarkRead4K(b *testing.B)       { benchRead4K(b, 0) }
+func BenchmarkRead4KMapped(b *testing.B) { benchRead4K(b, -1) }
+
+func benchRead4K(b *testing.B, keepMapped int64) {
+	c := filled(b, keepMapped)
 	ih := ihOf(1)
 	buf := make([]byte, 4096)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -185,7 +194,7 @@ func BenchmarkPlainFileRead4K(b *testing.B) {
 // BenchmarkRead4KParallel is BenchmarkRead4K from GOMAXPROCS goroutines: it
 // shows what the index lock and badger's transactions cost under contention.
 func BenchmarkRead4KParallel(b *testing.B) {
-	c := filled(b)
+	c := filled(b, 0)
 	ih := ihOf(1)
 	b.SetBytes(4096)
 	b.ResetTimer()

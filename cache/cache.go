@@ -48,6 +48,12 @@ type Options struct {
 	// Logf receives warnings and errors from the cache and badger; nil means
 	// log.Printf.
 	Logf func(format string, args ...any)
+	// KeepMapped bounds the piece bytes whose value-log pages may stay
+	// mapped into the process, and so count in its RSS, between sweeps of
+	// the pager (see pager.go); 0 means DefaultKeepMapped. Negative never
+	// unmaps: re-reads are faster, and RSS grows with what is read and
+	// written until the kernel reclaims it.
+	KeepMapped int64
 }
 
 // Cache is a bounded, persistent store of verified pieces keyed by
@@ -55,24 +61,25 @@ type Options struct {
 // safe for concurrent use. See the package documentation.
 type Cache struct {
 	// Read-only after Open.
-	db       *badger.DB
-	dir      string
-	tempDir  bool // dir is ours to delete at Close (InMemory)
-	capacity int64
-	vlogSize int64 // badger ValueLogFileSize; also the largest piece accepted
-	trigger  int64 // garbage bytes that prompt an early value-log collection
-	logf     func(format string, args ...any)
-	lock     *dirLock
-	guard    diskGuard
-	onEvict  atomic.Pointer[func(ih InfoHash, piece int)]
-	ts       atomic.Uint64 // last commit timestamp handed out (managed mode)
-	written  atomic.Int64  // bytes put since the last writeback
-	pageKick chan struct{} // cap 1: wake the pager goroutine
-	isClosed atomic.Bool   // set first thing in Close
-	gcMu     sync.Mutex    // serializes collect
-	kick     chan struct{} // cap 1: wake the maintenance goroutine
-	stop     chan struct{} // closed by Close
-	done     sync.WaitGroup
+	db         *badger.DB
+	dir        string
+	tempDir    bool // dir is ours to delete at Close (InMemory)
+	capacity   int64
+	vlogSize   int64 // badger ValueLogFileSize; also the largest piece accepted
+	keepMapped int64 // Options.KeepMapped with the default applied
+	trigger    int64 // garbage bytes that prompt an early value-log collection
+	logf       func(format string, args ...any)
+	lock       *dirLock
+	guard      diskGuard
+	onEvict    atomic.Pointer[func(ih InfoHash, piece int)]
+	ts         atomic.Uint64 // last commit timestamp handed out (managed mode)
+	written    atomic.Int64  // bytes put since the last writeback
+	pageKick   chan struct{} // cap 1: wake the pager goroutine
+	isClosed   atomic.Bool   // set first thing in Close
+	gcMu       sync.Mutex    // serializes collect
+	kick       chan struct{} // cap 1: wake the maintenance goroutine
+	stop       chan struct{} // closed by Close
+	done       sync.WaitGroup
 
 	// life keeps db open under running calls: every call that touches db
 	// holds it shared, Close takes it exclusively. First in the lock order.
@@ -138,6 +145,10 @@ func Open(opts Options) (*Cache, error) {
 	}
 	c.cond.L = &c.mu
 	c.lru.init()
+	c.keepMapped = opts.KeepMapped
+	if c.keepMapped == 0 {
+		c.keepMapped = DefaultKeepMapped
+	}
 	c.vlogSize = valueLogFileSize(capacity)
 	c.trigger = max(capacity/16, c.vlogSize/2)
 

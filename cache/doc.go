@@ -132,8 +132,12 @@
 // and every page the process touches counts in its RSS until the kernel
 // reclaims it. The pager goroutine keeps that in check: it drops the
 // mappings (madvise MADV_DONTNEED, see dropPages) of pieces read or written,
-// once they add up to 64 MiB, keeping the most recently used 32 MiB, and of
-// all of them after 2 s without activity; the data stays in the page cache.
+// once they add up to twice Options.KeepMapped (default 32 MiB), keeping the
+// most recently used KeepMapped bytes, and of all of them after 2 s without
+// activity; the data stays in the page cache. The price is paid by re-reads
+// of a working set larger than KeepMapped, which fault their pages in again
+// (BenchmarkReadPiece against BenchmarkReadPieceMapped); KeepMapped < 0
+// turns unmapping off.
 // It also starts the kernel's writeback of the value-log file being written
 // every 16 MiB (sync_file_range), so that badger's msync when it closes the
 // file has little left to write: that msync holds the file's lock, stalling
