@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/swarmfs/swarmfs/engine/dht"
+	"github.com/swarmfs/swarmfs/engine/lsd"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/storage"
@@ -37,6 +39,37 @@ type Config struct {
 	DownloadRate, UploadRate int64
 	// NoTrackers disables announcing (tests that connect peers directly).
 	NoTrackers bool
+
+	// DHT runs a BEP 5 node on UDP and finds peers for every torrent that
+	// is not private through it. Off in the zero Config (tests stay off the
+	// network); the command line turns it on.
+	DHT bool
+	// DHTListen is the node's UDP address. Default: the host of ListenAddr
+	// and the TCP port actually bound (falling back to a free port when
+	// that UDP port is taken).
+	DHTListen string
+	// DHTBootstrap lists host:port entry points; nil means
+	// dht.DefaultBootstrap (the public routers), an empty non-nil slice none.
+	DHTBootstrap []string
+	// DHTStatePath is where the node keeps its ID and routing table
+	// between runs; "" keeps nothing.
+	DHTStatePath string
+	// NoPEX turns peer exchange (BEP 11) off. Private torrents never use it.
+	NoPEX bool
+	// LSD announces torrents on the local network and listens for others'
+	// announces (BEP 14). Off in the zero Config; the command line turns it
+	// on. Private torrents never use it.
+	LSD bool
+	// LSDGroup is where LSD announces go and are heard: the BEP 14
+	// multicast group by default (lsd.DefaultGroup); a unicast address
+	// serves tests and networks without multicast.
+	LSDGroup netip.AddrPort
+	// LSDListen is the address LSD listens on; default the group's port on
+	// all addresses. Only needed with a unicast LSDGroup.
+	LSDListen netip.AddrPort
+	// MaxMetadataSize bounds the info dictionary a magnet accepts from peers
+	// (default peer.DefaultMaxMetadataSize, 32 MiB).
+	MaxMetadataSize int
 	// Logf receives diagnostic lines; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -53,7 +86,9 @@ type Client struct {
 	upLim    *rate.Limiter
 	ctx      context.Context
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup // accept loop and incoming handshakes
+	wg       sync.WaitGroup // accept loop, incoming handshakes, DHT bootstrap
+	dht      *dht.Node      // nil when Config.DHT is off
+	lsd      *lsd.Service   // nil when Config.LSD is off or failed to start
 
 	mu       sync.Mutex // guards torrents and closed
 	torrents map[metainfo.Hash]*Torrent
@@ -62,6 +97,10 @@ type Client struct {
 
 // ErrClosed is returned by operations on a closed Client or Torrent.
 var ErrClosed = errors.New("engine: closed")
+
+// ErrNoInfo is returned (wrapped) by operations that need the torrent's info
+// dictionary before a magnet's metadata has arrived; wait for InfoReady.
+var ErrNoInfo = errors.New("engine: metadata not known yet")
 
 // New starts a client listening on cfg.ListenAddr.
 func New(cfg Config) (*Client, error) {
@@ -86,6 +125,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
+	if cfg.MaxMetadataSize <= 0 {
+		cfg.MaxMetadataSize = peer.DefaultMaxMetadataSize
+	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("engine: listen: %w", err)
@@ -107,9 +149,95 @@ func New(cfg Config) (*Client, error) {
 	if cfg.UploadRate > 0 {
 		c.upLim = rate.NewLimiter(rate.Limit(cfg.UploadRate), int(max(cfg.UploadRate/4, 256<<10)))
 	}
+	if cfg.DHT {
+		if err := c.startDHT(); err != nil {
+			cancel()
+			ln.Close()
+			return nil, err
+		}
+	}
+	if cfg.LSD {
+		c.startLSD()
+	}
 	c.wg.Add(1)
 	go c.acceptLoop()
 	return c, nil
+}
+
+// startDHT binds the DHT node next to the TCP port and bootstraps it in
+// the background.
+func (c *Client) startDHT() error {
+	listen := c.cfg.DHTListen
+	fallback := ""
+	if listen == "" {
+		host, _, err := net.SplitHostPort(c.cfg.ListenAddr)
+		if err != nil {
+			host = ""
+		}
+		listen = net.JoinHostPort(host, fmt.Sprint(c.port))
+		fallback = net.JoinHostPort(host, "0")
+	}
+	dcfg := dht.Config{
+		Listen:    listen,
+		StatePath: c.cfg.DHTStatePath,
+		Bootstrap: c.cfg.DHTBootstrap,
+		Logf:      c.cfg.Logf,
+	}
+	n, err := dht.New(dcfg)
+	if err != nil && fallback != "" {
+		c.logf("dht: %v; trying a free port", err)
+		dcfg.Listen = fallback
+		n, err = dht.New(dcfg)
+	}
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	c.dht = n
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := n.Bootstrap(c.ctx); err != nil && c.ctx.Err() == nil {
+			c.logf("%v", err)
+		}
+	}()
+	return nil
+}
+
+// startLSD starts local service discovery; a network without multicast
+// only costs a log line.
+func (c *Client) startLSD() {
+	s, err := lsd.New(lsd.Config{
+		Group:  c.cfg.LSDGroup,
+		Listen: c.cfg.LSDListen,
+		Port:   c.port,
+		OnPeer: c.lsdPeer,
+		Logf:   c.cfg.Logf,
+	})
+	if err != nil {
+		c.logf("lsd: %v", err)
+		return
+	}
+	c.lsd = s
+}
+
+// lsdPeer receives a peer announced on the local network.
+func (c *Client) lsdPeer(ih [20]byte, addr netip.AddrPort) {
+	if t, ok := c.Torrent(ih); ok && t.publicSources() {
+		t.post(func() { t.addCandidates([]netip.AddrPort{addr}) })
+	}
+}
+
+// DHT returns the client's DHT node, or nil if Config.DHT is off.
+func (c *Client) DHT() *dht.Node { return c.dht }
+
+// reserved are the extension bits we announce: fast (BEP 6), the
+// extension protocol (BEP 10) and, with a DHT node, DHT (BEP 5).
+func (c *Client) reserved() peer.Reserved {
+	r := ourReserved()
+	if c.dht != nil {
+		r.SetDHT()
+	}
+	return r
 }
 
 // Addr is the address the client listens on.
@@ -140,36 +268,78 @@ type TorrentOptions struct {
 }
 
 // AddTorrent adds a torrent with known metainfo and starts it. Adding a
-// torrent twice returns the existing one.
+// torrent twice returns the existing one; if that one came from a magnet
+// and still waits for its metadata, mi's info dictionary completes it.
 func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torrent, error) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, ErrClosed
+	if mi.Info == nil {
+		return nil, fmt.Errorf("engine: torrent %s has no info", mi.InfoHash)
 	}
-	if t, ok := c.torrents[mi.InfoHash]; ok {
-		c.mu.Unlock()
-		return t, nil
+	if t, ok, err := c.existing(mi.InfoHash); ok || err != nil {
+		if ok {
+			t.offerInfo(mi)
+		}
+		return t, err
 	}
-	c.mu.Unlock()
-
-	t, err := newTorrent(c, mi, opts)
-	if err != nil {
+	tiers := opts.Trackers
+	if tiers == nil {
+		tiers = mi.Trackers()
+	}
+	t := newTorrent(c, mi.InfoHash, nil, opts, tiers)
+	if err := t.openInfo(mi); err != nil {
+		t.close()
 		return nil, err
 	}
+	return c.insert(t, func(old *Torrent) { old.offerInfo(mi) })
+}
 
+// AddMagnet adds a torrent known only by its magnet link and starts it at
+// once: peers come from the magnet's trackers and x.pe peers, opts.Peers,
+// the DHT, PEX and LSD, and the info dictionary from those peers (BEP 9).
+// Until it arrives, Info is nil and InfoReady open. Adding a torrent twice
+// returns the existing one.
+func (c *Client) AddMagnet(m *metainfo.Magnet, opts TorrentOptions) (*Torrent, error) {
+	if m == nil || m.InfoHash.IsZero() {
+		return nil, errors.New("engine: magnet without an info-hash")
+	}
+	if t, ok, err := c.existing(m.InfoHash); ok || err != nil {
+		return t, err
+	}
+	tiers := opts.Trackers
+	if tiers == nil && len(m.Trackers) > 0 {
+		tiers = [][]string{append([]string(nil), m.Trackers...)}
+	}
+	return c.insert(newTorrent(c, m.InfoHash, m, opts, tiers), nil)
+}
+
+// existing returns the torrent already added for ih, or ErrClosed.
+func (c *Client) existing(ih metainfo.Hash) (*Torrent, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, false, ErrClosed
+	}
+	t, ok := c.torrents[ih]
+	return t, ok, nil
+}
+
+// insert registers and starts a new torrent, unless another was added for
+// the same hash meanwhile: then t is dropped and onOld gets the winner.
+func (c *Client) insert(t *Torrent, onOld func(*Torrent)) (*Torrent, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		t.close()
 		return nil, ErrClosed
 	}
-	if old, ok := c.torrents[mi.InfoHash]; ok {
+	if old, ok := c.torrents[t.infoHash]; ok {
 		c.mu.Unlock()
 		t.close()
+		if onOld != nil {
+			onOld(old)
+		}
 		return old, nil
 	}
-	c.torrents[mi.InfoHash] = t
+	c.torrents[t.infoHash] = t
 	c.mu.Unlock()
 	t.start()
 	return t, nil
@@ -232,6 +402,14 @@ func (c *Client) Close() error {
 	c.cancel()
 	err := c.ln.Close()
 	c.wg.Wait()
+	if c.lsd != nil {
+		c.lsd.Close()
+	}
+	if c.dht != nil {
+		if derr := c.dht.Close(); derr != nil {
+			c.logf("dht: %v", derr)
+		}
+	}
 	return err
 }
 

@@ -46,6 +46,7 @@ type conn struct {
 	incoming bool
 	fast     bool // both sides support BEP 6
 	ext      bool // both sides support BEP 10
+	dht      bool // both sides run a DHT node (BEP 5)
 	done     chan struct{}
 	ctx      context.Context // cancelled by close; for rate-limiter waits
 	cancel   context.CancelFunc
@@ -54,6 +55,10 @@ type conn struct {
 	// atomic counters, read by statistics from any goroutine
 	downloaded atomic.Int64 // piece payload bytes received
 	uploaded   atomic.Int64 // piece payload bytes sent
+	// maxMsg is the decoder's bound, raised by the loop once a magnet's
+	// piece count is known; the reader goroutine applies it between
+	// messages.
+	maxMsg atomic.Int64
 
 	// loop-owned
 	amChoking, amInterested     bool
@@ -67,9 +72,27 @@ type conn struct {
 	optimistic                  bool
 	unchokedAt                  time.Time
 	removed                     bool
+	cand                        *candidate     // the candidate this connection reached, if any
 	extIDs                      map[string]int // peer's extension message ids
 	bits                        []byte         // pieces the peer announced
 	numHave                     int            // set bits in bits (all, after HaveAll)
+	gotPort                     bool           // a PORT message was handled
+
+	// loop-owned, before the info is known: what the peer announced, kept
+	// raw and applied once the piece count is known (torrent_meta.go)
+	preHaveAll bool
+	preHaves   []byte // bitset of Have indices, bounded by maxPreInfoHaveBytes
+
+	// loop-owned: metadata exchange (torrent_meta.go)
+	metaOut       int       // our ut_metadata requests in flight to this peer
+	metaSkipUntil time.Time // rejected or timed out: ask others first
+	metaServed    int       // ut_metadata pieces served to this peer
+	metaBad       int       // malformed ut_metadata messages received
+
+	// loop-owned: peer exchange (torrent_pex.go)
+	pexNext     time.Time                   // when we may send the next ut_pex
+	pexSent     map[netip.AddrPort]struct{} // peers this peer has been told of
+	pexLastRecv time.Time
 
 	// writer state
 	wmu      sync.Mutex // guards the fields below; never held across I/O
@@ -97,6 +120,7 @@ func newConn(t *Torrent, nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pee
 		incoming:    incoming,
 		fast:        rsv.Fast() && ours.Fast(),
 		ext:         rsv.Extended() && ours.Extended(),
+		dht:         rsv.DHT() && t.client.dht != nil,
 		done:        make(chan struct{}),
 		started:     time.Now(),
 		amChoking:   true,
@@ -109,8 +133,9 @@ func newConn(t *Torrent, nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pee
 
 // start launches the reader and writer goroutines.
 func (c *conn) start(maxMsg int) {
+	c.maxMsg.Store(int64(maxMsg))
 	c.wg.Add(2)
-	go c.readLoop(maxMsg)
+	go c.readLoop()
 	go c.writeLoop()
 }
 
@@ -180,12 +205,15 @@ func (c *conn) dropUploads() {
 	c.poke()
 }
 
-func (c *conn) readLoop(maxMsg int) {
+func (c *conn) readLoop() {
 	defer c.wg.Done()
 	t := c.t
-	dec := peer.NewDecoder(c.nc, maxMsg)
+	dec := peer.NewDecoder(c.nc, int(c.maxMsg.Load()))
 	var m peer.Message
 	for {
+		if n := int(c.maxMsg.Load()); n != dec.MaxLength() {
+			dec.SetMaxLength(n)
+		}
 		c.nc.SetReadDeadline(time.Now().Add(idleTimeout))
 		if err := dec.Decode(&m); err != nil {
 			c.close(err)

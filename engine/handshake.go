@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"syscall"
@@ -19,8 +21,8 @@ const (
 	handshakeTimeout = 10 * time.Second
 )
 
-// ourReserved are the extension bits we announce: fast (BEP 6) and the
-// extension protocol (BEP 10).
+// ourReserved are the extension bits every client announces: fast (BEP 6)
+// and the extension protocol (BEP 10). Client.reserved adds DHT.
 func ourReserved() peer.Reserved {
 	var r peer.Reserved
 	r.SetFast()
@@ -33,7 +35,19 @@ func ourReserved() peer.Reserved {
 func (c *Client) handleIncoming(nc net.Conn) {
 	addr := remoteAddr(nc)
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
-	rsv, ih, err := peer.ReadHandshakeHead(nc)
+	// Check the protocol string before waiting for the rest of the head,
+	// so a stray client (or an HTTP request) is dropped at once.
+	// The length byte alone tells most strangers apart.
+	var pstr [1 + len(peer.Protocol)]byte
+	if _, err := io.ReadFull(nc, pstr[:1]); err != nil || pstr[0] != byte(len(peer.Protocol)) {
+		nc.Close()
+		return
+	}
+	if _, err := io.ReadFull(nc, pstr[1:]); err != nil || string(pstr[1:]) != peer.Protocol {
+		nc.Close()
+		return
+	}
+	rsv, ih, err := peer.ReadHandshakeHead(io.MultiReader(bytes.NewReader(pstr[:]), nc))
 	if err != nil {
 		nc.Close()
 		return
@@ -43,7 +57,7 @@ func (c *Client) handleIncoming(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if err := peer.WriteHandshake(nc, peer.Handshake{Reserved: ourReserved(), InfoHash: ih, PeerID: c.peerID}); err != nil {
+	if err := peer.WriteHandshake(nc, peer.Handshake{Reserved: c.reserved(), InfoHash: ih, PeerID: c.peerID}); err != nil {
 		nc.Close()
 		return
 	}
@@ -71,7 +85,7 @@ func (t *Torrent) dial(ctx context.Context, addr netip.AddrPort) (net.Conn, [20]
 		return nil, [20]byte{}, peer.Reserved{}, err
 	}
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
-	err = peer.WriteHandshake(nc, peer.Handshake{Reserved: ourReserved(), InfoHash: t.infoHash, PeerID: c.peerID})
+	err = peer.WriteHandshake(nc, peer.Handshake{Reserved: c.reserved(), InfoHash: t.infoHash, PeerID: c.peerID})
 	if err != nil {
 		nc.Close()
 		return nil, [20]byte{}, peer.Reserved{}, err

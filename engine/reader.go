@@ -47,8 +47,12 @@ type readerOp struct {
 }
 
 // NewReader opens file i for reading. media asks the picker for the head and
-// tail of the file at once, where containers keep their indexes.
+// tail of the file at once, where containers keep their indexes. Before a
+// magnet's info is known it returns an error wrapping ErrNoInfo.
 func (t *Torrent) NewReader(i int, media bool) (*Reader, error) {
+	if !t.hasInfo.Load() {
+		return nil, fmt.Errorf("engine: %s: %w", t.name(), ErrNoInfo)
+	}
 	if i < 0 || i >= len(t.info.Files) {
 		return nil, fmt.Errorf("engine: no file %d in %q", i, t.name())
 	}
@@ -179,6 +183,9 @@ func (t *Torrent) applyReaderOps() {
 			}
 		}
 	}
+	if t.picker == nil {
+		return
+	}
 	for c := range t.conns {
 		t.updateInterest(c)
 	}
@@ -189,6 +196,9 @@ func (t *Torrent) applyReaderOps() {
 // syncPins mirrors the picker's pinned pieces into the store, so the cache
 // never evicts what a reader is about to use.
 func (t *Torrent) syncPins() {
+	if t.picker == nil {
+		return
+	}
 	pinner, ok := t.store.(storage.Pinner)
 	if !ok {
 		return

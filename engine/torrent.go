@@ -18,28 +18,45 @@ import (
 
 // Torrent is one torrent in a Client. Its methods are safe for concurrent
 // use; its mutable state belongs to its loop goroutine (see the package doc).
+//
+// A torrent added from a magnet starts without its info dictionary: Info
+// and MetaInfo are nil and InfoReady open until the metadata has arrived
+// from peers and been checked against the info-hash.
 type Torrent struct {
 	// read-only after construction
-	client   *Client
-	infoHash metainfo.Hash
-	mi       *metainfo.MetaInfo
-	opts     TorrentOptions
-	info     *metainfo.Info
-	store    storage.Torrent
-	events   chan func()
-	done     chan struct{} // closed when the torrent stops
-	ctx      context.Context
-	cancel   context.CancelFunc
-	closing  sync.Once
-	wg       sync.WaitGroup // loop, announcer, dials, hashing
-	complete chan struct{}  // closed when every piece is verified
+	client    *Client
+	infoHash  metainfo.Hash
+	magnet    *metainfo.Magnet // nil when added from a .torrent
+	tiers     [][]string       // trackers, for the announcer and MetaInfo
+	opts      TorrentOptions
+	events    chan func()
+	done      chan struct{} // closed when the torrent stops
+	ctx       context.Context
+	cancel    context.CancelFunc
+	closing   sync.Once
+	wg        sync.WaitGroup // loop, announcers, dials, hashing, metadata checks
+	complete  chan struct{}  // closed when every piece is verified
+	infoReady chan struct{}  // closed once the info fields below are set
+	dhtCtx    context.Context
+	dhtStop   context.CancelFunc // ends DHT announcing (private torrent)
+
+	// The info fields are set once, before hasInfo is stored and infoReady
+	// closed: at construction for a .torrent, by the loop for a magnet. The
+	// loop reads them freely; any other goroutine only after it has seen
+	// hasInfo true (which orders the writes before its reads).
+	mi        *metainfo.MetaInfo
+	info      *metainfo.Info
+	store     storage.Torrent
+	haveBits  []atomic.Uint64
+	infoBytes []byte // the info dictionary, served to peers (BEP 9)
+	hasInfo   atomic.Bool
 
 	// published by the loop, read by anyone
-	haveBits   []atomic.Uint64
 	numHave    atomic.Int64
 	bytesHave  atomic.Int64
 	downloaded atomic.Int64 // piece payload received, good or not
 	uploaded   atomic.Int64
+	numConns   atomic.Int32 // established connections, for the DHT announcer
 
 	wakeMu sync.Mutex // guards wakeCh
 	wakeCh chan struct{}
@@ -55,7 +72,7 @@ type Torrent struct {
 	stats   Stats
 
 	// loop-owned
-	picker     *picker.Picker
+	picker     *picker.Picker // nil until the info is known
 	conns      map[*conn]struct{}
 	byID       map[picker.PeerID]*conn
 	nextPeerID picker.PeerID
@@ -71,12 +88,16 @@ type Torrent struct {
 	lastOptim  time.Time
 	hashing    int
 	isComplete bool
+	meta       metaState // magnet metadata download (torrent_meta.go)
 }
 
 // Stats is a snapshot of a torrent's progress, refreshed every second.
+// Until a magnet's metadata arrives only the name, hash and peer counts are
+// filled in.
 type Stats struct {
 	Name           string
 	InfoHash       metainfo.Hash
+	HasInfo        bool // the info dictionary is known
 	Pieces         int
 	PiecesHave     int
 	TotalLength    int64
@@ -91,33 +112,29 @@ type Stats struct {
 	Complete       bool
 }
 
-func newTorrent(c *Client, mi *metainfo.MetaInfo, opts TorrentOptions) (*Torrent, error) {
-	if mi.Info == nil {
-		return nil, fmt.Errorf("engine: torrent %s has no info", mi.InfoHash)
-	}
-	prov := opts.Storage
-	if prov == nil {
-		prov = c.cfg.Storage
-	}
-	info := mi.Info
-	store, have, err := prov.Open(mi.InfoHash, info)
-	if err != nil {
-		return nil, fmt.Errorf("engine: open storage for %q: %w", info.Name, err)
-	}
+// unknownLeft is what trackers are told is left to download before the
+// size is known: anything positive, so they do not take us for a seed.
+const unknownLeft = 1 << 30
+
+// newTorrent builds a torrent without info; openInfo or the metadata
+// download sets it.
+func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentOptions, tiers [][]string) *Torrent {
 	ctx, cancel := context.WithCancel(c.ctx)
+	dctx, dcancel := context.WithCancel(ctx)
 	t := &Torrent{
 		client:     c,
-		infoHash:   mi.InfoHash,
-		mi:         mi,
+		infoHash:   ih,
+		magnet:     mag,
+		tiers:      tiers,
 		opts:       opts,
-		info:       info,
-		store:      store,
 		events:     make(chan func(), 1024),
 		done:       make(chan struct{}),
 		ctx:        ctx,
 		cancel:     cancel,
+		dhtCtx:     dctx,
+		dhtStop:    dcancel,
 		complete:   make(chan struct{}),
-		haveBits:   make([]atomic.Uint64, (info.NumPieces()+63)/64),
+		infoReady:  make(chan struct{}),
 		wakeCh:     make(chan struct{}),
 		banned:     make(map[netip.Addr]bool),
 		readerPoke: make(chan struct{}, 1),
@@ -130,8 +147,54 @@ func newTorrent(c *Client, mi *metainfo.MetaInfo, opts TorrentOptions) (*Torrent
 		readers:    make(map[*Reader]picker.ReaderID),
 		pinned:     make(map[int]bool),
 	}
+	if !c.cfg.NoTrackers && len(tiers) > 0 && !(len(tiers) == 1 && len(tiers[0]) == 0) {
+		t.announcer = tracker.NewAnnouncer(tracker.AnnouncerConfig{
+			Tiers:    tiers,
+			InfoHash: ih,
+			PeerID:   c.peerID,
+			Port:     c.port,
+			Stats: func() (int64, int64, int64) {
+				left := int64(unknownLeft)
+				if t.hasInfo.Load() {
+					left = t.info.TotalLength - t.bytesHave.Load()
+				}
+				return t.uploaded.Load(), t.downloaded.Load(), left
+			},
+			OnPeers: func(peers []netip.AddrPort) { t.post(func() { t.addCandidates(peers) }) },
+			Logf:    func(f string, a ...any) { c.logf("%s: tracker: "+f, append([]any{t.name()}, a...)...) },
+		})
+	}
+	t.refreshStats(time.Now())
+	return t
+}
+
+// openInfo opens storage for a torrent added with its info (the caller
+// waits: storage may check files) and sets the info before the loop starts.
+func (t *Torrent) openInfo(mi *metainfo.MetaInfo) error {
+	store, have, err := t.provider().Open(mi.InfoHash, mi.Info)
+	if err != nil {
+		return fmt.Errorf("engine: open storage for %q: %w", mi.Info.Name, err)
+	}
+	t.setInfo(mi, store, have)
+	t.refreshStats(time.Now())
+	return nil
+}
+
+func (t *Torrent) provider() storage.Provider {
+	if t.opts.Storage != nil {
+		return t.opts.Storage
+	}
+	return t.client.cfg.Storage
+}
+
+// setInfo installs the info, the store and the pieces it holds, then
+// publishes them. Before start, or on the loop.
+func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []int) {
+	info := mi.Info
+	t.mi, t.info, t.store, t.infoBytes = mi, info, store, mi.InfoBytes
+	t.haveBits = make([]atomic.Uint64, (info.NumPieces()+63)/64)
 	policy := picker.OnlyWanted
-	if opts.DownloadAll {
+	if t.opts.DownloadAll {
 		policy = picker.All
 	}
 	t.picker = picker.New(picker.Config{
@@ -142,7 +205,9 @@ func newTorrent(c *Client, mi *metainfo.MetaInfo, opts TorrentOptions) (*Torrent
 		Background:  policy,
 	})
 	for _, p := range have {
-		t.markHave(p)
+		if p >= 0 && p < info.NumPieces() {
+			t.markHave(p)
+		}
 	}
 	if int(t.numHave.Load()) == info.NumPieces() {
 		// Complete from the start (seeding): no "completed" announce.
@@ -152,29 +217,19 @@ func newTorrent(c *Client, mi *metainfo.MetaInfo, opts TorrentOptions) (*Torrent
 	if ev, ok := store.(storage.Evicter); ok {
 		ev.OnEvict(t.evicted)
 	}
-	tiers := opts.Trackers
-	if tiers == nil {
-		tiers = mi.Trackers()
+	t.hasInfo.Store(true)
+	close(t.infoReady)
+	if info.Private {
+		t.dhtStop()
+		if l := t.client.lsd; l != nil {
+			l.Remove(t.infoHash)
+		}
 	}
-	if !c.cfg.NoTrackers && len(tiers) > 0 && !(len(tiers) == 1 && len(tiers[0]) == 0) {
-		t.announcer = tracker.NewAnnouncer(tracker.AnnouncerConfig{
-			Tiers:    tiers,
-			InfoHash: mi.InfoHash,
-			PeerID:   c.peerID,
-			Port:     c.port,
-			Stats: func() (int64, int64, int64) {
-				return t.uploaded.Load(), t.downloaded.Load(), info.TotalLength - t.bytesHave.Load()
-			},
-			OnPeers: func(peers []netip.AddrPort) { t.post(func() { t.addCandidates(peers) }) },
-			Logf:    func(f string, a ...any) { c.logf("%s: tracker: "+f, append([]any{info.Name}, a...)...) },
-		})
-	}
-	t.refreshStats(time.Now())
-	return t, nil
 }
 
-// start launches the loop and the announcer.
+// start launches the loop, the announcers and local discovery.
 func (t *Torrent) start() {
+	c := t.client
 	t.wg.Add(1)
 	go t.run()
 	if t.announcer != nil {
@@ -184,8 +239,24 @@ func (t *Torrent) start() {
 			t.announcer.Run(t.ctx)
 		}()
 	}
-	if len(t.opts.Peers) > 0 {
-		peers := t.opts.Peers
+	if c.dht != nil && t.publicSources() {
+		t.wg.Add(1)
+		go t.dhtLoop()
+	}
+	if c.lsd != nil && t.publicSources() {
+		c.lsd.Add(t.infoHash)
+	}
+	peers := append([]netip.AddrPort(nil), t.opts.Peers...)
+	if t.magnet != nil {
+		for _, p := range t.magnet.Peers {
+			if ap, err := netip.ParseAddrPort(p); err == nil {
+				peers = append(peers, ap)
+			} else {
+				c.logf("%s: ignoring x.pe peer %q: not ip:port", t.name(), p)
+			}
+		}
+	}
+	if len(peers) > 0 {
 		t.post(func() { t.addCandidates(peers) })
 	}
 }
@@ -197,7 +268,19 @@ func (t *Torrent) close() {
 		close(t.done)
 	})
 	t.wg.Wait()
-	t.store.Close()
+	if l := t.client.lsd; l != nil {
+		l.Remove(t.infoHash)
+	}
+	if t.store != nil {
+		t.store.Close()
+	}
+}
+
+// publicSources reports whether the DHT, PEX and LSD may be used: not for a
+// private torrent (BEP 27). A magnet's privacy is unknown until its info
+// arrives; until then it may use them.
+func (t *Torrent) publicSources() bool {
+	return !t.hasInfo.Load() || !t.info.Private
 }
 
 // post runs f on the loop; false if the torrent has stopped.
@@ -232,23 +315,50 @@ func (t *Torrent) handOver(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv p
 // InfoHash identifies the torrent.
 func (t *Torrent) InfoHash() metainfo.Hash { return t.infoHash }
 
-// Name is the torrent's folder name.
-func (t *Torrent) Name() string { return t.info.Name }
+// Name is the torrent's folder name: the info's name, else the magnet's
+// display name (untrusted: sanitise it before using it as a file name),
+// else the info-hash in hex.
+func (t *Torrent) Name() string {
+	if t.hasInfo.Load() {
+		return t.info.Name
+	}
+	if t.magnet != nil && t.magnet.DisplayName != "" {
+		return t.magnet.DisplayName
+	}
+	return t.infoHash.String()
+}
 
-func (t *Torrent) name() string { return t.info.Name }
+func (t *Torrent) name() string { return t.Name() }
 
-// Info is the torrent's info dictionary.
-func (t *Torrent) Info() *metainfo.Info { return t.info }
+// Info is the torrent's info dictionary, or nil until a magnet's metadata
+// has arrived. Once non-nil it never changes.
+func (t *Torrent) Info() *metainfo.Info {
+	if !t.hasInfo.Load() {
+		return nil
+	}
+	return t.info
+}
 
-// MetaInfo is the torrent's metainfo.
-func (t *Torrent) MetaInfo() *metainfo.MetaInfo { return t.mi }
+// InfoReady is closed when Info becomes non-nil; it is closed from the
+// start for a torrent added with its info.
+func (t *Torrent) InfoReady() <-chan struct{} { return t.infoReady }
+
+// MetaInfo is the torrent's metainfo, or nil until the info is known. For a
+// magnet it carries the fetched InfoBytes and the magnet's trackers, so the
+// caller can save it as a .torrent.
+func (t *Torrent) MetaInfo() *metainfo.MetaInfo {
+	if !t.hasInfo.Load() {
+		return nil
+	}
+	return t.mi
+}
 
 // Complete is closed once every piece is verified and stored.
 func (t *Torrent) Complete() <-chan struct{} { return t.complete }
 
 // HavePiece reports whether a piece is verified and stored.
 func (t *Torrent) HavePiece(i int) bool {
-	if i < 0 || i >= t.info.NumPieces() {
+	if !t.hasInfo.Load() || i < 0 || i >= t.info.NumPieces() {
 		return false
 	}
 	return t.haveBits[i/64].Load()&(1<<(uint(i)%64)) != 0
@@ -274,8 +384,12 @@ func (t *Torrent) AddPeers(peers []netip.AddrPort) {
 	t.post(func() { t.addCandidates(peers) })
 }
 
-// FileBytesCompleted counts the verified bytes of file i.
+// FileBytesCompleted counts the verified bytes of file i (0 until the info
+// is known, or for an index out of range).
 func (t *Torrent) FileBytesCompleted(i int) int64 {
+	if !t.hasInfo.Load() || i < 0 || i >= len(t.info.Files) {
+		return 0
+	}
 	f := t.info.Files[i]
 	if f.Length == 0 {
 		return 0

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -57,20 +58,25 @@ func (t *Torrent) tick(now time.Time) {
 		want := int(c.down.value/float64(peer.BlockSize)) + 16
 		c.pipeline = max(64, min(want, c.peerReqq, ourReqq))
 	}
-	t.picker.SetRate(t.downRate())
-	for _, pr := range t.picker.Timeouts(now) {
-		if c := t.byID[pr.Peer]; c != nil {
-			c.send(peer.Message{Type: peer.Cancel, Index: uint32(pr.Piece), Begin: pr.Begin, Length: pr.Length})
+	if t.picker != nil {
+		t.picker.SetRate(t.downRate())
+		for _, pr := range t.picker.Timeouts(now) {
+			if c := t.byID[pr.Peer]; c != nil {
+				c.send(peer.Message{Type: peer.Cancel, Index: uint32(pr.Piece), Begin: pr.Begin, Length: pr.Length})
+			}
 		}
+		if now.Sub(t.lastChoke) >= chokeInterval {
+			t.rechoke(now)
+		}
+		for c := range t.conns {
+			t.updateInterest(c)
+			t.fill(c, now)
+		}
+		t.syncPins()
+	} else {
+		t.metaTick(now)
 	}
-	if now.Sub(t.lastChoke) >= chokeInterval {
-		t.rechoke(now)
-	}
-	for c := range t.conns {
-		t.updateInterest(c)
-		t.fill(c, now)
-	}
-	t.syncPins()
+	t.pexTick(now)
 	t.connectMore(now)
 	t.refreshStats(now)
 }
@@ -85,13 +91,16 @@ func (t *Torrent) downRate() float64 {
 
 func (t *Torrent) refreshStats(now time.Time) {
 	s := Stats{
-		Name:        t.info.Name,
-		InfoHash:    t.infoHash,
-		Pieces:      t.info.NumPieces(),
-		TotalLength: t.info.TotalLength,
-		Peers:       len(t.conns),
-		KnownPeers:  len(t.candidates),
-		Complete:    t.isComplete,
+		Name:       t.name(),
+		InfoHash:   t.infoHash,
+		Peers:      len(t.conns),
+		KnownPeers: len(t.candidates),
+		Complete:   t.isComplete,
+	}
+	if t.picker != nil {
+		s.HasInfo = true
+		s.Pieces = t.info.NumPieces()
+		s.TotalLength = t.info.TotalLength
 	}
 	for c := range t.conns {
 		s.DownloadRate += c.down.value
@@ -111,50 +120,122 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 		nc.Close()
 		return
 	}
-	for c := range t.conns {
-		if c.peerID == pid {
-			nc.Close() // already connected to this peer
+	cand := t.candidates[addr]
+	var inherit *candidate // the candidate of a duplicate this one replaces
+	for o := range t.conns {
+		if o.peerID != pid {
+			continue
+		}
+		// Already connected to this peer. When both sides dialled at once,
+		// both must keep the same connection: the one opened by the side
+		// with the lower peer ID.
+		ours := bytes.Compare(t.client.peerID[:], pid[:]) < 0
+		if o.incoming == incoming || !o.incoming == ours {
+			nc.Close()
+			if cand != nil && !incoming {
+				if o.cand == nil && o.addr.Addr() == addr.Addr() {
+					o.cand, cand.connected = cand, true
+				} else {
+					cand.nextTry = time.Now().Add(duplicateBackoff)
+				}
+			}
 			return
 		}
+		inherit, o.cand = o.cand, nil
+		o.close(errDuplicate)
+		t.removeConn(o)
+		break
 	}
 	t.nextPeerID++
 	c := newConn(t, nc, addr, pid, rsv, incoming, t.nextPeerID)
 	t.conns[c] = struct{}{}
 	t.byID[c.id] = c
-	t.picker.AddPeer(c.id)
-	if cand := t.candidates[addr]; cand != nil && !incoming {
+	t.numConns.Store(int32(len(t.conns)))
+	if t.picker != nil {
+		t.picker.AddPeer(c.id)
+	}
+	if cand != nil && !incoming {
+		c.cand = cand
 		cand.connected = true
 		cand.failures = 0
+		cand.lastConnected = time.Now()
+	} else if inherit != nil && t.candidates[inherit.addr] == inherit {
+		c.cand = inherit
+		inherit.connected = true
 	}
-	maxMsg := max(peer.DefaultMaxMessageLength, (t.info.NumPieces()+7)/8+16)
-	c.start(maxMsg)
+	c.start(t.maxMessage())
 	t.sendIntro(c)
 }
 
-// sendIntro sends what we have and the extension handshake.
+// duplicateBackoff is how long a candidate that turned out to be a peer we
+// are already connected to (under another address) is left alone.
+const duplicateBackoff = 10 * time.Minute
+
+// maxMessage bounds a message from a peer: room for a block, or for the
+// bitfield of the torrent (before the info is known, of the largest torrent
+// whose info dictionary we would accept).
+func (t *Torrent) maxMessage() int {
+	n := t.client.cfg.MaxMetadataSize / 20 // a piece costs 20 bytes of info
+	if t.picker != nil {
+		n = t.info.NumPieces()
+	}
+	return max(peer.DefaultMaxMessageLength, (n+7)/8+16)
+}
+
+// sendIntro sends what we have, the extension handshake and our DHT port.
 func (t *Torrent) sendIntro(c *conn) {
-	n := t.numHave.Load()
-	switch {
-	case c.fast && n == int64(t.info.NumPieces()):
-		c.send(peer.Message{Type: peer.HaveAll})
-	case c.fast && n == 0:
-		c.send(peer.Message{Type: peer.HaveNone})
-	case n > 0:
-		c.send(peer.Message{Type: peer.Bitfield, Bitfield: t.bitfield()})
+	if t.picker == nil {
+		// No info yet: we have nothing. Without the fast extension,
+		// saying nothing says that.
+		if c.fast {
+			c.send(peer.Message{Type: peer.HaveNone})
+		}
+	} else {
+		n := t.numHave.Load()
+		switch {
+		case c.fast && n == int64(t.info.NumPieces()):
+			c.send(peer.Message{Type: peer.HaveAll})
+		case c.fast && n == 0:
+			c.send(peer.Message{Type: peer.HaveNone})
+		case n > 0:
+			c.send(peer.Message{Type: peer.Bitfield, Bitfield: t.bitfield()})
+		}
 	}
 	if c.ext {
-		h := peer.ExtendedHandshake{
-			M:    map[string]int{},
-			V:    "swarmfs " + Version,
-			Reqq: ourReqq,
-			Port: int(t.client.port),
-		}
-		if ip := c.addr.Addr(); ip.IsValid() {
-			h.YourIP = string(ip.AsSlice())
-		}
-		if b, err := h.Marshal(); err == nil {
-			c.send(peer.Message{Type: peer.Extended, ExtendedID: peer.ExtHandshakeID, Payload: b})
-		}
+		t.sendExtHandshake(c)
+	}
+	if c.dht {
+		c.send(peer.Message{Type: peer.Port, Port: t.client.dht.Addr().Port()})
+	}
+}
+
+// Our extended message ids: what peers send ut_pex and ut_metadata
+// messages to us under (libtorrent uses the same).
+const (
+	extPexID      = 1
+	extMetadataID = 2
+)
+
+// sendExtHandshake sends the BEP 10 handshake: the extensions we speak and,
+// once known, the size of the info dictionary. It is sent again when a
+// magnet's info arrives.
+func (t *Torrent) sendExtHandshake(c *conn) {
+	m := map[string]int{peer.ExtMetadata: extMetadataID, peer.ExtPex: extPexID}
+	if !t.pexAllowed() {
+		m[peer.ExtPex] = 0
+	}
+	h := peer.ExtendedHandshake{
+		M:            m,
+		V:            "swarmfs " + Version,
+		Reqq:         ourReqq,
+		Port:         int(t.client.port),
+		MetadataSize: len(t.infoBytes),
+	}
+	if ip := c.addr.Addr(); ip.IsValid() {
+		h.YourIP = string(ip.AsSlice())
+	}
+	if b, err := h.Marshal(); err == nil {
+		c.send(peer.Message{Type: peer.Extended, ExtendedID: peer.ExtHandshakeID, Payload: b})
 	}
 }
 
@@ -179,14 +260,22 @@ func (t *Torrent) removeConn(c *conn) {
 	c.close(nil)
 	delete(t.conns, c)
 	delete(t.byID, c.id)
-	t.picker.RemovePeer(c.id)
-	if cand := t.candidates[c.addr]; cand != nil && !c.incoming {
+	t.numConns.Store(int32(len(t.conns)))
+	if t.picker != nil {
+		t.picker.RemovePeer(c.id)
+	} else {
+		t.metaConnGone(c)
+	}
+	if cand := c.cand; cand != nil && t.candidates[cand.addr] == cand {
+		now := time.Now()
 		cand.connected = false
-		cand.lastSeen = time.Now()
-		if time.Since(c.started) < 30*time.Second {
-			cand.failures++ // a peer that drops us at once is worth less
+		cand.lastSeen = now
+		if !c.incoming {
+			if now.Sub(c.started) < 30*time.Second {
+				cand.failures++ // a peer that drops us at once is worth less
+			}
+			cand.nextTry = now.Add(backoff(cand.failures))
 		}
-		cand.nextTry = time.Now().Add(backoff(cand.failures))
 	}
 	c.dropUploads()
 	// The reader goroutine ends on its own now that the socket is closed;
@@ -216,6 +305,10 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 	first := !c.gotFirst
 	if m.Type != peer.Extended {
 		c.gotFirst = true
+	}
+	if t.picker == nil {
+		t.onMessageNoInfo(c, m, first)
+		return
 	}
 	n := t.info.NumPieces()
 	now := time.Now()
@@ -287,8 +380,10 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 			t.picker.PeerAllowedFast(c.id, int(m.Index))
 			t.fill(c, now)
 		}
-	case peer.Suggest, peer.Port:
-		// Hints we do not act on yet.
+	case peer.Suggest:
+		// A hint we do not act on.
+	case peer.Port:
+		t.onPort(c, m.Port)
 	case peer.Extended:
 		t.onExtended(c, m)
 	}
@@ -298,23 +393,125 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 	}
 }
 
+// onMessageNoInfo handles a message before the info is known: what the
+// peer has is kept raw until the piece count is known (applyPreInfo);
+// requests are refused, as we have nothing.
+func (t *Torrent) onMessageNoInfo(c *conn, m *peer.Message, first bool) {
+	switch m.Type {
+	case peer.Choke:
+		c.peerChoking = true
+	case peer.Unchoke:
+		c.peerChoking = false
+	case peer.Interested:
+		c.peerInterested = true
+	case peer.NotInterested:
+		c.peerInterested = false
+	case peer.Have:
+		if !t.notePreInfoHave(c, int(m.Index)) {
+			t.violation(c, "have %d: more pieces than any info we would accept", m.Index)
+		}
+	case peer.Bitfield:
+		if !first {
+			t.violation(c, "bitfield after the first message")
+			return
+		}
+		c.bits = m.Bitfield // bounded by the decoder; checked once the info is known
+	case peer.HaveAll, peer.HaveNone:
+		if !c.fast || !first {
+			t.violation(c, "%v not allowed here", m.Type)
+			return
+		}
+		c.preHaveAll = m.Type == peer.HaveAll
+	case peer.Request:
+		if c.fast {
+			c.send(peer.Message{Type: peer.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
+		}
+	case peer.Piece:
+		putBlockBuf(m.Block) // we asked for nothing
+	case peer.Reject:
+		if !c.fast {
+			t.violation(c, "reject without the fast extension")
+		}
+	case peer.Port:
+		t.onPort(c, m.Port)
+	case peer.Extended:
+		t.onExtended(c, m)
+	}
+}
+
+// onPort learns a peer's DHT node from its PORT message (once per
+// connection: the node is pinged, not trusted).
+func (t *Torrent) onPort(c *conn, port uint16) {
+	d := t.client.dht
+	if d == nil || c.gotPort || port == 0 {
+		return
+	}
+	c.gotPort = true
+	d.AddNode(netip.AddrPortFrom(c.addr.Addr(), port))
+}
+
 func (t *Torrent) onExtended(c *conn, m *peer.Message) {
 	if !c.ext {
 		t.violation(c, "extended message without BEP 10")
 		return
 	}
-	if m.ExtendedID != peer.ExtHandshakeID {
-		return // extensions we did not announce
+	switch m.ExtendedID {
+	case peer.ExtHandshakeID:
+		t.onExtHandshake(c, m.Payload)
+	case extMetadataID:
+		t.onMetadataMessage(c, m.Payload)
+	case extPexID:
+		t.onPex(c, m.Payload)
+	default:
+		// Extensions we did not announce.
 	}
-	h, err := peer.ParseExtendedHandshake(m.Payload)
+}
+
+// onExtHandshake takes in a peer's BEP 10 handshake. A peer may send it
+// again: a later "m" lists changes (id 0 disables), other fields replace.
+func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
+	h, err := peer.ParseExtendedHandshake(payload)
 	if err != nil {
 		t.violation(c, "extension handshake: %v", err)
 		return
 	}
+	if c.extIDs == nil {
+		c.extIDs = make(map[string]int, len(h.M))
+	}
+	for name, id := range h.M {
+		_, known := c.extIDs[name]
+		switch {
+		case id == 0:
+			delete(c.extIDs, name)
+		case known || len(c.extIDs) < peer.MaxExtensions:
+			c.extIDs[name] = id
+		}
+	}
+	if c.peerExt != nil {
+		// Keep what an earlier handshake said and this one left out.
+		if h.Port == 0 {
+			h.Port = c.peerExt.Port
+		}
+		if h.MetadataSize == 0 {
+			h.MetadataSize = c.peerExt.MetadataSize
+		}
+	}
 	c.peerExt = h
-	c.extIDs = h.M
 	if h.Reqq > 0 {
 		c.peerReqq = min(h.Reqq, ourReqq)
+	}
+	if c.incoming && h.Port > 0 && c.cand == nil {
+		// Its listening address: the candidate we would dial is this peer.
+		if cand := t.candidates[netip.AddrPortFrom(c.addr.Addr(), uint16(h.Port))]; cand != nil && !cand.connected {
+			c.cand = cand
+			cand.connected = true
+		}
+	}
+	if c.extIDs[peer.ExtPex] > 0 && c.pexNext.IsZero() {
+		c.pexNext = time.Now().Add(pexFirstDelay)
+	}
+	if t.picker == nil {
+		t.requestMetadata(time.Now())
 	}
 }
 
@@ -342,6 +539,9 @@ func (t *Torrent) onRequest(c *conn, m *peer.Message) {
 
 // updateInterest tells the peer whether we want something it has.
 func (t *Torrent) updateInterest(c *conn) {
+	if t.picker == nil {
+		return
+	}
 	want := t.picker.Interesting(c.id)
 	if want != c.amInterested {
 		c.amInterested = want
@@ -355,7 +555,7 @@ func (t *Torrent) updateInterest(c *conn) {
 
 // fill tops up c's request pipeline.
 func (t *Torrent) fill(c *conn, now time.Time) {
-	if c.removed {
+	if c.removed || t.picker == nil {
 		return
 	}
 	if t.hashing >= maxHashBacklog {
@@ -378,6 +578,9 @@ func (t *Torrent) fill(c *conn, now time.Time) {
 }
 
 func (t *Torrent) fillAll() {
+	if t.picker == nil {
+		return
+	}
 	now := time.Now()
 	for c := range t.conns {
 		t.fill(c, now)
@@ -385,7 +588,7 @@ func (t *Torrent) fillAll() {
 }
 
 func (t *Torrent) peerIsSeed(c *conn) bool {
-	return c.numHave >= t.info.NumPieces()
+	return t.picker != nil && c.numHave >= t.info.NumPieces()
 }
 
 // notePeerHas records a piece the peer announced, for seed detection.
@@ -401,5 +604,6 @@ func (t *Torrent) notePeerHas(c *conn, i int) {
 
 var (
 	errBanned      = errors.New("banned")
+	errDuplicate   = errors.New("duplicate connection")
 	errBothSeeding = errors.New("both seeding")
 )

@@ -1,21 +1,25 @@
 package engine
 
 import (
+	"errors"
 	"net/netip"
 	"runtime"
 	"sort"
 	"time"
 )
 
-// candidate is a peer address we may dial. Loop-owned.
+// candidate is a peer address we may dial, from any source (trackers, the
+// DHT, PEX, LSD, the magnet, the caller): one entry per address, whoever
+// reported it. Loop-owned.
 type candidate struct {
-	addr      netip.AddrPort
-	added     time.Time
-	lastSeen  time.Time // last time a connection to it ended or it was reported
-	nextTry   time.Time
-	failures  int
-	dialing   bool
-	connected bool
+	addr          netip.AddrPort
+	added         time.Time
+	lastSeen      time.Time // last time a connection to it ended or it was reported
+	lastConnected time.Time // last successful handshake with it; zero if never
+	nextTry       time.Time
+	failures      int
+	dialing       bool
+	connected     bool // a connection to it is open (ours, or its own once it told its port)
 }
 
 // maxCandidates bounds the addresses kept per torrent: trackers, DHT and PEX
@@ -23,6 +27,9 @@ type candidate struct {
 const maxCandidates = 2000
 
 func numCPU() int { return runtime.NumCPU() }
+
+// maxFailures is the back-off ceiling's failure count.
+const maxFailures = 7
 
 // backoff is the wait before retrying a peer that failed n times.
 func backoff(n int) time.Duration {
@@ -39,7 +46,7 @@ func (t *Torrent) addCandidates(peers []netip.AddrPort) {
 	self := t.client.Addr()
 	for _, p := range peers {
 		p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
-		if !p.IsValid() || p.Port() == 0 || t.isBanned(p.Addr()) {
+		if !p.IsValid() || p.Port() == 0 || p.Addr().IsUnspecified() || p.Addr().IsMulticast() || t.isBanned(p.Addr()) {
 			continue
 		}
 		if p.Port() == self.Port() && (p.Addr() == self.Addr() || p.Addr().IsLoopback() && self.Addr().IsUnspecified()) {
@@ -57,13 +64,25 @@ func (t *Torrent) addCandidates(peers []netip.AddrPort) {
 	t.connectMore(now)
 }
 
+// dropWorstCandidate makes room: the candidate that failed most goes
+// first; among equals, one we never connected to, then the one reported
+// longest ago.
 func (t *Torrent) dropWorstCandidate() {
 	var worst *candidate
+	worse := func(a, b *candidate) bool {
+		if a.failures != b.failures {
+			return a.failures > b.failures
+		}
+		if a.lastConnected.IsZero() != b.lastConnected.IsZero() {
+			return a.lastConnected.IsZero()
+		}
+		return a.lastSeen.Before(b.lastSeen)
+	}
 	for _, c := range t.candidates {
 		if c.dialing || c.connected {
 			continue
 		}
-		if worst == nil || c.failures > worst.failures || c.failures == worst.failures && c.lastSeen.Before(worst.lastSeen) {
+		if worst == nil || worse(c, worst) {
 			worst = c
 		}
 	}
@@ -72,8 +91,9 @@ func (t *Torrent) dropWorstCandidate() {
 	}
 }
 
-// connectMore dials candidates while there is room: peers that worked most
-// recently first, failed ones after their back-off.
+// connectMore dials candidates while there is room: those that failed
+// least first; among equals, those we were connected to most recently,
+// then those reported most recently. Failed ones wait out their back-off.
 func (t *Torrent) connectMore(now time.Time) {
 	room := t.client.cfg.MaxConnsPerTorrent - len(t.conns) - t.dialing
 	if room <= 0 || t.isComplete && !t.opts.DownloadAll && len(t.conns) > 0 {
@@ -86,10 +106,14 @@ func (t *Torrent) connectMore(now time.Time) {
 		}
 	}
 	sort.Slice(ready, func(i, j int) bool {
-		if ready[i].failures != ready[j].failures {
-			return ready[i].failures < ready[j].failures
+		a, b := ready[i], ready[j]
+		if a.failures != b.failures {
+			return a.failures < b.failures
 		}
-		return ready[i].lastSeen.After(ready[j].lastSeen)
+		if !a.lastConnected.Equal(b.lastConnected) {
+			return a.lastConnected.After(b.lastConnected)
+		}
+		return a.lastSeen.After(b.lastSeen)
 	})
 	for _, c := range ready[:min(room, len(ready))] {
 		t.startDial(c)
@@ -109,6 +133,9 @@ func (t *Torrent) startDial(cand *candidate) {
 			cand.dialing = false
 			if err != nil {
 				cand.failures++
+				if errors.Is(err, errSelf) {
+					cand.failures = maxFailures // ourselves, under another address
+				}
 				cand.nextTry = time.Now().Add(backoff(cand.failures))
 				return
 			}

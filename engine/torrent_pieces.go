@@ -189,7 +189,7 @@ func (t *Torrent) ban(a netip.Addr, format string, args ...any) {
 }
 
 func (t *Torrent) checkComplete() {
-	if t.isComplete || int(t.numHave.Load()) < t.info.NumPieces() {
+	if t.picker == nil || t.isComplete || int(t.numHave.Load()) < t.info.NumPieces() {
 		return
 	}
 	t.isComplete = true

@@ -1,0 +1,65 @@
+package engine
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+)
+
+// DHT announce schedule: at start, then every dhtInterval while the torrent
+// has enough peers, every dhtFewInterval while it has a few, and from
+// dhtRetryMin doubling to dhtRetryMax while it has none (or no metadata).
+const (
+	dhtInterval     = 15 * time.Minute
+	dhtFewInterval  = 3 * time.Minute
+	dhtFewPeers     = 8
+	dhtRetryMin     = 5 * time.Second
+	dhtRetryMax     = 5 * time.Minute
+	dhtLookupBudget = 2 * time.Minute // bounds one announce
+)
+
+// dhtLoop announces the torrent on the DHT and feeds the peers found to the
+// loop, until the torrent stops or turns out to be private.
+func (t *Torrent) dhtLoop() {
+	defer t.wg.Done()
+	d := t.client.dht
+	ctx := t.dhtCtx
+	retry := dhtRetryMin
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		if !t.publicSources() {
+			return
+		}
+		actx, cancel := context.WithTimeout(ctx, dhtLookupBudget)
+		err := d.Announce(actx, t.infoHash, int(t.client.port), func(peers []netip.AddrPort) {
+			t.post(func() { t.addCandidates(peers) })
+		})
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			t.client.logf("%s: %v", t.name(), err)
+		}
+		var wait time.Duration
+		switch n := t.numConns.Load(); {
+		case n == 0 || !t.hasInfo.Load():
+			wait = retry
+			retry = min(2*retry, dhtRetryMax)
+		case n < dhtFewPeers:
+			wait, retry = dhtFewInterval, dhtRetryMin
+		default:
+			wait, retry = dhtInterval, dhtRetryMin
+		}
+		// ±10% so torrents added together do not announce together.
+		wait += time.Duration(rand.Int64N(int64(wait)/5+1)) - wait/10
+		timer.Reset(wait)
+	}
+}

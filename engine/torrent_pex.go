@@ -1,0 +1,167 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/peer"
+)
+
+// Peer exchange (BEP 11): every minute each peer that speaks ut_pex is told
+// which of our peers appeared (with flags) and which went away since the
+// last message to it; the first message goes out a moment after its
+// extension handshake, so a newcomer learns the swarm at once. What peers
+// tell us becomes candidates, bounded per message and by maxCandidates.
+// Never for private torrents.
+
+const (
+	// pexInterval is the least time between two messages to one peer
+	// (BEP 11: at most one a minute).
+	pexInterval = time.Minute
+	// pexFirstDelay is how long after a peer's extension handshake the
+	// first message goes, leaving our other connections time to settle.
+	pexFirstDelay = time.Second
+	// pexMaxPeers bounds the added and the dropped peers of one message,
+	// both ways (BEP 11 senders send at most 50 of each).
+	pexMaxPeers = 50
+	// pexMinGap is the least time between two messages from one peer that
+	// we act on; more frequent ones are ignored.
+	pexMinGap = 20 * time.Second
+)
+
+// pexAllowed reports whether PEX may be used for this torrent. Loop only.
+func (t *Torrent) pexAllowed() bool {
+	return !t.client.cfg.NoPEX && (t.picker == nil || !t.info.Private)
+}
+
+// listenAddr is where c accepts connections, if we know it: the address we
+// dialled, or the port from its extension handshake.
+func (c *conn) listenAddr() (netip.AddrPort, bool) {
+	if !c.incoming {
+		return c.addr, true
+	}
+	if c.peerExt != nil && c.peerExt.Port > 0 {
+		return netip.AddrPortFrom(c.addr.Addr(), uint16(c.peerExt.Port)), true
+	}
+	return netip.AddrPort{}, false
+}
+
+// pexTick sends the messages that are due.
+func (t *Torrent) pexTick(now time.Time) {
+	if !t.pexAllowed() {
+		return
+	}
+	var cur map[netip.AddrPort]byte
+	for c := range t.conns {
+		if c.extIDs[peer.ExtPex] == 0 || c.pexNext.IsZero() || now.Before(c.pexNext) {
+			continue
+		}
+		if cur == nil {
+			cur = t.pexPeers()
+		}
+		t.sendPex(c, cur, now)
+	}
+}
+
+// pexPeers lists the connected peers we can vouch for, with their flags.
+func (t *Torrent) pexPeers() map[netip.AddrPort]byte {
+	cur := make(map[netip.AddrPort]byte, len(t.conns))
+	for c := range t.conns {
+		a, ok := c.listenAddr()
+		if !ok {
+			continue
+		}
+		var f byte
+		if !c.incoming {
+			f |= peer.PexFlagReachable
+		}
+		if t.peerIsSeed(c) {
+			f |= peer.PexFlagSeed
+		}
+		cur[a] = f
+	}
+	return cur
+}
+
+// sendPex tells c what changed since the last message to it.
+func (t *Torrent) sendPex(c *conn, cur map[netip.AddrPort]byte, now time.Time) {
+	c.pexNext = now.Add(pexInterval)
+	self, _ := c.listenAddr()
+	var msg peer.PexMessage
+	for a, f := range cur {
+		if len(msg.Added) >= pexMaxPeers {
+			break
+		}
+		if _, told := c.pexSent[a]; !told && a != self {
+			msg.Added = append(msg.Added, a)
+			msg.AddedFlags = append(msg.AddedFlags, f)
+		}
+	}
+	for a := range c.pexSent {
+		if len(msg.Dropped) >= pexMaxPeers {
+			break
+		}
+		if _, ok := cur[a]; !ok {
+			msg.Dropped = append(msg.Dropped, a)
+		}
+	}
+	if len(msg.Added) == 0 && len(msg.Dropped) == 0 {
+		return
+	}
+	b, err := msg.Marshal()
+	if err != nil {
+		return
+	}
+	if c.pexSent == nil {
+		c.pexSent = make(map[netip.AddrPort]struct{})
+	}
+	for _, a := range msg.Added {
+		c.pexSent[a] = struct{}{}
+	}
+	for _, a := range msg.Dropped {
+		delete(c.pexSent, a)
+	}
+	c.send(peer.Message{Type: peer.Extended, ExtendedID: uint8(c.extIDs[peer.ExtPex]), Payload: b})
+}
+
+// onPex takes in a peer's ut_pex message.
+func (t *Torrent) onPex(c *conn, payload []byte) {
+	if !t.pexAllowed() {
+		return // we never announced it, or the torrent turned out private
+	}
+	now := time.Now()
+	if !c.pexLastRecv.IsZero() && now.Sub(c.pexLastRecv) < pexMinGap {
+		return
+	}
+	c.pexLastRecv = now
+	msg, err := peer.ParsePexMessage(payload, pexMaxPeers)
+	if err != nil {
+		t.violation(c, "%v", err)
+		return
+	}
+	from := c.addr.Addr()
+	added := msg.Added[:0]
+	for _, a := range msg.Added {
+		if pexUsable(a, from) {
+			added = append(added, a)
+		}
+	}
+	if len(added) > 0 {
+		t.addCandidates(added)
+	}
+}
+
+// pexUsable reports whether a peer learned from the peer at from is worth
+// dialling: a routable unicast address, and a loopback, private or
+// link-local one only from a peer that is itself in such a range (a stranger
+// must not point our connections at our own machine or network).
+func pexUsable(a netip.AddrPort, from netip.Addr) bool {
+	ip := a.Addr().Unmap()
+	if !ip.IsValid() || a.Port() == 0 || ip.IsUnspecified() || ip.IsMulticast() {
+		return false
+	}
+	local := func(ip netip.Addr) bool {
+		return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast()
+	}
+	return !local(ip) || local(from.Unmap())
+}
