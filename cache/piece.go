@@ -136,7 +136,7 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 	if err != nil {
 		c.abortLocked(e)
 		c.mu.Unlock()
-		return fmt.Errorf("put piece %d of %x: %w", piece, ih, err)
+		return fmt.Errorf("%w (putting piece %d of %x)", err, piece, ih)
 	}
 	c.mu.Unlock()
 
@@ -187,8 +187,8 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 	return nil
 }
 
-// unlistLocked takes a present entry out of the LRU list and the present
-// totals (used is left to the caller).
+// unlistLocked takes a present entry out of the LRU list, its torrent's
+// present totals and used.
 func (c *Cache) unlistLocked(e *entry) {
 	c.lru.remove(e)
 	e.t.present--
