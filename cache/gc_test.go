@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestValueLogShrinks writes four times the capacity and checks that disk use
@@ -168,4 +169,41 @@ func TestPutOverUnverified(t *testing.T) {
 		t.Fatalf("after replacing: size %d", c.Size())
 	}
 	c.Unpin(ih, 0)
+}
+
+// TestDiskAlmostFull makes the free-space guard trip (by asking for an
+// impossible reserve): Put and PutMeta fail with ErrFull and a message about
+// the disk, nothing is half-written, and writes work again once space is back.
+func TestDiskAlmostFull(t *testing.T) {
+	dir := t.TempDir()
+	ih := ihOf(3)
+	c := openT(t, Options{Dir: dir})
+	defer c.Close()
+	d := mustPut(t, c, ih, 0, 32<<10)
+
+	c.guard.mu.Lock()
+	saved := c.guard.reserve
+	c.guard.reserve = 1 << 62
+	c.guard.when = time.Time{}
+	c.guard.mu.Unlock()
+	err := c.Put(ih, 1, pieceData(ih, 1, 32<<10))
+	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "disk") {
+		t.Fatalf("Put on a full disk: %v", err)
+	}
+	t.Logf("full disk: %v", err)
+	if err := c.PutMeta(ih, []byte("meta")); !errors.Is(err, ErrFull) {
+		t.Fatalf("PutMeta on a full disk: %v", err)
+	}
+	if c.Has(ih, 1) || c.Size() != int64(len(d)) {
+		t.Fatalf("failed Put left a trace: size %d", c.Size())
+	}
+
+	c.guard.mu.Lock()
+	c.guard.reserve = saved
+	c.guard.when = time.Time{}
+	c.guard.mu.Unlock()
+	mustPut(t, c, ih, 1, 32<<10)
+	if !bytes.Equal(readAll(t, c, ih, 0, len(d)), d) {
+		t.Fatal("piece 0 differs")
+	}
 }
