@@ -193,6 +193,9 @@ func (c *Client) startDHT() error {
 		return fmt.Errorf("engine: %w", err)
 	}
 	c.dht = n
+	if c.cfg.DHTBootstrap != nil && len(c.cfg.DHTBootstrap) == 0 {
+		return nil // no entry point: others will find us
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

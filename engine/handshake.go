@@ -79,6 +79,11 @@ func (t *Torrent) dial(ctx context.Context, addr netip.AddrPort) (net.Conn, [20]
 		return nil, [20]byte{}, peer.Reserved{}, ctx.Err()
 	}
 	d := net.Dialer{Timeout: dialTimeout}
+	if ip := c.Addr().Addr(); !ip.IsUnspecified() {
+		// Connect from the address we listen on, so peers (and PEX) see
+		// the address that accepts connections.
+		d.LocalAddr = &net.TCPAddr{IP: ip.AsSlice()}
+	}
 	nc, err := d.DialContext(ctx, "tcp", addr.String())
 	<-c.halfOpen
 	if err != nil {

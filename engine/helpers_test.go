@@ -30,7 +30,7 @@ func newFixture(t *testing.T, pieceLength int64, files []swarmtest.FileSpec) fix
 	return fixture{dir: dir, root: root, mi: mi}
 }
 
-func newClient(t *testing.T, cfg Config) *Client {
+func newClient(t testing.TB, cfg Config) *Client {
 	t.Helper()
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = "127.0.0.1:0"

@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/peer"
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
+)
+
+// metaLiar is a peer that announces ut_metadata with the right
+// metadata_size and answers every request with random bytes.
+type metaLiar struct {
+	ln       net.Listener
+	done     chan struct{}
+	requests chan int // pieces asked for, dropped when full
+}
+
+func startMetaLiar(t *testing.T, ip string, mi *metainfo.MetaInfo) *metaLiar {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &metaLiar{ln: ln, done: make(chan struct{}), requests: make(chan int, 1000)}
+	go func() {
+		defer close(l.done)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go l.serve(nc, mi)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-l.done })
+	return l
+}
+
+func (l *metaLiar) addr() netip.AddrPort { return l.ln.Addr().(*net.TCPAddr).AddrPort() }
+
+func (l *metaLiar) serve(nc net.Conn, mi *metainfo.MetaInfo) {
+	defer nc.Close()
+	go func() { <-l.done; nc.Close() }()
+	if _, err := peer.ReadHandshake(nc); err != nil {
+		return
+	}
+	var rsv peer.Reserved
+	rsv.SetFast()
+	rsv.SetExtended()
+	if peer.WriteHandshake(nc, peer.Handshake{Reserved: rsv, InfoHash: mi.InfoHash, PeerID: peer.NewPeerID()}) != nil {
+		return
+	}
+	const ourMetaID = 3
+	size := len(mi.InfoBytes)
+	hs, _ := (&peer.ExtendedHandshake{M: map[string]int{peer.ExtMetadata: ourMetaID}, MetadataSize: size}).Marshal()
+	out := peer.AppendMessage(nil, &peer.Message{Type: peer.HaveNone})
+	out = peer.AppendMessage(out, &peer.Message{Type: peer.Extended, ExtendedID: peer.ExtHandshakeID, Payload: hs})
+	if _, err := nc.Write(out); err != nil {
+		return
+	}
+	theirID := 0
+	dec := peer.NewDecoder(nc, peer.DefaultMaxMessageLength)
+	var m peer.Message
+	for {
+		if err := dec.Decode(&m); err != nil {
+			return
+		}
+		if m.Type != peer.Extended {
+			continue
+		}
+		if m.ExtendedID == peer.ExtHandshakeID {
+			if h, err := peer.ParseExtendedHandshake(m.Payload); err == nil {
+				theirID = h.M[peer.ExtMetadata]
+			}
+			continue
+		}
+		if m.ExtendedID != ourMetaID || theirID == 0 {
+			continue
+		}
+		req, err := peer.ParseMetadataMessage(m.Payload, 0)
+		if err != nil || req.Type != peer.MetadataRequest {
+			continue
+		}
+		select {
+		case l.requests <- req.Piece:
+		default:
+		}
+		junk := make([]byte, min(peer.MetadataPieceSize, size-req.Piece*peer.MetadataPieceSize))
+		for i := range junk {
+			junk[i] = byte(rand.Uint32())
+		}
+		data := peer.MetadataMessage{Type: peer.MetadataData, Piece: req.Piece, TotalSize: size, Data: junk}
+		out = peer.AppendMessage(out[:0], &peer.Message{Type: peer.Extended, ExtendedID: uint8(theirID), Payload: data.Marshal()})
+		if _, err := nc.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+func waitBanned(t *testing.T, tor *Torrent, a netip.Addr, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !slices.Contains(tor.Banned(), a) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v not banned after %v (banned: %v)", a, timeout, tor.Banned())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestBadMetadata: metadata that does not hash to the info-hash is
+// rejected, its sender banned, and the torrent gets the metadata from an
+// honest peer.
+func TestBadMetadata(t *testing.T) {
+	// 1280 pieces: a 25 KiB info dictionary, two ut_metadata pieces.
+	f := newFixture(t, 16<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 20 << 20}, {Path: "b.txt", Size: 1000}})
+	if n := len(f.mi.InfoBytes); n <= peer.MetadataPieceSize {
+		t.Fatalf("info dictionary of %d bytes: want several ut_metadata pieces", n)
+	}
+	uri := (&metainfo.Magnet{InfoHash: f.mi.InfoHash}).String()
+
+	t.Run("sole liar, then an honest seeder", func(t *testing.T) {
+		sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0"})
+		l := startMetaLiar(t, "127.0.0.5", f.mi)
+		_, tor, dir := magnetLeecher(t, uri, Config{}, l.addr())
+		waitBanned(t, tor, l.addr().Addr(), 30*time.Second)
+		if tor.Info() != nil {
+			t.Fatal("info from a liar")
+		}
+		tor.AddPeers([]netip.AddrPort{sc.Addr()})
+		waitInfo(t, tor, 30*time.Second)
+		checkInfo(t, tor, f.mi)
+		waitComplete(t, tor, 60*time.Second)
+		swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+	})
+
+	t.Run("liar among honest seeders", func(t *testing.T) {
+		var peers []netip.AddrPort
+		for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+			sc, _ := seeder(t, f, Config{ListenAddr: ip + ":0"})
+			peers = append(peers, sc.Addr())
+		}
+		l := startMetaLiar(t, "127.0.0.5", f.mi)
+		peers = append([]netip.AddrPort{l.addr()}, peers...)
+		_, tor, dir := magnetLeecher(t, uri, Config{}, peers...)
+		waitInfo(t, tor, 60*time.Second)
+		checkInfo(t, tor, f.mi)
+		for _, a := range tor.Banned() {
+			if a != l.addr().Addr() {
+				t.Errorf("honest peer %v banned", a)
+			}
+		}
+		// If the liar supplied any piece, it must have been found out.
+		select {
+		case <-l.requests:
+			waitBanned(t, tor, l.addr().Addr(), 10*time.Second)
+		default:
+		}
+		waitComplete(t, tor, 60*time.Second)
+		swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+	})
+}
+
+// TestMetadataTooLarge: a peer claiming a metadata_size above the bound is
+// never asked.
+func TestMetadataTooLarge(t *testing.T) {
+	f := newFixture(t, 16<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 20 << 20}})
+	l := startMetaLiar(t, "127.0.0.5", f.mi)
+	_, tor, _ := magnetLeecher(t, (&metainfo.Magnet{InfoHash: f.mi.InfoHash}).String(),
+		Config{MaxMetadataSize: peer.MetadataPieceSize}, l.addr())
+	time.Sleep(2 * time.Second)
+	select {
+	case p := <-l.requests:
+		t.Fatalf("asked for piece %d of a metadata_size over the bound", p)
+	default:
+	}
+	if tor.Stats().Peers != 1 {
+		t.Errorf("peer dropped (%d peers): an oversize claim is not a violation", tor.Stats().Peers)
+	}
+}
+
+func freeUDPPort(t *testing.T) uint16 {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
+}
