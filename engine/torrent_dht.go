@@ -8,8 +8,9 @@ import (
 )
 
 // DHT announce schedule: at start, then every dhtInterval while the torrent
-// has enough peers, every dhtFewInterval while it has a few, and from
-// dhtRetryMin doubling to dhtRetryMax while it has none (or no metadata).
+// has enough peers (or is complete), every dhtFewInterval while it has a
+// few, and from dhtRetryMin doubling to dhtRetryMax while it has none (or no
+// metadata).
 const (
 	dhtInterval     = 15 * time.Minute
 	dhtFewInterval  = 3 * time.Minute
@@ -49,8 +50,14 @@ func (t *Torrent) dhtLoop() {
 			t.client.logf("%s: %v", t.name(), err)
 		}
 		var wait time.Duration
+		complete := false
+		select {
+		case <-t.complete:
+			complete = true // a seed with no peers has nobody to find
+		default:
+		}
 		switch n := t.numConns.Load(); {
-		case n == 0 || !t.hasInfo.Load():
+		case !complete && (n == 0 || !t.hasInfo.Load()):
 			wait = retry
 			retry = min(2*retry, dhtRetryMax)
 		case n < dhtFewPeers:
