@@ -191,8 +191,11 @@ func checkCrashStore(t *testing.T, dir string, state *crashState, round int) {
 	t.Helper()
 	c := openT(t, Options{Dir: filepath.Join(dir, "store"), Capacity: crashCapacity})
 	defer c.Close()
-	if c.Size() > crashCapacity {
-		t.Errorf("round %d: Size %d over capacity", round, c.Size())
+	// A kill can land between an eviction's choice and its delete while
+	// another writer's piece commits: over capacity by at most the victims
+	// in flight, a piece or two per writer. The next Put evicts them.
+	if limit := int64(crashCapacity + crashWriters*2*(300<<10)); c.Size() > limit {
+		t.Errorf("round %d: Size %d over capacity + in-flight evictions (%d)", round, c.Size(), limit)
 	}
 	found := map[[2]int]bool{}
 	bad := 0

@@ -154,7 +154,9 @@
 // whatever happens to the process. Badger replays the memtable log at Open,
 // dropping a transaction whose end is missing; at most the pieces being
 // written are lost (TestCrashSIGKILL kills a writer six times at random
-// points and checks every piece). After a power loss (SyncWrites is off),
+// points and checks every piece). Pieces chosen for eviction whose delete had
+// not committed survive, so the store can reopen a few pieces over capacity;
+// the next Put evicts them. After a power loss (SyncWrites is off),
 // recent pieces may be lost and a value-log tail may be torn: badger
 // truncates the newest value-log file at its first bad entry, and our
 // checks catch the rest.
