@@ -9,8 +9,8 @@ import (
 
 // DHT announce schedule: at start, then every dhtInterval while the torrent
 // has enough peers (or is complete), every dhtFewInterval while it has a
-// few, and from dhtRetryMin doubling to dhtRetryMax while it has none (or no
-// metadata).
+// few, and from dhtRetryMin doubling to dhtRetryMax while the announce
+// fails or an incomplete torrent has no peer (or no metadata).
 const (
 	dhtInterval     = 15 * time.Minute
 	dhtFewInterval  = 3 * time.Minute
@@ -57,7 +57,7 @@ func (t *Torrent) dhtLoop() {
 		default:
 		}
 		switch n := t.numConns.Load(); {
-		case !complete && (n == 0 || !t.hasInfo.Load()):
+		case err != nil || !complete && (n == 0 || !t.hasInfo.Load()):
 			wait = retry
 			retry = min(2*retry, dhtRetryMax)
 		case n < dhtFewPeers:

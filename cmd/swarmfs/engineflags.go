@@ -4,8 +4,10 @@ import (
 	"flag"
 	"io"
 	"log"
+	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/swarmfs/swarmfs/cache"
@@ -20,6 +22,11 @@ type engineFlags struct {
 	downloadRate string
 	noTrackers   bool
 	verbose      bool
+	noDHT        bool
+	dhtBootstrap string
+	dhtListen    string
+	noLSD        bool
+	noPEX        bool
 }
 
 func (e *engineFlags) register(fs *flag.FlagSet) {
@@ -29,11 +36,51 @@ func (e *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&e.downloadRate, "max-download-rate", "", "download limit per second, e.g. 10MiB (default unlimited)")
 	fs.BoolVar(&e.noTrackers, "no-trackers", false, "do not announce to the torrent's trackers")
 	fs.BoolVar(&e.verbose, "v", false, "log peer and tracker events to stderr")
+	fs.BoolVar(&e.noDHT, "no-dht", false, "do not use the DHT to find peers (private torrents never do)")
+	fs.StringVar(&e.dhtBootstrap, "dht-bootstrap", "", "DHT entry points, host:port,... (default: the public routers, or none when --listen is a loopback address)")
+	fs.StringVar(&e.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the --listen host and port)")
+	fs.BoolVar(&e.noLSD, "no-lsd", false, "do not announce or look for peers on the local network (BEP 14)")
+	fs.BoolVar(&e.noPEX, "no-pex", false, "do not exchange peer lists with peers (BEP 11)")
 }
 
 // config turns the flags into an engine configuration.
 func (e *engineFlags) config(stderr io.Writer) (engine.Config, []netip.AddrPort, error) {
-	cfg := engine.Config{ListenAddr: e.listen, NoTrackers: e.noTrackers}
+	cfg := engine.Config{
+		ListenAddr: e.listen,
+		NoTrackers: e.noTrackers,
+		DHT:        !e.noDHT,
+		DHTListen:  e.dhtListen,
+		LSD:        !e.noLSD,
+		NoPEX:      e.noPEX,
+	}
+	// A client bound to loopback cannot reach the public DHT routers, nor
+	// be reached by peers on the local network: keep it to itself (tests).
+	loopback := false
+	if host, _, err := net.SplitHostPort(e.listen); err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+			loopback = true
+		}
+	}
+	if cfg.DHT {
+		switch {
+		case e.dhtBootstrap != "":
+			for _, hp := range strings.Split(e.dhtBootstrap, ",") {
+				hp = strings.TrimSpace(hp)
+				if _, _, err := net.SplitHostPort(hp); err != nil || hp == "" {
+					return cfg, nil, usageErr("--dht-bootstrap %q: want host:port,...", e.dhtBootstrap)
+				}
+				cfg.DHTBootstrap = append(cfg.DHTBootstrap, hp)
+			}
+		case loopback:
+			cfg.DHTBootstrap = []string{}
+		}
+		if dir, err := os.UserCacheDir(); err == nil && !loopback {
+			cfg.DHTStatePath = filepath.Join(dir, "swarmfs", "dht.state")
+		}
+	}
+	if loopback {
+		cfg.LSD = false
+	}
 	if e.uploadRate != "" {
 		n, err := cache.ParseSize(strings.TrimSuffix(e.uploadRate, "/s"))
 		if err != nil {

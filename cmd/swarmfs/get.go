@@ -24,13 +24,19 @@ func runGet(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 2 {
-		return usageErr("get needs TORRENT and DIR")
+		return usageErr("get needs TORRENT (a .torrent file or a magnet link) and DIR")
 	}
 	src, dir := fs.Arg(0), fs.Arg(1)
-	if strings.HasPrefix(src, "magnet:") {
-		return fmt.Errorf("magnet links are not supported by get yet; give a .torrent file")
+	var (
+		mi  *metainfo.MetaInfo
+		mag *metainfo.Magnet
+		err error
+	)
+	if strings.HasPrefix(strings.ToLower(src), "magnet:") {
+		mag, err = metainfo.ParseMagnet(src)
+	} else {
+		mi, err = metainfo.Load(src)
 	}
-	mi, err := metainfo.Load(src)
 	if err != nil {
 		return err
 	}
@@ -50,9 +56,24 @@ func runGet(args []string, stdout, stderr io.Writer) error {
 	}
 	defer c.Close()
 	start := time.Now()
-	t, err := c.AddTorrent(mi, engine.TorrentOptions{Peers: peers, DownloadAll: true})
-	if err != nil {
-		return err
+	opts := engine.TorrentOptions{Peers: peers, DownloadAll: true}
+	var t *engine.Torrent
+	if mag != nil {
+		t, err = c.AddMagnet(mag, opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "fetching metadata of %s (%s)\n", t.Name(), t.InfoHash())
+		if !waitMetadata(ctx, stdout, t) {
+			return fmt.Errorf("interrupted before the metadata arrived")
+		}
+		mi = t.MetaInfo()
+		fmt.Fprintf(stdout, "metadata received in %s\n", time.Since(start).Round(time.Millisecond))
+	} else {
+		t, err = c.AddTorrent(mi, opts)
+		if err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "downloading %s (%s, %s) into %s\n", mi.Info.Name, mi.InfoHash, humanBytes(mi.Info.TotalLength), dir)
 	progress(ctx, stdout, t, true)
@@ -70,4 +91,40 @@ func runGet(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout)
 	}
 	return nil
+}
+
+// waitMetadata prints a status line every second until the magnet's
+// metadata arrives (true) or ctx ends (false).
+func waitMetadata(ctx context.Context, w io.Writer, t *engine.Torrent) bool {
+	tty := isTerminal(w)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	start := time.Now()
+	var lastPrint time.Time
+	for {
+		select {
+		case <-t.InfoReady():
+			if tty && !lastPrint.IsZero() {
+				fmt.Fprintln(w)
+			}
+			return true
+		case <-ctx.Done():
+			if tty && !lastPrint.IsZero() {
+				fmt.Fprintln(w)
+			}
+			return false
+		case <-tick.C:
+		}
+		if !tty && time.Since(lastPrint) < 5*time.Second {
+			continue
+		}
+		lastPrint = time.Now()
+		s := t.Stats()
+		line := fmt.Sprintf("waiting for metadata: %s, peers %d (%d known)", time.Since(start).Round(time.Second), s.Peers, s.KnownPeers)
+		if tty {
+			fmt.Fprintf(w, "\r%-78s", line)
+		} else {
+			fmt.Fprintln(w, line)
+		}
+	}
 }
