@@ -44,8 +44,47 @@ func TestMain(m *testing.M) {
 	}
 	e2eTemp = dir
 	code := m.Run()
+	// Every test stops what it started, also when it fails; a leak here
+	// is a bug in a test's cleanup, so it fails the run.
+	if leaks := leftovers(); len(leaks) > 0 {
+		fmt.Fprintf(os.Stderr, "end-to-end tests left behind:\n  %s\n", strings.Join(leaks, "\n  "))
+		code = 1
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// leftovers lists live child processes of this binary and swarmfs mounts on
+// folders of its tests, detaching the mounts.
+func leftovers() []string {
+	var out []string
+	self := strconv.Itoa(os.Getpid())
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parens.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if f := strings.Fields(s[i+1:]); i > 0 && len(f) > 1 && f[1] == self && f[0] != "Z" {
+			out = append(out, "process "+s[:i+1])
+		}
+	}
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || !strings.Contains(line, " - fuse.swarmfs ") {
+			continue
+		}
+		mnt := unescapeMountinfo(f[4])
+		if strings.HasPrefix(mnt, filepath.Join(os.TempDir(), "TestE2E")) || strings.HasPrefix(mnt, filepath.Join(os.TempDir(), "BenchmarkE2E")) {
+			out = append(out, "mount "+mnt)
+			_ = exec.Command("fusermount3", "-u", "-z", mnt).Run()
+		}
+	}
+	return out
 }
 
 // The binary is built once, on first use, so unit tests that need none
