@@ -86,7 +86,8 @@ type conn struct {
 	// loop-owned: metadata exchange (torrent_meta.go)
 	metaOut       int       // our ut_metadata requests in flight to this peer
 	metaSkipUntil time.Time // rejected or timed out: ask others first
-	metaServed    int       // ut_metadata pieces served to this peer
+	metaServed    int       // ut_metadata requests answered in this window
+	metaServedAt  time.Time // start of that window
 	metaBad       int       // malformed ut_metadata messages received
 
 	// loop-owned: peer exchange (torrent_pex.go)

@@ -1,20 +1,26 @@
 // Package engine is swarmfs's BitTorrent client: it owns torrents, their peer
-// connections, piece assembly and hash checks, choking and upload.
+// connections, piece assembly and hash checks, choking and upload, and the
+// ways of finding peers and metadata without a .torrent file.
 //
 // # Who owns what
 //
 // A Client listens on one port, hands incoming connections to the torrent
 // whose info-hash they name, and shares the half-open dial budget, the rate
-// limiters and the hashing workers between torrents. The Client's mutex only
-// guards its torrent map; it is never held across I/O.
+// limiters and the hashing workers between torrents. With Config.DHT it owns
+// a dht.Node (UDP, by default on the TCP port), with Config.LSD an
+// lsd.Service; Close closes them after every torrent has stopped. The
+// Client's mutex only guards its torrent map; it is never held across I/O.
 //
 // Each Torrent has one goroutine, its loop (torrent_loop.go), that owns all of
-// its mutable state: the picker, the partial pieces, the peer set and each
-// connection's protocol state. Other goroutines talk to it by posting
-// closures on its event channel (Torrent.post); they never touch that state.
-// What readers need without the loop (which pieces are verified, counters for
-// statistics) is published through atomics, so a FUSE read never waits on peer
-// processing.
+// its mutable state: the picker, the partial pieces, the peer set, the
+// candidates, the metadata download and each connection's protocol state.
+// Other goroutines talk to it by posting closures on its event channel
+// (Torrent.post); they never touch that state. What readers need without
+// the loop (which pieces are verified, counters for statistics) is
+// published through atomics, so a FUSE read never waits on peer processing.
+// A torrent also owns its tracker announcer, its DHT announcer
+// (torrent_dht.go), its dials, hashing workers and metadata checks; close
+// waits for all of them.
 //
 // Each connection has a reader goroutine (decodes messages, copies what must
 // outlive the decoder's buffer, posts to the loop) and a writer goroutine
@@ -28,6 +34,69 @@
 // banned at once, and when several peers contributed, each one's blocks are
 // remembered and compared with the piece once it verifies ("smart ban").
 //
+// # Magnets: a torrent without info
+//
+// AddMagnet starts a torrent that knows only its info-hash (plus the
+// magnet's trackers, x.pe peers and display name). Its info fields (info,
+// metainfo, store, have bits, picker) are nil until the metadata arrives;
+// they are set once, by the loop, before hasInfo is stored and InfoReady
+// closed, and never change after. Methods called from other goroutines
+// check hasInfo first (Info, MetaInfo, HavePiece, FileBytesCompleted,
+// NewReader, which returns ErrNoInfo); loop code checks t.picker != nil.
+//
+// Metadata exchange (BEP 9, torrent_meta.go): our extension handshake
+// announces ut_metadata (and ut_pex) and, once known, metadata_size. The
+// size to fetch is the claim most peers make, within
+// Config.MaxMetadataSize; its 16 KiB pieces are spread over the peers that
+// claim it, a few at a time each; a piece unanswered for 10 s, or rejected,
+// goes to another peer. A complete copy is checked off the loop (SHA-1
+// against the info-hash, ParseInfo, then storage.Provider.Open, which may
+// check files); a bad copy bans a sole sender, gives several senders a
+// strike and remembers what each sent, and from then on each attempt takes
+// every piece from a single peer so the next failure names the liar. When
+// the good copy arrives, whoever sent other bytes earlier is banned. We
+// serve our own info dictionary to peers that ask, within a quota.
+//
+// Before the info, a peer's Bitfield, Have, HaveAll are kept raw (bounded by
+// the largest piece count an acceptable info could have) and applied, and
+// checked, by adoptInfo once the piece count is known; connected peers are
+// then told our metadata_size and, with Have messages, any piece storage
+// already held (we said HaveNone, or nothing, at the start). The reader
+// goroutine's decoder bound is raised or lowered through conn.maxMsg, which
+// it reads between messages.
+//
+// # Peer sources
+//
+// Trackers, the DHT, PEX, LSD, the magnet's x.pe and the caller (Peers,
+// AddPeers) all feed one candidate set per torrent (torrent_peers.go),
+// deduplicated by address and bounded by maxCandidates. connectMore dials
+// those that failed least first, among equals those connected most
+// recently, then those reported most recently; a failed dial or a
+// connection dropped within 30 s backs off (15 s doubling to 16 min).
+// Incoming connections are matched to candidates by the listen port of
+// their extension handshake, so we do not dial a peer that dialled us. When
+// both sides dial each other at once, both keep the connection opened by
+// the side with the lower peer ID.
+//
+//   - DHT (torrent_dht.go): each torrent that is not private announces at
+//     start, then every 15 min (3 min with few peers; from 5 s doubling to
+//     5 min while it fails or an incomplete torrent has no peer). The DHT
+//     reserved bit is set when the Client runs a node; PORT messages are
+//     sent to peers that set it, and a peer's PORT adds its node (pinged,
+//     once per connection).
+//   - PEX (torrent_pex.go, BEP 11): a message to each ut_pex peer a second
+//     after its extension handshake, then at most once a minute, with the
+//     connected peers whose listen address we know (added, with flags) and
+//     those gone since (dropped), 50 of each at most. Messages from a peer
+//     are acted on at most every 20 s; loopback and private addresses are
+//     believed only from peers in such ranges.
+//   - LSD (engine/lsd, BEP 14): torrents are announced on the local network
+//     every 5 minutes; announces heard for our torrents become candidates.
+//
+// Private torrents (BEP 27) use none of the DHT, PEX and LSD. A magnet's
+// privacy is unknown until its info arrives: it uses them until then, and
+// stops (and sends ut_pex 0) when the info says private.
+//
 // # Pitfalls
 //
 //   - Messages decoded by package peer alias the decoder's buffer: the reader
@@ -36,4 +105,13 @@
 //     the writer goroutine.
 //   - Posting to the loop from inside the loop deadlocks when the channel is
 //     full; the loop calls its handlers directly instead.
+//   - Reading an info field from another goroutine without checking hasInfo
+//     first is a data race for a magnet, even where the field is non-nil.
+//   - The DHT callbacks (dht.Node.Announce's onPeers) and LSD's OnPeer run on
+//     those packages' goroutines: they post to the loop and return.
+//   - Outgoing connections are made from the listen address when it is a
+//     specific one, so that peers, and PEX, see the address that accepts
+//     connections (loopback tests with many clients rely on it).
+//   - A DHT of only two nodes finds nothing: a node's lookups never consult
+//     what was announced to itself. Tests use at least three.
 package engine

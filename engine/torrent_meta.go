@@ -37,6 +37,9 @@ const (
 	// maxBadMeta is how many malformed ut_metadata messages a peer may send
 	// before it is disconnected.
 	maxBadMeta = 16
+	// metaServeWindow is the period over which ut_metadata requests from
+	// one peer are counted.
+	metaServeWindow = 10 * time.Minute
 )
 
 // metaState is the download of a magnet's info dictionary. Loop-owned.
@@ -283,18 +286,25 @@ func (t *Torrent) onMetadataMessage(c *conn, payload []byte) {
 	}
 }
 
-// serveMetadata answers a peer's ut_metadata request.
+// serveMetadata answers a peer's ut_metadata request. Each peer may ask
+// for the dictionary a few times over per metaServeWindow (rejects
+// included): one asking for more only wants our bandwidth and is dropped.
 func (t *Torrent) serveMetadata(c *conn, piece int) {
 	id := c.extIDs[peer.ExtMetadata]
 	if id == 0 {
 		return // it cannot receive the answer
 	}
 	n := metaPieces(len(t.infoBytes))
+	now := time.Now()
+	if now.Sub(c.metaServedAt) > metaServeWindow {
+		c.metaServed, c.metaServedAt = 0, now
+	}
+	if c.metaServed++; c.metaServed > 4*n+64 {
+		t.violation(c, "%d ut_metadata requests in %v", c.metaServed, metaServeWindow)
+		return
+	}
 	msg := peer.MetadataMessage{Type: peer.MetadataReject, Piece: piece}
-	// Each peer gets the dictionary a few times over at most: a peer
-	// asking for more only wants our bandwidth.
-	if t.infoBytes != nil && piece < n && c.metaServed < 4*n+16 {
-		c.metaServed++
+	if t.infoBytes != nil && piece < n {
 		s := piece * peer.MetadataPieceSize
 		e := min(s+peer.MetadataPieceSize, len(t.infoBytes))
 		msg = peer.MetadataMessage{Type: peer.MetadataData, Piece: piece, TotalSize: len(t.infoBytes), Data: t.infoBytes[s:e]}
