@@ -77,6 +77,9 @@ type Cache struct {
 	pageKick   chan struct{} // cap 1: wake the pager goroutine
 	isClosed   atomic.Bool   // set first thing in Close
 	gcMu       sync.Mutex    // serializes collect
+	// raceWrites keeps writes out of value-log GC in -race builds only
+	// (see runValueLogGC).
+	raceWrites sync.RWMutex
 	kick       chan struct{} // cap 1: wake the maintenance goroutine
 	stop       chan struct{} // closed by Close
 	done       sync.WaitGroup

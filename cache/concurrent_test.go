@@ -14,7 +14,7 @@ import (
 // TestConcurrent runs writers (some putting the same pieces), readers that
 // check every byte, pinners and a dropper against one small cache.
 func TestConcurrent(t *testing.T) {
-	const capacity = 6 << 20
+	const capacity = 2 << 20
 	c := openT(t, Options{InMemory: true, Capacity: capacity})
 	defer c.Close()
 	var evictions atomic.Int64
@@ -25,11 +25,23 @@ func TestConcurrent(t *testing.T) {
 	size := func(ih InfoHash, p int) int { return 8<<10 + (p*4099+int(ih[0])*31)%(120<<10) }
 	torrents := []InfoHash{ihOf(1), ihOf(2), ihOf(3)}
 	const pieces = 200
-	deadline := time.Now().Add(1500 * time.Millisecond)
+	// Writers run for a while and at least minPuts puts (the race detector
+	// and a busy machine slow them down), then everyone stops.
+	minTime, minPuts := 1500*time.Millisecond, int64(400)
 	if testing.Short() {
-		deadline = time.Now().Add(300 * time.Millisecond)
+		minTime, minPuts = 300*time.Millisecond, 100
 	}
-	var wg sync.WaitGroup
+	start := time.Now()
+	stop := make(chan struct{})
+	running := func() bool {
+		select {
+		case <-stop:
+			return false
+		default:
+			return true
+		}
+	}
+	var wg, writers sync.WaitGroup
 	var puts, reads, fulls atomic.Int64
 	errc := make(chan error, 64)
 	report := func(err error) {
@@ -39,11 +51,15 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 	for w := 0; w < 4; w++ {
-		wg.Add(1)
+		writers.Add(1)
 		go func() {
-			defer wg.Done()
+			defer writers.Done()
 			r := rand.New(rand.NewPCG(uint64(w), 1))
-			for time.Now().Before(deadline) {
+			for time.Since(start) < minTime || puts.Load() < minPuts {
+				if time.Since(start) > 30*time.Second {
+					report(errors.New("writers too slow"))
+					return
+				}
 				ih := torrents[r.IntN(len(torrents))]
 				p := r.IntN(pieces)
 				err := c.Put(ih, p, pieceData(ih, p, size(ih, p)))
@@ -64,7 +80,7 @@ func TestConcurrent(t *testing.T) {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(rd), 2))
 			buf := make([]byte, 128<<10)
-			for time.Now().Before(deadline) {
+			for running() {
 				ih := torrents[r.IntN(len(torrents))]
 				p := r.IntN(pieces)
 				sz := size(ih, p)
@@ -89,7 +105,7 @@ func TestConcurrent(t *testing.T) {
 	go func() { // pinner: a sliding window of pins
 		defer wg.Done()
 		r := rand.New(rand.NewPCG(9, 3))
-		for time.Now().Before(deadline) {
+		for running() {
 			ih := torrents[r.IntN(2)]
 			p := r.IntN(pieces - 8)
 			for i := 0; i < 8; i++ {
@@ -103,7 +119,7 @@ func TestConcurrent(t *testing.T) {
 	}()
 	go func() { // dropper and metainfo writer
 		defer wg.Done()
-		for time.Now().Before(deadline) {
+		for running() {
 			if err := c.PutMeta(torrents[2], []byte("meta")); err != nil {
 				report(err)
 				return
@@ -117,6 +133,8 @@ func TestConcurrent(t *testing.T) {
 			c.Torrents()
 		}
 	}()
+	writers.Wait()
+	close(stop)
 	wg.Wait()
 	close(errc)
 	for err := range errc {

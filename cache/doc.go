@@ -195,6 +195,9 @@
 //	flushMu  RWMutex: the recency flush holds it exclusively; deletions and
 //	         replacing Puts hold it shared, so a flush never writes a record
 //	         back after its piece was deleted or rewritten
+//	raceWrites  RWMutex, -race builds only: keeps our writes out of
+//	         value-log GC, whose start races benignly with badger's writer
+//	         (see runValueLogGC)
 //	mu       Mutex: the index, LRU list, pins, dirty and mapped lists
 //	diskGuard.mu  leaf
 //

@@ -69,7 +69,7 @@ func TestIndexMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 100 MiB")
 	}
-	if raceEnabled {
+	if raceBuild {
 		t.Skip("the race detector inflates memory")
 	}
 	n := 51200

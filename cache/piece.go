@@ -227,6 +227,10 @@ func storeErr(err error) error {
 // that badger blocks for the memtable flush maintenance forces (see compact)
 // are retried.
 func (c *Cache) update(fn func(txn *badger.Txn) error) error {
+	if raceBuild {
+		c.raceWrites.RLock()
+		defer c.raceWrites.RUnlock()
+	}
 	delay := 500 * time.Microsecond
 	deadline := time.Now().Add(time.Minute)
 	for {
