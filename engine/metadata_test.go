@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,6 +168,39 @@ func TestBadMetadata(t *testing.T) {
 		waitComplete(t, tor, 60*time.Second)
 		swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
 	})
+}
+
+// TestBadMetadataShared: a liar and an honest peer both contribute pieces
+// to a copy that fails; the liar is found out (by a copy of its own, or by
+// comparing with the good copy) and the honest peer is not banned.
+func TestBadMetadataShared(t *testing.T) {
+	// An info dictionary of more than metaPerPeer pieces from 120 files
+	// with long paths (few files: storage.File keeps 128 open).
+	var files []swarmtest.FileSpec
+	long := strings.Repeat("x", 200)
+	for i := 0; i < 120; i++ {
+		files = append(files, swarmtest.FileSpec{Path: fmt.Sprintf("%s%03d/%s/%s/%s%03d", long, i, long, long, long, i), Size: 10})
+	}
+	f := newFixture(t, 16<<10, files)
+	if n := metaPieces(len(f.mi.InfoBytes)); n <= metaPerPeer {
+		t.Fatalf("info dictionary of %d pieces: want more than %d", n, metaPerPeer)
+	}
+	sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0"})
+	l := startMetaLiar(t, "127.0.0.5", f.mi)
+	_, tor, _ := magnetLeecher(t, (&metainfo.Magnet{InfoHash: f.mi.InfoHash}).String(), Config{}, l.addr())
+	// The liar takes the first pieces; the honest seeder gets the rest.
+	select {
+	case <-l.requests:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the liar was never asked")
+	}
+	tor.AddPeers([]netip.AddrPort{sc.Addr()})
+	waitInfo(t, tor, 30*time.Second)
+	checkInfo(t, tor, f.mi)
+	waitBanned(t, tor, l.addr().Addr(), 10*time.Second)
+	if slices.Contains(tor.Banned(), sc.Addr().Addr()) {
+		t.Fatal("the honest seeder was banned")
+	}
 }
 
 // TestMetadataTooLarge: a peer claiming a metadata_size above the bound is
