@@ -230,3 +230,102 @@ func freeUDPPort(t *testing.T) uint16 {
 	defer c.Close()
 	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
 }
+
+// startFakePeer listens on ip and, to each connection, answers the
+// handshake (extension protocol, no fast extension) and sends intro, then
+// reads until the connection ends.
+func startFakePeer(t *testing.T, ip string, mi *metainfo.MetaInfo, intro ...peer.Message) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				go func() { <-done; nc.Close() }()
+				if _, err := peer.ReadHandshake(nc); err != nil {
+					return
+				}
+				var rsv peer.Reserved
+				rsv.SetExtended()
+				if peer.WriteHandshake(nc, peer.Handshake{Reserved: rsv, InfoHash: mi.InfoHash, PeerID: peer.NewPeerID()}) != nil {
+					return
+				}
+				var out []byte
+				for i := range intro {
+					out = peer.AppendMessage(out, &intro[i])
+				}
+				if _, err := nc.Write(out); err != nil {
+					return
+				}
+				dec := peer.NewDecoder(nc, 1<<20)
+				var m peer.Message
+				for dec.Decode(&m) == nil {
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// peerHaves reports, read on the loop, how many pieces each connected
+// peer has announced.
+func peerHaves(t *testing.T, tor *Torrent) map[netip.AddrPort]int {
+	t.Helper()
+	ch := make(chan map[netip.AddrPort]int, 1)
+	if !tor.post(func() {
+		out := map[netip.AddrPort]int{}
+		for c := range tor.conns {
+			out[c.addr] = c.numHave
+		}
+		ch <- out
+	}) {
+		t.Fatal("torrent closed")
+	}
+	return <-ch
+}
+
+// TestPreInfoBitfield: what peers announce before the metadata is kept and
+// applied once the piece count is known; a bitfield of the wrong size is
+// then a violation.
+func TestPreInfoBitfield(t *testing.T) {
+	f := newFixture(t, 32<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 1<<20 + 5000}}) // 33 pieces
+	n := f.mi.Info.NumPieces()
+	bits := make([]byte, (n+7)/8)
+	bits[0] = 0xFF // pieces 0..7
+	good := startFakePeer(t, "127.0.0.6", f.mi,
+		peer.Message{Type: peer.Bitfield, Bitfield: bits},
+		peer.Message{Type: peer.Have, Index: 20},
+		peer.Message{Type: peer.Have, Index: 3})
+	bad := startFakePeer(t, "127.0.0.7", f.mi,
+		peer.Message{Type: peer.Bitfield, Bitfield: make([]byte, len(bits)+4)})
+	sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0"})
+	_, tor, dir := magnetLeecher(t, (&metainfo.Magnet{InfoHash: f.mi.InfoHash}).String(), Config{}, good, bad)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(peerHaves(t, tor)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("fake peers not connected: %v", peerHaves(t, tor))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tor.AddPeers([]netip.AddrPort{sc.Addr()})
+	waitInfo(t, tor, 30*time.Second)
+	haves := peerHaves(t, tor)
+	if got, ok := haves[good]; !ok || got != 9 {
+		t.Errorf("good peer: connected %v, %d pieces; want 9", ok, got)
+	}
+	if _, ok := haves[bad]; ok {
+		t.Error("peer with a bitfield of the wrong size still connected")
+	}
+	waitComplete(t, tor, 30*time.Second)
+	swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+}
