@@ -283,6 +283,11 @@ type mountOpts struct {
 	Watchdog time.Duration
 	// Ready is how long to wait for the mount to come up; default 30 s.
 	Ready time.Duration
+	// NoWait returns as soon as the process started, for callers that
+	// time the mount themselves.
+	NoWait bool
+	// CacheSize is --cache-size; default 512MiB.
+	CacheSize string
 }
 
 // mountProc is a running "swarmfs mount". It is stopped, unmounted and
@@ -316,7 +321,10 @@ func startMount(tb testing.TB, o mountOpts) *mountProc {
 	if o.Ready == 0 {
 		o.Ready = 30 * time.Second
 	}
-	args := []string{"mount", "--data-dir", o.DataDir, "--listen", o.IP + ":0", "--cache-size", "512MiB"}
+	if o.CacheSize == "" {
+		o.CacheSize = "512MiB"
+	}
+	args := []string{"mount", "--data-dir", o.DataDir, "--listen", o.IP + ":0", "--cache-size", o.CacheSize}
 	// Nothing may look beyond loopback: no DHT bootstrap, no LSD multicast.
 	for _, f := range []string{"no-dht", "no-lsd"} {
 		if mountHasFlag(tb, f) {
@@ -340,6 +348,9 @@ func startMount(tb testing.TB, o mountOpts) *mountProc {
 		m.abort()
 	})
 	tb.Cleanup(m.cleanup)
+	if o.NoWait {
+		return m
+	}
 	// Up when the mount table shows it and the control socket answers
 	// (the "mounted at" line is printed after both).
 	deadline := time.Now().Add(o.Ready)

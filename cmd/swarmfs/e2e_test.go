@@ -378,9 +378,9 @@ func TestE2EReadAll(t *testing.T) {
 }
 
 // probeDuration is the container duration ffprobe reads from path.
-func probeDuration(t *testing.T, path string) float64 {
+func probeDuration(t testing.TB, path string) float64 {
 	t.Helper()
-	out := runProg(t, time.Minute, "ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path)
+	out := runProg(t, 5*time.Minute, "ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path)
 	d, err := strconv.ParseFloat(strings.TrimSpace(out), 64)
 	if err != nil {
 		t.Fatalf("ffprobe %s printed %q", path, out)

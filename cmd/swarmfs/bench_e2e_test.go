@@ -1,0 +1,586 @@
+package main
+
+// BenchmarkE2E: the filesystem figures of issue 5, swarmfs against btfs,
+// end to end, in one run. See docs/benchmarks.md for what each figure means
+// and scripts/bench_fs.sh for how it is run (in a network namespace with
+// only loopback, since btfs's libtorrent would otherwise look for DHT
+// routers, UPnP gateways and LSD peers on the real network).
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
+)
+
+// Knobs, from the environment.
+const (
+	// envBenchMB is the size of the big file in MiB (default 256).
+	envBenchMB = "SWARMFS_BENCH_FS_MB"
+	// envBenchReps is how many times each cheap figure is measured
+	// (default 3); the table shows medians.
+	envBenchReps = "SWARMFS_BENCH_FS_REPS"
+	// envBenchData keeps the generated data (file, video, torrents) in this
+	// folder across runs instead of a temporary one.
+	envBenchData = "SWARMFS_BENCH_DATA"
+	// envBenchDoc names a Markdown file whose table between benchMarkBegin
+	// and benchMarkEnd is replaced with this run's.
+	envBenchDoc = "SWARMFS_BENCH_DOC"
+)
+
+const (
+	benchMarkBegin = "<!-- BEGIN BenchmarkE2E -->"
+	benchMarkEnd   = "<!-- END BenchmarkE2E -->"
+	// benchSeeders, each on its own address (127.0.0.2, ...).
+	benchSeeders = 4
+	// benchSlowRate is each seeder's upload cap in the slow swarm.
+	benchSlowRate = 2_000_000
+	// benchPiece is the piece length of the benchmark torrent.
+	benchPiece = 1 << 20
+	// benchSettle is how long a fresh mount is left to find its peers
+	// before a timed read, so that the figure is the read, not the
+	// tracker round trip and the handshakes (both filesystems get it).
+	benchSettle = time.Second
+	// benchVideoSecs is the length of the test video; seek-and-play
+	// starts in its middle and decodes benchPlaySecs.
+	benchVideoSecs = 60
+	benchPlaySecs  = 5
+)
+
+// benchFS is a filesystem under test.
+type benchFS struct {
+	name string
+	// mount starts it on mnt with torrent; it returns at once (the
+	// caller times the listing).
+	mount func(b *testing.B, mnt, torrent string) benchMount
+}
+
+// benchMount is one running mount of a benchFS.
+type benchMount interface {
+	Pid() int
+	// Stop unmounts and ends the process, failing b if it cannot.
+	Stop(b testing.TB)
+}
+
+// swarmfsMount adapts mountProc.
+type swarmfsMount struct{ *mountProc }
+
+func (m swarmfsMount) Stop(tb testing.TB) { m.StopClean(tb) }
+
+// btfsMount is a "btfs -f" process. Like mountProc, it is unmounted and
+// killed at cleanup whatever happens, and a watchdog detaches a wedged mount.
+type btfsMount struct {
+	c        *child
+	mnt      string
+	out      *syncBuffer
+	watchdog *time.Timer
+}
+
+func (m *btfsMount) Pid() int { return m.c.cmd.Process.Pid }
+
+func (m *btfsMount) abort() {
+	m.c.signal(syscall.SIGKILL)
+	m.c.wait(5 * time.Second)
+	if isMounted(m.mnt) {
+		_ = exec.Command("fusermount", "-u", "-z", m.mnt).Run()
+	}
+}
+
+func (m *btfsMount) Stop(tb testing.TB) {
+	tb.Helper()
+	m.watchdog.Stop()
+	if out, err := exec.Command("fusermount", "-u", m.mnt).CombinedOutput(); err != nil {
+		tb.Logf("btfs: fusermount -u: %v: %s", err, out)
+	}
+	if !m.c.wait(20 * time.Second) {
+		tb.Logf("btfs did not exit 20 s after fusermount -u: killing it")
+		m.abort()
+	}
+}
+
+func startBtfs(b *testing.B, mnt, torrent string) benchMount {
+	b.Helper()
+	out := new(syncBuffer)
+	// -f: stay in the foreground, so this is the filesystem's process.
+	cmd := exec.Command("btfs", "-f", "--data-directory="+b.TempDir(), torrent, mnt)
+	cmd.Stdout, cmd.Stderr = out, out
+	c, err := startChild(cmd)
+	if err != nil {
+		b.Fatalf("start btfs: %v", err)
+	}
+	m := &btfsMount{c: c, mnt: mnt, out: out}
+	m.watchdog = time.AfterFunc(10*time.Minute, m.abort)
+	b.Cleanup(func() {
+		m.watchdog.Stop()
+		if c.running() {
+			m.abort()
+		}
+		if isMounted(mnt) {
+			_ = exec.Command("fusermount", "-u", "-z", mnt).Run()
+		}
+		if b.Failed() {
+			b.Logf("btfs output:\n%s", out.String())
+		}
+	})
+	return m
+}
+
+// benchData is the benchmark's torrent: ROOT/bench/{big.bin,video.mp4}.
+type benchData struct {
+	root    string             // save folder
+	big     swarmtest.FileSpec // bench/big.bin
+	video   string             // bench/video.mp4, moov at the end
+	torrent swarmtest.TorrentInfo
+}
+
+func makeBenchData(b *testing.B, sizeMB int) benchData {
+	b.Helper()
+	root := os.Getenv(envBenchData)
+	if root == "" {
+		root = b.TempDir()
+	}
+	d := benchData{
+		root:  root,
+		big:   swarmtest.FileSpec{Path: "bench/big.bin", Size: int64(sizeMB) << 20, Seed: 42},
+		video: filepath.Join(root, "bench", "video.mp4"),
+	}
+	bigPath := filepath.Join(root, filepath.FromSlash(d.big.Path))
+	if fi, err := os.Stat(bigPath); err != nil || fi.Size() != d.big.Size {
+		swarmtest.WriteFiles(b, root, []swarmtest.FileSpec{d.big})
+	}
+	if _, err := os.Stat(d.video); err != nil {
+		makeVideo(b, d.video, benchVideoSecs, "1280x720", "3M")
+	}
+	return d
+}
+
+// samples collects measurements per (figure, swarm, filesystem).
+type samples map[string][]float64
+
+func sampleKey(figure, swarm, fs string) string { return figure + "|" + swarm + "|" + fs }
+
+func (s samples) add(figure, swarm, fs string, v float64) {
+	k := sampleKey(figure, swarm, fs)
+	s[k] = append(s[k], v)
+}
+
+func (s samples) median(figure, swarm, fs string) (float64, int) {
+	v := slices.Clone(s[sampleKey(figure, swarm, fs)])
+	if len(v) == 0 {
+		return math.NaN(), 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2], len(v)
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2, len(v)
+}
+
+func (s samples) max(figure, swarm, fs string) float64 {
+	v := s[sampleKey(figure, swarm, fs)]
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	return slices.Max(v)
+}
+
+// Figures, in table order, with their unit and how to print them.
+type figure struct {
+	key, label, unit string
+	// max: show the largest sample instead of the median.
+	max bool
+}
+
+var benchFigures = []figure{
+	{key: "listing", label: "mount → listing", unit: "ms"},
+	{key: "ttfb50now", label: "first byte at 50%, opened as soon as listed", unit: "ms"},
+	{key: "ttfb0", label: "first byte at 0%", unit: "ms"},
+	{key: "ttfb50", label: "first byte at 50%", unit: "ms"},
+	{key: "ttfb90", label: "first byte at 90%", unit: "ms"},
+	{key: "ffprobe", label: "ffprobe, MP4 indexed at its end", unit: "s"},
+	{key: "seekplay", label: "seek to the middle and play 5 s", unit: "s"},
+	{key: "cold", label: "cold sequential read", unit: "MB/s"},
+	{key: "cached", label: "cached re-read (second read)", unit: "MB/s"},
+	{key: "rss", label: "peak RSS of the filesystem process", unit: "MiB", max: true},
+	{key: "rsssmall", label: "peak RSS, cold read through a 64 MiB cache", unit: "MiB", max: true},
+}
+
+// BenchmarkE2E measures swarmfs and btfs mounting one torrent (a big file
+// and an MP4 whose index is at its end, 1 MiB pieces) from four local
+// libtorrent seeders behind opentracker, first unlimited ("fast"), then
+// capped at 2 MB/s each ("slow"), with a fresh mount and a cold cache for
+// every timed figure, the two filesystems alternating. It prints a Markdown
+// table and, with SWARMFS_BENCH_DOC, writes it into that file.
+//
+// btfs runs only when the benchmark runs in a network namespace that has
+// nothing but loopback (scripts/bench_fs.sh does that): with libtorrent's
+// defaults, btfs would otherwise contact DHT routers on the internet.
+func BenchmarkE2E(b *testing.B) {
+	swarmtest.RequireTools(b, "libtorrent", "opentracker", "fuse", "ffprobe", "ffmpeg")
+	sizeMB, reps := 256, 3
+	if s := os.Getenv(envBenchMB); s != "" {
+		fmt.Sscan(s, &sizeMB)
+	}
+	if s := os.Getenv(envBenchReps); s != "" {
+		fmt.Sscan(s, &reps)
+	}
+	swarmfsBin(b) // built (or found) before anything is timed
+	swarmfsWith := func(cacheSize string) func(b *testing.B, mnt, torrent string) benchMount {
+		return func(b *testing.B, mnt, torrent string) benchMount {
+			return swarmfsMount{startMount(b, mountOpts{
+				IP: "127.0.0.20", Mountpoint: mnt, Sources: []string{torrent},
+				CacheSize: cacheSize, Watchdog: 10 * time.Minute, NoWait: true,
+			})}
+		}
+	}
+	fss := []benchFS{{name: "swarmfs", mount: swarmfsWith("4GiB")}}
+	// The same, with a cache much smaller than the file: memory must not
+	// grow with what streams through.
+	smallCache := benchFS{name: "swarmfs", mount: swarmfsWith("64MiB")}
+	var notes []string
+	if ifs := netInterfaces(); len(ifs) == 1 && ifs[0] == "lo" {
+		swarmtest.RequireTools(b, "btfs")
+		fss = append(fss, benchFS{name: "btfs", mount: startBtfs})
+	} else {
+		notes = append(notes, fmt.Sprintf("btfs skipped: the network namespace has %v, not only lo (run scripts/bench_fs.sh)", ifs))
+		b.Logf("%s", notes[len(notes)-1])
+	}
+
+	// The swarm: a tracker and four seeders, which every mount finds
+	// through the tracker.
+	d := makeBenchData(b, sizeMB)
+	// The info-hash does not depend on the trackers: learn it first, to
+	// start the tracker with it on its whitelist.
+	ih := swarmtest.MakeTorrentInfo(b, filepath.Join(d.root, "bench"), nil, benchPiece).InfoHash
+	tr := startTracker(b, ih)
+	d.torrent = swarmtest.MakeTorrentInfo(b, filepath.Join(d.root, "bench"), [][]string{{tr.HTTP}}, benchPiece)
+	var seeders []*swarmtest.LT
+	for i := range benchSeeders {
+		s := swarmtest.StartLibtorrent(b, swarmtest.LTOptions{IP: fmt.Sprintf("127.0.0.%d", 2+i), SeedMode: true})
+		s.AddTorrent(d.torrent.Path, d.root, true)
+		seeders = append(seeders, s)
+	}
+	for _, s := range seeders {
+		s.WaitSeeding(b, d.torrent.InfoHash, 2*time.Minute)
+	}
+	videoRel := filepath.Join("bench", "video.mp4")
+	bigRel := filepath.FromSlash(d.big.Path)
+	vidDur := probeDuration(b, d.video)
+
+	res := samples{}
+	for b.Loop() {
+		// The same operations on the original files, for scale.
+		for range reps {
+			res.add("ffprobe", "local", "local", timeIt(b, func() { ffprobeOK(b, d.video, vidDur) }).Seconds())
+			res.add("seekplay", "local", "local", timeIt(b, func() { seekPlay(b, d.video, vidDur) }).Seconds())
+			res.add("cached", "local", "local", seqRead(b, filepath.Join(d.root, bigRel), d.big))
+		}
+		for _, swarm := range []string{"fast", "slow"} {
+			rate := 0
+			if swarm == "slow" {
+				rate = benchSlowRate
+			}
+			for _, s := range seeders {
+				s.SetRates(rate, 0)
+			}
+			coldReps := reps
+			if swarm == "slow" {
+				coldReps = 1 // 256 MiB at 8 MB/s: half a minute each
+			}
+			for rep := range reps {
+				order := slices.Clone(fss)
+				if rep%2 == 1 {
+					slices.Reverse(order)
+				}
+				for _, fs := range order {
+					// One mount per timed figure, each with a cold cache.
+					withMount(b, fs, d, swarm, res, 0, func(mnt string) {
+						off := d.big.Size / 2 &^ 4095
+						res.add("ttfb50now", swarm, fs.name, float64(firstByte(b, filepath.Join(mnt, bigRel), off, d.big).Microseconds())/1000)
+					})
+					for _, f := range []struct {
+						key  string
+						frac float64
+					}{{"ttfb0", 0}, {"ttfb50", 0.5}, {"ttfb90", 0.9}} {
+						withMount(b, fs, d, swarm, res, benchSettle, func(mnt string) {
+							off := int64(float64(d.big.Size)*f.frac) &^ 4095
+							res.add(f.key, swarm, fs.name, float64(firstByte(b, filepath.Join(mnt, bigRel), off, d.big).Microseconds())/1000)
+						})
+					}
+					withMount(b, fs, d, swarm, res, benchSettle, func(mnt string) {
+						res.add("ffprobe", swarm, fs.name, timeIt(b, func() { ffprobeOK(b, filepath.Join(mnt, videoRel), vidDur) }).Seconds())
+					})
+					withMount(b, fs, d, swarm, res, benchSettle, func(mnt string) {
+						res.add("seekplay", swarm, fs.name, timeIt(b, func() { seekPlay(b, filepath.Join(mnt, videoRel), vidDur) }).Seconds())
+					})
+					if rep < coldReps {
+						withMount(b, fs, d, swarm, res, benchSettle, func(mnt string) {
+							p := filepath.Join(mnt, bigRel)
+							res.add("cold", swarm, fs.name, seqRead(b, p, d.big))
+							res.add("cached", swarm, fs.name, seqRead(b, p, d.big))
+						})
+					}
+					if fs.name == "swarmfs" && swarm == "fast" && rep == 0 {
+						small := samples{}
+						withMount(b, smallCache, d, swarm, small, benchSettle, func(mnt string) {
+							seqRead(b, filepath.Join(mnt, bigRel), d.big)
+						})
+						for _, v := range small[sampleKey("rss", swarm, fs.name)] {
+							res.add("rsssmall", swarm, fs.name, v)
+						}
+					}
+				}
+			}
+		}
+	}
+
+	names := make([]string, len(fss))
+	for i, fs := range fss {
+		names[i] = fs.name
+	}
+	table := benchTable(res, names, sizeMB, reps)
+	goal := float64(benchPiece) / float64(benchSeeders*benchSlowRate) * 2
+	notes = append(notes, fmt.Sprintf("Goal for first byte in the slow swarm: within 2× one piece's transfer at the swarm's rate, 2 × 1 MiB / (%d × %.0f MB/s) = %.0f ms.",
+		benchSeeders, benchSlowRate/1e6, goal*1000))
+	out := table + "\n" + strings.Join(notes, "\n\n") + "\n"
+	fmt.Printf("\n%s\n", out)
+	for _, fs := range names {
+		for _, sw := range []string{"fast", "slow"} {
+			if v, n := res.median("ttfb50", sw, fs); n > 0 {
+				b.ReportMetric(v, fs+"-"+sw+"-ttfb50-ms")
+			}
+		}
+		if v, n := res.median("cached", "fast", fs); n > 0 {
+			b.ReportMetric(v, fs+"-cached-MB/s")
+		}
+	}
+	if p := os.Getenv(envBenchDoc); p != "" {
+		if err := replaceBetween(p, benchMarkBegin, benchMarkEnd, out); err != nil {
+			b.Errorf("writing %s: %v", p, err)
+		}
+	}
+}
+
+// withMount mounts the torrent on a fresh folder with a fresh cache, times
+// the listing, lets the mount find its peers for settle, runs f, records
+// the peak RSS and unmounts.
+func withMount(b *testing.B, fs benchFS, d benchData, swarm string, res samples, settle time.Duration, f func(mnt string)) {
+	b.Helper()
+	mnt := b.TempDir()
+	file := filepath.Join(mnt, filepath.FromSlash(d.big.Path))
+	t0 := time.Now()
+	m := fs.mount(b, mnt, d.torrent.Path)
+	for {
+		if _, err := os.Stat(file); err == nil {
+			break
+		}
+		if time.Since(t0) > time.Minute {
+			b.Fatalf("%s: %s not listed after a minute", fs.name, file)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	res.add("listing", swarm, fs.name, float64(time.Since(t0).Microseconds())/1000)
+	time.Sleep(settle)
+	f(mnt)
+	if kb, err := vmHWM(m.Pid()); err == nil {
+		res.add("rss", swarm, fs.name, float64(kb)/1024)
+	} else {
+		b.Logf("%s: peak RSS: %v", fs.name, err)
+	}
+	m.Stop(b)
+}
+
+func timeIt(_ *testing.B, f func()) time.Duration {
+	t0 := time.Now()
+	f()
+	return time.Since(t0)
+}
+
+// firstByte opens path and reads 16 KiB at off, returning the time from the
+// open to the data, which it checks.
+func firstByte(b *testing.B, path string, off int64, spec swarmtest.FileSpec) time.Duration {
+	b.Helper()
+	buf := make([]byte, 16<<10)
+	t0 := time.Now()
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	n, err := f.ReadAt(buf, off)
+	el := time.Since(t0)
+	if err != nil && !(errors.Is(err, io.EOF) && n > 0) {
+		b.Fatalf("%s: pread at %d: %v", path, off, err)
+	}
+	want := make([]byte, n)
+	spec.ReadAt(want, off)
+	if !bytes.Equal(buf[:n], want) {
+		b.Fatalf("%s: wrong data at %d", path, off)
+	}
+	return el
+}
+
+// seqRead reads path from start to end with 1 MiB reads and returns MB/s.
+// It checks a few MiB along the way against spec (all of it would cost
+// more CPU than the read).
+func seqRead(b *testing.B, path string, spec swarmtest.FileSpec) float64 {
+	b.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	want := make([]byte, 1<<20)
+	var total int64
+	t0 := time.Now()
+	for i := 0; ; i++ {
+		n, err := io.ReadFull(f, buf)
+		if n > 0 && i%32 == 0 {
+			spec.ReadAt(want[:n], total)
+			if !bytes.Equal(buf[:n], want[:n]) {
+				b.Fatalf("%s: wrong data in the MiB at %d", path, total)
+			}
+		}
+		total += int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			b.Fatalf("%s: read at %d: %v", path, total, err)
+		}
+	}
+	el := time.Since(t0)
+	if total != spec.Len() {
+		b.Fatalf("%s: read %d bytes, want %d", path, total, spec.Len())
+	}
+	return float64(total) / 1e6 / el.Seconds()
+}
+
+func ffprobeOK(b *testing.B, path string, want float64) {
+	b.Helper()
+	if got := probeDuration(b, path); math.Abs(got-want) > 0.05 {
+		b.Fatalf("ffprobe %s: duration %v, want %v", path, got, want)
+	}
+}
+
+// seekPlay seeks to the middle of the video and decodes benchPlaySecs.
+func seekPlay(b *testing.B, path string, dur float64) {
+	b.Helper()
+	out := runProg(b, 5*time.Minute, "ffmpeg", "-nostdin", "-v", "error", "-xerror",
+		"-ss", strconv.FormatFloat(dur/2, 'f', 2, 64), "-i", path, "-t", strconv.Itoa(benchPlaySecs), "-f", "null", "-")
+	if strings.TrimSpace(out) != "" {
+		b.Fatalf("ffmpeg seek and play %s: %s", path, out)
+	}
+}
+
+// vmHWM is a process's peak resident set in KiB.
+func vmHWM(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM")
+}
+
+// netInterfaces lists the interfaces of this process's network namespace.
+func netInterfaces() []string {
+	b, err := os.ReadFile("/proc/self/net/dev")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n")[2:] {
+		if name, _, ok := strings.Cut(line, ":"); ok {
+			out = append(out, strings.TrimSpace(name))
+		}
+	}
+	return out
+}
+
+// benchTable formats the medians as Markdown.
+func benchTable(res samples, fss []string, sizeMB, reps int) string {
+	var w strings.Builder
+	fmt.Fprintf(&w, "Measured %s on %d cores (%s); %d MiB file and a %d s 1280×720 MP4 in one torrent, 1 MiB pieces; %d libtorrent seeders, slow = each capped at %.0f MB/s; medians of %d runs (the slow cold read: 1 run), each on a fresh mount with an empty cache.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), kernelRelease(), sizeMB, benchVideoSecs, benchSeeders, benchSlowRate/1e6, reps)
+	w.WriteString("| figure |")
+	for _, sw := range []string{"fast", "slow"} {
+		for _, fs := range fss {
+			fmt.Fprintf(&w, " %s, %s |", fs, sw)
+		}
+	}
+	w.WriteString(" local file |\n|---|")
+	for range 2 * len(fss) {
+		w.WriteString("---:|")
+	}
+	w.WriteString("---:|\n")
+	for _, f := range benchFigures {
+		fmt.Fprintf(&w, "| %s (%s) |", f.label, f.unit)
+		for _, sw := range []string{"fast", "slow"} {
+			for _, fs := range fss {
+				v, _ := res.median(f.key, sw, fs)
+				if f.max {
+					v = res.max(f.key, sw, fs)
+				}
+				fmt.Fprintf(&w, " %s |", fmtFigure(v, f.unit))
+			}
+		}
+		v, _ := res.median(f.key, "local", "local")
+		fmt.Fprintf(&w, " %s |\n", fmtFigure(v, f.unit))
+	}
+	return w.String()
+}
+
+func fmtFigure(v float64, unit string) string {
+	switch {
+	case math.IsNaN(v):
+		return "—"
+	case unit == "s":
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+}
+
+func kernelRelease() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return "Linux " + strings.TrimSpace(string(b))
+}
+
+// replaceBetween replaces what lies between the begin and end markers of
+// the file at path with text (appending both markers if absent).
+func replaceBetween(path, begin, end, text string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	s := string(old)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	block := begin + "\n" + text + end
+	if i < 0 || j < i {
+		s = strings.TrimRight(s, "\n") + "\n\n" + block + "\n"
+	} else {
+		s = s[:i] + block + s[j+len(end):]
+	}
+	return os.WriteFile(path, []byte(s), 0o644)
+}
