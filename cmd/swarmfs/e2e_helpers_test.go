@@ -72,19 +72,31 @@ func leftovers() []string {
 			out = append(out, "process "+s[:i+1])
 		}
 	}
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 || !strings.Contains(line, " - fuse.swarmfs ") {
-			continue
-		}
-		mnt := unescapeMountinfo(f[4])
-		if strings.HasPrefix(mnt, filepath.Join(os.TempDir(), "TestE2E")) || strings.HasPrefix(mnt, filepath.Join(os.TempDir(), "BenchmarkE2E")) {
+	mounted.Lock()
+	defer mounted.Unlock()
+	for mnt := range mounted.dirs {
+		if isMounted(mnt) {
 			out = append(out, "mount "+mnt)
 			_ = exec.Command("fusermount3", "-u", "-z", mnt).Run()
 		}
 	}
 	return out
+}
+
+// mounted records every folder this binary mounted something on, for the
+// leak check (other processes' mounts are none of its business).
+var mounted struct {
+	sync.Mutex
+	dirs map[string]bool
+}
+
+func recordMount(dir string) {
+	mounted.Lock()
+	defer mounted.Unlock()
+	if mounted.dirs == nil {
+		mounted.dirs = map[string]bool{}
+	}
+	mounted.dirs[dir] = true
 }
 
 // The binary is built once, on first use, so unit tests that need none
@@ -335,6 +347,7 @@ func startMount(tb testing.TB, o mountOpts) *mountProc {
 	args = append(args, o.Mountpoint)
 	args = append(args, o.Sources...)
 	m := &mountProc{tb: tb, Dir: o.Mountpoint, DataDir: o.DataDir, aborted: make(chan struct{})}
+	recordMount(o.Mountpoint)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &m.out, &m.out
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0 exitcode=66")
