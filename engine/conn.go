@@ -209,7 +209,7 @@ func (c *conn) dropUploads() {
 func (c *conn) readLoop() {
 	defer c.wg.Done()
 	t := c.t
-	dec := peer.NewDecoder(c.nc, int(c.maxMsg.Load()))
+	dec := peer.NewDecoder(newQuickAckReader(c.nc), int(c.maxMsg.Load()))
 	var m peer.Message
 	for {
 		if n := int(c.maxMsg.Load()); n != dec.MaxLength() {

@@ -112,6 +112,9 @@
 //   - Outgoing connections are made from the listen address when it is a
 //     specific one, so that peers, and PEX, see the address that accepts
 //     connections (loopback tests with many clients rely on it).
+//   - Linux delays ACKs up to 40 ms, and a peer with Nagle's algorithm on
+//     (libtorrent) then holds the tail of a piece until the ACK: the reader
+//     goroutine re-arms TCP_QUICKACK after each read (quickack_linux.go).
 //   - A DHT of only two nodes finds nothing: a node's lookups never consult
 //     what was announced to itself. Tests use at least three.
 package engine
