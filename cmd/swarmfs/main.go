@@ -22,6 +22,11 @@ var commands []command
 
 func init() {
 	commands = []command{
+		{"mount", "mount [flags] MOUNTPOINT [TORRENT|MAGNET...]", "mount torrents as folders (foreground; Ctrl-C unmounts)", runMount},
+		{"add", "add [--data-dir D] TORRENT|MAGNET...", "add torrents to the running mount", runAdd},
+		{"rm", "rm [--data-dir D] NAME|INFOHASH...", "remove torrents from the running mount", runRm},
+		{"status", "status [--data-dir D] [--json]", "progress, rates, peers and cache use per torrent", runStatus},
+		{"cache", "cache [--data-dir D] [drop NAME|INFOHASH]", "show the piece cache per torrent, or drop a torrent's pieces", runCache},
 		{"create", "create [flags] PATH", "make a .torrent from a file or folder", runCreate},
 		{"seed", "seed [flags] TORRENT PATH", "seed existing data (PATH: the file, the torrent's folder, or the folder holding it)", runSeed},
 		{"get", "get [flags] TORRENT|MAGNET DIR", "download a torrent into DIR, with a progress line", runGet},

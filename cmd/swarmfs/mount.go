@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/swarmfs/swarmfs/cache"
+	"github.com/swarmfs/swarmfs/engine"
+	"github.com/swarmfs/swarmfs/engine/storage"
+	"github.com/swarmfs/swarmfs/fs"
+)
+
+// defaultDataDir is $XDG_CACHE_HOME/swarmfs, or ~/.cache/swarmfs.
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "swarmfs")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".cache", "swarmfs")
+	}
+	return filepath.Join(os.TempDir(), "swarmfs")
+}
+
+func dataDirFlag(fs *flag.FlagSet) *string {
+	return fs.String("data-dir", defaultDataDir(), "where the piece cache, the control socket and the DHT state live")
+}
+
+func runMount(args []string, stdout, stderr io.Writer) error {
+	f := newFlags("mount", stderr)
+	var ef engineFlags
+	ef.register(f)
+	dataDir := dataDirFlag(f)
+	cacheSize := f.String("cache-size", "10GiB", "piece cache capacity, e.g. 512MiB or 20GiB")
+	readTimeout := f.Duration("read-timeout", fs.DefaultReadTimeout, "a read the swarm cannot serve in this time fails with EIO")
+	download := f.String("download", "wanted", "what to download: \"wanted\" (what is read, plus readahead and media heads and tails) or \"all\"")
+	debugFuse := f.Bool("debug-fuse", false, "log every FUSE request")
+	allowOther := f.Bool("allow-other", false, "let other users read the mount")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if f.NArg() < 1 {
+		return usageErr("mount needs a MOUNTPOINT")
+	}
+	mountpoint := f.Arg(0)
+	capacity, err := cache.ParseSize(*cacheSize)
+	if err != nil {
+		return usageErr("--cache-size: %v", err)
+	}
+	var downloadAll bool
+	switch *download {
+	case "wanted":
+	case "all":
+		downloadAll = true
+	default:
+		return usageErr("--download %q: want \"wanted\" or \"all\"", *download)
+	}
+	cfg, peers, err := ef.config(stderr)
+	if err != nil {
+		return err
+	}
+	logger := log.New(stderr, "swarmfs: ", log.Ltime)
+	logf := logger.Printf
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+
+	ca, err := cache.Open(cache.Options{Dir: filepath.Join(*dataDir, "cache"), Capacity: capacity, Logf: logf})
+	if err != nil {
+		return err
+	}
+	defer ca.Close()
+	cfg.Storage = storage.NewCache(ca)
+	client, err := engine.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newHost(ctx, client, ca, engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers}, logf)
+	defer h.wait()
+	h.restore()
+	for _, arg := range f.Args()[1:] {
+		if err := addSource(h, arg); err != nil {
+			// A bad torrent never stops the mount or the others.
+			fmt.Fprintf(stderr, "swarmfs: %v\n", err)
+		}
+	}
+
+	srv, err := fs.Mount(mountpoint, h, fs.Options{ReadTimeout: *readTimeout, Debug: *debugFuse, AllowOther: *allowOther, Logf: logf})
+	if err != nil {
+		return err
+	}
+	h.setServer(srv)
+	cs, err := startControl(*dataDir, h)
+	if err != nil {
+		srv.Unmount()
+		return err
+	}
+	defer cs.close()
+
+	fmt.Fprintf(stdout, "swarmfs %s: %d torrent(s) mounted at %s (peers on %s, cache %s in %s)\n",
+		engine.Version, len(client.Torrents()), mountpoint, client.Addr(), humanBytes(capacity), *dataDir)
+	fmt.Fprintf(stdout, "add more with: swarmfs add TORRENT|MAGNET; stop with Ctrl-C or: fusermount3 -u %s\n", mountpoint)
+
+	unmounted := make(chan struct{})
+	go func() {
+		srv.Wait()
+		close(unmounted)
+	}()
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	select {
+	case <-unmounted:
+		fmt.Fprintln(stdout, "unmounted")
+	case s := <-sig:
+		fmt.Fprintf(stdout, "%v: unmounting %s\n", s, mountpoint)
+		if err := unmountRetry(srv, unmounted, sig); err != nil {
+			return err
+		}
+	}
+	cancel()
+	return nil
+}
+
+// unmountRetry unmounts, retrying while the mount is busy; a second signal
+// detaches lazily instead.
+func unmountRetry(srv *fs.Server, unmounted <-chan struct{}, sig <-chan os.Signal) error {
+	for i := 0; ; i++ {
+		err := srv.Unmount()
+		if err == nil {
+			select {
+			case <-unmounted:
+			case <-time.After(10 * time.Second):
+			}
+			return nil
+		}
+		if i == 0 {
+			fmt.Fprintf(os.Stderr, "swarmfs: unmount: %v (close the programs using the mount; Ctrl-C again to detach it lazily)\n", err)
+		}
+		select {
+		case <-sig:
+			if err := lazyUnmount(srv.Mountpoint()); err != nil {
+				return err
+			}
+			fmt.Fprintln(os.Stderr, "swarmfs: detached lazily; it disappears when the last program closes it")
+			return nil
+		case <-unmounted:
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// addSource adds a .torrent file path, .magnet file path or magnet URI.
+func addSource(h *host, arg string) error {
+	if strings.HasPrefix(arg, "magnet:") {
+		_, err := h.AddMagnet(arg)
+		return err
+	}
+	b, err := os.ReadFile(arg)
+	if err != nil {
+		return err
+	}
+	if s := strings.TrimSpace(string(b)); strings.HasPrefix(s, "magnet:") {
+		_, err = h.AddMagnet(s)
+	} else {
+		_, err = h.AddTorrentFile(b)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", arg, err)
+	}
+	return nil
+}
