@@ -215,3 +215,21 @@ func TestMagnetFromCache(t *testing.T) {
 	waitInfo(t, tor, 30*time.Second)
 	waitComplete(t, tor, 10*time.Second)
 }
+
+// TestPortMessage: two clients with DHT nodes that meet as peers learn each
+// other's node from the PORT message, without any bootstrap.
+func TestPortMessage(t *testing.T) {
+	f := newFixture(t, 32<<10, []swarmtest.FileSpec{{Path: "a", Size: 1 << 20}})
+	cfg := Config{ListenAddr: "127.0.0.2:0", DHT: true, DHTBootstrap: []string{}}
+	sc, _ := seeder(t, f, cfg)
+	cfg.ListenAddr = "127.0.0.3:0"
+	lc, tor, _ := leecher(t, f, cfg, sc.Addr())
+	waitComplete(t, tor, 30*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for sc.DHT().Stats().Nodes == 0 || lc.DHT().Stats().Nodes == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("DHT nodes after PORT: seeder %d, leecher %d", sc.DHT().Stats().Nodes, lc.DHT().Stats().Nodes)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
