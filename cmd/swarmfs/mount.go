@@ -139,6 +139,9 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 func unmountRetry(srv *fs.Server, unmounted <-chan struct{}, sig <-chan os.Signal) error {
 	for i := 0; ; i++ {
 		err := srv.Unmount()
+		if err != nil && !stillMounted(srv.Mountpoint()) {
+			return nil // detached by someone else (fusermount3 -u -z)
+		}
 		if err == nil {
 			select {
 			case <-unmounted:
@@ -182,4 +185,24 @@ func addSource(h *host, arg string) error {
 		return fmt.Errorf("%s: %w", arg, err)
 	}
 	return nil
+}
+
+// stillMounted reports whether mnt is still a mount point of this process's
+// mount namespace.
+func stillMounted(mnt string) bool {
+	abs, err := filepath.Abs(mnt)
+	if err != nil {
+		return true
+	}
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && strings.ReplaceAll(f[1], "\\040", " ") == abs {
+			return true
+		}
+	}
+	return false
 }
