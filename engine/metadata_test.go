@@ -22,15 +22,21 @@ type metaLiar struct {
 	ln       net.Listener
 	done     chan struct{}
 	requests chan int // pieces asked for, dropped when full
+	size     int      // metadata_size claimed; 0: the true one
+	hangUp   bool     // close the connection at the first request
 }
 
 func startMetaLiar(t *testing.T, ip string, mi *metainfo.MetaInfo) *metaLiar {
+	return startMetaLiarWith(t, ip, mi, metaLiar{})
+}
+
+func startMetaLiarWith(t *testing.T, ip string, mi *metainfo.MetaInfo, opts metaLiar) *metaLiar {
 	t.Helper()
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &metaLiar{ln: ln, done: make(chan struct{}), requests: make(chan int, 1000)}
+	l := &metaLiar{ln: ln, done: make(chan struct{}), requests: make(chan int, 1000), size: opts.size, hangUp: opts.hangUp}
 	go func() {
 		defer close(l.done)
 		for {
@@ -61,6 +67,9 @@ func (l *metaLiar) serve(nc net.Conn, mi *metainfo.MetaInfo) {
 	}
 	const ourMetaID = 3
 	size := len(mi.InfoBytes)
+	if l.size > 0 {
+		size = l.size
+	}
 	hs, _ := (&peer.ExtendedHandshake{M: map[string]int{peer.ExtMetadata: ourMetaID}, MetadataSize: size}).Marshal()
 	out := peer.AppendMessage(nil, &peer.Message{Type: peer.HaveNone})
 	out = peer.AppendMessage(out, &peer.Message{Type: peer.Extended, ExtendedID: peer.ExtHandshakeID, Payload: hs})
@@ -93,6 +102,9 @@ func (l *metaLiar) serve(nc net.Conn, mi *metainfo.MetaInfo) {
 		select {
 		case l.requests <- req.Piece:
 		default:
+		}
+		if l.hangUp {
+			return
 		}
 		junk := make([]byte, min(peer.MetadataPieceSize, size-req.Piece*peer.MetadataPieceSize))
 		for i := range junk {
@@ -201,6 +213,23 @@ func TestBadMetadataShared(t *testing.T) {
 	if slices.Contains(tor.Banned(), sc.Addr().Addr()) {
 		t.Fatal("the honest seeder was banned")
 	}
+}
+
+// TestMetadataSizeChange: when the peers claiming the size being fetched
+// go away, the size others claim is fetched instead.
+func TestMetadataSizeChange(t *testing.T) {
+	f := newFixture(t, 32<<10, swarmtest.StandardFiles())
+	l := startMetaLiarWith(t, "127.0.0.5", f.mi, metaLiar{size: len(f.mi.InfoBytes) + 5000, hangUp: true})
+	sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0"})
+	_, tor, _ := magnetLeecher(t, (&metainfo.Magnet{InfoHash: f.mi.InfoHash}).String(), Config{}, l.addr())
+	select {
+	case <-l.requests:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the peer with the other size was never asked")
+	}
+	tor.AddPeers([]netip.AddrPort{sc.Addr()})
+	waitInfo(t, tor, 5*time.Second)
+	checkInfo(t, tor, f.mi)
 }
 
 // TestMetadataTooLarge: a peer claiming a metadata_size above the bound is

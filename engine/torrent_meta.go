@@ -50,6 +50,7 @@ type metaState struct {
 	asked    []*conn      // who each missing piece is requested from
 	askedAt  []time.Time
 	got      int   // pieces received
+	out      int   // requests in flight
 	busy     bool  // a full copy is being checked, or the storage opened
 	dead     bool  // the info-hash names an invalid info dictionary: stop
 	single   bool  // a copy failed: one supplier per attempt from now on
@@ -88,12 +89,12 @@ func (t *Torrent) metaEligible(c *conn, now time.Time) bool {
 }
 
 // chooseMetaSize settles the size to fetch: the claim most connected peers
-// make, among those within our bound.
-func (t *Torrent) chooseMetaSize() bool {
+// that can be asked now make, among those within our bound.
+func (t *Torrent) chooseMetaSize(now time.Time) bool {
 	votes := map[int]int{}
 	best := 0
 	for c := range t.conns {
-		if c.peerExt == nil || c.extIDs[peer.ExtMetadata] == 0 {
+		if c.peerExt == nil || c.extIDs[peer.ExtMetadata] == 0 || now.Before(c.metaSkipUntil) {
 			continue
 		}
 		sz := c.peerExt.MetadataSize
@@ -125,7 +126,12 @@ func (t *Torrent) requestMetadata(now time.Time) {
 	if t.picker != nil || ms.busy || ms.dead {
 		return
 	}
-	if ms.size == 0 && !t.chooseMetaSize() {
+	if ms.size != 0 && ms.out == 0 && !t.anyMetaEligible(now) {
+		// Nobody who claims the size being fetched can be asked now (gone,
+		// or rejecting, or silent): start over with the other claims.
+		t.resetMeta()
+	}
+	if ms.size == 0 && !t.chooseMetaSize(now) {
 		return
 	}
 	if ms.single {
@@ -162,7 +168,7 @@ func (t *Torrent) requestMetadataSingle(now time.Time) {
 	sup := ms.supplier
 	if sup != nil && !t.metaEligible(sup, now) {
 		t.resetMeta()
-		if !t.chooseMetaSize() {
+		if !t.chooseMetaSize(now) {
 			return
 		}
 		sup = nil
@@ -188,8 +194,20 @@ func (t *Torrent) requestMetadataSingle(now time.Time) {
 	}
 }
 
+// anyMetaEligible reports whether some peer can be asked for the size
+// being fetched now.
+func (t *Torrent) anyMetaEligible(now time.Time) bool {
+	for c := range t.conns {
+		if t.metaEligible(c, now) {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *Torrent) askMetadata(c *conn, i int, now time.Time) {
 	t.meta.asked[i], t.meta.askedAt[i] = c, now
+	t.meta.out++
 	c.metaOut++
 	msg := peer.MetadataMessage{Type: peer.MetadataRequest, Piece: i}
 	c.send(peer.Message{Type: peer.Extended, ExtendedID: uint8(c.extIDs[peer.ExtMetadata]), Payload: msg.Marshal()})
@@ -199,6 +217,7 @@ func (t *Torrent) askMetadata(c *conn, i int, now time.Time) {
 func (t *Torrent) unask(i int) {
 	if c := t.meta.asked[i]; c != nil {
 		c.metaOut--
+		t.meta.out--
 		t.meta.asked[i] = nil
 	}
 }
