@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -589,6 +590,20 @@ func TestE2EAddRemove(t *testing.T) {
 	waitPath(t, solo, 30*time.Second)
 	runProg(t, time.Minute, "cmp", d.Solo, solo)
 
+	// The same magnet as a .magnet file copied in.
+	if out, code = swarmfsCmd(t, append(append([]string{"rm"}, dd...), soloHex[:8])...); code != 0 {
+		t.Fatalf("swarmfs rm HASH-PREFIX: exit %d: %s", code, out)
+	}
+	waitGone(t, filepath.Join(m.Dir, "solo.bin"), 10*time.Second)
+	magnetFile := filepath.Join(t.TempDir(), "solo.magnet")
+	if err := os.WriteFile(magnetFile, []byte(magnet+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runProg(t, 30*time.Second, "cp", magnetFile, m.Dir+"/")
+	waitPath(t, solo, 30*time.Second)
+	runProg(t, time.Minute, "cmp", d.Solo, solo)
+	waitGone(t, filepath.Join(m.Dir, "solo.magnet"), 5*time.Second)
+
 	// mkdir of an info-hash nobody knows: a folder waiting for metadata.
 	unknown := strings.Repeat("5a", 20)
 	if err := os.Mkdir(filepath.Join(m.Dir, unknown), 0o755); err != nil {
@@ -609,6 +624,19 @@ func TestE2EAddRemove(t *testing.T) {
 		t.Errorf("root at the end: %v, %v", ents, err)
 	}
 	m.StopClean(t)
+
+	// The next mount brings back what was there (the magnet's metadata
+	// included), and nothing that was removed.
+	s.seeder.Remove(s.solo.InfoHash)
+	m = startMount(t, mountOpts{IP: "127.0.0.42", DataDir: m.DataDir, Flags: []string{"--read-timeout", "10s"}})
+	solo = filepath.Join(m.Dir, "solo.bin", "solo.bin")
+	waitPath(t, solo, 10*time.Second)
+	runProg(t, time.Minute, "cmp", d.Solo, solo)
+	ents, err = os.ReadDir(m.Dir)
+	if err != nil || len(ents) != 1 || ents[0].Name() != "solo.bin" {
+		t.Errorf("root after a restart: %v, %v", ents, err)
+	}
+	m.StopClean(t)
 }
 
 // TestE2ERestartFromCache reads everything, stops the mount and the seeder,
@@ -621,12 +649,16 @@ func TestE2ERestartFromCache(t *testing.T) {
 	dataDir, mnt := t.TempDir(), t.TempDir()
 	m1, dir := mountTorrent(t, mountOpts{IP: "127.0.0.51", DataDir: dataDir, Mountpoint: mnt, Sources: []string{s.multi.Path}}, "e2e-data")
 	checkSHA256(t, d.Multi, dir, time.Minute)
+	inos := inodes(t, dir)
 	m1.StopClean(t)
 	s.seeder.Remove(s.multi.InfoHash)
 
 	// A piece missing from the cache would fail (EIO) instead of waiting.
 	m2, dir := mountTorrent(t, mountOpts{IP: "127.0.0.52", DataDir: dataDir, Mountpoint: mnt, Flags: []string{"--read-timeout", "10s"}}, "e2e-data")
 	checkListing(t, d.Multi, dir)
+	if got := inodes(t, dir); !maps.Equal(got, inos) {
+		t.Errorf("inode numbers changed across a restart:\n%v\nwas:\n%v", got, inos)
+	}
 	checkSHA256(t, d.Multi, dir, time.Minute)
 	checkPreads(t, d.Multi, dir, 200, 2)
 	st := mountStatus(t, m2.DataDir)
@@ -634,6 +666,58 @@ func TestE2ERestartFromCache(t *testing.T) {
 		t.Errorf("status after reading from the cache alone: %+v", st)
 	}
 	m2.StopClean(t)
+}
+
+// inodes maps every path under dir (and dir itself, ".") to its inode number.
+func inodes(t *testing.T, dir string) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = info.Sys().(*syscall.Stat_t).Ino
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestE2EReadTimeout reads a file nobody seeds with --read-timeout 2s: the
+// read fails with EIO instead of hanging, and the mount goes on. The mount
+// is then stopped from outside, with fusermount3 -u.
+func TestE2EReadTimeout(t *testing.T) {
+	d := testData(t)
+	orphan := swarmtest.MakeTorrentInfo(t, d.Orphan, nil, pieceLen)
+	m, dir := mountTorrent(t, mountOpts{IP: "127.0.0.33", Sources: []string{orphan.Path}, Flags: []string{"--read-timeout", "2s"}}, "orphan")
+	t0 := time.Now()
+	out, err := runProgErr(t, 30*time.Second, "cat", filepath.Join(dir, "data.bin"))
+	el := time.Since(t0)
+	if err == nil || !strings.Contains(out, "Input/output error") {
+		t.Errorf("cat of a file nobody seeds, read timeout 2 s: %v: %s", err, out)
+	}
+	if el < 1500*time.Millisecond || el > 10*time.Second {
+		t.Errorf("cat failed after %v, want about 2 s", el)
+	}
+	t.Logf("cat failed after %v: %s", el.Round(time.Millisecond), strings.TrimSpace(out))
+	if b, err := os.ReadFile(filepath.Join(dir, "empty")); err != nil || len(b) != 0 {
+		t.Errorf("read empty file after a timeout: %q, %v", b, err)
+	}
+	runProg(t, 10*time.Second, "fusermount3", "-u", m.Dir)
+	if !m.c.wait(10 * time.Second) {
+		t.Fatal("swarmfs mount still running 10 s after fusermount3 -u")
+	}
+	if code := m.c.exitCode(); code != 0 {
+		t.Errorf("swarmfs mount exited with %d after fusermount3 -u", code)
+	}
+	m.checkRace(t)
 }
 
 // TestE2ECrashRemount kills the mount with SIGKILL after it read part of a
