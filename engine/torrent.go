@@ -153,6 +153,9 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 			InfoHash: ih,
 			PeerID:   c.peerID,
 			Port:     c.port,
+			// Trackers record where an announce comes from: announce from
+			// the address we listen on when it is a specific one.
+			LocalIP: c.Addr().Addr(),
 			Stats: func() (int64, int64, int64) {
 				left := int64(unknownLeft)
 				if t.hasInfo.Load() {

@@ -47,13 +47,14 @@ step "creating the torrent"
 IH=$(awk '/info-hash/ {print $2}' "$DEMO/create.txt")
 
 step "starting opentracker on 127.0.0.1:$PORT"
-# Debian's opentracker serves only whitelisted info-hashes and drops root
-# privileges to nobody, so its files live where nobody can read them.
+# Debian's opentracker serves only whitelisted info-hashes and will not run
+# as root: it runs as nobody, in a folder nobody can read, holding the list.
 OTDIR=$(mktemp -d /tmp/swarmfs-demo-tracker.XXXXXX)
 chmod 755 "$OTDIR"
 echo "$IH" >"$OTDIR/whitelist"
 chmod 644 "$OTDIR/whitelist"
-(cd "$OTDIR" && exec opentracker -i 127.0.0.1 -p "$PORT" -P "$PORT" -w whitelist) >"$DEMO/tracker.log" 2>&1 &
+setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	opentracker -i 127.0.0.1 -p "$PORT" -P "$PORT" -d "$OTDIR" -w whitelist >"$DEMO/tracker.log" 2>&1 &
 pids+=($!)
 sleep 0.3
 

@@ -42,6 +42,9 @@ type AnnouncerConfig struct {
 	// none; 0 means 30 minutes. A tracker's own interval always wins, and no
 	// interval is shorter than the tracker's min interval or one minute.
 	DefaultInterval time.Duration
+	// LocalIP, if set, is the address announces leave from (see
+	// AnnounceRequest.LocalIP).
+	LocalIP netip.Addr
 }
 
 // Announcer keeps one torrent known to its trackers: it sends started, then
@@ -326,6 +329,7 @@ func (a *Announcer) prepare(t *trackerState) (req AnnounceRequest, ok bool) {
 		NumWant:   numWant,
 		Key:       a.key,
 		TrackerID: t.trackerID,
+		LocalIP:   a.cfg.LocalIP,
 	}
 	a.mu.Unlock()
 	a.fillStats(&req)
@@ -426,6 +430,7 @@ func (a *Announcer) stop(ctx context.Context) {
 				NumWant:   0,
 				Key:       a.key,
 				TrackerID: t.trackerID,
+				LocalIP:   a.cfg.LocalIP,
 			}})
 		}
 	}

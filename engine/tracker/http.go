@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/bencode"
@@ -22,24 +23,53 @@ const httpTimeout = 30 * time.Second
 
 // defaultHTTPClient is shared by every HTTP announce so connections to a
 // tracker are reused across torrents.
-var defaultHTTPClient = &http.Client{
-	Timeout: httpTimeout,
-	Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 20 * time.Second,
-		MaxIdleConns:          64,
-		MaxIdleConnsPerHost:   2,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
-	},
-	CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 5 {
-			return errors.New("tracker: too many redirects")
-		}
-		return nil
-	},
+var defaultHTTPClient = newHTTPClient(netip.Addr{})
+
+var (
+	localClientsMu sync.Mutex // guards localClients
+	localClients   = map[netip.Addr]*http.Client{}
+)
+
+// httpClientFor returns the shared client that dials from local (any
+// address when local is unset or unspecified).
+func httpClientFor(local netip.Addr) *http.Client {
+	if !local.IsValid() || local.IsUnspecified() {
+		return defaultHTTPClient
+	}
+	localClientsMu.Lock()
+	defer localClientsMu.Unlock()
+	c := localClients[local]
+	if c == nil {
+		c = newHTTPClient(local)
+		localClients[local] = c
+	}
+	return c
+}
+
+func newHTTPClient(local netip.Addr) *http.Client {
+	d := &net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}
+	if local.IsValid() && !local.IsUnspecified() {
+		d.LocalAddr = &net.TCPAddr{IP: local.AsSlice()}
+	}
+	return &http.Client{
+		Timeout: httpTimeout,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           d.DialContext,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: 20 * time.Second,
+			MaxIdleConns:          64,
+			MaxIdleConnsPerHost:   2,
+			IdleConnTimeout:       90 * time.Second,
+			ForceAttemptHTTP2:     true,
+		},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("tracker: too many redirects")
+			}
+			return nil
+		},
+	}
 }
 
 // announceHTTP performs a BEP 3 announce with client.

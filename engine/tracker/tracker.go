@@ -87,6 +87,10 @@ type AnnounceRequest struct {
 	// TrackerID is echoed to HTTP trackers that gave one ("tracker id"); the
 	// Announcer keeps it per tracker.
 	TrackerID string
+	// LocalIP, if set, is the source address of the announce. Trackers
+	// record the address an announce comes from, so a client listening on
+	// one specific address must announce from it to be reachable.
+	LocalIP netip.Addr
 }
 
 // AnnounceResponse is a tracker's successful answer, already bounded and
@@ -114,7 +118,7 @@ func Announce(ctx context.Context, rawURL string, req AnnounceRequest) (*Announc
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
-		return announceHTTP(ctx, defaultHTTPClient, rawURL, req)
+		return announceHTTP(ctx, httpClientFor(req.LocalIP), rawURL, req)
 	case "udp":
 		return defaultUDP.announce(ctx, u, req)
 	}
