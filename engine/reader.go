@@ -186,6 +186,9 @@ func (t *Torrent) applyReaderOps() {
 	if t.picker == nil {
 		return
 	}
+	// A seek or a new urgent read withdraws queued requests: cancel them
+	// now, not at the next tick.
+	t.sendCancels(t.picker.Cancels())
 	for c := range t.conns {
 		t.updateInterest(c)
 	}
@@ -203,6 +206,11 @@ func (t *Torrent) syncPins() {
 	if !ok {
 		return
 	}
+	v := t.picker.PinVersion()
+	if v == t.pinVersion {
+		return // nothing changed since the last sync
+	}
+	t.pinVersion = v
 	now := map[int]bool{}
 	for _, p := range t.picker.PinnedPieces() {
 		now[p] = true

@@ -83,6 +83,7 @@ type Torrent struct {
 	dialing    int
 	readers    map[*Reader]picker.ReaderID
 	pinned     map[int]bool
+	pinVersion uint64 // picker.PinVersion at the last syncPins
 	announcer  *tracker.Announcer
 	lastChoke  time.Time
 	lastOptim  time.Time

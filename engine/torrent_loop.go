@@ -60,11 +60,7 @@ func (t *Torrent) tick(now time.Time) {
 	}
 	if t.picker != nil {
 		t.picker.SetRate(t.downRate())
-		for _, pr := range t.picker.Timeouts(now) {
-			if c := t.byID[pr.Peer]; c != nil {
-				c.send(peer.Message{Type: peer.Cancel, Index: uint32(pr.Piece), Begin: pr.Begin, Length: pr.Length})
-			}
-		}
+		t.sendCancels(t.picker.Timeouts(now))
 		if now.Sub(t.lastChoke) >= chokeInterval {
 			t.rechoke(now)
 		}
@@ -566,6 +562,8 @@ func (t *Torrent) fill(c *conn, now time.Time) {
 		return
 	}
 	reqs := t.picker.Next(c.id, now, free)
+	// Next may withdraw queued requests to make room for urgent ones.
+	t.sendCancels(t.picker.Cancels())
 	if len(reqs) == 0 {
 		return
 	}
@@ -575,6 +573,16 @@ func (t *Torrent) fill(c *conn, now time.Time) {
 	}
 	c.wmu.Unlock()
 	c.poke()
+}
+
+// sendCancels tells peers about requests the picker withdrew (after a seek,
+// for an urgent read, or because they timed out).
+func (t *Torrent) sendCancels(prs []picker.PeerRequest) {
+	for _, pr := range prs {
+		if c := t.byID[pr.Peer]; c != nil {
+			c.send(peer.Message{Type: peer.Cancel, Index: uint32(pr.Piece), Begin: pr.Begin, Length: pr.Length})
+		}
+	}
 }
 
 func (t *Torrent) fillAll() {

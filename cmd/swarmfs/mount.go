@@ -79,6 +79,10 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	}
 	defer ca.Close()
 	cfg.Storage = storage.NewCache(ca)
+	if cfg.DHT && cfg.DHTStatePath != "" {
+		// The mount keeps everything of its own under its data directory.
+		cfg.DHTStatePath = filepath.Join(*dataDir, "dht.state")
+	}
 	client, err := engine.New(cfg)
 	if err != nil {
 		return err

@@ -34,7 +34,7 @@ func (f File) Open(ih metainfo.Hash, info *metainfo.Info) (Torrent, []int, error
 	if err := os.MkdirAll(f.Dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("storage: %w", err)
 	}
-	t := &fileTorrent{info: info, open: make(map[int]*os.File)}
+	t := &fileTorrent{info: info, open: make(map[int]*handle)}
 	for _, fl := range info.Files {
 		t.paths = append(t.paths, f.path(info, fl))
 	}
@@ -73,9 +73,8 @@ type fileTorrent struct {
 	// instead they cost nothing while they wait. Lock order: writeMu, then mu.
 	writeMu sync.Mutex
 
-	mu       sync.Mutex // guards open and writable
-	open     map[int]*os.File
-	writable map[int]bool
+	mu   sync.Mutex // guards open and the handles' refs and stale
+	open map[int]*handle
 }
 
 // check hashes every piece whose files are all present and long enough.
@@ -133,44 +132,78 @@ func (t *fileTorrent) check() ([]int, error) {
 	return have, nil
 }
 
-func (t *fileTorrent) file(i int, write bool) (*os.File, error) {
+// handle is an open file shared by concurrent reads and writes; refs counts
+// the users, and a handle is closed only when it has none.
+type handle struct {
+	f        *os.File
+	writable bool
+	refs     int
+	stale    bool // replaced or evicted: close when the last user is done
+}
+
+// file returns file i opened for reading (or writing), and a release func
+// the caller must call when done with it.
+func (t *fileTorrent) file(i int, write bool) (*os.File, func(), error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if fh, ok := t.open[i]; ok && (!write || t.writable[i]) {
-		return fh, nil
-	}
-	if fh, ok := t.open[i]; ok {
-		fh.Close()
-		delete(t.open, i)
-	}
-	if len(t.open) >= maxOpenFiles {
-		for k, fh := range t.open {
-			fh.Close()
-			delete(t.open, k)
+	h, ok := t.open[i]
+	if !ok || write && !h.writable {
+		if ok {
+			t.retireLocked(i, h)
 		}
+		if len(t.open) >= maxOpenFiles {
+			for k, o := range t.open {
+				if o.refs == 0 {
+					t.retireLocked(k, o)
+				}
+			}
+		}
+		f, err := t.openFile(i, write)
+		if err != nil {
+			return nil, nil, err
+		}
+		h = &handle{f: f, writable: write}
+		t.open[i] = h
 	}
-	var fh *os.File
-	var err error
-	if write {
-		if err = os.MkdirAll(filepath.Dir(t.paths[i]), 0o755); err != nil {
+	h.refs++
+	return h.f, func() { t.release(h) }, nil
+}
+
+// retireLocked drops h from the open set, closing it now if unused.
+func (t *fileTorrent) retireLocked(i int, h *handle) {
+	delete(t.open, i)
+	h.stale = true
+	if h.refs == 0 {
+		h.f.Close()
+	}
+}
+
+func (t *fileTorrent) release(h *handle) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h.refs--
+	if h.refs == 0 && h.stale {
+		h.f.Close()
+	}
+}
+
+func (t *fileTorrent) openFile(i int, write bool) (*os.File, error) {
+	if !write {
+		f, err := os.Open(t.paths[i])
+		if err != nil {
 			return nil, fmt.Errorf("storage: %w", err)
 		}
-		fh, err = os.OpenFile(t.paths[i], os.O_RDWR|os.O_CREATE, 0o644)
-		if err == nil {
-			preallocate(fh, t.info.Files[i].Length)
-		}
-	} else {
-		fh, err = os.Open(t.paths[i])
+		return f, nil
 	}
+	if err := os.MkdirAll(filepath.Dir(t.paths[i]), 0o755); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	f, err := os.OpenFile(t.paths[i], os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	if t.writable == nil {
-		t.writable = make(map[int]bool)
-	}
-	t.open[i] = fh
-	t.writable[i] = write
-	return fh, nil
+	preallocate(f, t.info.Files[i].Length)
+	return f, nil
 }
 
 // segments calls fn for each file segment of [off, off+n).
@@ -211,13 +244,14 @@ func (t *fileTorrent) readRaw(p []byte, off int64) (int, error) {
 			clear(p[p0:p1])
 			return nil
 		}
-		fh, err := t.file(i, false)
+		fh, release, err := t.file(i, false)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%s: %w", t.paths[i], ErrNotStored)
 			}
 			return err
 		}
+		defer release()
 		if _, err := fh.ReadAt(p[p0:p1], fileOff); err != nil {
 			if errors.Is(err, io.EOF) {
 				return fmt.Errorf("%s: %w", t.paths[i], ErrNotStored)
@@ -241,10 +275,11 @@ func (t *fileTorrent) WritePiece(index int, data []byte) error {
 		if t.info.Files[i].Pad {
 			return nil
 		}
-		fh, err := t.file(i, true)
+		fh, release, err := t.file(i, true)
 		if err != nil {
 			return err
 		}
+		defer release()
 		if _, err := fh.WriteAt(data[p0:p1], fileOff); err != nil {
 			return fmt.Errorf("storage: write %s: %w", t.paths[i], err)
 		}
@@ -256,11 +291,15 @@ func (t *fileTorrent) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var first error
-	for k, fh := range t.open {
-		if err := fh.Close(); err != nil && first == nil {
+	for k, h := range t.open {
+		delete(t.open, k)
+		h.stale = true
+		if h.refs > 0 {
+			continue // closed by its last user
+		}
+		if err := h.f.Close(); err != nil && first == nil {
 			first = err
 		}
-		delete(t.open, k)
 	}
 	return first
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/swarmfs/swarmfs/cache"
@@ -132,4 +134,53 @@ func TestCache(t *testing.T) {
 	}
 	defer c.Close()
 	checkStore(t, NewCache(c), info, ih, all)
+}
+
+// TestFileManyFiles: more files than the open-handle bound, read
+// concurrently, never lose a handle someone is using.
+func TestFileManyFiles(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "many")
+	os.MkdirAll(root, 0o755)
+	n := maxOpenFiles*2 + 10
+	for i := 0; i < n; i++ {
+		os.WriteFile(filepath.Join(root, fmt.Sprintf("f%04d", i)), bytes.Repeat([]byte{byte(i)}, 3000+i), 0o644)
+	}
+	mi, err := metainfo.Create(root, metainfo.CreateOptions{PieceLength: 16 << 10, NoDate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 3; round++ {
+		st, have, err := File{Dir: dir}.Open(mi.InfoHash, mi.Info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(have) != mi.Info.NumPieces() {
+			t.Fatalf("round %d: have %d of %d pieces", round, len(have), mi.Info.NumPieces())
+		}
+		// Concurrent reads spread over every file keep the handle cache
+		// churning; none may fail.
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				buf := make([]byte, 100)
+				for k := 0; k < 3000; k++ {
+					f := mi.Info.Files[(g*7919+k*31)%len(mi.Info.Files)]
+					if _, err := st.ReadAt(buf, f.Offset); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}(g)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: concurrent read: %v", round, err)
+		}
+		st.Close()
+	}
 }
