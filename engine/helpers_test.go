@@ -84,3 +84,11 @@ func waitComplete(t *testing.T, tor *Torrent, timeout time.Duration) {
 		t.Fatalf("not complete after %v: %d/%d pieces, %d peers", timeout, s.PiecesHave, s.Pieces, s.Peers)
 	}
 }
+
+func peersOf(cs ...*Client) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, c := range cs {
+		out = append(out, c.Addr())
+	}
+	return out
+}
