@@ -444,6 +444,66 @@ func TestE2EMedia(t *testing.T) {
 		}
 		m.StopClean(t)
 	})
+	t.Run("many random readers", func(t *testing.T) {
+		// Eight handles seeking around two files at once, cold: each
+		// must progress and get the right bytes.
+		if os.Getenv("SWARMFS_E2E_KNOWN_BUGS") == "" {
+			// With eight readers and a rate-capped seeder the reads stall
+			// for good: the torrent loop spins in picker.preemptPeer and
+			// downloads ten times what it completes.
+			t.Skip("known bug: reads stall with 8 random readers on a capped seeder; SWARMFS_E2E_KNOWN_BUGS=1 runs it")
+		}
+		m, dir := mountTorrent(t, mountOpts{IP: "127.0.0.24", Sources: []string{s.multi.Path}, Watchdog: time.Minute}, "e2e-data")
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- randomReads(filepath.Join(d.Multi, "big.bin"), filepath.Join(dir, "big.bin"), 15, uint64(g))
+				if g%2 == 0 {
+					errs <- randomReads(d.Clip, filepath.Join(dir, clip), 5, uint64(g))
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		m.StopClean(t)
+	})
+}
+
+// randomReads opens got once and preads n random ranges of up to 64 KiB,
+// comparing them with want. It is safe to call from any goroutine.
+func randomReads(want, got string, n int, seed uint64) error {
+	orig, err := os.ReadFile(want)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(got)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rng := rand.New(rand.NewPCG(seed, 77))
+	buf := make([]byte, 64<<10)
+	for range n {
+		off := rng.Int64N(int64(len(orig)))
+		size := 1 + rng.IntN(len(buf))
+		k, err := f.ReadAt(buf[:size], off)
+		wantN := min(int64(size), int64(len(orig))-off)
+		if int64(k) != wantN || (err != nil && !(err == io.EOF && int64(k) < int64(size))) {
+			return fmt.Errorf("%s: pread(%d at %d) = %d, %v; want %d bytes", got, size, off, k, err, wantN)
+		}
+		if !bytes.Equal(buf[:k], orig[off:off+int64(k)]) {
+			return fmt.Errorf("%s: pread(%d at %d): wrong bytes", got, size, off)
+		}
+	}
+	return nil
 }
 
 // mountOrphan mounts a torrent nobody seeds (no trackers, no peers).
