@@ -30,6 +30,9 @@ type Config struct {
 	Storage storage.Provider
 	// MaxConnsPerTorrent bounds established connections per torrent. Default 50.
 	MaxConnsPerTorrent int
+	// MaxWindowBytes bounds each torrent's readahead windows and pinned
+	// pieces; set it from the cache's capacity. 0 is the picker's default.
+	MaxWindowBytes int64
 	// MaxHalfOpen bounds dials in progress across all torrents. Default 25.
 	MaxHalfOpen int
 	// UploadSlots is how many peers are unchoked by rate, plus one optimistic.

@@ -127,7 +127,7 @@ func newConn(t *Torrent, nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pee
 		amChoking:   true,
 		peerChoking: true,
 		peerReqq:    250,
-		pipeline:    64,
+		pipeline:    minPipeline,
 		wake:        make(chan struct{}, 1),
 	}
 }

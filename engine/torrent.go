@@ -207,6 +207,9 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 		TotalLength: info.TotalLength,
 		BlockSize:   peer.BlockSize,
 		Background:  policy,
+		// Readahead windows and pins must fit the cache, or the cache
+		// would evict what a reader is about to use.
+		MaxWindowBytes: t.client.cfg.MaxWindowBytes,
 	})
 	for _, p := range have {
 		if p >= 0 && p < info.NumPieces() {
