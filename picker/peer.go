@@ -36,6 +36,8 @@ type peer struct {
 	cancelled [cancelRing]int64
 	cancelPos int
 
+	lastPreempt int64 // picker clock at the last preemptPeer that withdrew requests
+
 	// Statistics, all from BlockReceived.
 	rate      float64 // bytes/s, EWMA over busy time
 	lat       float64 // seconds, request to first byte, EWMA

@@ -72,6 +72,10 @@ const (
 // for concurrent use: the torrent's loop owns it. It performs no I/O and
 // starts no goroutines; every method returns promptly.
 type Picker struct {
+	// clock is the latest time a caller passed in (unix nanos): what
+	// internal decisions without a time argument take as now.
+	clock int64
+
 	// Geometry, read-only after New.
 	n         int
 	pieceLen  int64
@@ -353,4 +357,11 @@ func (p *Picker) rarKey(piece int) uint8 {
 		a = maxRarKey - 1
 	}
 	return uint8(1 + a)
+}
+
+// tick advances the picker's clock to now; time never runs backwards.
+func (p *Picker) tick(now time.Time) {
+	if n := now.UnixNano(); n > p.clock {
+		p.clock = n
+	}
 }

@@ -67,6 +67,7 @@ type urgentEntry struct {
 // [opts.Start, opts.End). A media reader also asks for the file's head and
 // tail at once, within a quarter of MaxWindowBytes across all readers.
 func (p *Picker) AddReader(opts ReaderOptions, now time.Time) ReaderID {
+	p.tick(now)
 	t := p.ts(now)
 	start := min(max(opts.Start, 0), p.total)
 	end := min(max(opts.End, start), p.total)
@@ -140,6 +141,7 @@ func (p *Picker) RemoveReader(id ReaderID) {
 // a seek, which releases the old window at once (a proven reader restarts
 // from one piece at the new position, a scanner from none).
 func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
+	p.tick(now)
 	r := p.reader(id)
 	if r == nil || n <= 0 || off < 0 || off >= p.total {
 		return

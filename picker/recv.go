@@ -18,6 +18,7 @@ const (
 // outstanding on other peers: the engine sends CANCEL for each; the picker
 // has already forgotten them.
 func (p *Picker) BlockReceived(id PeerID, r Request, now time.Time) (cancels []PeerRequest, useful bool) {
+	p.tick(now)
 	t := p.ts(now)
 	b, ok := p.blockOf(r)
 	if !ok {
@@ -88,6 +89,7 @@ func (p *Picker) RequestRejected(id PeerID, r Request) {
 // withdrawn since the last call (see Cancels). Call it about once a
 // second; the engine sends CANCEL for each.
 func (p *Picker) Timeouts(now time.Time) []PeerRequest {
+	p.tick(now)
 	t := p.ts(now)
 	var keys []int64
 	for _, pe := range p.peers {
@@ -196,6 +198,9 @@ func (p *Picker) releaseUnwanted() {
 	}
 }
 
+// preemptGap is the least time between two preemptions of one peer.
+const preemptGap = 500 * time.Millisecond
+
 // preemptPeer withdraws pe's queued requests that stand in the way, keeping
 // the oldest few (probably on the wire already). For the urgent piece
 // ranked rank (see urgentOrder), readahead requests and requests for
@@ -212,6 +217,14 @@ func (p *Picker) preemptPeer(pe *peer, rank int) {
 	if len(pe.out) <= keep {
 		return
 	}
+	// At most once per preemptGap per peer: withdrawn blocks are asked
+	// again right away, at the back of the peer's queue, and withdrawing
+	// them again before a slow peer could serve them livelocked eight
+	// random readers on a 2 MB/s seeder (the transfer stopped).
+	if pe.lastPreempt != 0 && p.clock-pe.lastPreempt < int64(preemptGap) {
+		return
+	}
+	pe.lastPreempt = p.clock
 	type kv struct {
 		k  int64
 		at int64

@@ -46,6 +46,7 @@ type selection struct {
 // requests: drain Cancels afterwards (or at the next Timeouts) and send
 // CANCEL for them; the freed slots are for the next call.
 func (p *Picker) Next(id PeerID, now time.Time, max int) []Request {
+	p.tick(now)
 	pe := p.peer(id)
 	if pe == nil || max <= 0 || p.n == 0 {
 		return nil
