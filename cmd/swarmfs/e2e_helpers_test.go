@@ -136,6 +136,10 @@ func swarmfsBin(tb testing.TB) string {
 	return binOnce.path
 }
 
+// swarmfsBinPath is the binary swarmfsBin made, for goroutines that have
+// no testing.TB to hand.
+func swarmfsBinPath() string { return binOnce.path }
+
 // mountHelp is "swarmfs mount -h", to pass flags only the binary knows.
 var mountHelp struct {
 	sync.Once
@@ -358,6 +362,7 @@ func startMount(tb testing.TB, o mountOpts) *mountProc {
 	m.c = c
 	m.watchdog = time.AfterFunc(o.Watchdog, func() {
 		close(m.aborted)
+		m.dumpState()
 		m.abort()
 	})
 	tb.Cleanup(m.cleanup)
@@ -396,6 +401,17 @@ func (m *mountProc) abort() {
 	if isMounted(m.Dir) {
 		_ = exec.Command("fusermount3", "-u", "-z", m.Dir).Run()
 	}
+}
+
+// dumpState writes the mount's status and its goroutines (SIGQUIT makes a
+// Go program print them and exit) into its output, for the test log.
+func (m *mountProc) dumpState() {
+	if st, err := exec.Command(swarmfsBinPath(), "status", "--json", "--data-dir", m.DataDir).CombinedOutput(); err == nil {
+		fmt.Fprintf(&m.out, "\n=== swarmfs status at the watchdog deadline:\n%s\n", st)
+	}
+	fmt.Fprintf(&m.out, "\n=== goroutines at the watchdog deadline (SIGQUIT):\n")
+	m.c.signal(syscall.SIGQUIT)
+	m.c.wait(3 * time.Second)
 }
 
 // stop asks the mount to end (SIGINT) and reports whether it exited within
