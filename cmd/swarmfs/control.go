@@ -126,7 +126,7 @@ func httpError(w http.ResponseWriter, err error) {
 }
 
 func (cs *controlServer) status(w http.ResponseWriter, r *http.Request) {
-	var out []TorrentStatus
+	out := []TorrentStatus{} // "[]", not "null", when nothing is mounted
 	for _, t := range cs.h.client.Torrents() {
 		s := t.Stats()
 		ts := TorrentStatus{
