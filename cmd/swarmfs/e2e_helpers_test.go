@@ -43,6 +43,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	e2eTemp = dir
+	// A race-enabled swarmfs sleeps a second at exit (atexit_sleep_ms),
+	// which every subcommand the tests run would pay.
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
 	code := m.Run()
 	// Every test stops what it started, also when it fails; a leak here
 	// is a bug in a test's cleanup, so it fails the run.
@@ -354,7 +359,7 @@ func startMount(tb testing.TB, o mountOpts) *mountProc {
 	recordMount(o.Mountpoint)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &m.out, &m.out
-	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0 exitcode=66")
+	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0 exitcode=66 atexit_sleep_ms=0 "+os.Getenv("GORACE"))
 	c, err := startChild(cmd)
 	if err != nil {
 		tb.Fatalf("start swarmfs mount: %v", err)
