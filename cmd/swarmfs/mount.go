@@ -52,6 +52,14 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 		return usageErr("mount needs a MOUNTPOINT")
 	}
 	mountpoint := f.Arg(0)
+	// Signals are caught from the start. One that comes while the mount is
+	// being set up then unmounts it cleanly once it is up; caught only
+	// later, it would kill the process with the mount left behind, or be
+	// lost if the process started with SIGINT ignored (a background job of
+	// a shell script), leaving the mount running.
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	capacity, err := cache.ParseSize(*cacheSize)
 	if err != nil {
 		return usageErr("--cache-size: %v", err)
@@ -131,9 +139,6 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 		srv.Wait()
 		close(unmounted)
 	}()
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
 	select {
 	case <-unmounted:
 		fmt.Fprintln(stdout, "unmounted")
