@@ -431,6 +431,7 @@ func (m *mountProc) stop(grace time.Duration) bool {
 func (m *mountProc) StopClean(tb testing.TB) {
 	tb.Helper()
 	if !m.stop(15 * time.Second) {
+		m.dumpState()
 		tb.Fatalf("swarmfs mount still running 15 s after SIGINT:\n%s", m.Output())
 	}
 	if code := m.c.exitCode(); code != 0 {
@@ -460,13 +461,15 @@ func (m *mountProc) cleanup() {
 	}
 	if m.c.running() && !m.stop(5*time.Second) {
 		m.tb.Errorf("swarmfs mount did not exit within 5 s of SIGINT; killing it")
+		m.dumpState()
 		m.abort()
 	}
 	if isMounted(m.Dir) {
 		_ = exec.Command("fusermount3", "-u", "-z", m.Dir).Run()
 	}
 	if !m.c.wait(10 * time.Second) {
-		m.tb.Errorf("swarmfs mount (pid %d) did not exit after SIGKILL", m.Pid())
+		stack, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stack", m.Pid()))
+		m.tb.Errorf("swarmfs mount (pid %d) did not exit after SIGKILL; kernel stack:\n%s", m.Pid(), stack)
 	}
 	m.checkRace(m.tb)
 	if m.tb.Failed() {

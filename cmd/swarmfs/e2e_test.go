@@ -585,6 +585,28 @@ func TestE2EUnmountDuringRead(t *testing.T) {
 	}
 }
 
+// TestE2EEarlySignal sends SIGINT at different moments of the mount's
+// start: whenever it comes, the process ends and leaves no mount behind.
+func TestE2EEarlySignal(t *testing.T) {
+	swarmtest.RequireTools(t, "fuse")
+	for delay := time.Duration(0); delay <= 150*time.Millisecond; delay += 10 * time.Millisecond {
+		m := startMount(t, mountOpts{IP: "127.0.0.35", NoWait: true})
+		time.Sleep(delay)
+		m.c.signal(os.Interrupt)
+		if !m.c.wait(15 * time.Second) {
+			t.Fatalf("SIGINT %v after start: swarmfs mount still running 15 s later:\n%s", delay, m.Output())
+		}
+		// Before Go's runtime is up the signal kills the process, which
+		// is fine as long as nothing was mounted yet.
+		if code := m.c.exitCode(); code != 0 && strings.Contains(m.Output(), " mounted at ") {
+			t.Errorf("SIGINT %v after start: exit %d (%v) after mounting:\n%s", delay, code, m.c.waitErr, m.Output())
+		}
+		if isMounted(m.Dir) {
+			t.Fatalf("SIGINT %v after start: %s left mounted:\n%s", delay, m.Dir, m.Output())
+		}
+	}
+}
+
 // TestE2EAddRemove adds and removes torrents on a running mount with
 // swarmfs add and rm (the control socket), a magnet included, and with file
 // operations: cp of a .torrent into the root, mkdir of an info-hash, rmdir.
