@@ -94,7 +94,7 @@ func (m *btfsMount) Pid() int { return m.c.cmd.Process.Pid }
 
 func (m *btfsMount) abort() {
 	m.c.signal(syscall.SIGKILL)
-	m.c.wait(5 * time.Second)
+	m.c.wait(kernelSlack)
 	if isMounted(m.mnt) {
 		_ = exec.Command("fusermount", "-u", "-z", m.mnt).Run()
 	}
@@ -106,8 +106,8 @@ func (m *btfsMount) Stop(tb testing.TB) {
 	if out, err := exec.Command("fusermount", "-u", m.mnt).CombinedOutput(); err != nil {
 		tb.Logf("btfs: fusermount -u: %v: %s", err, out)
 	}
-	if !m.c.wait(20 * time.Second) {
-		tb.Logf("btfs did not exit 20 s after fusermount -u: killing it")
+	if !m.c.wait(kernelSlack) {
+		tb.Logf("btfs did not exit %v after fusermount -u: killing it", kernelSlack)
 		m.abort()
 	}
 }

@@ -114,7 +114,7 @@ func mountTorrent(t *testing.T, o mountOpts, name string) (*mountProc, string) {
 	t.Helper()
 	m := startMount(t, o)
 	dir := filepath.Join(m.Dir, name)
-	waitPath(t, dir, 15*time.Second)
+	waitPath(t, dir, time.Minute)
 	return m, dir
 }
 
@@ -418,7 +418,7 @@ func TestE2EMedia(t *testing.T) {
 	t.Run("readers at once", func(t *testing.T) {
 		// Two programs on one file (each its own handle and reader) and a
 		// third decoding the video, all cold, all at once.
-		m, dir := mountTorrent(t, mountOpts{IP: "127.0.0.23", Sources: []string{s.multi.Path}, Watchdog: 45 * time.Second}, "e2e-data")
+		m, dir := mountTorrent(t, mountOpts{IP: "127.0.0.23", Sources: []string{s.multi.Path}, Watchdog: 5 * time.Minute}, "e2e-data")
 		var sumOut, cmpOut, ffOut syncBuffer
 		big := filepath.Join(dir, "big.bin")
 		procs := []*child{
@@ -427,8 +427,8 @@ func TestE2EMedia(t *testing.T) {
 			startBg(t, &ffOut, "ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", filepath.Join(dir, clip), "-f", "null", "-"),
 		}
 		for i, p := range procs {
-			if !p.wait(time.Minute) {
-				t.Fatalf("reader %d still running after a minute", i)
+			if !p.wait(2 * time.Minute) {
+				t.Fatalf("reader %d still running after two minutes", i)
 			}
 		}
 		b, _ := os.ReadFile(filepath.Join(d.Multi, "big.bin"))
@@ -450,7 +450,7 @@ func TestE2EMedia(t *testing.T) {
 		// (Before 8c2f83a the reads stalled for good here: the torrent
 		// loop kept preempting the one capped seeder and downloaded ten
 		// times what it completed.)
-		m, dir := mountTorrent(t, mountOpts{IP: "127.0.0.24", Sources: []string{s.multi.Path}, Watchdog: time.Minute}, "e2e-data")
+		m, dir := mountTorrent(t, mountOpts{IP: "127.0.0.24", Sources: []string{s.multi.Path}, Watchdog: 5 * time.Minute}, "e2e-data")
 		var wg sync.WaitGroup
 		errs := make(chan error, 16)
 		for g := range 8 {
@@ -577,7 +577,7 @@ func TestE2EUnmountDuringRead(t *testing.T) {
 	m, dir := mountOrphan(t, "127.0.0.32")
 	cat := startBlockedCat(t, filepath.Join(dir, "data.bin"))
 	m.StopClean(t)
-	if !cat.wait(5 * time.Second) {
+	if !cat.wait(30 * time.Second) {
 		t.Fatal("the reader still waits after the mount exited")
 	}
 	if cat.exitCode() == 0 {
@@ -593,8 +593,8 @@ func TestE2EEarlySignal(t *testing.T) {
 		m := startMount(t, mountOpts{IP: "127.0.0.35", NoWait: true})
 		time.Sleep(delay)
 		m.c.signal(os.Interrupt)
-		if !m.c.wait(15 * time.Second) {
-			t.Fatalf("SIGINT %v after start: swarmfs mount still running 15 s later:\n%s", delay, m.Output())
+		if !m.c.wait(kernelSlack) {
+			t.Fatalf("SIGINT %v after start: swarmfs mount still running %v later:\n%s", delay, kernelSlack, m.Output())
 		}
 		// Before Go's runtime is up the signal kills the process, which
 		// is fine as long as nothing was mounted yet.
@@ -629,7 +629,7 @@ func TestE2EAddRemove(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "added solo.bin ("+soloHex+")") {
 		t.Fatalf("swarmfs add: exit %d: %s", code, out)
 	}
-	waitPath(t, solo, 10*time.Second)
+	waitPath(t, solo, 30*time.Second)
 	runProg(t, time.Minute, "cmp", d.Solo, solo)
 	out, code = swarmfsCmd(t, append(append([]string{"add"}, dd...), s.solo.Path)...)
 	if code == 0 || !strings.Contains(out, "already") {
@@ -645,7 +645,7 @@ func TestE2EAddRemove(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "removed solo.bin") {
 		t.Fatalf("swarmfs rm: exit %d: %s", code, out)
 	}
-	waitGone(t, filepath.Join(m.Dir, "solo.bin"), 10*time.Second)
+	waitGone(t, filepath.Join(m.Dir, "solo.bin"), 30*time.Second)
 	if out, code = swarmfsCmd(t, append(append([]string{"rm"}, dd...), "solo.bin")...); code == 0 {
 		t.Errorf("swarmfs rm of a torrent not there succeeded: %s", out)
 	}
@@ -653,13 +653,13 @@ func TestE2EAddRemove(t *testing.T) {
 	// cp of a .torrent into the root, then rmdir.
 	multi := filepath.Join(m.Dir, "e2e-data")
 	runProg(t, 30*time.Second, "cp", s.multi.Path, filepath.Join(m.Dir, "added.torrent"))
-	waitPath(t, multi, 10*time.Second)
+	waitPath(t, multi, 30*time.Second)
 	for _, rel := range []string{"a/b/c/d.bin", "a/b/c/empty-deep", "unicode-é漢字/ünï.dat"} {
 		runProg(t, time.Minute, "cmp", filepath.Join(d.Multi, rel), filepath.Join(multi, rel))
 	}
 	waitGone(t, filepath.Join(m.Dir, "added.torrent"), 5*time.Second)
 	runProg(t, 30*time.Second, "rmdir", multi)
-	waitGone(t, multi, 10*time.Second)
+	waitGone(t, multi, 30*time.Second)
 
 	// A magnet through swarmfs add: the metadata comes from the seeder.
 	magnet := swarmtest.Magnet(s.solo.InfoHash, "solo.bin", s.tr.HTTP)
@@ -673,7 +673,7 @@ func TestE2EAddRemove(t *testing.T) {
 	if out, code = swarmfsCmd(t, append(append([]string{"rm"}, dd...), soloHex[:8])...); code != 0 {
 		t.Fatalf("swarmfs rm HASH-PREFIX: exit %d: %s", code, out)
 	}
-	waitGone(t, filepath.Join(m.Dir, "solo.bin"), 10*time.Second)
+	waitGone(t, filepath.Join(m.Dir, "solo.bin"), 30*time.Second)
 	magnetFile := filepath.Join(t.TempDir(), "solo.magnet")
 	if err := os.WriteFile(magnetFile, []byte(magnet+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -696,7 +696,7 @@ func TestE2EAddRemove(t *testing.T) {
 		t.Errorf("status after mkdir: %+v", st)
 	}
 	runProg(t, 30*time.Second, "rmdir", filepath.Join(m.Dir, unknown))
-	waitGone(t, filepath.Join(m.Dir, unknown), 10*time.Second)
+	waitGone(t, filepath.Join(m.Dir, unknown), 30*time.Second)
 
 	ents, err := os.ReadDir(m.Dir)
 	if err != nil || len(ents) != 1 || ents[0].Name() != "solo.bin" {
@@ -709,7 +709,7 @@ func TestE2EAddRemove(t *testing.T) {
 	s.seeder.Remove(s.solo.InfoHash)
 	m = startMount(t, mountOpts{IP: "127.0.0.42", DataDir: m.DataDir, Flags: []string{"--read-timeout", "10s"}})
 	solo = filepath.Join(m.Dir, "solo.bin", "solo.bin")
-	waitPath(t, solo, 10*time.Second)
+	waitPath(t, solo, 30*time.Second)
 	runProg(t, time.Minute, "cmp", d.Solo, solo)
 	ents, err = os.ReadDir(m.Dir)
 	if err != nil || len(ents) != 1 || ents[0].Name() != "solo.bin" {
@@ -789,9 +789,9 @@ func TestE2EReadTimeout(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "empty")); err != nil || len(b) != 0 {
 		t.Errorf("read empty file after a timeout: %q, %v", b, err)
 	}
-	runProg(t, 10*time.Second, "fusermount3", "-u", m.Dir)
-	if !m.c.wait(10 * time.Second) {
-		t.Fatal("swarmfs mount still running 10 s after fusermount3 -u")
+	runProg(t, kernelSlack, "fusermount3", "-u", m.Dir)
+	if !m.c.wait(kernelSlack) {
+		t.Fatal("swarmfs mount still running after fusermount3 -u")
 	}
 	if code := m.c.exitCode(); code != 0 {
 		t.Errorf("swarmfs mount exited with %d after fusermount3 -u", code)
