@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -19,36 +18,17 @@ import (
 // liar is a peer that claims every piece and answers each request with
 // random bytes.
 type liar struct {
-	ln   net.Listener
-	done chan struct{}
+	*fakePeer
 }
 
 func startLiar(t *testing.T, ip string, mi *metainfo.MetaInfo) *liar {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &liar{ln: ln, done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go l.serve(nc, mi)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-l.done })
+	l := &liar{}
+	l.fakePeer = listenFake(t, ip, func(nc net.Conn) { l.serve(nc, mi) })
 	return l
 }
 
-func (l *liar) addr() netip.AddrPort { return l.ln.Addr().(*net.TCPAddr).AddrPort() }
-
 func (l *liar) serve(nc net.Conn, mi *metainfo.MetaInfo) {
-	defer nc.Close()
-	go func() { <-l.done; nc.Close() }()
 	if _, err := peer.ReadHandshake(nc); err != nil {
 		return
 	}

@@ -19,8 +19,7 @@ import (
 // metaLiar is a peer that announces ut_metadata with the right
 // metadata_size and answers every request with random bytes.
 type metaLiar struct {
-	ln       net.Listener
-	done     chan struct{}
+	*fakePeer
 	requests chan int // pieces asked for, dropped when full
 	size     int      // metadata_size claimed; 0: the true one
 	hangUp   bool     // close the connection at the first request
@@ -32,30 +31,12 @@ func startMetaLiar(t *testing.T, ip string, mi *metainfo.MetaInfo) *metaLiar {
 
 func startMetaLiarWith(t *testing.T, ip string, mi *metainfo.MetaInfo, opts metaLiar) *metaLiar {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &metaLiar{ln: ln, done: make(chan struct{}), requests: make(chan int, 1000), size: opts.size, hangUp: opts.hangUp}
-	go func() {
-		defer close(l.done)
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go l.serve(nc, mi)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-l.done })
+	l := &metaLiar{requests: make(chan int, 1000), size: opts.size, hangUp: opts.hangUp}
+	l.fakePeer = listenFake(t, ip, func(nc net.Conn) { l.serve(nc, mi) })
 	return l
 }
 
-func (l *metaLiar) addr() netip.AddrPort { return l.ln.Addr().(*net.TCPAddr).AddrPort() }
-
 func (l *metaLiar) serve(nc net.Conn, mi *metainfo.MetaInfo) {
-	defer nc.Close()
-	go func() { <-l.done; nc.Close() }()
 	if _, err := peer.ReadHandshake(nc); err != nil {
 		return
 	}
@@ -265,45 +246,27 @@ func freeUDPPort(t *testing.T) uint16 {
 // reads until the connection ends.
 func startFakePeer(t *testing.T, ip string, mi *metainfo.MetaInfo, intro ...peer.Message) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				go func() { <-done; nc.Close() }()
-				if _, err := peer.ReadHandshake(nc); err != nil {
-					return
-				}
-				var rsv peer.Reserved
-				rsv.SetExtended()
-				if peer.WriteHandshake(nc, peer.Handshake{Reserved: rsv, InfoHash: mi.InfoHash, PeerID: peer.NewPeerID()}) != nil {
-					return
-				}
-				var out []byte
-				for i := range intro {
-					out = peer.AppendMessage(out, &intro[i])
-				}
-				if _, err := nc.Write(out); err != nil {
-					return
-				}
-				dec := peer.NewDecoder(nc, 1<<20)
-				var m peer.Message
-				for dec.Decode(&m) == nil {
-				}
-			}()
+	return listenFake(t, ip, func(nc net.Conn) {
+		if _, err := peer.ReadHandshake(nc); err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().(*net.TCPAddr).AddrPort()
+		var rsv peer.Reserved
+		rsv.SetExtended()
+		if peer.WriteHandshake(nc, peer.Handshake{Reserved: rsv, InfoHash: mi.InfoHash, PeerID: peer.NewPeerID()}) != nil {
+			return
+		}
+		var out []byte
+		for i := range intro {
+			out = peer.AppendMessage(out, &intro[i])
+		}
+		if _, err := nc.Write(out); err != nil {
+			return
+		}
+		dec := peer.NewDecoder(nc, 1<<20)
+		var m peer.Message
+		for dec.Decode(&m) == nil {
+		}
+	}).addr()
 }
 
 // peerHaves reports, read on the loop, how many pieces each connected
