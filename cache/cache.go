@@ -51,8 +51,8 @@ type Options struct {
 	// KeepMapped bounds the piece bytes whose value-log pages may stay
 	// mapped into the process, and so count in its RSS, between sweeps of
 	// the pager (see pager.go); 0 means DefaultKeepMapped. Negative never
-	// unmaps: re-reads are faster, and RSS grows with what is read and
-	// written until the kernel reclaims it.
+	// unmaps: RSS then grows with what is written (and read for the first
+	// time) until the kernel reclaims it.
 	KeepMapped int64
 }
 
@@ -71,6 +71,8 @@ type Cache struct {
 	logf       func(format string, args ...any)
 	lock       *dirLock
 	guard      diskGuard
+	files      valueLogFiles // descriptors for direct reads (direct.go)
+	head       headLog       // the value-log file being written (pager.go)
 	onEvict    atomic.Pointer[func(ih InfoHash, piece int)]
 	ts         atomic.Uint64 // last commit timestamp handed out (managed mode)
 	written    atomic.Int64  // bytes put since the last writeback
@@ -185,6 +187,7 @@ func Open(opts Options) (*Cache, error) {
 	}
 	c.lock = lock
 	c.guard = diskGuard{dir: dir, reserve: diskReserve(c.vlogSize)}
+	c.files = valueLogFiles{dir: dir, logf: logf}
 	if err := c.guard.admit(0); err != nil {
 		return fail(fmt.Errorf("cache: cannot open %s: %w", dir, err))
 	}
@@ -264,6 +267,7 @@ func (c *Cache) Close() error {
 
 	c.life.Lock()
 	defer c.life.Unlock()
+	c.releaseFiles()
 	err := c.flushRecency()
 	c.db.SetDiscardTs(c.ts.Load()) // for the level-0 compaction Close does
 	if cerr := c.db.Close(); cerr != nil && err == nil {

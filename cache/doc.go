@@ -9,8 +9,8 @@
 //     concurrent use. Open it once per process; a second Open of the same
 //     directory (from any process) fails with ErrLocked.
 //   - Piece: the bytes of one verified piece, stored whole under
-//     (info-hash, index). ReadAt reads any range of it with a single copy,
-//     straight from badger's memory-mapped value log.
+//     (info-hash, index). ReadAt reads any range of it with a single copy:
+//     a pread from the value-log file that holds it (see "Reads").
 //   - Index: in memory, one small entry per stored piece (size, checksum,
 //     recency, LRU links: about 200-270 bytes with the maps). Has, Pieces, Usage
 //     and Size answer from it alone. Open rebuilds it from the piece records
@@ -130,24 +130,43 @@
 // TestIndexMemory measures it: the process grows by ~21 MiB of anonymous
 // memory for 51,200 pieces, ~55-68 MiB for 204,800.
 //
-// File-backed memory: badger reads and writes the value log through mmap,
-// and every page the process touches counts in its RSS until the kernel
-// reclaims it. The pager goroutine keeps that in check: it drops the
-// mappings (madvise MADV_DONTNEED, see dropPages) of pieces read or written,
-// once they add up to twice Options.KeepMapped (default 32 MiB), keeping the
-// most recently used KeepMapped bytes, and of all of them after 2 s without
-// activity; the data stays in the page cache. The price is paid by re-reads
-// of a working set larger than KeepMapped, which fault their pages in again
-// (BenchmarkReadPiece against BenchmarkReadPieceMapped); KeepMapped < 0
-// turns unmapping off.
+// File-backed memory: badger writes the value log through mmap, and every
+// page the process touches counts in its RSS until the kernel reclaims it.
+// Reads of verified pieces do not touch the mapping (see "Reads"); writes
+// and first reads do. The pager goroutine keeps that in check: it drops the
+// mappings (madvise MADV_DONTNEED, see dropPages) of pieces written or read
+// through the mapping, once they add up to twice Options.KeepMapped
+// (default 32 MiB), keeping the most recently used KeepMapped bytes, and of
+// all of them after 2 s without activity; the data stays in the page cache.
+// KeepMapped < 0 turns unmapping off.
 // It also starts the kernel's writeback of the value-log file being written
 // every 4 MiB (sync_file_range), so that badger's msync when it closes the
 // file has little left to write: that msync holds the file's lock, stalling
 // Puts and reads of that file meanwhile. And it preallocates each new
 // value-log file (fallocate): badger creates them sparse, and a first store
 // to each page of a sparse mapping faults into the file system to allocate
-// a block, which made Put three times slower than a plain write. Badger reads the newest value-log
-// file whole at Open; the first sweep unmaps it again.
+// a block, which made Put three times slower than a plain write. Badger
+// reads the newest value-log file whole at Open; the first sweep unmaps it
+// again.
+//
+// # Reads
+//
+// A verified piece is read with pread from a descriptor of the value-log
+// file that holds it, at the offset badger's value pointer gives (direct.go
+// explains how we get it and why that is safe across value-log GC). Copying
+// out of the mapping instead faulted the pages into the process (RSS for the
+// pager to unmap again) and copied through 4 KiB page-table entries; pread
+// copies through the kernel's own mapping of the page cache. The speed of
+// that copy also depends on how the page cache holds the file: in large
+// folios, as write(2) leaves a plain file, or page by page, as badger's
+// write faults leave its value log. So when badger starts a value-log file,
+// the Put that notices (one stat per Put) prefills the page cache for it in
+// 2 MiB folios (prefill in pager.go; no disk I/O, the blocks are
+// preallocated and unwritten). What badger wrote before that, and what the
+// kernel read around its first write fault (read_ahead_kb, 128 KiB by
+// default, 8 MiB on some virtual disks), stays in small folios.
+// BenchmarkReadPiece against BenchmarkPlainFileReadPiece measures the
+// result; BenchmarkReadPieceMapping, the copy out of the mapping.
 //
 // # Crashes
 //

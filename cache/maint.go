@@ -151,6 +151,7 @@ func (c *Cache) runGC(ratio float64, limit int) int {
 			break
 		}
 		n++
+		c.releaseFiles()
 	}
 	return n
 }

@@ -214,7 +214,8 @@ func vlogRSS(t *testing.T, dir string) int64 {
 }
 
 // TestSweepUnmapsPages checks that the pager's sweep takes the value-log
-// pages that writing and reading mapped back out of the process.
+// pages that writing mapped back out of the process, and that reading
+// verified pieces maps none.
 func TestSweepUnmapsPages(t *testing.T) {
 	for _, size := range []int{16 << 10, 256 << 10} {
 		t.Run(formatSize(int64(size)), func(t *testing.T) {
@@ -241,6 +242,11 @@ func TestSweepUnmapsPages(t *testing.T) {
 				formatSize(int64(size)), formatSize(written), formatSize(read), formatSize(swept))
 			if written > 2<<20 || swept > 2<<20 {
 				t.Errorf("sweeps left %s and %s mapped", formatSize(written), formatSize(swept))
+			}
+			// Pieces written in this process are verified: their reads
+			// are direct (pread), and map nothing.
+			if read > written+(1<<20) {
+				t.Errorf("reading verified pieces mapped %s", formatSize(read-written))
 			}
 		})
 	}

@@ -2,11 +2,13 @@ package cache
 
 import (
 	"cmp"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -15,35 +17,35 @@ import (
 )
 
 // The pager goroutine, owned by the Cache like the maintenance goroutine,
-// manages what badger's memory-mapped value log costs the process:
+// and the Puts between them manage what badger's memory-mapped value log
+// costs the process:
 //
-//   - writeback: it starts the kernel writing the current value-log file as
-//     pieces arrive (sync_file_range, which does not wait). Badger writes
-//     values through mmap and, when a value-log file is full, msyncs all of
-//     it while holding the file's lock; without early writeback that msync
-//     writes a whole file at once, stalling every Put and every read of that
-//     file for as long as the disk needs (about half a second for 128 MiB).
-//   - preallocation: badger creates each value-log file sparse, so every
-//     first store to one of its pages faults into the file system to
-//     allocate a block, page by page; that made Put three times slower than
-//     a plain write. When a new value-log file appears the pager allocates
-//     it whole (fallocate, which never changes existing data); badger
-//     truncates the file to its real length when it closes it, and Open
-//     does after a crash.
-//   - sweep: every page of a mapped file that the process touches stays in
-//     its page tables and counts in its RSS (as RssFile) until the kernel
-//     reclaims it, so reading or writing tens of gigabytes would show as
-//     gigabytes of RSS. (A read fault maps more than the page read: the
-//     fault-around window, or a whole large folio of the page cache, up to
-//     a megabyte for a 4 KiB read on a recent kernel.) Once the pieces read
-//     or written since the last sweep add up to twice Options.KeepMapped,
-//     the pager drops the mappings (madvise MADV_DONTNEED) of all but the
-//     most recently used KeepMapped bytes of them, at most every sweepGap,
-//     and of all of them after sweepIdle without activity. The data stays
-//     in the page cache: the next read of such a piece costs a few minor
-//     page faults, not a disk read, but that is measurable: random re-reads
-//     of a working set larger than KeepMapped run at about two thirds of
-//     the speed they have with KeepMapped < 0 (see the benchmarks).
+//   - writeback (pager): it starts the kernel writing the current value-log
+//     file as pieces arrive (sync_file_range, which does not wait). Badger
+//     writes values through mmap and, when a value-log file is full, msyncs
+//     all of it while holding the file's lock; without early writeback that
+//     msync writes a whole file at once, stalling every Put and every read of
+//     that file for as long as the disk needs (about half a second for
+//     128 MiB).
+//   - preallocation and prefill (Puts, see noteWritten): badger creates each
+//     value-log file sparse, so every first store to one of its pages faults
+//     into the file system to allocate a block, page by page; that made Put
+//     three times slower than a plain write. When a new value-log file
+//     appears it is allocated whole (fallocate, which never changes existing
+//     data; badger truncates the file to its real length when it closes it,
+//     and Open does after a crash) and its page cache filled in large folios
+//     (see prefill).
+//   - sweep (pager): every page of a mapped file that the process touches
+//     stays in its page tables and counts in its RSS (as RssFile) until the
+//     kernel reclaims it, so writing tens of gigabytes would show as
+//     gigabytes of RSS. (A fault maps more than the page touched: the
+//     fault-around window, or a whole large folio of the page cache.) Once
+//     the pieces written, or read through the mapping, since the last sweep
+//     add up to twice Options.KeepMapped, the pager drops the mappings
+//     (madvise MADV_DONTNEED) of all but the most recently used KeepMapped
+//     bytes of them, at most every sweepGap, and of all of them after
+//     sweepIdle without activity. The data stays in the page cache. Reads of
+//     verified pieces use pread (direct.go) and map nothing.
 
 // DefaultKeepMapped is used when Options.KeepMapped is 0.
 const DefaultKeepMapped int64 = 32 << 20
@@ -79,8 +81,16 @@ func (c *Cache) kickPager() {
 	}
 }
 
-// noteWritten counts bytes put and wakes the pager when a writeback is due.
+// noteWritten counts bytes put, checks whether badger started a new
+// value-log file (one stat; see headLog), and wakes the pager when a
+// writeback is due. It runs on the Put's goroutine so that a new file is
+// prefilled before badger has written much of it; a Put that finds another
+// one checking skips the check.
 func (c *Cache) noteWritten(n int64) {
+	if c.head.mu.TryLock() {
+		c.head.follow(c.dir, c.vlogSize)
+		c.head.mu.Unlock()
+	}
 	if c.written.Add(n) >= writebackBytes {
 		c.kickPager()
 	}
@@ -88,71 +98,159 @@ func (c *Cache) noteWritten(n int64) {
 
 func (c *Cache) pager() {
 	defer c.done.Done()
-	var f *os.File // the value-log file last written back
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-	}()
 	idle := time.NewTicker(sweepIdle)
 	defer idle.Stop()
+	var gap <-chan time.Time // non-nil while sweeps wait for sweepGap
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-idle.C:
 			c.sweep(0)
+			c.files.invalidate()
 			continue
+		case <-gap:
+			gap = nil
 		case <-c.pageKick:
 		}
 		if c.written.Load() >= writebackBytes {
 			c.written.Store(0)
-			f = writeback(c.dir, f, c.vlogSize)
+			c.head.mu.Lock()
+			c.head.writeback()
+			c.head.mu.Unlock()
 		}
 		c.mu.Lock()
 		due := c.listed >= 2*c.keepMapped || c.opening
 		c.opening = false
 		c.mu.Unlock()
-		if due {
+		if due && gap == nil {
 			c.sweep(c.keepMapped)
-			select {
-			case <-c.stop:
-				return
-			case <-time.After(sweepGap):
-			}
+			gap = time.After(sweepGap)
 		}
 	}
 }
 
-// writeback starts writeback of the newest value-log file, reusing f if it
-// is that file, and returns the file it used. A file it has not seen before
-// it first preallocates (size bytes).
-func writeback(dir string, f *os.File, size int64) *os.File {
-	name := newestValueLog(dir)
-	if name == "" {
-		return f
-	}
-	if f == nil || f.Name() != name {
-		if f != nil {
-			f.Close()
-		}
-		var err error
-		if f, err = os.OpenFile(name, os.O_RDWR, 0); err != nil {
-			return nil
-		}
-		// Not supported everywhere; it only saves time.
-		_ = unix.Fallocate(int(f.Fd()), 0, 0, size)
-	}
-	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-	return f
+// headLog is the value-log file badger is writing, as Puts follow it.
+type headLog struct {
+	mu    sync.Mutex // held by follow, writeback and close
+	known bool       // fid is set
+	fid   int        // the head file's number
+	f     *os.File   // the head file, nil when released (see releaseFiles)
 }
 
-// newestValueLog returns the path of the value-log file with the highest
-// number, the one badger is writing.
-func newestValueLog(dir string) string {
+// follow switches to the newest value-log file when badger started one. The
+// first time it looks the directory over; after that it only checks whether
+// the file after the current one exists. A file it sees badger start it
+// preallocates (size bytes) and prefills; the one it finds at first is
+// only preallocated (prefilling it could read it from disk).
+func (h *headLog) follow(dir string, size int64) {
+	if !h.known {
+		name, fid := newestValueLog(dir)
+		if name == "" {
+			return
+		}
+		h.known, h.fid = true, fid
+		if h.open(name) {
+			_ = unix.Fallocate(int(h.f.Fd()), 0, 0, size)
+		}
+		return
+	}
+	next := filepath.Join(dir, fmt.Sprintf("%06d.vlog", h.fid+1))
+	if _, err := os.Stat(next); err != nil {
+		if h.f == nil && !h.open(filepath.Join(dir, fmt.Sprintf("%06d.vlog", h.fid))) {
+			h.known = false // gone: look again next time
+		}
+		return
+	}
+	h.fid++
+	if h.open(next) && unix.Fallocate(int(h.f.Fd()), 0, 0, size) == nil {
+		prefill(h.f, size)
+	}
+}
+
+// open makes name the head file.
+func (h *headLog) open(name string) bool {
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	h.close()
+	h.f = f
+	return true
+}
+
+// writeback starts the kernel writing the head file's dirty pages, without
+// waiting for it.
+func (h *headLog) writeback() {
+	if h.f != nil {
+		_ = unix.SyncFileRange(int(h.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
+}
+
+// releaseFiles closes our descriptors of value-log files (direct reads' and
+// the head's), after value-log GC deleted one: an open descriptor would keep
+// a deleted file's disk space. They are reopened on demand.
+func (c *Cache) releaseFiles() {
+	c.files.invalidate()
+	c.head.mu.Lock()
+	c.head.close()
+	c.head.mu.Unlock()
+}
+
+func (h *headLog) close() {
+	if h.f != nil {
+		h.f.Close()
+		h.f = nil
+	}
+}
+
+// prefill puts the whole of a new, preallocated value-log file in the page
+// cache before badger writes it. Its blocks are allocated but unwritten, so
+// this costs no disk I/O: the kernel hands out zeroed pages (about 10 ms of
+// CPU for 128 MiB). The point is the size of those pages. Badger maps its
+// files with MADV_RANDOM, and a write fault on such a mapping adds each page
+// to the page cache as a lone 4 KiB folio; every later pread of a piece
+// (direct.go) then walks 256 folios per MiB, which made random piece reads a
+// third slower than reads of a plain file written with write(2)
+// (BenchmarkReadPiece). Faulting the file in through a mapping of our own
+// marked MADV_HUGEPAGE makes the kernel read it ahead in 2 MiB folios
+// (where transparent huge pages are not disabled; elsewhere in its usual
+// readahead sizes). Pages badger already wrote are left as they are.
+func prefill(f *os.File, size int64) {
+	m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return
+	}
+	defer unix.Munmap(m)
+	if unix.Madvise(m, unix.MADV_HUGEPAGE) != nil {
+		return
+	}
+	// Start past what is cached already: faulting into it would hit its
+	// readahead mark and continue in its small sizes.
+	const chunk = 2 << 20
+	vec := make([]byte, (len(m)+pageSize-1)/pageSize)
+	if mincore(m, vec) != nil {
+		return
+	}
+	start := len(m)
+	for c := 0; c*chunk < len(m); c++ {
+		if !slices.ContainsFunc(vec[c*chunk/pageSize:min((c+1)*chunk, len(m))/pageSize],
+			func(v byte) bool { return v&1 != 0 }) {
+			start = c * chunk
+			break
+		}
+	}
+	if start < len(m) {
+		_ = unix.Madvise(m[start:], unix.MADV_POPULATE_READ)
+	}
+}
+
+// newestValueLog returns the path and number of the value-log file with the
+// highest number, the one badger is writing.
+func newestValueLog(dir string) (string, int) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return ""
+		return "", -1
 	}
 	best, bestN := "", -1
 	for _, e := range ents {
@@ -165,9 +263,9 @@ func newestValueLog(dir string) string {
 		}
 	}
 	if best == "" {
-		return ""
+		return "", -1
 	}
-	return filepath.Join(dir, best)
+	return filepath.Join(dir, best), bestN
 }
 
 // sweep drops the page mappings of the pieces listed since the last sweep,
@@ -242,6 +340,15 @@ func dropPages(v []byte) {
 // precede its value: a header of at least 5 bytes and the 33-byte key
 // (25 bytes and badger's 8-byte version).
 const entryPrefix = 5 + pieceKeyLen + 8
+
+func mincore(m, vec []byte) error {
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(m))),
+		uintptr(len(m)), uintptr(unsafe.Pointer(unsafe.SliceData(vec))))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
 
 func madvise(addr, length uintptr, advice int) error {
 	_, _, errno := unix.Syscall(unix.SYS_MADVISE, addr, length, uintptr(advice))

@@ -271,11 +271,7 @@ func (c *Cache) ReadAt(ih InfoHash, piece int, p []byte, off int64) (int, error)
 	}
 	size, sum, verify := int64(e.size), e.sum, !e.verified
 	c.touchLocked(e)
-	sweep := c.markMappedLocked(e)
 	c.mu.Unlock()
-	if sweep {
-		c.kickPager()
-	}
 
 	if off < 0 {
 		return 0, fmt.Errorf("cache: read piece %d of %x: negative offset %d", piece, ih, off)
@@ -287,6 +283,7 @@ func (c *Cache) ReadAt(ih InfoHash, piece int, p []byte, off int64) (int, error)
 	var n int
 	var bad string
 	var err error
+	mapped := false // read through badger's mapping (see direct.go)
 	// Badger logs and swallows value-log read errors, handing back an empty
 	// value: the size check catches that. Such a failure is also what a read
 	// sees when it races a value-log GC that moved the piece and deleted the
@@ -299,6 +296,16 @@ func (c *Cache) ReadAt(ih InfoHash, piece int, p []byte, off int64) (int, error)
 			if err != nil {
 				return err
 			}
+			if !verify {
+				if vp, ok := valuePointerOf(item); ok {
+					want := p[:min(int64(len(p)), size-off)]
+					if c.files.read(key, vp, size, want, off) {
+						n = len(want)
+						return nil
+					}
+				}
+			}
+			mapped = true
 			return item.Value(func(v []byte) error {
 				switch {
 				case int64(len(v)) != size:
@@ -328,12 +335,16 @@ func (c *Cache) ReadAt(ih InfoHash, piece int, p []byte, off int64) (int, error)
 		}
 		return 0, ErrNotFound // rewritten meanwhile; the caller may retry
 	}
-	if verify {
+	if verify || mapped {
 		c.mu.Lock()
-		if e.state == statePresent && e.sum == sum {
+		if verify && e.state == statePresent && e.sum == sum {
 			e.verified = true
 		}
+		sweep := mapped && e.state == statePresent && c.markMappedLocked(e)
 		c.mu.Unlock()
+		if sweep {
+			c.kickPager()
+		}
 	}
 	if n < len(p) {
 		return n, io.EOF
