@@ -55,6 +55,7 @@ type Torrent struct {
 	numHave    atomic.Int64
 	bytesHave  atomic.Int64
 	downloaded atomic.Int64 // piece payload received, good or not
+	wasted     atomic.Int64 // of which not used: duplicates, cancelled, unasked
 	uploaded   atomic.Int64
 	numConns   atomic.Int32 // established connections, for the DHT announcer
 
@@ -104,6 +105,8 @@ type Stats struct {
 	TotalLength    int64
 	BytesCompleted int64
 	Downloaded     int64
+	Wasted         int64 // received payload not used (duplicates, late blocks)
+	Requests       picker.Counters
 	Uploaded       int64
 	DownloadRate   float64 // bytes/s
 	UploadRate     float64
@@ -382,6 +385,7 @@ func (t *Torrent) Stats() Stats {
 	s.PiecesHave = int(t.numHave.Load())
 	s.BytesCompleted = t.bytesHave.Load()
 	s.Downloaded = t.downloaded.Load()
+	s.Wasted = t.wasted.Load()
 	s.Uploaded = t.uploaded.Load()
 	return s
 }

@@ -54,7 +54,9 @@ func (t *Torrent) onPiece(c *conn, m *peer.Message, now time.Time) {
 			o.send(peer.Message{Type: peer.Cancel, Index: uint32(pr.Piece), Begin: pr.Begin, Length: pr.Length})
 		}
 	}
-	if useful && !t.HavePiece(idx) && m.Begin%peer.BlockSize == 0 {
+	if !useful || t.HavePiece(idx) || m.Begin%peer.BlockSize != 0 {
+		t.wasted.Add(int64(len(m.Block)))
+	} else {
 		c.lastPiece = now
 		pp := t.partial[idx]
 		if pp == nil {
@@ -70,6 +72,8 @@ func (t *Torrent) onPiece(c *conn, m *peer.Message, now time.Time) {
 			copy(pp.buf[m.Begin:], m.Block)
 			pp.from[b] = c.addr.Addr()
 			pp.count++
+		} else {
+			t.wasted.Add(int64(len(m.Block)))
 		}
 		if pp.count == len(pp.from) {
 			delete(t.partial, idx)

@@ -139,6 +139,21 @@ type counters struct {
 	dupLate, dupEndgame, withdrawn, timedOut int
 }
 
+// Counters are what the picker decided so far that costs bandwidth: blocks
+// asked of a second peer (late urgent blocks, endgame), requests withdrawn
+// (to be cancelled) and requests that timed out.
+type Counters struct {
+	DupLate    int `json:"dup_late"`
+	DupEndgame int `json:"dup_endgame"`
+	Withdrawn  int `json:"withdrawn"`
+	TimedOut   int `json:"timed_out"`
+}
+
+// Counters returns the counts so far.
+func (p *Picker) Counters() Counters {
+	return Counters{p.stats.dupLate, p.stats.dupEndgame, p.stats.withdrawn, p.stats.timedOut}
+}
+
 // New returns a picker for a torrent with the given geometry. Zero fields
 // take the documented defaults; inconsistent geometry is repaired rather
 // than rejected (NumPieces wins over TotalLength).

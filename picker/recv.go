@@ -204,10 +204,11 @@ const preemptGap = 500 * time.Millisecond
 // preemptPeer withdraws pe's queued requests that stand in the way, keeping
 // the oldest few (probably on the wire already). For the urgent piece
 // ranked rank (see urgentOrder), readahead requests and requests for
-// urgent pieces ranked after it go too: an urgent block must not wait
-// behind another reader's window, nor a seek behind a cp blocked at the
-// download frontier; they are re-requested right after, behind it. With
-// rank < 0, only requests no reader wants go.
+// urgent pieces ranked after it go too, if they were asked before the
+// peer's first block of that piece: an urgent block must not wait behind
+// another reader's window, nor a seek behind a cp blocked at the download
+// frontier; they are re-requested right after, behind it. With rank < 0,
+// only requests no reader wants go.
 func (p *Picker) preemptPeer(pe *peer, rank int) {
 	forUrgent := rank >= 0
 	if len(pe.out) == 0 || !forUrgent && pe.coldBytes == 0 {
@@ -239,13 +240,25 @@ func (p *Picker) preemptPeer(pe *peer, rank int) {
 	if p.urgentDirty {
 		p.rebuildUrgent()
 	}
+	// The peer serves requests in order: what it was asked after its first
+	// block of the urgent piece is not in that piece's way, and withdrawing
+	// it would only have it sent twice (a remote peer sends what it had
+	// already read for us, CANCEL or not).
+	behind := len(all)
+	if forUrgent && rank < len(p.urgent) {
+		up := p.urgent[rank].piece
+		behind = slices.IndexFunc(all, func(e kv) bool { piece, _ := p.unkey(e.k); return piece == up }) + 1
+		if behind == 0 {
+			behind = len(all)
+		}
+	}
 	// Newest first, so the oldest withdrawn requests (the likeliest to be
 	// on the wire already) stay longest in the peer's cancelled ring.
 	kept := all[:0:0]
 	for j := len(all) - 1; j >= 0; j-- {
 		e := all[j]
 		piece, b := p.unkey(e.k)
-		if j < keep || forUrgent && p.urgentRank(piece) <= rank || !forUrgent && p.isHot(piece) {
+		if j < keep || j >= behind || forUrgent && p.urgentRank(piece) <= rank || !forUrgent && p.isHot(piece) {
 			kept = append(kept, e)
 			continue
 		}

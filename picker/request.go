@@ -9,6 +9,7 @@ const (
 	urgentSlowFactor = 2.0                          // a peer this much slower than the best gets no urgent blocks
 	urgentSlack      = 0.05                         // seconds added to that comparison
 	dupMargin        = int64(20 * time.Millisecond) // a duplicate must beat the holder by this much
+	holderStall      = 500 * time.Millisecond       // a holder silent this long is not delivering
 	maxDupHolders    = 2                            // holders of one block outside endgame
 	endgameHolders   = 3                            // holders of one block in endgame
 	queueTime        = 1.0                          // seconds of non-urgent work queued on a peer
@@ -222,7 +223,7 @@ func (s *selection) duplicateLate() {
 			if bl.recv || len(bl.holders) == 0 || len(bl.holders) >= maxDupHolders || holds(bl, s.pe.id) {
 				continue
 			}
-			if s.sooner(bl) {
+			if s.sooner(bl, p.key(u.piece, b)) {
 				p.stats.dupLate++
 				s.dup(pa, b)
 			}
@@ -236,12 +237,46 @@ func (s *selection) duplicateLate() {
 // time the holders are still expected to take (a slow or deeply queued
 // holder). Duplicating blocks that are merely queued a little would only
 // waste bandwidth.
-func (s *selection) sooner(bl *block) bool {
+func (s *selection) sooner(bl *block, k int64) bool {
 	mine := s.t + s.pe.estNanos(s.p.blk) + dupMargin
 	if s.t > bl.eta+dupMargin {
-		return mine < s.t+(s.t-bl.reqAt)
+		return mine < s.t+(s.t-bl.reqAt) && !s.holderDelivering(bl, k, mine)
 	}
 	return s.t+2*(mine-s.t) < bl.eta
+}
+
+// holderDelivering reports whether a holder of bl (block key k), though
+// past its estimate, is still delivering and should have served bl by
+// mine at the rate it is going: it sent a block recently, and what it was
+// asked before bl, at its measured rate, takes less. A rate-capped remote
+// (libtorrent's limiter hands out its quota in bursts) runs past estimates
+// all the time; a duplicate of a block it is about to send only halves
+// what it serves.
+func (s *selection) holderDelivering(bl *block, k int64, mine int64) bool {
+	for _, id := range bl.holders {
+		h := s.p.peer(id)
+		if h == nil || h.nRate == 0 {
+			continue
+		}
+		o, ok := h.out[k]
+		if !ok {
+			continue
+		}
+		blkNanos := int64(float64(s.p.blk) / h.rate * 1e9)
+		if s.t-h.lastRecv > max(int64(holderStall), 4*blkNanos) {
+			continue // stalled
+		}
+		var ahead int64
+		for k2, o2 := range h.out {
+			if o2.at < o.at || o2.at == o.at && k2 <= k {
+				ahead += o2.length
+			}
+		}
+		if s.t+int64(float64(ahead)/h.rate*1e9) <= mine {
+			return true
+		}
+	}
+	return false
 }
 
 func holds(bl *block, id PeerID) bool {
@@ -474,7 +509,7 @@ func (s *selection) endgame() {
 			}
 			bl := &pa.blocks[b]
 			if !bl.recv && len(bl.holders) > 0 && len(bl.holders) < endgameHolders &&
-				!holds(bl, s.pe.id) && s.sooner(bl) {
+				!holds(bl, s.pe.id) && s.sooner(bl, p.key(pa.piece, b)) {
 				p.stats.dupEndgame++
 				s.dup(pa, b)
 			}

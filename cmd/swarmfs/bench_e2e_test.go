@@ -40,7 +40,25 @@ const (
 	// envBenchDoc names a Markdown file whose table between benchMarkBegin
 	// and benchMarkEnd is replaced with this run's.
 	envBenchDoc = "SWARMFS_BENCH_DOC"
+	// envBenchOnly limits the run to these figures (comma-separated keys
+	// of benchFigures, e.g. "cold"), and envBenchSwarms to these swarms
+	// ("fast", "slow"): for working on one figure. A limited run writes
+	// no document.
+	envBenchOnly   = "SWARMFS_BENCH_FS_ONLY"
+	envBenchSwarms = "SWARMFS_BENCH_FS_SWARMS"
 )
+
+// benchWants reports whether the run measures figure key (in swarm, when
+// not empty), following envBenchOnly and envBenchSwarms.
+func benchWants(key, swarm string) bool {
+	in := func(env, v string) bool {
+		list := os.Getenv(env)
+		return list == "" || v == "" || slices.Contains(strings.Split(list, ","), v)
+	}
+	return in(envBenchOnly, key) && in(envBenchSwarms, swarm)
+}
+
+func benchLimited() bool { return os.Getenv(envBenchOnly) != "" || os.Getenv(envBenchSwarms) != "" }
 
 const (
 	benchMarkBegin = "<!-- BEGIN BenchmarkE2E -->"
@@ -80,6 +98,17 @@ type benchMount interface {
 type swarmfsMount struct{ *mountProc }
 
 func (m swarmfsMount) Stop(tb testing.TB) { m.StopClean(tb) }
+
+// describe returns what m tells of its torrents (swarmfs status), if
+// anything.
+func describe(b *testing.B, m benchMount) string {
+	sm, ok := m.(swarmfsMount)
+	if !ok {
+		return ""
+	}
+	out, _ := swarmfsCmd(b, "status", "--json", "--data-dir", sm.DataDir)
+	return strings.Join(strings.Fields(out), " ")
+}
 
 // btfsMount is a "btfs -f" process. Like mountProc, it is unmounted and
 // killed at cleanup whatever happens, and a watchdog detaches a wedged mount.
@@ -292,11 +321,17 @@ func BenchmarkE2E(b *testing.B) {
 	for b.Loop() {
 		// The same operations on the original files, for scale.
 		for range reps {
+			if !benchWants("local", "") {
+				break
+			}
 			res.add("ffprobe", "local", "local", timeIt(b, func() { ffprobeOK(b, d.video, vidDur) }).Seconds())
 			res.add("seekplay", "local", "local", timeIt(b, func() { seekPlay(b, d.video, vidDur) }).Seconds())
 			res.add("cached", "local", "local", seqRead(b, filepath.Join(d.root, bigRel), d.big))
 		}
 		for _, swarm := range []string{"fast", "slow"} {
+			if !benchWants("", swarm) {
+				continue
+			}
 			rate := 0
 			if swarm == "slow" {
 				rate = benchSlowRate
@@ -315,35 +350,46 @@ func BenchmarkE2E(b *testing.B) {
 				}
 				for _, fs := range order {
 					// One mount per timed figure, each with a cold cache.
-					withMount(b, fs, d, swarm, res, 0, func(mnt string) {
-						off := d.big.Size / 2 &^ 4095
-						res.add("ttfb50now", swarm, fs.name, float64(firstByte(b, filepath.Join(mnt, bigRel), off, d.big).Microseconds())/1000)
-					})
+					if benchWants("ttfb50now", swarm) {
+						withMount(b, fs, d, swarm, res, 0, func(mnt string, m benchMount) {
+							off := d.big.Size / 2 &^ 4095
+							res.add("ttfb50now", swarm, fs.name, float64(firstByte(b, filepath.Join(mnt, bigRel), off, d.big).Microseconds())/1000)
+						})
+					}
 					for _, f := range []struct {
 						key  string
 						frac float64
 					}{{"ttfb0", 0}, {"ttfb50", 0.5}, {"ttfb90", 0.9}} {
-						withMount(b, fs, d, swarm, res, benchSettle, func(mnt string) {
+						if !benchWants(f.key, swarm) {
+							continue
+						}
+						withMount(b, fs, d, swarm, res, benchSettle, func(mnt string, m benchMount) {
 							off := int64(float64(d.big.Size)*f.frac) &^ 4095
 							res.add(f.key, swarm, fs.name, float64(firstByte(b, filepath.Join(mnt, bigRel), off, d.big).Microseconds())/1000)
 						})
 					}
-					withMount(b, fs, d, swarm, res, benchSettle, func(mnt string) {
-						res.add("ffprobe", swarm, fs.name, timeIt(b, func() { ffprobeOK(b, filepath.Join(mnt, videoRel), vidDur) }).Seconds())
-					})
-					withMount(b, fs, d, swarm, res, benchSettle, func(mnt string) {
-						res.add("seekplay", swarm, fs.name, timeIt(b, func() { seekPlay(b, filepath.Join(mnt, videoRel), vidDur) }).Seconds())
-					})
-					if rep < coldReps {
-						withMount(b, fs, d, swarm, res, benchSettle, func(mnt string) {
-							p := filepath.Join(mnt, bigRel)
-							res.add("cold", swarm, fs.name, seqRead(b, p, d.big))
-							res.add("cached", swarm, fs.name, seqRead(b, p, d.big))
+					if benchWants("ffprobe", swarm) {
+						withMount(b, fs, d, swarm, res, benchSettle, func(mnt string, m benchMount) {
+							res.add("ffprobe", swarm, fs.name, timeIt(b, func() { ffprobeOK(b, filepath.Join(mnt, videoRel), vidDur) }).Seconds())
 						})
 					}
-					if fs.name == "swarmfs" && swarm == "fast" && rep == 0 {
+					if benchWants("seekplay", swarm) {
+						withMount(b, fs, d, swarm, res, benchSettle, func(mnt string, m benchMount) {
+							res.add("seekplay", swarm, fs.name, timeIt(b, func() { seekPlay(b, filepath.Join(mnt, videoRel), vidDur) }).Seconds())
+						})
+					}
+					if rep < coldReps && benchWants("cold", swarm) {
+						withMount(b, fs, d, swarm, res, benchSettle, func(mnt string, m benchMount) {
+							p := filepath.Join(mnt, bigRel)
+							cold := seqRead(b, p, d.big)
+							res.add("cold", swarm, fs.name, cold)
+							res.add("cached", swarm, fs.name, seqRead(b, p, d.big))
+							b.Logf("%s %s swarm: cold read %.1f MB/s %s", fs.name, swarm, cold, describe(b, m))
+						})
+					}
+					if fs.name == "swarmfs" && swarm == "fast" && rep == 0 && benchWants("rsssmall", swarm) {
 						small := samples{}
-						withMount(b, smallCache, d, swarm, small, benchSettle, func(mnt string) {
+						withMount(b, smallCache, d, swarm, small, benchSettle, func(mnt string, m benchMount) {
 							seqRead(b, filepath.Join(mnt, bigRel), d.big)
 						})
 						for _, v := range small[sampleKey("rss", swarm, fs.name)] {
@@ -375,7 +421,7 @@ func BenchmarkE2E(b *testing.B) {
 			b.ReportMetric(v, fs+"-cached-MB/s")
 		}
 	}
-	if p := os.Getenv(envBenchDoc); p != "" {
+	if p := os.Getenv(envBenchDoc); p != "" && !benchLimited() {
 		if err := replaceBetween(p, benchMarkBegin, benchMarkEnd, out); err != nil {
 			b.Errorf("writing %s: %v", p, err)
 		}
@@ -385,7 +431,7 @@ func BenchmarkE2E(b *testing.B) {
 // withMount mounts the torrent on a fresh folder with a fresh cache, times
 // the listing, lets the mount find its peers for settle, runs f, records
 // the peak RSS and unmounts.
-func withMount(b *testing.B, fs benchFS, d benchData, swarm string, res samples, settle time.Duration, f func(mnt string)) {
+func withMount(b *testing.B, fs benchFS, d benchData, swarm string, res samples, settle time.Duration, f func(mnt string, m benchMount)) {
 	b.Helper()
 	mnt := b.TempDir()
 	file := filepath.Join(mnt, filepath.FromSlash(d.big.Path))
@@ -402,7 +448,7 @@ func withMount(b *testing.B, fs benchFS, d benchData, swarm string, res samples,
 	}
 	res.add("listing", swarm, fs.name, float64(time.Since(t0).Microseconds())/1000)
 	time.Sleep(settle)
-	f(mnt)
+	f(mnt, m)
 	if kb, err := vmHWM(m.Pid()); err == nil {
 		res.add("rss", swarm, fs.name, float64(kb)/1024)
 	} else {

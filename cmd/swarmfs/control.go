@@ -18,6 +18,7 @@ import (
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/fs"
+	"github.com/swarmfs/swarmfs/picker"
 )
 
 // The control socket lets "swarmfs add/rm/status/cache" talk to a running
@@ -40,10 +41,13 @@ type TorrentStatus struct {
 	DownloadRate float64 `json:"download_rate"`
 	UploadRate   float64 `json:"upload_rate"`
 	Downloaded   int64   `json:"downloaded"`
-	Uploaded     int64   `json:"uploaded"`
-	Peers        int     `json:"peers"`
-	Seeds        int     `json:"seeds"`
-	CachedBytes  int64   `json:"cached_bytes"`
+	Wasted       int64   `json:"wasted"`
+	// Requests counts the picker's costly decisions (duplicates, cancels).
+	Requests    picker.Counters `json:"requests"`
+	Uploaded    int64           `json:"uploaded"`
+	Peers       int             `json:"peers"`
+	Seeds       int             `json:"seeds"`
+	CachedBytes int64           `json:"cached_bytes"`
 }
 
 // CacheStatus is "swarmfs cache": the whole cache and each torrent's share.
@@ -133,7 +137,7 @@ func (cs *controlServer) status(w http.ResponseWriter, r *http.Request) {
 			Name: t.Name(), InfoHash: t.InfoHash().String(), HasInfo: t.Info() != nil,
 			Size: s.TotalLength, Completed: s.BytesCompleted,
 			DownloadRate: s.DownloadRate, UploadRate: s.UploadRate,
-			Downloaded: s.Downloaded, Uploaded: s.Uploaded, Peers: s.Peers, Seeds: s.Seeds,
+			Downloaded: s.Downloaded, Wasted: s.Wasted, Requests: s.Requests, Uploaded: s.Uploaded, Peers: s.Peers, Seeds: s.Seeds,
 		}
 		if s.TotalLength > 0 {
 			ts.Progress = float64(s.BytesCompleted) / float64(s.TotalLength)
