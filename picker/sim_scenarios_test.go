@@ -96,6 +96,19 @@ func simScenarios(full bool) []simScenario {
 		{open: 4 * time.Second, from: 0.5, to: 1},
 	}
 	out = append(out, mixed)
+
+	// capped: cp reads as fast as it can from 4 seeds capped at 2 MB/s by
+	// bursty limiters that have the next 512 KiB read already (the slow
+	// swarm of the end-to-end bench: libtorrent seeders with an upload
+	// limit). Withdrawing or duplicating what such a peer is about to send
+	// only wastes its bandwidth.
+	capped := simScenario{name: "capped", pieceLen: simPiece, pieces: scale(128, 512), policy: All,
+		readers: []simReaderSpec{{open: 2 * time.Second}}, limit: 20 * time.Minute, seed: 7}
+	for i := 0; i < 4; i++ {
+		capped.peers = append(capped.peers, simPeerSpec{rate: 2 * simMBps, lat: time.Duration(1+i) * time.Millisecond,
+			frac: 1, burst: 100 * time.Millisecond, committed: 512 << 10})
+	}
+	out = append(out, capped)
 	return out
 }
 
@@ -196,6 +209,17 @@ func checkSimRows(t *testing.T, rows []simRow) {
 		}
 		if float64(ours.complete) > 1.1*float64(rar.complete) {
 			t.Errorf("%s: ours completes at %v, rarest at %v (> +10%%)", sc, ours.complete, rar.complete)
+		}
+	}
+	// A copier in the capped swarm gets what the swarm can give, and the
+	// swarm's bandwidth is not spent twice.
+	for _, pol := range []string{"ours", "ours/wanted"} {
+		r := by["capped"][pol]
+		if r.fetched == 0 || float64(r.wasted) > 0.03*float64(r.fetched) {
+			t.Errorf("capped, %s: %.1f of %.1f MB received wasted (> 3%%)", pol, float64(r.wasted)/mb, float64(r.fetched)/mb)
+		}
+		if rate := float64(r.fetched-r.wasted) / r.copyTime.Seconds(); rate < 0.9*4*2*simMBps {
+			t.Errorf("capped, %s: the copier got %.2f MB/s of the swarm's 8", pol, rate/simMBps)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package picker
 
 import (
 	"container/heap"
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -25,6 +26,13 @@ type simPeerSpec struct {
 	join    time.Duration // first connection
 	session time.Duration // mean connected time; 0 = stays
 	offline time.Duration // mean time away between sessions
+	// burst, when set, makes rate a limiter that hands out rate*burst bytes
+	// of quota every burst (libtorrent's is like that): blocks leave in
+	// clumps, and arrive past smooth estimates.
+	burst time.Duration
+	// committed is how many bytes at the head of the peer's queue it has
+	// already read for sending: CANCEL no longer stops them.
+	committed int64
 }
 
 // simReaderSpec describes one reader.
@@ -122,6 +130,8 @@ type simPeer struct {
 	nHas    int
 	queue   []Request
 	sending bool
+	tokens  float64       // limiter quota (burst peers)
+	refill  time.Duration // last quota hand-out
 }
 
 type simReader struct {
@@ -281,11 +291,13 @@ func (s *sim) handle(e event) {
 	case evCancelArrive:
 		sp := s.peers[e.peer]
 		if sp.online && sp.sess == e.sess {
+			var ahead int64
 			for i, q := range sp.queue {
-				if q == e.req {
+				if q == e.req && ahead >= sp.spec.committed {
 					sp.queue = append(sp.queue[:i], sp.queue[i+1:]...)
 					break
 				}
+				ahead += int64(q.Length)
 			}
 		}
 	case evSendDone:
@@ -313,6 +325,23 @@ func (s *sim) serve(i int) {
 	sp.queue = sp.queue[1:]
 	sp.sending = true
 	d := time.Duration(float64(r.Length) / sp.spec.rate * float64(time.Second))
+	if b := sp.spec.burst; b > 0 {
+		// Quota arrives at multiples of b; a block goes out at line speed
+		// (20 times the cap) once the quota covers it.
+		quantum := sp.spec.rate * b.Seconds()
+		n := (s.now - sp.refill) / b
+		sp.tokens = min(sp.tokens+float64(n)*quantum, 2*quantum)
+		sp.refill += n * b
+		start := s.now
+		if need := float64(r.Length) - sp.tokens; need > 0 {
+			k := time.Duration(math.Ceil(need / quantum))
+			sp.tokens += float64(k) * quantum
+			sp.refill += k * b
+			start = sp.refill
+		}
+		sp.tokens -= float64(r.Length)
+		d = start - s.now + d/20
+	}
 	s.push(event{at: s.now + d, kind: evSendDone, peer: i, sess: sp.sess, req: r})
 }
 
