@@ -136,7 +136,7 @@
 // and first reads do. The pager goroutine keeps that in check: it drops the
 // mappings (madvise MADV_DONTNEED, see dropPages) of pieces written or read
 // through the mapping, once they add up to twice Options.KeepMapped
-// (default 32 MiB), keeping the most recently used KeepMapped bytes, and of
+// (default 8 MiB), keeping the most recently used KeepMapped bytes, and of
 // all of them after 2 s without activity; the data stays in the page cache.
 // KeepMapped < 0 turns unmapping off.
 // It also starts the kernel's writeback of the value-log file being written

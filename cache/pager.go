@@ -47,8 +47,10 @@ import (
 //     sweepIdle without activity. The data stays in the page cache. Reads of
 //     verified pieces use pread (direct.go) and map nothing.
 
-// DefaultKeepMapped is used when Options.KeepMapped is 0.
-const DefaultKeepMapped int64 = 32 << 20
+// DefaultKeepMapped is used when Options.KeepMapped is 0. Small, since
+// reads of verified pieces do not go through the mapping: what stays mapped
+// is mostly what was just written.
+const DefaultKeepMapped int64 = 8 << 20
 
 const (
 	writebackBytes = 4 << 20 // written bytes between writebacks
@@ -240,8 +242,15 @@ func prefill(f *os.File, size int64) {
 			break
 		}
 	}
-	if start < len(m) {
-		_ = unix.Madvise(m[start:], unix.MADV_POPULATE_READ)
+	// A chunk at a time, unmapped again at once: the populated pages would
+	// otherwise count in the process's RSS (a whole file's worth of peak
+	// RSS) until the munmap.
+	for off := start; off < len(m); off += chunk {
+		c := m[off:min(off+chunk, len(m))]
+		if unix.Madvise(c, unix.MADV_POPULATE_READ) != nil {
+			return
+		}
+		_ = unix.Madvise(c, unix.MADV_DONTNEED)
 	}
 }
 

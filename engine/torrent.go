@@ -353,6 +353,9 @@ func (t *Torrent) Info() *metainfo.Info {
 // start for a torrent added with its info.
 func (t *Torrent) InfoReady() <-chan struct{} { return t.infoReady }
 
+// Done is closed when the torrent stops: removed, or its client closed.
+func (t *Torrent) Done() <-chan struct{} { return t.done }
+
 // MetaInfo is the torrent's metainfo, or nil until the info is known. For a
 // magnet it carries the fetched InfoBytes and the magnet's trackers, so the
 // caller can save it as a .torrent.

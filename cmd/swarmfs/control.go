@@ -237,6 +237,8 @@ func cacheStatusOf(c *cache.Cache, names map[metainfo.Hash]string) CacheStatus {
 			if b, err := c.Meta(cache.InfoHash(ih)); err == nil {
 				if mi, err := metainfo.Parse(b); err == nil {
 					name = mi.Info.Name
+				} else if m, err := metainfo.ParseMagnet(string(b)); err == nil && m.DisplayName != "" {
+					name = metainfo.SanitizeComponent(m.DisplayName) + " (metadata not yet known)"
 				}
 			}
 		}

@@ -399,6 +399,9 @@ func startMount(tb testing.TB, o mountOpts) *mountProc {
 	}
 	m.c = c
 	m.watchdog = time.AfterFunc(o.Watchdog, func() {
+		if !c.running() {
+			return // it ended; the cleanup only has to check how
+		}
 		close(m.aborted)
 		m.dumpState()
 		m.abort()

@@ -698,22 +698,41 @@ func TestE2EAddRemove(t *testing.T) {
 	runProg(t, 30*time.Second, "rmdir", filepath.Join(m.Dir, unknown))
 	waitGone(t, filepath.Join(m.Dir, unknown), 30*time.Second)
 
+	// One more that will still wait for its metadata at the restart.
+	waiting := strings.Repeat("6b", 20)
+	if err := os.Mkdir(filepath.Join(m.Dir, waiting), 0o755); err != nil {
+		t.Fatalf("mkdir MNT/<info-hash>: %v", err)
+	}
+
 	ents, err := os.ReadDir(m.Dir)
-	if err != nil || len(ents) != 1 || ents[0].Name() != "solo.bin" {
+	if err != nil || len(ents) != 2 || ents[0].Name() != waiting || ents[1].Name() != "solo.bin" {
 		t.Errorf("root at the end: %v, %v", ents, err)
 	}
 	m.StopClean(t)
 
 	// The next mount brings back what was there (the magnet's metadata
-	// included), and nothing that was removed.
+	// included, and the magnet still waiting for its metadata), and nothing
+	// that was removed.
 	s.seeder.Remove(s.solo.InfoHash)
 	m = startMount(t, mountOpts{IP: "127.0.0.42", DataDir: m.DataDir, Flags: []string{"--read-timeout", "10s"}})
 	solo = filepath.Join(m.Dir, "solo.bin", "solo.bin")
 	waitPath(t, solo, 30*time.Second)
 	runProg(t, time.Minute, "cmp", d.Solo, solo)
 	ents, err = os.ReadDir(m.Dir)
-	if err != nil || len(ents) != 1 || ents[0].Name() != "solo.bin" {
+	if err != nil || len(ents) != 2 || ents[0].Name() != waiting || ents[1].Name() != "solo.bin" {
 		t.Errorf("root after a restart: %v, %v", ents, err)
+	}
+	st = mountStatus(t, m.DataDir)
+	if len(st) != 2 || !slices.ContainsFunc(st, func(ts TorrentStatus) bool { return ts.InfoHash == waiting && !ts.HasInfo }) {
+		t.Errorf("status after the restart: %+v", st)
+	}
+	// Removed now, it stays removed.
+	runProg(t, 30*time.Second, "rmdir", filepath.Join(m.Dir, waiting))
+	waitGone(t, filepath.Join(m.Dir, waiting), 30*time.Second)
+	m.StopClean(t)
+	m = startMount(t, mountOpts{IP: "127.0.0.43", DataDir: m.DataDir})
+	if ents, err = os.ReadDir(m.Dir); err != nil || len(ents) != 1 || ents[0].Name() != "solo.bin" {
+		t.Errorf("root after removing the waiting magnet and a restart: %v, %v", ents, err)
 	}
 	m.StopClean(t)
 }

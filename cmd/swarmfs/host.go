@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,10 @@ type host struct {
 	logf   func(string, ...any)
 	ctx    context.Context // ends at unmount; bounds the metadata waiters
 	wg     sync.WaitGroup  // metadata waiters
+
+	// memo orders what the cache remembers of a torrent: a magnet's
+	// metainfo stored as it arrives against a removal that forgets it.
+	memo sync.Mutex
 
 	mu  sync.Mutex // guards srv and added
 	srv *fs.Server
@@ -102,9 +107,12 @@ func (h *host) AddTorrentFile(data []byte) (fs.Torrent, error) {
 	return h.wrap(t), nil
 }
 
-// AddMagnet adds a magnet; its metainfo is persisted once it arrives.
+// AddMagnet adds a magnet. The cache remembers the link at once, so a mount
+// stopped before the metadata came asks the swarm again next time, and the
+// metainfo in its place once it arrives.
 func (h *host) AddMagnet(uri string) (fs.Torrent, error) {
-	m, err := metainfo.ParseMagnet(strings.TrimSpace(uri))
+	uri = strings.TrimSpace(uri)
+	m, err := metainfo.ParseMagnet(uri)
 	if err != nil {
 		return nil, err
 	}
@@ -115,25 +123,45 @@ func (h *host) AddMagnet(uri string) (fs.Torrent, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := h.cache.PutMeta(m.InfoHash, []byte(uri)); err != nil {
+		h.logf("remembering magnet %s: %v", m.InfoHash, err)
+	}
 	h.logf("added magnet %s (%s)", t.Name(), m.InfoHash)
+	h.awaitInfo(t)
+	return h.wrap(t), nil
+}
+
+// awaitInfo has the cache remember t's metainfo once it arrives, unless t
+// is removed (or the mount stops) first.
+func (h *host) awaitInfo(t *engine.Torrent) {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		select {
 		case <-t.InfoReady():
+		case <-t.Done():
+			return
 		case <-h.ctx.Done():
 			return
 		}
-		if mi := t.MetaInfo(); mi != nil {
-			if b, err := mi.Marshal(); err == nil {
-				if err := h.cache.PutMeta(m.InfoHash, b); err != nil {
-					h.logf("remembering %s: %v", mi.Info.Name, err)
-				}
+		mi := t.MetaInfo()
+		if mi == nil {
+			return
+		}
+		b, err := mi.Marshal()
+		if err != nil {
+			h.logf("remembering %s: %v", mi.Info.Name, err)
+			return
+		}
+		h.memo.Lock()
+		if cur, ok := h.client.Torrent(t.InfoHash()); ok && cur == t {
+			if err := h.cache.PutMeta(t.InfoHash(), b); err != nil {
+				h.logf("remembering %s: %v", mi.Info.Name, err)
 			}
 		}
+		h.memo.Unlock()
 		h.refresh()
 	}()
-	return h.wrap(t), nil
 }
 
 // Remove stops a torrent and forgets it, cached pieces included.
@@ -143,6 +171,8 @@ func (h *host) Remove(ih metainfo.Hash) error {
 		return fmt.Errorf("no torrent %s: %w", ih, os.ErrNotExist)
 	}
 	name := t.Name()
+	h.memo.Lock()
+	defer h.memo.Unlock()
 	if err := h.client.RemoveTorrent(ih); err != nil {
 		return err
 	}
@@ -178,7 +208,8 @@ func (h *host) find(id string) (*engine.Torrent, error) {
 	}
 }
 
-// restore adds every torrent whose metainfo the cache remembers.
+// restore adds every torrent whose metainfo (or, for a magnet whose
+// metadata never came, link) the cache remembers.
 func (h *host) restore() {
 	for _, ih := range h.cache.Torrents() {
 		b, err := h.cache.Meta(ih)
@@ -186,6 +217,20 @@ func (h *host) restore() {
 			if !errors.Is(err, cache.ErrNotFound) {
 				h.logf("restoring %x: %v", ih, err)
 			}
+			continue
+		}
+		if bytes.HasPrefix(b, []byte("magnet:")) {
+			m, err := metainfo.ParseMagnet(string(b))
+			if err != nil {
+				h.logf("restoring %x: %v", ih, err)
+				continue
+			}
+			t, err := h.client.AddMagnet(m, h.opts)
+			if err != nil {
+				h.logf("restoring magnet %s: %v", m.InfoHash, err)
+				continue
+			}
+			h.awaitInfo(t)
 			continue
 		}
 		mi, err := metainfo.Parse(b)
