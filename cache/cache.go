@@ -71,8 +71,9 @@ type Cache struct {
 	logf       func(format string, args ...any)
 	lock       *dirLock
 	guard      diskGuard
-	files      valueLogFiles // descriptors for direct reads (direct.go)
-	head       headLog       // the value-log file being written (pager.go)
+	files      valueLogFiles  // descriptors for direct reads (direct.go)
+	head       headLog        // the value-log file being written (pager.go)
+	prefills   sync.WaitGroup // a running prefill (pager.go); Puts add to it
 	onEvict    atomic.Pointer[func(ih InfoHash, piece int)]
 	ts         atomic.Uint64 // last commit timestamp handed out (managed mode)
 	written    atomic.Int64  // bytes put since the last writeback
@@ -267,6 +268,7 @@ func (c *Cache) Close() error {
 
 	c.life.Lock()
 	defer c.life.Unlock()
+	c.prefills.Wait() // no Put runs now to start another
 	c.releaseFiles()
 	err := c.flushRecency()
 	c.db.SetDiscardTs(c.ts.Load()) // for the level-0 compaction Close does

@@ -27,14 +27,14 @@ import (
 //     msync writes a whole file at once, stalling every Put and every read of
 //     that file for as long as the disk needs (about half a second for
 //     128 MiB).
-//   - preallocation and prefill (Puts, see noteWritten): badger creates each
-//     value-log file sparse, so every first store to one of its pages faults
-//     into the file system to allocate a block, page by page; that made Put
-//     three times slower than a plain write. When a new value-log file
-//     appears it is allocated whole (fallocate, which never changes existing
-//     data; badger truncates the file to its real length when it closes it,
-//     and Open does after a crash) and its page cache filled in large folios
-//     (see prefill).
+//   - preallocation and prefill (Puts, and a goroutine of their own; see
+//     noteWritten): badger creates each value-log file sparse, so every
+//     first store to one of its pages faults into the file system to
+//     allocate a block, page by page; that made Put three times slower than
+//     a plain write. When a new value-log file appears it is allocated whole
+//     (fallocate, which never changes existing data; badger truncates the
+//     file to its real length when it closes it, and Open does after a
+//     crash) and its page cache filled in large folios (see prefill).
 //   - sweep (pager): every page of a mapped file that the process touches
 //     stays in its page tables and counts in its RSS (as RssFile) until the
 //     kernel reclaims it, so writing tens of gigabytes would show as
@@ -90,8 +90,19 @@ func (c *Cache) kickPager() {
 // one checking skips the check.
 func (c *Cache) noteWritten(n int64) {
 	if c.head.mu.TryLock() {
-		c.head.follow(c.dir, c.vlogSize)
-		c.head.mu.Unlock()
+		if c.head.follow(c.dir, c.vlogSize) {
+			// Prefill on a goroutine of its own, holding the head's lock:
+			// in the Put it stalled the engine's writes (streaming from a
+			// fast swarm ran 20% slower), and on the pager it started late.
+			c.prefills.Add(1)
+			go func() {
+				defer c.prefills.Done()
+				defer c.head.mu.Unlock()
+				prefill(c.head.f, c.vlogSize)
+			}()
+		} else {
+			c.head.mu.Unlock()
+		}
 	}
 	if c.written.Add(n) >= writebackBytes {
 		c.kickPager()
@@ -115,9 +126,8 @@ func (c *Cache) pager() {
 			gap = nil
 		case <-c.pageKick:
 		}
-		if c.written.Load() >= writebackBytes {
+		if c.written.Load() >= writebackBytes && c.head.mu.TryLock() {
 			c.written.Store(0)
-			c.head.mu.Lock()
 			c.head.writeback()
 			c.head.mu.Unlock()
 		}
@@ -143,31 +153,29 @@ type headLog struct {
 // follow switches to the newest value-log file when badger started one. The
 // first time it looks the directory over; after that it only checks whether
 // the file after the current one exists. A file it sees badger start it
-// preallocates (size bytes) and prefills; the one it finds at first is
-// only preallocated (prefilling it could read it from disk).
-func (h *headLog) follow(dir string, size int64) {
+// preallocates (size bytes) and reports, for prefilling; the one it finds at
+// first is only preallocated (prefilling it could read it from disk).
+func (h *headLog) follow(dir string, size int64) (fresh bool) {
 	if !h.known {
 		name, fid := newestValueLog(dir)
 		if name == "" {
-			return
+			return false
 		}
 		h.known, h.fid = true, fid
 		if h.open(name) {
 			_ = unix.Fallocate(int(h.f.Fd()), 0, 0, size)
 		}
-		return
+		return false
 	}
 	next := filepath.Join(dir, fmt.Sprintf("%06d.vlog", h.fid+1))
 	if _, err := os.Stat(next); err != nil {
 		if h.f == nil && !h.open(filepath.Join(dir, fmt.Sprintf("%06d.vlog", h.fid))) {
 			h.known = false // gone: look again next time
 		}
-		return
+		return false
 	}
 	h.fid++
-	if h.open(next) && unix.Fallocate(int(h.f.Fd()), 0, 0, size) == nil {
-		prefill(h.f, size)
-	}
+	return h.open(next) && unix.Fallocate(int(h.f.Fd()), 0, 0, size) == nil
 }
 
 // open makes name the head file.
