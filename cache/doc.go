@@ -162,9 +162,11 @@
 // write faults leave its value log. So when badger starts a value-log file,
 // the Put that notices (one stat per Put) prefills the page cache for it in
 // 2 MiB folios (prefill in pager.go; no disk I/O, the blocks are
-// preallocated and unwritten). What badger wrote before that, and what the
-// kernel read around its first write fault (read_ahead_kb, 128 KiB by
-// default, 8 MiB on some virtual disks), stays in small folios.
+// preallocated and unwritten), on a goroutine of its own. What the kernel
+// had read around badger's first write fault by then (read_ahead_kb of the
+// disk: 128 KiB by default, 8 MiB on some virtual disks) is redone once the
+// file is full (refolio: written back, dropped from the page cache, read
+// again in large folios; a disk read of that much per file).
 // BenchmarkReadPiece against BenchmarkPlainFileReadPiece measures the
 // result; BenchmarkReadPieceMapping, the copy out of the mapping.
 //

@@ -325,3 +325,48 @@ func peakRSS(t *testing.T) int64 {
 	t.Fatal("no VmHWM in /proc/self/status")
 	return 0
 }
+
+// TestRefolio: refolio reads the start of a full value-log file back into
+// the page cache (in large folios where the kernel can) with its bytes
+// unchanged, and leaves a file it cannot find alone.
+func TestRefolio(t *testing.T) {
+	const small = 8 << 20
+	name := filepath.Join(t.TempDir(), "000001.vlog")
+	data := pieceData(ihOf(9), 0, small+(1<<20))
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Out of the page cache first, so only refolio can bring it back.
+	if w, err := os.Open(name); err == nil {
+		_ = w.Sync()
+		_ = unix.Fadvise(int(w.Fd()), 0, 0, unix.FADV_DONTNEED)
+		w.Close()
+	}
+	refolio(name, small)
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), 0, small, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	vec := make([]byte, small/pageSize)
+	if err := mincore(m, vec); err != nil {
+		t.Fatal(err)
+	}
+	cached := 0
+	for _, v := range vec {
+		cached += int(v & 1)
+	}
+	if cached != len(vec) {
+		t.Errorf("after refolio, %d of %d pages are in the page cache", cached, len(vec))
+	}
+	got, err := os.ReadFile(name)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the file changed: %v", err)
+	}
+	refolio(filepath.Join(t.TempDir(), "gone.vlog"), small) // no panic, nothing to do
+}
