@@ -129,6 +129,11 @@ func (n *Node) lookup(ctx context.Context, target [idLen]byte, method string, se
 			return nil, ErrClosed
 		}
 	}
+	// Queries failed by a cancelled ctx end the loop as fast as ctx.Done
+	// does: the caller's cancellation, not "no node answered", is why.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var out []*cand
 	for _, c := range l.cands {
 		if len(out) == bucketSize {

@@ -62,15 +62,22 @@ func testNetWith(t testing.TB, size int, mod func(*Config)) []*Node {
 			t.Fatalf("node %d bootstrap: %v", i, err)
 		}
 	}
-	// A second round lets early nodes learn of later ones.
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n.Bootstrap(ctx)
-		}()
+	// A second round lets early nodes learn of later ones; a node that
+	// still knows few (a query timed out on a loaded machine: they get
+	// 500 ms here) refreshes again, as the table's refresh would.
+	for round := 0; round < 4; round++ {
+		for _, n := range nodes {
+			if round > 0 && n.Stats().Nodes >= 5 {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.Bootstrap(ctx)
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	return nodes
 }
 
