@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -144,7 +143,7 @@ func (f *valueLogFiles) file(key []byte, vp valuePointer, size int64) *os.File {
 	if fd != nil {
 		return fd
 	}
-	fd, err := os.Open(filepath.Join(f.dir, fmt.Sprintf("%06d.vlog", vp.fid)))
+	fd, err := os.Open(valueLogPath(f.dir, int(vp.fid)))
 	if err != nil {
 		return nil // deleted by GC since the lookup: the caller retries
 	}

@@ -282,23 +282,11 @@ func TestPrefill(t *testing.T) {
 	before := peakRSS(t)
 	prefill(f, size)
 	grew := peakRSS(t) - before
-	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	vec := make([]byte, size/pageSize)
-	if err := mincore(m, vec); err != nil {
-		t.Fatal(err)
-	}
-	cached := 0
-	for _, v := range vec {
-		cached += int(v & 1)
-	}
+	cached, pages := cachedPages(t, f, size)
 	t.Logf("prefill of %s: %d of %d pages in the page cache; peak RSS grew %s",
-		formatSize(size), cached, len(vec), formatSize(grew))
-	if cached < len(vec)*9/10 {
-		t.Errorf("only %d of %d pages in the page cache", cached, len(vec))
+		formatSize(size), cached, pages, formatSize(grew))
+	if cached < pages*9/10 {
+		t.Errorf("only %d of %d pages in the page cache", cached, pages)
 	}
 	if grew > 8<<20 {
 		t.Errorf("peak RSS grew by %s during the prefill", formatSize(grew))
@@ -348,25 +336,31 @@ func TestRefolio(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	m, err := unix.Mmap(int(f.Fd()), 0, small, unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	vec := make([]byte, small/pageSize)
-	if err := mincore(m, vec); err != nil {
-		t.Fatal(err)
-	}
-	cached := 0
-	for _, v := range vec {
-		cached += int(v & 1)
-	}
-	if cached != len(vec) {
-		t.Errorf("after refolio, %d of %d pages are in the page cache", cached, len(vec))
+	if cached, pages := cachedPages(t, f, small); cached != pages {
+		t.Errorf("after refolio, %d of %d pages are in the page cache", cached, pages)
 	}
 	got, err := os.ReadFile(name)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("the file changed: %v", err)
 	}
 	refolio(filepath.Join(t.TempDir(), "gone.vlog"), small) // no panic, nothing to do
+}
+
+// cachedPages counts the pages of f's first size bytes that are in the page
+// cache, of all of them.
+func cachedPages(t *testing.T, f *os.File, size int) (cached, pages int) {
+	t.Helper()
+	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	vec := make([]byte, size/pageSize)
+	if err := mincore(m, vec); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vec {
+		cached += int(v & 1)
+	}
+	return cached, len(vec)
 }

@@ -95,7 +95,7 @@ func (c *Cache) noteWritten(n int64) {
 			// in the Put it stalled the engine's writes (streaming from a
 			// fast swarm ran 20% slower), and on the pager it started late.
 			c.prefills.Add(1)
-			prev, small := filepath.Join(c.dir, fmt.Sprintf("%06d.vlog", c.head.fid-1)), c.head.small
+			prev, small := valueLogPath(c.dir, c.head.fid-1), c.head.small
 			go func() {
 				defer c.prefills.Done()
 				defer c.head.mu.Unlock()
@@ -177,9 +177,9 @@ func (h *headLog) follow(dir string, size int64) (fresh bool) {
 		fresh := unix.Fstat(int(h.f.Fd()), &st) == nil && st.Blocks*512 <= 16<<20
 		return unix.Fallocate(int(h.f.Fd()), 0, 0, size) == nil && fresh
 	}
-	next := filepath.Join(dir, fmt.Sprintf("%06d.vlog", h.fid+1))
+	next := valueLogPath(dir, h.fid+1)
 	if _, err := os.Stat(next); err != nil {
-		if h.f == nil && !h.open(filepath.Join(dir, fmt.Sprintf("%06d.vlog", h.fid))) {
+		if h.f == nil && !h.open(valueLogPath(dir, h.fid)) {
 			h.known = false // gone: look again next time
 		}
 		return false
@@ -226,16 +226,17 @@ func (h *headLog) close() {
 
 // prefill puts the whole of a new, preallocated value-log file in the page
 // cache before badger writes it. Its blocks are allocated but unwritten, so
-// this costs no disk I/O: the kernel hands out zeroed pages (about 10 ms of
-// CPU for 128 MiB). The point is the size of those pages. Badger maps its
-// files with MADV_RANDOM, and a write fault on such a mapping adds each page
-// to the page cache as a lone 4 KiB folio; every later pread of a piece
-// (direct.go) then walks 256 folios per MiB, which made random piece reads a
-// third slower than reads of a plain file written with write(2)
-// (BenchmarkReadPiece). Faulting the file in through a mapping of our own
-// marked MADV_HUGEPAGE makes the kernel read it ahead in 2 MiB folios
-// (where transparent huge pages are not disabled; elsewhere in its usual
-// readahead sizes). Pages badger already wrote are left as they are.
+// this costs no disk I/O: the kernel hands out zeroed pages. The point is
+// the size of those pages. Badger's write faults add pages to the page cache
+// as the kernel's mmap readahead sizes them: lone 4 KiB folios around the
+// first fault, then folios of tens of KiB, where a plain file written with
+// write(2) sits in 1 MiB folios; every later pread of a piece (direct.go)
+// walks them, and walking many small ones made random piece reads a third
+// slower than reads of the plain file (BenchmarkReadPiece). Faulting the
+// file in through a mapping of our own marked MADV_HUGEPAGE makes the kernel
+// read it ahead in 2 MiB folios (where transparent huge pages are not
+// disabled; elsewhere in its usual readahead sizes). Pages badger already
+// wrote are left as they are.
 //
 // It returns how much of the file's start was cached before it ran (and is
 // left in small folios), for refolio.
@@ -250,16 +251,15 @@ func prefill(f *os.File, size int64) int64 {
 	}
 	// Start past what is cached already: faulting into it would hit its
 	// readahead mark and continue in its small sizes.
-	const chunk = 2 << 20
 	vec := make([]byte, (len(m)+pageSize-1)/pageSize)
 	if mincore(m, vec) != nil {
 		return 0
 	}
 	start := len(m)
-	for c := 0; c*chunk < len(m); c++ {
-		if !slices.ContainsFunc(vec[c*chunk/pageSize:min((c+1)*chunk, len(m))/pageSize],
-			func(v byte) bool { return v&1 != 0 }) {
-			start = c * chunk
+	for off := 0; off < len(m); off += populateChunk {
+		pages := vec[off/pageSize : min(off+populateChunk, len(m))/pageSize]
+		if !slices.ContainsFunc(pages, func(v byte) bool { return v&1 != 0 }) {
+			start = off
 			break
 		}
 	}
@@ -267,13 +267,15 @@ func prefill(f *os.File, size int64) int64 {
 	return int64(start)
 }
 
+// populateChunk is a huge page: the unit prefill and refolio fault in.
+const populateChunk = 2 << 20
+
 // populate faults m in through its (MADV_HUGEPAGE) mapping a 2 MiB chunk at
 // a time, unmapping each at once: the populated pages would otherwise count
 // in the process's RSS (a whole file's worth of peak RSS) until the munmap.
 func populate(m []byte) {
-	const chunk = 2 << 20
-	for off := 0; off < len(m); off += chunk {
-		c := m[off:min(off+chunk, len(m))]
+	for off := 0; off < len(m); off += populateChunk {
+		c := m[off:min(off+populateChunk, len(m))]
 		if unix.Madvise(c, unix.MADV_POPULATE_READ) != nil {
 			return
 		}
@@ -315,6 +317,11 @@ func refolio(name string, small int64) {
 	if unix.Madvise(m, unix.MADV_HUGEPAGE) == nil {
 		populate(m)
 	}
+}
+
+// valueLogPath is the path of value-log file number fid, as badger names it.
+func valueLogPath(dir string, fid int) string {
+	return filepath.Join(dir, fmt.Sprintf("%06d.vlog", fid))
 }
 
 // newestValueLog returns the path and number of the value-log file with the

@@ -247,9 +247,8 @@ func (p *Picker) preemptPeer(pe *peer, rank int) {
 	behind := len(all)
 	if forUrgent && rank < len(p.urgent) {
 		up := p.urgent[rank].piece
-		behind = slices.IndexFunc(all, func(e kv) bool { piece, _ := p.unkey(e.k); return piece == up }) + 1
-		if behind == 0 {
-			behind = len(all)
+		if i := slices.IndexFunc(all, func(e kv) bool { piece, _ := p.unkey(e.k); return piece == up }); i >= 0 {
+			behind = i + 1
 		}
 	}
 	// Newest first, so the oldest withdrawn requests (the likeliest to be

@@ -100,9 +100,7 @@ func (h *host) AddTorrentFile(data []byte) (fs.Torrent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := h.cache.PutMeta(mi.InfoHash, data); err != nil {
-		h.logf("remembering %s: %v", mi.Info.Name, err)
-	}
+	h.remember(t, data)
 	h.logf("added %s (%s)", mi.Info.Name, mi.InfoHash)
 	return h.wrap(t), nil
 }
@@ -123,9 +121,7 @@ func (h *host) AddMagnet(uri string) (fs.Torrent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := h.cache.PutMeta(m.InfoHash, []byte(uri)); err != nil {
-		h.logf("remembering magnet %s: %v", m.InfoHash, err)
-	}
+	h.remember(t, []byte(uri))
 	h.logf("added magnet %s (%s)", t.Name(), m.InfoHash)
 	h.awaitInfo(t)
 	return h.wrap(t), nil
@@ -153,15 +149,23 @@ func (h *host) awaitInfo(t *engine.Torrent) {
 			h.logf("remembering %s: %v", mi.Info.Name, err)
 			return
 		}
-		h.memo.Lock()
-		if cur, ok := h.client.Torrent(t.InfoHash()); ok && cur == t {
-			if err := h.cache.PutMeta(t.InfoHash(), b); err != nil {
-				h.logf("remembering %s: %v", mi.Info.Name, err)
-			}
-		}
-		h.memo.Unlock()
+		h.remember(t, b)
 		h.refresh()
 	}()
+}
+
+// remember stores meta (metainfo, or a magnet link) as what the cache
+// keeps of t, unless t was removed meanwhile: a removal, which forgets it,
+// always wins.
+func (h *host) remember(t *engine.Torrent, meta []byte) {
+	h.memo.Lock()
+	defer h.memo.Unlock()
+	if cur, ok := h.client.Torrent(t.InfoHash()); !ok || cur != t {
+		return
+	}
+	if err := h.cache.PutMeta(t.InfoHash(), meta); err != nil {
+		h.logf("remembering %s (%s): %v", t.Name(), t.InfoHash(), err)
+	}
 }
 
 // Remove stops a torrent and forgets it, cached pieces included.
