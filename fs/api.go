@@ -98,8 +98,11 @@ type Options struct {
 	ReadTimeout time.Duration
 	// Debug logs every FUSE request and reply.
 	Debug bool
-	// AllowOther lets other users access the mount (needs user_allow_other
-	// in /etc/fuse.conf unless root).
+	// AllowOther lets other local users read the mount: list it, read its
+	// files, get their extended attributes. Only the mounting user and
+	// root may add or remove torrents (see perm.go); others get EACCES.
+	// Unless swarmfs runs as root, it needs user_allow_other in
+	// /etc/fuse.conf.
 	AllowOther bool
 	// Logf receives one line per notable event (a bad torrent copied in,
 	// a read that timed out). Nil means log.Printf.

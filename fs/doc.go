@@ -27,6 +27,17 @@
 // added when closed (uploadNode), mkdir of a 40-hex name adds that info-hash,
 // and rmdir of a torrent folder removes the torrent.
 //
+// # Permissions
+//
+// Every node is owned by the mounting user: the root 0755, folders 0555,
+// files 0444. The mount uses default_permissions, so the kernel checks these
+// modes itself; and every handler that changes something (perm.go) lets only
+// the mounting user and root through. With Options.AllowOther, other users
+// can therefore read everything but not add or remove torrents (EACCES).
+// Root passes the kernel's checks, as everywhere; a non-root mounting user
+// writing under a torrent folder gets EACCES from the kernel (its modes say
+// read-only) where root gets EROFS from us.
+//
 // # Caching
 //
 // The kernel caches three things (see go-fuse's fs/api.go), and the content

@@ -142,7 +142,13 @@ func (l *testLog) contains(s string) bool {
 func mountT(t testing.TB, host Host, opts Options) (*Server, string, *testLog) {
 	t.Helper()
 	requireFUSE(t)
-	dir := t.TempDir()
+	return mountAtT(t, t.TempDir(), host, opts)
+}
+
+// mountAtT is mountT on a folder the test made.
+func mountAtT(t testing.TB, dir string, host Host, opts Options) (*Server, string, *testLog) {
+	t.Helper()
+	requireFUSE(t)
 	log := newTestLog(t)
 	if opts.Logf == nil {
 		opts.Logf = log.logf

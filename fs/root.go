@@ -242,6 +242,9 @@ func (r *rootNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.Att
 	return 0
 }
 
+// Setattr: nobody may change the root's attributes (nor its extended
+// attributes, below). The root's handlers that change its entries refuse
+// other users first (see perm.go), then what nobody may do.
 func (r *rootNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	return syscall.EPERM
 }
@@ -282,6 +285,9 @@ func uploadKind(name string) string {
 // Create accepts NAME.torrent and NAME.magnet: the content is added as a
 // torrent when the file is closed. Nothing else can be created here.
 func (r *rootNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if errno := r.srv.changeErrno(ctx); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	kind := uploadKind(name)
 	if kind == "" {
 		return nil, nil, 0, syscall.EPERM
@@ -300,6 +306,9 @@ func (r *rootNode) Create(ctx context.Context, name string, flags uint32, mode u
 
 // Mkdir of a 40-hex name adds that torrent by info-hash.
 func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := r.srv.changeErrno(ctx); errno != 0 {
+		return nil, errno
+	}
 	if len(name) != 40 {
 		return nil, syscall.EPERM
 	}
@@ -322,6 +331,9 @@ func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fus
 // Rmdir of a torrent folder removes the torrent (the folder is not empty,
 // but this is the removal command).
 func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if errno := r.srv.changeErrno(ctx); errno != 0 {
+		return errno
+	}
 	r.mu.Lock()
 	d := r.byName[name]
 	r.mu.Unlock()
@@ -346,6 +358,9 @@ func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (r *rootNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	if errno := r.srv.changeErrno(ctx); errno != 0 {
+		return errno
+	}
 	r.mu.Lock()
 	d := r.byName[name]
 	r.mu.Unlock()
@@ -356,22 +371,37 @@ func (r *rootNode) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 func (r *rootNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if errno := r.srv.changeErrno(ctx); errno != 0 {
+		return errno
+	}
 	return syscall.EPERM
 }
 
 func (r *rootNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := r.srv.changeErrno(ctx); errno != 0 {
+		return nil, errno
+	}
 	return nil, syscall.EPERM
 }
 
 func (r *rootNode) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := r.srv.changeErrno(ctx); errno != 0 {
+		return nil, errno
+	}
 	return nil, syscall.EPERM
 }
 
 func (r *rootNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := r.srv.changeErrno(ctx); errno != 0 {
+		return nil, errno
+	}
 	return nil, syscall.EPERM
 }
 
 func (r *rootNode) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if errno := r.srv.changeErrno(ctx); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	return nil, nil, 0, syscall.EPERM
 }
 

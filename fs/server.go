@@ -37,6 +37,9 @@ type Server struct {
 	fuse        *fuse.Server
 	mountTime   time.Time
 	debug       bool
+	// owner is the mounting user's uid: it owns every node, and only it
+	// and root may change the filesystem (perm.go).
+	owner uint32
 
 	// closing is closed when Unmount starts or the kernel ends the mount:
 	// pending reads and lookups give up, watchers exit.
@@ -69,6 +72,7 @@ func Mount(mountpoint string, host Host, opts Options) (*Server, error) {
 		logf:        opts.Logf,
 		mountTime:   time.Now(),
 		debug:       opts.Debug,
+		owner:       uint32(os.Getuid()),
 		closing:     make(chan struct{}),
 		finished:    make(chan struct{}),
 	}
@@ -110,11 +114,15 @@ func Mount(mountpoint string, host Host, opts Options) (*Server, error) {
 			// the Reader's ctx is cancelled and no work is left behind.
 			// See doc.go, "Interrupts".
 			SyncRead: true,
+			// The kernel checks the modes and owners we report before
+			// it sends a request: with AllowOther, other users may
+			// read but not add or remove torrents (see perm.go).
+			Options: []string{"default_permissions"},
 		},
 		EntryTimeout:    &long,
 		AttrTimeout:     &long,
 		NullPermissions: true,
-		UID:             uint32(os.Getuid()),
+		UID:             s.owner,
 		GID:             uint32(os.Getgid()),
 	}
 	// go-fuse's own messages (debug traces, trouble it cannot return as an

@@ -77,8 +77,15 @@ func (u *uploadNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.A
 }
 
 // Setattr accepts a truncation (O_TRUNC, ftruncate) and ignores mode, owner
-// and times, so cp -p works.
+// and times, so cp -p works. By path (truncate(2), no handle), only the
+// mounting user and root may (perm.go): the content is what will be added.
+// Through a handle, the handle's rights apply, as for its writes.
 func (u *uploadNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if f == nil {
+		if errno := u.srv.changeErrno(ctx); errno != 0 {
+			return errno
+		}
+	}
 	if size, ok := in.GetSize(); ok {
 		if int64(size) > u.limit() {
 			return toErrno(errTooLarge)
