@@ -44,7 +44,7 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	readTimeout := f.Duration("read-timeout", fs.DefaultReadTimeout, "a read the swarm cannot serve in this time fails with EIO")
 	download := f.String("download", "wanted", "what to download: \"wanted\" (what is read, plus readahead and media heads and tails) or \"all\"")
 	debugFuse := f.Bool("debug-fuse", false, "log every FUSE request")
-	allowOther := f.Bool("allow-other", false, "let other users read the mount")
+	allowOther := f.Bool("allow-other", false, "let other local users read the mount; only you and root can add or remove torrents (needs user_allow_other in /etc/fuse.conf unless root)")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
