@@ -1,0 +1,96 @@
+package utp
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+)
+
+// msg is one datagram in a batch.
+type msg struct {
+	buf  []byte
+	n    int
+	addr netip.AddrPort
+}
+
+// packetIO moves batches of datagrams. readBatch blocks until at least
+// one arrives and fills ms[:n]; writeBatch sends every message.
+type packetIO interface {
+	readBatch(ms []msg) (int, error)
+	writeBatch(ms []msg) error
+}
+
+// outbox collects datagrams built under a connection's lock, to be sent
+// after it is released. Its buffers are reused.
+type outbox struct {
+	msgs []msg
+	n    int
+}
+
+// next returns the next message to fill, addressed to addr.
+func (o *outbox) next(addr netip.AddrPort) *msg {
+	if o.n == len(o.msgs) {
+		o.msgs = append(o.msgs, msg{buf: make([]byte, MaxPacketSize)})
+	}
+	m := &o.msgs[o.n]
+	o.n++
+	m.addr, m.n = addr, 0
+	return m
+}
+
+var outboxPool = sync.Pool{New: func() any { return new(outbox) }}
+
+func getOutbox() *outbox { return outboxPool.Get().(*outbox) }
+
+func putOutbox(o *outbox) {
+	o.n = 0
+	if len(o.msgs) > 4*maxBatch {
+		o.msgs = nil // do not keep a burst's worth of buffers
+	}
+	outboxPool.Put(o)
+}
+
+// udpIO is the portable packetIO: one datagram per system call.
+type udpIO struct {
+	pc net.PacketConn
+	uc *net.UDPConn // pc, when it is one (no allocation per datagram)
+}
+
+func (u *udpIO) readBatch(ms []msg) (int, error) {
+	if u.uc != nil {
+		n, from, err := u.uc.ReadFromUDPAddrPort(ms[0].buf)
+		if err != nil {
+			return 0, err
+		}
+		ms[0].n, ms[0].addr = n, from
+		return 1, nil
+	}
+	for {
+		n, from, err := u.pc.ReadFrom(ms[0].buf)
+		if err != nil {
+			return 0, err
+		}
+		ua, ok := from.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		ms[0].n, ms[0].addr = n, ua.AddrPort()
+		return 1, nil
+	}
+}
+
+func (u *udpIO) writeBatch(ms []msg) error {
+	var first error
+	for i := range ms {
+		var err error
+		if u.uc != nil {
+			_, err = u.uc.WriteToUDPAddrPort(ms[i].buf[:ms[i].n], ms[i].addr)
+		} else {
+			_, err = u.pc.WriteTo(ms[i].buf[:ms[i].n], net.UDPAddrFromAddrPort(ms[i].addr))
+		}
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -1,0 +1,10 @@
+//go:build linux
+
+package utp
+
+import "net"
+
+func newPacketIO(pc net.PacketConn) packetIO {
+	uc, _ := pc.(*net.UDPConn)
+	return &udpIO{pc: pc, uc: uc}
+}

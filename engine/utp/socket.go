@@ -1,0 +1,626 @@
+package utp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sizes of datagrams.
+const (
+	// MaxPacketSize is the largest Config.PacketSize: a 1500-byte
+	// Ethernet frame less the IPv4 and UDP headers, as libtorrent's
+	// ceiling.
+	MaxPacketSize = 1472
+	// DefaultPacketSize leaves room for IPv6, PPPoE and most tunnels,
+	// so packets are not fragmented on common paths.
+	DefaultPacketSize = 1400
+	minPacketSize     = 576 - 60 - 8
+
+	maxPayloadCap = MaxPacketSize - headerLen
+	// maxDatagram is the receive buffer: larger datagrams are not uTP
+	// packets we accept.
+	maxDatagram = 2048
+)
+
+// Config configures a Socket. The zero value of each field picks the
+// documented default.
+type Config struct {
+	// PacketSize is the largest datagram sent (uTP header included),
+	// default DefaultPacketSize, at most MaxPacketSize.
+	PacketSize int
+	// RecvBuffer bounds each connection's received and unread data,
+	// in-order and out-of-order (the window it advertises); default
+	// 1 MiB.
+	RecvBuffer int
+	// SendBuffer bounds each connection's written and unacknowledged
+	// data; Write blocks beyond it. Default 1 MiB.
+	SendBuffer int
+	// MaxHalfOpen bounds incoming connections whose peer has not yet
+	// proven its address (default 64): a flood of SYNs from spoofed
+	// sources costs at most this many small entries.
+	MaxHalfOpen int
+	// AcceptBacklog bounds connections waiting for Accept (default
+	// 128); more are reset.
+	AcceptBacklog int
+	// HalfOpenTimeout drops a half-open connection (default 10 s).
+	HalfOpenTimeout time.Duration
+	// ConnectTimeout bounds the SYN retransmissions of a Dial (default
+	// 15 s); the Dial's context may end it sooner.
+	ConnectTimeout time.Duration
+	// IdleTimeout ends a connection that received nothing for this long
+	// (default 60 s; keep-alives flow every KeepAlive).
+	IdleTimeout time.Duration
+	// KeepAlive is the longest silence we keep towards a connected peer
+	// (default 29 s, under common NAT timeouts).
+	KeepAlive time.Duration
+	// Linger is how long a closed connection keeps trying to deliver
+	// its data and FIN (default 30 s).
+	Linger time.Duration
+	// MaxRetransmits ends a connection after this many retransmission
+	// timeouts in a row (default 8: about a minute with back-off).
+	MaxRetransmits int
+	// Logf receives diagnostics; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+func (cfg *Config) setDefaults() {
+	if cfg.PacketSize <= 0 {
+		cfg.PacketSize = DefaultPacketSize
+	}
+	cfg.PacketSize = max(minPacketSize, min(cfg.PacketSize, MaxPacketSize))
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&cfg.RecvBuffer, 1<<20)
+	def(&cfg.SendBuffer, 1<<20)
+	cfg.RecvBuffer = max(cfg.RecvBuffer, 2*cfg.PacketSize)
+	cfg.SendBuffer = max(cfg.SendBuffer, 2*cfg.PacketSize)
+	def(&cfg.MaxHalfOpen, 64)
+	def(&cfg.AcceptBacklog, 128)
+	def(&cfg.MaxRetransmits, 8)
+	defd(&cfg.HalfOpenTimeout, 10*time.Second)
+	defd(&cfg.ConnectTimeout, 15*time.Second)
+	defd(&cfg.IdleTimeout, 60*time.Second)
+	defd(&cfg.KeepAlive, 29*time.Second)
+	defd(&cfg.Linger, 30*time.Second)
+}
+
+// connKey finds a connection: the peer's address and our receive id.
+type connKey struct {
+	addr netip.AddrPort
+	id   uint16
+}
+
+// Socket is uTP over one UDP socket: it dials, accepts (it is a
+// net.Listener) and hands datagrams that are not uTP to Others. All
+// methods are safe for concurrent use.
+//
+// Lock order: Socket.mu is a leaf with respect to Conn.mu (never held
+// together); neither is held across socket I/O.
+type Socket struct {
+	// Read-only after construction.
+	cfg      Config
+	io       packetIO
+	pc       net.PacketConn
+	laddr    net.Addr
+	epoch    time.Time
+	acceptq  chan *Conn
+	closing  chan struct{} // closed by Close
+	timerPok chan struct{} // cap 1: a connection was added
+	wg       sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+	others    atomic.Pointer[OtherConn]
+
+	// Counters.
+	pktsIn, pktsOut, malformed, refused, otherDropped, writeErrs atomic.Uint64
+
+	// acks is the reader goroutine's list of connections that want an
+	// ACK at the end of the current batch (the reader's own).
+	acks []*Conn
+
+	mu       sync.Mutex // guards the following
+	conns    map[connKey]*Conn
+	halfOpen int
+	closed   bool
+}
+
+// Listen binds a UDP socket on addr ("127.0.0.1:0", ":6881") and runs
+// uTP on it.
+func Listen(network, addr string, cfg Config) (*Socket, error) {
+	pc, err := net.ListenPacket(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("utp: listen: %w", err)
+	}
+	s, err := NewSocket(pc, cfg)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewSocket runs uTP on pc, which it owns from now on: it reads every
+// datagram (one goroutine) and closes pc on Close. A *net.UDPConn gets
+// batched reads and writes on Linux.
+func NewSocket(pc net.PacketConn, cfg Config) (*Socket, error) {
+	if pc == nil {
+		return nil, errors.New("utp: nil packet conn")
+	}
+	cfg.setDefaults()
+	s := &Socket{
+		cfg:      cfg,
+		io:       newPacketIO(pc),
+		pc:       pc,
+		laddr:    pc.LocalAddr(),
+		epoch:    time.Now(),
+		acceptq:  make(chan *Conn, cfg.AcceptBacklog),
+		closing:  make(chan struct{}),
+		timerPok: make(chan struct{}, 1),
+		conns:    make(map[connKey]*Conn),
+	}
+	s.wg.Add(2)
+	go s.readLoop()
+	go s.timerLoop()
+	return s, nil
+}
+
+func (s *Socket) logf(format string, args ...any) {
+	if s.cfg.Logf != nil {
+		s.cfg.Logf(format, args...)
+	}
+}
+
+// micros is the microsecond clock of timestamps (it wraps at 32 bits).
+func (s *Socket) micros(now time.Time) uint32 {
+	return uint32(now.Sub(s.epoch) / time.Microsecond)
+}
+
+// Addr is the UDP address the socket is bound to.
+func (s *Socket) Addr() net.Addr { return s.laddr }
+
+// SocketStats counts a socket's traffic.
+type SocketStats struct {
+	Conns          int    // connections, half-open and closing included
+	HalfOpen       int    // incoming connections not yet proven
+	PacketsIn      uint64 // uTP datagrams received
+	PacketsOut     uint64 // uTP datagrams sent
+	Malformed      uint64 // uTP-looking datagrams that did not parse
+	Refused        uint64 // SYNs refused: too many half-open, backlog full, id collision
+	OtherDropped   uint64 // non-uTP datagrams dropped (no Others reader, or its queue full)
+	WriteErrors    uint64
+	OtherDelivered uint64
+}
+
+// Stats returns a snapshot.
+func (s *Socket) Stats() SocketStats {
+	s.mu.Lock()
+	st := SocketStats{Conns: len(s.conns), HalfOpen: s.halfOpen}
+	s.mu.Unlock()
+	st.PacketsIn = s.pktsIn.Load()
+	st.PacketsOut = s.pktsOut.Load()
+	st.Malformed = s.malformed.Load()
+	st.Refused = s.refused.Load()
+	st.OtherDropped = s.otherDropped.Load()
+	st.WriteErrors = s.writeErrs.Load()
+	if o := s.others.Load(); o != nil {
+		st.OtherDelivered = o.delivered.Load()
+	}
+	return st
+}
+
+// Accept waits for an incoming connection whose peer has proven its
+// address (it acknowledged our SYN-ACK).
+func (s *Socket) Accept() (net.Conn, error) {
+	c, err := s.AcceptUTP()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// AcceptUTP is Accept returning the concrete type.
+func (s *Socket) AcceptUTP() (*Conn, error) {
+	select {
+	case c := <-s.acceptq:
+		return c, nil
+	case <-s.closing:
+		return nil, net.ErrClosed
+	}
+}
+
+// Dial connects to addr (host:port; a host name is resolved).
+func (s *Socket) Dial(ctx context.Context, addr string) (*Conn, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		ua, rerr := net.ResolveUDPAddr("udp", addr)
+		if rerr != nil {
+			return nil, fmt.Errorf("utp: dial %s: %w", addr, rerr)
+		}
+		ap = ua.AddrPort()
+	}
+	return s.DialAddrPort(ctx, ap)
+}
+
+// DialAddrPort connects to raddr. It returns when the peer answered the
+// SYN, ctx ended, Config.ConnectTimeout passed or the socket closed.
+func (s *Socket) DialAddrPort(ctx context.Context, raddr netip.AddrPort) (*Conn, error) {
+	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
+	if !raddr.IsValid() || raddr.Port() == 0 {
+		return nil, fmt.Errorf("utp: dial %s: invalid address", raddr)
+	}
+	now := time.Now()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, net.ErrClosed
+	}
+	var c *Conn
+	for range 64 {
+		id := uint16(rand.Uint32())
+		if s.conns[connKey{raddr, id}] == nil {
+			c = newConn(s, raddr, id, id+1, true, now)
+			s.conns[c.key] = c
+			break
+		}
+	}
+	s.mu.Unlock()
+	if c == nil {
+		return nil, fmt.Errorf("utp: dial %s: no free connection id", raddr)
+	}
+	signal(s.timerPok)
+	ob := getOutbox()
+	c.mu.Lock()
+	c.startSynLocked(now, ob)
+	c.mu.Unlock()
+	s.flush(ob)
+	putOutbox(ob)
+
+	var err error
+	select {
+	case <-c.up:
+		c.mu.Lock()
+		if c.state != stateConnected {
+			err = c.err
+		}
+		c.mu.Unlock()
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-s.closing:
+		err = net.ErrClosed
+	}
+	if err != nil {
+		c.abort(err)
+		if errors.Is(err, ErrReset) {
+			err = ErrRefused
+		}
+		return nil, fmt.Errorf("utp: dial %s: %w", raddr, err)
+	}
+	return c, nil
+}
+
+// abort ends c at once, with a RESET if the peer knows it.
+func (c *Conn) abort(err error) {
+	now := time.Now()
+	ob := getOutbox()
+	c.mu.Lock()
+	if c.state == stateConnected {
+		c.resetLocked(now, ob)
+	}
+	remove := c.finishLocked(err, now)
+	c.mu.Unlock()
+	c.wake()
+	c.s.flush(ob)
+	putOutbox(ob)
+	if remove {
+		c.s.remove(c)
+	}
+}
+
+// remove forgets a finished connection.
+func (s *Socket) remove(c *Conn) {
+	s.mu.Lock()
+	if s.conns[c.key] == c {
+		delete(s.conns, c.key)
+		if c.halfOpen {
+			c.halfOpen = false
+			s.halfOpen--
+		}
+	}
+	s.mu.Unlock()
+}
+
+// Close resets every connection, closes the UDP socket and waits for
+// the socket's goroutines. Pending Accepts and Others' reads return
+// net.ErrClosed.
+func (s *Socket) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		conns := make([]*Conn, 0, len(s.conns))
+		for _, c := range s.conns {
+			conns = append(conns, c)
+		}
+		clear(s.conns)
+		s.halfOpen = 0
+		s.mu.Unlock()
+		close(s.closing)
+		now := time.Now()
+		ob := getOutbox()
+		for _, c := range conns {
+			c.mu.Lock()
+			if c.state == stateConnected {
+				c.resetLocked(now, ob)
+			}
+			c.finishLocked(net.ErrClosed, now)
+			c.state = stateDone
+			c.mu.Unlock()
+			c.wake()
+		}
+		s.flush(ob)
+		putOutbox(ob)
+		s.closeErr = s.pc.Close()
+		s.wg.Wait()
+		if o := s.others.Load(); o != nil {
+			o.close()
+		}
+	})
+	return s.closeErr
+}
+
+// flush sends what ob holds and empties it.
+func (s *Socket) flush(ob *outbox) {
+	for i := 0; i < ob.n; {
+		j := min(ob.n, i+maxBatch)
+		if err := s.io.writeBatch(ob.msgs[i:j]); err != nil {
+			s.writeErrs.Add(1)
+			if !errors.Is(err, net.ErrClosed) {
+				s.logf("utp: write: %v", err)
+			}
+		}
+		s.pktsOut.Add(uint64(j - i))
+		i = j
+	}
+	ob.n = 0
+}
+
+// maxBatch is how many datagrams one read or write system call moves.
+const maxBatch = 64
+
+// readLoop receives datagrams until the socket closes. Connections
+// process their packets inline; ACKs wait for the end of the batch
+// (delayed ACKs: one ACK covers every packet a batch brought).
+func (s *Socket) readLoop() {
+	defer s.wg.Done()
+	ms := make([]msg, maxBatch)
+	for i := range ms {
+		ms[i].buf = make([]byte, maxDatagram)
+	}
+	ob := &outbox{}
+	for {
+		n, err := s.io.readBatch(ms)
+		if err != nil {
+			select {
+			case <-s.closing:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.logf("utp: read: %v", err)
+			select {
+			case <-s.closing:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		now := time.Now()
+		for i := range n {
+			s.handleDatagram(ms[i].buf[:ms[i].n], ms[i].addr, now, ob)
+		}
+		for _, c := range s.acks {
+			c.mu.Lock()
+			c.ackQueued = false
+			if c.needAck && (c.state == stateConnected || c.state == stateSynRecv) {
+				c.stateLocked(now, ob)
+			}
+			c.mu.Unlock()
+		}
+		clear(s.acks)
+		s.acks = s.acks[:0]
+		s.flush(ob)
+	}
+}
+
+// handleDatagram routes one datagram: to a connection, to a new
+// half-open connection, or to Others.
+func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time, ob *outbox) {
+	if !isUTP(b) {
+		s.other(b, from)
+		return
+	}
+	var p packet
+	if err := parsePacket(b, &p); err != nil {
+		s.malformed.Add(1)
+		return
+	}
+	s.pktsIn.Add(1)
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if p.typ == stSyn {
+		s.handleSyn(&p, from, now, ob)
+		return
+	}
+	s.mu.Lock()
+	c := s.conns[connKey{from, p.connID}]
+	if c == nil && p.typ == stReset {
+		// A RESET may carry either of our ids.
+		for _, id := range [2]uint16{p.connID - 1, p.connID + 1} {
+			if k := s.conns[connKey{from, id}]; k != nil && k.sendID == p.connID {
+				c = k
+			}
+		}
+	}
+	s.mu.Unlock()
+	if c != nil {
+		s.deliver(c, &p, now, ob)
+	}
+}
+
+// deliver hands p to c and acts on what it says.
+func (s *Socket) deliver(c *Conn, p *packet, now time.Time, ob *outbox) {
+	c.mu.Lock()
+	ev := c.handleLocked(p, now, ob)
+	queue := ev&evAck != 0 && !c.ackQueued
+	if queue {
+		c.ackQueued = true
+	}
+	c.mu.Unlock()
+	if queue {
+		s.acks = append(s.acks, c)
+	}
+	if ev&evRemove != 0 {
+		c.wake()
+		s.remove(c)
+	}
+	if ev&evPromote != 0 {
+		s.promote(c, now, ob)
+	}
+}
+
+// promote moves a connection whose peer proved its address from
+// half-open to the accept queue (or resets it when the queue is full).
+func (s *Socket) promote(c *Conn, now time.Time, ob *outbox) {
+	s.mu.Lock()
+	if c.halfOpen {
+		c.halfOpen = false
+		s.halfOpen--
+	}
+	s.mu.Unlock()
+	select {
+	case s.acceptq <- c:
+		return
+	default:
+	}
+	s.refused.Add(1)
+	c.mu.Lock()
+	c.resetLocked(now, ob)
+	remove := c.finishLocked(ErrReset, now)
+	c.mu.Unlock()
+	if remove {
+		s.remove(c)
+	}
+}
+
+// handleSyn answers a SYN: a new half-open connection, a retransmitted
+// SYN of one we know, or a collision with a connection we dialled.
+func (s *Socket) handleSyn(p *packet, from netip.AddrPort, now time.Time, ob *outbox) {
+	key := connKey{from, p.connID + 1}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if c := s.conns[key]; c != nil {
+		s.mu.Unlock()
+		if c.outgoing {
+			// Our own connection uses that id: refuse the newcomer.
+			s.refused.Add(1)
+			s.rawReset(from, p.connID, p.seq, ob)
+			return
+		}
+		s.deliver(c, p, now, ob)
+		return
+	}
+	if s.halfOpen >= s.cfg.MaxHalfOpen {
+		s.mu.Unlock()
+		s.refused.Add(1)
+		return
+	}
+	c := newConn(s, from, p.connID+1, p.connID, false, now)
+	c.halfOpen = true
+	s.conns[key] = c
+	s.halfOpen++
+	s.mu.Unlock()
+	signal(s.timerPok)
+
+	c.mu.Lock()
+	c.initAck, c.ackNr = p.seq, p.seq
+	c.seq = uint16(rand.Uint32())
+	c.initSeq = c.seq
+	c.replyMicro = s.micros(now) - p.tsUS
+	c.peerWnd = int(p.wnd)
+	c.stateLocked(now, ob)
+	c.mu.Unlock()
+}
+
+// rawReset sends a RESET for a connection we do not hold.
+func (s *Socket) rawReset(to netip.AddrPort, connID, ack uint16, ob *outbox) {
+	m := ob.next(to)
+	h := header{typ: stReset, connID: connID, tsUS: s.micros(time.Now()), seq: uint16(rand.Uint32()), ack: ack}
+	putHeader(m.buf, &h, extNone)
+	m.n = headerLen
+}
+
+// tickInterval is the resolution of every connection timer (RTO,
+// keep-alive, timeouts).
+const tickInterval = 20 * time.Millisecond
+
+// timerLoop runs the connections' timers; it sleeps while there are
+// none.
+func (s *Socket) timerLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(tickInterval)
+	defer t.Stop()
+	var cs []*Conn
+	ob := &outbox{}
+	for {
+		var now time.Time
+		select {
+		case <-s.closing:
+			return
+		case now = <-t.C:
+		}
+		s.mu.Lock()
+		cs = cs[:0]
+		for _, c := range s.conns {
+			cs = append(cs, c)
+		}
+		s.mu.Unlock()
+		if len(cs) == 0 {
+			select {
+			case <-s.closing:
+				return
+			case <-s.timerPok:
+			}
+			continue
+		}
+		for _, c := range cs {
+			c.mu.Lock()
+			ev := c.tickLocked(now, ob)
+			c.mu.Unlock()
+			if ev&evRemove != 0 {
+				c.wake()
+				s.remove(c)
+			}
+		}
+		clear(cs)
+		s.flush(ob)
+	}
+}
