@@ -97,7 +97,7 @@ type Conn struct {
 	rtoAt      time.Time // when the oldest unacked packet times out
 	retries    int       // timeouts in a row
 	dupAcks    int
-	nlost      int // packets marked lost
+	nlost      int    // packets marked lost
 	lossSeq    uint16 // losses of packets before this do not cut the window again
 	finQueued  bool
 	finAcked   bool
@@ -411,15 +411,12 @@ func (c *Conn) finishLocked(err error, now time.Time) bool {
 	if err == nil {
 		// A clean end waits a little to answer a retransmitted FIN.
 		c.state = stateTimeWait
-		c.doneAt = now.Add(timeWait)
+		c.doneAt = now.Add(c.s.cfg.timeWait)
 		return false
 	}
 	c.state = stateDone
 	return true
 }
-
-// timeWait is how long a cleanly closed connection still answers.
-const timeWait = 3 * time.Second
 
 // releaseLocked returns every buffer to the pools.
 func (c *Conn) releaseLocked() {

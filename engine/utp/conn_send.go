@@ -210,7 +210,7 @@ func (c *Conn) windowUpdateDueLocked() bool {
 
 // startSynLocked queues and sends the SYN of a dialled connection.
 func (c *Conn) startSynLocked(now time.Time, ob *outbox) {
-	c.seq = uint16(rand.Uint32())
+	c.seq = c.s.cfg.initSeq()
 	p := outPool.Get().(*outPacket)
 	*p = outPacket{typ: stSyn}
 	c.sendq.pushBack(p)

@@ -68,6 +68,11 @@ type Config struct {
 	MaxRetransmits int
 	// Logf receives diagnostics; nil discards them.
 	Logf func(format string, args ...any)
+
+	// Test hooks: the first sequence number of each connection (random
+	// if nil) and how long a cleanly closed one answers late FINs.
+	initSeq  func() uint16
+	timeWait time.Duration
 }
 
 func (cfg *Config) setDefaults() {
@@ -97,6 +102,10 @@ func (cfg *Config) setDefaults() {
 	defd(&cfg.IdleTimeout, 60*time.Second)
 	defd(&cfg.KeepAlive, 29*time.Second)
 	defd(&cfg.Linger, 30*time.Second)
+	defd(&cfg.timeWait, 3*time.Second)
+	if cfg.initSeq == nil {
+		cfg.initSeq = func() uint16 { return uint16(rand.Uint32()) }
+	}
 }
 
 // connKey finds a connection: the peer's address and our receive id.
@@ -438,7 +447,7 @@ func (s *Socket) readLoop() {
 		for _, c := range s.acks {
 			c.mu.Lock()
 			c.ackQueued = false
-			if c.needAck && (c.state == stateConnected || c.state == stateSynRecv) {
+			if c.needAck && (c.state == stateConnected || c.state == stateSynRecv || c.state == stateTimeWait) {
 				c.stateLocked(now, ob)
 			}
 			c.mu.Unlock()
@@ -562,7 +571,7 @@ func (s *Socket) handleSyn(p *packet, from netip.AddrPort, now time.Time, ob *ou
 
 	c.mu.Lock()
 	c.initAck, c.ackNr = p.seq, p.seq
-	c.seq = uint16(rand.Uint32())
+	c.seq = s.cfg.initSeq()
 	c.initSeq = c.seq
 	c.replyMicro = s.micros(now) - p.tsUS
 	c.peerWnd = int(p.wnd)
