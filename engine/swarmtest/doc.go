@@ -34,7 +34,9 @@
 // # libtorrent settings (ltpeer.py)
 //
 // LSD, UPnP, NAT-PMP and uTP are off: peers meet only through what the test
-// sets up, over TCP, which swarmfs speaks. allow_multiple_connections_per_ip
+// sets up, over TCP, which swarmfs speaks. LTOptions.UTPOnly turns that
+// around (uTP in and out, no TCP); LTStatus.UTPPeers tells which peers came
+// over uTP. allow_multiple_connections_per_ip
 // is on, torrents are added neither auto-managed nor paused (they start at
 // once), announces go to every tracker of every tier, reconnects and
 // connection attempts are fast. The session tick is 100 ms instead of 500:

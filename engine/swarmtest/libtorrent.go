@@ -45,6 +45,9 @@ type LTOptions struct {
 	SeedMode bool
 	// Fingerprint is the peer-ID prefix, e.g. "-LT2080-" (the default).
 	Fingerprint string
+	// UTPOnly makes the peer speak uTP (BEP 29) and not TCP, in and out
+	// (by default it speaks TCP only).
+	UTPOnly bool
 }
 
 // LTStatus is a snapshot of one torrent in a libtorrent peer. Rates are
@@ -67,6 +70,8 @@ type LTStatus struct {
 	Error         string  `json:"error"` // the torrent's error, "" if none
 	// Peers are the addresses of the connected peers.
 	Peers []string `json:"peers"`
+	// UTPPeers are those of Peers connected over uTP.
+	UTPPeers []string `json:"utp_peers"`
 	// FinishedAfter is the time from AddTorrent/AddMagnet to libtorrent's
 	// torrent_finished alert, measured inside the peer; negative until then.
 	FinishedAfter time.Duration `json:"-"`
@@ -119,6 +124,7 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 		"no_trackers":   opts.NoTrackers,
 		"seed_mode":     opts.SeedMode,
 		"fingerprint":   opts.Fingerprint,
+		"utp_only":      opts.UTPOnly,
 	})
 	if err != nil {
 		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)

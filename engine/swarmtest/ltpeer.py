@@ -61,6 +61,10 @@ def make(cfg):
     }
 
 
+# peer_info::utp_socket (bit 17 of peer_flags_t); the Python binding 2.0.8
+# does not name it.
+UTP_SOCKET = 1 << 17
+
 STATES = {
     lt.torrent_status.states.checking_files: "checking_files",
     lt.torrent_status.states.downloading_metadata: "downloading_metadata",
@@ -148,6 +152,11 @@ class Peer:
         }
         if cfg.get("fingerprint"):
             s["peer_fingerprint"] = cfg["fingerprint"]
+        if cfg.get("utp_only"):
+            s["enable_outgoing_utp"] = True
+            s["enable_incoming_utp"] = True
+            s["enable_outgoing_tcp"] = False
+            s["enable_incoming_tcp"] = False
         self.ses = lt.session(s)
         # Put every address in the global (rate limited) class: by default
         # 127/8 and the private ranges are in the unlimited "local" class.
@@ -264,6 +273,8 @@ class Peer:
             "error": st.errc.message() if st.errc.value() != 0 else "",
             "finished_after": (fin - t["added"]) if fin is not None else -1,
             "peers": ["%s:%d" % (p.ip[0], p.ip[1]) for p in t["handle"].get_peer_info()],
+            "utp_peers": ["%s:%d" % (p.ip[0], p.ip[1]) for p in t["handle"].get_peer_info()
+                          if int(p.flags) & UTP_SOCKET],
         }
 
     def cmd_dht_announce(self, req):

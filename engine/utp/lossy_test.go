@@ -3,8 +3,8 @@ package utp
 import (
 	"errors"
 	"io"
-	"os"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
