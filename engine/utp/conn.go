@@ -105,6 +105,8 @@ type Conn struct {
 	probeAt    time.Time // zero-window probe
 	closeWrite bool      // CloseWrite or Close: no more Write
 
+	nSent, nResent, nTimeouts uint64 // counters for Stats
+
 	// Receive side.
 	ackNr      uint16 // last sequence number received in order
 	initSeq    uint16 // acceptor: the sequence number our SYN-ACK announced
@@ -132,7 +134,7 @@ type outPacket struct {
 	transmissions int
 	sacked        bool
 	lost          bool // deemed lost: out of inflight, waiting to be resent
-	fastResent    bool // already resent for duplicate ACKs or SACK holes
+	fastResent    bool // resent for duplicate ACKs or SACK holes, at sentAt
 	sentAt        time.Time
 	payload       [maxPayloadCap]byte
 }
@@ -381,13 +383,17 @@ type Stats struct {
 	QueueDelay uint32 // LEDBAT's estimate of our queuing delay, µs
 	PeerWindow int    // the peer's advertised receive window
 	InFlight   int    // bytes sent and not acknowledged
+	Sent       uint64 // packets sent, retransmissions included
+	Resent     uint64 // retransmissions
+	Timeouts   uint64 // retransmission timeouts
 }
 
 // Stats returns a snapshot.
 func (c *Conn) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{RTT: c.rtt.rtt, RTO: c.rto, Cwnd: c.cc.cwnd, QueueDelay: c.cc.ourDelay, PeerWindow: c.peerWnd, InFlight: c.inflight}
+	return Stats{RTT: c.rtt.rtt, RTO: c.rto, Cwnd: c.cc.cwnd, QueueDelay: c.cc.ourDelay, PeerWindow: c.peerWnd,
+		InFlight: c.inflight, Sent: c.nSent, Resent: c.nResent, Timeouts: c.nTimeouts}
 }
 
 // finishLocked ends the connection with err (nil for a clean end),

@@ -123,7 +123,7 @@ func (c *Conn) handleAckLocked(p *packet, acked int, now time.Time, ob *outbox) 
 		signal(c.writeSig)
 	} else if p.typ == stState && len(p.payload) == 0 && c.nsent > 0 && int(p.wnd) <= c.peerWnd {
 		c.dupAcks++
-		if c.dupAcks == dupAckLimit {
+		if c.dupAcks >= dupAckLimit {
 			c.fastResendLocked(0, now, ob)
 		}
 	}
@@ -195,7 +195,7 @@ func (c *Conn) handleSACKLocked(mask []byte, now time.Time, ob *outbox, rtt *tim
 // loss (which halves the window once per window of data).
 func (c *Conn) fastResendLocked(i int, now time.Time, ob *outbox) {
 	q := c.sendq.at(i)
-	if q.sacked || q.fastResent {
+	if q.sacked || q.fastResent && now.Sub(q.sentAt) < c.resendGuardLocked() {
 		return
 	}
 	q.fastResent = true
@@ -210,6 +210,17 @@ func (c *Conn) fastResendLocked(i int, now time.Time, ob *outbox) {
 		c.inflight += q.n
 	}
 	c.transmitLocked(q, seq, now, ob)
+}
+
+// resendGuardLocked is how long a fast retransmission is given before
+// the same evidence (more duplicate ACKs, more SACKed packets after it)
+// may resend it again: about a round trip, so a lost retransmission
+// need not wait for the retransmission timeout.
+func (c *Conn) resendGuardLocked() time.Duration {
+	if !c.rtt.has {
+		return initialRTO
+	}
+	return max(2*time.Millisecond, c.rtt.rtt+c.rtt.rttVar)
 }
 
 // handleDataLocked takes the payload of an ST_DATA or the end of an
@@ -357,6 +368,7 @@ func (c *Conn) tickLocked(now time.Time, ob *outbox) (ev event) {
 // off.
 func (c *Conn) timeoutLocked(now time.Time) {
 	c.retries++
+	c.nTimeouts++
 	c.rto = min(2*c.rto, maxRTO)
 	c.cc.onTimeout(c.mss)
 	for i := range c.nsent {

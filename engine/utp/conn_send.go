@@ -131,6 +131,10 @@ func (c *Conn) transmitLocked(p *outPacket, seq uint16, now time.Time, ob *outbo
 	putHeader(m.buf, &h, extNone)
 	m.n = headerLen + copy(m.buf[headerLen:], p.payload[:p.n])
 	p.transmissions++
+	c.nSent++
+	if p.transmissions > 1 {
+		c.nResent++
+	}
 	p.sentAt = now
 	c.lastSend = now
 	if c.oooN == 0 {

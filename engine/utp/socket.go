@@ -24,9 +24,11 @@ const (
 	minPacketSize     = 576 - 60 - 8
 
 	maxPayloadCap = MaxPacketSize - headerLen
-	// maxDatagram is the receive buffer: larger datagrams are not uTP
-	// packets we accept.
+	// maxDatagram is the largest uTP datagram we accept (rxBuf's size).
 	maxDatagram = 2048
+	// readBufSize is the socket's read buffer per datagram: DHT messages
+	// (Others) may be up to 4 KiB.
+	readBufSize = 4096
 )
 
 // Config configures a Socket. The zero value of each field picks the
@@ -172,6 +174,13 @@ func NewSocket(pc net.PacketConn, cfg Config) (*Socket, error) {
 		return nil, errors.New("utp: nil packet conn")
 	}
 	cfg.setDefaults()
+	if uc, ok := pc.(*net.UDPConn); ok {
+		// Bursts of a whole window arrive faster than one goroutine
+		// drains them; the default ~200 KiB socket buffer drops them
+		// (the kernel caps this at net.core.rmem_max / wmem_max).
+		_ = uc.SetReadBuffer(socketBuffer)
+		_ = uc.SetWriteBuffer(socketBuffer)
+	}
 	s := &Socket{
 		cfg:      cfg,
 		io:       newPacketIO(pc),
@@ -408,6 +417,9 @@ func (s *Socket) flush(ob *outbox) {
 	ob.n = 0
 }
 
+// socketBuffer is the kernel buffer asked for the UDP socket.
+const socketBuffer = 4 << 20
+
 // maxBatch is how many datagrams one read or write system call moves.
 const maxBatch = 64
 
@@ -418,7 +430,7 @@ func (s *Socket) readLoop() {
 	defer s.wg.Done()
 	ms := make([]msg, maxBatch)
 	for i := range ms {
-		ms[i].buf = make([]byte, maxDatagram)
+		ms[i].buf = make([]byte, readBufSize)
 	}
 	ob := &outbox{}
 	for {
@@ -466,6 +478,10 @@ func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time, ob
 		return
 	}
 	var p packet
+	if len(b) > maxDatagram {
+		s.malformed.Add(1)
+		return
+	}
 	if err := parsePacket(b, &p); err != nil {
 		s.malformed.Add(1)
 		return
