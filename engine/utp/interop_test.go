@@ -3,6 +3,8 @@ package utp
 import (
 	"context"
 	"crypto/sha1"
+	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"slices"
@@ -29,22 +31,47 @@ func ltSeeder(t testing.TB, size int64, pieceLen int) (*swarmtest.LT, swarmtest.
 	return lt, f, ti
 }
 
-// download fetches every piece of the torrent over c with plain BEP 3
-// messages, checks each piece's SHA-1 against the file's, and returns the
-// bytes received.
+// dialLT connects to a libtorrent peer at addr and exchanges plain
+// handshakes. A just-added torrent may make libtorrent hang up on the
+// first connection (it closes with a FIN before its handshake): that is
+// retried, as any client would.
+func dialLT(t testing.TB, s *Socket, addr string, ih [20]byte) *Conn {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := s.Dial(ctx, addr)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		if err := peer.WriteHandshake(c, peer.Handshake{InfoHash: ih, PeerID: peer.NewPeerID()}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := peer.ReadHandshake(c)
+		if errors.Is(err, io.EOF) && attempt < 4 {
+			t.Logf("attempt %d: libtorrent hung up before its handshake; again", attempt)
+			c.Close()
+			time.Sleep(300 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("libtorrent's handshake: %v", err)
+		}
+		if h.InfoHash != ih {
+			t.Fatalf("handshake for %x, want %x", h.InfoHash, ih)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+}
+
+// download fetches every piece of the torrent over c (after the
+// handshakes) with plain BEP 3 messages, checks each piece's SHA-1
+// against the file's, and returns the bytes received.
 func download(t testing.TB, c net.Conn, f swarmtest.FileSpec, ti swarmtest.TorrentInfo) int64 {
 	t.Helper()
 	c.SetDeadline(time.Now().Add(60 * time.Second))
-	if err := peer.WriteHandshake(c, peer.Handshake{InfoHash: ti.InfoHash, PeerID: peer.NewPeerID()}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := peer.ReadHandshake(c)
-	if err != nil {
-		t.Fatalf("libtorrent's handshake: %v", err)
-	}
-	if h.InfoHash != ti.InfoHash {
-		t.Fatalf("handshake for %x, want %x", h.InfoHash, ti.InfoHash)
-	}
 	if _, err := c.Write(peer.AppendMessage(nil, &peer.Message{Type: peer.Interested})); err != nil {
 		t.Fatal(err)
 	}
@@ -110,13 +137,7 @@ func download(t testing.TB, c net.Conn, f swarmtest.FileSpec, ti swarmtest.Torre
 func TestLibtorrentSeeder(t *testing.T) {
 	lt, f, ti := ltSeeder(t, 3<<20+5000, 256<<10)
 	s := testSocket(t, Config{})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := s.Dial(ctx, lt.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialLT(t, s, lt.Addr(), ti.InfoHash)
 	start := time.Now()
 	n := download(t, c, f, ti)
 	t.Logf("downloaded %d bytes from libtorrent in %v (%+v)", n, time.Since(start), c.Stats())
@@ -135,13 +156,7 @@ func TestLibtorrentSeederLossy(t *testing.T) {
 		return utptest.Link{Delay: 20 * time.Millisecond, Loss: 0.01, Seed: seed}
 	}
 	r := relay(t, lt.Addr(), link(3), link(4))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := s.Dial(ctx, r.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialLT(t, s, r.Addr(), ti.InfoHash)
 	start := time.Now()
 	n := download(t, c, f, ti)
 	up, down := r.Stats()
