@@ -1,0 +1,190 @@
+package utp
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// readLoop receives datagrams until the socket closes. Connections
+// process their packets inline; ACKs wait for the end of the batch
+// (delayed ACKs: one ACK covers every packet a batch brought).
+func (s *Socket) readLoop() {
+	defer s.wg.Done()
+	ms := make([]msg, maxBatch)
+	for i := range ms {
+		ms[i].buf = make([]byte, readBufSize)
+	}
+	ob := &outbox{}
+	for {
+		n, err := s.io.readBatch(ms)
+		if err != nil {
+			select {
+			case <-s.closing:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.logf("utp: read: %v", err)
+			select {
+			case <-s.closing:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		now := time.Now()
+		for i := range n {
+			s.handleDatagram(ms[i].buf[:ms[i].n], ms[i].addr, now, ob)
+		}
+		for _, c := range s.acks {
+			c.mu.Lock()
+			c.ackQueued = false
+			if c.needAck && (c.state == stateConnected || c.state == stateSynRecv || c.state == stateTimeWait) {
+				c.stateLocked(now, ob)
+			}
+			c.mu.Unlock()
+		}
+		clear(s.acks)
+		s.acks = s.acks[:0]
+		s.flush(ob)
+	}
+}
+
+// handleDatagram routes one datagram: to a connection, to a new
+// half-open connection, or to Others.
+func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time, ob *outbox) {
+	if !isUTP(b) {
+		s.other(b, from)
+		return
+	}
+	var p packet
+	if len(b) > maxDatagram {
+		s.malformed.Add(1)
+		return
+	}
+	if err := parsePacket(b, &p); err != nil {
+		s.malformed.Add(1)
+		return
+	}
+	s.pktsIn.Add(1)
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if p.typ == stSyn {
+		s.handleSyn(&p, from, now, ob)
+		return
+	}
+	s.mu.Lock()
+	c := s.conns[connKey{from, p.connID}]
+	if c == nil && p.typ == stReset {
+		// A RESET may carry either of our ids.
+		for _, id := range [2]uint16{p.connID - 1, p.connID + 1} {
+			if k := s.conns[connKey{from, id}]; k != nil && k.sendID == p.connID {
+				c = k
+			}
+		}
+	}
+	s.mu.Unlock()
+	if c != nil {
+		s.deliver(c, &p, now, ob)
+	}
+}
+
+// deliver hands p to c and acts on what it says.
+func (s *Socket) deliver(c *Conn, p *packet, now time.Time, ob *outbox) {
+	c.mu.Lock()
+	ev := c.handleLocked(p, now, ob)
+	queue := ev&evAck != 0 && !c.ackQueued
+	if queue {
+		c.ackQueued = true
+	}
+	c.mu.Unlock()
+	if queue {
+		s.acks = append(s.acks, c)
+	}
+	if ev&evRemove != 0 {
+		c.wake()
+		s.remove(c)
+	}
+	if ev&evPromote != 0 {
+		s.promote(c, now, ob)
+	}
+}
+
+// promote moves a connection whose peer proved its address from
+// half-open to the accept queue (or resets it when the queue is full).
+func (s *Socket) promote(c *Conn, now time.Time, ob *outbox) {
+	s.mu.Lock()
+	if c.halfOpen {
+		c.halfOpen = false
+		s.halfOpen--
+	}
+	s.mu.Unlock()
+	select {
+	case s.acceptq <- c:
+		return
+	default:
+	}
+	s.refused.Add(1)
+	c.mu.Lock()
+	c.resetLocked(now, ob)
+	remove := c.finishLocked(ErrReset, now)
+	c.mu.Unlock()
+	if remove {
+		s.remove(c)
+	}
+}
+
+// handleSyn answers a SYN: a new half-open connection, a retransmitted
+// SYN of one we know, or a collision with a connection we dialled.
+func (s *Socket) handleSyn(p *packet, from netip.AddrPort, now time.Time, ob *outbox) {
+	key := connKey{from, p.connID + 1}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if c := s.conns[key]; c != nil {
+		s.mu.Unlock()
+		if c.outgoing {
+			// Our own connection uses that id: refuse the newcomer.
+			s.refused.Add(1)
+			s.rawReset(from, p.connID, p.seq, ob)
+			return
+		}
+		s.deliver(c, p, now, ob)
+		return
+	}
+	if s.halfOpen >= s.cfg.MaxHalfOpen {
+		s.mu.Unlock()
+		s.refused.Add(1)
+		return
+	}
+	c := newConn(s, from, p.connID+1, p.connID, false, now)
+	c.halfOpen = true
+	s.conns[key] = c
+	s.halfOpen++
+	s.mu.Unlock()
+	signal(s.timerPok)
+
+	c.mu.Lock()
+	c.initAck, c.ackNr = p.seq, p.seq
+	c.seq = s.cfg.initSeq()
+	c.initSeq = c.seq
+	c.replyMicro = s.micros(now) - p.tsUS
+	c.peerWnd = int(p.wnd)
+	c.stateLocked(now, ob)
+	c.mu.Unlock()
+}
+
+// rawReset sends a RESET for a connection we do not hold.
+func (s *Socket) rawReset(to netip.AddrPort, connID, ack uint16, ob *outbox) {
+	m := ob.next(to)
+	h := header{typ: stReset, connID: connID, tsUS: s.micros(time.Now()), seq: uint16(rand.Uint32()), ack: ack}
+	putHeader(m.buf, &h, extNone)
+	m.n = headerLen
+}
+
