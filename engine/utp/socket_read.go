@@ -187,4 +187,3 @@ func (s *Socket) rawReset(to netip.AddrPort, connID, ack uint16, ob *outbox) {
 	putHeader(m.buf, &h, extNone)
 	m.n = headerLen
 }
-
