@@ -287,8 +287,13 @@ func (t *Torrent) removeConn(c *conn) {
 	}
 	c.dropUploads()
 	// The reader goroutine ends on its own now that the socket is closed;
-	// waiting for it here could deadlock on a post, so shutdown waits instead.
-	go c.wg.Wait()
+	// waiting for it here could deadlock on a post, so the torrent's
+	// WaitGroup, which close waits for, waits for it instead.
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		c.wg.Wait()
+	}()
 	t.fillAll()
 }
 
@@ -431,9 +436,7 @@ func (t *Torrent) onMessageNoInfo(c *conn, m *peer.Message, first bool) {
 		}
 		c.preHaveAll = m.Type == peer.HaveAll
 	case peer.Request:
-		if c.fast {
-			c.send(peer.Message{Type: peer.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
-		}
+		t.refuseRequest(c, m, true) // we choke every peer until we have the info
 	case peer.Piece:
 		putBlockBuf(m.Block) // we asked for nothing
 	case peer.Reject:
@@ -523,28 +526,6 @@ func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
 	}
 }
 
-// onRequest validates and queues an upload request.
-func (t *Torrent) onRequest(c *conn, m *peer.Message) {
-	n := t.info.NumPieces()
-	if int(m.Index) >= n || m.Length == 0 || m.Length > maxBlockRequest ||
-		int64(m.Begin)+int64(m.Length) > t.info.PieceLen(int(m.Index)) {
-		t.violation(c, "request %d+%d/%d out of range", m.Index, m.Begin, m.Length)
-		return
-	}
-	reject := func() {
-		if c.fast {
-			c.send(peer.Message{Type: peer.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
-		}
-	}
-	if c.amChoking || !t.HavePiece(int(m.Index)) {
-		reject()
-		return
-	}
-	if !c.queueUpload(*m) {
-		reject()
-	}
-}
-
 // updateInterest tells the peer whether we want something it has.
 func (t *Torrent) updateInterest(c *conn) {
 	if t.picker == nil {
@@ -579,12 +560,11 @@ func (t *Torrent) fill(c *conn, now time.Time) {
 	if len(reqs) == 0 {
 		return
 	}
-	c.wmu.Lock()
-	for _, r := range reqs {
-		c.wq = append(c.wq, peer.Message{Type: peer.Request, Index: uint32(r.Piece), Begin: r.Begin, Length: r.Length})
+	ms := make([]peer.Message, len(reqs))
+	for i, r := range reqs {
+		ms[i] = peer.Message{Type: peer.Request, Index: uint32(r.Piece), Begin: r.Begin, Length: r.Length}
 	}
-	c.wmu.Unlock()
-	c.poke()
+	c.sendAll(ms...)
 }
 
 // sendCancels tells peers about requests the picker withdrew (after a seek,
