@@ -50,7 +50,7 @@ const (
 	maxSendQueue = 4 << 20
 )
 
-// Timeouts for peers that do not read or send nothing. Variables so
+// Timeouts for peers that do not read or send nothing useful. Variables so
 // that tests can shorten them.
 var (
 	// writeTimeout bounds one write: a peer that does not read what we
@@ -61,6 +61,15 @@ var (
 	// The read deadline is set per message, so bytes that trickle in
 	// without completing one do not extend it.
 	idleTimeout = 3 * time.Minute
+	// uselessTimeout drops, when connection slots are scarce, a peer that
+	// for this long has neither sent us a block we asked for, nor taken
+	// one from us, nor announced a piece that made it interesting (as
+	// libtorrent's inactivity_timeout, shorter). Keep-alives do not count.
+	uselessTimeout = 5 * time.Minute
+	// evictGrace is how long a connection may be useless before a newcomer
+	// that finds the torrent full may take its slot: newcomers do not evict
+	// each other before they had a chance to prove themselves.
+	evictGrace = 20 * time.Second
 )
 
 // conn is one peer connection. Fields under "loop-owned" belong to the
@@ -126,9 +135,13 @@ type conn struct {
 	pexSent     map[netip.AddrPort]struct{} // peers this peer has been told of
 	pexLastRecv time.Time
 
-	// loop-owned: how the peer requests (choke.go)
-	chokedAt time.Time // when we last choked it; zero while never unchoked
-	refused  int       // requests refused that a well-behaved peer would not send
+	// loop-owned: how useful the peer is (torrent_peers.go) and how it
+	// requests (choke.go)
+	lastUseful  time.Time // last block in or out, or interest it raised; started at first
+	upSeen      int64     // uploaded at the last review
+	interesting bool      // amInterested at the last review
+	chokedAt    time.Time // when we last choked it; zero while never unchoked
+	refused     int       // requests refused that a well-behaved peer would not send
 
 	// writer state
 	wmu      sync.Mutex    // guards the fields below; never held across I/O
@@ -170,6 +183,7 @@ func newConn(t *Torrent, nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pee
 		dht:         rsv.DHT() && t.client.dht != nil,
 		done:        make(chan struct{}),
 		started:     now,
+		lastUseful:  now,
 		amChoking:   true,
 		peerChoking: true,
 		peerReqq:    250,
@@ -204,7 +218,7 @@ func (c *conn) close(err error) {
 // drop closes the connection for a reason worth a log line: the peer
 // misbehaved or was not worth its slot.
 func (c *conn) drop(err error) {
-	c.t.client.logf("%s: %s: dropped: %v", c.t.name(), c.addr, err)
+	c.t.client.droppedLog.logf(c.t.client, "%s: %s: dropped: %v", c.t.name(), c.addr, err)
 	c.close(err)
 }
 

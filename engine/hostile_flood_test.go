@@ -20,10 +20,10 @@ import (
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
 
-// dialHostile connects to target from localIP (port 0: any) and completes
-// a handshake for ih announcing the fast extension and BEP 10, as a
-// hostile peer in a test does before misbehaving.
-func dialHostile(localIP string, target netip.AddrPort, ih metainfo.Hash) (net.Conn, error) {
+// dialRaw connects to target from localIP (port 0: any) and completes a
+// handshake for ih announcing the fast extension and BEP 10: the start of
+// a peer written in a test, hostile or honest.
+func dialRaw(localIP string, target netip.AddrPort, ih metainfo.Hash) (net.Conn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(localIP)}}
 	nc, err := d.Dial("tcp", target.String())
 	if err != nil {
@@ -168,7 +168,7 @@ func TestRequestFlood(t *testing.T) {
 			done := make(chan struct{})
 			start := time.Now()
 			for i := range tc.conns {
-				nc, err := dialHostile(fmt.Sprintf("127.0.0.%d", 100+i%2), target, f.mi.InfoHash)
+				nc, err := dialRaw(fmt.Sprintf("127.0.0.%d", 100+i%2), target, f.mi.InfoHash)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -84,6 +84,7 @@ func (t *Torrent) tick(now time.Time) {
 		t.metaTick(now)
 	}
 	t.pexTick(now)
+	t.reviewPeers(now)
 	t.connectMore(now)
 	t.refreshStats(now)
 }
@@ -124,7 +125,7 @@ func (t *Torrent) refreshStats(now time.Time) {
 
 // addConn adopts a handshaken connection.
 func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv peer.Reserved, incoming bool) {
-	if t.isBanned(addr.Addr()) || len(t.conns) >= t.client.cfg.MaxConnsPerTorrent {
+	if t.isBanned(addr.Addr()) {
 		nc.Close()
 		return
 	}
@@ -153,6 +154,14 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 		o.close(errDuplicate)
 		t.removeConn(o)
 		break
+	}
+	if err := t.admit(addr, time.Now()); err != nil {
+		t.client.refusedLog.logf(t.client, "%s: %s: refused: %v", t.name(), addr, err)
+		nc.Close()
+		if cand != nil && !incoming {
+			cand.nextTry = later(cand.nextTry, time.Now().Add(backoff(1)))
+		}
+		return
 	}
 	t.nextPeerID++
 	c := newConn(t, nc, addr, pid, rsv, incoming, t.nextPeerID)
