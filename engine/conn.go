@@ -227,18 +227,28 @@ var errNotReading = errors.New("peer is not reading")
 
 // send queues a message for the writer. It never blocks (the loop calls
 // it); a peer whose queue passes maxSendQueue is dropped.
-func (c *conn) send(m peer.Message) { c.sendAll(m) }
+func (c *conn) send(m peer.Message) {
+	c.enqueue(func(wq []byte) []byte { return peer.AppendMessage(wq, &m) })
+}
 
-// sendAll queues several messages at once.
-func (c *conn) sendAll(ms ...peer.Message) {
+// sendRequests queues our requests for blocks, like send.
+func (c *conn) sendRequests(reqs []picker.Request) {
+	c.enqueue(func(wq []byte) []byte {
+		for _, r := range reqs {
+			wq = peer.AppendMessage(wq, &peer.Message{Type: peer.Request, Index: uint32(r.Piece), Begin: r.Begin, Length: r.Length})
+		}
+		return wq
+	})
+}
+
+// enqueue appends encoded messages to the send queue and wakes the writer.
+func (c *conn) enqueue(appendTo func([]byte) []byte) {
 	c.wmu.Lock()
 	if c.closed {
 		c.wmu.Unlock()
 		return
 	}
-	for i := range ms {
-		c.wq = peer.AppendMessage(c.wq, &ms[i])
-	}
+	c.wq = appendTo(c.wq)
 	n := c.setQueuedLocked()
 	c.wmu.Unlock()
 	if n > maxSendQueue {

@@ -270,8 +270,8 @@ func TestDribblingPeers(t *testing.T) {
 	})
 }
 
-// TestMaxConnsPerIPDials: two candidates on one (non-loopback-limited)
-// address are not both dialled when the limit is one.
+// TestMaxConnsPerIPDials: with MaxConnsPerIP 1, of two candidates on one
+// address (two ports) only one is dialled.
 func TestMaxConnsPerIPDials(t *testing.T) {
 	f := newFixture(t, 64<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 256 << 10}})
 	var mu sync.Mutex

@@ -569,11 +569,7 @@ func (t *Torrent) fill(c *conn, now time.Time) {
 	if len(reqs) == 0 {
 		return
 	}
-	ms := make([]peer.Message, len(reqs))
-	for i, r := range reqs {
-		ms[i] = peer.Message{Type: peer.Request, Index: uint32(r.Piece), Begin: r.Begin, Length: r.Length}
-	}
-	c.sendAll(ms...)
+	c.sendRequests(reqs)
 }
 
 // sendCancels tells peers about requests the picker withdrew (after a seek,
