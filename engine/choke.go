@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -90,10 +92,52 @@ func (t *Torrent) setChoke(c *conn, choke bool, now time.Time) {
 	}
 	c.amChoking = choke
 	if choke {
+		c.chokedAt = now
 		c.send(peer.Message{Type: peer.Choke})
 		c.dropUploads()
 	} else {
 		c.unchokedAt = now
+		c.refused = 0
 		c.send(peer.Message{Type: peer.Unchoke})
+	}
+}
+
+// onRequest validates and queues an upload request.
+func (t *Torrent) onRequest(c *conn, m *peer.Message) {
+	n := t.info.NumPieces()
+	if int(m.Index) >= n || m.Length == 0 || m.Length > maxBlockRequest ||
+		int64(m.Begin)+int64(m.Length) > t.info.PieceLen(int(m.Index)) {
+		t.violation(c, "request %d+%d/%d out of range", m.Index, m.Begin, m.Length)
+		return
+	}
+	switch {
+	case c.amChoking:
+		// Requests our choke crossed on the wire are the peer's due;
+		// later ones, or any before we ever unchoked it, are not.
+		t.refuseRequest(c, m, c.chokedAt.IsZero() || time.Since(c.chokedAt) > chokeGrace)
+	case !t.HavePiece(int(m.Index)):
+		t.refuseRequest(c, m, false) // evicted since we announced it
+	case !c.queueUpload(m):
+		t.refuseRequest(c, m, true) // beyond the queue we advertised
+	}
+}
+
+// errRequestFlood drops a peer that keeps sending requests we refuse.
+var errRequestFlood = errors.New("too many refused requests")
+
+// refuseRequest rejects a request (with the fast extension; without it the
+// request is ignored). A request a well-behaved peer would not have sent
+// counts against the peer, which is dropped past maxRefusedRequests: the
+// rejects we queue for it are bounded, whether or not it reads them.
+func (t *Torrent) refuseRequest(c *conn, m *peer.Message, counts bool) {
+	if counts {
+		if c.refused++; c.refused > maxRefusedRequests {
+			c.drop(fmt.Errorf("%w: %d (choked, or beyond the queue of %d we advertised)", errRequestFlood, c.refused, maxUploadQueue))
+			t.removeConn(c)
+			return
+		}
+	}
+	if c.fast {
+		c.send(peer.Message{Type: peer.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
 	}
 }

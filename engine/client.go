@@ -29,7 +29,16 @@ type Config struct {
 	// Storage holds verified pieces. Default: storage.Memory.
 	Storage storage.Provider
 	// MaxConnsPerTorrent bounds established connections per torrent. Default 50.
+	// When a torrent is full, a newcomer takes the slot of the connection
+	// that has been useless longest (no block either way, no interest it
+	// raised, for at least 20 s); when none has, it is refused.
 	MaxConnsPerTorrent int
+	// MaxConnsPerIP bounds a torrent's connections with one IP address
+	// (from it and to it), so that one host cannot take every slot.
+	// Default (0): 1, as libtorrent, except on loopback addresses, where
+	// it is 8 so that tests can run several peers on one address.
+	// A positive value applies to every address.
+	MaxConnsPerIP int
 	// MaxWindowBytes bounds each torrent's readahead windows and pinned
 	// pieces; set it from the cache's capacity. 0 is the picker's default.
 	MaxWindowBytes int64
@@ -96,6 +105,82 @@ type Client struct {
 	mu       sync.Mutex // guards torrents and closed
 	torrents map[metainfo.Hash]*Torrent
 	closed   bool
+
+	// Lines that peers can provoke at will (refused and dropped
+	// connections) are rate-limited.
+	refusedLog, droppedLog logLimiter
+
+	hsMu       sync.Mutex         // guards the two fields below; never held across I/O
+	handshakes map[netip.Addr]int // incoming handshakes in progress, by address
+	hsTotal    int                // the sum of handshakes
+}
+
+// logLimiter passes at most one line per logLimitEvery to a Client's log
+// and counts the rest, so that a peer cannot flood the log; the zero value
+// is ready. Safe for concurrent use.
+type logLimiter struct {
+	mu      sync.Mutex // guards next and skipped; not held while logging
+	next    time.Time
+	skipped int
+}
+
+const logLimitEvery = time.Second
+
+func (l *logLimiter) logf(c *Client, format string, args ...any) {
+	now := time.Now()
+	l.mu.Lock()
+	if now.Before(l.next) {
+		l.skipped++
+		l.mu.Unlock()
+		return
+	}
+	l.next = now.Add(logLimitEvery)
+	skipped := l.skipped
+	l.skipped = 0
+	l.mu.Unlock()
+	if skipped > 0 {
+		format += " (%d more like it not logged before this one)"
+		args = append(args, skipped)
+	}
+	c.logf(format, args...)
+}
+
+// maxIncomingHandshakes bounds incoming handshakes in progress, from all
+// addresses: each costs a goroutine and a socket for up to handshakeTimeout.
+const maxIncomingHandshakes = 128
+
+// maxConnsPerIP is how many connections a torrent keeps with address a.
+func (c *Client) maxConnsPerIP(a netip.Addr) int {
+	switch {
+	case c.cfg.MaxConnsPerIP > 0:
+		return c.cfg.MaxConnsPerIP
+	case a.IsLoopback():
+		return 8
+	}
+	return 1
+}
+
+// beginHandshake reserves room for an incoming handshake from a, within
+// maxIncomingHandshakes and twice the address's connection limit; false
+// when there is none. endHandshake releases it.
+func (c *Client) beginHandshake(a netip.Addr) bool {
+	c.hsMu.Lock()
+	defer c.hsMu.Unlock()
+	if c.hsTotal >= maxIncomingHandshakes || c.handshakes[a] >= 2*c.maxConnsPerIP(a) {
+		return false
+	}
+	c.handshakes[a]++
+	c.hsTotal++
+	return true
+}
+
+func (c *Client) endHandshake(a netip.Addr) {
+	c.hsMu.Lock()
+	defer c.hsMu.Unlock()
+	if c.handshakes[a]--; c.handshakes[a] <= 0 {
+		delete(c.handshakes, a)
+	}
+	c.hsTotal--
 }
 
 // ErrClosed is returned by operations on a closed Client or Torrent.
@@ -137,14 +222,15 @@ func New(cfg Config) (*Client, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
-		cfg:      cfg,
-		peerID:   cfg.PeerID,
-		ln:       ln,
-		port:     uint16(ln.Addr().(*net.TCPAddr).Port),
-		halfOpen: make(chan struct{}, cfg.MaxHalfOpen),
-		ctx:      ctx,
-		cancel:   cancel,
-		torrents: make(map[metainfo.Hash]*Torrent),
+		cfg:        cfg,
+		peerID:     cfg.PeerID,
+		ln:         ln,
+		port:       uint16(ln.Addr().(*net.TCPAddr).Port),
+		halfOpen:   make(chan struct{}, cfg.MaxHalfOpen),
+		ctx:        ctx,
+		cancel:     cancel,
+		torrents:   make(map[metainfo.Hash]*Torrent),
+		handshakes: make(map[netip.Addr]int),
 	}
 	if cfg.DownloadRate > 0 {
 		c.downLim = rate.NewLimiter(rate.Limit(cfg.DownloadRate), int(max(cfg.DownloadRate/4, 256<<10)))
@@ -443,10 +529,15 @@ func (c *Client) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		addr := remoteAddr(nc).Addr()
+		if !c.beginHandshake(addr) {
+			nc.Close()
+			continue
+		}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			c.handleIncoming(nc)
+			c.handleIncoming(nc, addr)
 		}()
 	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -17,19 +18,58 @@ import (
 )
 
 const (
-	// idleTimeout closes a connection that has sent nothing, not even a
-	// keep-alive, for this long (BEP 3 suggests two minutes).
-	idleTimeout = 3 * time.Minute
 	// keepAliveEvery is how often an otherwise silent writer sends a keep-alive.
 	keepAliveEvery = 90 * time.Second
-	// writeTimeout bounds one write to a peer that stopped reading.
-	writeTimeout = 60 * time.Second
-	// maxUploadQueue bounds the requests a peer may have queued with us; we
-	// advertise ourReqq in the extension handshake and tolerate some slack.
-	ourReqq        = 1000
-	maxUploadQueue = 2 * ourReqq
+	// ourReqq is the request queue we advertise in the extension handshake
+	// and keep per peer (maxUploadQueue). A request beyond it is refused,
+	// and so is a request while we choke the peer; past maxRefusedRequests
+	// such refusals (those it could not blame on a choke crossing its
+	// requests on the wire, chokeGrace) the peer is dropped, as libtorrent
+	// drops a peer that keeps requesting while choked. Without that a
+	// peer that floods requests and never reads would make us queue a
+	// REJECT for each.
+	ourReqq            = 1000
+	maxUploadQueue     = ourReqq
+	maxRefusedRequests = ourReqq / 4
+	chokeGrace         = 5 * time.Second
 	// maxBlockRequest is the largest request we serve (BEP 3 allows up to 128 KiB).
 	maxBlockRequest = 128 << 10
+	// maxUploadBatch bounds the piece payload one write round reads from
+	// storage: the bytes of a peer's uploads held in memory at once.
+	maxUploadBatch = 256 << 10
+	// sendPauseBytes: while this much waits to be written to a peer (its
+	// send queue plus the write in progress), its reader stops reading, so
+	// a peer that sends faster than it reads is slowed down by TCP instead
+	// of growing our queue (libtorrent likewise stops reading a socket
+	// whose send buffer is over its watermark). The largest message we
+	// queue in one piece, a bitfield, stays well under it.
+	sendPauseBytes = 1 << 20
+	// maxSendQueue: a peer with this much waiting is dropped; only what the
+	// loop sends on its own (haves, requests) can grow the queue while the
+	// reader is paused, so only a peer that stopped reading gets there.
+	maxSendQueue = 4 << 20
+)
+
+// Timeouts for peers that do not read or send nothing useful. Variables so
+// that tests can shorten them.
+var (
+	// writeTimeout bounds one write: a peer that does not read what we
+	// send it for this long is dropped.
+	writeTimeout = 60 * time.Second
+	// idleTimeout closes a connection that has sent no complete message,
+	// not even a keep-alive, for this long (BEP 3 suggests two minutes).
+	// The read deadline is set per message, so bytes that trickle in
+	// without completing one do not extend it.
+	idleTimeout = 3 * time.Minute
+	// uselessTimeout drops, when connection slots are scarce, a peer that
+	// for this long has neither sent us a block we asked for, nor taken
+	// one from us, nor announced a piece that made it interesting (as
+	// libtorrent's inactivity_timeout, shorter). Keep-alives do not count.
+	uselessTimeout = 5 * time.Minute
+	// evictGrace is how long a connection may be useless before a newcomer
+	// that finds the torrent full may take its slot: newcomers do not evict
+	// each other before they had a chance to prove themselves.
+	evictGrace = 20 * time.Second
 )
 
 // conn is one peer connection. Fields under "loop-owned" belong to the
@@ -95,20 +135,39 @@ type conn struct {
 	pexSent     map[netip.AddrPort]struct{} // peers this peer has been told of
 	pexLastRecv time.Time
 
+	// loop-owned: how useful the peer is (torrent_peers.go) and how it
+	// requests (choke.go)
+	lastUseful  time.Time // last block in or out, or interest it raised; started at first
+	upSeen      int64     // uploaded at the last review
+	interesting bool      // amInterested at the last review
+	chokedAt    time.Time // when we last choked it; zero while never unchoked
+	refused     int       // requests refused that a well-behaved peer would not send
+
 	// writer state
-	wmu      sync.Mutex // guards the fields below; never held across I/O
-	wq       []peer.Message
-	uploads  []peer.Message // Request messages to serve, in order
-	wake     chan struct{}  // cap 1: poke the writer
+	wmu      sync.Mutex    // guards the fields below; never held across I/O
+	wq       []byte        // encoded messages waiting for the writer
+	writing  int           // bytes of the write in progress, piece payload included
+	uploads  []blockReq    // requests to serve, in order
+	closed   bool          // close has run: sends are dropped
+	wake     chan struct{} // cap 1: poke the writer
 	closeErr error
+
+	// queued mirrors len(wq)+writing for the reader, which pauses while it
+	// is over sendPauseBytes; drained (cap 1) is poked after each write.
+	queued  atomic.Int64
+	drained chan struct{}
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup // reader and writer goroutines
 }
 
+// blockReq is a request a peer queued with us.
+type blockReq struct{ index, begin, length uint32 }
+
 func newConn(t *Torrent, nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv peer.Reserved, incoming bool, id picker.PeerID) *conn {
 	ours := ourReserved()
 	ctx, cancel := context.WithCancel(context.Background())
+	now := time.Now()
 	return &conn{
 		ctx:         ctx,
 		cancel:      cancel,
@@ -123,12 +182,14 @@ func newConn(t *Torrent, nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pee
 		ext:         rsv.Extended() && ours.Extended(),
 		dht:         rsv.DHT() && t.client.dht != nil,
 		done:        make(chan struct{}),
-		started:     time.Now(),
+		started:     now,
+		lastUseful:  now,
 		amChoking:   true,
 		peerChoking: true,
 		peerReqq:    250,
 		pipeline:    minPipeline,
 		wake:        make(chan struct{}, 1),
+		drained:     make(chan struct{}, 1),
 	}
 }
 
@@ -145,6 +206,8 @@ func (c *conn) close(err error) {
 	c.closeOnce.Do(func() {
 		c.wmu.Lock()
 		c.closeErr = err
+		c.closed = true
+		c.wq, c.uploads = nil, nil
 		c.wmu.Unlock()
 		close(c.done)
 		c.cancel()
@@ -152,12 +215,54 @@ func (c *conn) close(err error) {
 	})
 }
 
-// send queues a message for the writer. Loop only (it never blocks).
+// drop closes the connection for a reason worth a log line: the peer
+// misbehaved or was not worth its slot.
+func (c *conn) drop(err error) {
+	c.t.client.droppedLog.logf(c.t.client, "%s: %s: dropped: %v", c.t.name(), c.addr, err)
+	c.close(err)
+}
+
+// errNotReading drops a peer that does not read what we send it.
+var errNotReading = errors.New("peer is not reading")
+
+// send queues a message for the writer. It never blocks (the loop calls
+// it); a peer whose queue passes maxSendQueue is dropped.
 func (c *conn) send(m peer.Message) {
+	c.enqueue(func(wq []byte) []byte { return peer.AppendMessage(wq, &m) })
+}
+
+// sendRequests queues our requests for blocks, like send.
+func (c *conn) sendRequests(reqs []picker.Request) {
+	c.enqueue(func(wq []byte) []byte {
+		for _, r := range reqs {
+			wq = peer.AppendMessage(wq, &peer.Message{Type: peer.Request, Index: uint32(r.Piece), Begin: r.Begin, Length: r.Length})
+		}
+		return wq
+	})
+}
+
+// enqueue appends encoded messages to the send queue and wakes the writer.
+func (c *conn) enqueue(appendTo func([]byte) []byte) {
 	c.wmu.Lock()
-	c.wq = append(c.wq, m)
+	if c.closed {
+		c.wmu.Unlock()
+		return
+	}
+	c.wq = appendTo(c.wq)
+	n := c.setQueuedLocked()
 	c.wmu.Unlock()
+	if n > maxSendQueue {
+		c.drop(fmt.Errorf("%w: %d bytes wait to be sent", errNotReading, n))
+		return
+	}
 	c.poke()
+}
+
+// setQueuedLocked publishes the bytes waiting to be written and returns them.
+func (c *conn) setQueuedLocked() int {
+	n := len(c.wq) + c.writing
+	c.queued.Store(int64(n))
+	return n
 }
 
 func (c *conn) poke() {
@@ -168,13 +273,13 @@ func (c *conn) poke() {
 }
 
 // queueUpload adds a request to serve; false if the queue is full.
-func (c *conn) queueUpload(m peer.Message) bool {
+func (c *conn) queueUpload(m *peer.Message) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if len(c.uploads) >= maxUploadQueue {
+	if c.closed || len(c.uploads) >= maxUploadQueue {
 		return false
 	}
-	c.uploads = append(c.uploads, m)
+	c.uploads = append(c.uploads, blockReq{m.Index, m.Begin, m.Length})
 	c.poke()
 	return true
 }
@@ -184,7 +289,7 @@ func (c *conn) cancelUpload(index, begin, length uint32) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for i, u := range c.uploads {
-		if u.Index == index && u.Begin == begin && u.Length == length {
+		if u == (blockReq{index, begin, length}) {
 			c.uploads = append(c.uploads[:i], c.uploads[i+1:]...)
 			return
 		}
@@ -192,18 +297,33 @@ func (c *conn) cancelUpload(index, begin, length uint32) {
 }
 
 // dropUploads forgets every queued request (we choked the peer); with the
-// fast extension each is rejected explicitly.
+// fast extension each is rejected explicitly. The rejects are bounded by
+// the queue they replace.
 func (c *conn) dropUploads() {
 	c.wmu.Lock()
 	ups := c.uploads
 	c.uploads = nil
-	if c.fast {
+	if c.fast && !c.closed {
 		for _, u := range ups {
-			c.wq = append(c.wq, peer.Message{Type: peer.Reject, Index: u.Index, Begin: u.Begin, Length: u.Length})
+			c.wq = peer.AppendMessage(c.wq, &peer.Message{Type: peer.Reject, Index: u.index, Begin: u.begin, Length: u.length})
 		}
 	}
+	c.setQueuedLocked()
 	c.wmu.Unlock()
 	c.poke()
+}
+
+// waitDrained holds the reader while too much waits to be sent to the
+// peer; false once the connection closed.
+func (c *conn) waitDrained() bool {
+	for c.queued.Load() > sendPauseBytes {
+		select {
+		case <-c.drained:
+		case <-c.done:
+			return false
+		}
+	}
+	return true
 }
 
 func (c *conn) readLoop() {
@@ -215,8 +335,19 @@ func (c *conn) readLoop() {
 		if n := int(c.maxMsg.Load()); n != dec.MaxLength() {
 			dec.SetMaxLength(n)
 		}
+		if !c.waitDrained() {
+			t.post(func() { t.removeConn(c) })
+			return
+		}
+		// One deadline per message: bytes that trickle in without
+		// completing a message do not extend it.
 		c.nc.SetReadDeadline(time.Now().Add(idleTimeout))
 		if err := dec.Decode(&m); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				err = fmt.Errorf("no complete message for %v: %w", idleTimeout, err)
+				c.drop(err)
+			}
 			c.close(err)
 			t.post(func() { t.removeConn(c) })
 			return
@@ -254,9 +385,8 @@ func (c *conn) readLoop() {
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
 	var (
-		buf   []byte
-		batch []peer.Message
-		ups   []peer.Message
+		buf []byte
+		ups []blockReq
 	)
 	keepAlive := time.NewTimer(keepAliveEvery)
 	defer keepAlive.Stop()
@@ -270,22 +400,30 @@ func (c *conn) writeLoop() {
 		}
 		for {
 			c.wmu.Lock()
-			batch, c.wq = c.wq, batch[:0]
-			// Serve a bounded slice of uploads per round so control
-			// messages (cancel, have) are never stuck behind megabytes.
-			n := min(len(c.uploads), 16)
-			ups = append(ups[:0], c.uploads[:n]...)
-			c.uploads = c.uploads[n:]
+			// Take the queue and hand it our empty buffer: two buffers
+			// take turns. Serve a bounded slice of uploads per round so
+			// control messages (cancel, have) are never stuck behind
+			// megabytes, and a round holds at most maxUploadBatch of
+			// piece payload.
+			buf, c.wq = c.wq, buf[:0]
+			ups = ups[:0]
+			payload := 0
+			for _, u := range c.uploads {
+				if len(ups) > 0 && payload+int(u.length) > maxUploadBatch {
+					break
+				}
+				ups = append(ups, u)
+				payload += int(u.length)
+			}
+			c.uploads = c.uploads[len(ups):]
 			if len(c.uploads) == 0 {
 				c.uploads = nil
 			}
+			c.writing = len(buf) + payload + len(ups)*peer.PieceHeaderLength
+			c.setQueuedLocked()
 			c.wmu.Unlock()
-			if len(batch) == 0 && len(ups) == 0 {
+			if len(buf) == 0 && len(ups) == 0 {
 				break
-			}
-			buf = buf[:0]
-			for i := range batch {
-				buf = peer.AppendMessage(buf, &batch[i])
 			}
 			for _, u := range ups {
 				var err error
@@ -297,8 +435,20 @@ func (c *conn) writeLoop() {
 			}
 			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if _, err := c.nc.Write(buf); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					c.drop(fmt.Errorf("%w: a write stalled for %v with %d bytes queued: %w", errNotReading, writeTimeout, c.queued.Load(), err))
+				}
 				c.close(err)
 				return
+			}
+			c.wmu.Lock()
+			c.writing = 0
+			c.setQueuedLocked()
+			c.wmu.Unlock()
+			select {
+			case c.drained <- struct{}{}:
+			default:
 			}
 			if !keepAlive.Stop() {
 				select {
@@ -316,31 +466,31 @@ func (c *conn) writeLoop() {
 
 // appendBlock appends a piece message for request u, read straight from
 // storage; a block we no longer hold is rejected (fast) or skipped.
-func (c *conn) appendBlock(buf []byte, u peer.Message) ([]byte, error) {
+func (c *conn) appendBlock(buf []byte, u blockReq) ([]byte, error) {
 	t := c.t
 	if lim := t.client.upLim; lim != nil {
-		if err := waitN(c.ctx, lim, int(u.Length)); err != nil {
+		if err := waitN(c.ctx, lim, int(u.length)); err != nil {
 			return buf, err
 		}
 	}
-	off := t.info.PieceOffset(int(u.Index)) + int64(u.Begin)
+	off := t.info.PieceOffset(int(u.index)) + int64(u.begin)
 	start := len(buf)
-	buf = peer.AppendPieceHeader(buf, u.Index, u.Begin, int(u.Length))
+	buf = peer.AppendPieceHeader(buf, u.index, u.begin, int(u.length))
 	hdr := len(buf)
-	buf = append(buf, make([]byte, u.Length)...)
+	buf = append(buf, make([]byte, u.length)...)
 	if _, err := t.store.ReadAt(buf[hdr:], off); err != nil {
 		buf = buf[:start]
 		if errors.Is(err, storage.ErrNotStored) {
 			if c.fast {
-				buf = peer.AppendMessage(buf, &peer.Message{Type: peer.Reject, Index: u.Index, Begin: u.Begin, Length: u.Length})
+				buf = peer.AppendMessage(buf, &peer.Message{Type: peer.Reject, Index: u.index, Begin: u.begin, Length: u.length})
 			}
 			return buf, nil
 		}
 		t.client.logf("%s: read for upload: %v", t.name(), err)
 		return buf, nil
 	}
-	c.uploaded.Add(int64(u.Length))
-	t.uploaded.Add(int64(u.Length))
+	c.uploaded.Add(int64(u.length))
+	t.uploaded.Add(int64(u.length))
 	return buf, nil
 }
 

@@ -97,6 +97,33 @@
 // privacy is unknown until its info arrives: it uses them until then, and
 // stops (and sends ut_pex 0) when the info says private.
 //
+// # What a peer can cost us
+//
+// Every per-peer queue is bounded. A peer may have ourReqq (1000) requests
+// queued with us, the number we advertise; requests beyond it, or sent
+// while we choke it (past chokeGrace), are refused, and past 250 such
+// refusals the peer is dropped, as libtorrent drops a peer that keeps
+// requesting while choked. What waits to be sent is kept encoded, in
+// bytes: while over 1 MiB waits, the reader stops reading, so a peer that
+// sends faster than it reads is slowed down by TCP instead of growing our
+// queue; a write that stalls for writeTimeout (60 s), or a queue over 4
+// MiB, drops it. A write round reads at most 256 KiB of piece payload.
+//
+// Connection slots: Config.MaxConnsPerIP per address (1; 8 on loopback)
+// and MaxConnsPerTorrent in all, for dials and incoming connections
+// alike. Incoming handshakes in progress are bounded per address and in
+// all (128), and a whole handshake has 10 s. reviewPeers notes every
+// second whether a connection is useful: blocks flowed either way, or a
+// Have or Bitfield made the peer interesting. A newcomer to a full
+// torrent, or to an address at its limit, takes the slot of the
+// connection useless longest, if that is evictGrace (20 s) at least
+// (one with no interest either way first); when slots are scarce (within
+// a tenth of the limit) connections useless for uselessTimeout (5 min)
+// are dropped. A message must complete within idleTimeout (3 min) of the
+// previous one, so bytes trickled in do not keep a connection open, and
+// keep-alives keep it open without making it useful. Log lines about
+// refused and dropped peers are rate-limited (logLimiter).
+//
 // # Pitfalls
 //
 //   - Messages decoded by package peer alias the decoder's buffer: the reader

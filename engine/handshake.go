@@ -16,10 +16,13 @@ import (
 
 var errTooManyFiles = syscall.EMFILE
 
-const (
-	dialTimeout      = 5 * time.Second
-	handshakeTimeout = 10 * time.Second
-)
+const dialTimeout = 5 * time.Second
+
+// handshakeTimeout bounds a whole handshake, each side's 68 bytes: one
+// deadline for all of its reads and writes, so a peer that trickles its
+// bytes in is dropped at the same time as one that sends nothing. A
+// variable so that tests can shorten it.
+var handshakeTimeout = 10 * time.Second
 
 // ourReserved are the extension bits every client announces: fast (BEP 6)
 // and the extension protocol (BEP 10). Client.reserved adds DHT.
@@ -32,7 +35,9 @@ func ourReserved() peer.Reserved {
 
 // handleIncoming runs the receiving side of a handshake: read the info-hash,
 // find the torrent, answer, read the peer id, hand the connection over.
-func (c *Client) handleIncoming(nc net.Conn) {
+// The accept loop reserved the handshake's room (beginHandshake).
+func (c *Client) handleIncoming(nc net.Conn, ip netip.Addr) {
+	defer c.endHandshake(ip)
 	addr := remoteAddr(nc)
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
 	// Check the protocol string before waiting for the rest of the head,

@@ -84,6 +84,7 @@ func (t *Torrent) tick(now time.Time) {
 		t.metaTick(now)
 	}
 	t.pexTick(now)
+	t.reviewPeers(now)
 	t.connectMore(now)
 	t.refreshStats(now)
 }
@@ -124,7 +125,7 @@ func (t *Torrent) refreshStats(now time.Time) {
 
 // addConn adopts a handshaken connection.
 func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv peer.Reserved, incoming bool) {
-	if t.isBanned(addr.Addr()) || len(t.conns) >= t.client.cfg.MaxConnsPerTorrent {
+	if t.isBanned(addr.Addr()) {
 		nc.Close()
 		return
 	}
@@ -153,6 +154,14 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 		o.close(errDuplicate)
 		t.removeConn(o)
 		break
+	}
+	if err := t.admit(addr, time.Now()); err != nil {
+		t.client.refusedLog.logf(t.client, "%s: %s: refused: %v", t.name(), addr, err)
+		nc.Close()
+		if cand != nil && !incoming {
+			cand.nextTry = later(cand.nextTry, time.Now().Add(backoff(1)))
+		}
+		return
 	}
 	t.nextPeerID++
 	c := newConn(t, nc, addr, pid, rsv, incoming, t.nextPeerID)
@@ -287,8 +296,13 @@ func (t *Torrent) removeConn(c *conn) {
 	}
 	c.dropUploads()
 	// The reader goroutine ends on its own now that the socket is closed;
-	// waiting for it here could deadlock on a post, so shutdown waits instead.
-	go c.wg.Wait()
+	// waiting for it here could deadlock on a post, so the torrent's
+	// WaitGroup, which close waits for, waits for it instead.
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		c.wg.Wait()
+	}()
 	t.fillAll()
 }
 
@@ -431,9 +445,7 @@ func (t *Torrent) onMessageNoInfo(c *conn, m *peer.Message, first bool) {
 		}
 		c.preHaveAll = m.Type == peer.HaveAll
 	case peer.Request:
-		if c.fast {
-			c.send(peer.Message{Type: peer.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
-		}
+		t.refuseRequest(c, m, true) // we choke every peer until we have the info
 	case peer.Piece:
 		putBlockBuf(m.Block) // we asked for nothing
 	case peer.Reject:
@@ -523,28 +535,6 @@ func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
 	}
 }
 
-// onRequest validates and queues an upload request.
-func (t *Torrent) onRequest(c *conn, m *peer.Message) {
-	n := t.info.NumPieces()
-	if int(m.Index) >= n || m.Length == 0 || m.Length > maxBlockRequest ||
-		int64(m.Begin)+int64(m.Length) > t.info.PieceLen(int(m.Index)) {
-		t.violation(c, "request %d+%d/%d out of range", m.Index, m.Begin, m.Length)
-		return
-	}
-	reject := func() {
-		if c.fast {
-			c.send(peer.Message{Type: peer.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
-		}
-	}
-	if c.amChoking || !t.HavePiece(int(m.Index)) {
-		reject()
-		return
-	}
-	if !c.queueUpload(*m) {
-		reject()
-	}
-}
-
 // updateInterest tells the peer whether we want something it has.
 func (t *Torrent) updateInterest(c *conn) {
 	if t.picker == nil {
@@ -579,12 +569,7 @@ func (t *Torrent) fill(c *conn, now time.Time) {
 	if len(reqs) == 0 {
 		return
 	}
-	c.wmu.Lock()
-	for _, r := range reqs {
-		c.wq = append(c.wq, peer.Message{Type: peer.Request, Index: uint32(r.Piece), Begin: r.Begin, Length: r.Length})
-	}
-	c.wmu.Unlock()
-	c.poke()
+	c.sendRequests(reqs)
 }
 
 // sendCancels tells peers about requests the picker withdrew (after a seek,

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"runtime"
 	"sort"
@@ -99,9 +100,16 @@ func (t *Torrent) connectMore(now time.Time) {
 	if room <= 0 || t.isComplete && !t.opts.DownloadAll && len(t.conns) > 0 {
 		return
 	}
+	// Connections and dials per address, within Config.MaxConnsPerIP.
+	perIP := make(map[netip.Addr]int, len(t.conns)+t.dialing)
+	for c := range t.conns {
+		perIP[c.addr.Addr()]++
+	}
 	var ready []*candidate
 	for _, c := range t.candidates {
-		if !c.dialing && !c.connected && !now.Before(c.nextTry) && !t.isBanned(c.addr.Addr()) {
+		if c.dialing {
+			perIP[c.addr.Addr()]++
+		} else if !c.connected && !now.Before(c.nextTry) && !t.isBanned(c.addr.Addr()) {
 			ready = append(ready, c)
 		}
 	}
@@ -115,8 +123,15 @@ func (t *Torrent) connectMore(now time.Time) {
 		}
 		return a.lastSeen.After(b.lastSeen)
 	})
-	for _, c := range ready[:min(room, len(ready))] {
-		t.startDial(c)
+	for _, c := range ready {
+		if room == 0 {
+			break
+		}
+		if ip := c.addr.Addr(); perIP[ip] < t.client.maxConnsPerIP(ip) {
+			perIP[ip]++
+			room--
+			t.startDial(c)
+		}
 	}
 }
 
@@ -145,4 +160,111 @@ func (t *Torrent) startDial(cand *candidate) {
 			nc.Close()
 		}
 	}()
+}
+
+// errUseless drops a peer that is not worth its connection slot.
+var errUseless = errors.New("useless")
+
+// admit makes room for a new connection with addr, or says why not. A
+// torrent keeps at most Config.MaxConnsPerIP connections with one address
+// and MaxConnsPerTorrent in all; at either bound, the connection that has
+// been useless longest (for evictGrace at least) gives its slot up.
+func (t *Torrent) admit(addr netip.AddrPort, now time.Time) error {
+	ip := addr.Addr()
+	var same []*conn
+	for c := range t.conns {
+		if c.addr.Addr() == ip {
+			same = append(same, c)
+		}
+	}
+	if lim := t.client.maxConnsPerIP(ip); len(same) >= lim {
+		v := leastUseful(same, now)
+		if v == nil {
+			return fmt.Errorf("%d connections with %v already (limit %d)", len(same), ip, lim)
+		}
+		t.dropPeer(v, fmt.Errorf("%w for %v: its address's slot goes to a newcomer", errUseless, now.Sub(v.lastUseful).Round(time.Second)))
+	}
+	if len(t.conns) >= t.client.cfg.MaxConnsPerTorrent {
+		all := make([]*conn, 0, len(t.conns))
+		for c := range t.conns {
+			all = append(all, c)
+		}
+		v := leastUseful(all, now)
+		if v == nil {
+			return fmt.Errorf("torrent full (%d connections, none useless for %v)", len(t.conns), evictGrace)
+		}
+		t.dropPeer(v, fmt.Errorf("%w for %v: its slot goes to a newcomer", errUseless, now.Sub(v.lastUseful).Round(time.Second)))
+	}
+	return nil
+}
+
+// leastUseful picks the connection to give up for a newcomer among cs:
+// one useless for evictGrace at least; among those, one with no interest
+// either way, then the one useless longest. Nil when none may go.
+func leastUseful(cs []*conn, now time.Time) *conn {
+	var worst *conn
+	idle := func(c *conn) bool { return !c.amInterested && !c.peerInterested }
+	for _, c := range cs {
+		if now.Sub(c.lastUseful) < evictGrace {
+			continue
+		}
+		if worst == nil || idle(c) && !idle(worst) ||
+			idle(c) == idle(worst) && c.lastUseful.Before(worst.lastUseful) {
+			worst = c
+		}
+	}
+	return worst
+}
+
+// reviewPeers notes which connections were useful in the last second and,
+// when slots are scarce (within a tenth of MaxConnsPerTorrent), drops
+// those useless for uselessTimeout, so that candidates and newcomers get
+// their slots. Useful means: a block we asked for arrived, a block went
+// out, a Have or Bitfield made the peer interesting, or (before a
+// magnet's info) it has our metadata requests. Keep-alives and messages
+// that change nothing do not count, so a peer cannot hold its slot by
+// trickling bytes.
+func (t *Torrent) reviewPeers(now time.Time) {
+	for c := range t.conns {
+		if up := c.uploaded.Load(); up != c.upSeen {
+			c.upSeen, c.lastUseful = up, now
+		}
+		if c.lastPiece.After(c.lastUseful) {
+			c.lastUseful = c.lastPiece
+		}
+		if c.amInterested && !c.interesting || t.picker == nil && c.metaOut > 0 {
+			c.lastUseful = now
+		}
+		c.interesting = c.amInterested
+	}
+	if limit := t.client.cfg.MaxConnsPerTorrent; len(t.conns) < limit-limit/10 {
+		return
+	}
+	for c := range t.conns {
+		if idle := now.Sub(c.lastUseful); idle > uselessTimeout {
+			t.dropPeer(c, fmt.Errorf("%w for %v while slots are scarce", errUseless, idle.Round(time.Second)))
+		}
+	}
+}
+
+// dropPeer closes and forgets a useless connection, saying why in the
+// log. Its candidate waits as long as it was useless (15 s at least, 16
+// min at most) before it is dialled again: a peer that had nothing for us
+// for five minutes is unlikely to have something a moment later.
+func (t *Torrent) dropPeer(c *conn, err error) {
+	c.drop(err)
+	cand := c.cand
+	t.removeConn(c)
+	if cand != nil && t.candidates[cand.addr] == cand {
+		now := time.Now()
+		wait := min(max(now.Sub(c.lastUseful), backoff(1)), backoff(maxFailures))
+		cand.nextTry = later(cand.nextTry, now.Add(wait))
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
