@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a new folder and unmounts it
@@ -154,5 +155,54 @@ func TestNewStoreOnFullDisk(t *testing.T) {
 	_, err := Open(Options{Dir: filepath.Join(mnt, "cache"), Capacity: 1 << 30, Logf: t.Logf})
 	if !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("open a new store on a small disk: %v", err)
+	}
+}
+
+// TestRefusedPutEvictsNothing: a Put refused for a full disk leaves every
+// stored piece in place (it evicted the least recently used ones first,
+// for nothing: deleting gives no disk space back until value-log GC), and
+// Room and Free say why a Put would fail before anyone fetches a piece.
+func TestRefusedPutEvictsNothing(t *testing.T) {
+	const pieceLen = 64 << 10
+	ih := ihOf(9)
+	c := openT(t, Options{InMemory: true, Capacity: 2 * pieceLen})
+	defer c.Close()
+	if got := c.MaxPiece(); got != 2*pieceLen {
+		t.Errorf("MaxPiece = %d, want the capacity %d", got, 2*pieceLen)
+	}
+	if err := c.Room(3 * pieceLen); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Room for a piece larger than the cache: %v", err)
+	}
+	if err := c.Put(ih, 9, make([]byte, 3*pieceLen)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Put of a piece larger than the cache: %v", err)
+	}
+	mustPut(t, c, ih, 0, pieceLen)
+	mustPut(t, c, ih, 1, pieceLen)
+	if f := c.Free(); f != 0 {
+		t.Errorf("Free of a full cache = %d", f)
+	}
+	if err := c.Room(pieceLen); err != nil {
+		t.Errorf("Room with evictable pieces: %v", err)
+	}
+	c.Pin(ih, 0)
+	c.Pin(ih, 1)
+	if err := c.Room(pieceLen); !errors.Is(err, ErrFull) || errors.Is(err, ErrDiskFull) {
+		t.Errorf("Room with every piece pinned: %v", err)
+	}
+	c.Unpin(ih, 0)
+	c.Unpin(ih, 1)
+
+	c.guard.mu.Lock()
+	c.guard.reserve = 1 << 62
+	c.guard.when = time.Time{}
+	c.guard.mu.Unlock()
+	if err := c.Room(pieceLen); !errors.Is(err, ErrDiskFull) {
+		t.Errorf("Room on a full disk: %v", err)
+	}
+	if err := c.Put(ih, 2, pieceData(ih, 2, pieceLen)); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("Put on a full disk: %v", err)
+	}
+	if !c.Has(ih, 0) || !c.Has(ih, 1) || c.Has(ih, 2) {
+		t.Fatalf("a Put refused for a full disk changed the cache: pieces %v", c.Pieces(ih))
 	}
 }
