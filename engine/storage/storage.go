@@ -17,7 +17,7 @@ var (
 	// torrent whose pieces are. It lasts until space frees, so the caller
 	// stops fetching the piece and tells its readers. It wraps
 	// syscall.ENOSPC, which is what a reader of a file should see.
-	ErrNoSpace = fmt.Errorf("storage: no space left for the piece: %w", syscall.ENOSPC)
+	ErrNoSpace = fmt.Errorf("storage: %w", syscall.ENOSPC)
 	// ErrFull is returned (wrapped) by WritePiece when the store is full of
 	// pieces it must keep (pinned by readers). Pins go as readers move on:
 	// the caller retries when Space.Room says there is room.
