@@ -133,8 +133,9 @@ type Stats struct {
 	// them): a full disk, or a cache full of pieces readers hold. Reads of
 	// a piece refused for lack of space fail with ErrNoSpace (ENOSPC).
 	StoreError string
-	// Refused counts the pieces the store refused since the start; each
-	// waits for space or a back-off before it is fetched again.
+	// Refused counts the store's refusals of pieces since the start; a
+	// refused piece waits for space or a back-off before it is tried
+	// again.
 	Refused int64
 	// BackgroundPaused: DownloadAll stopped fetching what no reader asks
 	// for, because the cache is full (it evicted one of this torrent's

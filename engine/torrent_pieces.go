@@ -93,6 +93,7 @@ func (t *Torrent) writePiece(idx int, pp *partialPiece) {
 		defer t.wg.Done()
 		werr := t.store.WritePiece(idx, pp.buf)
 		if !t.post(func() { t.pieceHashed(idx, pp, true, werr) }) {
+			t.forgetMem(idx) // readers may still find it there
 			putPieceBuf(pp.buf)
 		}
 	}()

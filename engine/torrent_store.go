@@ -131,7 +131,7 @@ func (t *Torrent) reconcileStore() {
 			lost = p
 		}
 	}
-	if lost >= 0 {
+	if lost >= 0 && ev != nil {
 		t.pauseBackground(fmt.Sprintf("the cache is full (it evicted piece %d)", lost))
 	}
 	// Readers waiting on a piece that turned out to be gone re-check it
@@ -208,7 +208,7 @@ func (t *Torrent) dropParked() {
 }
 
 // forgetMem withdraws a piece's bytes from readers, before its buffer is
-// reused. Loop only.
+// reused.
 func (t *Torrent) forgetMem(p int) {
 	t.memMu.Lock()
 	delete(t.memPieces, p)
