@@ -282,7 +282,7 @@ func (t *fileTorrent) WritePiece(index int, data []byte) error {
 		defer release()
 		if _, err := fh.WriteAt(data[p0:p1], fileOff); err != nil {
 			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-				return fmt.Errorf("storage: write %s: %w: %w", t.paths[i], ErrNoSpace, err)
+				return fmt.Errorf("%w: %w", ErrNoSpace, err) // err names the file
 			}
 			return fmt.Errorf("storage: write %s: %w", t.paths[i], err)
 		}
