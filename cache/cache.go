@@ -25,8 +25,17 @@ var (
 	// evicted, dropped, or found corrupt on its first read and discarded.
 	ErrNotFound = errors.New("cache: not found")
 	// ErrFull means a Put could not make room: every stored piece is pinned,
-	// the piece is larger than the capacity, or the disk is nearly full.
+	// the piece is larger than the cache takes (ErrTooLarge), or the disk is
+	// nearly full (ErrDiskFull). Pins are released as readers move on, so
+	// only the last two outlast the readers of the moment.
 	ErrFull = errors.New("cache: full")
+	// ErrDiskFull means the disk holding the cache is nearly full: writes are
+	// refused to keep a reserve (see "Errors" in the package doc) until space
+	// frees. It wraps ErrFull.
+	ErrDiskFull = fmt.Errorf("%w: disk almost full", ErrFull)
+	// ErrTooLarge means a piece is larger than the cache ever takes
+	// (MaxPiece). It wraps ErrFull.
+	ErrTooLarge = fmt.Errorf("%w: piece too large", ErrFull)
 	// ErrLocked means another process (or another Cache in this process)
 	// holds the data directory.
 	ErrLocked = errors.New("cache: data directory locked")
@@ -190,7 +199,17 @@ func Open(opts Options) (*Cache, error) {
 	c.guard = diskGuard{dir: dir, reserve: diskReserve(c.vlogSize)}
 	c.files = valueLogFiles{dir: dir, logf: logf}
 	if err := c.guard.admit(0); err != nil {
-		return fail(fmt.Errorf("cache: cannot open %s: %w", dir, err))
+		// A store that exists still serves what it holds: a disk filled
+		// once (by us up to the reserve, or by anything else) must not
+		// make the cache unusable. Its writes are refused until space
+		// frees, by the same guard. A new store would have to write, and
+		// badger's Open itself writes a little (a lock file, the header
+		// of a new memtable log, through a mapping: SIGBUS on a full disk).
+		free, _ := c.guard.room()
+		if !storeExists(dir) || free+c.guard.reserve < minOpenFree {
+			return fail(fmt.Errorf("cache: cannot open %s (%s needed): %w", dir, formatSize(minOpenFree), err))
+		}
+		logf("%v: serving the pieces stored; new pieces are refused until space frees", err)
 	}
 	if free, err := freeSpace(dir); err == nil && free+diskUsage(dir) < capacity {
 		logf("cache: capacity %s exceeds the space left for %s (%s): writes will fail with a full disk before eviction starts",
@@ -298,6 +317,46 @@ func (c *Cache) enter() bool {
 // Capacity returns the configured limit on piece bytes.
 func (c *Cache) Capacity() int64 { return c.capacity }
 
+// MaxPiece returns the largest piece Put accepts: the capacity, or the
+// value-log file size if smaller (see "Badger options" in the package doc).
+func (c *Cache) MaxPiece() int64 { return min(c.vlogSize, c.capacity) }
+
+// Room reports whether a piece of n bytes could be put now, evicting what
+// may be evicted: nil, or an error wrapping ErrTooLarge, ErrDiskFull or
+// (everything else pinned or being written) ErrFull. It reserves nothing:
+// a Put may still fail.
+func (c *Cache) Room(n int64) error {
+	if n > c.MaxPiece() {
+		return fmt.Errorf("%w: %s, the cache takes pieces up to %s", ErrTooLarge, formatSize(n), formatSize(c.MaxPiece()))
+	}
+	c.mu.Lock()
+	held := c.used - c.lru.bytes // pinned or being written
+	c.mu.Unlock()
+	if held+n > c.capacity {
+		return fmt.Errorf("%w: %s pinned or being written of %s", ErrFull, formatSize(held), formatSize(c.capacity))
+	}
+	free, err := c.guard.room()
+	if err != nil {
+		return err
+	}
+	if free < n {
+		return c.guard.fullErr()
+	}
+	return nil
+}
+
+// Free returns the bytes that can be put without evicting anything: what
+// is left of the capacity, or of the disk above its reserve if less.
+func (c *Cache) Free() int64 {
+	c.mu.Lock()
+	free := c.capacity - c.used
+	c.mu.Unlock()
+	if disk, err := c.guard.room(); err == nil {
+		free = min(free, disk)
+	}
+	return max(free, 0)
+}
+
 // Size returns the bytes of piece data stored or being stored.
 func (c *Cache) Size() int64 {
 	c.mu.Lock()
@@ -334,6 +393,10 @@ func valueLogFileSize(capacity int64) int64 {
 // records, tiny last pieces and small metainfo stay in the LSM tree.
 // dropPages relies on values of a page or more never being inline.
 const valueThreshold = 1 << 10
+
+// minOpenFree is the free space an existing store needs to open when the
+// disk is inside its reserve: room for what badger writes at Open.
+const minOpenFree = 16 << 20
 
 // diskReserve is the free space kept back on the data directory's disk: room
 // for a value-log file being rewritten by GC plus tables and memtable logs.

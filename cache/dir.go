@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
 )
 
 // lockName is our own lock file in the data directory. Badger has its own
@@ -129,10 +131,58 @@ const (
 	guardBytes    = 64 << 20
 )
 
-// admit reports ErrFull (wrapped) if n more bytes would eat into the reserve.
+// admit reports ErrDiskFull (wrapped) if n more bytes would eat into the
+// reserve, and otherwise counts them as written.
 func (g *diskGuard) admit(n int64) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if err := g.refreshLocked(); err != nil {
+		return err
+	}
+	if g.free-g.written-n < g.reserve {
+		g.when = time.Time{} // look again next time: GC may have freed space
+		return g.fullErrLocked()
+	}
+	g.written += n
+	return nil
+}
+
+// unadmit takes back bytes admitted for a write that did not happen.
+func (g *diskGuard) unadmit(n int64) {
+	g.mu.Lock()
+	g.written = max(g.written-n, 0)
+	g.mu.Unlock()
+}
+
+// room returns how many more bytes admit would take now (negative: the
+// disk is already inside the reserve).
+func (g *diskGuard) room() (int64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.refreshLocked(); err != nil {
+		return 0, err
+	}
+	r := g.free - g.written - g.reserve
+	if r <= 0 {
+		g.when = time.Time{}
+	}
+	return r, nil
+}
+
+// fullErr is admit's error for a full disk.
+func (g *diskGuard) fullErr() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.fullErrLocked()
+}
+
+func (g *diskGuard) fullErrLocked() error {
+	return fmt.Errorf("%w: %s free in %s, keeping %s in reserve",
+		ErrDiskFull, formatSize(max(g.free-g.written, 0)), g.dir, formatSize(g.reserve))
+}
+
+// refreshLocked calls statfs when the last figure is too old.
+func (g *diskGuard) refreshLocked() error {
 	if g.when.IsZero() || time.Since(g.when) > guardInterval || g.written > guardBytes {
 		free, err := freeSpace(g.dir)
 		if err != nil {
@@ -140,11 +190,11 @@ func (g *diskGuard) admit(n int64) error {
 		}
 		g.free, g.written, g.when = free, 0, time.Now()
 	}
-	if g.free-g.written-n < g.reserve {
-		g.when = time.Time{} // look again next time: GC may have freed space
-		return fmt.Errorf("%w: disk almost full: %s free in %s, keeping %s in reserve",
-			ErrFull, formatSize(g.free-g.written), g.dir, formatSize(g.reserve))
-	}
-	g.written += n
 	return nil
+}
+
+// storeExists reports whether dir already holds a badger store.
+func storeExists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, badger.ManifestFilename))
+	return err == nil
 }

@@ -199,12 +199,20 @@
 //
 // A data directory that cannot be created or written, one locked by another
 // process ("data directory ... is in use by another swarmfs process (pid
-// N)", ErrLocked), a full cache (ErrFull: everything pinned, or a piece
-// larger than the capacity) and a nearly full disk (ErrFull, "disk almost
-// full") each give a clear error. The disk check matters: badger writes
-// through mmap, and a store to a mapped page of a sparse file on a full disk
-// raises SIGBUS, killing the process; so Put and PutMeta keep a reserve of
-// one value-log file plus 64 MiB free and refuse beyond it.
+// N)", ErrLocked), a full cache (ErrFull: everything pinned), a piece larger
+// than the cache takes (ErrTooLarge, which wraps ErrFull; MaxPiece says the
+// limit) and a nearly full disk (ErrDiskFull, which wraps ErrFull) each give
+// a clear error. The disk check matters: badger writes through mmap, and a
+// store to a mapped page of a sparse file on a full disk raises SIGBUS,
+// killing the process; so Put and PutMeta keep a reserve of one value-log
+// file plus 64 MiB free and refuse beyond it, before evicting anything. The
+// recency flush waits too. A store that exists opens on a disk inside its
+// reserve (one filled by an earlier run, or by anything else) and serves
+// what it holds, refusing new pieces until space frees; only below
+// minOpenFree (16 MiB: what badger's Open writes) does Open refuse. Room and
+// Free tell a caller whether a Put could succeed now, without trying it:
+// the engine retries a refused piece only when one says so, or after a
+// back-off, never in a loop.
 //
 // # Goroutines and lock order
 //

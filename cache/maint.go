@@ -56,6 +56,13 @@ func (c *Cache) stopping() bool {
 // at most flushInterval of recency, which makes the order after a restart
 // approximate, never wrong about what is stored.
 func (c *Cache) flushRecency() error {
+	if free, err := c.guard.room(); err == nil && free < 0 {
+		// A disk inside its reserve (a store reopened on a full disk)
+		// takes no writes, not even these: records go through badger's
+		// memtable log, a mapping that a full disk turns into SIGBUS.
+		// The order waits for the next flush.
+		return nil
+	}
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
 	type kv struct{ k, v []byte }

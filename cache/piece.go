@@ -87,11 +87,11 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 	case size == 0:
 		return fmt.Errorf("cache: put piece %d of %x: empty piece", piece, ih)
 	case size > c.vlogSize:
-		return fmt.Errorf("cache: put piece %d of %x: %s is larger than the largest piece the store takes (%s)",
-			piece, ih, formatSize(size), formatSize(c.vlogSize))
+		return fmt.Errorf("%w: piece %d of %x: %s is larger than the largest piece the store takes (%s)",
+			ErrTooLarge, piece, ih, formatSize(size), formatSize(c.vlogSize))
 	case size > c.capacity:
 		return fmt.Errorf("%w: piece %d of %x (%s) is larger than the cache capacity (%s)",
-			ErrFull, piece, ih, formatSize(size), formatSize(c.capacity))
+			ErrTooLarge, piece, ih, formatSize(size), formatSize(c.capacity))
 	}
 	if !c.enter() {
 		return ErrClosed
@@ -100,11 +100,19 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 	p := uint32(piece)
 	sum := pieceSum(ih, p, data)
 
+	// The disk first: a Put refused for a full disk must not have evicted
+	// anything (deleting pieces gives no disk space back until value-log
+	// GC, which the reserve is kept for).
+	if err := c.guard.admit(size); err != nil {
+		c.kickGC()
+		return fmt.Errorf("%w (putting piece %d of %x)", err, piece, ih)
+	}
 	c.mu.Lock()
 	var e *entry
 	for {
 		if c.closed {
 			c.mu.Unlock()
+			c.guard.unadmit(size)
 			return ErrClosed
 		}
 		e = c.lookupLocked(ih, p)
@@ -118,6 +126,7 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 		if e.verified {
 			c.touchLocked(e)
 			c.mu.Unlock()
+			c.guard.unadmit(size)
 			return nil
 		}
 		// Stored before this process started and not yet read: rewrite it,
@@ -136,6 +145,7 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 	if err != nil {
 		c.abortLocked(e)
 		c.mu.Unlock()
+		c.guard.unadmit(size)
 		return fmt.Errorf("%w (putting piece %d of %x)", err, piece, ih)
 	}
 	c.mu.Unlock()
@@ -143,13 +153,9 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 	if len(victims) > 0 {
 		if err := c.evict(victims, true); err != nil {
 			c.abort(e)
+			c.guard.unadmit(size)
 			return err
 		}
-	}
-	if err := c.guard.admit(size); err != nil {
-		c.abort(e)
-		c.kickGC()
-		return err
 	}
 	rec := record{size: int32(size), sum: sum, seq: e.seq}.encode()
 	write := func(txn *badger.Txn) error {
@@ -210,10 +216,10 @@ func (c *Cache) abort(e *entry) {
 	c.mu.Unlock()
 }
 
-// storeErr marks a full disk as ErrFull.
+// storeErr marks a full disk as ErrDiskFull.
 func storeErr(err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return fmt.Errorf("%w: disk full: %w", ErrFull, err)
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
 	}
 	return err
 }

@@ -34,6 +34,16 @@
 // banned at once, and when several peers contributed, each one's blocks are
 // remembered and compared with the piece once it verifies ("smart ban").
 //
+// The store may evict a piece at any moment (a cache) or refuse one (a full
+// disk or cache; torrent_store.go). The eviction hook only records the
+// piece and pokes the loop, which checks with the store (Evicter.Has)
+// before it clears the have-bit; pieceHashed checks too, since an eviction
+// can land between a piece's write and its verdict. A refused piece is
+// parked, not fetched again: retried when the store has room or after a
+// back-off; its readers fail with ErrNoSpace (ENOSPC) when the disk is
+// full, and read it from memory while a cache full of pinned pieces holds
+// it out. DownloadAll pauses when the cache is full. Stats tells the user.
+//
 // # Magnets: a torrent without info
 //
 // AddMagnet starts a torrent that knows only its info-hash (plus the
@@ -142,6 +152,10 @@
 //   - Linux delays ACKs up to 40 ms, and a peer with Nagle's algorithm on
 //     (libtorrent) then holds the tail of a piece until the ACK: the reader
 //     goroutine re-arms TCP_QUICKACK after each read (quickack_linux.go).
+//   - Readers wait on the torrent's wake channel, their context and the
+//     torrent's end, never in a sleep loop: a have-bit can outlive its
+//     piece until the loop has handled the eviction, so a read that finds
+//     the piece gone asks the loop to re-check it (recheck) and waits.
 //   - A DHT of only two nodes finds nothing: a node's lookups never consult
 //     what was announced to itself. Tests use at least three.
 package engine

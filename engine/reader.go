@@ -94,21 +94,39 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	first := int(toff / t.info.PieceLength)
 	last := int((toff + int64(n) - 1) / t.info.PieceLength)
 	for {
+		mem := false
 		for piece := first; piece <= last; piece++ {
-			if err := t.waitPiece(ctx, piece); err != nil {
+			inMem, err := t.waitPiece(ctx, piece)
+			if err != nil {
 				return 0, err
 			}
+			mem = mem || inMem
 		}
-		_, err := t.store.ReadAt(buf, toff)
+		woken := t.waitChan()
+		var err error
+		if mem {
+			err = t.readMem(buf, toff)
+		} else {
+			_, err = t.store.ReadAt(buf, toff)
+		}
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, storage.ErrNotStored) {
 			return 0, err
 		}
-		// Evicted between the check and the read: the eviction hook has
-		// cleared the piece's bit; wait for it to come back.
-		time.Sleep(time.Millisecond)
+		// A have-bit without its piece: evicted since we looked, or an
+		// eviction the loop has not handled yet. Have the loop check
+		// with the store (it clears the bit and fetches the piece again
+		// if it is gone) and wait for its answer, as for any piece.
+		t.recheck(first, last)
+		select {
+		case <-woken:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-t.done:
+			return 0, ErrClosed
+		}
 	}
 	if n < len(p) {
 		return n, io.EOF
@@ -128,20 +146,49 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// waitPiece blocks until piece is verified.
-func (t *Torrent) waitPiece(ctx context.Context, piece int) error {
-	for !t.HavePiece(piece) {
+// waitPiece blocks until piece is verified and either stored or held in
+// memory (inMem: the store refused it until readers release their pins),
+// ctx ends (it carries the read's deadline), the torrent stops, or the
+// store refuses the piece for good (an error wrapping the store's: ENOSPC
+// for no space).
+func (t *Torrent) waitPiece(ctx context.Context, piece int) (inMem bool, err error) {
+	for {
+		if t.HavePiece(piece) {
+			return false, nil
+		}
 		ch := t.waitChan()
 		if t.HavePiece(piece) {
-			return nil
+			return false, nil
+		}
+		if t.memHas(piece) {
+			return true, nil
+		}
+		if err := t.refusedErr(piece); err != nil {
+			return false, err
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-t.done:
-			return ErrClosed
+			return false, ErrClosed
 		}
+	}
+}
+
+// readMem is the store's ReadAt for a range with pieces held in memory.
+func (t *Torrent) readMem(p []byte, off int64) error {
+	pl := t.info.PieceLength
+	for len(p) > 0 {
+		piece := int(off / pl)
+		pieceOff := off - int64(piece)*pl
+		n := int(min(int64(len(p)), t.info.PieceLen(piece)-pieceOff))
+		if !t.copyMem(piece, p[:n], pieceOff) {
+			if _, err := t.store.ReadAt(p[:n], off); err != nil {
+				return err
+			}
+		}
+		p, off = p[n:], off+int64(n)
 	}
 	return nil
 }

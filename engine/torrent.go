@@ -72,6 +72,20 @@ type Torrent struct {
 	statsMu sync.Mutex // guards stats
 	stats   Stats
 
+	// The store's evictions and refusals (torrent_store.go).
+	evictMu     sync.Mutex // guards evictSet and evictList: pieces to re-check
+	evictSet    []uint64
+	evictList   []int
+	storePoke   chan struct{} // cap 1: evictList has work for the loop
+	refusedBits bitSet        // pieces refused for good: their reads fail; set with the info
+	storeErrMu  sync.Mutex    // guards storeErr and refusal
+	storeErr    error         // why the store refuses pieces; nil while it takes them
+	refusal     error         // the latest refusal, for reads of refused pieces
+	refusals    atomic.Int64  // pieces refused since the start
+	bgPaused    atomic.Bool   // DownloadAll's background is paused: the store is full
+	memMu       sync.Mutex    // guards memPieces; held while a reader copies from one
+	memPieces   map[int][]byte
+
 	// loop-owned
 	picker     *picker.Picker // nil until the info is known
 	conns      map[*conn]struct{}
@@ -90,7 +104,8 @@ type Torrent struct {
 	lastOptim  time.Time
 	hashing    int
 	isComplete bool
-	meta       metaState // magnet metadata download (torrent_meta.go)
+	meta       metaState  // magnet metadata download (torrent_meta.go)
+	st         storeState // the store's refusals (torrent_store.go)
 }
 
 // Stats is a snapshot of a torrent's progress, refreshed every second.
@@ -114,6 +129,18 @@ type Stats struct {
 	Seeds          int
 	KnownPeers     int
 	Complete       bool
+	// StoreError says why the store refuses pieces ("" while it takes
+	// them): a full disk, or a cache full of pieces readers hold. Reads of
+	// a piece refused for lack of space fail with ErrNoSpace (ENOSPC).
+	StoreError string
+	// Refused counts the store's refusals of pieces since the start; a
+	// refused piece waits for space or a back-off before it is tried
+	// again.
+	Refused int64
+	// BackgroundPaused: DownloadAll stopped fetching what no reader asks
+	// for, because the cache is full (it evicted one of this torrent's
+	// pieces, or refused one). Readers are still served.
+	BackgroundPaused bool
 }
 
 // unknownLeft is what trackers are told is left to download before the
@@ -142,6 +169,8 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 		wakeCh:     make(chan struct{}),
 		banned:     make(map[netip.Addr]bool),
 		readerPoke: make(chan struct{}, 1),
+		storePoke:  make(chan struct{}, 1),
+		memPieces:  make(map[int][]byte),
 		conns:      make(map[*conn]struct{}),
 		byID:       make(map[picker.PeerID]*conn),
 		partial:    make(map[int]*partialPiece),
@@ -200,6 +229,8 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 	info := mi.Info
 	t.mi, t.info, t.store, t.infoBytes = mi, info, store, mi.InfoBytes
 	t.haveBits = make([]atomic.Uint64, (info.NumPieces()+63)/64)
+	t.refusedBits = make(bitSet, (info.NumPieces()+63)/64)
+	t.evictSet = make([]uint64, (info.NumPieces()+63)/64)
 	policy := picker.OnlyWanted
 	if t.opts.DownloadAll {
 		policy = picker.All
@@ -225,6 +256,8 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 		close(t.complete)
 	}
 	if ev, ok := store.(storage.Evicter); ok {
+		// Evictions since Open listed have are replayed now: the loop
+		// re-checks those pieces when it starts.
 		ev.OnEvict(t.evicted)
 	}
 	t.hasInfo.Store(true)
@@ -390,6 +423,13 @@ func (t *Torrent) Stats() Stats {
 	s.Downloaded = t.downloaded.Load()
 	s.Wasted = t.wasted.Load()
 	s.Uploaded = t.uploaded.Load()
+	t.storeErrMu.Lock()
+	if t.storeErr != nil {
+		s.StoreError = t.storeErr.Error()
+	}
+	t.storeErrMu.Unlock()
+	s.Refused = t.refusals.Load()
+	s.BackgroundPaused = t.bgPaused.Load()
 	return s
 }
 
@@ -431,19 +471,6 @@ func (t *Torrent) markHave(p int) {
 	t.numHave.Add(1)
 	t.bytesHave.Add(t.info.PieceLen(p))
 	t.picker.SetHave(p)
-}
-
-// evicted runs on the cache's goroutine when it dropped one of our pieces.
-func (t *Torrent) evicted(p int) {
-	if p < 0 || p >= t.info.NumPieces() {
-		return
-	}
-	word, bit := p/64, uint64(1)<<(uint(p)%64)
-	if old := t.haveBits[word].And(^bit); old&bit != 0 {
-		t.numHave.Add(-1)
-		t.bytesHave.Add(-t.info.PieceLen(p))
-	}
-	t.post(func() { t.picker.Lost(p) })
 }
 
 // wake tells every waiting reader that a piece arrived.

@@ -37,6 +37,8 @@ func (t *Torrent) run() {
 			f()
 		case <-t.readerPoke:
 			t.applyReaderOps()
+		case <-t.storePoke:
+			t.reconcileStore()
 		case now := <-tick.C:
 			t.tick(now)
 		case <-t.done:
@@ -57,6 +59,7 @@ func (t *Torrent) shutdown() {
 		putPieceBuf(pp.buf)
 	}
 	t.partial = nil
+	t.dropParked()
 }
 
 func (t *Torrent) tick(now time.Time) {
@@ -80,6 +83,7 @@ func (t *Torrent) tick(now time.Time) {
 			t.fill(c, now)
 		}
 		t.syncPins()
+		t.storeTick(now)
 	} else {
 		t.metaTick(now)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/peer"
+	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/picker"
 )
 
@@ -83,6 +84,21 @@ func (t *Torrent) onPiece(c *conn, m *peer.Message, now time.Time) {
 	t.fill(c, now)
 }
 
+// writePiece stores a verified piece again, off the loop, after its store
+// refused it (see storeTick), and reports back like hashPiece.
+func (t *Torrent) writePiece(idx int, pp *partialPiece) {
+	t.hashing++
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		werr := t.store.WritePiece(idx, pp.buf)
+		if !t.post(func() { t.pieceHashed(idx, pp, true, werr) }) {
+			t.forgetMem(idx) // readers may still find it there
+			putPieceBuf(pp.buf)
+		}
+	}()
+}
+
 // hashPiece checks a complete piece off the loop and reports back.
 func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 	t.hashing++
@@ -113,19 +129,30 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 // pieceHashed runs on the loop once a piece was checked (and stored if good).
 func (t *Torrent) pieceHashed(idx int, pp *partialPiece, ok bool, werr error) {
 	t.hashing--
-	defer putPieceBuf(pp.buf)
 	if t.hashing == maxHashBacklog-1 {
 		defer t.fillAll()
 	}
 	if ok && werr != nil {
-		t.client.logf("%s: storing piece %d: %v", t.name(), idx, werr)
-		t.picker.PieceFailed(idx)
+		// Not PieceFailed: that would fetch it again at once, for ever.
+		t.storeRefused(idx, werr, pp, time.Now()) // takes pp
 		return
 	}
+	defer putPieceBuf(pp.buf)
 	if !ok {
 		t.pieceFailed(idx, pp)
 		return
 	}
+	if ev, isEv := t.store.(storage.Evicter); isEv && !ev.Has(idx) {
+		// Evicted since its write; the eviction's re-check may already
+		// have run, and found nothing to clear.
+		t.forgetMem(idx)
+		t.evictedBeforeHashed(idx)
+		return
+	}
+	t.storeWorked(time.Now())
+	// Stored (perhaps again, after a refusal): readers find it there from
+	// here on, so its bytes may leave memory.
+	defer t.forgetMem(idx)
 	if marks, ok := t.suspects[idx]; ok {
 		// The piece is good now: whoever sent a different block lied.
 		for b, mk := range marks {

@@ -109,7 +109,11 @@
 // each) and Next for every peer: that is what turns a seek into requests
 // within the same loop iteration. About once a second, Timeouts (it also
 // drains Cancels). Sync cache pins from PinnedPieces when PinVersion
-// changed. Interesting says whether to be interested in a peer.
+// changed. Interesting says whether to be interested in a peer. When the
+// store refuses a verified piece, call neither SetHave nor PieceFailed:
+// the piece is then asked of nobody until PieceFailed (when it may be
+// tried again). SetBackground pauses the All policy while the cache is
+// full and resumes it (then drain Cancels).
 //
 // # Complexity
 //

@@ -137,6 +137,7 @@ func TestRandomOperations(t *testing.T) {
 			nextPeer := PeerID(1)
 			var live []PeerID
 			var readers []ReaderID
+			var parked []int
 			for step := 0; step < 3000; step++ {
 				now = now.Add(time.Duration(rng.IntN(30)) * time.Millisecond)
 				switch op := rng.IntN(100); {
@@ -198,16 +199,26 @@ func TestRandomOperations(t *testing.T) {
 					}
 					p.BlockReceived(s.id, s.r, now)
 					if pa := p.partOf(s.r.Piece); pa != nil && pa.nRecv == len(pa.blocks) {
-						if rng.IntN(10) == 0 {
+						switch rng.IntN(10) {
+						case 0:
 							p.PieceFailed(s.r.Piece)
-						} else {
+						case 1:
+							// The store refused it: parked until retried.
+							parked = append(parked, s.r.Piece)
+						default:
 							p.SetHave(s.r.Piece)
 						}
 					}
 				case op < 84:
 					p.Timeouts(now)
-				case op < 86:
+				case op < 85:
 					p.Lost(rng.IntN(n))
+				case op < 86:
+					p.SetBackground(Policy(rng.IntN(2)))
+					if len(parked) > 0 {
+						p.PieceFailed(parked[0])
+						parked = parked[1:]
+					}
 				case op < 87:
 					a, b := rng.Int64N(p.total), rng.Int64N(p.total)
 					p.SetWanted(min(a, b), max(a, b)+1, rng.IntN(2) == 0)

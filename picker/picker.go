@@ -315,7 +315,9 @@ func (p *Picker) Lost(piece int) {
 }
 
 // PieceFailed records a failed hash check: every block of piece is
-// requestable again.
+// requestable again. Until SetHave or PieceFailed, a piece whose every
+// block arrived is requested by nobody: the engine keeps a piece its store
+// refused in that state until it may try again.
 func (p *Picker) PieceFailed(piece int) {
 	if !p.validPiece(piece) || p.have.get(piece) {
 		return
@@ -327,6 +329,22 @@ func (p *Picker) PieceFailed(piece int) {
 	pa.reset()
 	p.updatePart(pa)
 }
+
+// SetBackground changes the background policy: the engine pauses
+// downloading everything (All to OnlyWanted) while its cache is full, and
+// resumes it when space frees. Switching to OnlyWanted withdraws queued
+// requests no reader wants (drain Cancels), so the transfer stops soon;
+// readers are served as before.
+func (p *Picker) SetBackground(policy Policy) {
+	if p.policy == policy {
+		return
+	}
+	p.policy = policy
+	p.releaseUnwanted()
+}
+
+// Background returns the current background policy.
+func (p *Picker) Background() Policy { return p.policy }
 
 // SetWanted selects (or deselects) the pieces overlapping torrent bytes
 // [start, end) for the All policy. Readers are served whatever this says.

@@ -281,6 +281,9 @@ func (t *fileTorrent) WritePiece(index int, data []byte) error {
 		}
 		defer release()
 		if _, err := fh.WriteAt(data[p0:p1], fileOff); err != nil {
+			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+				return fmt.Errorf("%w: %w", ErrNoSpace, err) // err names the file
+			}
 			return fmt.Errorf("storage: write %s: %w", t.paths[i], err)
 		}
 		return nil

@@ -9,25 +9,31 @@ import (
 
 // hub fans the cache's single eviction hook out to the torrents using it.
 type hub struct {
-	mu  sync.Mutex // guards fns; never held while calling one
-	fns map[metainfo.Hash]func(piece int)
+	mu sync.Mutex // guards ts; never held while calling into one
+	ts map[metainfo.Hash]*cacheTorrent
 }
 
 func (h *hub) evicted(ih cache.InfoHash, piece int) {
 	h.mu.Lock()
-	fn := h.fns[metainfo.Hash(ih)]
+	t := h.ts[metainfo.Hash(ih)]
 	h.mu.Unlock()
-	if fn != nil {
-		fn(piece)
+	if t != nil {
+		t.evicted(piece)
 	}
 }
 
-func (h *hub) set(ih metainfo.Hash, fn func(int)) {
+func (h *hub) add(t *cacheTorrent) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if fn == nil {
-		delete(h.fns, ih)
-	} else {
-		h.fns[ih] = fn
+	h.ts[t.ih] = t
+	h.mu.Unlock()
+}
+
+// remove unregisters t, unless a newer store of the same torrent (removed
+// and added again) took its place.
+func (h *hub) remove(t *cacheTorrent) {
+	h.mu.Lock()
+	if h.ts[t.ih] == t {
+		delete(h.ts, t.ih)
 	}
+	h.mu.Unlock()
 }

@@ -2,13 +2,27 @@ package storage
 
 import (
 	"errors"
+	"fmt"
+	"syscall"
 
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 )
 
-// ErrNotStored is returned by ReadAt for a range whose piece is not (or no
-// longer) stored; the caller waits for it to be downloaded again.
-var ErrNotStored = errors.New("storage: piece not stored")
+var (
+	// ErrNotStored is returned by ReadAt for a range whose piece is not (or
+	// no longer) stored; the caller waits for it to be downloaded again.
+	ErrNotStored = errors.New("storage: piece not stored")
+	// ErrNoSpace is returned (wrapped) by WritePiece when the disk is full,
+	// or the piece larger than the store ever takes, and by Open for a
+	// torrent whose pieces are. It lasts until space frees, so the caller
+	// stops fetching the piece and tells its readers. It wraps
+	// syscall.ENOSPC, which is what a reader of a file should see.
+	ErrNoSpace = fmt.Errorf("storage: %w", syscall.ENOSPC)
+	// ErrFull is returned (wrapped) by WritePiece when the store is full of
+	// pieces it must keep (pinned by readers). Pins go as readers move on:
+	// the caller retries when Space.Room says there is room.
+	ErrFull = errors.New("storage: full of pinned pieces")
+)
 
 // Provider opens per-torrent stores.
 type Provider interface {
@@ -31,7 +45,27 @@ type Torrent interface {
 // Evicter is implemented by stores that can lose pieces on their own (a cache
 // under its capacity limit). The engine registers to hear about it.
 type Evicter interface {
+	// OnEvict registers fn, called after a piece left the store, on the
+	// goroutine that caused it (a WritePiece, or a ReadAt that found it
+	// corrupt): fn must return at once. Evictions between Open and OnEvict
+	// are reported when fn is registered, so none of the pieces Open
+	// listed is lost unheard.
 	OnEvict(fn func(piece int))
+	// Has reports whether a piece is stored now. An eviction may land
+	// between a WritePiece and the caller's use of its result; Has settles
+	// which came last.
+	Has(piece int) bool
+}
+
+// Space is implemented by stores with a size limit (a cache). The engine
+// asks it before fetching more than readers need, and before retrying a
+// piece that WritePiece refused.
+type Space interface {
+	// Free returns the bytes that can be stored without evicting anything.
+	Free() int64
+	// Room returns nil if a piece of n bytes could be stored now (evicting
+	// what may go), or why not: an error wrapping ErrNoSpace or ErrFull.
+	Room(n int64) error
 }
 
 // Pinner is implemented by stores that can be told which pieces must stay.
