@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +25,24 @@ import (
 // handshake for ih announcing the fast extension and BEP 10: the start of
 // a peer written in a test, hostile or honest.
 func dialRaw(localIP string, target netip.AddrPort, ih metainfo.Hash) (net.Conn, error) {
+	return dialRawBuf(localIP, target, ih, 0)
+}
+
+// dialRawBuf is dialRaw with the socket's receive buffer set to rcvbuf
+// bytes before it connects (0: the kernel's default). A small one makes a
+// peer that never reads stall our writer after a few KiB instead of the
+// megabytes loopback's autotuned buffers take, whatever the machine's load.
+func dialRawBuf(localIP string, target netip.AddrPort, ih metainfo.Hash, rcvbuf int) (net.Conn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(localIP)}}
+	if rcvbuf > 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+			})
+			return errors.Join(err, serr)
+		}
+	}
 	nc, err := d.Dial("tcp", target.String())
 	if err != nil {
 		return nil, err
@@ -168,7 +186,7 @@ func TestRequestFlood(t *testing.T) {
 			done := make(chan struct{})
 			start := time.Now()
 			for i := range tc.conns {
-				nc, err := dialRaw(fmt.Sprintf("127.0.0.%d", 100+i%2), target, f.mi.InfoHash)
+				nc, err := dialRawBuf(fmt.Sprintf("127.0.0.%d", 100+i%2), target, f.mi.InfoHash, 16<<10)
 				if err != nil {
 					t.Fatal(err)
 				}
