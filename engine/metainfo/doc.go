@@ -108,8 +108,13 @@
 // CreateOptions.FollowSymlinks is set, and then only links to regular files
 // are followed (a link to a folder could loop or escape the tree). Devices,
 // FIFOs and sockets are an error, not skipped. Reading is sequential with
-// large reads while SHA-1 runs on all cores; a file that changes size while
-// being hashed is an error.
+// large reads while SHA-1 (and SHA-256 for v2) runs on all cores; a file
+// that changes size while being hashed is an error. CreateOptions.Format
+// picks v1 (the default: every client reads it), v2 or hybrid; v2 and
+// hybrid torrents get the info-hashes libtorrent 2.0 computes for the same
+// files, piece length and order (hybrids: a pad file after every file not
+// ending on a piece boundary, the last included, unless there is one file).
+// Format implements flag.Value for a --format flag.
 //
 // # Pitfalls
 //

@@ -102,10 +102,22 @@ func compareWithLibtorrent(t *testing.T, m *MetaInfo, lt ltInfo) {
 		t.Errorf("MetaInfo and Info disagree on the hashes")
 	}
 	// libtorrent pads the last file of a v2-only torrent to a piece
-	// boundary; we leave the last piece short, as BEP 52 has it.
-	if n := len(lt.Files); !lt.HasV1 && n > 0 && lt.Files[n-1].Pad && len(info.Files) < n {
-		lt.TotalSize -= lt.Files[n-1].Size
-		lt.Files = lt.Files[:n-1]
+	// boundary; we leave the last piece short, as BEP 52 has it. Drop that
+	// pad as libtorrent's remove_tail_padding does: the empty files after
+	// it move back to the end of the data.
+	if !lt.HasV1 {
+		for k := len(lt.Files) - 1; k >= 0; k-- {
+			if f := lt.Files[k]; f.Size == 0 {
+				continue
+			} else if f.Pad {
+				lt.TotalSize -= f.Size
+				lt.Files = slices.Delete(slices.Clone(lt.Files), k, k+1)
+				for j := k; j < len(lt.Files); j++ {
+					lt.Files[j].Offset = lt.TotalSize
+				}
+			}
+			break
+		}
 	}
 	checkInfoInvariants(t, info)
 	if info.PieceLength != lt.PieceLength || info.NumPieces() != lt.NumPieces || info.TotalLength != lt.TotalSize {
