@@ -153,9 +153,16 @@ func parsePieceLayers(info *Info, raw []byte) error {
 func (i *Info) setPieceLayers(layers map[[32]byte][]byte) error {
 	pl := i.PieceLength
 	levels := merkle.PieceLevels(pl)
-	need := make(map[[32]byte]int64) // roots of files larger than a piece: their piece count
+	// The roots of files larger than a piece, with their piece counts.
+	// Identical files share a root and a layer; files of different sizes
+	// can share a root only by a crafted collision (a 64-byte file holding
+	// two leaves), and then only the file whose size fits gets the layer.
+	need := make(map[[32]byte]int64)
 	for _, f := range i.Files {
-		if f.V2 != nil && f.Length > pl {
+		if f.V2 == nil || f.Length <= pl {
+			continue
+		}
+		if _, dup := need[f.V2.PiecesRoot]; !dup {
 			need[f.V2.PiecesRoot] = (f.Length-1)/pl + 1
 		}
 	}
@@ -184,7 +191,7 @@ func (i *Info) setPieceLayers(layers map[[32]byte][]byte) error {
 			continue
 		}
 		h := *f.V2
-		if l, ok := checked[h.PiecesRoot]; ok && f.Length > pl {
+		if l, ok := checked[h.PiecesRoot]; ok && f.Length > pl && int64(len(l)) == ((f.Length-1)/pl+1)*merkle.HashSize {
 			h.Layer = l
 		}
 		hashes = append(hashes, h)
@@ -275,7 +282,7 @@ func (i *Info) PieceV2(index int) (p PieceV2, ok bool) {
 	switch {
 	case f.Length <= i.PieceLength:
 		p.Hash, p.Known = f.V2.PiecesRoot, true
-	case f.V2.Layer != nil:
+	case (p.Index+1)*merkle.HashSize <= len(f.V2.Layer):
 		p.Hash, p.Known = [32]byte(f.V2.Layer[p.Index*merkle.HashSize:]), true
 	}
 	return p, true

@@ -532,3 +532,30 @@ func TestPadsYieldToFiles(t *testing.T) {
 		t.Fatal("the real file became the pad")
 	}
 }
+
+// TestRootCollision: two files of different sizes can claim one pieces
+// root (a crafted torrent can always lie; a 64-byte file holding two leaves
+// even has the root of the two-block file they are the leaves of). The
+// layer must go only to a file it fits, never to one it is too short for.
+func TestRootCollision(t *testing.T) {
+	s := v2Spec{name: "m", pl: 16 * kib, files: []v2In{{"a", make([]byte, 4*16*kib)}}}
+	info := s.info()
+	tree := info["file tree"].(map[string]any)
+	root := tree["a"].(map[string]any)[""].(map[string]any)["pieces root"]
+	tree["b"] = d("", d("length", int64(8*16*kib), "pieces root", root))
+	m, err := Parse(mustMarshal(t, d("info", info, "piece layers", s.pieceLayers())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := m.Info.Files
+	if files[0].V2.Layer == nil || files[1].V2.Layer != nil {
+		t.Fatalf("layers of %d and %d bytes", len(files[0].V2.Layer), len(files[1].V2.Layer))
+	}
+	for i := range m.Info.NumPieces() {
+		p, ok := m.Info.PieceV2(i)
+		if !ok || p.Known != (p.File == 0) {
+			t.Fatalf("piece %d: %+v", i, p)
+		}
+		_ = m.Info.VerifyPieceV2(i, make([]byte, m.Info.PieceLen(i)))
+	}
+}
