@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/bencode"
+	"github.com/swarmfs/swarmfs/engine/merkle"
 )
 
 // Piece lengths Create picks from when CreateOptions.PieceLength is 0.
@@ -55,6 +56,9 @@ type CreateOptions struct {
 	// never followed (they can loop). Without it every symlink inside the
 	// folder is left out; see the package documentation.
 	FollowSymlinks bool
+	// Format chooses v1 (the zero value, read by every client), v2 or
+	// hybrid (BEP 52).
+	Format Format
 }
 
 // DefaultPieceLength returns the piece length Create picks for total bytes:
@@ -68,11 +72,12 @@ func DefaultPieceLength(total int64) int64 {
 }
 
 // srcFile is one file to hash: where it is on disk and where it goes in the
-// torrent.
+// torrent. A pad file (BEP 47) has no osPath and reads as zeros.
 type srcFile struct {
 	osPath string
 	path   []string // components inside the torrent
 	length int64
+	pad    bool
 }
 
 // Create builds a torrent from root, a file or a folder. See CreateContext.
@@ -84,7 +89,14 @@ func Create(root string, opts CreateOptions) (*MetaInfo, error) {
 // torrent (even with one file inside) whose files are sorted by path; a file
 // yields a single-file torrent. Empty files are included; a torrent with no
 // bytes at all is an error. Pieces are hashed with large sequential reads and
-// SHA-1 runs on every core. Hashing stops when ctx is done.
+// SHA-1 (and for v2 SHA-256) runs on every core. Hashing stops when ctx is
+// done.
+//
+// A v2 or hybrid torrent comes with its piece layers (Info.Files[i].V2) and
+// has the info-hashes libtorrent gives the same files with the same piece
+// length: a hybrid's v1 list carries a pad file (".pad/<size>", attr "p")
+// after every file that does not end on a piece boundary, the last one
+// included, unless the torrent has a single file.
 func CreateContext(ctx context.Context, root string, opts CreateOptions) (*MetaInfo, error) {
 	st, err := os.Stat(root)
 	if err != nil {
@@ -138,7 +150,17 @@ func CreateContext(ctx context.Context, root string, opts CreateOptions) (*MetaI
 		return nil, fmt.Errorf("metainfo: create: piece length %d is not a power of two from %d to %d", pl, MinAutoPieceLength, MaxPieceLength)
 	}
 
-	pieces, err := hashPieces(ctx, files, total, pl)
+	if opts.Format < FormatV1 || opts.Format > FormatHybrid {
+		return nil, fmt.Errorf("metainfo: create: unknown format %d", opts.Format)
+	}
+	stream, total := files, total
+	if opts.Format != FormatV1 {
+		stream, total = padFiles(files, pl)
+		if (total-1)/pl+1 > MaxPieces {
+			return nil, fmt.Errorf("metainfo: create: %d pieces of %d bytes, more than %d; choose a larger piece length", (total-1)/pl+1, pl, MaxPieces)
+		}
+	}
+	pieces, nodes, err := hashPieces(ctx, stream, total, pl, opts.Format != FormatV2, opts.Format != FormatV1)
 	if err != nil {
 		return nil, fmt.Errorf("metainfo: create: %w", err)
 	}
@@ -147,12 +169,22 @@ func CreateContext(ctx context.Context, root string, opts CreateOptions) (*MetaI
 	if opts.Private {
 		oi.Private = 1
 	}
-	if single {
+	var layers map[[32]byte][]byte
+	if opts.Format != FormatV1 {
+		oi.MetaVersion = 2
+		oi.FileTree, layers = fileTreeOf(stream, nodes, pl)
+	}
+	switch {
+	case opts.Format == FormatV2:
+	case single:
 		oi.Length = total
-	} else {
-		oi.Files = make([]outFile, len(files))
-		for i, f := range files {
+	default:
+		oi.Files = make([]outFile, len(stream))
+		for i, f := range stream {
 			oi.Files[i] = outFile{Length: f.length, Path: f.path}
+			if f.pad {
+				oi.Files[i].Attr = "p"
+			}
 		}
 	}
 	infoBytes, err := bencode.Marshal(oi)
@@ -160,17 +192,21 @@ func CreateContext(ctx context.Context, root string, opts CreateOptions) (*MetaI
 		return nil, fmt.Errorf("metainfo: create: %w", err)
 	}
 	info, err := ParseInfo(infoBytes)
+	if err == nil && layers != nil {
+		err = info.setPieceLayers(layers)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("metainfo: create: own info dictionary rejected: %w", err)
 	}
 
 	m := &MetaInfo{
-		InfoBytes: infoBytes,
-		Info:      info,
-		InfoHash:  sha1.Sum(infoBytes),
-		Comment:   opts.Comment,
-		CreatedBy: cmp.Or(opts.CreatedBy, "swarmfs"),
-		URLList:   cleanList(opts.WebSeeds),
+		InfoBytes:  infoBytes,
+		Info:       info,
+		InfoHash:   info.InfoHash(),
+		InfoHashV2: info.InfoHashV2,
+		Comment:    opts.Comment,
+		CreatedBy:  cmp.Or(opts.CreatedBy, "swarmfs"),
+		URLList:    cleanList(opts.WebSeeds),
 	}
 	if !opts.NoDate {
 		m.CreationDate = time.Now().Truncate(time.Second).UTC()
@@ -194,15 +230,18 @@ func CreateContext(ctx context.Context, root string, opts CreateOptions) (*MetaI
 
 // outInfo is the info dictionary Create writes; zeebo sorts the keys.
 type outInfo struct {
-	Files       []outFile `bencode:"files,omitempty"`
-	Length      int64     `bencode:"length,omitempty"`
-	Name        string    `bencode:"name"`
-	PieceLength int64     `bencode:"piece length"`
-	Pieces      []byte    `bencode:"pieces"`
-	Private     int64     `bencode:"private,omitempty"`
+	FileTree    map[string]any `bencode:"file tree,omitempty"`
+	Files       []outFile      `bencode:"files,omitempty"`
+	Length      int64          `bencode:"length,omitempty"`
+	MetaVersion int64          `bencode:"meta version,omitempty"`
+	Name        string         `bencode:"name"`
+	PieceLength int64          `bencode:"piece length"`
+	Pieces      []byte         `bencode:"pieces,omitempty"`
+	Private     int64          `bencode:"private,omitempty"`
 }
 
 type outFile struct {
+	Attr   string   `bencode:"attr,omitempty"`
 	Length int64    `bencode:"length"`
 	Path   []string `bencode:"path"`
 }
@@ -274,13 +313,25 @@ func listFiles(root string, followSymlinks bool) ([]srcFile, error) {
 	return files, nil
 }
 
-// hashPieces reads the files as one stream and returns the concatenated
-// SHA-1 of each piece. One goroutine reads chunks of whole pieces (at least
-// 4 MiB, so small pieces still get large reads); one worker per core hashes
-// them. Memory is bounded by the chunk buffers, which are recycled.
-func hashPieces(ctx context.Context, files []srcFile, total, pl int64) ([]byte, error) {
+// hashPieces reads the files as one stream and returns, as asked, the
+// concatenated SHA-1 of each piece (v1) and each piece's v2 node: the root
+// of the piece's part of its file's Merkle tree (v2; files must then be
+// piece-aligned by pad files, see padFiles). One goroutine reads chunks of
+// whole pieces (at least 4 MiB, so small pieces still get large reads);
+// one worker per core hashes them. Memory is bounded by the chunk buffers,
+// which are recycled.
+func hashPieces(ctx context.Context, files []srcFile, total, pl int64, v1, v2 bool) ([]byte, []merkle.Hash, error) {
 	numPieces := (total + pl - 1) / pl
-	pieces := make([]byte, numPieces*sha1.Size)
+	var pieces []byte
+	if v1 {
+		pieces = make([]byte, numPieces*sha1.Size)
+	}
+	var nodes []merkle.Hash
+	var spans pieceSpans
+	if v2 {
+		nodes = make([]merkle.Hash, numPieces)
+		spans = newPieceSpans(files, pl)
+	}
 
 	perChunk := max(1, (4<<20)/pl)
 	chunk := min(perChunk*pl, numPieces*pl)
@@ -302,9 +353,15 @@ func hashPieces(ctx context.Context, files []srcFile, total, pl int64) ([]byte, 
 			for j := range jobs {
 				for off := int64(0); off < int64(len(j.buf)); off += pl {
 					end := min(off+pl, int64(len(j.buf)))
-					sum := sha1.Sum(j.buf[off:end])
 					idx := j.first + off/pl
-					copy(pieces[idx*sha1.Size:], sum[:])
+					if v1 {
+						sum := sha1.Sum(j.buf[off:end])
+						copy(pieces[idx*sha1.Size:], sum[:])
+					}
+					if v2 {
+						n, levels := spans.at(idx)
+						nodes[idx] = merkle.DataRoot(j.buf[off:off+n], levels)
+					}
 				}
 				free <- j.buf[:cap(j.buf)]
 			}
@@ -350,18 +407,19 @@ func hashPieces(ctx context.Context, files []srcFile, total, pl int64) ([]byte, 
 		err = cerr
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return pieces, nil
+	return pieces, nodes, nil
 }
 
 // concatReader reads files one after another as a single stream, insisting
 // that each holds exactly the length listed when the walk saw it.
 type concatReader struct {
-	files []srcFile
-	i     int
-	cur   *os.File
-	left  int64
+	files   []srcFile
+	i       int
+	cur     *os.File
+	left    int64
+	padDone int64 // bytes of the current pad file given out
 }
 
 func (c *concatReader) Read(p []byte) (int, error) {
@@ -374,6 +432,16 @@ func (c *concatReader) Read(p []byte) (int, error) {
 			if f.length == 0 {
 				c.i++
 				continue
+			}
+			if f.pad {
+				n := min(int64(len(p)), f.length-c.padDone)
+				clear(p[:n])
+				c.padDone += n
+				if c.padDone == f.length {
+					c.i++
+					c.padDone = 0
+				}
+				return int(n), nil
 			}
 			fh, err := os.Open(f.osPath)
 			if err != nil {

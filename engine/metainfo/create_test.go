@@ -365,7 +365,7 @@ func TestHashPiecesSizeChange(t *testing.T) {
 			for _, f := range tc.files {
 				total += f.length
 			}
-			_, err := hashPieces(context.Background(), tc.files, total, 16<<10)
+			_, _, err := hashPieces(context.Background(), tc.files, total, 16<<10, true, false)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
 			}

@@ -1,7 +1,8 @@
 // Package metainfo reads and writes what names a torrent: .torrent files
 // (BEP 3 metainfo with BEP 12 announce-list, BEP 19 url-list, BEP 27 private,
-// BEP 47 pad files), magnet URIs (BEP 9) and info-hashes, and creates new
-// torrents from files on disk.
+// BEP 47 pad files, BEP 52 v2 and hybrid torrents), magnet URIs (BEP 9,
+// btih and btmh) and info-hashes, and creates new torrents from files on
+// disk.
 //
 // # Concepts
 //
@@ -29,9 +30,14 @@
 // package rejects a dictionary that repeats a key anywhere in the document:
 // the decoder keeps the last copy while bencode.Raw, which the info-hash is
 // taken over, finds the first, and the two must never disagree. Declared
-// quantities are bounded: piece length 1..MaxPieceLength, at most MaxFiles
-// files, lengths non-negative with a total that fits int64 and matches the
-// number of piece hashes exactly. Load reads at most MaxTorrentSize bytes and
+// quantities are bounded: piece length 1..MaxPieceLength (v2: a power of two
+// from 16 KiB), at most MaxFiles files, lengths non-negative with a total
+// that fits int64 and matches the number of piece hashes exactly (v2-only:
+// at most MaxPieces pieces). The v2 file tree is walked on its raw bytes:
+// its files are counted before any is allocated, and the paths it spells
+// out (it names a folder once for all its files) are bounded in components
+// and bytes. Piece layers must have exactly one hash per piece of their
+// file and hash to its root. Load reads at most MaxTorrentSize bytes and
 // ParseMagnet at most MaxMagnetLength. Errors wrap ErrInvalid,
 // ErrInvalidMagnet or ErrUnsupported and name the field at fault.
 //
@@ -68,9 +74,30 @@
 //
 // # Versions
 //
-// v1 torrents are fully supported. A hybrid torrent (BEP 52, "meta version"
-// 2 with v1 "pieces") is read through its v1 part and its v1 info-hash; a
-// v2-only torrent, or a magnet with only urn:btmh, fails with ErrUnsupported.
+// A v1 torrent has SHA-1 piece hashes (Info.Pieces) and a v1 info-hash, the
+// SHA-1 of the info dictionary. A v2 torrent (BEP 52, "meta version" 2)
+// describes its files in a "file tree", each non-empty file with the root
+// of a Merkle tree of SHA-256 over 16 KiB blocks ("pieces root", see
+// engine/merkle); the piece-layer hashes of files larger than a piece sit
+// outside the info dictionary in "piece layers". Its info-hash is the
+// SHA-256 of the info dictionary, truncated to 20 bytes where trackers, the
+// DHT and the handshake want one. A hybrid torrent has both in one info
+// dictionary, its v1 file list aligned to pieces by pad files.
+//
+// Info is one shape for all three. HasV1 and HasV2 say which hashes it has;
+// InfoHashV1 and InfoHashV2 hold them and InfoHash gives the 20-byte name (v1
+// if any, else v2 truncated), which MetaInfo.InfoHash and Magnet.InfoHash
+// repeat. Files is in piece order with pad files marked Pad; each non-pad
+// file of a v2 or hybrid torrent has V2 hashes (pieces root, piece layer
+// when known). A hybrid's files are its v1 list, checked against the file
+// tree (same names, lengths, order, each non-empty file starting where v2
+// puts it); a v2-only torrent's files are the tree's with a pad file after
+// each one that does not end on a piece boundary, except the last, so the
+// last piece is short as in v1 (libtorrent pads that one too; the piece
+// indices agree). Pieces are checked with PieceHash (SHA-1) or VerifyPieceV2
+// (the file's tree); in v2 a piece never spans files (PieceV2). A magnet's
+// info arrives without piece layers: LayerRequests and CheckProof fetch and
+// check them from peers, WithPieceLayers adds them.
 //
 // # Creating torrents
 //
@@ -81,17 +108,28 @@
 // CreateOptions.FollowSymlinks is set, and then only links to regular files
 // are followed (a link to a folder could loop or escape the tree). Devices,
 // FIFOs and sockets are an error, not skipped. Reading is sequential with
-// large reads while SHA-1 runs on all cores; a file that changes size while
-// being hashed is an error.
+// large reads while SHA-1 (and SHA-256 for v2) runs on all cores; a file
+// that changes size while being hashed is an error. CreateOptions.Format
+// picks v1 (the default: every client reads it), v2 or hybrid; v2 and
+// hybrid torrents get the info-hashes libtorrent 2.0 computes for the same
+// files, piece length and order (hybrids: a pad file after every file not
+// ending on a piece boundary, the last included, unless there is one file).
+// Format implements flag.Value for a --format flag.
 //
 // # Pitfalls
 //
 //   - Empty files have no pieces of their own; code mapping files to pieces
 //     must not assume a file covers at least one piece.
 //   - Several pad files often share the path ".pad/<size>"; they are renamed
-//     like any collision, so hide them by File.Pad, not by name.
-//   - Marshal writes only the top-level fields MetaInfo models; other keys
-//     (piece layers, encoding, ...) are dropped, the info dictionary never.
+//     like any collision (after every real file, which keeps its name), so
+//     hide them by File.Pad, not by name.
+//   - A v2-only Info has no SHA-1s: PieceHash gives the zero hash, which no
+//     piece matches; check its pieces with VerifyPieceV2.
+//   - A hybrid's pad bytes are covered by the SHA-1s only; VerifyPieceV2
+//     insists they are zeros, so check both where both exist (BEP 52).
+//   - Marshal writes only the top-level fields MetaInfo models and the piece
+//     layers Info holds; other keys (encoding, ...) are dropped, the info
+//     dictionary never.
 //   - Magnet.DisplayName and Magnet.Trackers are untrusted text: pass a
 //     display name through SanitizeComponent before using it as a name.
 //   - Parsing a torrent with hundreds of thousands of files costs about

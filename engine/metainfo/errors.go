@@ -17,7 +17,8 @@ var (
 	ErrInvalidMagnet = errors.New("invalid magnet link")
 
 	// ErrUnsupported is wrapped when the input is well formed but uses a
-	// feature we do not implement yet (v2-only torrents, btmh-only magnets).
+	// feature we do not implement yet (a meta version above 2, a btmh
+	// magnet hashed with something other than SHA2-256).
 	ErrUnsupported = errors.New("not supported yet")
 )
 

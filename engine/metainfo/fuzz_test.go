@@ -25,7 +25,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if m.InfoHash != sha1.Sum(m.InfoBytes) {
+		if m.InfoHash != m.Info.InfoHash() || m.Info.HasV1() && m.InfoHash != sha1.Sum(m.InfoBytes) {
 			t.Fatal("InfoHash is not the SHA-1 of InfoBytes")
 		}
 		raw, ok, err := bytesRaw(data)

@@ -55,3 +55,42 @@ func TestHashText(t *testing.T) {
 		t.Fatal("IsZero")
 	}
 }
+
+func TestParseHashV2(t *testing.T) {
+	const hx = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+	want := HashV2{0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6, 0x07, 0x18, 0x29, 0x3a, 0x4b, 0x5c, 0x6d, 0x7e, 0x8f, 0x90,
+		0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6, 0x07, 0x18, 0x29, 0x3a, 0x4b, 0x5c, 0x6d, 0x7e, 0x8f, 0x90}
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"hex", hx, true},
+		{"hex upper", strings.ToUpper(hx), true},
+		{"multihash", "1220" + hx, true},
+		{"empty", "", false},
+		{"short", hx[:63], false},
+		{"sha1 multihash", "1114" + hx[:40], false},
+		{"other multihash code", "1320" + hx, false},
+		{"bad digit", "z" + hx[1:], false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := ParseHashV2(tc.in)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ParseHashV2(%q) err = %v, want ok=%v", tc.in, err, tc.ok)
+			}
+			if tc.ok && h != want {
+				t.Fatalf("ParseHashV2(%q) = %s", tc.in, h)
+			}
+		})
+	}
+	if want.String() != hx || want.Multihash() != "1220"+hx || want.Truncate() != Hash(want[:20]) {
+		t.Fatal("String, Multihash or Truncate")
+	}
+	b, _ := want.MarshalText()
+	var back HashV2
+	if err := back.UnmarshalText(b); err != nil || back != want || back.IsZero() || !(HashV2{}).IsZero() {
+		t.Fatalf("text round trip: %v %s", err, back)
+	}
+}

@@ -45,6 +45,7 @@ type ltInfo struct {
 	File        string     `json:"file"`
 	Error       string     `json:"error"`
 	InfoHash    string     `json:"info_hash"`
+	InfoHashV2  string     `json:"info_hash_v2"`
 	HasV1       bool       `json:"has_v1"`
 	HasV2       bool       `json:"has_v2"`
 	Name        string     `json:"name"`
@@ -61,6 +62,7 @@ type ltInfo struct {
 		Size   int64  `json:"size"`
 		Offset int64  `json:"offset"`
 		Pad    bool   `json:"pad"`
+		Root   string `json:"root"`
 	} `json:"files"`
 }
 

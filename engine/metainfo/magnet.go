@@ -1,6 +1,8 @@
 package metainfo
 
 import (
+	"crypto/sha1"
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"net/url"
@@ -15,7 +17,13 @@ const MaxMagnetLength = 64 << 10
 // Magnet is a parsed magnet URI (BEP 9): enough to find peers and fetch the
 // info dictionary from them.
 type Magnet struct {
+	// InfoHash names the swarm to trackers, the DHT and peers: the v1
+	// info-hash (urn:btih), or for a magnet with only a v2 hash the v2
+	// info-hash truncated to 20 bytes.
 	InfoHash Hash
+	// InfoHashV2 is the v2 info-hash (urn:btmh), zero when absent. A
+	// magnet with both is a hybrid torrent's.
+	InfoHashV2 HashV2
 	// DisplayName is the dn parameter, untrusted: sanitise it
 	// (SanitizeComponent) before using it as a file name.
 	DisplayName string
@@ -28,10 +36,12 @@ type Magnet struct {
 }
 
 // ParseMagnet parses a magnet URI. It needs an xt of urn:btih: with 40 hex
-// digits or 32 base32 characters; a magnet carrying only a v2 urn:btmh: is
-// rejected with ErrUnsupported. Unknown parameters are ignored, and so are
-// x.pe peers that are not host:port. Parameters may be numbered as in
-// "tr.1"; "+" stands for a space as in any query string.
+// digits or 32 base32 characters, or of urn:btmh: with a SHA2-256
+// multihash ("1220" and 64 hex digits, BEP 52), or both (a hybrid
+// torrent). A btmh with another hash function is ErrUnsupported when it is
+// the only hash, and ignored beside a btih. Unknown parameters are ignored,
+// and so are x.pe peers that are not host:port. Parameters may be numbered
+// as in "tr.1"; "+" stands for a space as in any query string.
 func ParseMagnet(uri string) (*Magnet, error) {
 	if len(uri) > MaxMagnetLength {
 		return nil, badMagnetf("%d bytes is longer than the %d-byte limit", len(uri), MaxMagnetLength)
@@ -49,7 +59,7 @@ func ParseMagnet(uri string) (*Magnet, error) {
 		rest = rest[:i]
 	}
 	m := &Magnet{}
-	var haveBTIH, haveBTMH bool
+	var haveBTIH, haveBTMH, otherBTMH bool
 	seenTr, seenWS, seenPe := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, pair := range strings.Split(rest, "&") {
 		if pair == "" {
@@ -85,7 +95,19 @@ func ParseMagnet(uri string) (*Magnet, error) {
 				}
 				m.InfoHash, haveBTIH = h, true
 			case strings.HasPrefix(lower, "urn:btmh:"):
-				haveBTMH = true
+				mh := lower[len("urn:btmh:"):]
+				if !strings.HasPrefix(mh, multihashSHA256) {
+					otherBTMH = true // a hash function of a later meta version
+					continue
+				}
+				h, err := ParseHashV2(mh)
+				if err != nil {
+					return nil, badMagnetf("xt: %q is not a v2 info-hash (want urn:btmh:1220 and 64 hex digits)", truncate(val, 100))
+				}
+				if haveBTMH && h != m.InfoHashV2 {
+					return nil, badMagnetf("two different btmh info-hashes (%s and %s)", m.InfoHashV2, h)
+				}
+				m.InfoHashV2, haveBTMH = h, true
 			}
 		case "dn":
 			if m.DisplayName == "" {
@@ -110,13 +132,32 @@ func ParseMagnet(uri string) (*Magnet, error) {
 			}
 		}
 	}
-	if !haveBTIH {
-		if haveBTMH {
-			return nil, fmt.Errorf("metainfo: v2-only magnet links (urn:btmh without urn:btih) are %w", ErrUnsupported)
-		}
-		return nil, badMagnetf("missing xt=urn:btih:<info-hash>")
+	switch {
+	case haveBTIH:
+	case haveBTMH:
+		m.InfoHash = m.InfoHashV2.Truncate()
+	case otherBTMH:
+		return nil, fmt.Errorf("metainfo: urn:btmh with a hash function other than SHA2-256 is %w", ErrUnsupported)
+	default:
+		return nil, badMagnetf("missing xt=urn:btih:<info-hash> or xt=urn:btmh:1220<v2 info-hash>")
 	}
 	return m, nil
+}
+
+// HasV1 reports whether m carries a v1 info-hash: it has no v2 one, or its
+// InfoHash is not the v2 one truncated.
+func (m *Magnet) HasV1() bool {
+	return m.InfoHashV2.IsZero() || m.InfoHash != m.InfoHashV2.Truncate()
+}
+
+// Matches reports whether infoBytes, an info dictionary fetched from peers
+// (ut_metadata), is the one m names: its SHA-1 equals the v1 info-hash and
+// its SHA-256 the v2 one, for whichever m carries.
+func (m *Magnet) Matches(infoBytes []byte) bool {
+	if m.HasV1() && Hash(sha1.Sum(infoBytes)) != m.InfoHash {
+		return false
+	}
+	return m.InfoHashV2.IsZero() || HashV2(sha256.Sum256(infoBytes)) == m.InfoHashV2
 }
 
 // validPeer reports whether s is host:port with a port in 1..65535.
@@ -129,13 +170,23 @@ func validPeer(s string) bool {
 	return err == nil && p > 0 && p <= 65535
 }
 
-// String formats m as a magnet URI: xt with the hex info-hash, then dn, tr,
-// ws and x.pe, each escaped as a query value (spaces as %20, which every
-// client decodes).
+// String formats m as a magnet URI: xt with the hex v1 info-hash and xt
+// with the v2 one (whichever m carries), then dn, tr, ws and x.pe, each
+// escaped as a query value (spaces as %20, which every client decodes).
 func (m *Magnet) String() string {
 	var b strings.Builder
-	b.WriteString("magnet:?xt=urn:btih:")
-	b.WriteString(m.InfoHash.String())
+	b.WriteString("magnet:?")
+	if m.HasV1() {
+		b.WriteString("xt=urn:btih:")
+		b.WriteString(m.InfoHash.String())
+		if !m.InfoHashV2.IsZero() {
+			b.WriteByte('&')
+		}
+	}
+	if !m.InfoHashV2.IsZero() {
+		b.WriteString("xt=urn:btmh:")
+		b.WriteString(m.InfoHashV2.Multihash())
+	}
 	add := func(k, v string) {
 		b.WriteByte('&')
 		b.WriteString(k)

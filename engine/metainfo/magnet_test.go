@@ -1,6 +1,8 @@
 package metainfo
 
 import (
+	"crypto/sha1"
+	"crypto/sha256"
 	"errors"
 	"slices"
 	"strings"
@@ -44,7 +46,10 @@ func TestParseMagnet(t *testing.T) {
 		{name: "39 hex", uri: "magnet:?xt=urn:btih:" + hx[:39], wantErr: ErrInvalidMagnet, errText: "not an info-hash"},
 		{name: "two different hashes", uri: "magnet:?xt=urn:btih:" + hx + "&xt=urn:btih:" + strings.Repeat("0", 40), wantErr: ErrInvalidMagnet, errText: "two different"},
 		{name: "bad escape", uri: "magnet:?xt=urn:btih:" + hx + "&tr=%zz", wantErr: ErrInvalidMagnet, errText: "bad escape"},
-		{name: "btmh only", uri: "magnet:?xt=urn:btmh:1220" + strings.Repeat("ab", 32), wantErr: ErrUnsupported, errText: "not supported yet"},
+		{name: "btmh other hash function", uri: "magnet:?xt=urn:btmh:1320" + strings.Repeat("ab", 32), wantErr: ErrUnsupported, errText: "not supported yet"},
+		{name: "btmh bad hex", uri: "magnet:?xt=urn:btmh:1220" + strings.Repeat("zz", 32), wantErr: ErrInvalidMagnet, errText: "not a v2 info-hash"},
+		{name: "btmh short", uri: "magnet:?xt=urn:btih:" + hx + "&xt=urn:btmh:1220abab", wantErr: ErrInvalidMagnet, errText: "not a v2 info-hash"},
+		{name: "two different btmh", uri: "magnet:?xt=urn:btmh:1220" + strings.Repeat("ab", 32) + "&xt=urn:btmh:1220" + strings.Repeat("cd", 32), wantErr: ErrInvalidMagnet, errText: "two different btmh"},
 		{name: "too long", uri: "magnet:?xt=urn:btih:" + hx + "&tr=" + strings.Repeat("a", MaxMagnetLength), wantErr: ErrInvalidMagnet, errText: "limit"},
 	}
 	for _, tc := range tests {
@@ -92,5 +97,66 @@ func TestMagnetString(t *testing.T) {
 	}
 	if got := (&Magnet{}).String(); got != "magnet:?xt=urn:btih:"+strings.Repeat("0", 40) {
 		t.Fatalf("zero Magnet: %s", got)
+	}
+}
+
+func TestParseMagnetV2(t *testing.T) {
+	const hx = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
+	v1, _ := ParseHash(hx)
+	v2, _ := ParseHashV2(strings.Repeat("ab", 32))
+	tests := []struct {
+		name   string
+		uri    string
+		ih     Hash
+		ih2    HashV2
+		hasV1  bool
+		string string // what String gives back
+	}{
+		{"btmh only", "magnet:?xt=urn:btmh:1220" + strings.Repeat("AB", 32) + "&dn=x", v2.Truncate(), v2, false,
+			"magnet:?xt=urn:btmh:1220" + strings.Repeat("ab", 32) + "&dn=x"},
+		{"hybrid", "magnet:?xt=urn:btmh:1220" + strings.Repeat("ab", 32) + "&xt=urn:btih:" + hx, v1, v2, true,
+			"magnet:?xt=urn:btih:" + hx + "&xt=urn:btmh:1220" + strings.Repeat("ab", 32)},
+		{"same btmh twice", "magnet:?xt.1=urn:btmh:1220" + strings.Repeat("ab", 32) + "&xt.2=urn:btmh:1220" + strings.Repeat("ab", 32), v2.Truncate(), v2, false,
+			"magnet:?xt=urn:btmh:1220" + strings.Repeat("ab", 32)},
+		{"btih with a btmh of a later version", "magnet:?xt=urn:btih:" + hx + "&xt=urn:btmh:1320" + strings.Repeat("ab", 32), v1, HashV2{}, true,
+			"magnet:?xt=urn:btih:" + hx},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ParseMagnet(tc.uri)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.InfoHash != tc.ih || m.InfoHashV2 != tc.ih2 || m.HasV1() != tc.hasV1 {
+				t.Fatalf("got %s %s v1 %v", m.InfoHash, m.InfoHashV2, m.HasV1())
+			}
+			if s := m.String(); s != tc.string {
+				t.Fatalf("String() = %s, want %s", s, tc.string)
+			}
+		})
+	}
+}
+
+func TestMagnetMatches(t *testing.T) {
+	info := []byte("d4:name1:xe")
+	v1 := Hash(sha1.Sum(info))
+	v2 := HashV2(sha256.Sum256(info))
+	other := []byte("d4:name1:ye")
+	tests := []struct {
+		name string
+		m    Magnet
+	}{
+		{"v1", Magnet{InfoHash: v1}},
+		{"v2", Magnet{InfoHash: v2.Truncate(), InfoHashV2: v2}},
+		{"hybrid", Magnet{InfoHash: v1, InfoHashV2: v2}},
+	}
+	for _, tc := range tests {
+		if !tc.m.Matches(info) || tc.m.Matches(other) {
+			t.Errorf("%s: Matches(info) %v, Matches(other) %v", tc.name, tc.m.Matches(info), tc.m.Matches(other))
+		}
+	}
+	wrongV2 := Magnet{InfoHash: v1, InfoHashV2: HashV2{1}}
+	if wrongV2.Matches(info) {
+		t.Error("a hybrid magnet matched with a wrong v2 hash")
 	}
 }

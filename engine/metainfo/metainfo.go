@@ -1,7 +1,6 @@
 package metainfo
 
 import (
-	"crypto/sha1"
 	"errors"
 	"fmt"
 	"io"
@@ -35,11 +34,17 @@ type MetaInfo struct {
 	// Nodes are DHT bootstrap nodes of a trackerless torrent (BEP 5), as
 	// "host:port".
 	Nodes []string
-	// InfoBytes is the info dictionary exactly as in the file; InfoHash is
-	// its SHA-1, and Marshal writes it back verbatim.
+	// InfoBytes is the info dictionary exactly as in the file; Marshal
+	// writes it back verbatim.
 	InfoBytes []byte
 	Info      *Info
-	InfoHash  Hash
+	// InfoHash names the torrent to trackers, the DHT and peers: the SHA-1
+	// of InfoBytes, or for a v2-only torrent their SHA-256 truncated to 20
+	// bytes (Info.InfoHash).
+	InfoHash Hash
+	// InfoHashV2 is the SHA-256 of InfoBytes for a v2 or hybrid torrent,
+	// zero for a v1 one.
+	InfoHashV2 HashV2
 }
 
 // rawMeta receives the top-level dictionary with every field undecoded, so
@@ -61,7 +66,9 @@ type rawMeta struct {
 // ParseInfo); the descriptive top-level fields (announce, announce-list,
 // url-list, creation date, comment, created by) are optional, and one of the
 // wrong type is ignored rather than failing the torrent, as other clients do.
-// data is not retained: InfoBytes is a copy.
+// The piece layers of a v2 or hybrid torrent, when present, must match the
+// files' pieces roots (BEP 52); when absent the Info's files have no Layer
+// and peers can supply them. data is not retained: InfoBytes is a copy.
 func Parse(data []byte) (*MetaInfo, error) {
 	if len(data) == 0 {
 		return nil, invalidf("empty input")
@@ -90,10 +97,14 @@ func Parse(data []byte) (*MetaInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := parsePieceLayers(info, raw.PieceLayers); err != nil {
+		return nil, err
+	}
 	m := &MetaInfo{
-		InfoBytes: append([]byte(nil), infoBytes...),
-		Info:      info,
-		InfoHash:  sha1.Sum(infoBytes),
+		InfoBytes:  append([]byte(nil), infoBytes...),
+		Info:       info,
+		InfoHash:   info.InfoHash(),
+		InfoHashV2: info.InfoHashV2,
 	}
 	m.Announce = strings.TrimSpace(optString(raw.Announce))
 	m.AnnounceList = parseTiers(raw.AnnounceList)
@@ -186,11 +197,13 @@ type outMeta struct {
 	CreationDate int64              `bencode:"creation date,omitempty"`
 	Info         bencode.RawMessage `bencode:"info"`
 	Nodes        [][]any            `bencode:"nodes,omitempty"`
+	PieceLayers  map[string][]byte  `bencode:"piece layers,omitempty"`
 	URLList      []string           `bencode:"url-list,omitempty"`
 }
 
 // Marshal encodes m as a .torrent file. InfoBytes is written verbatim, so the
-// info-hash is preserved; top-level keys this package does not model are not.
+// info-hash is preserved, and so are the piece layers Info holds; top-level
+// keys this package does not model are not.
 func (m *MetaInfo) Marshal() ([]byte, error) {
 	if len(m.InfoBytes) == 0 {
 		return nil, errors.New("metainfo: marshal: no info dictionary")
@@ -199,11 +212,12 @@ func (m *MetaInfo) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("metainfo: marshal: InfoBytes is not one bencoded dictionary")
 	}
 	out := outMeta{
-		Announce:  m.Announce,
-		Comment:   m.Comment,
-		CreatedBy: m.CreatedBy,
-		Info:      bencode.RawMessage(m.InfoBytes),
-		URLList:   m.URLList,
+		Announce:    m.Announce,
+		Comment:     m.Comment,
+		CreatedBy:   m.CreatedBy,
+		Info:        bencode.RawMessage(m.InfoBytes),
+		URLList:     m.URLList,
+		PieceLayers: outPieceLayers(m.Info),
 	}
 	if len(m.AnnounceList) > 0 {
 		out.AnnounceList = m.AnnounceList
@@ -226,10 +240,10 @@ func (m *MetaInfo) Marshal() ([]byte, error) {
 	return b, nil
 }
 
-// Magnet returns a magnet URI for the torrent: info-hash, name, every
-// tracker and every web seed.
+// Magnet returns a magnet URI for the torrent: info-hashes (v1, v2 or
+// both), name, every tracker and every web seed.
 func (m *MetaInfo) Magnet() string {
-	mg := Magnet{InfoHash: m.InfoHash, WebSeeds: m.URLList}
+	mg := Magnet{InfoHash: m.InfoHash, InfoHashV2: m.InfoHashV2, WebSeeds: m.URLList}
 	if m.Info != nil {
 		mg.DisplayName = m.Info.Name
 	}

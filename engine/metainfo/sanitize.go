@@ -92,7 +92,9 @@ func sanitizePath(raw []string) []string {
 // uniquePaths renames files whose sanitised path collides with an earlier
 // file's path or with a folder that holds other files, so every file keeps
 // its own name. Only the last component changes: "a/b.txt" becomes
-// "a/b.1.txt" (then .2, ...), never a name another file already has.
+// "a/b.1.txt" (then .2, ...), never a name another file already has. Pad
+// files, which nobody sees, come after all other files, so a real file is
+// never renamed for a pad's sake.
 func uniquePaths(files []File) {
 	dirs := make(map[string]struct{})
 	wanted := make(map[string]struct{}, len(files))
@@ -105,7 +107,18 @@ func uniquePaths(files []File) {
 	}
 	taken := make(map[string]struct{}, len(files))
 	next := make(map[string]int) // per colliding path, the next number to try
-	for i := range files {
+	order := make([]int, 0, len(files))
+	for i, f := range files {
+		if !f.Pad {
+			order = append(order, i)
+		}
+	}
+	for i, f := range files {
+		if f.Pad {
+			order = append(order, i)
+		}
+	}
+	for _, i := range order {
 		p := files[i].Path
 		key := strings.Join(p, "/")
 		_, isDir := dirs[key]

@@ -111,6 +111,16 @@ func (d *Decoder) Decode(m *Message) error {
 		return fmt.Errorf("%w: %v message of length %d, want %d", ErrProtocol, t, length, min)
 	case int(length) < min:
 		return fmt.Errorf("%w: %v message of length %d, want at least %d", ErrProtocol, t, length, min)
+	case t == Hashes:
+		// The header says how many hashes follow: check the length
+		// against it before reading (or allocating for) any of them.
+		hdr, err = d.br.Peek(5 + hashHeaderLength)
+		if err != nil {
+			return d.readError(err, "a hashes message")
+		}
+		if err := checkHashesLength(hdr[5:], int(length)-1); err != nil {
+			return err
+		}
 	}
 
 	var body []byte
@@ -147,6 +157,8 @@ func (d *Decoder) Decode(m *Message) error {
 	case Extended:
 		m.ExtendedID = body[0]
 		m.Payload = body[1:]
+	case HashRequest, HashReject, Hashes:
+		return decodeHashHeader(m, body)
 	}
 	return nil
 }

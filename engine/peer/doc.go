@@ -1,7 +1,8 @@
 // Package peer is the BitTorrent peer wire protocol codec: the handshake
-// (BEP 3), the length-prefixed messages of BEP 3, BEP 5 (port) and the fast
-// extension (BEP 6), and the payloads carried by the extension protocol
-// (BEP 10): its handshake, ut_metadata (BEP 9) and ut_pex (BEP 11).
+// (BEP 3), the length-prefixed messages of BEP 3, BEP 5 (port), the fast
+// extension (BEP 6) and the hash messages of v2 (BEP 52), and the payloads
+// carried by the extension protocol (BEP 10): its handshake, ut_metadata
+// (BEP 9) and ut_pex (BEP 11).
 //
 // It does no networking of its own and keeps no connection state: it turns
 // bytes into values and values into bytes. The engine owns connections,
@@ -12,7 +13,10 @@
 // A connection starts with a Handshake each way (WriteHandshake,
 // ReadHandshake; an accepting side reads ReadHandshakeHead first to look the
 // info-hash up, answers, then reads ReadPeerID). Its Reserved bits say which
-// extensions the peer speaks: Fast, Extended, DHT. Messages follow, each a
+// extensions the peer speaks: Fast, Extended, DHT, V2 (BEP 52: with a
+// hybrid torrent's v1 info-hash, an offer to upgrade the connection to v2;
+// a v2 connection carries the v2 info-hash truncated to 20 bytes). Messages
+// follow, each a
 // 4-byte big-endian length and, unless the length is 0 (keep-alive), a
 // one-byte MessageType and a payload. A Decoder reads them into a Message;
 // AppendMessage and AppendPieceHeader write them.
@@ -37,6 +41,9 @@
 //	0x10  Reject         13      Index, Begin, Length (BEP 6)
 //	0x11  AllowedFast    5       Index (BEP 6)
 //	20    Extended       2+n     ExtendedID, Payload (BEP 10)
+//	21    HashRequest    49      PiecesRoot, BaseLayer, Index, Length, ProofLayers (BEP 52)
+//	22    Hashes         49+32k  the same and Hashes: Length nodes, then NumUncles uncles
+//	23    HashReject     49      as HashRequest
 //
 // An Extended message with ExtendedID ExtHandshakeID carries an
 // ExtendedHandshake (ParseExtendedHandshake); its M maps extension names to
@@ -55,6 +62,13 @@
 //     from their first five bytes;
 //   - a message larger than the read buffer is read into a scratch buffer
 //     that grows only as its bytes arrive;
+//   - a hash message names 1 to MaxHashLength nodes and layers up to
+//     MaxHashLayer, and a hashes message's length must equal its header's
+//     count of hashes, checked from the header before the hashes are read
+//     (HashesLength); whether the request fits the file's tree is the
+//     engine's check (engine/merkle's Request.Check). A hashes message of
+//     more than about 4000 hashes needs a Decoder maximum above the
+//     default;
 //   - bencoded payloads pass engine/bencode's scanner first; "m" has at most
 //     MaxExtensions entries with ids 0..255; a ut_metadata piece must match
 //     total_size, which must not exceed the caller's maximum; ut_pex lists
@@ -67,7 +81,7 @@
 // # Aliasing
 //
 // The slices of a Message returned by Decoder.Decode (Bitfield, Block,
-// Payload) point into the Decoder's buffer and are overwritten by the next
+// Payload, Hashes) point into the Decoder's buffer and are overwritten by the next
 // Decode. Copy a block into the piece buffer, or parse a payload, before
 // decoding the next message; never keep one or hand it to another goroutine.
 // Values parsed from a payload (MetadataMessage.Data) alias that payload in
@@ -80,13 +94,15 @@
 //
 // # Tests
 //
-// Every decoder has a fuzz target (FuzzDecode, FuzzHandshake,
-// FuzzExtendedHandshake, FuzzMetadataMessage, FuzzPex) whose seed corpus is
-// committed under testdata/fuzz, so a plain `go test` replays it;
-// `go test -run TestFuzzCorpus -update-corpus` rewrites the seeds from
-// fuzz_test.go. TestInteropLibtorrent runs a libtorrent 2.0 seeder
-// (testdata/lt_seed.py) on 127.0.0.1: it is skipped when
-// /usr/bin/python3 cannot import libtorrent, unless CI=true.
+// Every decoder has a fuzz target (FuzzDecode, FuzzDecodeHashes,
+// FuzzHandshake, FuzzExtendedHandshake, FuzzMetadataMessage, FuzzPex) whose
+// seed corpus is committed under testdata/fuzz, so a plain `go test`
+// replays it; `go test -run 'TestFuzzCorpus' -update-corpus` rewrites the
+// seeds from fuzz_test.go and fuzz_v2_test.go. TestInteropLibtorrent runs a
+// libtorrent 2.0 seeder (testdata/lt_seed.py) on 127.0.0.1, and
+// TestInteropLibtorrentV2 one of a v2 torrent (testdata/lt_seed_v2.py)
+// that it asks for hashes: they are skipped when /usr/bin/python3 cannot
+// import libtorrent, unless CI=true.
 //
 // # Concurrency
 //

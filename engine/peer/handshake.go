@@ -29,6 +29,9 @@ const (
 	reservedExtendedByte, reservedExtendedMask = 5, 0x10 // BEP 10
 	reservedFastByte, reservedFastMask         = 7, 0x04 // BEP 6
 	reservedDHTByte, reservedDHTMask           = 7, 0x01 // BEP 5
+	// BEP 52: "the 4th most significant bit in the last byte" (libtorrent
+	// 2.0 sets and reads 0x10 of byte 7).
+	reservedV2Byte, reservedV2Mask = 7, 0x10
 )
 
 // Fast reports whether the fast extension (BEP 6) is advertised.
@@ -41,6 +44,11 @@ func (r Reserved) Extended() bool { return r[reservedExtendedByte]&reservedExten
 // message.
 func (r Reserved) DHT() bool { return r[reservedDHTByte]&reservedDHTMask != 0 }
 
+// V2 reports whether the peer speaks the v2 protocol of BEP 52: sent with
+// the v1 info-hash of a hybrid torrent, it offers to upgrade the connection
+// to v2 (hash messages, v2 piece checks).
+func (r Reserved) V2() bool { return r[reservedV2Byte]&reservedV2Mask != 0 }
+
 // SetFast advertises the fast extension.
 func (r *Reserved) SetFast() { r[reservedFastByte] |= reservedFastMask }
 
@@ -49,6 +57,9 @@ func (r *Reserved) SetExtended() { r[reservedExtendedByte] |= reservedExtendedMa
 
 // SetDHT advertises a DHT node.
 func (r *Reserved) SetDHT() { r[reservedDHTByte] |= reservedDHTMask }
+
+// SetV2 advertises the v2 protocol (BEP 52), for a torrent with v2 hashes.
+func (r *Reserved) SetV2() { r[reservedV2Byte] |= reservedV2Mask }
 
 // Handshake is the first thing each side of a connection sends.
 type Handshake struct {

@@ -31,7 +31,8 @@ var ErrMessageTooLarge = fmt.Errorf("%w: message too large", ErrProtocol)
 type MessageType uint8
 
 // Message ids of BEP 3 (0-8), the DHT port of BEP 5 (9), the fast extension
-// of BEP 6 (0x0D-0x11) and the extension protocol of BEP 10 (20).
+// of BEP 6 (0x0D-0x11), the extension protocol of BEP 10 (20) and the hash
+// messages of BEP 52 (21-23).
 const (
 	Choke         MessageType = 0
 	Unchoke       MessageType = 1
@@ -49,6 +50,9 @@ const (
 	Reject        MessageType = 0x10
 	AllowedFast   MessageType = 0x11
 	Extended      MessageType = 20
+	HashRequest   MessageType = 21
+	Hashes        MessageType = 22
+	HashReject    MessageType = 23
 )
 
 var typeNames = [...]string{
@@ -68,6 +72,9 @@ var typeNames = [...]string{
 	Reject:        "reject",
 	AllowedFast:   "allowed_fast",
 	Extended:      "extended",
+	HashRequest:   "hash_request",
+	Hashes:        "hashes",
+	HashReject:    "hash_reject",
 }
 
 // String returns the name the BEPs use for t, or "MessageType(n)" for an id
@@ -102,6 +109,10 @@ func (t MessageType) fixedLength() (n int, exact bool) {
 		return 9, false
 	case Extended:
 		return 2, false
+	case HashRequest, HashReject:
+		return 1 + hashHeaderLength, true
+	case Hashes:
+		return 1 + hashHeaderLength, false
 	}
 	return 0, false
 }
@@ -115,6 +126,8 @@ func (t MessageType) fixedLength() (n int, exact bool) {
 //	Bitfield                     Bitfield
 //	Port                         Port
 //	Extended                     ExtendedID, Payload
+//	HashRequest, HashReject      PiecesRoot, BaseLayer, Index, Length, ProofLayers
+//	Hashes                       the same, and Hashes
 //
 // KeepAlive set means the message is a keep-alive (a zero length prefix) and
 // every other field is ignored.
@@ -130,6 +143,15 @@ type Message struct {
 	Port                 uint16 // Port (DHT)
 	ExtendedID           uint8
 	Payload              []byte // Extended payload after the extended id byte
+
+	// BEP 52 hash messages: the file (its pieces root), the layer of its
+	// Merkle tree (0: the 16 KiB blocks' leaves), and with Index and
+	// Length the nodes of that layer; ProofLayers asks for uncle hashes
+	// that far up. Hashes holds Length node hashes then the uncle hashes,
+	// 32 bytes each (HashesLength gives the size).
+	PiecesRoot             [32]byte
+	BaseLayer, ProofLayers uint32
+	Hashes                 []byte
 }
 
 // String describes m for logs; it does not print payloads.
@@ -150,6 +172,12 @@ func (m *Message) String() string {
 		return fmt.Sprintf("%v(%d)", m.Type, m.Port)
 	case Extended:
 		return fmt.Sprintf("%v(%d, %d bytes)", m.Type, m.ExtendedID, len(m.Payload))
+	case HashRequest, HashReject, Hashes:
+		s := fmt.Sprintf("%v(%x, base %d, index %d, length %d, proof %d", m.Type, m.PiecesRoot[:4], m.BaseLayer, m.Index, m.Length, m.ProofLayers)
+		if m.Type == Hashes {
+			s += fmt.Sprintf(", %d hashes", len(m.Hashes)/32)
+		}
+		return s + ")"
 	}
 	return m.Type.String()
 }
@@ -189,6 +217,10 @@ func AppendMessage(buf []byte, m *Message) []byte {
 		buf = binary.BigEndian.AppendUint32(buf, uint32(2+len(m.Payload)))
 		buf = append(buf, byte(Extended), m.ExtendedID)
 		return append(buf, m.Payload...)
+	case HashRequest, HashReject:
+		return appendHashHeader(buf, m, 0)
+	case Hashes:
+		return append(appendHashHeader(buf, m, len(m.Hashes)), m.Hashes...)
 	}
 	buf = binary.BigEndian.AppendUint32(buf, uint32(1+len(m.Payload)))
 	buf = append(buf, byte(m.Type))

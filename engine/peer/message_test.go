@@ -181,7 +181,7 @@ func TestDecodeHostile(t *testing.T) {
 		{name: "huge bitfield claim", in: wire("7fffffff 05 ff"), max: 1 << 20, tooBig: true},
 		{name: "unknown id", in: wire("00000001 0a")},
 		{name: "unknown id 255", in: wire("00000005 ff 00000000")},
-		{name: "unknown id 21 (BEP 52 hash request)", in: wire("00000031 15")},
+		{name: "unknown id 24", in: wire("00000031 18")},
 		{name: "choke with payload", in: wire("00000002 00 00")},
 		{name: "have_all with payload", in: wire("00000002 0e 00")},
 		{name: "short have", in: wire("00000004 04 000000")},
@@ -341,8 +341,8 @@ func TestAppendPieceHeader(t *testing.T) {
 }
 
 func TestAppendUnknownType(t *testing.T) {
-	got := AppendMessage(nil, &Message{Type: 21, Payload: []byte{1, 2}})
-	if want := wire("00000003 15 0102"); !bytes.Equal(got, want) {
+	got := AppendMessage(nil, &Message{Type: 24, Payload: []byte{1, 2}})
+	if want := wire("00000003 18 0102"); !bytes.Equal(got, want) {
 		t.Fatalf("got %x, want %x", got, want)
 	}
 }

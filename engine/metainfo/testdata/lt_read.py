@@ -2,7 +2,9 @@
 """Print what libtorrent reads from .torrent files, as one JSON list.
 
 usage: lt_read.py FILE...
-Each entry has the v1 info-hash (hybrid torrents: the v1 one), or "error".
+Each entry has the v1 info-hash ("" for v2-only torrents) and the v2 one
+("" for v1 torrents), or "error". Files carry their v2 pieces root in hex
+("" without one).
 """
 import json
 import sys
@@ -26,6 +28,7 @@ for path in sys.argv[1:]:
             "size": fs.file_size(i),
             "offset": fs.file_offset(i),
             "pad": bool(fs.file_flags(i) & lt.file_storage.flag_pad_file),
+            "root": "" if fs.root(i).is_all_zeros() else fs.root(i).to_bytes().hex(),
         })
     tiers = {}
     for t in ti.trackers():
@@ -34,6 +37,7 @@ for path in sys.argv[1:]:
     out.append({
         "file": path,
         "info_hash": str(hashes.v1) if hashes.has_v1() else "",
+        "info_hash_v2": hashes.v2.to_bytes().hex() if hashes.has_v2() else "",
         "has_v1": hashes.has_v1(),
         "has_v2": hashes.has_v2(),
         "name": ti.name(),
