@@ -190,6 +190,12 @@ var ErrClosed = errors.New("engine: closed")
 // dictionary before a magnet's metadata has arrived; wait for InfoReady.
 var ErrNoInfo = errors.New("engine: metadata not known yet")
 
+// ErrV2Only is returned for a torrent or magnet that has only a v2
+// (BEP 52) info-hash: the engine checks pieces with SHA-1 so far, and
+// would fail every piece of it. Hybrid torrents are read through their v1
+// half.
+var ErrV2Only = errors.New("engine: v2-only torrents are not supported yet (hybrid and v1 torrents are)")
+
 // New starts a client listening on cfg.ListenAddr.
 func New(cfg Config) (*Client, error) {
 	if cfg.ListenAddr == "" {
@@ -366,6 +372,9 @@ func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torren
 	if mi.Info == nil {
 		return nil, fmt.Errorf("engine: torrent %s has no info", mi.InfoHash)
 	}
+	if !mi.Info.HasV1() {
+		return nil, fmt.Errorf("engine: %q: %w", mi.Info.Name, ErrV2Only)
+	}
 	if t, ok, err := c.existing(mi.InfoHash); ok || err != nil {
 		if ok {
 			t.offerInfo(mi)
@@ -392,6 +401,9 @@ func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torren
 func (c *Client) AddMagnet(m *metainfo.Magnet, opts TorrentOptions) (*Torrent, error) {
 	if m == nil || m.InfoHash.IsZero() {
 		return nil, errors.New("engine: magnet without an info-hash")
+	}
+	if !m.HasV1() {
+		return nil, fmt.Errorf("engine: magnet %s: %w", m.InfoHash, ErrV2Only)
 	}
 	if t, ok, err := c.existing(m.InfoHash); ok || err != nil {
 		return t, err
