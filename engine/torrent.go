@@ -106,7 +106,7 @@ type Stats struct {
 	BytesCompleted int64
 	Downloaded     int64
 	Wasted         int64 // received payload not used (duplicates, late blocks)
-	Requests       picker.Counters
+	Requests       RequestCounters
 	Uploaded       int64
 	DownloadRate   float64 // bytes/s
 	UploadRate     float64
@@ -114,6 +114,17 @@ type Stats struct {
 	Seeds          int
 	KnownPeers     int
 	Complete       bool
+}
+
+// RequestCounters count the picker's decisions that cost bandwidth: blocks
+// asked of a second peer (late urgent blocks, endgame), requests withdrawn
+// (cancelled) and requests that timed out. It mirrors picker.Counters so
+// that callers printing Stats need not import the picker.
+type RequestCounters struct {
+	DupLate    int `json:"dup_late"`
+	DupEndgame int `json:"dup_endgame"`
+	Withdrawn  int `json:"withdrawn"`
+	TimedOut   int `json:"timed_out"`
 }
 
 // unknownLeft is what trackers are told is left to download before the
