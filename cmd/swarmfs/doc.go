@@ -31,7 +31,10 @@
 //
 // # Tests
 //
-// main_test.go and cli_test.go run subcommands in process; the end-to-end
-// tests (e2e_*.go) build the binary and mount torrents served by libtorrent
-// seeders behind opentracker, and read them with ordinary programs.
+// main_test.go runs subcommands in process; cli_test.go runs the binary on
+// bad input (oversized torrents, /dev/zero, paths past PATH_MAX, another
+// user). The end-to-end tests (e2e_*.go) build the binary and mount
+// torrents served by libtorrent seeders behind opentracker, and read them
+// with ordinary programs. The session itself is tested in engine/session,
+// on fakes.
 package main

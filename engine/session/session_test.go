@@ -112,6 +112,9 @@ func TestRemoveAtOnce(t *testing.T) {
 	if err := s.Remove(mi.InfoHash); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("second Remove: %v, want os.ErrNotExist", err)
 	}
+	if _, err := s.DropCached(mi.InfoHash.String()); err != nil {
+		t.Errorf("DropCached while its removal is under way: %v", err)
+	}
 	if _, ok := st.record(mi.InfoHash); !ok {
 		t.Error("the record went before the engine stopped the torrent")
 	}

@@ -84,7 +84,8 @@ func (s *Session) CacheStatus() CacheStatus {
 
 // DropCached forgets a torrent's pieces: a running one is removed (its
 // pieces cannot go while it runs), any other cached one is dropped from the
-// cache. id is a name, an info-hash or a unique prefix of one. It returns
+// cache, unless its removal is still under way (the engine may still have
+// it open), which drops it. id is a name, an info-hash or a unique prefix of one. It returns
 // the torrent's name; errors wrap os.ErrNotExist when nothing matches.
 func (s *Session) DropCached(id string) (string, error) {
 	if t, err := s.Find(id); err == nil {
@@ -97,6 +98,12 @@ func (s *Session) DropCached(id string) (string, error) {
 	ih, err := ResolveCached(s.store, id)
 	if err != nil {
 		return "", err
+	}
+	s.mu.Lock()
+	_, pending := s.drops[ih]
+	s.mu.Unlock()
+	if pending {
+		return ih.String(), nil // its removal, under way, drops it
 	}
 	if err := s.store.DropTorrent(ih); err != nil {
 		return "", err
