@@ -121,7 +121,7 @@ type Stats struct {
 	BytesCompleted int64
 	Downloaded     int64
 	Wasted         int64 // received payload not used (duplicates, late blocks)
-	Requests       picker.Counters
+	Requests       RequestCounters
 	Uploaded       int64
 	DownloadRate   float64 // bytes/s
 	UploadRate     float64
@@ -141,6 +141,17 @@ type Stats struct {
 	// for, because the cache is full (it evicted one of this torrent's
 	// pieces, or refused one). Readers are still served.
 	BackgroundPaused bool
+}
+
+// RequestCounters count the picker's decisions that cost bandwidth: blocks
+// asked of a second peer (late urgent blocks, endgame), requests withdrawn
+// (cancelled) and requests that timed out. It mirrors picker.Counters so
+// that callers printing Stats need not import the picker.
+type RequestCounters struct {
+	DupLate    int `json:"dup_late"`
+	DupEndgame int `json:"dup_endgame"`
+	Withdrawn  int `json:"withdrawn"`
+	TimedOut   int `json:"timed_out"`
 }
 
 // unknownLeft is what trackers are told is left to download before the

@@ -113,7 +113,7 @@ func (t *Torrent) refreshStats(now time.Time) {
 		s.HasInfo = true
 		s.Pieces = t.info.NumPieces()
 		s.TotalLength = t.info.TotalLength
-		s.Requests = t.picker.Counters()
+		s.Requests = RequestCounters(t.picker.Counters())
 	}
 	for c := range t.conns {
 		s.DownloadRate += c.down.value

@@ -120,8 +120,8 @@ const DefaultReadTimeout = 10 * time.Minute
 // Limits on what can be written into the root.
 const (
 	// MaxTorrentFileSize bounds a .torrent copied into the root; it is
-	// held in memory until closed.
-	MaxTorrentFileSize = 16 << 20
+	// held in memory until closed. It is the limit of every other way in.
+	MaxTorrentFileSize = metainfo.MaxTorrentSize
 	// MaxMagnetFileSize bounds a .magnet file copied into the root.
 	MaxMagnetFileSize = 64 << 10
 )

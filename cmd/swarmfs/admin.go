@@ -14,7 +14,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/swarmfs/swarmfs/cache"
-	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/session"
 )
 
 func runAdd(args []string, stdout, stderr io.Writer) error {
@@ -35,7 +35,7 @@ func runAdd(args []string, stdout, stderr io.Writer) error {
 		var body []byte
 		if strings.HasPrefix(arg, "magnet:") {
 			body = []byte(arg)
-		} else if body, err = os.ReadFile(arg); err != nil {
+		} else if body, err = readTorrentFile(arg); err != nil {
 			fmt.Fprintf(stderr, "swarmfs add: %v\n", err)
 			failed++
 			continue
@@ -88,7 +88,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var ts []TorrentStatus
+	var ts []session.TorrentStatus
 	if err := cc.do("GET", "/status", nil, &ts); err != nil {
 		return err
 	}
@@ -130,7 +130,11 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		return usageErr("cache takes no arguments, or: drop NAME|INFOHASH")
 	}
 	// With a mount running, the cache is its: go through the control socket.
-	if cc, err := dialControl(*dataDir); err == nil {
+	cc, err := dialControl(*dataDir)
+	if err != nil && !errors.Is(err, errNoMount) {
+		return err
+	}
+	if err == nil {
 		if drop != "" {
 			var out map[string]string
 			if err := cc.do("POST", "/cache/drop?id="+url.QueryEscape(drop), nil, &out); err != nil {
@@ -139,7 +143,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "dropped %s\n", out["name"])
 			return nil
 		}
-		var st CacheStatus
+		var st session.CacheStatus
 		if err := cc.do("GET", "/cache", nil, &st); err != nil {
 			return err
 		}
@@ -156,7 +160,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	}
 	defer c.Close()
 	if drop != "" {
-		ih, err := resolveCached(c, drop)
+		ih, err := session.ResolveCached(c, drop)
 		if err != nil {
 			return err
 		}
@@ -166,10 +170,10 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "dropped %s\n", ih)
 		return nil
 	}
-	return printCache(stdout, cacheStatusOf(c, map[metainfo.Hash]string{}))
+	return printCache(stdout, session.CacheStatusOf(c, nil))
 }
 
-func printCache(w io.Writer, st CacheStatus) error {
+func printCache(w io.Writer, st session.CacheStatus) error {
 	fmt.Fprintf(w, "cache: %s of %s used (%s on disk)\n", humanBytes(st.Size), humanBytes(st.Capacity), humanBytes(st.Disk))
 	if len(st.Torrents) == 0 {
 		return nil

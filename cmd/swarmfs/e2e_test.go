@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/session"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
 
@@ -286,13 +287,13 @@ func checkPreads(t *testing.T, orig, mnt string, n int, seed uint64) {
 }
 
 // mountStatus is "swarmfs status --json" of the mount using dataDir.
-func mountStatus(t *testing.T, dataDir string) []TorrentStatus {
+func mountStatus(t *testing.T, dataDir string) []session.TorrentStatus {
 	t.Helper()
 	out, code := swarmfsCmd(t, "status", "--data-dir", dataDir, "--json")
 	if code != 0 {
 		t.Fatalf("swarmfs status --json: exit %d:\n%s", code, out)
 	}
-	var st []TorrentStatus
+	var st []session.TorrentStatus
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("swarmfs status --json: %v:\n%s", err, out)
 	}
@@ -692,7 +693,7 @@ func TestE2EAddRemove(t *testing.T) {
 		t.Errorf("listing a folder waiting for metadata: %v, %v", ents, err)
 	}
 	st = mountStatus(t, m.DataDir)
-	if len(st) != 2 || !slices.ContainsFunc(st, func(ts TorrentStatus) bool { return ts.InfoHash == unknown && !ts.HasInfo }) {
+	if len(st) != 2 || !slices.ContainsFunc(st, func(ts session.TorrentStatus) bool { return ts.InfoHash == unknown && !ts.HasInfo }) {
 		t.Errorf("status after mkdir: %+v", st)
 	}
 	runProg(t, 30*time.Second, "rmdir", filepath.Join(m.Dir, unknown))
@@ -723,7 +724,7 @@ func TestE2EAddRemove(t *testing.T) {
 		t.Errorf("root after a restart: %v, %v", ents, err)
 	}
 	st = mountStatus(t, m.DataDir)
-	if len(st) != 2 || !slices.ContainsFunc(st, func(ts TorrentStatus) bool { return ts.InfoHash == waiting && !ts.HasInfo }) {
+	if len(st) != 2 || !slices.ContainsFunc(st, func(ts session.TorrentStatus) bool { return ts.InfoHash == waiting && !ts.HasInfo }) {
 		t.Errorf("status after the restart: %+v", st)
 	}
 	// Removed now, it stays removed.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +41,14 @@ func runGet(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return err
+	}
+	if mi != nil {
+		if err := checkPaths(dir, mi.Info); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -69,6 +78,9 @@ func runGet(args []string, stdout, stderr io.Writer) error {
 		}
 		mi = t.MetaInfo()
 		fmt.Fprintf(stdout, "metadata received in %s\n", time.Since(start).Round(time.Millisecond))
+		if err := checkPaths(dir, mi.Info); err != nil {
+			return err
+		}
 	} else {
 		t, err = c.AddTorrent(mi, opts)
 		if err != nil {

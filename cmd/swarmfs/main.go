@@ -1,5 +1,3 @@
-// Command swarmfs mounts BitTorrent torrents as folders, and creates, seeds
-// and downloads torrents. Run "swarmfs help" for the subcommands.
 package main
 
 import (

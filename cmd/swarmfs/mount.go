@@ -1,7 +1,7 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine"
+	"github.com/swarmfs/swarmfs/engine/session"
 	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/fs"
 )
@@ -52,6 +54,13 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 		return usageErr("mount needs a MOUNTPOINT")
 	}
 	mountpoint := f.Arg(0)
+	for _, arg := range f.Args()[1:] {
+		// The flag package stops at the first argument that is not a
+		// flag: a flag after the mountpoint would be taken for a torrent.
+		if strings.HasPrefix(arg, "-") && !fileExists(arg) {
+			return usageErr("%s after MOUNTPOINT: flags go before it", arg)
+		}
+	}
 	// Signals are caught from the start. One that comes while the mount is
 	// being set up then unmounts it cleanly once it is up; caught only
 	// later, it would kill the process with the mount left behind, or be
@@ -106,24 +115,36 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	}
 	defer client.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	h := newHost(ctx, client, ca, engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers}, logf)
-	defer h.wait()
-	h.restore()
-	for _, arg := range f.Args()[1:] {
-		if err := addSource(h, arg); err != nil {
-			// A bad torrent never stops the mount or the others.
-			fmt.Fprintf(stderr, "swarmfs: %v\n", err)
+	// The filesystem is made after the session, which may need to refresh
+	// it (a magnet's metadata arrived, a torrent added through the control
+	// socket).
+	var mounted atomic.Pointer[fs.Server]
+	refresh := func() {
+		if srv := mounted.Load(); srv != nil {
+			srv.Refresh()
 		}
 	}
-
-	srv, err := fs.Mount(mountpoint, h, fs.Options{ReadTimeout: *readTimeout, Debug: *debugFuse, AllowOther: *allowOther, Logf: logf})
+	sess, err := session.New(session.Config{
+		Engine: session.NewEngine(client, engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers}),
+		Store:  ca,
+		Logf:   logf,
+		OnInfo: func(*session.Torrent) { refresh() },
+	})
 	if err != nil {
 		return err
 	}
-	h.setServer(srv)
-	cs, err := startControl(*dataDir, h)
+	defer sess.Close()
+	sess.Restore()
+	if err := addSources(sess, f.Args()[1:], stderr); err != nil {
+		return err
+	}
+
+	srv, err := fs.Mount(mountpoint, fsHost{sess}, fs.Options{ReadTimeout: *readTimeout, Debug: *debugFuse, AllowOther: *allowOther, Logf: logf})
+	if err != nil {
+		return err
+	}
+	mounted.Store(srv)
+	cs, err := startControl(*dataDir, sess.Handler(refresh))
 	if err != nil {
 		srv.Unmount()
 		return err
@@ -131,7 +152,7 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	defer cs.close()
 
 	fmt.Fprintf(stdout, "swarmfs %s: %d torrent(s) mounted at %s (peers on %s, cache %s in %s)\n",
-		engine.Version, len(client.Torrents()), mountpoint, client.Addr(), humanBytes(capacity), *dataDir)
+		engine.Version, len(sess.Torrents()), mountpoint, client.Addr(), humanBytes(capacity), *dataDir)
 	fmt.Fprintf(stdout, "add more with: swarmfs add TORRENT|MAGNET; stop with Ctrl-C or: fusermount3 -u %s\n", mountpoint)
 
 	unmounted := make(chan struct{})
@@ -148,7 +169,6 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	cancel()
 	return nil
 }
 
@@ -184,22 +204,38 @@ func unmountRetry(srv *fs.Server, unmounted <-chan struct{}, sig <-chan os.Signa
 	}
 }
 
-// addSource adds a .torrent file path, .magnet file path or magnet URI.
-func addSource(h *host, arg string) error {
+// addSources adds the torrents named on the command line. A bad one never
+// stops the others, but when every one failed the mount does not start, as
+// btfs does: it would run with none of what was asked for. One already
+// there (restored from the cache, or named twice) counts as loaded.
+func addSources(s *session.Session, args []string, stderr io.Writer) error {
+	loaded := 0
+	for _, arg := range args {
+		err := addSource(s, arg)
+		switch {
+		case err == nil, errors.Is(err, os.ErrExist):
+			loaded++
+		default:
+			fmt.Fprintf(stderr, "swarmfs: %v\n", err)
+		}
+	}
+	if len(args) > 0 && loaded == 0 {
+		return fmt.Errorf("none of the %d torrent(s) given could be added; not mounting", len(args))
+	}
+	return nil
+}
+
+// addSource adds a magnet URI, or a .torrent or .magnet file.
+func addSource(s *session.Session, arg string) error {
 	if strings.HasPrefix(arg, "magnet:") {
-		_, err := h.AddMagnet(arg)
+		_, err := s.AddMagnet(arg)
 		return err
 	}
-	b, err := os.ReadFile(arg)
+	b, err := readTorrentFile(arg)
 	if err != nil {
 		return err
 	}
-	if s := strings.TrimSpace(string(b)); strings.HasPrefix(s, "magnet:") {
-		_, err = h.AddMagnet(s)
-	} else {
-		_, err = h.AddTorrentFile(b)
-	}
-	if err != nil {
+	if _, err := s.Add(b); err != nil {
 		return fmt.Errorf("%s: %w", arg, err)
 	}
 	return nil

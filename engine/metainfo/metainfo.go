@@ -13,9 +13,11 @@ import (
 	"github.com/swarmfs/swarmfs/engine/bencode"
 )
 
-// MaxTorrentSize bounds the size of a .torrent file Load reads. The largest
-// real torrents (a million files) are tens of MiB.
-const MaxTorrentSize = 64 << 20
+// MaxTorrentSize bounds a .torrent file wherever swarmfs reads one (Load,
+// the control API, a file copied into the mount, the command line): it is
+// held in memory whole, and parsed into several times its size. Torrents of
+// a few hundred thousand files fit.
+const MaxTorrentSize = 16 << 20
 
 // MetaInfo is a parsed .torrent file. Its fields are plain data; it is safe
 // for concurrent reads once parsed.
