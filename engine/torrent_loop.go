@@ -17,8 +17,15 @@ const (
 	// 1 MiB to 4 MiB in flight. 4 MiB covers 40 MB/s at 100 ms of round
 	// trip; more only costs memory (measured: pipelines of 1000 blocks held
 	// 77 MB of piece buffers live while streaming from one fast peer).
-	minPipeline = 64
-	maxPipeline = 256
+	// maxSlowPipeline (8 MiB) is for a peer that keeps our requests long
+	// but serves them all: transmission answers every 500 ms, so a
+	// pipeline of P blocks gets at most 2P a second from it.
+	minPipeline     = 64
+	maxPipeline     = 256
+	maxSlowPipeline = 512
+	// slowAnswer is the mean wait of a request (outstanding bytes over the
+	// rate, Little's law) past which a peer gets maxSlowPipeline.
+	slowAnswer = 250 * time.Millisecond
 )
 
 // errProtocol marks a peer's violation of the wire protocol.
@@ -61,13 +68,10 @@ func (t *Torrent) shutdown() {
 
 func (t *Torrent) tick(now time.Time) {
 	for c := range t.conns {
+		last, lastAt := c.down.last, c.down.at
 		c.down.update(c.downloaded.Load(), now)
 		c.up.update(c.uploaded.Load(), now)
-		// Keep half a second of the peer's rate in flight, within what it
-		// accepts and within maxInFlight: every outstanding block holds a
-		// share of a piece buffer.
-		want := int(c.down.value/2/float64(peer.BlockSize)) + 16
-		c.pipeline = max(minPipeline, min(want, c.peerReqq, maxPipeline))
+		c.pipeline = t.pipelineFor(c, last, lastAt, now)
 	}
 	if t.picker != nil {
 		t.picker.SetRate(t.downRate())
@@ -173,6 +177,33 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 	}
 	c.start(t.maxMessage())
 	t.sendIntro(c)
+}
+
+// pipelineFor sizes c's request pipeline at a tick: two seconds of its
+// rate in flight (the smoothed rate, or the last second's when higher;
+// the picker queues at most a second of work on a peer, this is the
+// ceiling), within a bound and within what the peer accepts (transmission
+// rejects the reqq-th request). A peer that serves in batches delivers at
+// most a pipeline per batch (transmission: every 500 ms), so the pipeline
+// must outgrow rate × period for the rate to grow at all: this way it
+// grows several-fold a tick until the peer or the bound says stop. The
+// bound is maxSlowPipeline for a peer that keeps requests long
+// (slowAnswer), else maxPipeline: every outstanding block holds a share of
+// a piece buffer.
+func (t *Torrent) pipelineFor(c *conn, last int64, lastAt, now time.Time) int {
+	rate := c.down.value
+	if dt := now.Sub(lastAt).Seconds(); !lastAt.IsZero() && dt > 0 {
+		rate = max(rate, float64(c.down.last-last)/dt)
+	}
+	bound := maxPipeline
+	if t.picker != nil && rate > 0 {
+		wait := float64(t.picker.Outstanding(c.id)*peer.BlockSize) / rate
+		if wait >= slowAnswer.Seconds() {
+			bound = maxSlowPipeline
+		}
+	}
+	want := int(2*rate/float64(peer.BlockSize)) + 16
+	return max(1, min(max(minPipeline, min(want, bound)), c.peerReqq-1))
 }
 
 // duplicateBackoff is how long a candidate that turned out to be a peer we
