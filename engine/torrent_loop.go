@@ -339,14 +339,8 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 		}
 		return
 	}
-	// The extension handshake may precede the bitfield (libtorrent sends it
-	// first), so only other messages count as the first one.
-	first := !c.gotFirst
-	if m.Type != peer.Extended {
-		c.gotFirst = true
-	}
 	if t.picker == nil {
-		t.onMessageNoInfo(c, m, first)
+		t.onMessageNoInfo(c, m)
 		return
 	}
 	n := t.info.NumPieces()
@@ -374,33 +368,21 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 		t.updateInterest(c)
 		t.fill(c, now)
 	case peer.Bitfield:
-		if !first {
-			t.violation(c, "bitfield after the first message")
-			return
-		}
+		// BEP 3 wants it first, but aria2 sends one mid-connection (after
+		// a run of HAVEs) and libtorrent, transmission and aria2 take any
+		// later one as the peer's new set: so do we.
 		if err := peer.CheckBitfield(m.Bitfield, n); err != nil {
 			t.violation(c, "%v", err)
 			return
 		}
-		t.picker.PeerBitfield(c.id, m.Bitfield)
-		c.bits = m.Bitfield
-		c.numHave = 0
-		for i := 0; i < n; i++ {
-			if c.bits[i/8]&(0x80>>(uint(i)%8)) != 0 {
-				c.numHave++
-			}
-		}
-		t.updateInterest(c)
+		t.setPeerPieces(c, m.Bitfield, false)
+		t.fill(c, now)
 	case peer.HaveAll, peer.HaveNone:
-		if !c.fast || !first {
-			t.violation(c, "%v not allowed here", m.Type)
-			return
-		}
-		if m.Type == peer.HaveAll {
-			t.picker.PeerHaveAll(c.id)
-			c.numHave = n
-		}
-		t.updateInterest(c)
+		// Also a new set at any time, and unambiguous without the fast
+		// extension too (libtorrent, transmission and aria2 disconnect;
+		// nothing is harmed by believing it).
+		t.setPeerPieces(c, nil, m.Type == peer.HaveAll)
+		t.fill(c, now)
 	case peer.Request:
 		t.onRequest(c, m)
 	case peer.Cancel:
@@ -408,10 +390,8 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 	case peer.Piece:
 		t.onPiece(c, m, now)
 	case peer.Reject:
-		if !c.fast {
-			t.violation(c, "reject without the fast extension")
-			return
-		}
+		// Taken at its word with or without the fast extension; one for a
+		// request we no longer have (cancelled, timed out) changes nothing.
 		t.picker.RequestRejected(c.id, picker.Request{Piece: int(m.Index), Begin: m.Begin, Length: m.Length})
 		t.fill(c, now)
 	case peer.AllowedFast:
@@ -433,9 +413,10 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 }
 
 // onMessageNoInfo handles a message before the info is known: what the
-// peer has is kept raw until the piece count is known (applyPreInfo);
+// peer has is kept raw until the piece count is known (applyPreInfo), a
+// later BITFIELD, HAVE ALL or HAVE NONE replacing what came before;
 // requests are refused, as we have nothing.
-func (t *Torrent) onMessageNoInfo(c *conn, m *peer.Message, first bool) {
+func (t *Torrent) onMessageNoInfo(c *conn, m *peer.Message) {
 	switch m.Type {
 	case peer.Choke:
 		c.peerChoking = true
@@ -450,16 +431,10 @@ func (t *Torrent) onMessageNoInfo(c *conn, m *peer.Message, first bool) {
 			t.violation(c, "have %d: more pieces than any info we would accept", m.Index)
 		}
 	case peer.Bitfield:
-		if !first {
-			t.violation(c, "bitfield after the first message")
-			return
-		}
 		c.bits = m.Bitfield // bounded by the decoder; checked once the info is known
+		c.preHaveAll, c.preHaves = false, nil
 	case peer.HaveAll, peer.HaveNone:
-		if !c.fast || !first {
-			t.violation(c, "%v not allowed here", m.Type)
-			return
-		}
+		c.bits, c.preHaves = nil, nil
 		c.preHaveAll = m.Type == peer.HaveAll
 	case peer.Request:
 		if c.fast {
@@ -467,10 +442,6 @@ func (t *Torrent) onMessageNoInfo(c *conn, m *peer.Message, first bool) {
 		}
 	case peer.Piece:
 		putBlockBuf(m.Block) // we asked for nothing
-	case peer.Reject:
-		if !c.fast {
-			t.violation(c, "reject without the fast extension")
-		}
 	case peer.Port:
 		t.onPort(c, m.Port)
 	case peer.Extended:
@@ -489,9 +460,11 @@ func (t *Torrent) onPort(c *conn, port uint16) {
 	d.AddNode(netip.AddrPortFrom(c.addr.Addr(), port))
 }
 
+// onExtended dispatches a BEP 10 message. Those of a peer that did not
+// set the extension bit, and those under ids we did not announce, are
+// ignored: they harm nothing.
 func (t *Torrent) onExtended(c *conn, m *peer.Message) {
 	if !c.ext {
-		t.violation(c, "extended message without BEP 10")
 		return
 	}
 	switch m.ExtendedID {
@@ -642,8 +615,32 @@ func (t *Torrent) peerIsSeed(c *conn) bool {
 	return t.picker != nil && c.numHave >= t.info.NumPieces()
 }
 
+// setPeerPieces replaces what c has, on the loop and in the picker: bits
+// (checked against the piece count), or every piece (all: c.bits stays
+// nil), or none.
+func (t *Torrent) setPeerPieces(c *conn, bits []byte, all bool) {
+	n := t.info.NumPieces()
+	switch {
+	case all:
+		t.picker.PeerHaveAll(c.id)
+		c.bits, c.numHave = nil, n
+	default:
+		t.picker.PeerBitfield(c.id, bits) // nil: none
+		c.bits, c.numHave = bits, 0
+		for i := 0; i < n && bits != nil; i++ {
+			if bits[i/8]&(0x80>>(uint(i)%8)) != 0 {
+				c.numHave++
+			}
+		}
+	}
+	t.updateInterest(c)
+}
+
 // notePeerHas records a piece the peer announced, for seed detection.
 func (t *Torrent) notePeerHas(c *conn, i int) {
+	if c.numHave >= t.info.NumPieces() {
+		return // a seed: c.bits may be nil
+	}
 	if c.bits == nil {
 		c.bits = make([]byte, (t.info.NumPieces()+7)/8)
 	}
