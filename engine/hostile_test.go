@@ -92,7 +92,8 @@ func TestLyingPeer(t *testing.T) {
 // quirks_test.go: it must not cost the peer.
 func TestHostilePeers(t *testing.T) {
 	f := newFixture(t, 32<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 1<<20 + 5000}}) // 33 pieces: spare bits
-	sc, _ := seeder(t, f, Config{})
+	logs := newLogLines(t)
+	sc, _ := seeder(t, f, Config{Logf: logs.logf})
 	n := uint32(f.mi.Info.NumPieces())
 	msg := func(m peer.Message) []byte { return peer.AppendMessage(nil, &m) }
 	raw := func(length uint32, id byte, payload ...byte) []byte {
@@ -140,6 +141,13 @@ func TestHostilePeers(t *testing.T) {
 			_, err = io.Copy(io.Discard, nc)
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				t.Fatalf("connection still open 10 s after %s", tc.name)
+			}
+			if tc.name == "garbage handshake" {
+				return // refused before it became a connection
+			}
+			// The log says why (-v).
+			if _, ok := logs.wait(5*time.Second, nc.LocalAddr().String()+": ended after", "protocol violation"); !ok {
+				t.Errorf("no log line says why %v was disconnected", nc.LocalAddr())
 			}
 		})
 	}

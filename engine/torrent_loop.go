@@ -120,6 +120,11 @@ func (t *Torrent) refreshStats(now time.Time) {
 		if t.peerIsSeed(c) {
 			s.Seeds++
 		}
+		if c.encrypted {
+			s.EncryptedPeers++
+		} else {
+			s.PlainPeers++
+		}
 	}
 	t.statsMu.Lock()
 	t.stats = s
@@ -129,6 +134,11 @@ func (t *Torrent) refreshStats(now time.Time) {
 // addConn adopts a handshaken connection.
 func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv peer.Reserved, incoming bool) {
 	if t.isBanned(addr.Addr()) || len(t.conns) >= t.client.cfg.MaxConnsPerTorrent {
+		why := "banned"
+		if !t.isBanned(addr.Addr()) {
+			why = fmt.Sprintf("%d connections already", len(t.conns))
+		}
+		t.client.logf("%s: %s: refused after the handshake: %s", t.name(), addr, why)
 		nc.Close()
 		return
 	}
@@ -143,6 +153,7 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 		// with the lower peer ID.
 		ours := bytes.Compare(t.client.peerID[:], pid[:]) < 0
 		if o.incoming == incoming || !o.incoming == ours {
+			t.client.logf("%s: %s: refused: already connected to this peer at %s", t.name(), addr, o.addr)
 			nc.Close()
 			if cand != nil && !incoming {
 				if o.cand == nil && o.addr.Addr() == addr.Addr() {
@@ -175,6 +186,7 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 		c.cand = inherit
 		inherit.connected = true
 	}
+	t.logConnected(c)
 	c.start(t.maxMessage())
 	t.sendIntro(c)
 }
@@ -297,6 +309,7 @@ func (t *Torrent) removeConn(c *conn) {
 	}
 	c.removed = true
 	c.close(nil)
+	t.logClosed(c)
 	delete(t.conns, c)
 	delete(t.byID, c.id)
 	t.numConns.Store(int32(len(t.conns)))
@@ -326,8 +339,12 @@ func (t *Torrent) removeConn(c *conn) {
 // violation disconnects a peer that broke the protocol.
 func (t *Torrent) violation(c *conn, format string, args ...any) {
 	err := fmt.Errorf("%w: %s", errProtocol, fmt.Sprintf(format, args...))
-	t.client.logf("%s: %s: %v", t.name(), c.addr, err)
-	c.close(err)
+	if len(args) == 1 && format == "%v" {
+		if e, ok := args[0].(error); ok && errors.Is(e, peer.ErrProtocol) {
+			err = e // it says so already
+		}
+	}
+	c.close(err) // removeConn logs it
 	t.removeConn(c)
 }
 
@@ -486,6 +503,9 @@ func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
 	if err != nil {
 		t.violation(c, "extension handshake: %v", err)
 		return
+	}
+	if c.peerExt == nil {
+		t.logClient(c, h)
 	}
 	if c.extIDs == nil {
 		c.extIDs = make(map[string]int, len(h.M))
