@@ -45,6 +45,10 @@ type LTOptions struct {
 	SeedMode bool
 	// Fingerprint is the peer-ID prefix, e.g. "-LT2080-" (the default).
 	Fingerprint string
+	// Encryption is what it demands of its peers: by default libtorrent
+	// accepts both and tries MSE first (pe_enabled); EncryptionRequired
+	// talks RC4-encrypted MSE only (pe_forced, pe_rc4).
+	Encryption Encryption
 }
 
 // LTStatus is a snapshot of one torrent in a libtorrent peer. Rates are
@@ -110,15 +114,16 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 		}
 	}
 	cfg, err := json.Marshal(map[string]any{
-		"ip":            opts.IP,
-		"port":          opts.Port,
-		"upload_rate":   opts.UploadRate,
-		"download_rate": opts.DownloadRate,
-		"dht":           opts.DHT,
-		"dht_bootstrap": opts.DHTBootstrap,
-		"no_trackers":   opts.NoTrackers,
-		"seed_mode":     opts.SeedMode,
-		"fingerprint":   opts.Fingerprint,
+		"ip":                  opts.IP,
+		"port":                opts.Port,
+		"upload_rate":         opts.UploadRate,
+		"download_rate":       opts.DownloadRate,
+		"dht":                 opts.DHT,
+		"dht_bootstrap":       opts.DHTBootstrap,
+		"no_trackers":         opts.NoTrackers,
+		"seed_mode":           opts.SeedMode,
+		"fingerprint":         opts.Fingerprint,
+		"encryption_required": opts.Encryption == EncryptionRequired,
 	})
 	if err != nil {
 		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)
