@@ -18,11 +18,14 @@ import (
 	"github.com/swarmfs/swarmfs/engine/storage"
 )
 
-// Config configures a Client. The zero value is usable: it listens on a random
-// port on all addresses and keeps pieces in memory.
+// Config configures a Client. The zero value is usable: it listens on all
+// addresses (port 6881, else the first free of 6882-6889, else any) and
+// keeps pieces in memory.
 type Config struct {
 	// ListenAddr is the TCP address for incoming peers, e.g. ":6881" or
-	// "127.0.0.2:0". Default ":0".
+	// "127.0.0.2:0"; it must bind. Default "": port 6881 on all addresses,
+	// else the first free of 6882-6889, else one the kernel picks (the
+	// log says which; Client.Addr tells, trackers are told).
 	ListenAddr string
 	// PeerID defaults to a fresh random "-SF0001-" id.
 	PeerID [20]byte
@@ -198,9 +201,6 @@ var ErrV2Only = errors.New("engine: v2-only torrents are not supported yet (hybr
 
 // New starts a client listening on cfg.ListenAddr.
 func New(cfg Config) (*Client, error) {
-	if cfg.ListenAddr == "" {
-		cfg.ListenAddr = ":0"
-	}
 	if cfg.PeerID == ([20]byte{}) {
 		cfg.PeerID = peer.NewPeerID()
 	}
@@ -222,9 +222,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxMetadataSize <= 0 {
 		cfg.MaxMetadataSize = peer.DefaultMaxMetadataSize
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	ln, err := listen(cfg.ListenAddr, defaultPorts, cfg.Logf)
 	if err != nil {
-		return nil, fmt.Errorf("engine: listen: %w", err)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{

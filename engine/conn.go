@@ -92,6 +92,10 @@ type conn struct {
 	cancel   context.CancelFunc
 	started  time.Time
 
+	// encrypted: the connection is MSE/PE (RC4) encrypted. Set before
+	// start by whoever made the connection (plain TCP for now); read-only.
+	encrypted bool
+
 	// atomic counters, read by statistics from any goroutine
 	downloaded atomic.Int64 // piece payload bytes received
 	uploaded   atomic.Int64 // piece payload bytes sent

@@ -67,13 +67,29 @@
 // the good copy arrives, whoever sent other bytes earlier is banned. We
 // serve our own info dictionary to peers that ask, within a quota.
 //
-// Before the info, a peer's Bitfield, Have, HaveAll are kept raw (bounded by
+// Before the info, a peer's Bitfield, Have, HaveAll are kept raw (a later
+// Bitfield, HaveAll or HaveNone replacing what came before; bounded by
 // the largest piece count an acceptable info could have) and applied, and
 // checked, by adoptInfo once the piece count is known; connected peers are
 // then told our metadata_size and, with Have messages, any piece storage
 // already held (we said HaveNone, or nothing, at the start). The reader
 // goroutine's decoder bound is raised or lowered through conn.maxMsg, which
 // it reads between messages.
+//
+// # What disconnects a peer
+//
+// Only what can do harm: an index or range outside the torrent, a message
+// longer than its bound or malformed at the wire level (package peer), a
+// bitfield of the wrong size or with spare bits set, floods (ut_metadata
+// requests, malformed ut_metadata messages), corrupt data (bans). The
+// reason goes to the log (Config.Logf, `-v`). What real clients send that
+// BEP 3 and BEP 6 do not quite allow is taken the way libtorrent,
+// transmission and aria2 take it: a BITFIELD, HAVE ALL or HAVE NONE after
+// the first message is the peer's new set (aria2 sends a BITFIELD after a
+// run of HAVEs); HAVE ALL, HAVE NONE and REJECT count without the fast
+// extension too; extended messages without BEP 10, under ids we did not
+// announce, or malformed ut_pex, are ignored; a second extended handshake
+// updates the first; keep-alives are welcome anywhere (quirks_test.go).
 //
 // # Peer sources
 //

@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +39,9 @@ func newClient(t testing.TB, cfg Config) *Client {
 		cfg.ListenAddr = "127.0.0.1:0"
 	}
 	cfg.NoTrackers = cfg.NoTrackers || false
-	cfg.Logf = t.Logf
+	if cfg.Logf == nil {
+		cfg.Logf = t.Logf
+	}
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -91,4 +96,49 @@ func peersOf(cs ...*Client) []netip.AddrPort {
 		out = append(out, c.Addr())
 	}
 	return out
+}
+
+// logLines collects a client's log lines (and passes them to the test
+// log); safe for concurrent use.
+type logLines struct {
+	tb    testing.TB
+	mu    sync.Mutex // guards lines
+	lines []string
+}
+
+func newLogLines(tb testing.TB) *logLines { return &logLines{tb: tb} }
+
+func (l *logLines) logf(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	l.tb.Log(s)
+	l.mu.Lock()
+	l.lines = append(l.lines, s)
+	l.mu.Unlock()
+}
+
+// find returns the first line that contains every one of parts.
+func (l *logLines) find(parts ...string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+next:
+	for _, s := range l.lines {
+		for _, p := range parts {
+			if !strings.Contains(s, p) {
+				continue next
+			}
+		}
+		return s, true
+	}
+	return "", false
+}
+
+// wait waits up to d for a line with every one of parts.
+func (l *logLines) wait(d time.Duration, parts ...string) (string, bool) {
+	deadline := time.Now().Add(d)
+	for {
+		if s, ok := l.find(parts...); ok || time.Now().After(deadline) {
+			return s, ok
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -85,11 +85,15 @@ func TestLyingPeer(t *testing.T) {
 	}
 }
 
-// TestHostilePeers sends protocol violations to a seeder: each gets the
-// connection closed promptly, and the seeder keeps serving.
+// TestHostilePeers sends protocol violations that can do harm to a seeder
+// (out-of-range indexes, over-long or malformed messages, bitfields of the
+// wrong size): each gets the connection closed promptly, and the seeder
+// keeps serving. What real clients send that is merely unusual is in
+// quirks_test.go: it must not cost the peer.
 func TestHostilePeers(t *testing.T) {
 	f := newFixture(t, 32<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 1<<20 + 5000}}) // 33 pieces: spare bits
-	sc, _ := seeder(t, f, Config{})
+	logs := newLogLines(t)
+	sc, _ := seeder(t, f, Config{Logf: logs.logf})
 	n := uint32(f.mi.Info.NumPieces())
 	msg := func(m peer.Message) []byte { return peer.AppendMessage(nil, &m) }
 	raw := func(length uint32, id byte, payload ...byte) []byte {
@@ -112,7 +116,6 @@ func TestHostilePeers(t *testing.T) {
 		{"request beyond the piece", msg(peer.Message{Type: peer.Request, Index: 0, Begin: 32 << 10, Length: 16 << 10})},
 		{"request too large", msg(peer.Message{Type: peer.Request, Index: 0, Begin: 0, Length: 1 << 20})},
 		{"piece out of range", msg(peer.Message{Type: peer.Piece, Index: n, Begin: 0, Block: make([]byte, 16)})},
-		{"have all without fast", msg(peer.Message{Type: peer.HaveAll})},
 		{"garbage handshake", []byte("GET / HTTP/1.1\r\n\r\n")},
 	}
 	for _, tc := range cases {
@@ -123,7 +126,7 @@ func TestHostilePeers(t *testing.T) {
 			}
 			defer nc.Close()
 			if tc.name != "garbage handshake" {
-				// No reserved bits: the fast-extension cases must be violations.
+				// No reserved bits.
 				if err := peer.WriteHandshake(nc, peer.Handshake{InfoHash: f.mi.InfoHash, PeerID: peer.NewPeerID()}); err != nil {
 					t.Fatal(err)
 				}
@@ -138,6 +141,13 @@ func TestHostilePeers(t *testing.T) {
 			_, err = io.Copy(io.Discard, nc)
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				t.Fatalf("connection still open 10 s after %s", tc.name)
+			}
+			if tc.name == "garbage handshake" {
+				return // refused before it became a connection
+			}
+			// The log says why (-v).
+			if _, ok := logs.wait(5*time.Second, nc.LocalAddr().String()+": ended after", "protocol violation"); !ok {
+				t.Errorf("no log line says why %v was disconnected", nc.LocalAddr())
 			}
 		})
 	}

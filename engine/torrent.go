@@ -127,6 +127,8 @@ type Stats struct {
 	UploadRate     float64
 	Peers          int
 	Seeds          int
+	EncryptedPeers int // of Peers, those on an MSE/PE (RC4) encrypted connection
+	PlainPeers     int // of Peers, those in plaintext
 	KnownPeers     int
 	Complete       bool
 	// StoreError says why the store refuses pieces ("" while it takes

@@ -17,8 +17,15 @@ const (
 	// 1 MiB to 4 MiB in flight. 4 MiB covers 40 MB/s at 100 ms of round
 	// trip; more only costs memory (measured: pipelines of 1000 blocks held
 	// 77 MB of piece buffers live while streaming from one fast peer).
-	minPipeline = 64
-	maxPipeline = 256
+	// maxSlowPipeline (8 MiB) is for a peer that keeps our requests long
+	// but serves them all: transmission answers every 500 ms, so a
+	// pipeline of P blocks gets at most 2P a second from it.
+	minPipeline     = 64
+	maxPipeline     = 256
+	maxSlowPipeline = 512
+	// slowAnswer is the mean wait of a request (outstanding bytes over the
+	// rate, Little's law) past which a peer gets maxSlowPipeline.
+	slowAnswer = 250 * time.Millisecond
 )
 
 // errProtocol marks a peer's violation of the wire protocol.
@@ -64,13 +71,10 @@ func (t *Torrent) shutdown() {
 
 func (t *Torrent) tick(now time.Time) {
 	for c := range t.conns {
+		last, lastAt := c.down.last, c.down.at
 		c.down.update(c.downloaded.Load(), now)
 		c.up.update(c.uploaded.Load(), now)
-		// Keep half a second of the peer's rate in flight, within what it
-		// accepts and within maxInFlight: every outstanding block holds a
-		// share of a piece buffer.
-		want := int(c.down.value/2/float64(peer.BlockSize)) + 16
-		c.pipeline = max(minPipeline, min(want, c.peerReqq, maxPipeline))
+		c.pipeline = t.pipelineFor(c, last, lastAt, now)
 	}
 	if t.picker != nil {
 		t.picker.SetRate(t.downRate())
@@ -121,6 +125,11 @@ func (t *Torrent) refreshStats(now time.Time) {
 		if t.peerIsSeed(c) {
 			s.Seeds++
 		}
+		if c.encrypted {
+			s.EncryptedPeers++
+		} else {
+			s.PlainPeers++
+		}
 	}
 	t.statsMu.Lock()
 	t.stats = s
@@ -130,6 +139,7 @@ func (t *Torrent) refreshStats(now time.Time) {
 // addConn adopts a handshaken connection.
 func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv peer.Reserved, incoming bool) {
 	if t.isBanned(addr.Addr()) {
+		t.client.logf("%s: %s: refused after the handshake: banned", t.name(), addr)
 		nc.Close()
 		return
 	}
@@ -144,6 +154,7 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 		// with the lower peer ID.
 		ours := bytes.Compare(t.client.peerID[:], pid[:]) < 0
 		if o.incoming == incoming || !o.incoming == ours {
+			t.client.logf("%s: %s: refused: already connected to this peer at %s", t.name(), addr, o.addr)
 			nc.Close()
 			if cand != nil && !incoming {
 				if o.cand == nil && o.addr.Addr() == addr.Addr() {
@@ -184,8 +195,36 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 		c.cand = inherit
 		inherit.connected = true
 	}
+	t.logConnected(c)
 	c.start(t.maxMessage())
 	t.sendIntro(c)
+}
+
+// pipelineFor sizes c's request pipeline at a tick: two seconds of its
+// rate in flight (the smoothed rate, or the last second's when higher;
+// the picker queues at most a second of work on a peer, this is the
+// ceiling), within a bound and within what the peer accepts (transmission
+// rejects the reqq-th request). A peer that serves in batches delivers at
+// most a pipeline per batch (transmission: every 500 ms), so the pipeline
+// must outgrow rate × period for the rate to grow at all: this way it
+// grows several-fold a tick until the peer or the bound says stop. The
+// bound is maxSlowPipeline for a peer that keeps requests long
+// (slowAnswer), else maxPipeline: every outstanding block holds a share of
+// a piece buffer.
+func (t *Torrent) pipelineFor(c *conn, last int64, lastAt, now time.Time) int {
+	rate := c.down.value
+	if dt := now.Sub(lastAt).Seconds(); !lastAt.IsZero() && dt > 0 {
+		rate = max(rate, float64(c.down.last-last)/dt)
+	}
+	bound := maxPipeline
+	if t.picker != nil && rate > 0 {
+		wait := float64(t.picker.Outstanding(c.id)*peer.BlockSize) / rate
+		if wait >= slowAnswer.Seconds() {
+			bound = maxSlowPipeline
+		}
+	}
+	want := int(2*rate/float64(peer.BlockSize)) + 16
+	return max(1, min(max(minPipeline, min(want, bound)), c.peerReqq-1))
 }
 
 // duplicateBackoff is how long a candidate that turned out to be a peer we
@@ -279,6 +318,7 @@ func (t *Torrent) removeConn(c *conn) {
 	}
 	c.removed = true
 	c.close(nil)
+	t.logClosed(c)
 	delete(t.conns, c)
 	delete(t.byID, c.id)
 	t.numConns.Store(int32(len(t.conns)))
@@ -313,8 +353,12 @@ func (t *Torrent) removeConn(c *conn) {
 // violation disconnects a peer that broke the protocol.
 func (t *Torrent) violation(c *conn, format string, args ...any) {
 	err := fmt.Errorf("%w: %s", errProtocol, fmt.Sprintf(format, args...))
-	t.client.logf("%s: %s: %v", t.name(), c.addr, err)
-	c.close(err)
+	if len(args) == 1 && format == "%v" {
+		if e, ok := args[0].(error); ok && errors.Is(e, peer.ErrProtocol) {
+			err = e // it says so already
+		}
+	}
+	c.close(err) // removeConn logs it
 	t.removeConn(c)
 }
 
@@ -326,14 +370,8 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 		}
 		return
 	}
-	// The extension handshake may precede the bitfield (libtorrent sends it
-	// first), so only other messages count as the first one.
-	first := !c.gotFirst
-	if m.Type != peer.Extended {
-		c.gotFirst = true
-	}
 	if t.picker == nil {
-		t.onMessageNoInfo(c, m, first)
+		t.onMessageNoInfo(c, m)
 		return
 	}
 	n := t.info.NumPieces()
@@ -361,33 +399,21 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 		t.updateInterest(c)
 		t.fill(c, now)
 	case peer.Bitfield:
-		if !first {
-			t.violation(c, "bitfield after the first message")
-			return
-		}
+		// BEP 3 wants it first, but aria2 sends one mid-connection (after
+		// a run of HAVEs) and libtorrent, transmission and aria2 take any
+		// later one as the peer's new set: so do we.
 		if err := peer.CheckBitfield(m.Bitfield, n); err != nil {
 			t.violation(c, "%v", err)
 			return
 		}
-		t.picker.PeerBitfield(c.id, m.Bitfield)
-		c.bits = m.Bitfield
-		c.numHave = 0
-		for i := 0; i < n; i++ {
-			if c.bits[i/8]&(0x80>>(uint(i)%8)) != 0 {
-				c.numHave++
-			}
-		}
-		t.updateInterest(c)
+		t.setPeerPieces(c, m.Bitfield, false)
+		t.fill(c, now)
 	case peer.HaveAll, peer.HaveNone:
-		if !c.fast || !first {
-			t.violation(c, "%v not allowed here", m.Type)
-			return
-		}
-		if m.Type == peer.HaveAll {
-			t.picker.PeerHaveAll(c.id)
-			c.numHave = n
-		}
-		t.updateInterest(c)
+		// Also a new set at any time, and unambiguous without the fast
+		// extension too (libtorrent, transmission and aria2 disconnect;
+		// nothing is harmed by believing it).
+		t.setPeerPieces(c, nil, m.Type == peer.HaveAll)
+		t.fill(c, now)
 	case peer.Request:
 		t.onRequest(c, m)
 	case peer.Cancel:
@@ -395,10 +421,8 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 	case peer.Piece:
 		t.onPiece(c, m, now)
 	case peer.Reject:
-		if !c.fast {
-			t.violation(c, "reject without the fast extension")
-			return
-		}
+		// Taken at its word with or without the fast extension; one for a
+		// request we no longer have (cancelled, timed out) changes nothing.
 		t.picker.RequestRejected(c.id, picker.Request{Piece: int(m.Index), Begin: m.Begin, Length: m.Length})
 		t.fill(c, now)
 	case peer.AllowedFast:
@@ -420,9 +444,10 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 }
 
 // onMessageNoInfo handles a message before the info is known: what the
-// peer has is kept raw until the piece count is known (applyPreInfo);
+// peer has is kept raw until the piece count is known (applyPreInfo), a
+// later BITFIELD, HAVE ALL or HAVE NONE replacing what came before;
 // requests are refused, as we have nothing.
-func (t *Torrent) onMessageNoInfo(c *conn, m *peer.Message, first bool) {
+func (t *Torrent) onMessageNoInfo(c *conn, m *peer.Message) {
 	switch m.Type {
 	case peer.Choke:
 		c.peerChoking = true
@@ -437,25 +462,15 @@ func (t *Torrent) onMessageNoInfo(c *conn, m *peer.Message, first bool) {
 			t.violation(c, "have %d: more pieces than any info we would accept", m.Index)
 		}
 	case peer.Bitfield:
-		if !first {
-			t.violation(c, "bitfield after the first message")
-			return
-		}
 		c.bits = m.Bitfield // bounded by the decoder; checked once the info is known
+		c.preHaveAll, c.preHaves = false, nil
 	case peer.HaveAll, peer.HaveNone:
-		if !c.fast || !first {
-			t.violation(c, "%v not allowed here", m.Type)
-			return
-		}
+		c.bits, c.preHaves = nil, nil
 		c.preHaveAll = m.Type == peer.HaveAll
 	case peer.Request:
 		t.refuseRequest(c, m, true) // we choke every peer until we have the info
 	case peer.Piece:
 		putBlockBuf(m.Block) // we asked for nothing
-	case peer.Reject:
-		if !c.fast {
-			t.violation(c, "reject without the fast extension")
-		}
 	case peer.Port:
 		t.onPort(c, m.Port)
 	case peer.Extended:
@@ -474,9 +489,11 @@ func (t *Torrent) onPort(c *conn, port uint16) {
 	d.AddNode(netip.AddrPortFrom(c.addr.Addr(), port))
 }
 
+// onExtended dispatches a BEP 10 message. Those of a peer that did not
+// set the extension bit, and those under ids we did not announce, are
+// ignored: they harm nothing.
 func (t *Torrent) onExtended(c *conn, m *peer.Message) {
 	if !c.ext {
-		t.violation(c, "extended message without BEP 10")
 		return
 	}
 	switch m.ExtendedID {
@@ -498,6 +515,9 @@ func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
 	if err != nil {
 		t.violation(c, "extension handshake: %v", err)
 		return
+	}
+	if c.peerExt == nil {
+		t.logClient(c, h)
 	}
 	if c.extIDs == nil {
 		c.extIDs = make(map[string]int, len(h.M))
@@ -600,8 +620,32 @@ func (t *Torrent) peerIsSeed(c *conn) bool {
 	return t.picker != nil && c.numHave >= t.info.NumPieces()
 }
 
+// setPeerPieces replaces what c has, on the loop and in the picker: bits
+// (checked against the piece count), or every piece (all: c.bits stays
+// nil), or none.
+func (t *Torrent) setPeerPieces(c *conn, bits []byte, all bool) {
+	n := t.info.NumPieces()
+	switch {
+	case all:
+		t.picker.PeerHaveAll(c.id)
+		c.bits, c.numHave = nil, n
+	default:
+		t.picker.PeerBitfield(c.id, bits) // nil: none
+		c.bits, c.numHave = bits, 0
+		for i := 0; i < n && bits != nil; i++ {
+			if bits[i/8]&(0x80>>(uint(i)%8)) != 0 {
+				c.numHave++
+			}
+		}
+	}
+	t.updateInterest(c)
+}
+
 // notePeerHas records a piece the peer announced, for seed detection.
 func (t *Torrent) notePeerHas(c *conn, i int) {
+	if c.numHave >= t.info.NumPieces() {
+		return // a seed: c.bits may be nil
+	}
 	if c.bits == nil {
 		c.bits = make([]byte, (t.info.NumPieces()+7)/8)
 	}

@@ -528,20 +528,13 @@ func (t *Torrent) adoptInfo(now time.Time) {
 func (t *Torrent) applyPreInfo(c *conn, n int) bool {
 	switch {
 	case c.preHaveAll:
-		t.picker.PeerHaveAll(c.id)
-		c.numHave = n
+		t.setPeerPieces(c, nil, true)
 	case c.bits != nil:
 		if err := peer.CheckBitfield(c.bits, n); err != nil {
 			t.violation(c, "%v", err)
 			return false
 		}
-		t.picker.PeerBitfield(c.id, c.bits)
-		c.numHave = 0
-		for i := 0; i < n; i++ {
-			if c.bits[i/8]&(0x80>>(uint(i)%8)) != 0 {
-				c.numHave++
-			}
-		}
+		t.setPeerPieces(c, c.bits, false)
 	}
 	for b, v := range c.preHaves {
 		for k := 0; v != 0 && k < 8; k++ {

@@ -139,6 +139,7 @@ func (t *Torrent) startDial(cand *candidate) {
 	cand.dialing = true
 	t.dialing++
 	addr := cand.addr
+	t.logDial(addr)
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -147,6 +148,7 @@ func (t *Torrent) startDial(cand *candidate) {
 			t.dialing--
 			cand.dialing = false
 			if err != nil {
+				t.logDialFailed(addr, err)
 				cand.failures++
 				if errors.Is(err, errSelf) {
 					cand.failures = maxFailures // ourselves, under another address

@@ -136,7 +136,8 @@ func (t *Torrent) onPex(c *conn, payload []byte) {
 	c.pexLastRecv = now
 	msg, err := peer.ParsePexMessage(payload, pexMaxPeers)
 	if err != nil {
-		t.violation(c, "%v", err)
+		// Harmless, and at most one every pexMinGap is even read.
+		t.client.logf("%s: %s: ignored: %v", t.name(), c.addr, err)
 		return
 	}
 	from := c.addr.Addr()

@@ -398,12 +398,20 @@ func (pe *peer) sample(o outReq, t int64) {
 	// sending it (the previous block done, or the request arrived) to its
 	// arrival, so a pipeline that is not kept full still measures the
 	// link, not our own pauses.
+	//
+	// A peer that serves in batches (transmission pumps every 500 ms)
+	// delivers each block about when the latency measured on an empty
+	// pipeline says it could only start: no transfer time to measure, and
+	// an unmeasured peer keeps the default rate, and the short queue that
+	// allows, for ever. So until its first sample, a block that took no
+	// measurable time still counts its bytes, and rateBurst bytes make a
+	// sample however short their time: the peer is at least that fast.
 	start := max(pe.lastRecv, o.at+int64(pe.latOrDefault()*1e9))
-	if t > start {
+	if t > start || pe.nRate == 0 {
 		pe.accBytes += o.length
-		pe.accNanos += t - start
-		if pe.accNanos >= int64(20*time.Millisecond) && pe.accBytes >= 2*o.length {
-			r := float64(pe.accBytes) / (float64(pe.accNanos) / 1e9)
+		pe.accNanos += max(t-start, 0)
+		if pe.accNanos >= minRateSpan && pe.accBytes >= 2*o.length || pe.nRate == 0 && pe.accBytes >= rateBurst {
+			r := float64(pe.accBytes) / (float64(max(pe.accNanos, minRateSpan)) / 1e9)
 			if pe.nRate == 0 {
 				pe.rate = r
 			} else {
@@ -415,6 +423,13 @@ func (pe *peer) sample(o outReq, t int64) {
 	}
 	pe.lastRecv = t
 }
+
+// Rate samples span at least minRateSpan of transfer time; a peer's first
+// one also ends after rateBurst bytes, however fast they came.
+const (
+	minRateSpan = int64(20 * time.Millisecond)
+	rateBurst   = 256 << 10
+)
 
 // rankCache holds swarm-wide figures the per-peer decisions compare
 // against, refreshed at most every rankEvery (O(peers) each time).

@@ -254,3 +254,21 @@ func BenchmarkSimTable(b *testing.B) {
 		simOnce.Do(func() { printSimTable(os.Stdout, rows) })
 	}
 }
+
+// TestPulsedSeeder: a seed that serves in batches every 500 ms
+// (transmission) delivers each block about when the latency measured on an
+// empty pipeline says it could only start sending it, so no transfer time
+// may be left to measure its rate by. Its queue must still grow past the
+// unmeasured peer's default (a second of 256 KiB/s: 16 blocks a batch, 512
+// KiB/s from such a peer), whatever the phase of its pumps.
+func TestPulsedSeeder(t *testing.T) {
+	for _, join := range []time.Duration{0, 10 * time.Millisecond, 250 * time.Millisecond, 499 * time.Millisecond} {
+		sc := simScenario{name: "pulsed", pieceLen: 256 << 10, pieces: 64, policy: All,
+			limit: 2 * time.Minute, seed: 8,
+			peers: []simPeerSpec{{rate: 50 * simMBps, lat: time.Millisecond, frac: 1, pulse: 500 * time.Millisecond, join: join}}}
+		r := runSim(sc, stratStreaming)
+		if !r.completed || r.complete > join+5*time.Second {
+			t.Errorf("16 MiB from a seed pumping every 500 ms, joined at %v: complete %v at %v, want within 5 s", join, r.completed, r.complete)
+		}
+	}
+}

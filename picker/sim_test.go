@@ -33,6 +33,12 @@ type simPeerSpec struct {
 	// committed is how many bytes at the head of the peer's queue it has
 	// already read for sending: CANCEL no longer stops them.
 	committed int64
+	// pulse, when set, makes the peer serve requests in batches: at
+	// multiples of pulse it sends what is queued at that moment, back to
+	// back; a request arriving later waits for the next pump, even while
+	// the batch is still being sent (transmission pumps its peers every
+	// 500 ms and writes a batch into its buffer at once).
+	pulse time.Duration
 }
 
 // simReaderSpec describes one reader.
@@ -91,6 +97,7 @@ const (
 	evGrow     // a leecher gains a piece
 	evTick     // engine tick (timeouts) and player clocks
 	evOpen     // reader opens
+	evPump     // a pulse peer starts a batch
 )
 
 type event struct {
@@ -132,6 +139,8 @@ type simPeer struct {
 	sending bool
 	tokens  float64       // limiter quota (burst peers)
 	refill  time.Duration // last quota hand-out
+	batch   int           // pulse peers: requests left in the current batch
+	pumping bool          // pulse peers: a pump is scheduled
 }
 
 type simReader struct {
@@ -313,6 +322,13 @@ func (s *sim) handle(e event) {
 		s.tick()
 	case evOpen:
 		s.open(e.rd)
+	case evPump:
+		sp := s.peers[e.peer]
+		if sp.online && sp.sess == e.sess {
+			sp.pumping = false
+			sp.batch = len(sp.queue)
+			s.serve(e.peer)
+		}
 	}
 }
 
@@ -320,6 +336,16 @@ func (s *sim) serve(i int) {
 	sp := s.peers[i]
 	if sp.sending || len(sp.queue) == 0 {
 		return
+	}
+	if p := sp.spec.pulse; p > 0 {
+		if sp.batch = min(sp.batch, len(sp.queue)); sp.batch == 0 {
+			if !sp.pumping {
+				sp.pumping = true
+				s.push(event{at: s.now + p - s.now%p, kind: evPump, peer: i, sess: sp.sess})
+			}
+			return
+		}
+		sp.batch--
 	}
 	r := sp.queue[0]
 	sp.queue = sp.queue[1:]
@@ -349,7 +375,7 @@ func (s *sim) join(i int) {
 	sp := s.peers[i]
 	sp.online = true
 	sp.sess++
-	sp.queue, sp.sending = nil, false
+	sp.queue, sp.sending, sp.batch, sp.pumping = nil, false, 0, false
 	s.nextID++
 	sp.id = s.nextID
 	s.p.AddPeer(sp.id)

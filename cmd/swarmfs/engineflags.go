@@ -30,7 +30,7 @@ type engineFlags struct {
 }
 
 func (e *engineFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&e.listen, "listen", ":6881", "TCP address for incoming peers (\":0\" picks a free port)")
+	fs.StringVar(&e.listen, "listen", "", "TCP address for incoming peers, e.g. :6881 (\":0\" picks a free port; default: 6881 on every address, else the first free of 6882-6889, else any free port)")
 	fs.Var(&e.peers, "peer", "connect to this peer (ip:port); repeatable")
 	fs.StringVar(&e.uploadRate, "max-upload-rate", "", "upload limit per second, e.g. 2MB (default unlimited)")
 	fs.StringVar(&e.downloadRate, "max-download-rate", "", "download limit per second, e.g. 10MiB (default unlimited)")

@@ -1,6 +1,7 @@
 // Package swarmtest starts real BitTorrent peers and trackers on loopback for
 // other packages' tests and benchmarks: libtorrent sessions (Debian's
-// python3-libtorrent, libtorrent-rasterbar 2.0) and opentracker. It imports no
+// python3-libtorrent, libtorrent-rasterbar 2.0), transmission-daemon 3.00,
+// aria2c 1.36 and opentracker. It imports no
 // other swarmfs package but engine/bencode, so swarmfs's own engine is tested
 // against independent implementations, never against itself.
 //
@@ -13,11 +14,21 @@
 //     ltpeer.py, which holds one libtorrent session and answers JSON lines
 //     on stdin/stdout. It prints a ready line only after libtorrent reports
 //     its TCP and UDP listen sockets, so the peer is reachable on return.
+//   - StartTransmission: one transmission-daemon with its own
+//     configuration folder (settings.json: peer port and RPC on its
+//     address, no DHT, LPD, uTP, PEX or port mapping, no limits, the
+//     encryption asked), driven over its RPC (HTTP, with the
+//     X-Transmission-Session-Id exchange). It returns once the RPC answers
+//     and the peer port accepts connections.
+//   - StartAria2: one aria2c process for one torrent (seeding after a hash
+//     check, or downloading and then stopping), bound to its address with
+//     --interface, trackers ignored, driven over JSON-RPC on 127.0.0.1.
 //   - MakeTorrent: a short python3 process using libtorrent's
 //     create_torrent (v1 only), independent of engine/metainfo.
-//   - WriteFiles, StandardFiles, VerifyTree, FileSpec.ReadAt: no process;
-//     deterministic test data (content addressable by offset) and a
-//     cmp -r style comparison that names the first differing byte.
+//   - WriteFiles, StandardFiles, InteropFiles, VerifyTree, CompareSHA256,
+//     FileSpec.ReadAt: no process; deterministic test data (content
+//     addressable by offset), a cmp -r style comparison that names the
+//     first differing byte, and one by SHA-256 of every file.
 //
 // # Addresses and ports
 //
@@ -56,7 +67,8 @@
 //
 // Every process is registered with tb.Cleanup: a libtorrent peer has its
 // stdin closed (it exits at once, without tracker "stopped" announces) and
-// is killed after 2 s; opentracker is killed. Both are then waited for, so
+// is killed after 2 s; transmission and aria2 get SIGTERM and are killed
+// after 5 s and 3 s; opentracker is killed. Both are then waited for, so
 // no process outlives its test. If the test binary itself dies, the
 // children get SIGKILL from the kernel (Pdeathsig; started from a goroutine
 // locked to its OS thread, since Linux ties that signal to the forking
@@ -91,6 +103,20 @@
 //     are seeds then): read Status.Peers while transferring, not after.
 //   - Tools missing: RequireTools skips, or fails when CI=true, so CI never
 //     passes by skipping. `make deps` installs them.
+//   - transmission never dials a peer on 127.0.0.0/8 (a "martian" to it),
+//     whatever a tracker or PEX says: the other side must connect to
+//     Transmission.Addr. It decides both its unchokes and its own interest
+//     every 10 s, so a transfer to or from it may start 10 s late. It
+//     serves requests in batches every 500 ms (a peer's pipeline must
+//     outgrow that). It renames files Windows reserves ("nul.txt" becomes
+//     "nul_.txt") on every system and then cannot seed them: StandardFiles
+//     is not for it, InteropFiles is. It creates no empty files
+//     (CompareSHA256 with emptyOptional).
+//   - aria2 cannot be told of a peer: connect to Aria2.Addr. It sends a
+//     BITFIELD in the middle of a connection, after a run of HAVEs. Its
+//     BitTorrent port opens only once its files are checked or allocated
+//     (WaitSeeding, WaitListening). With RPC on it does not exit when the
+//     download completes; cleanup stops it.
 //
 // Methods that take no testing.TB fail the test given at start, from the
 // calling goroutine; call them from that test's goroutine, as t.Fatal

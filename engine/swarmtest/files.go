@@ -175,6 +175,21 @@ func StandardFiles() []FileSpec {
 	}
 }
 
+// InteropFiles is test data that every mainstream client can seed and
+// fetch: a big file whose name has spaces and non-ASCII letters, an empty
+// file, small files in folders. No name Windows reserves: transmission
+// renames "nul.txt" to "nul_.txt" on every system (and then cannot find it
+// to seed), and ends no name with a dot or a space.
+func InteropFiles(big int64) []FileSpec {
+	return []FileSpec{
+		{Path: "Vidéo de l'été 漢字.bin", Size: big},
+		{Path: "empty", Size: 0},
+		{Path: "docs/read me.txt", Size: 777},
+		{Path: "docs/ünï/dåta 2.bin", Size: 100003},
+		{Path: "a/b/c/deep.bin", Size: 65537},
+	}
+}
+
 // TotalSize is the sum of the files' lengths.
 func TotalSize(files []FileSpec) int64 {
 	var n int64

@@ -48,6 +48,10 @@ type LTOptions struct {
 	// UTPOnly makes the peer speak uTP (BEP 29) and not TCP, in and out
 	// (by default it speaks TCP only).
 	UTPOnly bool
+	// Encryption is what it demands of its peers: by default libtorrent
+	// accepts both and tries MSE first (pe_enabled); EncryptionRequired
+	// talks RC4-encrypted MSE only (pe_forced, pe_rc4).
+	Encryption Encryption
 }
 
 // LTStatus is a snapshot of one torrent in a libtorrent peer. Rates are
@@ -115,16 +119,17 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 		}
 	}
 	cfg, err := json.Marshal(map[string]any{
-		"ip":            opts.IP,
-		"port":          opts.Port,
-		"upload_rate":   opts.UploadRate,
-		"download_rate": opts.DownloadRate,
-		"dht":           opts.DHT,
-		"dht_bootstrap": opts.DHTBootstrap,
-		"no_trackers":   opts.NoTrackers,
-		"seed_mode":     opts.SeedMode,
-		"fingerprint":   opts.Fingerprint,
-		"utp_only":      opts.UTPOnly,
+		"ip":                  opts.IP,
+		"port":                opts.Port,
+		"upload_rate":         opts.UploadRate,
+		"download_rate":       opts.DownloadRate,
+		"dht":                 opts.DHT,
+		"dht_bootstrap":       opts.DHTBootstrap,
+		"no_trackers":         opts.NoTrackers,
+		"seed_mode":           opts.SeedMode,
+		"fingerprint":         opts.Fingerprint,
+		"encryption_required": opts.Encryption == EncryptionRequired,
+		"utp_only":            opts.UTPOnly,
 	})
 	if err != nil {
 		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)

@@ -157,6 +157,11 @@ class Peer:
             s["enable_incoming_utp"] = True
             s["enable_outgoing_tcp"] = False
             s["enable_incoming_tcp"] = False
+        if cfg.get("encryption_required"):
+            # MSE/PE with RC4 only, both ways (pe_forced, pe_rc4).
+            s["out_enc_policy"] = 0
+            s["in_enc_policy"] = 0
+            s["allowed_enc_level"] = 2
         self.ses = lt.session(s)
         # Put every address in the global (rate limited) class: by default
         # 127/8 and the private ranges are in the unlimited "local" class.

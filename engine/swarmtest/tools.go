@@ -27,14 +27,15 @@ var toolChecks = map[string]func() error{
 		}
 		return nil
 	},
-	"opentracker":      lookPath("opentracker"),
-	"ffmpeg":           lookPath("ffmpeg"),
-	"ffprobe":          lookPath("ffprobe"),
-	"fusermount3":      lookPath("fusermount3"),
-	"mktorrent":        lookPath("mktorrent"),
-	"transmission-cli": lookPath("transmission-cli"),
-	"aria2c":           lookPath("aria2c"),
-	"btfs":             lookPath("btfs"),
+	"opentracker":         lookPath("opentracker"),
+	"ffmpeg":              lookPath("ffmpeg"),
+	"ffprobe":             lookPath("ffprobe"),
+	"fusermount3":         lookPath("fusermount3"),
+	"mktorrent":           lookPath("mktorrent"),
+	"transmission-cli":    lookPath("transmission-cli"),
+	"transmission-daemon": lookPath("transmission-daemon"),
+	"aria2c":              lookPath("aria2c"),
+	"btfs":                lookPath("btfs"),
 	// fuse is a mount being possible at all: the fusermount3 helper and a
 	// usable /dev/fuse (containers often lack one).
 	"fuse": func() error {
@@ -99,7 +100,7 @@ func ToolNames() []string {
 // skipping the tests that use real peers. Names: "libtorrent" (the Python
 // module, through /usr/bin/python3), "opentracker", "ffmpeg", "ffprobe",
 // "fusermount3", "fuse" (fusermount3 and an openable /dev/fuse), "mktorrent",
-// "transmission-cli", "aria2c", "btfs". An unknown name fails the test.
+// "transmission-cli", "transmission-daemon", "aria2c", "btfs". An unknown name fails the test.
 func RequireTools(tb testing.TB, names ...string) {
 	tb.Helper()
 	var missing []string

@@ -1,0 +1,278 @@
+package swarmtest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Aria2Options configures an aria2c peer. The zero value is a peer on
+// 127.0.0.1 on a free port, in aria2's default encryption setting, without
+// DHT, LPD or PEX, ignoring the torrent's trackers.
+type Aria2Options struct {
+	// IP is the loopback address to listen on and connect from
+	// (--interface); "" means 127.0.0.1. Addresses outside 127.0.0.0/8 are
+	// refused.
+	IP string
+	// Port is the BitTorrent listen port; 0 picks a free one.
+	Port int
+	// Encryption is what it demands of its peers.
+	Encryption Encryption
+}
+
+// Aria2 is one aria2c process working on one torrent: seeding it
+// (StartAria2 with seed) or downloading it and then stopping (seed time
+// 0). It is driven over its JSON-RPC interface on 127.0.0.1, stopped
+// (SIGTERM, then SIGKILL after 3 s) and waited for in tb.Cleanup; its
+// output goes to the test log if the test failed. Methods are safe for
+// concurrent use and take the tb to fail.
+//
+// aria2 has no way to be told of a peer: the other side connects to
+// Addr. It sends a BITFIELD in the middle of a connection, after a run of
+// HAVEs, when several pieces complete at once.
+type Aria2 struct {
+	ip     string
+	port   int
+	gid    string
+	secret string
+	rpcURL string
+	proc   *proc
+	http   *http.Client
+
+	mu     sync.Mutex // guards nextID
+	nextID int
+}
+
+// Aria2Status is a snapshot of the download (aria2.tellStatus).
+type Aria2Status struct {
+	Status          string `json:"status"` // active, waiting, paused, error, complete, removed
+	TotalLength     int64  `json:"totalLength,string"`
+	CompletedLength int64  `json:"completedLength,string"`
+	DownloadSpeed   int64  `json:"downloadSpeed,string"`
+	UploadSpeed     int64  `json:"uploadSpeed,string"`
+	Connections     int    `json:"connections,string"`
+	Seeder          bool   `json:"seeder,string"`
+	ErrorCode       string `json:"errorCode"`
+	ErrorMessage    string `json:"errorMessage"`
+}
+
+// StartAria2 starts aria2c on a .torrent with dir as its download folder
+// (the folder that holds the torrent's file or top folder) and returns
+// once its RPC answers. With seed, the data is in dir already: aria2
+// checks it (--check-integrity) and seeds for ever (--seed-ratio=0.0);
+// WaitSeeding waits for that. Without, it downloads and stops seeding once
+// complete (--seed-time=0); WaitComplete waits for that.
+func StartAria2(tb testing.TB, opts Aria2Options, torrentPath, dir string, seed bool) *Aria2 {
+	tb.Helper()
+	RequireTools(tb, "aria2c")
+	if opts.IP == "" {
+		opts.IP = "127.0.0.1"
+	}
+	if ip := net.ParseIP(opts.IP); ip == nil || ip.To4() == nil || !ip.IsLoopback() {
+		tb.Fatalf("swarmtest.StartAria2: IP %q is not an IPv4 loopback address", opts.IP)
+	}
+	var lastErr error
+	for range 3 {
+		a, err := startAria2(tb, opts, torrentPath, dir, seed)
+		if err == nil {
+			return a
+		}
+		lastErr = err
+		if opts.Port != 0 {
+			break
+		}
+	}
+	tb.Fatalf("swarmtest.StartAria2(%s): %v", opts.IP, lastErr)
+	return nil
+}
+
+func startAria2(tb testing.TB, opts Aria2Options, torrentPath, dir string, seed bool) (*Aria2, error) {
+	tb.Helper()
+	port := opts.Port
+	if port == 0 {
+		port = FreePort(tb, opts.IP)
+	}
+	rpcPort := FreePort(tb, "127.0.0.1")
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	a := &Aria2{
+		ip:     opts.IP,
+		port:   port,
+		gid:    hex.EncodeToString(b[:8]),
+		secret: hex.EncodeToString(b[8:]),
+		rpcURL: fmt.Sprintf("http://127.0.0.1:%d/jsonrpc", rpcPort),
+		http:   &http.Client{Timeout: callTimeout, Transport: &http.Transport{DisableKeepAlives: true}},
+	}
+	args := []string{
+		"--no-conf", "--log=/dev/stderr", "--log-level=info", "--console-log-level=error", "--summary-interval=0",
+		"--enable-rpc", "--rpc-listen-all=false", "--rpc-listen-port=" + strconv.Itoa(rpcPort), "--rpc-secret=" + a.secret,
+		"--interface=" + opts.IP, "--listen-port=" + strconv.Itoa(port),
+		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+		"--bt-exclude-tracker=*", "--file-allocation=none", "--auto-save-interval=0",
+		"--gid=" + a.gid, "--dir=" + abs(dir),
+	}
+	if seed {
+		args = append(args, "--check-integrity=true", "--seed-ratio=0.0")
+	} else {
+		args = append(args, "--seed-time=0")
+	}
+	if opts.Encryption == EncryptionRequired {
+		args = append(args, "--bt-require-crypto=true", "--bt-min-crypto-level=arc4")
+	}
+	args = append(args, abs(torrentPath))
+	cmd := exec.Command("aria2c", args...)
+	name := "aria2 " + a.Addr()
+	var err error
+	a.proc, err = startProc(tb, name, cmd, func() { _ = cmd.Process.Signal(syscall.SIGTERM) }, 3*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	// Ready: the RPC answers for our download.
+	deadline := time.Now().Add(callTimeout)
+	for {
+		_, err = a.status()
+		if err == nil {
+			return a, nil
+		}
+		if done, werr := a.proc.exited(); done {
+			return nil, fmt.Errorf("%w (%v) before it was ready: %s", errExited, werr, lastLine(a.proc.stderr.String()))
+		}
+		if time.Now().After(deadline) {
+			a.proc.kill()
+			return nil, fmt.Errorf("not ready after %v: %w", callTimeout, err)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// Addr is the ip:port aria2 accepts peers on.
+func (a *Aria2) Addr() string { return net.JoinHostPort(a.ip, strconv.Itoa(a.port)) }
+
+// rpc calls one JSON-RPC method; out receives the result.
+func (a *Aria2) rpc(method string, params []any, out any) error {
+	a.mu.Lock()
+	a.nextID++
+	id := a.nextID
+	a.mu.Unlock()
+	body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": strconv.Itoa(id), "method": method,
+		"params": append([]any{"token:" + a.secret}, params...)})
+	if err != nil {
+		return err
+	}
+	resp, err := a.http.Post(a.rpcURL, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%s: %w", method, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("%s: %w", method, err)
+	}
+	var ans struct {
+		Result json.RawMessage `json:"result"`
+		Error  *struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(b, &ans); err != nil {
+		return fmt.Errorf("%s: bad answer %q: %w", method, b, err)
+	}
+	if ans.Error != nil {
+		return fmt.Errorf("%s: %d %s", method, ans.Error.Code, ans.Error.Message)
+	}
+	if out != nil {
+		return json.Unmarshal(ans.Result, out)
+	}
+	return nil
+}
+
+// Status is a snapshot of the download.
+func (a *Aria2) Status(tb testing.TB) Aria2Status {
+	tb.Helper()
+	st, err := a.status()
+	if err != nil {
+		tb.Fatalf("swarmtest: aria2 %s: %v", a.Addr(), err)
+	}
+	return st
+}
+
+func (a *Aria2) status() (Aria2Status, error) {
+	var st Aria2Status
+	err := a.rpc("aria2.tellStatus", []any{a.gid, []string{"status", "totalLength", "completedLength",
+		"downloadSpeed", "uploadSpeed", "connections", "seeder", "errorCode", "errorMessage"}}, &st)
+	return st, err
+}
+
+// waitFor polls the download until done says so, an error, aria2's exit,
+// or timeout.
+func (a *Aria2) waitFor(tb testing.TB, what string, timeout time.Duration, done func(Aria2Status) bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := a.status()
+		if err != nil {
+			tb.Fatalf("swarmtest: aria2 %s: waiting for %s: %v", a.Addr(), what, err)
+		}
+		if done(st) {
+			return
+		}
+		if st.Status == "error" || st.Status == "removed" {
+			tb.Fatalf("swarmtest: aria2 %s: %s while waiting for %s: %s %s", a.Addr(), st.Status, what, st.ErrorCode, st.ErrorMessage)
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("swarmtest: aria2 %s: not %s after %v: %+v", a.Addr(), what, timeout, st)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// WaitSeeding waits until the data is checked and aria2 accepts peers as
+// a seeder (its listen port opens once the check is done).
+func (a *Aria2) WaitSeeding(tb testing.TB, timeout time.Duration) {
+	tb.Helper()
+	a.waitFor(tb, "seeding", timeout, func(st Aria2Status) bool {
+		if !st.Seeder || st.Status != "active" || st.CompletedLength != st.TotalLength {
+			return false
+		}
+		nc, err := net.DialTimeout("tcp", a.Addr(), time.Second)
+		if err != nil {
+			return false
+		}
+		nc.Close()
+		return true
+	})
+}
+
+// WaitComplete waits until every piece is downloaded and checked.
+func (a *Aria2) WaitComplete(tb testing.TB, timeout time.Duration) {
+	tb.Helper()
+	a.waitFor(tb, "complete", timeout, func(st Aria2Status) bool {
+		return st.Status == "complete" || st.TotalLength > 0 && st.CompletedLength == st.TotalLength && st.Seeder
+	})
+}
+
+// WaitListening waits until aria2 accepts connections (a leecher opens its
+// port once its files are allocated).
+func (a *Aria2) WaitListening(tb testing.TB, timeout time.Duration) {
+	tb.Helper()
+	a.waitFor(tb, "listening", timeout, func(Aria2Status) bool {
+		nc, err := net.DialTimeout("tcp", a.Addr(), time.Second)
+		if err != nil {
+			return false
+		}
+		nc.Close()
+		return true
+	})
+}
