@@ -247,24 +247,41 @@ func (s *Seed) get(ctx context.Context, sg segment, dst []byte) error {
 		return perr
 	}
 	body := &progressReader{r: resp.Body, t: watchdog, d: s.cfg.ProgressTimeout}
+	if err := readBody(body, p, dst); err != nil {
+		if errors.Is(err, ErrLongBody) {
+			return fail(Bad, resp.StatusCode, err)
+		}
+		return ioErr(resp.StatusCode, err)
+	}
+	s.sample(int64(len(dst)), t1.Sub(t0), time.Since(t1))
+	return nil
+}
+
+// readBody reads a checked response's body as p says: it discards p.Skip
+// bytes, fills dst, and with p.CheckEnd makes sure nothing follows. It never
+// reads more than p.Skip+len(dst)+1 bytes. A body that ends early yields
+// io.ErrUnexpectedEOF or io.EOF, one that goes on ErrLongBody.
+func readBody(body io.Reader, p plan, dst []byte) error {
 	if p.Skip > 0 {
-		if _, err := io.CopyN(io.Discard, body, p.Skip); err != nil {
-			return ioErr(resp.StatusCode, err)
+		if n, err := io.CopyN(io.Discard, body, p.Skip); err != nil {
+			if err == io.EOF && n < p.Skip {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
 		}
 	}
 	if _, err := io.ReadFull(body, dst); err != nil {
-		return ioErr(resp.StatusCode, err)
+		return err
 	}
 	if p.CheckEnd {
 		var one [1]byte
 		switch n, err := io.ReadFull(body, one[:]); {
 		case n > 0:
-			return fail(Bad, resp.StatusCode, ErrLongBody)
+			return ErrLongBody
 		case err != io.EOF:
-			return ioErr(resp.StatusCode, err)
+			return err
 		}
 	}
-	s.sample(int64(len(dst)), t1.Sub(t0), time.Since(t1))
 	return nil
 }
 

@@ -193,7 +193,7 @@ func fetch(t testing.TB, s *Seed, first, count int) ([]byte, []int, error) {
 	t.Helper()
 	info := s.layout.info
 	n := info.PieceOffset(first+count-1) + info.PieceLen(first+count-1) - info.PieceOffset(first)
-	buf := make([]byte, n)
+	buf := bytes.Repeat([]byte{0xAA}, int(n)) // every byte must be written
 	var got []int
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
