@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -213,6 +214,15 @@ func TestFetchRedirect(t *testing.T) {
 	t.Cleanup(client.CloseIdleConnections)
 	ok := newSeed(t, srv.URL+"/loop?hops=3", tt.layout(t), Config{Client: client})
 	checkAll(t, ok, tt)
+	srv.mu.Lock()
+	for i, u := range srv.requests {
+		// Range survives each hop (a 200 of the whole file would also pass
+		// checkAll, through MaxSkip).
+		if want := fmt.Sprintf("bytes=%d-%d", i/4*1000, i/4*1000+999); i < 20 && srv.ranges[i] != want {
+			t.Errorf("request %d (%s): Range %q, want %q", i, u, srv.ranges[i], want)
+		}
+	}
+	srv.mu.Unlock()
 
 	bad := newSeed(t, srv.URL+"/loop?hops=4", tt.layout(t), Config{Client: client})
 	_, handed, err := fetch(t, bad, 0, 1)

@@ -211,16 +211,14 @@ func (s *Seed) Has(piece int) bool {
 	if piece < 0 || piece >= info.NumPieces() {
 		return false
 	}
+	start := info.PieceOffset(piece)
+	segs := s.layout.segments(start, start+info.PieceLen(piece))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dropped {
 		return false
 	}
-	if len(s.disabled) == 0 {
-		return true
-	}
-	start := info.PieceOffset(piece)
-	for _, sg := range s.layout.segments(start, start+info.PieceLen(piece)) {
+	for _, sg := range segs {
 		if !sg.pad && s.disabled[sg.file] {
 			return false
 		}
