@@ -73,6 +73,9 @@ func TestFetchSingleFile(t *testing.T) {
 	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
+	if srv.conns != 2 {
+		t.Errorf("%d connections for 2 seeds fetching one piece at a time: keep-alive lost", srv.conns)
+	}
 	if srv.ranges[10] != "bytes=10000-10499" || srv.ranges[11] != "bytes=0-10499" {
 		t.Errorf("ranges %q, %q", srv.ranges[10], srv.ranges[11])
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -117,11 +118,22 @@ type server struct {
 	ranges   []string // its Range header
 	inflight int
 	maxIn    int
+	conns    int // connections accepted
+}
+
+func (s *server) connState(_ net.Conn, st http.ConnState) {
+	if st == http.StateNew {
+		s.mu.Lock()
+		s.conns++
+		s.mu.Unlock()
+	}
 }
 
 func newServer(t testing.TB, tt *torrent) *server {
 	s := &server{tt: tt}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.Config.ConnState = s.connState
+	s.Start()
 	t.Cleanup(s.Close)
 	return s
 }
@@ -131,6 +143,7 @@ func newTLSServer(t testing.TB, tt *torrent) *server {
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	// Handshakes from a client without the test CA fail on purpose.
 	s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.Config.ConnState = s.connState
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s
