@@ -4,9 +4,11 @@
 //
 // # Who owns what
 //
-// A Client listens on one port, hands incoming connections to the torrent
-// whose info-hash they name, and shares the half-open dial budget, the rate
-// limiters and the hashing workers between torrents. With Config.DHT it owns
+// A Client listens on one port (without Config.ListenAddr: 6881, else the
+// first free of 6882-6889, else any; listen.go), hands incoming
+// connections to the torrent whose info-hash they name, and shares the
+// half-open dial budget, the rate limiters and the hashing workers between
+// torrents. With Config.DHT it owns
 // a dht.Node (UDP, by default on the TCP port), with Config.LSD an
 // lsd.Service; Close closes them after every torrent has stopped. The
 // Client's mutex only guards its torrent map; it is never held across I/O.
@@ -131,6 +133,10 @@
 //   - Linux delays ACKs up to 40 ms, and a peer with Nagle's algorithm on
 //     (libtorrent) then holds the tail of a piece until the ACK: the reader
 //     goroutine re-arms TCP_QUICKACK after each read (quickack_linux.go).
+//   - The log (Config.Logf) has a line for each connection tried, made,
+//     named by its extended handshake, and ended, with the cause
+//     (connlog.go); a peer that hangs up on our handshake (one that
+//     requires encryption) shows as a failed connect.
 //   - A DHT of only two nodes finds nothing: a node's lookups never consult
 //     what was announced to itself. Tests use at least three.
 package engine
