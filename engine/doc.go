@@ -80,8 +80,8 @@
 // the first message is the peer's new set (aria2 sends a BITFIELD after a
 // run of HAVEs); HAVE ALL, HAVE NONE and REJECT count without the fast
 // extension too; extended messages without BEP 10, under ids we did not
-// announce, or malformed ut_pex, are ignored; a second extended handshake
-// updates the first; keep-alives are welcome anywhere (quirks_test.go).
+// announce, malformed ut_pex or extended handshakes, are ignored; a second
+// extended handshake updates the first; keep-alives are welcome anywhere (quirks_test.go).
 //
 // # Peer sources
 //

@@ -182,7 +182,9 @@ func (t *Torrent) onExtended(c *conn, m *peer.Message) {
 func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
 	h, err := peer.ParseExtendedHandshake(payload)
 	if err != nil {
-		t.violation(c, "extension handshake: %v", err)
+		// Ignored, as libtorrent and transmission do: we only miss what
+		// it would have told us.
+		t.client.logf("%s: %s: ignored an extension handshake: %v", t.name(), c.addr, err)
 		return
 	}
 	if c.peerExt == nil {
