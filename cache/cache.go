@@ -13,7 +13,6 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
-	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 // InfoHash names a torrent. The cache treats it as an opaque 20-byte key.
@@ -199,11 +198,6 @@ func Open(opts Options) (*Cache, error) {
 
 	removeEmptyLogs(dir, logf)
 	db, err := badger.OpenManaged(badgerOptions(dir, c.vlogSize, badgerLogger{logf}))
-	if err != nil && strings.Contains(err.Error(), z.NewFile.Error()) {
-		// Badger bug (dgraph-io/badger#2207): a log file left empty by a
-		// crash fails the first Open, which sizes it; the second succeeds.
-		db, err = badger.OpenManaged(badgerOptions(dir, c.vlogSize, badgerLogger{logf}))
-	}
 	if err != nil {
 		return fail(fmt.Errorf("cache: open store in %s: %w", dir, err))
 	}
@@ -231,8 +225,10 @@ func Open(opts Options) (*Cache, error) {
 
 // removeEmptyLogs deletes zero-length memtable and value logs: a crash
 // between creating such a file and sizing it leaves it empty, and badger
-// then refuses to open (see dgraph-io/badger#2207). An empty log holds no
-// entries, so nothing is lost.
+// then refuses to open (dgraph-io/badger#2207: it sizes the file, calls that
+// z.NewFile, and fails with the sentinel flattened into a string, so the
+// error cannot be told apart with errors.Is). An empty log holds no entries,
+// so nothing is lost.
 func removeEmptyLogs(dir string, logf func(string, ...any)) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
