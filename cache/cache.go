@@ -62,7 +62,8 @@ type Cache struct {
 	// Read-only after Open.
 	db         *badger.DB
 	dir        string
-	tempDir    bool // dir is ours to delete at Close (InMemory)
+	mapsDir    string // dir as /proc/self/maps names it (see valueLogMaps)
+	tempDir    bool   // dir is ours to delete at Close (InMemory)
 	capacity   int64
 	vlogSize   int64 // badger ValueLogFileSize; also the largest piece accepted
 	keepMapped int64 // Options.KeepMapped with the default applied
@@ -85,6 +86,11 @@ type Cache struct {
 	kick       chan struct{} // cap 1: wake the maintenance goroutine
 	stop       chan struct{} // closed by Close
 	done       sync.WaitGroup
+
+	// pagesRefused counts values the pager did not unmap because they lay
+	// outside the value-log mappings (see dropPages): 0 unless badger
+	// changed how it hands out values.
+	pagesRefused atomic.Int64
 
 	// life keeps db open under running calls: every call that touches db
 	// holds it shared, Close takes it exclusively. First in the lock order.
@@ -181,6 +187,7 @@ func Open(opts Options) (*Cache, error) {
 	if err := checkWritable(dir); err != nil {
 		return fail(err)
 	}
+	c.mapsDir = kernelPath(dir)
 	lock, err := lockDir(dir)
 	if err != nil {
 		return fail(err)
@@ -328,7 +335,8 @@ func valueLogFileSize(capacity int64) int64 {
 // valueThreshold: values this size or larger go to the value log. Pieces
 // always do (they are at least 16 KiB but for a torrent's last piece);
 // records, tiny last pieces and small metainfo stay in the LSM tree.
-// dropPages relies on values of a page or more never being inline.
+// dropPages expects values this size or larger in the value log, and
+// checks it (see valueLogMaps).
 const valueThreshold = 1 << 10
 
 // diskReserve is the free space kept back on the data directory's disk: room
