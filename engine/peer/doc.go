@@ -83,8 +83,8 @@
 // Every decoder has a fuzz target (FuzzDecode, FuzzHandshake,
 // FuzzExtendedHandshake, FuzzMetadataMessage, FuzzPex) whose seed corpus is
 // committed under testdata/fuzz, so a plain `go test` replays it;
-// `go test -run TestFuzzCorpus -update-corpus` rewrites the seeds from
-// fuzz_test.go. TestInteropLibtorrent runs a libtorrent 2.0 seeder
+// `go test -run '^Fuzz' -update-corpus` rewrites the seeds from
+// fuzz_test.go (see engine/fuzztest). TestInteropLibtorrent runs a libtorrent 2.0 seeder
 // (testdata/lt_seed.py) on 127.0.0.1: it is skipped when
 // /usr/bin/python3 cannot import libtorrent, unless CI=true.
 //
