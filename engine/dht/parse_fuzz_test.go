@@ -42,7 +42,8 @@ func FuzzParseNodes(f *testing.F) {
 			for _, max := range []int{8, DefaultMaxNodes} {
 				var nodes []nodeInfo
 				var err error
-				alloc := fuzztest.Allocated(func() { nodes, err = parseNodes(s, ipv6, max) })
+				bound := uint64(4*len(data) + 256)
+				alloc := fuzztest.Allocated(bound, func() { nodes, err = parseNodes(s, ipv6, max) })
 				if (err != nil) != (len(data)%size != 0) {
 					t.Fatalf("%d bytes, entries of %d: err %v", len(data), size, err)
 				}
@@ -58,7 +59,7 @@ func FuzzParseNodes(f *testing.F) {
 				if len(nodes) != min(len(entries), max) {
 					t.Fatalf("%d nodes from %d usable entries of %d bytes, cap %d", len(nodes), len(entries), size, max)
 				}
-				if alloc > uint64(4*len(data)+256) {
+				if alloc > bound {
 					t.Fatalf("%d nodes from %d bytes allocated %d bytes", len(nodes), len(data), alloc)
 				}
 				for i, ni := range nodes {
@@ -97,11 +98,12 @@ func FuzzParseValues(f *testing.F) {
 		}
 		for _, max := range []int{1, 8, 1 << 20} {
 			var peers []netip.AddrPort
-			alloc := fuzztest.Allocated(func() { peers = parseValues(vals, max) })
+			bound := uint64(16*len(data) + 1024)
+			alloc := fuzztest.Allocated(bound, func() { peers = parseValues(vals, max) })
 			if len(peers) != min(len(entries), max) {
 				t.Fatalf("%d peers from %d usable values, cap %d", len(peers), len(entries), max)
 			}
-			if alloc > uint64(16*len(data)+1024) {
+			if alloc > bound {
 				t.Fatalf("%d peers from %d bytes allocated %d bytes", len(peers), len(data), alloc)
 			}
 			for i, p := range peers {
@@ -142,14 +144,15 @@ func FuzzDecodeState(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var st *state
 		var err error
-		alloc := fuzztest.Allocated(func() { st, err = decodeState(data) })
+		bound := uint64(16*len(data) + 16<<10)
+		alloc := fuzztest.Allocated(bound, func() { st, err = decodeState(data) })
 		if err != nil {
 			if st != nil {
 				t.Fatal("a state with an error")
 			}
 			return
 		}
-		if alloc > uint64(16*len(data)+16<<10) {
+		if alloc > bound {
 			t.Fatalf("%d bytes of state allocated %d bytes", len(data), alloc)
 		}
 		if len(st.nodes) > 2*DefaultMaxNodes {

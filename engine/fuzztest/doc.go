@@ -26,7 +26,9 @@
 // # Allocation bounds
 //
 // Allocated measures the bytes a call allocates, so a target can hold a
-// decoder of untrusted bytes to an allocation proportional to its input.
+// decoder of untrusted bytes to an allocation proportional to its input. It
+// counts every goroutine's allocations, so it repeats a run that goes over
+// the limit and keeps the least figure.
 //
 // The package imports only the standard library, so any package's tests may
 // use it (cache's included). It starts no goroutines.

@@ -67,8 +67,22 @@ func TestSync(t *testing.T) {
 func FuzzSeedFile(f *testing.F) {
 	Seeds(f, []string{"", "plain", "quote\" backslash\\ nul\x00 newline\n é \xff"})
 	f.Fuzz(func(t *testing.T, s string) {
-		if n := Allocated(func() { seedFile(s) }); n > uint64(8*len(s)+1024) {
+		bound := uint64(8*len(s) + 1024)
+		if n := Allocated(bound, func() { seedFile(s) }); n > bound {
 			t.Fatalf("seedFile of %d bytes allocated %d bytes", len(s), n)
 		}
 	})
+}
+
+var sink []byte
+
+// TestAllocated: an allocation is counted whole, and nothing is counted for
+// a call that allocates nothing.
+func TestAllocated(t *testing.T) {
+	if n := Allocated(1<<30, func() { sink = make([]byte, 1<<20) }); n < 1<<20 || n > 1<<21 {
+		t.Errorf("a 1 MiB allocation counted as %d bytes", n)
+	}
+	if n := Allocated(0, func() {}); n != 0 {
+		t.Errorf("nothing counted as %d bytes", n)
+	}
 }
