@@ -406,9 +406,9 @@ func (c *Cache) sweep(keep int64) {
 // value-log file's lock then, so the mapping cannot move or vanish under us.
 // MADV_DONTNEED is harmless only on a shared file mapping: it drops
 // page-table entries, dirty pages stay dirty in the page cache and reach the
-// file, and the next access maps the same data again. On memory of our own
-// (a heap copy of a value, which badger hands out for values it keeps
-// inline) it zeroes the pages. Values of valueThreshold bytes or more live in
+// file, and the next access maps the same data again. On private memory
+// (the Go heap, where badger's memtables keep inline values, or any copy of
+// a value) it zeroes the pages. Values of valueThreshold bytes or more live in
 // the value log (TestValuesAreMapped), but dropPages does not take that on
 // trust: it advises only a range that lies wholly inside a shared mapping of
 // one of this cache's value-log files (file fid when known), as
