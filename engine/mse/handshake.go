@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"syscall"
 	"time"
@@ -39,11 +38,12 @@ func (c *config) padding(i int) ([]byte, error) {
 	if c.pads != nil {
 		n = c.pads[i]
 	} else {
-		v, err := rand.Int(c.reader(), big.NewInt(MaxPad+1))
-		if err != nil {
+		// The modulo's bias does not matter for padding.
+		var v [2]byte
+		if _, err := io.ReadFull(c.reader(), v[:]); err != nil {
 			return nil, fmt.Errorf("mse: padding: %w", err)
 		}
-		n = int(v.Int64())
+		n = int(binary.BigEndian.Uint16(v[:])) % (MaxPad + 1)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(c.reader(), b); err != nil {

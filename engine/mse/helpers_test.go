@@ -106,6 +106,7 @@ type result struct {
 
 // handshakeOpts vary runHandshake.
 type handshakeOpts struct {
+	skey             [20]byte // the initiator's; zero: testSKey
 	provide, allowed CryptoMethod
 	ia               []byte
 	find             SKeyFunc // nil: SKeys(testSKey)
@@ -119,6 +120,9 @@ type handshakeOpts struct {
 // too.
 func runHandshake(t testing.TB, a, b net.Conn, o handshakeOpts) (ini, acc result) {
 	t.Helper()
+	if o.skey == ([20]byte{}) {
+		o.skey = testSKey
+	}
 	if o.find == nil {
 		o.find = SKeys(testSKey)
 	}
@@ -137,7 +141,7 @@ func runHandshake(t testing.TB, a, b net.Conn, o handshakeOpts) (ini, acc result
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		ini.c, ini.err = initiate(ctx, a, testSKey, o.provide, o.ia, o.initCfg)
+		ini.c, ini.err = initiate(ctx, a, o.skey, o.provide, o.ia, o.initCfg)
 		if ini.err != nil {
 			a.Close()
 		}
