@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,16 @@ type LTOptions struct {
 	SeedMode bool
 	// Fingerprint is the peer-ID prefix, e.g. "-LT2080-" (the default).
 	Fingerprint string
+	// Encryption is the MSE/PE policy for incoming and outgoing
+	// connections alike (in_enc_policy, out_enc_policy): "" keeps
+	// libtorrent's default, "enabled" (outgoing connections try MSE
+	// first, incoming ones may be either); "forced" refuses plain
+	// BitTorrent handshakes both ways; "disabled" speaks no MSE.
+	Encryption string
+	// EncryptionLevel is what an MSE handshake may select
+	// (allowed_enc_level): "" keeps the default, "both"; "rc4" or
+	// "plaintext". "forced" with "rc4" is an encryption-requiring peer.
+	EncryptionLevel string
 }
 
 // LTStatus is a snapshot of one torrent in a libtorrent peer. Rates are
@@ -109,6 +120,10 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 			tb.Fatalf("swarmtest.StartLibtorrent: DHT bootstrap %q is not a loopback host:port", n)
 		}
 	}
+	if !slices.Contains([]string{"", "enabled", "forced", "disabled"}, opts.Encryption) ||
+		!slices.Contains([]string{"", "both", "rc4", "plaintext"}, opts.EncryptionLevel) {
+		tb.Fatalf("swarmtest.StartLibtorrent: encryption %q, level %q: unknown", opts.Encryption, opts.EncryptionLevel)
+	}
 	cfg, err := json.Marshal(map[string]any{
 		"ip":            opts.IP,
 		"port":          opts.Port,
@@ -119,6 +134,8 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 		"no_trackers":   opts.NoTrackers,
 		"seed_mode":     opts.SeedMode,
 		"fingerprint":   opts.Fingerprint,
+		"encryption":    opts.Encryption,
+		"enc_level":     opts.EncryptionLevel,
 	})
 	if err != nil {
 		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)

@@ -148,6 +148,12 @@ class Peer:
         }
         if cfg.get("fingerprint"):
             s["peer_fingerprint"] = cfg["fingerprint"]
+        if cfg.get("encryption"):
+            policy = int(getattr(lt.enc_policy, cfg["encryption"]))
+            s["out_enc_policy"] = policy
+            s["in_enc_policy"] = policy
+        if cfg.get("enc_level"):
+            s["allowed_enc_level"] = int(getattr(lt.enc_level, cfg["enc_level"]))
         self.ses = lt.session(s)
         # Put every address in the global (rate limited) class: by default
         # 127/8 and the private ranges are in the unlimited "local" class.
