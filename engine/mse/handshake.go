@@ -22,6 +22,8 @@ type config struct {
 	// first, then PadC or PadD) when set; values above MaxPad let tests
 	// send what a broken peer would.
 	pads *[2]int
+	// timeout replaces DefaultTimeout when not 0.
+	timeout time.Duration
 }
 
 func (c *config) reader() io.Reader {
@@ -76,7 +78,7 @@ func initiate(ctx context.Context, conn net.Conn, skey [20]byte, provide CryptoM
 	if len(ia) > MaxInitialPayload {
 		return nil, fmt.Errorf("mse: initial payload of %d bytes (at most %d)", len(ia), MaxInitialPayload)
 	}
-	done := guard(ctx, conn)
+	done := guard(ctx, conn, cfg.timeout)
 	defer func() { err = done(err) }()
 
 	// 1. A->B: Ya, PadA.
@@ -97,7 +99,7 @@ func initiate(ctx context.Context, conn net.Conn, skey [20]byte, provide CryptoM
 	h.what = "public key"
 	yb, err := h.next(KeyLen)
 	if err != nil {
-		if h.w == 0 && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
+		if h.w == 0 && hungUp(err) {
 			return nil, fmt.Errorf("%w: it closed the connection: %w", ErrNotMSE, err)
 		}
 		return nil, err
@@ -141,6 +143,9 @@ func initiate(ctx context.Context, conn net.Conn, skey [20]byte, provide CryptoM
 	keys.dec.XORKeyStream(vc[:], vc[:])
 	h.what = "verification constant"
 	if err := h.sync(vc[:], MaxPad); err != nil {
+		if s[0] == 0 && hungUp(err) {
+			return nil, fmt.Errorf("%w: %w", ErrTryAgain, err)
+		}
 		return nil, err
 	}
 	h.what = "crypto select"
@@ -197,7 +202,7 @@ func accept(ctx context.Context, conn net.Conn, find SKeyFunc, allowed CryptoMet
 		// replaying wrapper out of the returned Conn's read path.
 		conn, prefix = rc.Conn, rc.prefix
 	}
-	done := guard(ctx, conn)
+	done := guard(ctx, conn, cfg.timeout)
 	defer func() { err = done(err) }()
 
 	// 1. A->B: Ya, PadA.
@@ -306,6 +311,11 @@ func accept(ctx context.Context, conn net.Conn, find SKeyFunc, allowed CryptoMet
 	return c, nil
 }
 
+// hungUp reports whether err is the peer closing the connection.
+func hungUp(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
 // write sends the parts in one Write, so they leave in as few segments as
 // the connection allows.
 func write(conn net.Conn, what string, parts ...[]byte) error {
@@ -327,13 +337,16 @@ func write(conn net.Conn, what string, parts ...[]byte) error {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // guard puts the handshake under ctx: conn gets ctx's deadline (or
-// DefaultTimeout from now) and a cancelled ctx moves it into the past.
-// The returned func ends the guard: on success it clears the deadline;
-// on failure it says whether ctx was the cause.
-func guard(ctx context.Context, conn net.Conn) func(error) error {
+// timeout from now, DefaultTimeout if 0) and a cancelled ctx moves it into
+// the past. The returned func ends the guard: on success it clears the
+// deadline; on failure it says whether ctx was the cause.
+func guard(ctx context.Context, conn net.Conn, timeout time.Duration) func(error) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		deadline = time.Now().Add(DefaultTimeout)
+		if timeout == 0 {
+			timeout = DefaultTimeout
+		}
+		deadline = time.Now().Add(timeout)
 	}
 	setErr := conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })

@@ -292,6 +292,43 @@ func TestBadPublicKey(t *testing.T) {
 	}
 }
 
+// TestTryAgain: a responder that hangs up after the offer is reported as
+// ErrTryAgain when S had a leading zero byte (libtorrent's failure; see
+// TestInteropLibtorrentShortSecret), and not otherwise.
+func TestTryAgain(t *testing.T) {
+	const accSeed = 1000
+	kb, _ := newDHKey(detRand(accSeed))
+	short, long := uint64(0), uint64(0)
+	for i := uint64(1); short == 0 || long == 0; i++ {
+		if i == 5000 {
+			t.Fatal("no short secret in 5000 draws")
+		}
+		ka, _ := newDHKey(detRand(i))
+		s, _ := ka.secret(kb.pub[:])
+		if s[0] == 0 {
+			short = i
+		} else {
+			long = i
+		}
+	}
+	for _, tc := range []struct {
+		seed uint64
+		want bool
+	}{{short, true}, {long, false}} {
+		a, b := connPair(t, true)
+		ini, acc := runHandshake(t, a, b, handshakeOpts{
+			provide: RC4, allowed: RC4, find: SKeys(otherSKey),
+			initCfg: &config{rand: detRand(tc.seed)}, accCfg: &config{rand: detRand(accSeed)},
+		})
+		if !errors.Is(acc.err, ErrUnknownInfoHash) {
+			t.Fatalf("Accept: %v", acc.err)
+		}
+		if ini.err == nil || errors.Is(ini.err, ErrTryAgain) != tc.want {
+			t.Fatalf("short secret %v: Initiate: %v", tc.want, ini.err)
+		}
+	}
+}
+
 // TestDeadlines stalls the peer at each step and checks that the
 // handshake ends at the context's deadline, or at its cancellation.
 func TestDeadlines(t *testing.T) {
@@ -369,6 +406,65 @@ func TestDeadlines(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDefaultTimeout: a context without a deadline still bounds the
+// handshake (by DefaultTimeout; shortened here).
+func TestDefaultTimeout(t *testing.T) {
+	const timeout = 150 * time.Millisecond
+	for _, initiator := range []bool{false, true} {
+		ours, _ := rawPeer(t)
+		start := time.Now()
+		var err error
+		if initiator {
+			_, err = initiate(context.Background(), ours, testSKey, RC4, nil, &config{timeout: timeout})
+		} else {
+			_, err = accept(context.Background(), ours, SKeys(testSKey), RC4, &config{timeout: timeout})
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("initiator=%v: %v, want a deadline", initiator, err)
+		}
+		if d := time.Since(start); d < timeout || d > timeout+2*time.Second {
+			t.Fatalf("initiator=%v: returned after %v", initiator, d)
+		}
+	}
+}
+
+// TestKeysPadded: public keys and the shared secret are 96 bytes, zero
+// bytes in front when the number is shorter, as every implementation
+// hashes them. Keys are drawn until each case comes up (1 in 256 each).
+func TestKeysPadded(t *testing.T) {
+	r := detRand(7)
+	padded := func(x *big.Int) []byte {
+		b := x.Bytes()
+		return append(make([]byte, KeyLen-len(b)), b...)
+	}
+	var shortPub, shortSecret bool
+	for i := 0; !(shortPub && shortSecret); i++ {
+		if i == 5000 {
+			t.Fatal("no short key in 5000 draws")
+		}
+		a, _ := newDHKey(r)
+		b, _ := newDHKey(r)
+		pub := new(big.Int).Exp(generator, a.priv, prime)
+		if !bytes.Equal(a.pub[:], padded(pub)) {
+			t.Fatalf("public key %x, want %x", a.pub, padded(pub))
+		}
+		shortPub = shortPub || a.pub[0] == 0
+		s, err := a.secret(b.pub[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := padded(new(big.Int).Exp(pub, b.priv, prime))
+		if !bytes.Equal(s[:], want) {
+			t.Fatalf("secret %x, want %x", s, want)
+		}
+		s2, _ := b.secret(a.pub[:])
+		if s2 != s {
+			t.Fatal("the two sides computed different secrets")
+		}
+		shortSecret = shortSecret || s[0] == 0
 	}
 }
 

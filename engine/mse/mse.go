@@ -135,6 +135,14 @@ var (
 	ErrUnknownInfoHash = errors.New("mse: unknown info-hash")
 	// ErrNoCommonMethod: no crypto method is both provided and allowed.
 	ErrNoCommonMethod = errors.New("mse: no common crypto method")
+	// ErrTryAgain: the responder hung up after our offer, and the shared
+	// secret S began with a zero byte. libtorrent (2.0 at least) hashes
+	// HASH('req3', S) as responder over S without its leading zero bytes
+	// (and garbage after them), so it cannot find the torrent in 1 of 256
+	// handshakes; a new connection, with new keys, succeeds with
+	// probability 255/256. The peer may also have refused for the usual
+	// reasons (unknown torrent, no common method): retry once.
+	ErrTryAgain = errors.New("mse: responder hung up on a shared secret with a leading zero byte; try again")
 	// ErrProtocol: the peer broke the protocol (a public key out of range,
 	// a wrong verification constant, padding longer than 512 bytes, a
 	// crypto_select that was not offered).

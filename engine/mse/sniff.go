@@ -24,7 +24,7 @@ const SniffLen = len(plainHeader)
 // Accept (which takes the bytes back without copying them twice). ctx
 // bounds the read as for Accept; conn's deadline is cleared on success.
 func Sniff(ctx context.Context, conn net.Conn) (plain bool, replay net.Conn, err error) {
-	done := guard(ctx, conn)
+	done := guard(ctx, conn, 0)
 	var b [SniffLen]byte
 	_, err = io.ReadFull(conn, b[:])
 	if err = done(err); err != nil {
