@@ -79,7 +79,11 @@ func initiate(ctx context.Context, conn net.Conn, skey [20]byte, provide CryptoM
 		return nil, fmt.Errorf("mse: initial payload of %d bytes (at most %d)", len(ia), MaxInitialPayload)
 	}
 	done := guard(ctx, conn, cfg.timeout)
-	defer func() { err = done(err) }()
+	defer func() {
+		if err = done(err); err != nil {
+			c = nil
+		}
+	}()
 
 	// 1. A->B: Ya, PadA.
 	key, err := newDHKey(cfg.reader())
@@ -196,6 +200,9 @@ func accept(ctx context.Context, conn net.Conn, find SKeyFunc, allowed CryptoMet
 	if allowed&knownMethods == 0 {
 		return nil, fmt.Errorf("mse: no crypto method allowed (%v)", allowed)
 	}
+	if find == nil {
+		return nil, errors.New("mse: Accept without an SKeyFunc")
+	}
 	var prefix []byte
 	if rc, ok := conn.(*replayConn); ok {
 		// Read the sniffed bytes from our own buffer, and keep the
@@ -203,7 +210,11 @@ func accept(ctx context.Context, conn net.Conn, find SKeyFunc, allowed CryptoMet
 		conn, prefix = rc.Conn, rc.prefix
 	}
 	done := guard(ctx, conn, cfg.timeout)
-	defer func() { err = done(err) }()
+	defer func() {
+		if err = done(err); err != nil {
+			c = nil
+		}
+	}()
 
 	// 1. A->B: Ya, PadA.
 	h := newHSReader(conn, prefix)

@@ -487,6 +487,26 @@ func TestDeadlineCleared(t *testing.T) {
 	}
 }
 
+// noClearConn cannot clear its deadline.
+type noClearConn struct{ net.Conn }
+
+func (c noClearConn) SetDeadline(t time.Time) error {
+	if t.IsZero() {
+		return errors.New("cannot clear the deadline")
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+// TestNoConnOnError: a handshake that fails at its very end (here,
+// clearing the deadline) returns no Conn with its error.
+func TestNoConnOnError(t *testing.T) {
+	a, b := connPair(t, false)
+	ini, acc := runHandshake(t, noClearConn{a}, noClearConn{b}, handshakeOpts{provide: RC4, allowed: RC4})
+	if ini.err == nil || ini.c != nil || acc.err == nil || acc.c != nil {
+		t.Fatalf("Initiate: %v, %v; Accept: %v, %v", ini.c, ini.err, acc.c, acc.err)
+	}
+}
+
 // TestSniff tells a plain handshake from an MSE one and replays the bytes.
 func TestSniff(t *testing.T) {
 	ours, theirs := rawPeer(t)
@@ -533,6 +553,9 @@ func TestBadArguments(t *testing.T) {
 	}
 	if _, err := Accept(ctx, b, SKeys(testSKey), 0); err == nil {
 		t.Error("Accept allowing nothing")
+	}
+	if _, err := Accept(ctx, b, nil, RC4); err == nil {
+		t.Error("Accept without an SKeyFunc")
 	}
 }
 
