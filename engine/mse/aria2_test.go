@@ -64,6 +64,7 @@ func startAria2Seeder(t *testing.T, opts ...string) (string, swarmtest.TorrentIn
 // encryption and one with its defaults, with Initiate, and downloads a
 // block through the Conn.
 func TestInteropAria2Initiate(t *testing.T) {
+	skipShort(t)
 	cases := []struct {
 		opts          []string
 		provide, want CryptoMethod

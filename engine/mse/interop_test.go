@@ -19,6 +19,14 @@ import (
 // interopTimeout bounds each conversation with a real client.
 const interopTimeout = 30 * time.Second
 
+// skipShort skips a test that runs real clients under -short.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs real BitTorrent clients")
+	}
+}
+
 // seedFile is what the real clients seed: two and a bit 16 KiB pieces.
 var seedFile = swarmtest.FileSpec{Path: "mse-interop.bin", Size: 2*16<<10 + 1000}
 
@@ -107,6 +115,7 @@ func fetchFirstBlock(t *testing.T, c net.Conn, ti swarmtest.TorrentInfo) {
 // encryption setting, with Initiate and the BitTorrent handshake as the
 // initial payload, and downloads a block through the returned Conn.
 func TestInteropLibtorrentInitiate(t *testing.T) {
+	skipShort(t)
 	cases := []struct {
 		encryption, level string
 		provide, want     CryptoMethod
@@ -154,6 +163,7 @@ func TestInteropLibtorrentInitiate(t *testing.T) {
 // that sniffs and accepts as the engine will: MSE or plain, found among
 // several torrents, and downloads a block from each through the Conn.
 func TestInteropLibtorrentAccept(t *testing.T) {
+	skipShort(t)
 	cases := []struct {
 		encryption, level string
 		allowed           CryptoMethod
@@ -225,6 +235,7 @@ func TestInteropLibtorrentAccept(t *testing.T) {
 // few goroutines: libtorrent answers each in tens of milliseconds) until
 // the case has come up.
 func TestInteropLibtorrentShortSecret(t *testing.T) {
+	skipShort(t)
 	lt, ti := startLTSeeder(t, "", "")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
