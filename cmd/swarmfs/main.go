@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 )
 
@@ -29,6 +30,7 @@ func init() {
 		{"seed", "seed [flags] TORRENT PATH", "seed existing data (PATH: the file, the torrent's folder, or the folder holding it)", runSeed},
 		{"get", "get [flags] TORRENT|MAGNET DIR", "download a torrent into DIR, with a progress line", runGet},
 		{"version", "version", "print the version", runVersion},
+		{"mount-helper", "mount-helper SOURCE MOUNTPOINT [-sfnv] [-o OPTS]", "mount(8)'s helper, also run as mount.swarmfs: mount -t swarmfs, fstab", runMountHelper},
 	}
 }
 
@@ -47,7 +49,11 @@ func main() {
 			os.Exit(code)
 		}
 	}
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	args := os.Args[1:]
+	if filepath.Base(os.Args[0]) == helperName {
+		args = append([]string{"mount-helper"}, args...)
+	}
+	os.Exit(run(args, os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -37,7 +37,7 @@ func dataDirFlag(fs *flag.FlagSet) *string {
 	return fs.String("data-dir", defaultDataDir(), "where the piece cache, the control socket and the DHT state live")
 }
 
-func runMount(args []string, stdout, stderr io.Writer) error {
+func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	f := newFlags("mount", stderr)
 	var ef engineFlags
 	ef.register(f)
@@ -47,12 +47,19 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	download := f.String("download", "wanted", "what to download: \"wanted\" (what is read, plus readahead and media heads and tails) or \"all\"")
 	debugFuse := f.Bool("debug-fuse", false, "log every FUSE request")
 	allowOther := f.Bool("allow-other", false, "let other local users read the mount; only you and root can add or remove torrents (needs user_allow_other in /etc/fuse.conf unless root)")
-	if err := f.Parse(args); err != nil {
+	daemon := daemonFlag(f)
+	if err := parseFlags(f, args); err != nil {
 		return err
 	}
 	if f.NArg() < 1 {
 		return usageErr("mount needs a MOUNTPOINT")
 	}
+	lc := newLifecycle(stderr)
+	defer func() { lc.finish(err) }()
+	if *daemon && !lc.daemonChild() {
+		return startDaemon(args, "", stdout, stderr)
+	}
+	stderr = lc.wrapStderr(stderr)
 	mountpoint := f.Arg(0)
 	for _, arg := range f.Args()[1:] {
 		// The flag package stops at the first argument that is not a
@@ -154,6 +161,7 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "swarmfs %s: %d torrent(s) mounted at %s (peers on %s, cache %s in %s)\n",
 		engine.Version, len(sess.Torrents()), mountpoint, client.Addr(), humanBytes(capacity), *dataDir)
 	fmt.Fprintf(stdout, "add more with: swarmfs add TORRENT|MAGNET; stop with Ctrl-C or: fusermount3 -u %s\n", mountpoint)
+	lc.markReady(fmt.Sprintf("%d torrent(s) mounted at %s (pid %d)", len(sess.Torrents()), mountpoint, os.Getpid()))
 
 	unmounted := make(chan struct{})
 	go func() {
@@ -162,8 +170,10 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	}()
 	select {
 	case <-unmounted:
+		lc.stopping()
 		fmt.Fprintln(stdout, "unmounted")
 	case s := <-sig:
+		lc.stopping()
 		fmt.Fprintf(stdout, "%v: unmounting %s\n", s, mountpoint)
 		if err := unmountRetry(srv, unmounted, sig); err != nil {
 			return err
