@@ -1,11 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,6 +49,8 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	debugFuse := f.Bool("debug-fuse", false, "log every FUSE request")
 	allowOther := f.Bool("allow-other", false, "let other local users read the mount; only you and root can add or remove torrents (needs user_allow_other in /etc/fuse.conf unless root)")
 	daemon := daemonFlag(f)
+	var lf logFlags
+	lf.register(f)
 	if err := parseFlags(f, args); err != nil {
 		return err
 	}
@@ -57,7 +60,7 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	lc := newLifecycle(stderr)
 	defer func() { lc.finish(err) }()
 	if *daemon && !lc.daemonChild() {
-		return startDaemon(args, "", stdout, stderr)
+		return startDaemon(args, lf.file, stdout, stderr)
 	}
 	stderr = lc.wrapStderr(stderr)
 	mountpoint := f.Arg(0)
@@ -92,8 +95,16 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	logger := log.New(stderr, "swarmfs: ", log.Ltime)
-	logf := logger.Printf
+	logger, closeLog, err := lf.open(stderr, ef.verbose)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	logf := slogf(logger, slog.LevelInfo)
+	cfg.Logf = nil // -v's stderr logger: the engine's events are debug messages
+	if logger.Enabled(context.Background(), slog.LevelDebug) {
+		cfg.Logf = slogf(logger, slog.LevelDebug)
+	}
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
