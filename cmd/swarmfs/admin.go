@@ -20,7 +20,7 @@ import (
 func runAdd(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("add", stderr)
 	dataDir := dataDirFlag(f)
-	if err := f.Parse(args); err != nil {
+	if err := parseFlags(f, args); err != nil {
 		return err
 	}
 	if f.NArg() == 0 {
@@ -57,7 +57,7 @@ func runAdd(args []string, stdout, stderr io.Writer) error {
 func runRm(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("rm", stderr)
 	dataDir := dataDirFlag(f)
-	if err := f.Parse(args); err != nil {
+	if err := parseFlags(f, args); err != nil {
 		return err
 	}
 	if f.NArg() == 0 {
@@ -81,7 +81,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("status", stderr)
 	dataDir := dataDirFlag(f)
 	asJSON := f.Bool("json", false, "print JSON")
-	if err := f.Parse(args); err != nil {
+	if err := parseFlags(f, args); err != nil {
 		return err
 	}
 	cc, err := dialControl(*dataDir)
@@ -118,7 +118,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 func runCache(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("cache", stderr)
 	dataDir := dataDirFlag(f)
-	if err := f.Parse(args); err != nil {
+	if err := parseFlags(f, args); err != nil {
 		return err
 	}
 	var drop string

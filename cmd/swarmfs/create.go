@@ -27,7 +27,7 @@ func runCreate(args []string, stdout, stderr io.Writer) error {
 	private := fs.Bool("private", false, "mark the torrent private (no DHT, PEX or local discovery)")
 	comment := fs.String("comment", "", "comment stored in the torrent")
 	name := fs.String("name", "", "torrent name (default: the base name of PATH)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -21,7 +21,7 @@ func runGet(args []string, stdout, stderr io.Writer) error {
 	var ef engineFlags
 	ef.register(fs)
 	seedAfter := fs.Bool("seed", false, "keep seeding after the download completes, until interrupted")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {

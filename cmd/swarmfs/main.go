@@ -30,6 +30,7 @@ func init() {
 		{"seed", "seed [flags] TORRENT PATH", "seed existing data (PATH: the file, the torrent's folder, or the folder holding it)", runSeed},
 		{"get", "get [flags] TORRENT|MAGNET DIR", "download a torrent into DIR, with a progress line", runGet},
 		{"version", "version", "print the version", runVersion},
+		{"config", "config [COMMAND] [flags]", "print a command's effective settings (flags > SWARMFS_* > config file) and their sources", runConfig},
 		{"mount-helper", "mount-helper SOURCE MOUNTPOINT [-sfnv] [-o OPTS]", "mount(8)'s helper, also run as mount.swarmfs: mount -t swarmfs, fstab", runMountHelper},
 	}
 }

@@ -19,7 +19,7 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("seed", stderr)
 	var ef engineFlags
 	ef.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
