@@ -31,6 +31,8 @@ func init() {
 		{"get", "get [flags] TORRENT|MAGNET DIR", "download a torrent into DIR, with a progress line", runGet},
 		{"version", "version", "print the version", runVersion},
 		{"config", "config [COMMAND] [flags]", "print a command's effective settings (flags > SWARMFS_* > config file) and their sources", runConfig},
+		{"man", "man", "print the man page (roff)", runMan},
+		{"completion", "completion bash|zsh", "print a shell completion script", runCompletion},
 		{"mount-helper", "mount-helper SOURCE MOUNTPOINT [-sfnv] [-o OPTS]", "mount(8)'s helper, also run as mount.swarmfs: mount -t swarmfs, fstab", runMountHelper},
 	}
 }
