@@ -8,7 +8,7 @@ BIN := bin/swarmfs
 DEB_PKGS := python3-libtorrent opentracker fuse3 ffmpeg mktorrent transmission-cli transmission-daemon aria2 btfs psmisc attr zsh groff-base
 DEB_CHECK := /usr/bin/opentracker /usr/bin/fusermount3 /usr/bin/ffprobe /usr/bin/mktorrent /usr/bin/btfs /usr/bin/aria2c /usr/bin/transmission-cli /usr/bin/transmission-daemon /usr/bin/killall /usr/bin/getfattr /usr/bin/zsh /usr/bin/groff
 
-.PHONY: all build run test bench deps fmt vet clean
+.PHONY: all build run test bench deps fmt vet clean deb
 
 all: build
 
@@ -24,6 +24,11 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
 	fi
 	$(GO) mod download
+
+# deb builds bin/swarmfs_VERSION_ARCH.deb (binary, mount.swarmfs link, man
+# page, completions, systemd unit; Depends: fuse3) with dpkg-deb.
+deb: build
+	./scripts/mkdeb.sh $(BIN) bin
 
 run: deps build
 	./scripts/demo.sh
