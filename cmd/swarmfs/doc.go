@@ -18,6 +18,18 @@
 //   - get.go, seed.go, create.go: a client with file storage, for one
 //     torrent, with a progress line; engineflags.go holds the flags every
 //     command that runs a client shares.
+//   - mounthelper.go: "mount-helper", also the binary run as mount.swarmfs:
+//     mount(8)'s calling convention and -o options turned into "mount
+//     --daemon" flags, for "mount -t swarmfs" and fstab.
+//   - daemon.go: --daemon (re-exec with a readiness pipe) and the mount's
+//     lifecycle, which also tells systemd (sdnotify.go, Type=notify) that
+//     the mount is ready, then stopping. The unit is contrib/systemd.
+//   - logging.go: log/slog for the mount (level, file, format) with
+//     repeated lines rate-limited; the libraries keep their Logf funcs.
+//   - config.go: every command parses with parseFlags, which fills unset
+//     flags from SWARMFS_* variables, then the config file; captureArg
+//     gives any command's flag set without running it, for "config", the
+//     mount helper, the man page (man.go) and completion.go.
 //   - source.go: reading .torrent files named on the command line, within
 //     the one size limit (metainfo.MaxTorrentSize), and the path check of
 //     "get".
