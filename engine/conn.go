@@ -118,14 +118,14 @@ type conn struct {
 	removed                     bool
 	cand                        *candidate     // the candidate this connection reached, if any
 	extIDs                      map[string]int // peer's extension message ids
-	bits                        []byte         // pieces the peer announced
+	bits                        peer.Bits      // pieces the peer announced
 	numHave                     int            // set bits in bits (all, after HaveAll)
 	gotPort                     bool           // a PORT message was handled
 
 	// loop-owned, before the info is known: what the peer announced, kept
 	// raw and applied once the piece count is known (torrent_meta.go)
 	preHaveAll bool
-	preHaves   []byte // bitset of Have indices, bounded by maxPreInfoHaveBytes
+	preHaves   peer.Bits // Have indices, bounded by the largest acceptable piece count
 
 	// loop-owned: metadata exchange (torrent_meta.go)
 	metaOut       int       // our ut_metadata requests in flight to this peer

@@ -302,10 +302,10 @@ func (t *Torrent) sendExtHandshake(c *conn) {
 // bitfield encodes our verified pieces, BEP 3 bit order.
 func (t *Torrent) bitfield() []byte {
 	n := t.info.NumPieces()
-	b := make([]byte, (n+7)/8)
+	b := peer.NewBits(n)
 	for i := 0; i < n; i++ {
 		if t.HavePiece(i) {
-			b[i/8] |= 0x80 >> (uint(i) % 8)
+			b.Set(i)
 		}
 	}
 	return b
@@ -623,20 +623,15 @@ func (t *Torrent) peerIsSeed(c *conn) bool {
 // setPeerPieces replaces what c has, on the loop and in the picker: bits
 // (checked against the piece count), or every piece (all: c.bits stays
 // nil), or none.
-func (t *Torrent) setPeerPieces(c *conn, bits []byte, all bool) {
+func (t *Torrent) setPeerPieces(c *conn, bits peer.Bits, all bool) {
 	n := t.info.NumPieces()
 	switch {
 	case all:
 		t.picker.PeerHaveAll(c.id)
 		c.bits, c.numHave = nil, n
 	default:
-		t.picker.PeerBitfield(c.id, bits) // nil: none
-		c.bits, c.numHave = bits, 0
-		for i := 0; i < n && bits != nil; i++ {
-			if bits[i/8]&(0x80>>(uint(i)%8)) != 0 {
-				c.numHave++
-			}
-		}
+		t.picker.PeerBitfield(c.id, bits)      // nil: none
+		c.bits, c.numHave = bits, bits.Count() // checked: no spare bits
 	}
 	t.updateInterest(c)
 }
@@ -647,10 +642,9 @@ func (t *Torrent) notePeerHas(c *conn, i int) {
 		return // a seed: c.bits may be nil
 	}
 	if c.bits == nil {
-		c.bits = make([]byte, (t.info.NumPieces()+7)/8)
+		c.bits = peer.NewBits(t.info.NumPieces())
 	}
-	if c.bits[i/8]&(0x80>>(uint(i)%8)) == 0 {
-		c.bits[i/8] |= 0x80 >> (uint(i) % 8)
+	if c.bits.Set(i) {
 		c.numHave++
 	}
 }

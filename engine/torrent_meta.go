@@ -72,10 +72,8 @@ func (t *Torrent) notePreInfoHave(c *conn, idx int) bool {
 	if idx >= t.client.cfg.MaxMetadataSize/20 {
 		return false
 	}
-	if n := idx/8 + 1; n > len(c.preHaves) {
-		c.preHaves = append(c.preHaves, make([]byte, n-len(c.preHaves))...)
-	}
-	c.preHaves[idx/8] |= 0x80 >> (uint(idx) % 8)
+	c.preHaves = c.preHaves.Grow(idx)
+	c.preHaves.Set(idx)
 	return true
 }
 
@@ -536,20 +534,17 @@ func (t *Torrent) applyPreInfo(c *conn, n int) bool {
 		}
 		t.setPeerPieces(c, c.bits, false)
 	}
-	for b, v := range c.preHaves {
-		for k := 0; v != 0 && k < 8; k++ {
-			if v&(0x80>>k) == 0 {
-				continue
-			}
-			i := b*8 + k
-			if i >= n {
-				t.violation(c, "have %d of %d pieces", i, n)
-				return false
-			}
-			t.picker.PeerHave(c.id, i)
-			t.notePeerHas(c, i)
+	ok := true
+	c.preHaves.Each(func(i int) bool {
+		if i >= n {
+			t.violation(c, "have %d of %d pieces", i, n)
+			ok = false
+			return false
 		}
-	}
+		t.picker.PeerHave(c.id, i)
+		t.notePeerHas(c, i)
+		return true
+	})
 	c.preHaves = nil
-	return true
+	return ok
 }
