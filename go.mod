@@ -3,7 +3,9 @@ module github.com/swarmfs/swarmfs
 go 1.26.8
 
 require (
+	github.com/anacrolix/missinggo v1.2.1 // indirect
 	github.com/anacrolix/missinggo/v2 v2.10.0 // indirect
+	github.com/bradfitz/iter v0.0.0-20191230175014-e8f45d346db8 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dgraph-io/badger/v4 v4.9.6 // indirect
 	github.com/dgraph-io/ristretto/v2 v2.2.0 // indirect

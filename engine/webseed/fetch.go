@@ -1,0 +1,301 @@
+package webseed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Fetch fetches the run of whole pieces [first, first+count) into buf, which
+// must hold at least the run's length (the sum of the pieces' lengths; the
+// run's bytes land at the start of buf, piece after piece). Each request's
+// response is checked before a byte of it is used, and a body is never read
+// past the bytes asked for (plus one, to catch a server that sends more).
+//
+// When piece is not nil, it is called with each piece, in order, as soon as
+// all of the piece's bytes are in; data aliases buf and the piece is not
+// hash-checked yet. It runs on Fetch's goroutine, while later parts of the
+// run may still be arriving; an error from it stops the fetch and is
+// returned as is.
+//
+// A run inside one file is one request; a run across files is one request
+// per file, up to Config.MaxParallel at a time. Pad files (BEP 47) are
+// filled with zeros, never requested. A run that touches a disabled file
+// fails at once with a FileGone error, without a request (check Has first).
+//
+// The error is nil, an *Error (see Kind), ErrDropped, an argument error, the
+// context's error when ctx ended, or piece's error. Fetch updates the seed's
+// standing itself (back-off, disabled files, strikes, rate); only a piece
+// that fails its hash check must be reported, with BadPiece. On error, the
+// pieces not passed to piece may hold partial or no data.
+func (s *Seed) Fetch(ctx context.Context, first, count int, buf []byte, piece func(index int, data []byte) error) error {
+	info := s.layout.info
+	if first < 0 || count <= 0 || count > info.NumPieces()-first {
+		return fmt.Errorf("webseed: pieces %d+%d out of 0..%d", first, count, info.NumPieces())
+	}
+	last := first + count - 1
+	start := info.PieceOffset(first)
+	end := info.PieceOffset(last) + info.PieceLen(last)
+	if int64(len(buf)) < end-start {
+		return fmt.Errorf("webseed: buffer of %d bytes for a run of %d", len(buf), end-start)
+	}
+	buf = buf[:end-start]
+	segs := s.layout.segments(start, end)
+	if err := s.usable(segs); err != nil {
+		return err
+	}
+	for _, sg := range segs {
+		if sg.pad {
+			clear(buf[sg.bufOff : sg.bufOff+sg.sp.Len])
+		}
+	}
+
+	// deliver hands out every piece whose bytes all lie below done.
+	next := first
+	deliver := func(done int64) error {
+		for ; next <= last; next++ {
+			lo := info.PieceOffset(next) - start
+			hi := lo + info.PieceLen(next)
+			if hi > done {
+				break
+			}
+			if piece != nil {
+				if err := piece(next, buf[lo:hi]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	err := s.run(ctx, segs, buf, deliver)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var e *Error
+	if err == nil || errors.As(err, &e) {
+		s.record(err, s.cfg.Now())
+	}
+	return err
+}
+
+// usable returns an error when the seed is dropped or a segment's file is
+// disabled.
+func (s *Seed) usable(segs []segment) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropped {
+		return ErrDropped
+	}
+	for _, sg := range segs {
+		if !sg.pad && s.disabled[sg.file] {
+			return &Error{Kind: FileGone, URL: s.shown, File: sg.file, Err: ErrFileDisabled}
+		}
+	}
+	return nil
+}
+
+// run fetches every segment into buf and calls deliver with the length of
+// the prefix of buf that is complete, each time it grows.
+func (s *Seed) run(ctx context.Context, segs []segment, buf []byte, deliver func(done int64) error) error {
+	dst := func(sg segment) []byte { return buf[sg.bufOff : sg.bufOff+sg.sp.Len] }
+	var nreq int
+	for _, sg := range segs {
+		if !sg.pad {
+			nreq++
+		}
+	}
+	if nreq <= 1 {
+		// One file (the common case): no goroutine.
+		for _, sg := range segs {
+			if !sg.pad {
+				if err := s.get(ctx, sg, dst(sg)); err != nil {
+					return err
+				}
+			}
+		}
+		return deliver(int64(len(buf)))
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	type result struct {
+		i   int
+		err error
+	}
+	// Buffered for every segment, so a worker never blocks on a send and
+	// always gets to its next check of ctx.
+	results := make(chan result, len(segs))
+	var taken atomic.Int64
+	for range min(s.cfg.MaxParallel, nreq) {
+		wg.Go(func() {
+			for {
+				i := int(taken.Add(1) - 1)
+				if i >= len(segs) || ctx.Err() != nil {
+					return
+				}
+				var err error
+				if sg := segs[i]; !sg.pad {
+					err = s.get(ctx, sg, dst(sg))
+				}
+				results <- result{i, err}
+			}
+		})
+	}
+	done := make([]bool, len(segs))
+	prefix := 0 // segs[:prefix] are all done
+	for range segs {
+		var r result
+		select {
+		case r = <-results:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if r.err != nil {
+			cancel()
+			return r.err
+		}
+		done[r.i] = true
+		if r.i != prefix {
+			continue
+		}
+		for prefix < len(segs) && done[prefix] {
+			prefix++
+		}
+		upTo := int64(len(buf))
+		if prefix < len(segs) {
+			upTo = segs[prefix].bufOff
+		}
+		if err := deliver(upTo); err != nil {
+			cancel()
+			return err
+		}
+	}
+	return nil
+}
+
+// get makes one request for sg and reads its bytes into dst.
+func (s *Seed) get(ctx context.Context, sg segment, dst []byte) error {
+	fail := func(k Kind, status int, err error) *Error {
+		return &Error{Kind: k, URL: s.shown, File: sg.file, Status: status, Err: err}
+	}
+	// Every wait (connect, headers, each read of the body) is bounded by
+	// ProgressTimeout, restarted by each byte that arrives.
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watchdog := time.AfterFunc(s.cfg.ProgressTimeout, func() { cancel(ErrStalled) })
+	defer watchdog.Stop()
+	// ioErr turns an I/O failure into the error Fetch returns.
+	ioErr := func(status int, err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(context.Cause(rctx), ErrStalled) {
+			return fail(Transient, status, fmt.Errorf("%w for %v", ErrStalled, s.cfg.ProgressTimeout))
+		}
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err // its text holds the URL with the query
+		}
+		if errors.Is(err, ErrTooManyRedirects) {
+			return fail(Bad, status, err)
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = ErrShortBody
+		}
+		return fail(Transient, status, err)
+	}
+
+	req := &http.Request{
+		Method: http.MethodGet,
+		URL:    s.url.fileURL(s.layout, sg.file),
+		Header: http.Header{
+			"Range":           {"bytes=" + strconv.FormatInt(sg.sp.Off, 10) + "-" + strconv.FormatInt(sg.sp.Off+sg.sp.Len-1, 10)},
+			"Accept-Encoding": {"identity"},
+			"User-Agent":      {s.cfg.UserAgent},
+		},
+	}
+	req = req.WithContext(rctx)
+	s.mu.Lock()
+	s.requests++
+	s.mu.Unlock()
+	t0 := time.Now()
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		return ioErr(0, err)
+	}
+	defer resp.Body.Close()
+	t1 := time.Now()
+	watchdog.Reset(s.cfg.ProgressTimeout)
+
+	p, perr := checkResponse(resp.StatusCode, resp.Header, resp.ContentLength, sg.sp, s.cfg.MaxSkip, s.cfg.Now())
+	if perr != nil {
+		perr.URL, perr.File = s.shown, sg.file
+		if resp.ContentLength >= 0 && resp.ContentLength <= 4<<10 {
+			// A short error body is read so the connection can be kept.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		}
+		return perr
+	}
+	body := &progressReader{r: resp.Body, t: watchdog, d: s.cfg.ProgressTimeout}
+	if err := readBody(body, p, dst); err != nil {
+		if errors.Is(err, ErrLongBody) {
+			return fail(Bad, resp.StatusCode, err)
+		}
+		return ioErr(resp.StatusCode, err)
+	}
+	s.sample(int64(len(dst)), t1.Sub(t0), time.Since(t1))
+	return nil
+}
+
+// readBody reads a checked response's body as p says: it discards p.Skip
+// bytes, fills dst, and with p.CheckEnd makes sure nothing follows. It never
+// reads more than p.Skip+len(dst)+1 bytes. A body that ends early yields
+// io.ErrUnexpectedEOF or io.EOF, one that goes on ErrLongBody.
+func readBody(body io.Reader, p plan, dst []byte) error {
+	if p.Skip > 0 {
+		if n, err := io.CopyN(io.Discard, body, p.Skip); err != nil {
+			if err == io.EOF && n < p.Skip {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	if _, err := io.ReadFull(body, dst); err != nil {
+		return err
+	}
+	if p.CheckEnd {
+		var one [1]byte
+		switch n, err := io.ReadFull(body, one[:]); {
+		case n > 0:
+			return ErrLongBody
+		case err != io.EOF:
+			return err
+		}
+	}
+	return nil
+}
+
+// progressReader restarts the watchdog whenever bytes arrive.
+type progressReader struct {
+	r io.Reader
+	t *time.Timer
+	d time.Duration
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.t.Reset(p.d)
+	}
+	return n, err
+}
