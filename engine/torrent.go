@@ -47,7 +47,7 @@ type Torrent struct {
 	mi        *metainfo.MetaInfo
 	info      *metainfo.Info
 	store     storage.Torrent
-	haveBits  []atomic.Uint64
+	haveBits  bitSet // verified pieces, for readers
 	infoBytes []byte // the info dictionary, served to peers (BEP 9)
 	hasInfo   atomic.Bool
 
@@ -74,7 +74,7 @@ type Torrent struct {
 
 	// The store's evictions and refusals (torrent_store.go).
 	evictMu     sync.Mutex // guards evictSet and evictList: pieces to re-check
-	evictSet    []uint64
+	evictSet    bitSet     // pieces in evictList
 	evictList   []int
 	storePoke   chan struct{} // cap 1: evictList has work for the loop
 	refusedBits bitSet        // pieces refused for good: their reads fail; set with the info
@@ -241,9 +241,9 @@ func (t *Torrent) provider() storage.Provider {
 func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []int) {
 	info := mi.Info
 	t.mi, t.info, t.store, t.infoBytes = mi, info, store, mi.InfoBytes
-	t.haveBits = make([]atomic.Uint64, (info.NumPieces()+63)/64)
-	t.refusedBits = make(bitSet, (info.NumPieces()+63)/64)
-	t.evictSet = make([]uint64, (info.NumPieces()+63)/64)
+	t.haveBits = newBitSet(info.NumPieces())
+	t.refusedBits = newBitSet(info.NumPieces())
+	t.evictSet = newBitSet(info.NumPieces())
 	policy := picker.OnlyWanted
 	if t.opts.DownloadAll {
 		policy = picker.All
@@ -420,7 +420,7 @@ func (t *Torrent) HavePiece(i int) bool {
 	if !t.hasInfo.Load() || i < 0 || i >= t.info.NumPieces() {
 		return false
 	}
-	return t.haveBits[i/64].Load()&(1<<(uint(i)%64)) != 0
+	return t.haveBits.get(i)
 }
 
 // BytesCompleted counts verified bytes.
@@ -476,11 +476,9 @@ func (t *Torrent) FileBytesCompleted(i int) int64 {
 
 // markHave publishes a verified piece to readers. Loop (or construction) only.
 func (t *Torrent) markHave(p int) {
-	word, bit := p/64, uint64(1)<<(uint(p)%64)
-	if t.haveBits[word].Load()&bit != 0 {
+	if !t.haveBits.set(p) {
 		return
 	}
-	t.haveBits[word].Or(bit)
 	t.numHave.Add(1)
 	t.bytesHave.Add(t.info.PieceLen(p))
 	t.picker.SetHave(p)

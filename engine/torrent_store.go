@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/storage"
@@ -75,13 +74,6 @@ type storeState struct {
 // again without downloading them again.
 const maxParkedBytes = 32 << 20
 
-// bitSet is a fixed-size set of piece indexes safe for concurrent use.
-type bitSet []atomic.Uint64
-
-func (b bitSet) get(i int) bool { return b[i/64].Load()&(1<<(uint(i)%64)) != 0 }
-func (b bitSet) set(i int)      { b[i/64].Or(1 << (uint(i) % 64)) }
-func (b bitSet) clear(i int)    { b[i/64].And(^uint64(1 << (uint(i) % 64))) }
-
 // evicted is the store's eviction hook: it runs on the goroutine that caused
 // the eviction and must never block, above all not on the loop.
 func (t *Torrent) evicted(p int) { t.recheck(p, p) }
@@ -92,8 +84,7 @@ func (t *Torrent) recheck(first, last int) {
 	first, last = max(first, 0), min(last, t.info.NumPieces()-1)
 	t.evictMu.Lock()
 	for p := first; p <= last; p++ {
-		if w, bit := p/64, uint64(1)<<(uint(p)%64); t.evictSet[w]&bit == 0 {
-			t.evictSet[w] |= bit
+		if t.evictSet.set(p) {
 			t.evictList = append(t.evictList, p)
 		}
 	}
@@ -115,7 +106,7 @@ func (t *Torrent) reconcileStore() {
 	list := t.evictList
 	t.evictList = nil
 	for _, p := range list {
-		t.evictSet[p/64] &^= 1 << (uint(p) % 64)
+		t.evictSet.clear(p)
 	}
 	t.evictMu.Unlock()
 	if len(list) == 0 {
@@ -143,8 +134,7 @@ func (t *Torrent) reconcileStore() {
 // clearHave forgets a piece the store lost; false if it was not had.
 // Loop only.
 func (t *Torrent) clearHave(p int) bool {
-	word, bit := p/64, uint64(1)<<(uint(p)%64)
-	if old := t.haveBits[word].And(^bit); old&bit == 0 {
+	if !t.haveBits.clear(p) {
 		return false
 	}
 	t.numHave.Add(-1)
