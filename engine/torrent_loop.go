@@ -174,7 +174,7 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 		t.client.refusedLog.logf(t.client, "%s: %s: refused: %v", t.name(), addr, err)
 		nc.Close()
 		if cand != nil && !incoming {
-			cand.nextTry = later(cand.nextTry, time.Now().Add(backoff(1)))
+			cand.nextTry = later(cand.nextTry, time.Now().Add(peerRetry.after(1)))
 		}
 		return
 	}
@@ -335,7 +335,7 @@ func (t *Torrent) removeConn(c *conn) {
 			if now.Sub(c.started) < 30*time.Second {
 				cand.failures++ // a peer that drops us at once is worth less
 			}
-			cand.nextTry = now.Add(backoff(cand.failures))
+			cand.nextTry = now.Add(peerRetry.after(cand.failures))
 		}
 	}
 	c.dropUploads()

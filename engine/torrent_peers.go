@@ -29,17 +29,12 @@ const maxCandidates = 2000
 
 func numCPU() int { return runtime.NumCPU() }
 
-// maxFailures is the back-off ceiling's failure count.
+// maxFailures is the failure count at which peerRetry reaches its ceiling.
 const maxFailures = 7
 
-// backoff is the wait before retrying a peer that failed n times.
-func backoff(n int) time.Duration {
-	if n <= 0 {
-		return 0
-	}
-	d := 15 * time.Second << min(n-1, 6) // 15 s .. 16 min
-	return d
-}
+// backoff is the wait before retrying a peer that failed n times
+// (peerRetry).
+func backoff(n int) time.Duration { return peerRetry.after(n) }
 
 // addCandidates merges peer addresses from any source.
 func (t *Torrent) addCandidates(peers []netip.AddrPort) {
@@ -259,7 +254,7 @@ func (t *Torrent) dropPeer(c *conn, err error) {
 	t.removeConn(c)
 	if cand != nil && t.candidates[cand.addr] == cand {
 		now := time.Now()
-		wait := min(max(now.Sub(c.lastUseful), backoff(1)), backoff(maxFailures))
+		wait := peerRetry.clamp(now.Sub(c.lastUseful))
 		cand.nextTry = later(cand.nextTry, now.Add(wait))
 	}
 }

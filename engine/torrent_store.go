@@ -46,8 +46,6 @@ import (
 var ErrNoSpace = storage.ErrNoSpace
 
 const (
-	minStoreRetry = 2 * time.Second // first back-off after a refusal
-	maxStoreRetry = 2 * time.Minute
 	// storeLogEvery bounds the log lines about the store: one a minute.
 	storeLogEvery = time.Minute
 	// minPause is the least time the background stays paused, so that a
@@ -171,7 +169,7 @@ func (t *Torrent) storeRefused(idx int, err error, pp *partialPiece, now time.Ti
 	}
 	st.refusedAt = now
 	if st.retryAt.IsZero() {
-		st.backoff = min(max(2*st.backoff, minStoreRetry), maxStoreRetry)
+		st.backoff = storeRetry.next(st.backoff)
 		st.retryAt = now.Add(st.backoff)
 	}
 	t.refusals.Add(1)
