@@ -4,9 +4,11 @@
 //
 // # Who owns what
 //
-// A Client listens on one port, hands incoming connections to the torrent
-// whose info-hash they name, and shares the half-open dial budget, the rate
-// limiters and the hashing workers between torrents. With Config.DHT it owns
+// A Client listens on one port (without Config.ListenAddr: 6881, else the
+// first free of 6882-6889, else any; listen.go), hands incoming
+// connections to the torrent whose info-hash they name, and shares the
+// half-open dial budget, the rate limiters and the hashing workers between
+// torrents. With Config.DHT it owns
 // a dht.Node (UDP, by default on the TCP port), with Config.LSD an
 // lsd.Service; Close closes them after every torrent has stopped. The
 // Client's mutex only guards its torrent map; it is never held across I/O.
@@ -88,8 +90,8 @@
 // the first message is the peer's new set (aria2 sends a BITFIELD after a
 // run of HAVEs); HAVE ALL, HAVE NONE and REJECT count without the fast
 // extension too; extended messages without BEP 10, under ids we did not
-// announce, or malformed ut_pex, are ignored; a second extended handshake
-// updates the first; keep-alives are welcome anywhere (quirks_test.go).
+// announce, malformed ut_pex or extended handshakes, are ignored; a second
+// extended handshake updates the first; keep-alives are welcome anywhere (quirks_test.go).
 //
 // # Peer sources
 //
@@ -172,6 +174,10 @@
 //     torrent's end, never in a sleep loop: a have-bit can outlive its
 //     piece until the loop has handled the eviction, so a read that finds
 //     the piece gone asks the loop to re-check it (recheck) and waits.
+//   - The log (Config.Logf) has a line for each connection tried, made,
+//     named by its extended handshake, and ended, with the cause
+//     (connlog.go); a peer that hangs up on our handshake (one that
+//     requires encryption) shows as a failed connect.
 //   - A DHT of only two nodes finds nothing: a node's lookups never consult
 //     what was announced to itself. Tests use at least three.
 package engine

@@ -55,6 +55,8 @@ func TestQuirkySeeders(t *testing.T) {
 			{Type: peer.Bitfield, Bitfield: all}, {Type: peer.Extended, ExtendedID: 77, Payload: []byte("junk")}}},
 		{"extended handshake twice", true, true, []peer.Message{
 			{Type: peer.HaveAll}, extHS(2), extHS(300)}},
+		{"malformed extended handshake", true, true, []peer.Message{
+			{Type: peer.HaveAll}, {Type: peer.Extended, ExtendedID: peer.ExtHandshakeID, Payload: []byte("d1:mi5ee")}}},
 		{"malformed ut_pex", false, true, []peer.Message{
 			{Type: peer.Bitfield, Bitfield: all}, {Type: peer.Extended, ExtendedID: extPexID, Payload: []byte("d5:added3:abce")}}},
 		{"reject for a request never made", true, false, []peer.Message{

@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"time"
@@ -27,9 +26,6 @@ const (
 	// rate, Little's law) past which a peer gets maxSlowPipeline.
 	slowAnswer = 250 * time.Millisecond
 )
-
-// errProtocol marks a peer's violation of the wire protocol.
-var errProtocol = errors.New("protocol violation")
 
 // run is the torrent's loop: the only goroutine that touches loop-owned state.
 func (t *Torrent) run() {
@@ -350,215 +346,6 @@ func (t *Torrent) removeConn(c *conn) {
 	t.fillAll()
 }
 
-// violation disconnects a peer that broke the protocol.
-func (t *Torrent) violation(c *conn, format string, args ...any) {
-	err := fmt.Errorf("%w: %s", errProtocol, fmt.Sprintf(format, args...))
-	if len(args) == 1 && format == "%v" {
-		if e, ok := args[0].(error); ok && errors.Is(e, peer.ErrProtocol) {
-			err = e // it says so already
-		}
-	}
-	c.close(err) // removeConn logs it
-	t.removeConn(c)
-}
-
-// onMessage handles one message from c on the loop.
-func (t *Torrent) onMessage(c *conn, m *peer.Message) {
-	if c.removed {
-		if m.Type == peer.Piece {
-			putBlockBuf(m.Block)
-		}
-		return
-	}
-	if t.picker == nil {
-		t.onMessageNoInfo(c, m)
-		return
-	}
-	n := t.info.NumPieces()
-	now := time.Now()
-	switch m.Type {
-	case peer.Choke:
-		c.peerChoking = true
-		t.picker.PeerChoked(c.id, true)
-	case peer.Unchoke:
-		c.peerChoking = false
-		t.picker.PeerChoked(c.id, false)
-		t.fill(c, now)
-	case peer.Interested:
-		c.peerInterested = true
-		t.unchokeIfFree(c, now)
-	case peer.NotInterested:
-		c.peerInterested = false
-	case peer.Have:
-		if int(m.Index) >= n {
-			t.violation(c, "have %d of %d pieces", m.Index, n)
-			return
-		}
-		t.picker.PeerHave(c.id, int(m.Index))
-		t.notePeerHas(c, int(m.Index))
-		t.updateInterest(c)
-		t.fill(c, now)
-	case peer.Bitfield:
-		// BEP 3 wants it first, but aria2 sends one mid-connection (after
-		// a run of HAVEs) and libtorrent, transmission and aria2 take any
-		// later one as the peer's new set: so do we.
-		if err := peer.CheckBitfield(m.Bitfield, n); err != nil {
-			t.violation(c, "%v", err)
-			return
-		}
-		t.setPeerPieces(c, m.Bitfield, false)
-		t.fill(c, now)
-	case peer.HaveAll, peer.HaveNone:
-		// Also a new set at any time, and unambiguous without the fast
-		// extension too (libtorrent, transmission and aria2 disconnect;
-		// nothing is harmed by believing it).
-		t.setPeerPieces(c, nil, m.Type == peer.HaveAll)
-		t.fill(c, now)
-	case peer.Request:
-		t.onRequest(c, m)
-	case peer.Cancel:
-		c.cancelUpload(m.Index, m.Begin, m.Length)
-	case peer.Piece:
-		t.onPiece(c, m, now)
-	case peer.Reject:
-		// Taken at its word with or without the fast extension; one for a
-		// request we no longer have (cancelled, timed out) changes nothing.
-		t.picker.RequestRejected(c.id, picker.Request{Piece: int(m.Index), Begin: m.Begin, Length: m.Length})
-		t.fill(c, now)
-	case peer.AllowedFast:
-		if int(m.Index) < n {
-			t.picker.PeerAllowedFast(c.id, int(m.Index))
-			t.fill(c, now)
-		}
-	case peer.Suggest:
-		// A hint we do not act on.
-	case peer.Port:
-		t.onPort(c, m.Port)
-	case peer.Extended:
-		t.onExtended(c, m)
-	}
-	if !c.removed && t.isComplete && t.peerIsSeed(c) {
-		c.close(errBothSeeding)
-		t.removeConn(c)
-	}
-}
-
-// onMessageNoInfo handles a message before the info is known: what the
-// peer has is kept raw until the piece count is known (applyPreInfo), a
-// later BITFIELD, HAVE ALL or HAVE NONE replacing what came before;
-// requests are refused, as we have nothing.
-func (t *Torrent) onMessageNoInfo(c *conn, m *peer.Message) {
-	switch m.Type {
-	case peer.Choke:
-		c.peerChoking = true
-	case peer.Unchoke:
-		c.peerChoking = false
-	case peer.Interested:
-		c.peerInterested = true
-	case peer.NotInterested:
-		c.peerInterested = false
-	case peer.Have:
-		if !t.notePreInfoHave(c, int(m.Index)) {
-			t.violation(c, "have %d: more pieces than any info we would accept", m.Index)
-		}
-	case peer.Bitfield:
-		c.bits = m.Bitfield // bounded by the decoder; checked once the info is known
-		c.preHaveAll, c.preHaves = false, nil
-	case peer.HaveAll, peer.HaveNone:
-		c.bits, c.preHaves = nil, nil
-		c.preHaveAll = m.Type == peer.HaveAll
-	case peer.Request:
-		t.refuseRequest(c, m, true) // we choke every peer until we have the info
-	case peer.Piece:
-		putBlockBuf(m.Block) // we asked for nothing
-	case peer.Port:
-		t.onPort(c, m.Port)
-	case peer.Extended:
-		t.onExtended(c, m)
-	}
-}
-
-// onPort learns a peer's DHT node from its PORT message (once per
-// connection: the node is pinged, not trusted).
-func (t *Torrent) onPort(c *conn, port uint16) {
-	d := t.client.dht
-	if d == nil || c.gotPort || port == 0 {
-		return
-	}
-	c.gotPort = true
-	d.AddNode(netip.AddrPortFrom(c.addr.Addr(), port))
-}
-
-// onExtended dispatches a BEP 10 message. Those of a peer that did not
-// set the extension bit, and those under ids we did not announce, are
-// ignored: they harm nothing.
-func (t *Torrent) onExtended(c *conn, m *peer.Message) {
-	if !c.ext {
-		return
-	}
-	switch m.ExtendedID {
-	case peer.ExtHandshakeID:
-		t.onExtHandshake(c, m.Payload)
-	case extMetadataID:
-		t.onMetadataMessage(c, m.Payload)
-	case extPexID:
-		t.onPex(c, m.Payload)
-	default:
-		// Extensions we did not announce.
-	}
-}
-
-// onExtHandshake takes in a peer's BEP 10 handshake. A peer may send it
-// again: a later "m" lists changes (id 0 disables), other fields replace.
-func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
-	h, err := peer.ParseExtendedHandshake(payload)
-	if err != nil {
-		t.violation(c, "extension handshake: %v", err)
-		return
-	}
-	if c.peerExt == nil {
-		t.logClient(c, h)
-	}
-	if c.extIDs == nil {
-		c.extIDs = make(map[string]int, len(h.M))
-	}
-	for name, id := range h.M {
-		_, known := c.extIDs[name]
-		switch {
-		case id == 0:
-			delete(c.extIDs, name)
-		case known || len(c.extIDs) < peer.MaxExtensions:
-			c.extIDs[name] = id
-		}
-	}
-	if c.peerExt != nil {
-		// Keep what an earlier handshake said and this one left out.
-		if h.Port == 0 {
-			h.Port = c.peerExt.Port
-		}
-		if h.MetadataSize == 0 {
-			h.MetadataSize = c.peerExt.MetadataSize
-		}
-	}
-	c.peerExt = h
-	if h.Reqq > 0 {
-		c.peerReqq = min(h.Reqq, ourReqq)
-	}
-	if c.incoming && h.Port > 0 && c.cand == nil {
-		// Its listening address: the candidate we would dial is this peer.
-		if cand := t.candidates[netip.AddrPortFrom(c.addr.Addr(), uint16(h.Port))]; cand != nil && !cand.connected {
-			c.cand = cand
-			cand.connected = true
-		}
-	}
-	if c.extIDs[peer.ExtPex] > 0 && c.pexNext.IsZero() {
-		c.pexNext = time.Now().Add(pexFirstDelay)
-	}
-	if t.picker == nil {
-		t.requestMetadata(time.Now())
-	}
-}
-
 // updateInterest tells the peer whether we want something it has.
 func (t *Torrent) updateInterest(c *conn) {
 	if t.picker == nil {
@@ -618,35 +405,6 @@ func (t *Torrent) fillAll() {
 
 func (t *Torrent) peerIsSeed(c *conn) bool {
 	return t.picker != nil && c.numHave >= t.info.NumPieces()
-}
-
-// setPeerPieces replaces what c has, on the loop and in the picker: bits
-// (checked against the piece count), or every piece (all: c.bits stays
-// nil), or none.
-func (t *Torrent) setPeerPieces(c *conn, bits peer.Bits, all bool) {
-	n := t.info.NumPieces()
-	switch {
-	case all:
-		t.picker.PeerHaveAll(c.id)
-		c.bits, c.numHave = nil, n
-	default:
-		t.picker.PeerBitfield(c.id, bits)      // nil: none
-		c.bits, c.numHave = bits, bits.Count() // checked: no spare bits
-	}
-	t.updateInterest(c)
-}
-
-// notePeerHas records a piece the peer announced, for seed detection.
-func (t *Torrent) notePeerHas(c *conn, i int) {
-	if c.numHave >= t.info.NumPieces() {
-		return // a seed: c.bits may be nil
-	}
-	if c.bits == nil {
-		c.bits = peer.NewBits(t.info.NumPieces())
-	}
-	if c.bits.Set(i) {
-		c.numHave++
-	}
 }
 
 var (
