@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"sort"
 	"time"
 )
@@ -26,8 +25,6 @@ type candidate struct {
 // maxCandidates bounds the addresses kept per torrent: trackers, DHT and PEX
 // can all be hostile, and a few hundred good peers are plenty.
 const maxCandidates = 2000
-
-func numCPU() int { return runtime.NumCPU() }
 
 // maxFailures is the failure count at which peerRetry reaches its ceiling.
 const maxFailures = 7

@@ -36,10 +36,6 @@ const (
 	maxStrikes = 5
 )
 
-// hashSem bounds concurrent SHA-1 work to the number of cores: hashing is CPU
-// bound and more goroutines would only add memory.
-var hashSem = make(chan struct{}, max(2, numCPU()))
-
 // onPiece stores a received block and sends a complete piece for hashing.
 func (t *Torrent) onPiece(c *conn, m *peer.Message, now time.Time) {
 	defer putBlockBuf(m.Block)
@@ -107,13 +103,13 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 	go func() {
 		defer t.wg.Done()
 		select {
-		case hashSem <- struct{}{}:
+		case t.client.hashSem <- struct{}{}:
 		case <-t.done:
 			putPieceBuf(pp.buf)
 			return
 		}
 		ok := sha1.Sum(pp.buf) == want
-		<-hashSem
+		<-t.client.hashSem
 		// The write happens outside the semaphore so that disk waits never
 		// hold back hashing of the next pieces.
 		var werr error
