@@ -162,7 +162,6 @@ type conn struct {
 	drained chan struct{}
 
 	closeOnce sync.Once
-	wg        sync.WaitGroup // reader and writer goroutines
 }
 
 // blockReq is a request a peer queued with us.
@@ -197,10 +196,12 @@ func newConn(t *Torrent, nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pee
 	}
 }
 
-// start launches the reader and writer goroutines.
+// start launches the reader and writer goroutines. They belong to the
+// torrent: its WaitGroup counts them, and its close waits for them. Loop
+// only (the loop's own count keeps the WaitGroup from reaching zero).
 func (c *conn) start(maxMsg int) {
 	c.maxMsg.Store(int64(maxMsg))
-	c.wg.Add(2)
+	c.t.wg.Add(2)
 	go c.readLoop()
 	go c.writeLoop()
 }
@@ -331,7 +332,7 @@ func (c *conn) waitDrained() bool {
 }
 
 func (c *conn) readLoop() {
-	defer c.wg.Done()
+	defer c.t.wg.Done()
 	t := c.t
 	dec := peer.NewDecoder(newQuickAckReader(c.nc), int(c.maxMsg.Load()))
 	var m peer.Message
@@ -387,7 +388,7 @@ func (c *conn) readLoop() {
 }
 
 func (c *conn) writeLoop() {
-	defer c.wg.Done()
+	defer c.t.wg.Done()
 	var (
 		buf []byte
 		ups []blockReq

@@ -21,8 +21,9 @@
 // the loop (which pieces are verified, counters for statistics) is
 // published through atomics, so a FUSE read never waits on peer processing.
 // A torrent also owns its tracker announcer, its DHT announcer
-// (torrent_dht.go), its dials, hashing workers and metadata checks; close
-// waits for all of them.
+// (torrent_dht.go), its dials, its connections' reader and writer
+// goroutines, hashing workers and metadata checks: its WaitGroup counts
+// them all, and close waits for it.
 //
 // Each connection has a reader goroutine (decodes messages, copies what must
 // outlive the decoder's buffer, posts to the loop) and a writer goroutine

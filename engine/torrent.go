@@ -34,7 +34,7 @@ type Torrent struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	closing   sync.Once
-	wg        sync.WaitGroup // loop, announcers, dials, hashing, metadata checks
+	wg        sync.WaitGroup // loop, announcers, dials, connections, hashing, metadata checks
 	complete  chan struct{}  // closed when every piece is verified
 	infoReady chan struct{}  // closed once the info fields below are set
 	dhtCtx    context.Context

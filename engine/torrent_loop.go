@@ -50,13 +50,11 @@ func (t *Torrent) run() {
 	}
 }
 
-// shutdown closes every connection and waits for their goroutines.
+// shutdown closes every connection; close waits for their goroutines,
+// which are the torrent's (t.wg).
 func (t *Torrent) shutdown() {
 	for c := range t.conns {
 		c.close(ErrClosed)
-	}
-	for c := range t.conns {
-		c.wg.Wait()
 	}
 	for _, pp := range t.partial {
 		putPieceBuf(pp.buf)
@@ -335,14 +333,9 @@ func (t *Torrent) removeConn(c *conn) {
 		}
 	}
 	c.dropUploads()
-	// The reader goroutine ends on its own now that the socket is closed;
-	// waiting for it here could deadlock on a post, so the torrent's
-	// WaitGroup, which close waits for, waits for it instead.
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		c.wg.Wait()
-	}()
+	// The reader and writer goroutines end on their own now that the
+	// socket is closed (waiting for them here could deadlock on a post);
+	// they are the torrent's, and close waits for them.
 	t.fillAll()
 }
 
