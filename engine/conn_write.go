@@ -1,0 +1,220 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/peer"
+	"github.com/swarmfs/swarmfs/engine/storage"
+	"github.com/swarmfs/swarmfs/picker"
+)
+
+// A connection's writer side: the send queue the loop fills without ever
+// blocking (send, sendRequests, queueUpload) and the writer goroutine that
+// drains it, reading upload blocks straight from storage. wmu guards the
+// queue; it is a leaf lock, never held across I/O or a channel send.
+
+// errNotReading drops a peer that does not read what we send it.
+var errNotReading = errors.New("peer is not reading")
+
+// send queues a message for the writer. It never blocks (the loop calls
+// it); a peer whose queue passes maxSendQueue is dropped.
+func (c *conn) send(m peer.Message) {
+	c.enqueue(func(wq []byte) []byte { return peer.AppendMessage(wq, &m) })
+}
+
+// sendRequests queues our requests for blocks, like send.
+func (c *conn) sendRequests(reqs []picker.Request) {
+	c.enqueue(func(wq []byte) []byte {
+		for _, r := range reqs {
+			wq = peer.AppendMessage(wq, &peer.Message{Type: peer.Request, Index: uint32(r.Piece), Begin: r.Begin, Length: r.Length})
+		}
+		return wq
+	})
+}
+
+// enqueue appends encoded messages to the send queue and wakes the writer.
+func (c *conn) enqueue(appendTo func([]byte) []byte) {
+	c.wmu.Lock()
+	if c.closed {
+		c.wmu.Unlock()
+		return
+	}
+	c.wq = appendTo(c.wq)
+	n := c.setQueuedLocked()
+	c.wmu.Unlock()
+	if n > maxSendQueue {
+		c.drop(fmt.Errorf("%w: %d bytes wait to be sent", errNotReading, n))
+		return
+	}
+	c.poke()
+}
+
+// setQueuedLocked publishes the bytes waiting to be written and returns them.
+func (c *conn) setQueuedLocked() int {
+	n := len(c.wq) + c.writing
+	c.queued.Store(int64(n))
+	return n
+}
+
+func (c *conn) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// queueUpload adds a request to serve; false if the queue is full.
+func (c *conn) queueUpload(m *peer.Message) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed || len(c.uploads) >= maxUploadQueue {
+		return false
+	}
+	c.uploads = append(c.uploads, blockReq{m.Index, m.Begin, m.Length})
+	c.poke()
+	return true
+}
+
+// cancelUpload drops a queued request that has not been sent yet.
+func (c *conn) cancelUpload(index, begin, length uint32) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for i, u := range c.uploads {
+		if u == (blockReq{index, begin, length}) {
+			c.uploads = append(c.uploads[:i], c.uploads[i+1:]...)
+			return
+		}
+	}
+}
+
+// dropUploads forgets every queued request (we choked the peer); with the
+// fast extension each is rejected explicitly. The rejects are bounded by
+// the queue they replace.
+func (c *conn) dropUploads() {
+	c.wmu.Lock()
+	ups := c.uploads
+	c.uploads = nil
+	if c.fast && !c.closed {
+		for _, u := range ups {
+			c.wq = peer.AppendMessage(c.wq, &peer.Message{Type: peer.Reject, Index: u.index, Begin: u.begin, Length: u.length})
+		}
+	}
+	c.setQueuedLocked()
+	c.wmu.Unlock()
+	c.poke()
+}
+
+func (c *conn) writeLoop() {
+	defer c.t.wg.Done()
+	var (
+		buf []byte
+		ups []blockReq
+	)
+	keepAlive := time.NewTimer(keepAliveEvery)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.wake:
+		case <-keepAlive.C:
+			c.send(peer.Message{KeepAlive: true})
+		}
+		for {
+			c.wmu.Lock()
+			// Take the queue and hand it our empty buffer: two buffers
+			// take turns. Serve a bounded slice of uploads per round so
+			// control messages (cancel, have) are never stuck behind
+			// megabytes, and a round holds at most maxUploadBatch of
+			// piece payload.
+			buf, c.wq = c.wq, buf[:0]
+			ups = ups[:0]
+			payload := 0
+			for _, u := range c.uploads {
+				if len(ups) > 0 && payload+int(u.length) > maxUploadBatch {
+					break
+				}
+				ups = append(ups, u)
+				payload += int(u.length)
+			}
+			c.uploads = c.uploads[len(ups):]
+			if len(c.uploads) == 0 {
+				c.uploads = nil
+			}
+			c.writing = len(buf) + payload + len(ups)*peer.PieceHeaderLength
+			c.setQueuedLocked()
+			c.wmu.Unlock()
+			if len(buf) == 0 && len(ups) == 0 {
+				break
+			}
+			for _, u := range ups {
+				var err error
+				buf, err = c.appendBlock(buf, u)
+				if err != nil {
+					c.close(err)
+					return
+				}
+			}
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := c.nc.Write(buf); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					c.drop(fmt.Errorf("%w: a write stalled for %v with %d bytes queued: %w", errNotReading, writeTimeout, c.queued.Load(), err))
+				}
+				c.close(err)
+				return
+			}
+			c.wmu.Lock()
+			c.writing = 0
+			c.setQueuedLocked()
+			c.wmu.Unlock()
+			select {
+			case c.drained <- struct{}{}:
+			default:
+			}
+			if !keepAlive.Stop() {
+				select {
+				case <-keepAlive.C:
+				default:
+				}
+			}
+			keepAlive.Reset(keepAliveEvery)
+			if cap(buf) > 4<<20 {
+				buf = nil // do not pin a huge buffer for an idle peer
+			}
+		}
+	}
+}
+
+// appendBlock appends a piece message for request u, read straight from
+// storage; a block we no longer hold is rejected (fast) or skipped.
+func (c *conn) appendBlock(buf []byte, u blockReq) ([]byte, error) {
+	t := c.t
+	if lim := t.client.upLim; lim != nil {
+		if err := waitN(c.ctx, lim, int(u.length)); err != nil {
+			return buf, err
+		}
+	}
+	off := t.info.PieceOffset(int(u.index)) + int64(u.begin)
+	start := len(buf)
+	buf = peer.AppendPieceHeader(buf, u.index, u.begin, int(u.length))
+	hdr := len(buf)
+	buf = append(buf, make([]byte, u.length)...)
+	if _, err := t.store.ReadAt(buf[hdr:], off); err != nil {
+		buf = buf[:start]
+		if errors.Is(err, storage.ErrNotStored) {
+			if c.fast {
+				buf = peer.AppendMessage(buf, &peer.Message{Type: peer.Reject, Index: u.index, Begin: u.begin, Length: u.length})
+			}
+			return buf, nil
+		}
+		t.client.logf("%s: read for upload: %v", t.name(), err)
+		return buf, nil
+	}
+	c.uploaded.Add(int64(u.length))
+	t.uploaded.Add(int64(u.length))
+	return buf, nil
+}
