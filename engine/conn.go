@@ -70,7 +70,7 @@ var (
 )
 
 // conn is one peer connection. Fields under "loop-owned" belong to the
-// torrent loop; the writer fields are guarded by wmu; the rest is read-only
+// torrent loop; the send queue has its own mutex; the rest is read-only
 // after construction or atomic.
 type conn struct {
 	// read-only after construction
@@ -101,64 +101,52 @@ type conn struct {
 	// messages.
 	maxMsg atomic.Int64
 
-	// loop-owned
-	amChoking, amInterested     bool
-	peerChoking, peerInterested bool
-	sentBitfield, gotFirst      bool
-	peerExt                     *peer.ExtendedHandshake
-	peerReqq                    int
-	pipeline                    int // target outstanding requests
-	down, up                    rateMeter
-	lastPiece                   time.Time
-	optimistic                  bool
-	unchokedAt                  time.Time
-	removed                     bool
-	cand                        *candidate     // the candidate this connection reached, if any
-	extIDs                      map[string]int // peer's extension message ids
-	bits                        peer.Bits      // pieces the peer announced
-	numHave                     int            // set bits in bits (all, after HaveAll)
-	gotPort                     bool           // a PORT message was handled
+	out       sendQueue // what waits for the writer; its own mutex (conn_write.go)
+	closeOnce sync.Once
 
-	// loop-owned, before the info is known: what the peer announced, kept
-	// raw and applied once the piece count is known (torrent_meta.go)
-	preHaveAll bool
-	preHaves   peer.Bits // Have indices, bounded by the largest acceptable piece count
+	// loop-owned, grouped by concern
+	removed bool
+	cand    *candidate // the candidate this connection reached, if any
+	gotPort bool       // a PORT message was handled (torrent_msgs.go)
+	choke   chokeState // choking and interest, both ways (choke.go)
+	has     peerPieces // what the peer has (torrent_msgs.go)
+	exts    extState   // its extension handshake (torrent_msgs.go)
+	flow    flowState  // rates, requests in flight, usefulness
+	meta    metaPeer   // ut_metadata both ways (torrent_meta.go)
+	pex     pexPeer    // peer exchange (torrent_pex.go)
+}
 
-	// loop-owned: metadata exchange (torrent_meta.go)
-	metaOut       int       // our ut_metadata requests in flight to this peer
-	metaSkipUntil time.Time // rejected or timed out: ask others first
-	metaServed    int       // ut_metadata requests answered in this window
-	metaServedAt  time.Time // start of that window
-	metaBad       int       // malformed ut_metadata messages received
+// peerPieces is what a peer announced it has. Loop-owned.
+type peerPieces struct {
+	bits  peer.Bits // nil after HaveAll, or before any announce
+	count int       // pieces in bits (all of them, after HaveAll)
 
-	// loop-owned: peer exchange (torrent_pex.go)
-	pexNext     time.Time                   // when we may send the next ut_pex
-	pexSent     map[netip.AddrPort]struct{} // peers this peer has been told of
-	pexLastRecv time.Time
+	// Before the info is known, what the peer announced is kept raw and
+	// applied once the piece count is known (applyPreInfo): a Bitfield
+	// goes to bits unchecked, HaveAll to preAll, Haves to pre (bounded by
+	// the largest piece count an acceptable info could have).
+	preAll bool
+	pre    peer.Bits
+}
 
-	// loop-owned: how useful the peer is (torrent_peers.go) and how it
-	// requests (choke.go)
+// extState is what a peer's BEP 10 extension handshakes told us.
+// Loop-owned.
+type extState struct {
+	hs  *peer.ExtendedHandshake // the latest, merged with earlier ones; nil before the first
+	ids map[string]int          // the peer's extension message ids
+}
+
+// flowState is how data flows with a peer: rates, requests in flight and
+// whether the peer is worth its slot (reviewPeers). Loop-owned.
+type flowState struct {
+	down, up  rateMeter
+	peerReqq  int       // requests the peer accepts at once (its reqq, within ours)
+	pipeline  int       // target of our requests outstanding with it
+	lastPiece time.Time // a block we asked for arrived
+
 	lastUseful  time.Time // last block in or out, or interest it raised; started at first
 	upSeen      int64     // uploaded at the last review
 	interesting bool      // amInterested at the last review
-	chokedAt    time.Time // when we last choked it; zero while never unchoked
-	refused     int       // requests refused that a well-behaved peer would not send
-
-	// writer state
-	wmu      sync.Mutex    // guards the fields below; never held across I/O
-	wq       []byte        // encoded messages waiting for the writer
-	writing  int           // bytes of the write in progress, piece payload included
-	uploads  []blockReq    // requests to serve, in order
-	closed   bool          // close has run: sends are dropped
-	wake     chan struct{} // cap 1: poke the writer
-	closeErr error
-
-	// queued mirrors len(wq)+writing for the reader, which pauses while it
-	// is over sendPauseBytes; drained (cap 1) is poked after each write.
-	queued  atomic.Int64
-	drained chan struct{}
-
-	closeOnce sync.Once
 }
 
 // blockReq is a request a peer queued with us.
@@ -169,27 +157,23 @@ func newConn(t *Torrent, nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pee
 	ctx, cancel := context.WithCancel(context.Background())
 	now := time.Now()
 	return &conn{
-		ctx:         ctx,
-		cancel:      cancel,
-		t:           t,
-		nc:          nc,
-		addr:        addr,
-		peerID:      pid,
-		reserved:    rsv,
-		id:          id,
-		incoming:    incoming,
-		fast:        rsv.Fast() && ours.Fast(),
-		ext:         rsv.Extended() && ours.Extended(),
-		dht:         rsv.DHT() && t.client.dht != nil,
-		done:        make(chan struct{}),
-		started:     now,
-		lastUseful:  now,
-		amChoking:   true,
-		peerChoking: true,
-		peerReqq:    250,
-		pipeline:    minPipeline,
-		wake:        make(chan struct{}, 1),
-		drained:     make(chan struct{}, 1),
+		ctx:      ctx,
+		cancel:   cancel,
+		t:        t,
+		nc:       nc,
+		addr:     addr,
+		peerID:   pid,
+		reserved: rsv,
+		id:       id,
+		incoming: incoming,
+		fast:     rsv.Fast() && ours.Fast(),
+		ext:      rsv.Extended() && ours.Extended(),
+		dht:      rsv.DHT() && t.client.dht != nil,
+		done:     make(chan struct{}),
+		started:  now,
+		choke:    chokeState{amChoking: true, peerChoking: true},
+		flow:     flowState{lastUseful: now, peerReqq: 250, pipeline: minPipeline},
+		out:      sendQueue{wake: make(chan struct{}, 1), drained: make(chan struct{}, 1)},
 	}
 }
 
@@ -206,11 +190,11 @@ func (c *conn) start(maxMsg int) {
 // close ends the connection; safe from any goroutine, any number of times.
 func (c *conn) close(err error) {
 	c.closeOnce.Do(func() {
-		c.wmu.Lock()
-		c.closeErr = err
-		c.closed = true
-		c.wq, c.uploads = nil, nil
-		c.wmu.Unlock()
+		c.out.mu.Lock()
+		c.out.closeErr = err
+		c.out.closed = true
+		c.out.buf, c.out.uploads = nil, nil
+		c.out.mu.Unlock()
 		close(c.done)
 		c.cancel()
 		c.nc.Close()

@@ -19,9 +19,9 @@ import (
 // waitDrained holds the reader while too much waits to be sent to the
 // peer; false once the connection closed.
 func (c *conn) waitDrained() bool {
-	for c.queued.Load() > sendPauseBytes {
+	for c.out.queued.Load() > sendPauseBytes {
 		select {
-		case <-c.drained:
+		case <-c.out.drained:
 		case <-c.done:
 			return false
 		}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/peer"
@@ -13,8 +15,25 @@ import (
 
 // A connection's writer side: the send queue the loop fills without ever
 // blocking (send, sendRequests, queueUpload) and the writer goroutine that
-// drains it, reading upload blocks straight from storage. wmu guards the
+// drains it, reading upload blocks straight from storage. c.out.mu guards the
 // queue; it is a leaf lock, never held across I/O or a channel send.
+
+// sendQueue is what waits to be written to a peer. mu guards every field
+// but queued and the channels; it is never held across I/O.
+type sendQueue struct {
+	mu       sync.Mutex
+	buf      []byte     // encoded messages waiting for the writer
+	writing  int        // bytes of the write in progress, piece payload included
+	uploads  []blockReq // requests to serve, in order
+	closed   bool       // close has run: sends are dropped
+	closeErr error      // why the connection was closed
+
+	wake chan struct{} // cap 1: poke the writer
+	// queued mirrors len(buf)+writing for the reader, which pauses while
+	// it is over sendPauseBytes; drained (cap 1) is poked after each write.
+	queued  atomic.Int64
+	drained chan struct{}
+}
 
 // errNotReading drops a peer that does not read what we send it.
 var errNotReading = errors.New("peer is not reading")
@@ -37,14 +56,14 @@ func (c *conn) sendRequests(reqs []picker.Request) {
 
 // enqueue appends encoded messages to the send queue and wakes the writer.
 func (c *conn) enqueue(appendTo func([]byte) []byte) {
-	c.wmu.Lock()
-	if c.closed {
-		c.wmu.Unlock()
+	c.out.mu.Lock()
+	if c.out.closed {
+		c.out.mu.Unlock()
 		return
 	}
-	c.wq = appendTo(c.wq)
+	c.out.buf = appendTo(c.out.buf)
 	n := c.setQueuedLocked()
-	c.wmu.Unlock()
+	c.out.mu.Unlock()
 	if n > maxSendQueue {
 		c.drop(fmt.Errorf("%w: %d bytes wait to be sent", errNotReading, n))
 		return
@@ -54,37 +73,37 @@ func (c *conn) enqueue(appendTo func([]byte) []byte) {
 
 // setQueuedLocked publishes the bytes waiting to be written and returns them.
 func (c *conn) setQueuedLocked() int {
-	n := len(c.wq) + c.writing
-	c.queued.Store(int64(n))
+	n := len(c.out.buf) + c.out.writing
+	c.out.queued.Store(int64(n))
 	return n
 }
 
 func (c *conn) poke() {
 	select {
-	case c.wake <- struct{}{}:
+	case c.out.wake <- struct{}{}:
 	default:
 	}
 }
 
 // queueUpload adds a request to serve; false if the queue is full.
 func (c *conn) queueUpload(m *peer.Message) bool {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.closed || len(c.uploads) >= maxUploadQueue {
+	c.out.mu.Lock()
+	defer c.out.mu.Unlock()
+	if c.out.closed || len(c.out.uploads) >= maxUploadQueue {
 		return false
 	}
-	c.uploads = append(c.uploads, blockReq{m.Index, m.Begin, m.Length})
+	c.out.uploads = append(c.out.uploads, blockReq{m.Index, m.Begin, m.Length})
 	c.poke()
 	return true
 }
 
 // cancelUpload drops a queued request that has not been sent yet.
 func (c *conn) cancelUpload(index, begin, length uint32) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	for i, u := range c.uploads {
+	c.out.mu.Lock()
+	defer c.out.mu.Unlock()
+	for i, u := range c.out.uploads {
 		if u == (blockReq{index, begin, length}) {
-			c.uploads = append(c.uploads[:i], c.uploads[i+1:]...)
+			c.out.uploads = append(c.out.uploads[:i], c.out.uploads[i+1:]...)
 			return
 		}
 	}
@@ -94,16 +113,16 @@ func (c *conn) cancelUpload(index, begin, length uint32) {
 // fast extension each is rejected explicitly. The rejects are bounded by
 // the queue they replace.
 func (c *conn) dropUploads() {
-	c.wmu.Lock()
-	ups := c.uploads
-	c.uploads = nil
-	if c.fast && !c.closed {
+	c.out.mu.Lock()
+	ups := c.out.uploads
+	c.out.uploads = nil
+	if c.fast && !c.out.closed {
 		for _, u := range ups {
-			c.wq = peer.AppendMessage(c.wq, &peer.Message{Type: peer.Reject, Index: u.index, Begin: u.begin, Length: u.length})
+			c.out.buf = peer.AppendMessage(c.out.buf, &peer.Message{Type: peer.Reject, Index: u.index, Begin: u.begin, Length: u.length})
 		}
 	}
 	c.setQueuedLocked()
-	c.wmu.Unlock()
+	c.out.mu.Unlock()
 	c.poke()
 }
 
@@ -119,34 +138,34 @@ func (c *conn) writeLoop() {
 		select {
 		case <-c.done:
 			return
-		case <-c.wake:
+		case <-c.out.wake:
 		case <-keepAlive.C:
 			c.send(peer.Message{KeepAlive: true})
 		}
 		for {
-			c.wmu.Lock()
+			c.out.mu.Lock()
 			// Take the queue and hand it our empty buffer: two buffers
 			// take turns. Serve a bounded slice of uploads per round so
 			// control messages (cancel, have) are never stuck behind
 			// megabytes, and a round holds at most maxUploadBatch of
 			// piece payload.
-			buf, c.wq = c.wq, buf[:0]
+			buf, c.out.buf = c.out.buf, buf[:0]
 			ups = ups[:0]
 			payload := 0
-			for _, u := range c.uploads {
+			for _, u := range c.out.uploads {
 				if len(ups) > 0 && payload+int(u.length) > maxUploadBatch {
 					break
 				}
 				ups = append(ups, u)
 				payload += int(u.length)
 			}
-			c.uploads = c.uploads[len(ups):]
-			if len(c.uploads) == 0 {
-				c.uploads = nil
+			c.out.uploads = c.out.uploads[len(ups):]
+			if len(c.out.uploads) == 0 {
+				c.out.uploads = nil
 			}
-			c.writing = len(buf) + payload + len(ups)*peer.PieceHeaderLength
+			c.out.writing = len(buf) + payload + len(ups)*peer.PieceHeaderLength
 			c.setQueuedLocked()
-			c.wmu.Unlock()
+			c.out.mu.Unlock()
 			if len(buf) == 0 && len(ups) == 0 {
 				break
 			}
@@ -162,17 +181,17 @@ func (c *conn) writeLoop() {
 			if _, err := c.nc.Write(buf); err != nil {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					c.drop(fmt.Errorf("%w: a write stalled for %v with %d bytes queued: %w", errNotReading, writeTimeout, c.queued.Load(), err))
+					c.drop(fmt.Errorf("%w: a write stalled for %v with %d bytes queued: %w", errNotReading, writeTimeout, c.out.queued.Load(), err))
 				}
 				c.close(err)
 				return
 			}
-			c.wmu.Lock()
-			c.writing = 0
+			c.out.mu.Lock()
+			c.out.writing = 0
 			c.setQueuedLocked()
-			c.wmu.Unlock()
+			c.out.mu.Unlock()
 			select {
-			case c.drained <- struct{}{}:
+			case c.out.drained <- struct{}{}:
 			default:
 			}
 			if !keepAlive.Stop() {

@@ -277,7 +277,7 @@ func peerHaves(t *testing.T, tor *Torrent) map[netip.AddrPort]int {
 	if !tor.post(func() {
 		out := map[netip.AddrPort]int{}
 		for c := range tor.conns {
-			out[c.addr] = c.numHave
+			out[c.addr] = c.has.count
 		}
 		ch <- out
 	}) {

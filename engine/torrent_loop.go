@@ -65,10 +65,10 @@ func (t *Torrent) shutdown() {
 
 func (t *Torrent) tick(now time.Time) {
 	for c := range t.conns {
-		last, lastAt := c.down.last, c.down.at
-		c.down.update(c.downloaded.Load(), now)
-		c.up.update(c.uploaded.Load(), now)
-		c.pipeline = t.pipelineFor(c, last, lastAt, now)
+		last, lastAt := c.flow.down.last, c.flow.down.at
+		c.flow.down.update(c.downloaded.Load(), now)
+		c.flow.up.update(c.uploaded.Load(), now)
+		c.flow.pipeline = t.pipelineFor(c, last, lastAt, now)
 	}
 	if t.picker != nil {
 		t.picker.SetRate(t.downRate())
@@ -94,7 +94,7 @@ func (t *Torrent) tick(now time.Time) {
 func (t *Torrent) downRate() float64 {
 	var r float64
 	for c := range t.conns {
-		r += c.down.value
+		r += c.flow.down.value
 	}
 	return r
 }
@@ -114,8 +114,8 @@ func (t *Torrent) refreshStats(now time.Time) {
 		s.Requests = RequestCounters(t.picker.Counters())
 	}
 	for c := range t.conns {
-		s.DownloadRate += c.down.value
-		s.UploadRate += c.up.value
+		s.DownloadRate += c.flow.down.value
+		s.UploadRate += c.flow.up.value
 		if t.peerIsSeed(c) {
 			s.Seeds++
 		}
@@ -206,9 +206,9 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 // (slowAnswer), else maxPipeline: every outstanding block holds a share of
 // a piece buffer.
 func (t *Torrent) pipelineFor(c *conn, last int64, lastAt, now time.Time) int {
-	rate := c.down.value
+	rate := c.flow.down.value
 	if dt := now.Sub(lastAt).Seconds(); !lastAt.IsZero() && dt > 0 {
-		rate = max(rate, float64(c.down.last-last)/dt)
+		rate = max(rate, float64(c.flow.down.last-last)/dt)
 	}
 	bound := maxPipeline
 	if t.picker != nil && rate > 0 {
@@ -218,7 +218,7 @@ func (t *Torrent) pipelineFor(c *conn, last int64, lastAt, now time.Time) int {
 		}
 	}
 	want := int(2*rate/float64(peer.BlockSize)) + 16
-	return max(1, min(max(minPipeline, min(want, bound)), c.peerReqq-1))
+	return max(1, min(max(minPipeline, min(want, bound)), c.flow.peerReqq-1))
 }
 
 // duplicateBackoff is how long a candidate that turned out to be a peer we
@@ -345,8 +345,8 @@ func (t *Torrent) updateInterest(c *conn) {
 		return
 	}
 	want := t.picker.Interesting(c.id)
-	if want != c.amInterested {
-		c.amInterested = want
+	if want != c.choke.amInterested {
+		c.choke.amInterested = want
 		if want {
 			c.send(peer.Message{Type: peer.Interested})
 		} else {
@@ -363,7 +363,7 @@ func (t *Torrent) fill(c *conn, now time.Time) {
 	if t.hashing >= maxHashBacklog {
 		return // pieceHashed refills once the disk has caught up
 	}
-	free := c.pipeline - t.picker.Outstanding(c.id)
+	free := c.flow.pipeline - t.picker.Outstanding(c.id)
 	if free <= 0 {
 		return
 	}
@@ -397,7 +397,7 @@ func (t *Torrent) fillAll() {
 }
 
 func (t *Torrent) peerIsSeed(c *conn) bool {
-	return t.picker != nil && c.numHave >= t.info.NumPieces()
+	return t.picker != nil && c.has.count >= t.info.NumPieces()
 }
 
 var (

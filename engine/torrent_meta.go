@@ -42,6 +42,15 @@ const (
 	metaServeWindow = 10 * time.Minute
 )
 
+// metaPeer is the metadata exchange with one peer. Loop-owned.
+type metaPeer struct {
+	out       int       // our ut_metadata requests in flight to this peer
+	skipUntil time.Time // rejected or timed out: ask others first
+	served    int       // ut_metadata requests answered in this window
+	servedAt  time.Time // start of that window
+	bad       int       // malformed ut_metadata messages received
+}
+
 // metaState is the download of a magnet's info dictionary. Loop-owned.
 type metaState struct {
 	size     int          // bytes being fetched; 0 until chosen from peers' claims
@@ -72,8 +81,8 @@ func (t *Torrent) notePreInfoHave(c *conn, idx int) bool {
 	if idx >= t.client.cfg.MaxMetadataSize/20 {
 		return false
 	}
-	c.preHaves = c.preHaves.Grow(idx)
-	c.preHaves.Set(idx)
+	c.has.pre = c.has.pre.Grow(idx)
+	c.has.pre.Set(idx)
 	return true
 }
 
@@ -82,8 +91,8 @@ func metaPieces(size int) int { return (size + peer.MetadataPieceSize - 1) / pee
 
 // metaEligible reports whether c can be asked for metadata pieces now.
 func (t *Torrent) metaEligible(c *conn, now time.Time) bool {
-	return !c.removed && c.extIDs[peer.ExtMetadata] > 0 && c.peerExt != nil &&
-		c.peerExt.MetadataSize == t.meta.size && !now.Before(c.metaSkipUntil)
+	return !c.removed && c.exts.ids[peer.ExtMetadata] > 0 && c.exts.hs != nil &&
+		c.exts.hs.MetadataSize == t.meta.size && !now.Before(c.meta.skipUntil)
 }
 
 // chooseMetaSize settles the size to fetch: the claim most connected peers
@@ -92,10 +101,10 @@ func (t *Torrent) chooseMetaSize(now time.Time) bool {
 	votes := map[int]int{}
 	best := 0
 	for c := range t.conns {
-		if c.peerExt == nil || c.extIDs[peer.ExtMetadata] == 0 || now.Before(c.metaSkipUntil) {
+		if c.exts.hs == nil || c.exts.ids[peer.ExtMetadata] == 0 || now.Before(c.meta.skipUntil) {
 			continue
 		}
-		sz := c.peerExt.MetadataSize
+		sz := c.exts.hs.MetadataSize
 		if sz <= 0 || sz > t.client.cfg.MaxMetadataSize {
 			continue
 		}
@@ -142,11 +151,11 @@ func (t *Torrent) requestMetadata(now time.Time) {
 		}
 		var best *conn
 		for c := range t.conns {
-			if c.metaOut >= metaPerPeer || !t.metaEligible(c, now) {
+			if c.meta.out >= metaPerPeer || !t.metaEligible(c, now) {
 				continue
 			}
-			if best == nil || c.metaOut < best.metaOut ||
-				c.metaOut == best.metaOut && t.strikes[c.addr.Addr()] < t.strikes[best.addr.Addr()] {
+			if best == nil || c.meta.out < best.meta.out ||
+				c.meta.out == best.meta.out && t.strikes[c.addr.Addr()] < t.strikes[best.addr.Addr()] {
 				best = c
 			}
 		}
@@ -183,7 +192,7 @@ func (t *Torrent) requestMetadataSingle(now time.Time) {
 		ms.supplier = sup
 	}
 	for i := range ms.pieces {
-		if sup.metaOut >= metaSingle {
+		if sup.meta.out >= metaSingle {
 			return
 		}
 		if ms.pieces[i] == nil && ms.asked[i] == nil {
@@ -206,15 +215,15 @@ func (t *Torrent) anyMetaEligible(now time.Time) bool {
 func (t *Torrent) askMetadata(c *conn, i int, now time.Time) {
 	t.meta.asked[i], t.meta.askedAt[i] = c, now
 	t.meta.out++
-	c.metaOut++
+	c.meta.out++
 	msg := peer.MetadataMessage{Type: peer.MetadataRequest, Piece: i}
-	c.send(peer.Message{Type: peer.Extended, ExtendedID: uint8(c.extIDs[peer.ExtMetadata]), Payload: msg.Marshal()})
+	c.send(peer.Message{Type: peer.Extended, ExtendedID: uint8(c.exts.ids[peer.ExtMetadata]), Payload: msg.Marshal()})
 }
 
 // unask forgets that piece i is requested (from whoever).
 func (t *Torrent) unask(i int) {
 	if c := t.meta.asked[i]; c != nil {
-		c.metaOut--
+		c.meta.out--
 		t.meta.out--
 		t.meta.asked[i] = nil
 	}
@@ -235,7 +244,7 @@ func (t *Torrent) metaTick(now time.Time) {
 	ms := &t.meta
 	for i, c := range ms.asked {
 		if c != nil && now.Sub(ms.askedAt[i]) > metaRequestTimeout {
-			c.metaSkipUntil = now.Add(metaSkip)
+			c.meta.skipUntil = now.Add(metaSkip)
 			t.unask(i)
 		}
 	}
@@ -245,7 +254,7 @@ func (t *Torrent) metaTick(now time.Time) {
 // metaConnGone releases the pieces a closed connection was asked for.
 func (t *Torrent) metaConnGone(c *conn) {
 	ms := &t.meta
-	if c.metaOut == 0 {
+	if c.meta.out == 0 {
 		return
 	}
 	for i, a := range ms.asked {
@@ -264,8 +273,8 @@ func (t *Torrent) onMetadataMessage(c *conn, payload []byte) {
 	if err != nil {
 		// BEP 9 says to ignore unknown message types; a peer that keeps
 		// sending what we cannot read is dropped.
-		c.metaBad++
-		if c.metaBad > maxBadMeta {
+		c.meta.bad++
+		if c.meta.bad > maxBadMeta {
 			t.violation(c, "%v", err)
 		}
 		return
@@ -278,7 +287,7 @@ func (t *Torrent) onMetadataMessage(c *conn, payload []byte) {
 	case peer.MetadataReject:
 		if t.picker == nil && mm.Piece < len(ms.asked) && ms.asked[mm.Piece] == c {
 			t.unask(mm.Piece)
-			c.metaSkipUntil = now.Add(metaSkip)
+			c.meta.skipUntil = now.Add(metaSkip)
 			t.requestMetadata(now)
 		}
 	case peer.MetadataData:
@@ -288,7 +297,7 @@ func (t *Torrent) onMetadataMessage(c *conn, payload []byte) {
 		}
 		t.unask(i)
 		if mm.TotalSize != ms.size {
-			c.metaSkipUntil = now.Add(metaSkip)
+			c.meta.skipUntil = now.Add(metaSkip)
 			t.requestMetadata(now)
 			return
 		}
@@ -307,17 +316,17 @@ func (t *Torrent) onMetadataMessage(c *conn, payload []byte) {
 // for the dictionary a few times over per metaServeWindow (rejects
 // included): one asking for more only wants our bandwidth and is dropped.
 func (t *Torrent) serveMetadata(c *conn, piece int) {
-	id := c.extIDs[peer.ExtMetadata]
+	id := c.exts.ids[peer.ExtMetadata]
 	if id == 0 {
 		return // it cannot receive the answer
 	}
 	n := metaPieces(len(t.infoBytes))
 	now := time.Now()
-	if now.Sub(c.metaServedAt) > metaServeWindow {
-		c.metaServed, c.metaServedAt = 0, now
+	if now.Sub(c.meta.servedAt) > metaServeWindow {
+		c.meta.served, c.meta.servedAt = 0, now
 	}
-	if c.metaServed++; c.metaServed > 4*n+64 {
-		t.violation(c, "%d ut_metadata requests in %v", c.metaServed, metaServeWindow)
+	if c.meta.served++; c.meta.served > 4*n+64 {
+		t.violation(c, "%d ut_metadata requests in %v", c.meta.served, metaServeWindow)
 		return
 	}
 	msg := peer.MetadataMessage{Type: peer.MetadataReject, Piece: piece}
@@ -492,7 +501,7 @@ func (t *Torrent) adoptInfo(now time.Time) {
 	for c := range t.conns {
 		c.maxMsg.Store(maxMsg)
 		t.picker.AddPeer(c.id)
-		if !c.peerChoking {
+		if !c.choke.peerChoking {
 			t.picker.PeerChoked(c.id, false)
 		}
 		if !t.applyPreInfo(c, n) {
@@ -513,7 +522,7 @@ func (t *Torrent) adoptInfo(now time.Time) {
 			continue
 		}
 		t.updateInterest(c)
-		if c.peerInterested {
+		if c.choke.peerInterested {
 			t.unchokeIfFree(c, now)
 		}
 	}
@@ -525,17 +534,17 @@ func (t *Torrent) adoptInfo(now time.Time) {
 // if that turned out to be a violation (c is then gone).
 func (t *Torrent) applyPreInfo(c *conn, n int) bool {
 	switch {
-	case c.preHaveAll:
+	case c.has.preAll:
 		t.setPeerPieces(c, nil, true)
-	case c.bits != nil:
-		if err := peer.CheckBitfield(c.bits, n); err != nil {
+	case c.has.bits != nil:
+		if err := peer.CheckBitfield(c.has.bits, n); err != nil {
 			t.violation(c, "%v", err)
 			return false
 		}
-		t.setPeerPieces(c, c.bits, false)
+		t.setPeerPieces(c, c.has.bits, false)
 	}
 	ok := true
-	c.preHaves.Each(func(i int) bool {
+	c.has.pre.Each(func(i int) bool {
 		if i >= n {
 			t.violation(c, "have %d of %d pieces", i, n)
 			ok = false
@@ -545,6 +554,6 @@ func (t *Torrent) applyPreInfo(c *conn, n int) bool {
 		t.notePeerHas(c, i)
 		return true
 	})
-	c.preHaves = nil
+	c.has.pre = nil
 	return ok
 }

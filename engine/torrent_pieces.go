@@ -54,7 +54,7 @@ func (t *Torrent) onPiece(c *conn, m *peer.Message, now time.Time) {
 	if !useful || t.HavePiece(idx) || m.Begin%peer.BlockSize != 0 {
 		t.wasted.Add(int64(len(m.Block)))
 	} else {
-		c.lastPiece = now
+		c.flow.lastPiece = now
 		pp := t.partial[idx]
 		if pp == nil {
 			pl := t.info.PieceLen(idx)
