@@ -58,11 +58,12 @@
 // NewReader, which returns ErrNoInfo); loop code checks t.picker != nil.
 //
 // Metadata exchange (BEP 9, torrent_meta.go): our extension handshake
-// announces ut_metadata (and ut_pex) and, once known, metadata_size. The
-// size to fetch is the claim most peers make, within
-// Config.MaxMetadataSize; its 16 KiB pieces are spread over the peers that
-// claim it, a few at a time each; a piece unanswered for 10 s, or rejected,
-// goes to another peer. A complete copy is checked off the loop (SHA-1
+// announces ut_metadata (and ut_pex) and, once known, metadata_size. What
+// to ask of whom is decided by t.meta, a metafetch.Fetch (pure, like the
+// picker); the loop sends, receives and checks. The size to fetch is the
+// claim most peers make, within Config.MaxMetadataSize; its 16 KiB pieces
+// are spread over the peers that claim it, a few at a time each; a piece
+// unanswered for 10 s, or rejected, goes to another peer. A complete copy is checked off the loop (SHA-1
 // against the info-hash, ParseInfo, then storage.Provider.Open, which may
 // check files); a bad copy bans a sole sender, gives several senders a
 // strike and remembers what each sent, and from then on each attempt takes

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/metafetch"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/storage"
@@ -104,8 +105,8 @@ type Torrent struct {
 	lastOptim  time.Time
 	hashing    int
 	isComplete bool
-	meta       metaState  // magnet metadata download (torrent_meta.go)
-	st         storeState // the store's refusals (torrent_store.go)
+	meta       *metafetch.Fetch // a magnet's metadata download (torrent_meta.go); nil once the info is known
+	st         storeState       // the store's refusals (torrent_store.go)
 }
 
 // Stats is a snapshot of a torrent's progress, refreshed every second.
@@ -213,6 +214,7 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 			Logf:    func(f string, a ...any) { c.logf("%s: tracker: "+f, append([]any{t.name()}, a...)...) },
 		})
 	}
+	t.meta = t.newMetaFetch()
 	t.refreshStats(time.Now())
 	return t
 }
@@ -241,6 +243,7 @@ func (t *Torrent) provider() storage.Provider {
 func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []int) {
 	info := mi.Info
 	t.mi, t.info, t.store, t.infoBytes = mi, info, store, mi.InfoBytes
+	t.meta = nil // nothing left to fetch
 	t.haveBits = newBitSet(info.NumPieces())
 	t.refusedBits = newBitSet(info.NumPieces())
 	t.evictSet = newBitSet(info.NumPieces())

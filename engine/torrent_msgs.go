@@ -211,9 +211,7 @@ func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
 	if c.exts.ids[peer.ExtPex] > 0 && c.pex.next.IsZero() {
 		c.pex.next = time.Now().Add(pexFirstDelay)
 	}
-	if t.picker == nil {
-		t.requestMetadata(time.Now())
-	}
+	t.metaPeerSeen(c)
 }
 
 func (t *Torrent) setPeerPieces(c *conn, bits peer.Bits, all bool) {

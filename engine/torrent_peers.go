@@ -226,7 +226,7 @@ func (t *Torrent) reviewPeers(now time.Time) {
 		if c.flow.lastPiece.After(c.flow.lastUseful) {
 			c.flow.lastUseful = c.flow.lastPiece
 		}
-		if c.choke.amInterested && !c.flow.interesting || t.picker == nil && c.meta.out > 0 {
+		if c.choke.amInterested && !c.flow.interesting || t.metaOut(c) > 0 {
 			c.flow.lastUseful = now
 		}
 		c.flow.interesting = c.choke.amInterested

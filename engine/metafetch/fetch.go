@@ -17,13 +17,16 @@ const (
 	// skipFor is how long a peer that rejected a request, let one time
 	// out or claimed another size in its answer is passed over.
 	skipFor = 30 * time.Second
-	// perPeer bounds the pieces asked of one peer at a time when several
-	// share the work; perSupplier when one peer supplies them all.
-	perPeer     = 4
+	// perSupplier bounds the pieces asked of the one supplier of an
+	// attempt at a time (see PerPeer).
 	perSupplier = 16
 	// maxMarkCopies bounds the failed copies whose marks are kept.
 	maxMarkCopies = 4
 )
+
+// PerPeer bounds the pieces asked of one peer at a time when several
+// share the work.
+const PerPeer = 4
 
 // PeerID names a peer; the caller chooses the values.
 type PeerID int
@@ -168,7 +171,7 @@ func (f *Fetch) Next(now time.Time) []Request {
 		}
 		var best *peerState
 		for _, p := range f.order {
-			if p.out >= perPeer || !f.eligible(p, now) {
+			if p.out >= PerPeer || !f.eligible(p, now) {
 				continue
 			}
 			if best == nil || p.out < best.out || p.out == best.out && f.strikes(p) < f.strikes(best) {

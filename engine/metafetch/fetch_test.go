@@ -77,8 +77,8 @@ func TestSpreadsOverPeersOfTheMajoritySize(t *testing.T) {
 	f.SetPeer(6, addr(6), len(good))
 	reqs := f.Next(t0)
 	got := perPeerCount(reqs)
-	if len(reqs) != 3*perPeer || got[1] != perPeer || got[2] != perPeer || got[6] != perPeer {
-		t.Fatalf("requests per peer %v, want %d from each of 1, 2, 6", got, perPeer)
+	if len(reqs) != 3*PerPeer || got[1] != PerPeer || got[2] != PerPeer || got[6] != PerPeer {
+		t.Fatalf("requests per peer %v, want %d from each of 1, 2, 6", got, PerPeer)
 	}
 	seen := map[int]bool{}
 	for _, r := range reqs {
@@ -90,7 +90,7 @@ func TestSpreadsOverPeersOfTheMajoritySize(t *testing.T) {
 	if more := f.Next(t0); len(more) != 0 {
 		t.Fatalf("asked more of full peers: %v", more)
 	}
-	if f.Out(1) != perPeer || f.Out(3) != 0 || f.Out(99) != 0 {
+	if f.Out(1) != PerPeer || f.Out(3) != 0 || f.Out(99) != 0 {
 		t.Fatalf("Out = %d, %d, %d", f.Out(1), f.Out(3), f.Out(99))
 	}
 	buf, marks := deliver(t, f, good, nil, t0)
