@@ -109,54 +109,6 @@ type Torrent struct {
 	st         storeState       // the store's refusals (torrent_store.go)
 }
 
-// Stats is a snapshot of a torrent's progress, refreshed every second.
-// Until a magnet's metadata arrives only the name, hash and peer counts are
-// filled in.
-type Stats struct {
-	Name           string
-	InfoHash       metainfo.Hash
-	HasInfo        bool // the info dictionary is known
-	Pieces         int
-	PiecesHave     int
-	TotalLength    int64
-	BytesCompleted int64
-	Downloaded     int64
-	Wasted         int64 // received payload not used (duplicates, late blocks)
-	Requests       RequestCounters
-	Uploaded       int64
-	DownloadRate   float64 // bytes/s
-	UploadRate     float64
-	Peers          int
-	Seeds          int
-	EncryptedPeers int // of Peers, those on an MSE/PE (RC4) encrypted connection
-	PlainPeers     int // of Peers, those in plaintext
-	KnownPeers     int
-	Complete       bool
-	// StoreError says why the store refuses pieces ("" while it takes
-	// them): a full disk, or a cache full of pieces readers hold. Reads of
-	// a piece refused for lack of space fail with ErrNoSpace (ENOSPC).
-	StoreError string
-	// Refused counts the store's refusals of pieces since the start; a
-	// refused piece waits for space or a back-off before it is tried
-	// again.
-	Refused int64
-	// BackgroundPaused: DownloadAll stopped fetching what no reader asks
-	// for, because the cache is full (it evicted one of this torrent's
-	// pieces, or refused one). Readers are still served.
-	BackgroundPaused bool
-}
-
-// RequestCounters count the picker's decisions that cost bandwidth: blocks
-// asked of a second peer (late urgent blocks, endgame), requests withdrawn
-// (cancelled) and requests that timed out. It mirrors picker.Counters so
-// that callers printing Stats need not import the picker.
-type RequestCounters struct {
-	DupLate    int `json:"dup_late"`
-	DupEndgame int `json:"dup_endgame"`
-	Withdrawn  int `json:"withdrawn"`
-	TimedOut   int `json:"timed_out"`
-}
-
 // unknownLeft is what trackers are told is left to download before the
 // size is known: anything positive, so they do not take us for a seed.
 const unknownLeft = 1 << 30
@@ -428,26 +380,6 @@ func (t *Torrent) HavePiece(i int) bool {
 
 // BytesCompleted counts verified bytes.
 func (t *Torrent) BytesCompleted() int64 { return t.bytesHave.Load() }
-
-// Stats returns the latest snapshot.
-func (t *Torrent) Stats() Stats {
-	t.statsMu.Lock()
-	defer t.statsMu.Unlock()
-	s := t.stats
-	s.PiecesHave = int(t.numHave.Load())
-	s.BytesCompleted = t.bytesHave.Load()
-	s.Downloaded = t.downloaded.Load()
-	s.Wasted = t.wasted.Load()
-	s.Uploaded = t.uploaded.Load()
-	t.storeErrMu.Lock()
-	if t.storeErr != nil {
-		s.StoreError = t.storeErr.Error()
-	}
-	t.storeErrMu.Unlock()
-	s.Refused = t.refusals.Load()
-	s.BackgroundPaused = t.bgPaused.Load()
-	return s
-}
 
 // AddPeers gives the torrent peers to try, e.g. from the command line.
 func (t *Torrent) AddPeers(peers []netip.AddrPort) {

@@ -238,3 +238,7 @@ func (t *Torrent) notePeerHas(c *conn, i int) {
 		c.has.count++
 	}
 }
+
+func (t *Torrent) peerIsSeed(c *conn) bool {
+	return t.picker != nil && c.has.count >= t.info.NumPieces()
+}
