@@ -88,11 +88,12 @@ func (c *conn) poke() {
 // queueUpload adds a request to serve; false if the queue is full.
 func (c *conn) queueUpload(m *peer.Message) bool {
 	c.out.mu.Lock()
-	defer c.out.mu.Unlock()
 	if c.out.closed || len(c.out.uploads) >= maxUploadQueue {
+		c.out.mu.Unlock()
 		return false
 	}
 	c.out.uploads = append(c.out.uploads, blockReq{m.Index, m.Begin, m.Length})
+	c.out.mu.Unlock()
 	c.poke()
 	return true
 }

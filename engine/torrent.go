@@ -60,32 +60,20 @@ type Torrent struct {
 	uploaded   atomic.Int64
 	numConns   atomic.Int32 // established connections, for the DHT announcer
 
-	wakeMu sync.Mutex // guards wakeCh
-	wakeCh chan struct{}
-
-	bannedMu sync.Mutex // guards banned; read by the accept path
-	banned   map[netip.Addr]bool
-
-	readerMu   sync.Mutex // guards readerOps
-	readerOps  []readerOp
-	readerPoke chan struct{} // cap 1
-
-	statsMu sync.Mutex // guards stats
-	stats   Stats
+	// shared with other goroutines, each behind its own leaf mutex
+	// (torrent_shared.go)
+	waiters waker       // readers waiting for pieces
+	banned  banList     // read by the accept path
+	readerQ readerQueue // readers' operations for the loop
+	stats   statsCell   // the latest snapshot (torrent_stats.go)
 
 	// The store's evictions and refusals (torrent_store.go).
-	evictMu     sync.Mutex // guards evictSet and evictList: pieces to re-check
-	evictSet    bitSet     // pieces in evictList
-	evictList   []int
-	storePoke   chan struct{} // cap 1: evictList has work for the loop
-	refusedBits bitSet        // pieces refused for good: their reads fail; set with the info
-	storeErrMu  sync.Mutex    // guards storeErr and refusal
-	storeErr    error         // why the store refuses pieces; nil while it takes them
-	refusal     error         // the latest refusal, for reads of refused pieces
-	refusals    atomic.Int64  // pieces refused since the start
-	bgPaused    atomic.Bool   // DownloadAll's background is paused: the store is full
-	memMu       sync.Mutex    // guards memPieces; held while a reader copies from one
-	memPieces   map[int][]byte
+	evictions   evictQueue   // pieces to re-check with the store
+	refusedBits bitSet       // pieces refused for good: their reads fail; set with the info
+	storeErr    storeErrs    // why the store refuses pieces
+	refusals    atomic.Int64 // pieces refused since the start
+	bgPaused    atomic.Bool  // DownloadAll's background is paused: the store is full
+	mem         memPieces    // refused pieces held for their readers
 
 	// loop-owned
 	picker     *picker.Picker // nil until the info is known
@@ -132,11 +120,8 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 		dhtStop:    dcancel,
 		complete:   make(chan struct{}),
 		infoReady:  make(chan struct{}),
-		wakeCh:     make(chan struct{}),
-		banned:     make(map[netip.Addr]bool),
-		readerPoke: make(chan struct{}, 1),
-		storePoke:  make(chan struct{}, 1),
-		memPieces:  make(map[int][]byte),
+		readerQ:    readerQueue{poke: make(chan struct{}, 1)},
+		evictions:  evictQueue{poke: make(chan struct{}, 1)},
 		conns:      make(map[*conn]struct{}),
 		byID:       make(map[picker.PeerID]*conn),
 		partial:    make(map[int]*partialPiece),
@@ -198,7 +183,7 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 	t.meta = nil // nothing left to fetch
 	t.haveBits = newBitSet(info.NumPieces())
 	t.refusedBits = newBitSet(info.NumPieces())
-	t.evictSet = newBitSet(info.NumPieces())
+	t.evictions.set = newBitSet(info.NumPieces())
 	policy := picker.OnlyWanted
 	if t.opts.DownloadAll {
 		policy = picker.All
@@ -419,33 +404,7 @@ func (t *Torrent) markHave(p int) {
 	t.picker.SetHave(p)
 }
 
-// wake tells every waiting reader that a piece arrived.
-func (t *Torrent) wake() {
-	t.wakeMu.Lock()
-	close(t.wakeCh)
-	t.wakeCh = make(chan struct{})
-	t.wakeMu.Unlock()
-}
-
-func (t *Torrent) waitChan() <-chan struct{} {
-	t.wakeMu.Lock()
-	defer t.wakeMu.Unlock()
-	return t.wakeCh
-}
-
-func (t *Torrent) isBanned(a netip.Addr) bool {
-	t.bannedMu.Lock()
-	defer t.bannedMu.Unlock()
-	return t.banned[a]
-}
+func (t *Torrent) isBanned(a netip.Addr) bool { return t.banned.has(a) }
 
 // Banned lists the addresses banned for sending bad data.
-func (t *Torrent) Banned() []netip.Addr {
-	t.bannedMu.Lock()
-	defer t.bannedMu.Unlock()
-	out := make([]netip.Addr, 0, len(t.banned))
-	for a := range t.banned {
-		out = append(out, a)
-	}
-	return out
-}
+func (t *Torrent) Banned() []netip.Addr { return t.banned.list() }

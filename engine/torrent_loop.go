@@ -15,9 +15,9 @@ func (t *Torrent) run() {
 		select {
 		case f := <-t.events:
 			f()
-		case <-t.readerPoke:
+		case <-t.readerQ.poke:
 			t.applyReaderOps()
-		case <-t.storePoke:
+		case <-t.evictions.poke:
 			t.reconcileStore()
 		case now := <-tick.C:
 			t.tick(now)

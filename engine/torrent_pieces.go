@@ -89,7 +89,7 @@ func (t *Torrent) writePiece(idx int, pp *partialPiece) {
 		defer t.wg.Done()
 		werr := t.store.WritePiece(idx, pp.buf)
 		if !t.post(func() { t.pieceHashed(idx, pp, true, werr) }) {
-			t.forgetMem(idx) // readers may still find it there
+			t.mem.forget(idx) // readers may still find it there
 			putPieceBuf(pp.buf)
 		}
 	}()
@@ -141,14 +141,14 @@ func (t *Torrent) pieceHashed(idx int, pp *partialPiece, ok bool, werr error) {
 	if ev, isEv := t.store.(storage.Evicter); isEv && !ev.Has(idx) {
 		// Evicted since its write; the eviction's re-check may already
 		// have run, and found nothing to clear.
-		t.forgetMem(idx)
+		t.mem.forget(idx)
 		t.evictedBeforeHashed(idx)
 		return
 	}
 	t.storeWorked(time.Now())
 	// Stored (perhaps again, after a refusal): readers find it there from
 	// here on, so its bytes may leave memory.
-	defer t.forgetMem(idx)
+	defer t.mem.forget(idx)
 	if marks, ok := t.suspects[idx]; ok {
 		// The piece is good now: whoever sent a different block lied.
 		for b, mk := range marks {
@@ -163,7 +163,7 @@ func (t *Torrent) pieceHashed(idx int, pp *partialPiece, ok bool, werr error) {
 		delete(t.suspects, idx)
 	}
 	t.markHave(idx)
-	t.wake()
+	t.waiters.wakeAll()
 	for c := range t.conns {
 		c.send(peer.Message{Type: peer.Have, Index: uint32(idx)})
 	}
@@ -200,11 +200,7 @@ func (t *Torrent) pieceFailed(idx int, pp *partialPiece) {
 
 // ban refuses an address from now on and drops its connections.
 func (t *Torrent) ban(a netip.Addr, format string, args ...any) {
-	t.bannedMu.Lock()
-	already := t.banned[a]
-	t.banned[a] = true
-	t.bannedMu.Unlock()
-	if !already {
+	if t.banned.add(a) {
 		t.client.logf("%s: banning %s: "+format, append([]any{t.name(), a}, args...)...)
 	}
 	for c := range t.conns {

@@ -59,19 +59,15 @@ type RequestCounters struct {
 
 // Stats returns the latest snapshot.
 func (t *Torrent) Stats() Stats {
-	t.statsMu.Lock()
-	defer t.statsMu.Unlock()
-	s := t.stats
+	s := t.stats.load()
 	s.PiecesHave = int(t.numHave.Load())
 	s.BytesCompleted = t.bytesHave.Load()
 	s.Downloaded = t.downloaded.Load()
 	s.Wasted = t.wasted.Load()
 	s.Uploaded = t.uploaded.Load()
-	t.storeErrMu.Lock()
-	if t.storeErr != nil {
-		s.StoreError = t.storeErr.Error()
+	if err := t.storeErr.current(); err != nil {
+		s.StoreError = err.Error()
 	}
-	t.storeErrMu.Unlock()
 	s.Refused = t.refusals.Load()
 	s.BackgroundPaused = t.bgPaused.Load()
 	return s
@@ -103,9 +99,7 @@ func (t *Torrent) refreshStats(now time.Time) {
 			s.PlainPeers++
 		}
 	}
-	t.statsMu.Lock()
-	t.stats = s
-	t.statsMu.Unlock()
+	t.stats.store(s)
 }
 
 func (t *Torrent) downRate() float64 {

@@ -80,17 +80,7 @@ func (t *Torrent) evicted(p int) { t.recheck(p, p) }
 // from any goroutine once the info is set; never blocks.
 func (t *Torrent) recheck(first, last int) {
 	first, last = max(first, 0), min(last, t.info.NumPieces()-1)
-	t.evictMu.Lock()
-	for p := first; p <= last; p++ {
-		if t.evictSet.set(p) {
-			t.evictList = append(t.evictList, p)
-		}
-	}
-	t.evictMu.Unlock()
-	select {
-	case t.storePoke <- struct{}{}:
-	default:
-	}
+	t.evictions.add(first, last)
 }
 
 // reconcileStore handles the queued re-checks: a piece the store no longer
@@ -100,13 +90,7 @@ func (t *Torrent) reconcileStore() {
 	if t.picker == nil {
 		return
 	}
-	t.evictMu.Lock()
-	list := t.evictList
-	t.evictList = nil
-	for _, p := range list {
-		t.evictSet.clear(p)
-	}
-	t.evictMu.Unlock()
+	list := t.evictions.take()
 	if len(list) == 0 {
 		return
 	}
@@ -125,7 +109,7 @@ func (t *Torrent) reconcileStore() {
 	}
 	// Readers waiting on a piece that turned out to be gone re-check it
 	// and wait for it again; the picker has made it urgent.
-	t.wake()
+	t.waiters.wakeAll()
 	t.fillAll()
 }
 
@@ -150,7 +134,7 @@ func (t *Torrent) storeRefused(idx int, err error, pp *partialPiece, now time.Ti
 	}
 	if old := st.parked[idx]; old != nil && old != pp {
 		st.parkedBytes -= int64(len(old.buf))
-		t.forgetMem(idx)
+		t.mem.forget(idx)
 		putPieceBuf(old.buf)
 	}
 	lasting := !errors.Is(err, storage.ErrFull)
@@ -160,9 +144,7 @@ func (t *Torrent) storeRefused(idx int, err error, pp *partialPiece, now time.Ti
 		// their own pins, and could keep them all waiting.
 		st.parked[idx] = pp
 		st.parkedBytes += int64(len(pp.buf))
-		t.memMu.Lock()
-		t.memPieces[idx] = pp.buf
-		t.memMu.Unlock()
+		t.mem.put(idx, pp.buf)
 	} else {
 		st.parked[idx] = nil
 		putPieceBuf(pp.buf)
@@ -176,61 +158,28 @@ func (t *Torrent) storeRefused(idx int, err error, pp *partialPiece, now time.Ti
 	if lasting {
 		t.refusedBits.set(idx) // its readers fail now rather than wait
 	}
-	t.storeErrMu.Lock()
-	t.storeErr, t.refusal = err, err
-	t.storeErrMu.Unlock()
+	t.storeErr.refused(err)
 	t.storeLogf(now, "cannot store piece %d: %v; it waits for space (retry within %v)", idx, err, st.retryAt.Sub(now).Round(time.Second))
 	t.pauseBackground(fmt.Sprintf("the store refused piece %d", idx))
-	t.wake()
+	t.waiters.wakeAll()
 }
 
 // dropParked returns the parked pieces' buffers. Loop only, at shutdown.
 func (t *Torrent) dropParked() {
 	for p, pp := range t.st.parked {
 		if pp != nil {
-			t.forgetMem(p)
+			t.mem.forget(p)
 			putPieceBuf(pp.buf)
 		}
 	}
 	t.st.parked, t.st.parkedBytes = nil, 0
 }
 
-// forgetMem withdraws a piece's bytes from readers, before its buffer is
-// reused.
-func (t *Torrent) forgetMem(p int) {
-	t.memMu.Lock()
-	delete(t.memPieces, p)
-	t.memMu.Unlock()
-}
-
-// memHas reports whether piece is held in memory for its readers.
-func (t *Torrent) memHas(piece int) bool {
-	t.memMu.Lock()
-	defer t.memMu.Unlock()
-	return t.memPieces[piece] != nil
-}
-
-// copyMem copies piece bytes at off from memory; false if it is not held.
-func (t *Torrent) copyMem(piece int, dst []byte, off int64) bool {
-	t.memMu.Lock()
-	defer t.memMu.Unlock()
-	b := t.memPieces[piece]
-	if b == nil || off+int64(len(dst)) > int64(len(b)) {
-		return false
-	}
-	copy(dst, b[off:])
-	return true
-}
-
 // storeWorked notes a piece stored: a refusal episode is over. Loop only.
 func (t *Torrent) storeWorked(now time.Time) {
 	st := &t.st
 	st.backoff = 0
-	t.storeErrMu.Lock()
-	was := t.storeErr
-	t.storeErr = nil
-	t.storeErrMu.Unlock()
-	if was != nil {
+	if was := t.storeErr.worked(); was != nil {
 		t.storeLogf(now, "storing pieces works again (%d refused so far)", t.refusals.Load())
 	}
 }
@@ -337,9 +286,7 @@ func (t *Torrent) refusedErr(piece int) error {
 	if !t.refusedBits.get(piece) {
 		return nil
 	}
-	t.storeErrMu.Lock()
-	err := t.refusal
-	t.storeErrMu.Unlock()
+	err := t.storeErr.latest()
 	if err == nil {
 		err = ErrNoSpace
 	}
