@@ -19,6 +19,12 @@ import (
 	"github.com/swarmfs/swarmfs/engine/storage"
 )
 
+// Lock order (see the package doc): c.mu (the torrent map), c.hsMu
+// (incoming handshakes in progress) and each logLimiter's mu are leaves,
+// held for a few memory operations, never while another lock is taken,
+// and never across I/O, a channel send or a call into a torrent (insert,
+// RemoveTorrent and Close release c.mu before they start or close one).
+
 // Config configures a Client. The zero value is usable: it listens on all
 // addresses (port 6881, else the first free of 6882-6889, else any) and
 // keeps pieces in memory.

@@ -15,8 +15,12 @@ import (
 
 // A connection's writer side: the send queue the loop fills without ever
 // blocking (send, sendRequests, queueUpload) and the writer goroutine that
-// drains it, reading upload blocks straight from storage. c.out.mu guards the
-// queue; it is a leaf lock, never held across I/O or a channel send.
+// drains it, reading upload blocks straight from storage.
+//
+// Lock order: c.out.mu guards the queue and is a leaf, never held across
+// I/O, a channel send, or another lock. The one call made under it is
+// into package peer's encoders (AppendMessage), which are pure and lock
+// nothing, so that a message is encoded straight into the queue.
 
 // sendQueue is what waits to be written to a peer. mu guards every field
 // but queued and the channels; it is never held across I/O.

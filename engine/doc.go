@@ -154,6 +154,41 @@
 // keep-alives keep it open without making it useful. Log lines about
 // refused and dropped peers are rate-limited (logLimiter).
 //
+// # Goroutines and lock order
+//
+// Every goroutine has an owner that waits for it. The Client's WaitGroup
+// counts its accept loop, the incoming handshakes and the DHT bootstrap;
+// Close stops every torrent (waiting for each), closes the listener, waits
+// for that group, then closes LSD and the DHT node, which wait for their
+// own. A Torrent's WaitGroup counts its loop, its tracker and DHT
+// announcers, its dials, its connections' reader and writer goroutines,
+// its hashing and storing workers (hashing bounded by the Client's
+// hashSem) and its metadata checks; close waits for all of them before it
+// closes the store.
+//
+// The engine's mutexes are all leaves: none is held while another is
+// taken, or across I/O, a channel send, a callback or a call into another
+// package (the send queue's encoding by package peer, which locks nothing,
+// is the one call made under one). They are:
+//
+//	Client.mu            the torrent map and closed (client.go)
+//	Client.hsMu          incoming handshakes in progress
+//	logLimiter.mu        a rate-limited log's next slot and skipped count
+//	Torrent.waiters.mu   the channel readers wait on (torrent_shared.go)
+//	Torrent.banned.mu    banned addresses, read by the accept path
+//	Torrent.readerQ.mu   readers' operations for the loop
+//	Torrent.stats.mu     the latest Stats snapshot
+//	Torrent.evictions.mu pieces to re-check with the store
+//	Torrent.storeErr.mu  why the store refuses pieces
+//	Torrent.mem.mu       refused pieces held in memory (held while a read copies)
+//	Reader.mu            closed (reader.go)
+//	conn.out.mu          a connection's send queue (conn_write.go)
+//
+// Storage and the picker are called with no engine lock held (the picker
+// only from the loop). The store's eviction hook runs on whatever
+// goroutine evicted, possibly inside the cache's Put: it takes only
+// evictions.mu and pokes the loop.
+//
 // # Pitfalls
 //
 //   - Messages decoded by package peer alias the decoder's buffer: the reader

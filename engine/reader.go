@@ -12,6 +12,11 @@ import (
 	"github.com/swarmfs/swarmfs/picker"
 )
 
+// Lock order: r.mu guards only r.closed and is a leaf; nothing is called
+// under it (Close queues its operation after releasing it). Reads wait on
+// the torrent's waker, their context and the torrent's end, never on a lock
+// that the loop holds across peer processing.
+
 // Reader reads one file of a torrent while it downloads. Each read tells the
 // picker where the reader is, so the pieces under it become urgent and a
 // readahead window follows sequential reading. Reads return only verified
