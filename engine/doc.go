@@ -25,11 +25,26 @@
 // goroutines, hashing workers and metadata checks: its WaitGroup counts
 // them all, and close waits for it.
 //
+// The loop's work is split by concern: torrent_loop.go (the loop and its
+// tick), torrent_conns.go (adopting and removing connections),
+// torrent_msgs.go (peer messages), torrent_requests.go (interest,
+// pipelines, requests), torrent_pieces.go (assembly, hashing, bans),
+// torrent_store.go (evictions and refusals), torrent_meta.go (BEP 9),
+// torrent_peers.go (candidates and slots), choke.go, torrent_pex.go,
+// torrent_dht.go and torrent_stats.go. Two sub-machines are pure packages
+// the loop drives: picker (which blocks to ask whom) and metafetch (which
+// metadata piece to ask whom, and whom to blame for a bad copy). What the
+// loop shares with other goroutines sits in small mutex-guarded types
+// (torrent_shared.go).
+//
 // Each connection has a reader goroutine (decodes messages, copies what must
-// outlive the decoder's buffer, posts to the loop) and a writer goroutine
-// (drains the connection's send queue and serves upload requests straight
-// from storage). A connection is closed by closing its net.Conn; both
-// goroutines then end and the loop is told once.
+// outlive the decoder's buffer, posts to the loop; conn_read.go) and a
+// writer goroutine (drains the connection's send queue and serves upload
+// requests straight from storage; conn_write.go). A connection is closed by
+// closing its net.Conn; both goroutines then end and the loop is told once.
+// A conn's loop-owned state is grouped by concern: choke (choking and
+// interest), has (the peer's pieces), exts (its extension handshake), flow
+// (rates, pipeline, usefulness), meta and pex.
 //
 // Verified pieces: a complete piece goes to the hashing workers; a good piece
 // is written to storage by the worker, then the loop marks it had, sends HAVE
