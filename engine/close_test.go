@@ -78,9 +78,9 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 		return lc.hsTotal
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for lt.numConns.Load() == 0 || store.inFlight.Load() == 0 || handshakes() < 3 {
+	for lt.pub.numConns.Load() == 0 || store.inFlight.Load() == 0 || handshakes() < 3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("never busy: %d peers, %d writes in flight, %d handshakes", lt.numConns.Load(), store.inFlight.Load(), handshakes())
+			t.Fatalf("never busy: %d peers, %d writes in flight, %d handshakes", lt.pub.numConns.Load(), store.inFlight.Load(), handshakes())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -70,7 +70,7 @@ func (c *conn) readLoop() {
 			copy(buf, m.Block)
 			ev.Block = buf
 			c.downloaded.Add(int64(len(buf)))
-			t.downloaded.Add(int64(len(buf)))
+			t.pub.downloaded.Add(int64(len(buf)))
 		case peer.Bitfield:
 			ev.Bitfield = append([]byte(nil), m.Bitfield...)
 		case peer.Extended:

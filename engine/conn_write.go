@@ -239,6 +239,6 @@ func (c *conn) appendBlock(buf []byte, u blockReq) ([]byte, error) {
 		return buf, nil
 	}
 	c.uploaded.Add(int64(u.length))
-	t.uploaded.Add(int64(u.length))
+	t.pub.uploaded.Add(int64(u.length))
 	return buf, nil
 }

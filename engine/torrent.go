@@ -52,13 +52,7 @@ type Torrent struct {
 	infoBytes []byte // the info dictionary, served to peers (BEP 9)
 	hasInfo   atomic.Bool
 
-	// published by the loop, read by anyone
-	numHave    atomic.Int64
-	bytesHave  atomic.Int64
-	downloaded atomic.Int64 // piece payload received, good or not
-	wasted     atomic.Int64 // of which not used: duplicates, cancelled, unasked
-	uploaded   atomic.Int64
-	numConns   atomic.Int32 // established connections, for the DHT announcer
+	pub published // counters for readers, Stats, trackers and the DHT announcer
 
 	// shared with other goroutines, each behind its own leaf mutex
 	// (torrent_shared.go)
@@ -95,6 +89,18 @@ type Torrent struct {
 	isComplete bool
 	meta       *metafetch.Fetch // a magnet's metadata download (torrent_meta.go); nil once the info is known
 	st         storeState       // the store's refusals (torrent_store.go)
+}
+
+// published are a torrent's counters, read by any goroutine without the
+// loop. The loop writes all but the transfer counters, which connections'
+// goroutines add to as bytes flow.
+type published struct {
+	numHave    atomic.Int64 // verified pieces
+	bytesHave  atomic.Int64 // their bytes
+	downloaded atomic.Int64 // piece payload received, good or not
+	wasted     atomic.Int64 // of which not used: duplicates, cancelled, unasked
+	uploaded   atomic.Int64 // piece payload sent
+	numConns   atomic.Int32 // established connections, for the DHT announcer
 }
 
 // unknownLeft is what trackers are told is left to download before the
@@ -143,9 +149,9 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 			Stats: func() (int64, int64, int64) {
 				left := int64(unknownLeft)
 				if t.hasInfo.Load() {
-					left = t.info.TotalLength - t.bytesHave.Load()
+					left = t.info.TotalLength - t.pub.bytesHave.Load()
 				}
-				return t.uploaded.Load(), t.downloaded.Load(), left
+				return t.pub.uploaded.Load(), t.pub.downloaded.Load(), left
 			},
 			OnPeers: func(peers []netip.AddrPort) { t.post(func() { t.addCandidates(peers) }) },
 			Logf:    func(f string, a ...any) { c.logf("%s: tracker: "+f, append([]any{t.name()}, a...)...) },
@@ -203,7 +209,7 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 			t.markHave(p)
 		}
 	}
-	if int(t.numHave.Load()) == info.NumPieces() {
+	if int(t.pub.numHave.Load()) == info.NumPieces() {
 		// Complete from the start (seeding): no "completed" announce.
 		t.isComplete = true
 		close(t.complete)
@@ -364,7 +370,7 @@ func (t *Torrent) HavePiece(i int) bool {
 }
 
 // BytesCompleted counts verified bytes.
-func (t *Torrent) BytesCompleted() int64 { return t.bytesHave.Load() }
+func (t *Torrent) BytesCompleted() int64 { return t.pub.bytesHave.Load() }
 
 // AddPeers gives the torrent peers to try, e.g. from the command line.
 func (t *Torrent) AddPeers(peers []netip.AddrPort) {
@@ -399,8 +405,8 @@ func (t *Torrent) markHave(p int) {
 	if !t.haveBits.set(p) {
 		return
 	}
-	t.numHave.Add(1)
-	t.bytesHave.Add(t.info.PieceLen(p))
+	t.pub.numHave.Add(1)
+	t.pub.bytesHave.Add(t.info.PieceLen(p))
 	t.picker.SetHave(p)
 }
 

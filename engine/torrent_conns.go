@@ -60,7 +60,7 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 	c := newConn(t, nc, addr, pid, rsv, incoming, t.nextPeerID)
 	t.conns[c] = struct{}{}
 	t.byID[c.id] = c
-	t.numConns.Store(int32(len(t.conns)))
+	t.pub.numConns.Store(int32(len(t.conns)))
 	if t.picker != nil {
 		t.picker.AddPeer(c.id)
 	}
@@ -92,7 +92,7 @@ func (t *Torrent) removeConn(c *conn) {
 	t.logClosed(c)
 	delete(t.conns, c)
 	delete(t.byID, c.id)
-	t.numConns.Store(int32(len(t.conns)))
+	t.pub.numConns.Store(int32(len(t.conns)))
 	if t.picker != nil {
 		t.picker.RemovePeer(c.id)
 	} else {
@@ -136,7 +136,7 @@ func (t *Torrent) sendIntro(c *conn) {
 			c.send(peer.Message{Type: peer.HaveNone})
 		}
 	} else {
-		n := t.numHave.Load()
+		n := t.pub.numHave.Load()
 		switch {
 		case c.fast && n == int64(t.info.NumPieces()):
 			c.send(peer.Message{Type: peer.HaveAll})

@@ -54,7 +54,7 @@ func (t *Torrent) dhtLoop() {
 			complete = true // a seed with no peers has nobody to find
 		default:
 		}
-		switch n := t.numConns.Load(); {
+		switch n := t.pub.numConns.Load(); {
 		case err != nil || !complete && (n == 0 || !t.hasInfo.Load()):
 			fails++
 			wait = dhtRetry.after(fails)

@@ -52,7 +52,7 @@ func (t *Torrent) onPiece(c *conn, m *peer.Message, now time.Time) {
 		}
 	}
 	if !useful || t.HavePiece(idx) || m.Begin%peer.BlockSize != 0 {
-		t.wasted.Add(int64(len(m.Block)))
+		t.pub.wasted.Add(int64(len(m.Block)))
 	} else {
 		c.flow.lastPiece = now
 		pp := t.partial[idx]
@@ -70,7 +70,7 @@ func (t *Torrent) onPiece(c *conn, m *peer.Message, now time.Time) {
 			pp.from[b] = c.addr.Addr()
 			pp.count++
 		} else {
-			t.wasted.Add(int64(len(m.Block)))
+			t.pub.wasted.Add(int64(len(m.Block)))
 		}
 		if pp.count == len(pp.from) {
 			delete(t.partial, idx)
@@ -212,7 +212,7 @@ func (t *Torrent) ban(a netip.Addr, format string, args ...any) {
 }
 
 func (t *Torrent) checkComplete() {
-	if t.picker == nil || t.isComplete || int(t.numHave.Load()) < t.info.NumPieces() {
+	if t.picker == nil || t.isComplete || int(t.pub.numHave.Load()) < t.info.NumPieces() {
 		return
 	}
 	t.isComplete = true

@@ -60,11 +60,11 @@ type RequestCounters struct {
 // Stats returns the latest snapshot.
 func (t *Torrent) Stats() Stats {
 	s := t.stats.load()
-	s.PiecesHave = int(t.numHave.Load())
-	s.BytesCompleted = t.bytesHave.Load()
-	s.Downloaded = t.downloaded.Load()
-	s.Wasted = t.wasted.Load()
-	s.Uploaded = t.uploaded.Load()
+	s.PiecesHave = int(t.pub.numHave.Load())
+	s.BytesCompleted = t.pub.bytesHave.Load()
+	s.Downloaded = t.pub.downloaded.Load()
+	s.Wasted = t.pub.wasted.Load()
+	s.Uploaded = t.pub.uploaded.Load()
 	if err := t.storeErr.current(); err != nil {
 		s.StoreError = err.Error()
 	}

@@ -119,8 +119,8 @@ func (t *Torrent) clearHave(p int) bool {
 	if !t.haveBits.clear(p) {
 		return false
 	}
-	t.numHave.Add(-1)
-	t.bytesHave.Add(-t.info.PieceLen(p))
+	t.pub.numHave.Add(-1)
+	t.pub.bytesHave.Add(-t.info.PieceLen(p))
 	t.picker.Lost(p)
 	return true
 }
@@ -232,7 +232,7 @@ func (t *Torrent) storeTick(now time.Time) {
 	if sp != nil {
 		// Room for a few pieces without evicting any, or for what is
 		// missing if less.
-		need := min(8*t.info.PieceLength, t.info.TotalLength-t.bytesHave.Load())
+		need := min(8*t.info.PieceLength, t.info.TotalLength-t.pub.bytesHave.Load())
 		if sp.Free() < need {
 			return
 		}
@@ -262,7 +262,7 @@ func (t *Torrent) pauseBackground(why string) {
 	}
 	t.st.lastLog = time.Time{} // always told
 	t.storeLogf(now, "background download paused at %d of %d pieces: %s; readers are still served",
-		t.numHave.Load(), t.info.NumPieces(), why)
+		t.pub.numHave.Load(), t.info.NumPieces(), why)
 }
 
 // storeLogf logs one line about the store at most every storeLogEvery.
