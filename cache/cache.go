@@ -13,7 +13,6 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
-	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 // InfoHash names a torrent. The cache treats it as an opaque 20-byte key.
@@ -72,7 +71,8 @@ type Cache struct {
 	// Read-only after Open.
 	db         *badger.DB
 	dir        string
-	tempDir    bool // dir is ours to delete at Close (InMemory)
+	mapsDir    string // dir as /proc/self/maps names it (see valueLogMaps)
+	tempDir    bool   // dir is ours to delete at Close (InMemory)
 	capacity   int64
 	vlogSize   int64 // badger ValueLogFileSize; also the largest piece accepted
 	keepMapped int64 // Options.KeepMapped with the default applied
@@ -95,6 +95,11 @@ type Cache struct {
 	kick       chan struct{} // cap 1: wake the maintenance goroutine
 	stop       chan struct{} // closed by Close
 	done       sync.WaitGroup
+
+	// pagesRefused counts values the pager did not unmap because they lay
+	// outside the value-log mappings (see dropPages): 0 unless badger
+	// changed how it hands out values.
+	pagesRefused atomic.Int64
 
 	// life keeps db open under running calls: every call that touches db
 	// holds it shared, Close takes it exclusively. First in the lock order.
@@ -191,6 +196,7 @@ func Open(opts Options) (*Cache, error) {
 	if err := checkWritable(dir); err != nil {
 		return fail(err)
 	}
+	c.mapsDir = kernelPath(dir)
 	lock, err := lockDir(dir)
 	if err != nil {
 		return fail(err)
@@ -218,11 +224,6 @@ func Open(opts Options) (*Cache, error) {
 
 	removeEmptyLogs(dir, logf)
 	db, err := badger.OpenManaged(badgerOptions(dir, c.vlogSize, badgerLogger{logf}))
-	if err != nil && strings.Contains(err.Error(), z.NewFile.Error()) {
-		// Badger bug (dgraph-io/badger#2207): a log file left empty by a
-		// crash fails the first Open, which sizes it; the second succeeds.
-		db, err = badger.OpenManaged(badgerOptions(dir, c.vlogSize, badgerLogger{logf}))
-	}
 	if err != nil {
 		return fail(fmt.Errorf("cache: open store in %s: %w", dir, err))
 	}
@@ -250,8 +251,10 @@ func Open(opts Options) (*Cache, error) {
 
 // removeEmptyLogs deletes zero-length memtable and value logs: a crash
 // between creating such a file and sizing it leaves it empty, and badger
-// then refuses to open (see dgraph-io/badger#2207). An empty log holds no
-// entries, so nothing is lost.
+// then refuses to open (dgraph-io/badger#2207: it sizes the file, calls that
+// z.NewFile, and fails with the sentinel flattened into a string, so the
+// error cannot be told apart with errors.Is). An empty log holds no entries,
+// so nothing is lost.
 func removeEmptyLogs(dir string, logf func(string, ...any)) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -391,7 +394,8 @@ func valueLogFileSize(capacity int64) int64 {
 // valueThreshold: values this size or larger go to the value log. Pieces
 // always do (they are at least 16 KiB but for a torrent's last piece);
 // records, tiny last pieces and small metainfo stay in the LSM tree.
-// dropPages relies on values of a page or more never being inline.
+// dropPages expects values this size or larger in the value log, and
+// checks it (see valueLogMaps).
 const valueThreshold = 1 << 10
 
 // minOpenFree is the free space an existing store needs to open when the

@@ -138,7 +138,10 @@
 // through the mapping, once they add up to twice Options.KeepMapped
 // (default 8 MiB), keeping the most recently used KeepMapped bytes, and of
 // all of them after 2 s without activity; the data stays in the page cache.
-// KeepMapped < 0 turns unmapping off.
+// KeepMapped < 0 turns unmapping off. MADV_DONTNEED would zero memory of our
+// own, so a range is advised only if /proc/self/maps shows it inside a shared
+// mapping of the value-log file badger says holds the piece; anything else is
+// skipped, counted and logged once.
 // It also starts the kernel's writeback of the value-log file being written
 // every 4 MiB (sync_file_range), so that badger's msync when it closes the
 // file has little left to write: that msync holds the file's lock, stalling

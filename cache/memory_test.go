@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,6 +193,86 @@ func TestValuesAreMapped(t *testing.T) {
 	}
 }
 
+// TestDropPagesOnlyValueLog: dropPages advises a value that badger hands
+// out from its value-log mapping, and refuses anything else: memory of our
+// own (a heap copy of a value, which MADV_DONTNEED would zero), or a value
+// said to be in another file. Without the check the heap buffer reads back
+// as zeros.
+func TestDropPagesOnlyValueLog(t *testing.T) {
+	// Through a symbolic link: /proc/self/maps names the real directory.
+	dir := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(t.TempDir(), dir); err != nil {
+		t.Fatal(err)
+	}
+	c := openT(t, Options{Dir: dir, Capacity: 1 << 30})
+	defer c.Close()
+	ih := ihOf(1)
+	want := mustPut(t, c, ih, 0, 256<<10)
+
+	// A Go heap buffer, the value well inside it so that only the buffer's
+	// own pages could be advised.
+	heap := make([]byte, 1<<20)
+	for i := range heap {
+		heap[i] = byte(i*7 + 1)
+	}
+	orig := bytes.Clone(heap)
+	v := heap[2*pageSize+100 : 2*pageSize+100+len(want)]
+	maps := valueLogMaps{dir: c.mapsDir}
+	if dropPages(v, -1, &maps) {
+		t.Error("dropPages advised a heap buffer")
+	}
+	if !bytes.Equal(heap, orig) {
+		t.Fatal("dropPages zeroed a heap buffer")
+	}
+
+	err := c.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(pieceKeyOf(kindPiece, ih, 0))
+		if err != nil {
+			return err
+		}
+		vp, ok := valuePointerOf(item)
+		if !ok {
+			t.Fatal("the piece has no value pointer")
+		}
+		return item.Value(func(v []byte) error {
+			maps := valueLogMaps{dir: c.mapsDir}
+			if dropPages(v, int(vp.fid)+1, &maps) {
+				t.Error("dropPages advised a value said to be in another value-log file")
+			}
+			if !dropPages(v, int(vp.fid), &maps) || !dropPages(v, -1, &maps) {
+				t.Error("dropPages refused a value in its value-log mapping")
+			}
+			if !bytes.Equal(v, want) {
+				t.Error("the value changed")
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestParseValueLogMaps: only shared mappings of the cache's own value-log
+// files count, whatever else /proc/self/maps lists.
+func TestParseValueLogMaps(t *testing.T) {
+	const maps = `55dd17514000-55dd17516000 r--p 00000000 fe:00 247026                     /usr/bin/cat
+7f0000000000-7f0010000000 rw-s 00000000 fe:00 11                         /data/my cache/000001.vlog
+7f0010000000-7f0020000000 r--s 00000000 fe:00 12                         /data/my cache/000002.vlog (deleted)
+7f0020000000-7f0030000000 rw-p 00000000 fe:00 13                         /data/my cache/000003.vlog
+7f0030000000-7f0040000000 rw-s 00000000 fe:00 14                         /data/my cache/00001.mem
+7f0040000000-7f0050000000 rw-s 00000000 fe:00 15                         /data/other/000004.vlog
+7f0050000000-7f0060000000 rw-s 00000000 fe:00 16                         /data/my cache/sub/000005.vlog
+7f0060000000-7f0070000000 rw-p 00000000 00:00 0 
+7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0                          [stack]
+`
+	got := parseValueLogMaps(maps, "/data/my cache")
+	want := []mapSpan{{0x7f0000000000, 0x7f0010000000, 1}, {0x7f0010000000, 0x7f0020000000, 2}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %x, want %x", got, want)
+	}
+}
+
 // vlogRSS sums the resident pages of dir's value-log mappings.
 func vlogRSS(t *testing.T, dir string) int64 {
 	f, err := os.Open("/proc/self/smaps")
@@ -250,6 +331,9 @@ func TestSweepUnmapsPages(t *testing.T) {
 			// are direct (pread), and map nothing.
 			if read > written+(1<<20) {
 				t.Errorf("reading verified pieces mapped %s", formatSize(read-written))
+			}
+			if n := c.pagesRefused.Load(); n != 0 {
+				t.Errorf("sweeps refused to unmap %d values", n)
 			}
 		})
 	}

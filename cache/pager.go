@@ -371,6 +371,7 @@ func (c *Cache) sweep(keep int64) {
 	}
 	c.mapped, c.listed = kept, keptBytes
 	c.mu.Unlock()
+	maps := valueLogMaps{dir: c.mapsDir}
 	for _, k := range keys {
 		if c.stopping() {
 			return
@@ -380,30 +381,43 @@ func (c *Cache) sweep(keep int64) {
 			if err != nil {
 				return nil // evicted meanwhile
 			}
+			fid := -1
+			if vp, ok := valuePointerOf(item); ok {
+				fid = int(vp.fid)
+			}
 			return item.Value(func(v []byte) error {
-				dropPages(v)
+				if len(v) >= valueThreshold && !dropPages(v, fid, &maps) {
+					if c.pagesRefused.Add(1) == 1 {
+						c.logf("cache: a piece value at %#x (%d bytes) lies outside the value-log mappings; not unmapping it (badger changed how it hands out values?)",
+							uintptr(unsafe.Pointer(unsafe.SliceData(v))), len(v))
+					}
+				}
 				return nil
 			})
 		})
 	}
 }
 
-// dropPages unmaps the pages holding v, a value handed out by badger, so
-// they stop counting in the process's RSS.
+// dropPages unmaps the pages holding v, a value handed out by badger from
+// value-log file fid (-1 if unknown), so they stop counting in the process's
+// RSS, and reports whether it did.
 //
 // It must only be called inside item.Value's callback: badger holds the
 // value-log file's lock then, so the mapping cannot move or vanish under us.
-// It relies on values of valueThreshold bytes or more living in the
-// memory-mapped value log (MAP_SHARED, see TestValuesAreMapped): a smaller
-// value is a heap copy and must not be touched, since MADV_DONTNEED on
-// private memory zeroes it. On a shared file mapping MADV_DONTNEED only drops
-// page-table entries: dirty pages stay dirty in the page cache and reach the
-// file, and the next access maps the same data again. The partial pages at
-// both ends (shared with neighbouring values) are dropped too; the mapping
-// always covers them, as it spans whole pages of the file.
-func dropPages(v []byte) {
-	if len(v) < valueThreshold {
-		return
+// MADV_DONTNEED is harmless only on a shared file mapping: it drops
+// page-table entries, dirty pages stay dirty in the page cache and reach the
+// file, and the next access maps the same data again. On private memory
+// (the Go heap, where badger's memtables keep inline values, or any copy of
+// a value) it zeroes the pages. Values of valueThreshold bytes or more live in
+// the value log (TestValuesAreMapped), but dropPages does not take that on
+// trust: it advises only a range that lies wholly inside a shared mapping of
+// one of this cache's value-log files (file fid when known), as
+// /proc/self/maps lists them (see valueLogMaps). The partial pages at both
+// ends (shared with neighbouring values) are dropped too; the mapping always
+// covers them, as it spans whole pages of the file.
+func dropPages(v []byte, fid int, maps *valueLogMaps) bool {
+	if len(v) == 0 {
+		return false
 	}
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(v)))
 	ps := uintptr(pageSize)
@@ -412,7 +426,109 @@ func dropPages(v []byte) {
 	// that page too.
 	first := (start - entryPrefix) &^ (ps - 1)
 	last := (start + uintptr(len(v)) + ps - 1) &^ (ps - 1)
+	if !maps.covers(first, last, fid) {
+		return false
+	}
 	_ = madvise(first, last-first, unix.MADV_DONTNEED)
+	return true
+}
+
+// valueLogMaps are the address ranges of one cache's value-log mappings,
+// read from /proc/self/maps when first needed and read again, once, when a
+// range is not found (badger maps each new value-log file as it starts it).
+// One sweep uses one valueLogMaps: its ranges are not kept past the sweep,
+// since a file that value-log GC deleted is unmapped, and its addresses may
+// then be reused by anything, the Go heap included.
+type valueLogMaps struct {
+	dir      string // the data directory as the kernel names it (no symlinks)
+	spans    []mapSpan
+	loaded   bool
+	reloaded bool
+}
+
+// mapSpan is one shared mapping of value-log file fid, [lo, hi).
+type mapSpan struct {
+	lo, hi uintptr
+	fid    int
+}
+
+// covers reports whether [lo, hi) lies inside one shared mapping of a
+// value-log file of m.dir, and of file fid unless fid < 0.
+func (m *valueLogMaps) covers(lo, hi uintptr, fid int) bool {
+	if !m.loaded {
+		m.spans, m.loaded = readValueLogMaps(m.dir), true
+	}
+	if m.find(lo, hi, fid) {
+		return true
+	}
+	if m.reloaded {
+		return false
+	}
+	m.spans, m.reloaded = readValueLogMaps(m.dir), true
+	return m.find(lo, hi, fid)
+}
+
+func (m *valueLogMaps) find(lo, hi uintptr, fid int) bool {
+	for _, s := range m.spans {
+		if lo >= s.lo && hi <= s.hi && lo < hi && (fid < 0 || fid == s.fid) {
+			return true
+		}
+	}
+	return false
+}
+
+// readValueLogMaps lists the shared mappings of dir's value-log files from
+// /proc/self/maps; nil if it cannot be read (nothing is then unmapped).
+func readValueLogMaps(dir string) []mapSpan {
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return nil
+	}
+	return parseValueLogMaps(string(b), dir)
+}
+
+// parseValueLogMaps picks the shared mappings of dir's value-log files out
+// of the text of /proc/PID/maps: "lo-hi perms offset dev inode path".
+func parseValueLogMaps(maps, dir string) []mapSpan {
+	var spans []mapSpan
+	for line := range strings.Lines(maps) {
+		line = strings.TrimSuffix(line, "\n")
+		slash := strings.IndexByte(line, '/') // the path; no field before it has one
+		f := strings.Fields(line)
+		if slash < 0 || len(f) < 6 || len(f[1]) != 4 || f[1][3] != 's' {
+			continue
+		}
+		path := strings.TrimSuffix(line[slash:], " (deleted)")
+		if filepath.Dir(path) != dir {
+			continue
+		}
+		num, ok := strings.CutSuffix(filepath.Base(path), ".vlog")
+		fid, err := strconv.Atoi(num)
+		if !ok || err != nil || fid < 0 {
+			continue
+		}
+		los, his, _ := strings.Cut(f[0], "-")
+		lo, err1 := strconv.ParseUint(los, 16, 64)
+		hi, err2 := strconv.ParseUint(his, 16, 64)
+		if err1 != nil || err2 != nil || lo >= hi {
+			continue
+		}
+		spans = append(spans, mapSpan{lo: uintptr(lo), hi: uintptr(hi), fid: fid})
+	}
+	return spans
+}
+
+// kernelPath is dir as /proc/self/maps names what is under it: absolute,
+// symbolic links resolved.
+func kernelPath(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return dir
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
 }
 
 // entryPrefix is a lower bound on the bytes of a piece's value-log entry that

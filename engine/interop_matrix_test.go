@@ -158,6 +158,7 @@ func (mp *matrixPeers) realLeech(t *testing.T, client, ip string, f matrixFixtur
 		tr := mp.trLeech[0]
 		mp.trLeech = mp.trLeech[1:]
 		id := tr.AddTorrent(t, f.torrent, dir)
+		tr.WaitAccepting(t, id, 30*time.Second)
 		return tr.Addr(), dir, func() (int64, bool) {
 			st := tr.Status(t, id)
 			return st.DownloadedEver, st.PercentDone >= 1 && st.LeftUntilDone == 0

@@ -102,24 +102,3 @@ func TestUnmarshal(t *testing.T) {
 		t.Fatalf("Marshal = %q, %v", b, err)
 	}
 }
-
-func FuzzScan(f *testing.F) {
-	for _, s := range []string{"i42e", "4:spam", "l4:spami1ee", "d3:cow3:moo4:spam4:eggse", "d1:ad1:bl1:ceee"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		n, err := Scan(data)
-		if err != nil {
-			return
-		}
-		if n <= 0 || n > len(data) {
-			t.Fatalf("Scan returned %d for %d bytes", n, len(data))
-		}
-		var v any
-		if err := Unmarshal(data[:n], &v); err != nil {
-			// zeebo may reject what is syntactically valid (e.g. unsorted keys are fine);
-			// it must not panic, which reaching here proves.
-			return
-		}
-	})
-}

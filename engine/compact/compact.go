@@ -1,6 +1,3 @@
-// Package compact encodes and decodes the compact peer and node formats shared
-// by trackers (BEP 23, BEP 7), the DHT (BEP 5) and peer exchange (BEP 11):
-// 6 bytes per IPv4 peer and 18 per IPv6 peer, address then big-endian port.
 package compact
 
 import (

@@ -98,5 +98,9 @@
 //     raise it.
 //   - The socket is IPv4 unless Config.Listen names an IPv6 host; "nodes6"
 //     (BEP 32) is parsed and, on an IPv4 node, ignored; IPv6 "values" are
-//     passed on.
+//     passed on. An IPv4-mapped address in "nodes6" is skipped: written
+//     back, it would be a 26-byte IPv4 entry in an IPv6 list.
+//   - Every decoder of untrusted bytes has a fuzz target with a committed
+//     corpus: FuzzKRPC (the whole datagram path), FuzzParseNodes,
+//     FuzzParseValues, FuzzDecodeState.
 package dht

@@ -1,18 +1,12 @@
 package dht
 
 import (
-	"crypto/sha1"
-	"flag"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the committed fuzz seed corpus")
+	"github.com/swarmfs/swarmfs/engine/fuzztest"
+)
 
 // recordConn is a packetConn that keeps what the node writes and never
 // delivers anything.
@@ -31,8 +25,9 @@ func (c *recordConn) WriteToUDPAddrPort(b []byte, _ netip.AddrPort) (int, error)
 
 func (c *recordConn) Close() error { return nil }
 
-// fuzzSeeds are the datagrams the corpus starts from: every message kind,
-// with and without their optional keys, and a few broken ones.
+// fuzzSeeds are FuzzKRPC's seeds, the datagrams its corpus starts from:
+// every message kind, with and without their optional keys, and a few
+// broken ones.
 func fuzzSeeds() []string {
 	id := "abcdefghij0123456789"
 	return []string{
@@ -53,31 +48,16 @@ func fuzzSeeds() []string {
 	}
 }
 
-func TestWriteFuzzCorpus(t *testing.T) {
-	if !*update {
-		t.Skip("run with -update to rewrite testdata/fuzz/FuzzKRPC")
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzKRPC")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range fuzzSeeds() {
-		name := fmt.Sprintf("seed-%x", sha1.Sum([]byte(s)))[:21]
-		body := "go test fuzz v1\n[]byte(" + strconv.Quote(s) + ")\n"
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // FuzzKRPC feeds datagrams to handlePacket, the function the socket reader
 // calls, with transactions outstanding so replies are matched too. Every
 // datagram the node writes back must decode and respect the reply bounds;
 // the routing table must keep its invariants.
 func FuzzKRPC(f *testing.F) {
+	var seeds [][]byte
 	for _, s := range fuzzSeeds() {
-		f.Add([]byte(s))
+		seeds = append(seeds, []byte(s))
 	}
+	fuzztest.Seeds(f, seeds)
 	conn := &recordConn{}
 	n := newNode(Config{Bootstrap: []string{}}, conn, netip.MustParseAddrPort("127.0.0.1:6881"), nil)
 	n.cancel() // no background goroutines: pings are skipped

@@ -165,7 +165,10 @@ type nodeInfo struct {
 
 // parseNodes decodes a compact node list (26 bytes per IPv4 node, 38 per
 // IPv6 node), keeping at most max entries. A list that is not a whole
-// number of entries is an error.
+// number of entries is an error. An IPv4-mapped address in an IPv6 list is
+// an IPv4 node in the wrong list (BEP 32) and is skipped: appendNode writes
+// it back as IPv4, so kept, it would put a 26-byte entry into our nodes6
+// replies and saved state, breaking the whole list for its readers.
 func parseNodes(s string, ipv6 bool, max int) ([]nodeInfo, error) {
 	size, ipLen := nodeInfoLen, 4
 	if ipv6 {
@@ -174,18 +177,17 @@ func parseNodes(s string, ipv6 bool, max int) ([]nodeInfo, error) {
 	if len(s)%size != 0 {
 		return nil, fmt.Errorf("%w: nodes list of %d bytes", errBadPacket, len(s))
 	}
-	n := len(s) / size
-	if n > max {
-		n = max
-	}
-	out := make([]nodeInfo, 0, n)
-	for i := 0; i < n; i++ {
-		e := s[i*size : (i+1)*size]
+	out := make([]nodeInfo, 0, min(len(s)/size, max))
+	for i := 0; i+size <= len(s) && len(out) < max; i += size {
+		e := s[i : i+size]
 		var ni nodeInfo
 		copy(ni.ID[:], e[:idLen])
 		var ip netip.Addr
 		if ipv6 {
 			ip = netip.AddrFrom16([16]byte([]byte(e[idLen : idLen+16])))
+			if ip.Is4In6() {
+				continue
+			}
 		} else {
 			ip = netip.AddrFrom4([4]byte([]byte(e[idLen : idLen+4])))
 		}

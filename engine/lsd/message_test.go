@@ -2,14 +2,11 @@ package lsd
 
 import (
 	"errors"
-	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/swarmfs/swarmfs/engine/fuzztest"
 )
 
 var (
@@ -98,11 +95,8 @@ func TestAppendRoundTrip(t *testing.T) {
 	}
 }
 
-var updateCorpus = flag.Bool("update-corpus", false, "rewrite the seed corpus under testdata/fuzz")
-
-// fuzzSeeds is the committed seed corpus of FuzzParse, in
-// testdata/fuzz/FuzzParse so a plain `go test` runs it;
-// `go test -run TestFuzzCorpus -update-corpus` rewrites it.
+// fuzzSeeds is the seed corpus of FuzzParse, committed in
+// testdata/fuzz/FuzzParse (see package fuzztest).
 func fuzzSeeds() [][]byte {
 	good := Announce{Port: 6881, InfoHashes: [][20]byte{ih1, ih2}, Cookie: "c00k1e"}.Append(nil, DefaultGroup.String())
 	return [][]byte{
@@ -115,30 +109,10 @@ func fuzzSeeds() [][]byte {
 	}
 }
 
-func TestFuzzCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzParse")
-	for i, s := range fuzzSeeds() {
-		path := filepath.Join(dir, fmt.Sprintf("seed-%02d", i))
-		content := "go test fuzz v1\n[]byte(" + strconv.Quote(string(s)) + ")\n"
-		if *updateCorpus {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || string(got) != content {
-			t.Errorf("%s is missing or stale (%v): run go test -run TestFuzzCorpus -update-corpus", path, err)
-		}
-	}
-}
-
 // FuzzParse checks that Parse never fails other than with ErrMalformed,
 // keeps its bounds, and that what it accepts survives Append and Parse.
 func FuzzParse(f *testing.F) {
+	fuzztest.Seeds(f, fuzzSeeds())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := Parse(data)
 		if err != nil {

@@ -3,20 +3,20 @@ package metainfo
 import (
 	"bytes"
 	"crypto/sha1"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/swarmfs/swarmfs/engine/fuzztest"
 )
 
-// The seed corpora live in testdata/fuzz/<FuzzName>/ (written by
-// TestFuzzCorpus -update from the golden fixtures and hand-made cases), so a
-// plain go test runs every seed.
+// The seed corpora (fuzzSeeds: the golden fixtures and hand-made cases) are
+// committed in testdata/fuzz/<FuzzName>/; see package fuzztest.
 
 func FuzzParse(f *testing.F) {
+	fuzztest.Seeds(f, fuzzSeeds(f)["FuzzParse"])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data)
 		if err != nil {
@@ -59,6 +59,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzParseInfo(f *testing.F) {
+	fuzztest.Seeds(f, fuzzSeeds(f)["FuzzParseInfo"])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		info, err := ParseInfo(data)
 		if err != nil {
@@ -78,6 +79,7 @@ func FuzzParseInfo(f *testing.F) {
 }
 
 func FuzzParseMagnet(f *testing.F) {
+	fuzztest.Seeds(f, magnetSeeds())
 	f.Fuzz(func(t *testing.T, uri string) {
 		m, err := ParseMagnet(uri)
 		if err != nil {
@@ -96,45 +98,12 @@ func FuzzParseMagnet(f *testing.F) {
 	})
 }
 
-// TestFuzzCorpus checks the committed seed corpora exist, and with -update
-// rewrites them.
-func TestFuzzCorpus(t *testing.T) {
-	corpora := map[string][]string{}
-	if *update {
-		corpora = fuzzSeeds(t)
-	}
-	for _, name := range []string{"FuzzParse", "FuzzParseInfo", "FuzzParseMagnet"} {
-		dir := filepath.Join("testdata", "fuzz", name)
-		if *update {
-			if err := os.RemoveAll(dir); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			for i, seed := range corpora[name] {
-				typ := "[]byte"
-				if name == "FuzzParseMagnet" {
-					typ = "string"
-				}
-				body := fmt.Sprintf("go test fuzz v1\n%s(%s)\n", typ, strconv.Quote(seed))
-				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%03d", i)), []byte(body), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		entries, err := os.ReadDir(dir)
-		if err != nil || len(entries) < 10 {
-			t.Fatalf("%s: %d seeds (%v); regenerate with go test -run TestFuzzCorpus -update", dir, len(entries), err)
-		}
-	}
-}
-
-// fuzzSeeds gathers seeds: every golden fixture, every hand-made case of
-// the table tests that can be expressed here, and magnets of each form.
-func fuzzSeeds(t *testing.T) map[string][]string {
-	seeds := map[string][]string{}
-	add := func(name string, b []byte) { seeds[name] = append(seeds[name], string(b)) }
+// fuzzSeeds gathers the seeds of FuzzParse and FuzzParseInfo: every golden
+// fixture, and every hand-made case of the table tests that can be expressed
+// here.
+func fuzzSeeds(t testing.TB) map[string][][]byte {
+	seeds := map[string][][]byte{}
+	add := func(name string, b []byte) { seeds[name] = append(seeds[name], b) }
 	fixtures, err := filepath.Glob(filepath.Join(goldenDir, "*.torrent"))
 	if err != nil || len(fixtures) == 0 {
 		t.Fatalf("no fixtures: %v", err)
@@ -170,8 +139,14 @@ func fuzzSeeds(t *testing.T) map[string][]string {
 		strings.Repeat("l", 80) + strings.Repeat("e", 80)} {
 		add("FuzzParse", []byte(s))
 	}
+	return seeds
+}
+
+// magnetSeeds are FuzzParseMagnet's seeds: magnets of each form, and a few
+// broken ones.
+func magnetSeeds() []string {
 	const hx = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
-	for _, s := range []string{
+	return []string{
 		"magnet:?xt=urn:btih:" + hx,
 		"magnet:?xt=urn:btih:YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK&dn=name",
 		"magnet:?xt=urn:btih:" + hx + "&dn=My+Movie%20(2024)&tr=http%3A%2F%2Ft1%2Fannounce&tr=udp://t2:80&ws=http%3A%2F%2Fws%2F&x.pe=127.0.0.2:6881&x.pe=[::1]:6882",
@@ -184,8 +159,5 @@ func fuzzSeeds(t *testing.T) map[string][]string {
 		"magnet:?xt=urn:btih:" + hx + "&dn=%00%2F..%2F&x.pe=host:0#frag",
 		"MAGNET:?XT=URN:BTIH:" + hx,
 		"http://example.com/",
-	} {
-		add("FuzzParseMagnet", []byte(s))
 	}
-	return seeds
 }

@@ -4,22 +4,24 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/swarmfs/swarmfs/engine/fuzztest"
 )
 
-// The v2 fuzz targets' seeds live in testdata/fuzz/<FuzzName>/, written by
-// TestFuzzCorpusV2 -update from the v2 golden fixtures and hand-made cases.
+// The v2 fuzz targets' seeds live in testdata/fuzz/<FuzzName>/, made from
+// the v2 golden fixtures and hand-made cases (fuzzSeedsV2) and checked or,
+// with -update-corpus, rewritten by fuzztest.Seeds.
 
 // FuzzParseV2 parses .torrent files with v2 and hybrid parts and checks
 // what a v2 Info promises: both hashes, piece-aligned files, every piece in
 // one file, piece layers that survive Marshal, magnets that round-trip.
 func FuzzParseV2(f *testing.F) {
+	fuzztest.Seeds(f, v2Seeds(f, "FuzzParseV2"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data)
 		if err != nil {
@@ -49,6 +51,7 @@ func FuzzParseV2(f *testing.F) {
 
 // FuzzParseInfoV2 parses info dictionaries as they come from peers.
 func FuzzParseInfoV2(f *testing.F) {
+	fuzztest.Seeds(f, v2Seeds(f, "FuzzParseInfoV2"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		info, err := ParseInfo(data)
 		if err != nil {
@@ -65,6 +68,7 @@ func FuzzParseInfoV2(f *testing.F) {
 
 // FuzzParseMagnetV2 checks magnets with btmh round-trip with both hashes.
 func FuzzParseMagnetV2(f *testing.F) {
+	fuzztest.Seeds(f, fuzzSeedsV2(f)["FuzzParseMagnetV2"])
 	f.Fuzz(func(t *testing.T, uri string) {
 		m, err := ParseMagnet(uri)
 		if err != nil {
@@ -142,44 +146,19 @@ func checkV2Invariants(t *testing.T, info *Info, infoBytes []byte) {
 	}
 }
 
-// TestFuzzCorpusV2 checks the committed seed corpora of the v2 fuzz targets
-// exist, and with -update rewrites them.
-func TestFuzzCorpusV2(t *testing.T) {
-	corpora := map[string][]string{}
-	if *update {
-		corpora = fuzzSeedsV2(t)
+// v2Seeds is fuzzSeedsV2's seeds of one target as []byte.
+func v2Seeds(tb testing.TB, name string) [][]byte {
+	var out [][]byte
+	for _, s := range fuzzSeedsV2(tb)[name] {
+		out = append(out, []byte(s))
 	}
-	for _, name := range []string{"FuzzParseV2", "FuzzParseInfoV2", "FuzzParseMagnetV2"} {
-		dir := filepath.Join("testdata", "fuzz", name)
-		if *update {
-			if err := os.RemoveAll(dir); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			for i, seed := range corpora[name] {
-				typ := "[]byte"
-				if name == "FuzzParseMagnetV2" {
-					typ = "string"
-				}
-				body := fmt.Sprintf("go test fuzz v1\n%s(%s)\n", typ, strconv.Quote(seed))
-				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%03d", i)), []byte(body), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		entries, err := os.ReadDir(dir)
-		if err != nil || len(entries) < 10 {
-			t.Fatalf("%s: %d seeds (%v); regenerate with go test -run TestFuzzCorpusV2 -update", dir, len(entries), err)
-		}
-	}
+	return out
 }
 
 // fuzzSeedsV2 gathers seeds: the v2 and hybrid golden fixtures, hand-made
 // torrents of every shape TestParseV2 reads, the broken ones
 // TestParseV2Errors refuses, and magnets with btmh.
-func fuzzSeedsV2(t *testing.T) map[string][]string {
+func fuzzSeedsV2(t testing.TB) map[string][]string {
 	seeds := map[string][]string{}
 	add := func(name string, b []byte) { seeds[name] = append(seeds[name], string(b)) }
 	fixtures, err := filepath.Glob(filepath.Join(goldenDir, "libtorrent-*.torrent"))

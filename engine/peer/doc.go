@@ -97,12 +97,12 @@
 // Every decoder has a fuzz target (FuzzDecode, FuzzDecodeHashes,
 // FuzzHandshake, FuzzExtendedHandshake, FuzzMetadataMessage, FuzzPex) whose
 // seed corpus is committed under testdata/fuzz, so a plain `go test`
-// replays it; `go test -run 'TestFuzzCorpus' -update-corpus` rewrites the
-// seeds from fuzz_test.go and fuzz_v2_test.go. TestInteropLibtorrent runs a
-// libtorrent 2.0 seeder (testdata/lt_seed.py) on 127.0.0.1, and
-// TestInteropLibtorrentV2 one of a v2 torrent (testdata/lt_seed_v2.py)
-// that it asks for hashes: they are skipped when /usr/bin/python3 cannot
-// import libtorrent, unless CI=true.
+// replays it; `go test -run '^Fuzz' -update-corpus` rewrites the seeds from
+// fuzz_test.go and fuzz_v2_test.go (see engine/fuzztest).
+// TestInteropLibtorrent runs a libtorrent 2.0 seeder (testdata/lt_seed.py)
+// on 127.0.0.1, and TestInteropLibtorrentV2 one of a v2 torrent
+// (testdata/lt_seed_v2.py) that it asks for hashes: they are skipped when
+// /usr/bin/python3 cannot import libtorrent, unless CI=true.
 //
 // # Concurrency
 //

@@ -3,22 +3,16 @@ package peer
 import (
 	"bytes"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
-	"strconv"
 	"testing"
+
+	"github.com/swarmfs/swarmfs/engine/fuzztest"
 )
 
-var updateCorpus = flag.Bool("update-corpus", false, "rewrite the seed corpora under testdata/fuzz")
-
-// fuzzSeeds are the committed seed corpora, one list per fuzz target. They
-// live in testdata/fuzz/<target>/ so a plain `go test` runs them;
-// `go test -run TestFuzzCorpus -update-corpus` rewrites the files.
+// fuzzSeeds are the seed corpora, one list per fuzz target, committed in
+// testdata/fuzz/<target>/ (see package fuzztest).
 func fuzzSeeds() map[string][][]byte {
 	var stream []byte
 	for _, tc := range messageCases {
@@ -70,33 +64,11 @@ func fuzzSeeds() map[string][][]byte {
 	}
 }
 
-func TestFuzzCorpus(t *testing.T) {
-	for name, seeds := range fuzzSeeds() {
-		dir := filepath.Join("testdata", "fuzz", name)
-		for i, s := range seeds {
-			path := filepath.Join(dir, fmt.Sprintf("seed-%02d", i))
-			content := "go test fuzz v1\n[]byte(" + strconv.Quote(string(s)) + ")\n"
-			if *updateCorpus {
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			got, err := os.ReadFile(path)
-			if err != nil || string(got) != content {
-				t.Errorf("%s is missing or stale (%v): run go test -run TestFuzzCorpus -update-corpus", path, err)
-			}
-		}
-	}
-}
-
 // FuzzDecode decodes a stream until it fails and checks that re-encoding
 // the decoded messages reproduces the bytes consumed, and that every error
 // but a clean io.EOF is a protocol violation.
 func FuzzDecode(f *testing.F) {
+	fuzztest.Seeds(f, fuzzSeeds()["FuzzDecode"])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := NewDecoder(bytes.NewReader(data), 1<<16)
 		var m Message
@@ -129,6 +101,7 @@ func FuzzDecode(f *testing.F) {
 // FuzzExtendedHandshake checks the bounds of what ParseExtendedHandshake
 // accepts and that Marshal round-trips it.
 func FuzzExtendedHandshake(f *testing.F) {
+	fuzztest.Seeds(f, fuzzSeeds()["FuzzExtendedHandshake"])
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		h, err := ParseExtendedHandshake(payload)
 		if err != nil {
@@ -165,6 +138,7 @@ func FuzzExtendedHandshake(f *testing.F) {
 // FuzzMetadataMessage checks the consistency ParseMetadataMessage promises
 // and that Marshal round-trips it.
 func FuzzMetadataMessage(f *testing.F) {
+	fuzztest.Seeds(f, fuzzSeeds()["FuzzMetadataMessage"])
 	const max = 1 << 20
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		m, err := ParseMetadataMessage(payload, max)
@@ -195,6 +169,7 @@ func FuzzMetadataMessage(f *testing.F) {
 // FuzzPex checks the bounds of ParsePexMessage and that Marshal
 // round-trips it.
 func FuzzPex(f *testing.F) {
+	fuzztest.Seeds(f, fuzzSeeds()["FuzzPex"])
 	const max = 50
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		m, err := ParsePexMessage(payload, max)
@@ -229,6 +204,7 @@ func FuzzPex(f *testing.F) {
 // FuzzHandshake checks that an accepted handshake re-encodes to the bytes it
 // was read from and that every rejection but io.EOF is a protocol violation.
 func FuzzHandshake(f *testing.F) {
+	fuzztest.Seeds(f, fuzzSeeds()["FuzzHandshake"])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, err := ReadHandshake(bytes.NewReader(data))
 		if err != nil {

@@ -3,18 +3,16 @@ package peer
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/swarmfs/swarmfs/engine/fuzztest"
 )
 
 // hashFuzzSeeds are the committed seeds of FuzzDecodeHashes, in
-// testdata/fuzz/FuzzDecodeHashes/ (rewritten by go test -run
-// TestFuzzCorpusV2 -update-corpus).
+// testdata/fuzz/FuzzDecodeHashes/ (checked, or with -update-corpus
+// rewritten, by fuzztest.Seeds).
 func hashFuzzSeeds() [][]byte {
 	var stream []byte
 	var seeds [][]byte
@@ -36,31 +34,12 @@ func hashFuzzSeeds() [][]byte {
 	)
 }
 
-func TestFuzzCorpusV2(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecodeHashes")
-	for i, s := range hashFuzzSeeds() {
-		path := filepath.Join(dir, fmt.Sprintf("seed-%02d", i))
-		content := "go test fuzz v1\n[]byte(" + strconv.Quote(string(s)) + ")\n"
-		if *updateCorpus {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if got, err := os.ReadFile(path); err != nil || string(got) != content {
-			t.Errorf("%s is missing or stale (%v): run go test -run TestFuzzCorpusV2 -update-corpus", path, err)
-		}
-	}
-}
-
 // FuzzDecodeHashes decodes streams of BEP 52 hash messages (and anything
 // else): every error is a protocol violation, re-encoding reproduces the
 // bytes, and a decoded hashes message carries exactly the hashes its
 // header asks for, within the bounds.
 func FuzzDecodeHashes(f *testing.F) {
+	fuzztest.Seeds(f, hashFuzzSeeds())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := NewDecoder(bytes.NewReader(data), 1<<20)
 		var again []byte

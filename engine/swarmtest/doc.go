@@ -53,9 +53,14 @@
 // connection attempts are fast. The session tick is 100 ms instead of 500:
 // it paces both connection attempts (a ConnectPeer waited up to a tick) and
 // rate-limit quota. A requested port is exact (no "next port" retries, no
-// fallback to an ephemeral one). Rate limits are real on loopback: by
-// default libtorrent exempts local networks (ignore_limits_on_local_network,
-// and the "local" peer class for 127/8); both are switched off. With DHT,
+// fallback to an ephemeral one). MSE/PE encryption keeps libtorrent's
+// defaults (MSE tried first on outgoing connections, both kinds accepted)
+// unless LTOptions says otherwise: Encryption: EncryptionRequired (or
+// EncPolicy "forced" with EncLevel "rc4") makes a peer that requires
+// encryption, as the transmission and aria2 drivers do. Rate limits are real
+// on loopback: by default libtorrent exempts local networks
+// (ignore_limits_on_local_network, and the "local" peer class for 127/8);
+// both are switched off. With DHT,
 // the protections that assume the real internet (one node per IP, node-ID
 // checks, verified IDs, the "dark internet" filter) are off so a loopback
 // DHT forms; the bootstrap nodes are added as ordinary nodes (libtorrent

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,8 +51,18 @@ type LTOptions struct {
 	UTPOnly bool
 	// Encryption is what it demands of its peers: by default libtorrent
 	// accepts both and tries MSE first (pe_enabled); EncryptionRequired
-	// talks RC4-encrypted MSE only (pe_forced, pe_rc4).
+	// talks RC4-encrypted MSE only (pe_forced, pe_rc4). EncPolicy and
+	// EncLevel, where set, override it.
 	Encryption Encryption
+	// EncPolicy is the MSE/PE policy for incoming and outgoing
+	// connections alike (in_enc_policy, out_enc_policy): "" keeps
+	// what Encryption says, "enabled" (outgoing connections try MSE
+	// first, incoming ones may be either); "forced" refuses plain
+	// BitTorrent handshakes both ways; "disabled" speaks no MSE.
+	EncPolicy string
+	// EncLevel is what an MSE handshake may select (allowed_enc_level):
+	// "" keeps what Encryption says, "both"; "rc4" or "plaintext".
+	EncLevel string
 }
 
 // LTStatus is a snapshot of one torrent in a libtorrent peer. Rates are
@@ -118,18 +129,32 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 			tb.Fatalf("swarmtest.StartLibtorrent: DHT bootstrap %q is not a loopback host:port", n)
 		}
 	}
+	if !slices.Contains([]string{"", "enabled", "forced", "disabled"}, opts.EncPolicy) ||
+		!slices.Contains([]string{"", "both", "rc4", "plaintext"}, opts.EncLevel) {
+		tb.Fatalf("swarmtest.StartLibtorrent: encryption %q, level %q: unknown", opts.EncPolicy, opts.EncLevel)
+	}
+	encPolicy, encLevel := opts.EncPolicy, opts.EncLevel
+	if opts.Encryption == EncryptionRequired {
+		if encPolicy == "" {
+			encPolicy = "forced"
+		}
+		if encLevel == "" {
+			encLevel = "rc4"
+		}
+	}
 	cfg, err := json.Marshal(map[string]any{
-		"ip":                  opts.IP,
-		"port":                opts.Port,
-		"upload_rate":         opts.UploadRate,
-		"download_rate":       opts.DownloadRate,
-		"dht":                 opts.DHT,
-		"dht_bootstrap":       opts.DHTBootstrap,
-		"no_trackers":         opts.NoTrackers,
-		"seed_mode":           opts.SeedMode,
-		"fingerprint":         opts.Fingerprint,
-		"encryption_required": opts.Encryption == EncryptionRequired,
-		"utp_only":            opts.UTPOnly,
+		"ip":            opts.IP,
+		"port":          opts.Port,
+		"upload_rate":   opts.UploadRate,
+		"download_rate": opts.DownloadRate,
+		"dht":           opts.DHT,
+		"dht_bootstrap": opts.DHTBootstrap,
+		"no_trackers":   opts.NoTrackers,
+		"seed_mode":     opts.SeedMode,
+		"fingerprint":   opts.Fingerprint,
+		"encryption":    encPolicy,
+		"enc_level":     encLevel,
+		"utp_only":      opts.UTPOnly,
 	})
 	if err != nil {
 		tb.Fatalf("swarmtest.StartLibtorrent: %v", err)

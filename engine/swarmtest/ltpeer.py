@@ -157,11 +157,12 @@ class Peer:
             s["enable_incoming_utp"] = True
             s["enable_outgoing_tcp"] = False
             s["enable_incoming_tcp"] = False
-        if cfg.get("encryption_required"):
-            # MSE/PE with RC4 only, both ways (pe_forced, pe_rc4).
-            s["out_enc_policy"] = 0
-            s["in_enc_policy"] = 0
-            s["allowed_enc_level"] = 2
+        if cfg.get("encryption"):
+            policy = int(getattr(lt.enc_policy, cfg["encryption"]))
+            s["out_enc_policy"] = policy
+            s["in_enc_policy"] = policy
+        if cfg.get("enc_level"):
+            s["allowed_enc_level"] = int(getattr(lt.enc_level, cfg["enc_level"]))
         self.ses = lt.session(s)
         # Put every address in the global (rate limited) class: by default
         # 127/8 and the private ranges are in the unlimited "local" class.

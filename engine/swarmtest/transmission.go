@@ -2,7 +2,9 @@ package swarmtest
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -64,6 +66,7 @@ type TROptions struct {
 type Transmission struct {
 	ip      string
 	port    int
+	enc     Encryption
 	rpcURL  string
 	proc    *proc
 	http    *http.Client
@@ -196,6 +199,7 @@ func startTransmission(tb testing.TB, opts TROptions) (*Transmission, error) {
 	tr := &Transmission{
 		ip:      opts.IP,
 		port:    port,
+		enc:     opts.Encryption,
 		rpcURL:  fmt.Sprintf("http://%s/transmission/rpc", net.JoinHostPort(opts.IP, strconv.Itoa(rpcPort))),
 		http:    &http.Client{Timeout: callTimeout, Transport: &http.Transport{DisableKeepAlives: true}},
 		confDir: conf,
@@ -351,10 +355,83 @@ func (tr *Transmission) waitFor(tb testing.TB, what string, id int, timeout time
 	}
 }
 
-// WaitSeeding waits until torrent id is checked, complete and seeding.
+// WaitSeeding waits until torrent id is checked, complete and seeding,
+// and accepts peers (WaitAccepting).
 func (tr *Transmission) WaitSeeding(tb testing.TB, id int, timeout time.Duration) {
 	tb.Helper()
 	tr.waitFor(tb, "seeding", id, timeout, func(st TRStatus) bool { return st.PercentDone >= 1 && st.Status == trStatusSeed })
+	tr.WaitAccepting(tb, id, timeout)
+}
+
+// WaitAccepting waits until transmission accepts peers for torrent id.
+// Its peers' swarm starts up to a second after the RPC reports the torrent
+// started (checking, downloading or seeding), and until then it hangs up
+// on every peer right after the handshake: a peer that dials too early is
+// refused (and may wait long before trying again). In its default
+// encryption setting, a plaintext handshake tells when; with encryption
+// required, it waits 1.5 s.
+func (tr *Transmission) WaitAccepting(tb testing.TB, id int, timeout time.Duration) {
+	tb.Helper()
+	var res struct {
+		Torrents []struct {
+			Hash string `json:"hashString"`
+		} `json:"torrents"`
+	}
+	err := tr.rpc("torrent-get", map[string]any{"ids": []int{id}, "fields": []string{"hashString"}}, &res)
+	if err == nil && len(res.Torrents) != 1 {
+		err = fmt.Errorf("torrent-get %d: %d torrents", id, len(res.Torrents))
+	}
+	var ih []byte
+	if err == nil {
+		ih, err = hex.DecodeString(res.Torrents[0].Hash)
+	}
+	if err != nil || len(ih) != 20 {
+		tb.Fatalf("swarmtest: transmission %s: torrent %d: hash %v", tr.Addr(), id, err)
+	}
+	tr.waitFor(tb, "started", id, timeout, func(st TRStatus) bool { return st.Status >= 3 })
+	if tr.enc == EncryptionRequired {
+		time.Sleep(1500 * time.Millisecond)
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for !answersHandshake(tr.Addr(), [20]byte(ih)) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("swarmtest: transmission %s: torrent %d: no peer accepted after %v", tr.Addr(), id, timeout)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// probeAddr is where answersHandshake connects from: transmission hangs up
+// on a connection from an address it still counts as connected (a probe
+// just closed), so the probe must not use one a test's peer uses.
+var probeAddr = &net.TCPAddr{IP: net.IPv4(127, 255, 255, 254)}
+
+// answersHandshake reports whether the peer at addr completes a plaintext
+// handshake for ih (and stays connected for a moment after it).
+func answersHandshake(addr string, ih [20]byte) bool {
+	d := net.Dialer{Timeout: time.Second, LocalAddr: probeAddr}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer nc.Close()
+	hs := append([]byte("\x13BitTorrent protocol"), make([]byte, 8)...)
+	hs = append(hs, ih[:]...)
+	hs = append(hs, "-ST0000-swarmtestprb"...)
+	if _, err := nc.Write(hs); err != nil {
+		return false
+	}
+	nc.SetReadDeadline(time.Now().Add(time.Second))
+	got := make([]byte, 68)
+	if _, err := io.ReadFull(nc, got); err != nil || !bytes.Equal(got[28:48], ih[:]) {
+		return false
+	}
+	// A swarm that is not running hangs up once the handshake is done.
+	nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	_, err = nc.Read(got[:1])
+	var ne net.Error
+	return err == nil || errors.As(err, &ne) && ne.Timeout()
 }
 
 // WaitComplete waits until every piece of torrent id is downloaded and
