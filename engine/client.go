@@ -104,16 +104,17 @@ type Client struct {
 	ln       net.Listener
 	port     uint16
 	halfOpen chan struct{} // semaphore of dials in progress
+	downLim  *rate.Limiter // nil when unlimited
+	upLim    *rate.Limiter
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // accept loop, incoming handshakes, DHT bootstrap
+	dht      *dht.Node      // nil when Config.DHT is off
+	lsd      *lsd.Service   // nil when Config.LSD is off or failed to start
+
 	// hashSem bounds the SHA-1 work of all torrents to the number of
 	// cores: hashing is CPU bound, and more at once would only add memory.
 	hashSem chan struct{}
-	downLim *rate.Limiter // nil when unlimited
-	upLim   *rate.Limiter
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup // accept loop, incoming handshakes, DHT bootstrap
-	dht     *dht.Node      // nil when Config.DHT is off
-	lsd     *lsd.Service   // nil when Config.LSD is off or failed to start
 
 	mu       sync.Mutex // guards torrents and closed
 	torrents map[metainfo.Hash]*Torrent
