@@ -15,6 +15,15 @@ const (
 	optimisticInterval = 30 * time.Second
 )
 
+// chokeState is choking and interest with one peer, both ways. Loop-owned.
+type chokeState struct {
+	amChoking, amInterested     bool
+	peerChoking, peerInterested bool
+	optimistic                  bool      // our optimistic unchoke
+	chokedAt                    time.Time // when we last choked it; zero while never unchoked
+	refused                     int       // requests refused that a well-behaved peer would not send
+}
+
 // rechoke runs tit-for-tat: the interested peers that give us the most (or,
 // when we seed, take the most) are unchoked, plus one optimistic unchoke that
 // rotates so newcomers get a chance to prove themselves.
@@ -22,15 +31,15 @@ func (t *Torrent) rechoke(now time.Time) {
 	t.lastChoke = now
 	var interested []*conn
 	for c := range t.conns {
-		if c.peerInterested {
+		if c.choke.peerInterested {
 			interested = append(interested, c)
 		}
 	}
 	score := func(c *conn) float64 {
 		if t.isComplete {
-			return c.up.value
+			return c.flow.up.value
 		}
-		return c.down.value
+		return c.flow.down.value
 	}
 	sort.Slice(interested, func(i, j int) bool { return score(interested[i]) > score(interested[j]) })
 	slots := t.client.cfg.UploadSlots
@@ -40,7 +49,7 @@ func (t *Torrent) rechoke(now time.Time) {
 	}
 	var optimistic *conn
 	for c := range t.conns {
-		if c.optimistic && c.peerInterested {
+		if c.choke.optimistic && c.choke.peerInterested {
 			optimistic = c
 		}
 	}
@@ -52,12 +61,12 @@ func (t *Torrent) rechoke(now time.Time) {
 			}
 		}
 		if optimistic != nil {
-			optimistic.optimistic = false
+			optimistic.choke.optimistic = false
 		}
 		optimistic = nil
 		if len(pool) > 0 {
 			optimistic = pool[rand.IntN(len(pool))]
-			optimistic.optimistic = true
+			optimistic.choke.optimistic = true
 		}
 		t.lastOptim = now
 	}
@@ -72,12 +81,12 @@ func (t *Torrent) rechoke(now time.Time) {
 // unchokeIfFree unchokes a newly interested peer at once when a slot is free,
 // instead of making it wait for the next rechoke.
 func (t *Torrent) unchokeIfFree(c *conn, now time.Time) {
-	if !c.amChoking {
+	if !c.choke.amChoking {
 		return
 	}
 	n := 0
 	for o := range t.conns {
-		if !o.amChoking {
+		if !o.choke.amChoking {
 			n++
 		}
 	}
@@ -87,17 +96,16 @@ func (t *Torrent) unchokeIfFree(c *conn, now time.Time) {
 }
 
 func (t *Torrent) setChoke(c *conn, choke bool, now time.Time) {
-	if c.amChoking == choke {
+	if c.choke.amChoking == choke {
 		return
 	}
-	c.amChoking = choke
+	c.choke.amChoking = choke
 	if choke {
-		c.chokedAt = now
+		c.choke.chokedAt = now
 		c.send(peer.Message{Type: peer.Choke})
 		c.dropUploads()
 	} else {
-		c.unchokedAt = now
-		c.refused = 0
+		c.choke.refused = 0
 		c.send(peer.Message{Type: peer.Unchoke})
 	}
 }
@@ -111,10 +119,10 @@ func (t *Torrent) onRequest(c *conn, m *peer.Message) {
 		return
 	}
 	switch {
-	case c.amChoking:
+	case c.choke.amChoking:
 		// Requests our choke crossed on the wire are the peer's due;
 		// later ones, or any before we ever unchoked it, are not.
-		t.refuseRequest(c, m, c.chokedAt.IsZero() || time.Since(c.chokedAt) > chokeGrace)
+		t.refuseRequest(c, m, c.choke.chokedAt.IsZero() || time.Since(c.choke.chokedAt) > chokeGrace)
 	case !t.HavePiece(int(m.Index)):
 		t.refuseRequest(c, m, false) // evicted since we announced it
 	case !c.queueUpload(m):
@@ -131,8 +139,8 @@ var errRequestFlood = errors.New("too many refused requests")
 // rejects we queue for it are bounded, whether or not it reads them.
 func (t *Torrent) refuseRequest(c *conn, m *peer.Message, counts bool) {
 	if counts {
-		if c.refused++; c.refused > maxRefusedRequests {
-			c.drop(fmt.Errorf("%w: %d (choked, or beyond the queue of %d we advertised)", errRequestFlood, c.refused, maxUploadQueue))
+		if c.choke.refused++; c.choke.refused > maxRefusedRequests {
+			c.drop(fmt.Errorf("%w: %d (choked, or beyond the queue of %d we advertised)", errRequestFlood, c.choke.refused, maxUploadQueue))
 			t.removeConn(c)
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -17,6 +18,12 @@ import (
 	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/storage"
 )
+
+// Lock order (see the package doc): c.mu (the torrent map), c.hsMu
+// (incoming handshakes in progress) and each logLimiter's mu are leaves,
+// held for a few memory operations, never while another lock is taken,
+// and never across I/O, a channel send or a call into a torrent (insert,
+// RemoveTorrent and Close release c.mu before they start or close one).
 
 // Config configures a Client. The zero value is usable: it listens on all
 // addresses (port 6881, else the first free of 6882-6889, else any) and
@@ -104,6 +111,10 @@ type Client struct {
 	wg       sync.WaitGroup // accept loop, incoming handshakes, DHT bootstrap
 	dht      *dht.Node      // nil when Config.DHT is off
 	lsd      *lsd.Service   // nil when Config.LSD is off or failed to start
+
+	// hashSem bounds the SHA-1 work of all torrents to the number of
+	// cores: hashing is CPU bound, and more at once would only add memory.
+	hashSem chan struct{}
 
 	mu       sync.Mutex // guards torrents and closed
 	torrents map[metainfo.Hash]*Torrent
@@ -233,6 +244,7 @@ func New(cfg Config) (*Client, error) {
 		ln:         ln,
 		port:       uint16(ln.Addr().(*net.TCPAddr).Port),
 		halfOpen:   make(chan struct{}, cfg.MaxHalfOpen),
+		hashSem:    make(chan struct{}, max(2, runtime.NumCPU())),
 		ctx:        ctx,
 		cancel:     cancel,
 		torrents:   make(map[metainfo.Hash]*Torrent),

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -13,7 +11,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/swarmfs/swarmfs/engine/peer"
-	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/picker"
 )
 
@@ -73,7 +70,7 @@ var (
 )
 
 // conn is one peer connection. Fields under "loop-owned" belong to the
-// torrent loop; the writer fields are guarded by wmu; the rest is read-only
+// torrent loop; the send queue has its own mutex; the rest is read-only
 // after construction or atomic.
 type conn struct {
 	// read-only after construction
@@ -104,65 +101,52 @@ type conn struct {
 	// messages.
 	maxMsg atomic.Int64
 
-	// loop-owned
-	amChoking, amInterested     bool
-	peerChoking, peerInterested bool
-	sentBitfield, gotFirst      bool
-	peerExt                     *peer.ExtendedHandshake
-	peerReqq                    int
-	pipeline                    int // target outstanding requests
-	down, up                    rateMeter
-	lastPiece                   time.Time
-	optimistic                  bool
-	unchokedAt                  time.Time
-	removed                     bool
-	cand                        *candidate     // the candidate this connection reached, if any
-	extIDs                      map[string]int // peer's extension message ids
-	bits                        []byte         // pieces the peer announced
-	numHave                     int            // set bits in bits (all, after HaveAll)
-	gotPort                     bool           // a PORT message was handled
+	out       sendQueue // what waits for the writer; its own mutex (conn_write.go)
+	closeOnce sync.Once
 
-	// loop-owned, before the info is known: what the peer announced, kept
-	// raw and applied once the piece count is known (torrent_meta.go)
-	preHaveAll bool
-	preHaves   []byte // bitset of Have indices, bounded by maxPreInfoHaveBytes
+	// loop-owned, grouped by concern
+	removed bool
+	cand    *candidate // the candidate this connection reached, if any
+	gotPort bool       // a PORT message was handled (torrent_msgs.go)
+	choke   chokeState // choking and interest, both ways (choke.go)
+	has     peerPieces // what the peer has (torrent_msgs.go)
+	exts    extState   // its extension handshake (torrent_msgs.go)
+	flow    flowState  // rates, requests in flight, usefulness
+	meta    metaPeer   // ut_metadata both ways (torrent_meta.go)
+	pex     pexPeer    // peer exchange (torrent_pex.go)
+}
 
-	// loop-owned: metadata exchange (torrent_meta.go)
-	metaOut       int       // our ut_metadata requests in flight to this peer
-	metaSkipUntil time.Time // rejected or timed out: ask others first
-	metaServed    int       // ut_metadata requests answered in this window
-	metaServedAt  time.Time // start of that window
-	metaBad       int       // malformed ut_metadata messages received
+// peerPieces is what a peer announced it has. Loop-owned.
+type peerPieces struct {
+	bits  peer.Bits // nil after HaveAll, or before any announce
+	count int       // pieces in bits (all of them, after HaveAll)
 
-	// loop-owned: peer exchange (torrent_pex.go)
-	pexNext     time.Time                   // when we may send the next ut_pex
-	pexSent     map[netip.AddrPort]struct{} // peers this peer has been told of
-	pexLastRecv time.Time
+	// Before the info is known, what the peer announced is kept raw and
+	// applied once the piece count is known (applyPreInfo): a Bitfield
+	// goes to bits unchecked, HaveAll to preAll, Haves to pre (bounded by
+	// the largest piece count an acceptable info could have).
+	preAll bool
+	pre    peer.Bits
+}
 
-	// loop-owned: how useful the peer is (torrent_peers.go) and how it
-	// requests (choke.go)
+// extState is what a peer's BEP 10 extension handshakes told us.
+// Loop-owned.
+type extState struct {
+	hs  *peer.ExtendedHandshake // the latest, merged with earlier ones; nil before the first
+	ids map[string]int          // the peer's extension message ids
+}
+
+// flowState is how data flows with a peer: rates, requests in flight and
+// whether the peer is worth its slot (reviewPeers). Loop-owned.
+type flowState struct {
+	down, up  rateMeter
+	peerReqq  int       // requests the peer accepts at once (its reqq, within ours)
+	pipeline  int       // target of our requests outstanding with it
+	lastPiece time.Time // a block we asked for arrived
+
 	lastUseful  time.Time // last block in or out, or interest it raised; started at first
 	upSeen      int64     // uploaded at the last review
 	interesting bool      // amInterested at the last review
-	chokedAt    time.Time // when we last choked it; zero while never unchoked
-	refused     int       // requests refused that a well-behaved peer would not send
-
-	// writer state
-	wmu      sync.Mutex    // guards the fields below; never held across I/O
-	wq       []byte        // encoded messages waiting for the writer
-	writing  int           // bytes of the write in progress, piece payload included
-	uploads  []blockReq    // requests to serve, in order
-	closed   bool          // close has run: sends are dropped
-	wake     chan struct{} // cap 1: poke the writer
-	closeErr error
-
-	// queued mirrors len(wq)+writing for the reader, which pauses while it
-	// is over sendPauseBytes; drained (cap 1) is poked after each write.
-	queued  atomic.Int64
-	drained chan struct{}
-
-	closeOnce sync.Once
-	wg        sync.WaitGroup // reader and writer goroutines
 }
 
 // blockReq is a request a peer queued with us.
@@ -173,34 +157,32 @@ func newConn(t *Torrent, nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pee
 	ctx, cancel := context.WithCancel(context.Background())
 	now := time.Now()
 	return &conn{
-		ctx:         ctx,
-		cancel:      cancel,
-		t:           t,
-		nc:          nc,
-		addr:        addr,
-		peerID:      pid,
-		reserved:    rsv,
-		id:          id,
-		incoming:    incoming,
-		fast:        rsv.Fast() && ours.Fast(),
-		ext:         rsv.Extended() && ours.Extended(),
-		dht:         rsv.DHT() && t.client.dht != nil,
-		done:        make(chan struct{}),
-		started:     now,
-		lastUseful:  now,
-		amChoking:   true,
-		peerChoking: true,
-		peerReqq:    250,
-		pipeline:    minPipeline,
-		wake:        make(chan struct{}, 1),
-		drained:     make(chan struct{}, 1),
+		ctx:      ctx,
+		cancel:   cancel,
+		t:        t,
+		nc:       nc,
+		addr:     addr,
+		peerID:   pid,
+		reserved: rsv,
+		id:       id,
+		incoming: incoming,
+		fast:     rsv.Fast() && ours.Fast(),
+		ext:      rsv.Extended() && ours.Extended(),
+		dht:      rsv.DHT() && t.client.dht != nil,
+		done:     make(chan struct{}),
+		started:  now,
+		choke:    chokeState{amChoking: true, peerChoking: true},
+		flow:     flowState{lastUseful: now, peerReqq: 250, pipeline: minPipeline},
+		out:      sendQueue{wake: make(chan struct{}, 1), drained: make(chan struct{}, 1)},
 	}
 }
 
-// start launches the reader and writer goroutines.
+// start launches the reader and writer goroutines. They belong to the
+// torrent: its WaitGroup counts them, and its close waits for them. Loop
+// only (the loop's own count keeps the WaitGroup from reaching zero).
 func (c *conn) start(maxMsg int) {
 	c.maxMsg.Store(int64(maxMsg))
-	c.wg.Add(2)
+	c.t.wg.Add(2)
 	go c.readLoop()
 	go c.writeLoop()
 }
@@ -208,11 +190,11 @@ func (c *conn) start(maxMsg int) {
 // close ends the connection; safe from any goroutine, any number of times.
 func (c *conn) close(err error) {
 	c.closeOnce.Do(func() {
-		c.wmu.Lock()
-		c.closeErr = err
-		c.closed = true
-		c.wq, c.uploads = nil, nil
-		c.wmu.Unlock()
+		c.out.mu.Lock()
+		c.out.closeErr = err
+		c.out.closed = true
+		c.out.buf, c.out.uploads = nil, nil
+		c.out.mu.Unlock()
 		close(c.done)
 		c.cancel()
 		c.nc.Close()
@@ -226,278 +208,6 @@ func (c *conn) drop(err error) {
 	c.close(err)
 }
 
-// errNotReading drops a peer that does not read what we send it.
-var errNotReading = errors.New("peer is not reading")
-
-// send queues a message for the writer. It never blocks (the loop calls
-// it); a peer whose queue passes maxSendQueue is dropped.
-func (c *conn) send(m peer.Message) {
-	c.enqueue(func(wq []byte) []byte { return peer.AppendMessage(wq, &m) })
-}
-
-// sendRequests queues our requests for blocks, like send.
-func (c *conn) sendRequests(reqs []picker.Request) {
-	c.enqueue(func(wq []byte) []byte {
-		for _, r := range reqs {
-			wq = peer.AppendMessage(wq, &peer.Message{Type: peer.Request, Index: uint32(r.Piece), Begin: r.Begin, Length: r.Length})
-		}
-		return wq
-	})
-}
-
-// enqueue appends encoded messages to the send queue and wakes the writer.
-func (c *conn) enqueue(appendTo func([]byte) []byte) {
-	c.wmu.Lock()
-	if c.closed {
-		c.wmu.Unlock()
-		return
-	}
-	c.wq = appendTo(c.wq)
-	n := c.setQueuedLocked()
-	c.wmu.Unlock()
-	if n > maxSendQueue {
-		c.drop(fmt.Errorf("%w: %d bytes wait to be sent", errNotReading, n))
-		return
-	}
-	c.poke()
-}
-
-// setQueuedLocked publishes the bytes waiting to be written and returns them.
-func (c *conn) setQueuedLocked() int {
-	n := len(c.wq) + c.writing
-	c.queued.Store(int64(n))
-	return n
-}
-
-func (c *conn) poke() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// queueUpload adds a request to serve; false if the queue is full.
-func (c *conn) queueUpload(m *peer.Message) bool {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.closed || len(c.uploads) >= maxUploadQueue {
-		return false
-	}
-	c.uploads = append(c.uploads, blockReq{m.Index, m.Begin, m.Length})
-	c.poke()
-	return true
-}
-
-// cancelUpload drops a queued request that has not been sent yet.
-func (c *conn) cancelUpload(index, begin, length uint32) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	for i, u := range c.uploads {
-		if u == (blockReq{index, begin, length}) {
-			c.uploads = append(c.uploads[:i], c.uploads[i+1:]...)
-			return
-		}
-	}
-}
-
-// dropUploads forgets every queued request (we choked the peer); with the
-// fast extension each is rejected explicitly. The rejects are bounded by
-// the queue they replace.
-func (c *conn) dropUploads() {
-	c.wmu.Lock()
-	ups := c.uploads
-	c.uploads = nil
-	if c.fast && !c.closed {
-		for _, u := range ups {
-			c.wq = peer.AppendMessage(c.wq, &peer.Message{Type: peer.Reject, Index: u.index, Begin: u.begin, Length: u.length})
-		}
-	}
-	c.setQueuedLocked()
-	c.wmu.Unlock()
-	c.poke()
-}
-
-// waitDrained holds the reader while too much waits to be sent to the
-// peer; false once the connection closed.
-func (c *conn) waitDrained() bool {
-	for c.queued.Load() > sendPauseBytes {
-		select {
-		case <-c.drained:
-		case <-c.done:
-			return false
-		}
-	}
-	return true
-}
-
-func (c *conn) readLoop() {
-	defer c.wg.Done()
-	t := c.t
-	dec := peer.NewDecoder(newQuickAckReader(c.nc), int(c.maxMsg.Load()))
-	var m peer.Message
-	for {
-		if n := int(c.maxMsg.Load()); n != dec.MaxLength() {
-			dec.SetMaxLength(n)
-		}
-		if !c.waitDrained() {
-			t.post(func() { t.removeConn(c) })
-			return
-		}
-		// One deadline per message: bytes that trickle in without
-		// completing a message do not extend it.
-		c.nc.SetReadDeadline(time.Now().Add(idleTimeout))
-		if err := dec.Decode(&m); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				err = fmt.Errorf("no complete message for %v: %w", idleTimeout, err)
-				c.drop(err)
-			}
-			c.close(err)
-			t.post(func() { t.removeConn(c) })
-			return
-		}
-		if m.KeepAlive {
-			continue
-		}
-		ev := m // copy the header; slices below are re-pointed at copies
-		switch m.Type {
-		case peer.Piece:
-			if lim := t.client.downLim; lim != nil {
-				if err := waitN(c.ctx, lim, len(m.Block)); err != nil {
-					return
-				}
-			}
-			buf := getBlockBuf(len(m.Block))
-			copy(buf, m.Block)
-			ev.Block = buf
-			c.downloaded.Add(int64(len(buf)))
-			t.downloaded.Add(int64(len(buf)))
-		case peer.Bitfield:
-			ev.Bitfield = append([]byte(nil), m.Bitfield...)
-		case peer.Extended:
-			ev.Payload = append([]byte(nil), m.Payload...)
-		}
-		if !t.postConn(c, func() { t.onMessage(c, &ev) }) {
-			if ev.Type == peer.Piece {
-				putBlockBuf(ev.Block)
-			}
-			return
-		}
-	}
-}
-
-func (c *conn) writeLoop() {
-	defer c.wg.Done()
-	var (
-		buf []byte
-		ups []blockReq
-	)
-	keepAlive := time.NewTimer(keepAliveEvery)
-	defer keepAlive.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.wake:
-		case <-keepAlive.C:
-			c.send(peer.Message{KeepAlive: true})
-		}
-		for {
-			c.wmu.Lock()
-			// Take the queue and hand it our empty buffer: two buffers
-			// take turns. Serve a bounded slice of uploads per round so
-			// control messages (cancel, have) are never stuck behind
-			// megabytes, and a round holds at most maxUploadBatch of
-			// piece payload.
-			buf, c.wq = c.wq, buf[:0]
-			ups = ups[:0]
-			payload := 0
-			for _, u := range c.uploads {
-				if len(ups) > 0 && payload+int(u.length) > maxUploadBatch {
-					break
-				}
-				ups = append(ups, u)
-				payload += int(u.length)
-			}
-			c.uploads = c.uploads[len(ups):]
-			if len(c.uploads) == 0 {
-				c.uploads = nil
-			}
-			c.writing = len(buf) + payload + len(ups)*peer.PieceHeaderLength
-			c.setQueuedLocked()
-			c.wmu.Unlock()
-			if len(buf) == 0 && len(ups) == 0 {
-				break
-			}
-			for _, u := range ups {
-				var err error
-				buf, err = c.appendBlock(buf, u)
-				if err != nil {
-					c.close(err)
-					return
-				}
-			}
-			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if _, err := c.nc.Write(buf); err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					c.drop(fmt.Errorf("%w: a write stalled for %v with %d bytes queued: %w", errNotReading, writeTimeout, c.queued.Load(), err))
-				}
-				c.close(err)
-				return
-			}
-			c.wmu.Lock()
-			c.writing = 0
-			c.setQueuedLocked()
-			c.wmu.Unlock()
-			select {
-			case c.drained <- struct{}{}:
-			default:
-			}
-			if !keepAlive.Stop() {
-				select {
-				case <-keepAlive.C:
-				default:
-				}
-			}
-			keepAlive.Reset(keepAliveEvery)
-			if cap(buf) > 4<<20 {
-				buf = nil // do not pin a huge buffer for an idle peer
-			}
-		}
-	}
-}
-
-// appendBlock appends a piece message for request u, read straight from
-// storage; a block we no longer hold is rejected (fast) or skipped.
-func (c *conn) appendBlock(buf []byte, u blockReq) ([]byte, error) {
-	t := c.t
-	if lim := t.client.upLim; lim != nil {
-		if err := waitN(c.ctx, lim, int(u.length)); err != nil {
-			return buf, err
-		}
-	}
-	off := t.info.PieceOffset(int(u.index)) + int64(u.begin)
-	start := len(buf)
-	buf = peer.AppendPieceHeader(buf, u.index, u.begin, int(u.length))
-	hdr := len(buf)
-	buf = append(buf, make([]byte, u.length)...)
-	if _, err := t.store.ReadAt(buf[hdr:], off); err != nil {
-		buf = buf[:start]
-		if errors.Is(err, storage.ErrNotStored) {
-			if c.fast {
-				buf = peer.AppendMessage(buf, &peer.Message{Type: peer.Reject, Index: u.index, Begin: u.begin, Length: u.length})
-			}
-			return buf, nil
-		}
-		t.client.logf("%s: read for upload: %v", t.name(), err)
-		return buf, nil
-	}
-	c.uploaded.Add(int64(u.length))
-	t.uploaded.Add(int64(u.length))
-	return buf, nil
-}
-
 // waitN waits for n tokens, in chunks the limiter's burst allows.
 func waitN(ctx context.Context, lim *rate.Limiter, n int) error {
 	for n > 0 {
@@ -508,21 +218,4 @@ func waitN(ctx context.Context, lim *rate.Limiter, n int) error {
 		n -= k
 	}
 	return nil
-}
-
-var blockPool = sync.Pool{New: func() any { b := make([]byte, peer.BlockSize); return &b }}
-
-// getBlockBuf returns a buffer of n bytes, pooled for the usual block size.
-func getBlockBuf(n int) []byte {
-	if n == peer.BlockSize {
-		return *(blockPool.Get().(*[]byte))
-	}
-	return make([]byte, n)
-}
-
-func putBlockBuf(b []byte) {
-	if cap(b) == peer.BlockSize {
-		b = b[:peer.BlockSize]
-		blockPool.Put(&b)
-	}
 }

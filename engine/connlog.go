@@ -53,9 +53,9 @@ func (t *Torrent) logClient(c *conn, h *peer.ExtendedHandshake) {
 
 // logClosed is the line for a connection that ended, with its cause.
 func (t *Torrent) logClosed(c *conn) {
-	c.wmu.Lock()
-	err := c.closeErr
-	c.wmu.Unlock()
+	c.out.mu.Lock()
+	err := c.out.closeErr
+	c.out.mu.Unlock()
 	why := "closed"
 	if err != nil {
 		why = err.Error()

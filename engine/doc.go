@@ -21,14 +21,30 @@
 // the loop (which pieces are verified, counters for statistics) is
 // published through atomics, so a FUSE read never waits on peer processing.
 // A torrent also owns its tracker announcer, its DHT announcer
-// (torrent_dht.go), its dials, hashing workers and metadata checks; close
-// waits for all of them.
+// (torrent_dht.go), its dials, its connections' reader and writer
+// goroutines, hashing workers and metadata checks: its WaitGroup counts
+// them all, and close waits for it.
+//
+// The loop's work is split by concern: torrent_loop.go (the loop and its
+// tick), torrent_conns.go (adopting and removing connections),
+// torrent_msgs.go (peer messages), torrent_requests.go (interest,
+// pipelines, requests), torrent_pieces.go (assembly, hashing, bans),
+// torrent_store.go (evictions and refusals), torrent_meta.go (BEP 9),
+// torrent_peers.go (candidates and slots), choke.go, torrent_pex.go,
+// torrent_dht.go and torrent_stats.go. Two sub-machines are pure packages
+// the loop drives: picker (which blocks to ask whom) and metafetch (which
+// metadata piece to ask whom, and whom to blame for a bad copy). What the
+// loop shares with other goroutines sits in small mutex-guarded types
+// (torrent_shared.go).
 //
 // Each connection has a reader goroutine (decodes messages, copies what must
-// outlive the decoder's buffer, posts to the loop) and a writer goroutine
-// (drains the connection's send queue and serves upload requests straight
-// from storage). A connection is closed by closing its net.Conn; both
-// goroutines then end and the loop is told once.
+// outlive the decoder's buffer, posts to the loop; conn_read.go) and a
+// writer goroutine (drains the connection's send queue and serves upload
+// requests straight from storage; conn_write.go). A connection is closed by
+// closing its net.Conn; both goroutines then end and the loop is told once.
+// A conn's loop-owned state is grouped by concern: choke (choking and
+// interest), has (the peer's pieces), exts (its extension handshake), flow
+// (rates, pipeline, usefulness), meta and pex.
 //
 // Verified pieces: a complete piece goes to the hashing workers; a good piece
 // is written to storage by the worker, then the loop marks it had, sends HAVE
@@ -57,11 +73,12 @@
 // NewReader, which returns ErrNoInfo); loop code checks t.picker != nil.
 //
 // Metadata exchange (BEP 9, torrent_meta.go): our extension handshake
-// announces ut_metadata (and ut_pex) and, once known, metadata_size. The
-// size to fetch is the claim most peers make, within
-// Config.MaxMetadataSize; its 16 KiB pieces are spread over the peers that
-// claim it, a few at a time each; a piece unanswered for 10 s, or rejected,
-// goes to another peer. A complete copy is checked off the loop (SHA-1
+// announces ut_metadata (and ut_pex) and, once known, metadata_size. What
+// to ask of whom is decided by t.meta, a metafetch.Fetch (pure, like the
+// picker); the loop sends, receives and checks. The size to fetch is the
+// claim most peers make, within Config.MaxMetadataSize; its 16 KiB pieces
+// are spread over the peers that claim it, a few at a time each; a piece
+// unanswered for 10 s, or rejected, goes to another peer. A complete copy is checked off the loop (SHA-1
 // against the info-hash, ParseInfo, then storage.Provider.Open, which may
 // check files); a bad copy bans a sole sender, gives several senders a
 // strike and remembers what each sent, and from then on each attempt takes
@@ -151,6 +168,41 @@
 // previous one, so bytes trickled in do not keep a connection open, and
 // keep-alives keep it open without making it useful. Log lines about
 // refused and dropped peers are rate-limited (logLimiter).
+//
+// # Goroutines and lock order
+//
+// Every goroutine has an owner that waits for it. The Client's WaitGroup
+// counts its accept loop, the incoming handshakes and the DHT bootstrap;
+// Close stops every torrent (waiting for each), closes the listener, waits
+// for that group, then closes LSD and the DHT node, which wait for their
+// own. A Torrent's WaitGroup counts its loop, its tracker and DHT
+// announcers, its dials, its connections' reader and writer goroutines,
+// its hashing and storing workers (hashing bounded by the Client's
+// hashSem) and its metadata checks; close waits for all of them before it
+// closes the store.
+//
+// The engine's mutexes are all leaves: none is held while another is
+// taken, or across I/O, a channel send, a callback or a call into another
+// package (the send queue's encoding by package peer, which locks nothing,
+// is the one call made under one). They are:
+//
+//	Client.mu            the torrent map and closed (client.go)
+//	Client.hsMu          incoming handshakes in progress
+//	logLimiter.mu        a rate-limited log's next slot and skipped count
+//	Torrent.waiters.mu   the channel readers wait on (torrent_shared.go)
+//	Torrent.banned.mu    banned addresses, read by the accept path
+//	Torrent.readerQ.mu   readers' operations for the loop
+//	Torrent.stats.mu     the latest Stats snapshot
+//	Torrent.evictions.mu pieces to re-check with the store
+//	Torrent.storeErr.mu  why the store refuses pieces
+//	Torrent.mem.mu       refused pieces held in memory (held while a read copies)
+//	Reader.mu            closed (reader.go)
+//	conn.out.mu          a connection's send queue (conn_write.go)
+//
+// Storage and the picker are called with no engine lock held (the picker
+// only from the loop). The store's eviction hook runs on whatever
+// goroutine evicted, possibly inside the cache's Put: it takes only
+// evictions.mu and pokes the loop.
 //
 // # Pitfalls
 //

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/metafetch"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
@@ -167,7 +168,7 @@ func TestBadMetadata(t *testing.T) {
 // to a copy that fails; the liar is found out (by a copy of its own, or by
 // comparing with the good copy) and the honest peer is not banned.
 func TestBadMetadataShared(t *testing.T) {
-	// An info dictionary of more than metaPerPeer pieces from 120 files
+	// An info dictionary of more than metafetch.PerPeer pieces from 120 files
 	// with long paths (few files: storage.File keeps 128 open).
 	var files []swarmtest.FileSpec
 	long := strings.Repeat("x", 200)
@@ -175,8 +176,8 @@ func TestBadMetadataShared(t *testing.T) {
 		files = append(files, swarmtest.FileSpec{Path: fmt.Sprintf("%s%03d/%s/%s/%s%03d", long, i, long, long, long, i), Size: 10})
 	}
 	f := newFixture(t, 16<<10, files)
-	if n := metaPieces(len(f.mi.InfoBytes)); n <= metaPerPeer {
-		t.Fatalf("info dictionary of %d pieces: want more than %d", n, metaPerPeer)
+	if n := metaPieces(len(f.mi.InfoBytes)); n <= metafetch.PerPeer {
+		t.Fatalf("info dictionary of %d pieces: want more than %d", n, metafetch.PerPeer)
 	}
 	sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0"})
 	l := startMetaLiar(t, "127.0.0.5", f.mi)
@@ -277,7 +278,7 @@ func peerHaves(t *testing.T, tor *Torrent) map[netip.AddrPort]int {
 	if !tor.post(func() {
 		out := map[netip.AddrPort]int{}
 		for c := range tor.conns {
-			out[c.addr] = c.numHave
+			out[c.addr] = c.has.count
 		}
 		ch <- out
 	}) {

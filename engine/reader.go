@@ -12,6 +12,11 @@ import (
 	"github.com/swarmfs/swarmfs/picker"
 )
 
+// Lock order: r.mu guards only r.closed and is a leaf; nothing is called
+// under it (Close queues its operation after releasing it). Reads wait on
+// the torrent's waker, their context and the torrent's end, never on a lock
+// that the loop holds across peer processing.
+
 // Reader reads one file of a torrent while it downloads. Each read tells the
 // picker where the reader is, so the pieces under it become urgent and a
 // readahead window follows sequential reading. Reads return only verified
@@ -58,7 +63,7 @@ func (t *Torrent) NewReader(i int, media bool) (*Reader, error) {
 	}
 	f := t.info.Files[i]
 	r := &Reader{t: t, file: i, start: f.Offset, end: f.Offset + f.Length}
-	t.readerOp(readerOp{kind: opAdd, r: r, media: media})
+	t.readerQ.push(readerOp{kind: opAdd, r: r, media: media})
 	return r, nil
 }
 
@@ -89,8 +94,8 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if closed {
 		return 0, ErrClosed
 	}
-	t.readerOp(readerOp{kind: opRead, r: r, off: toff, n: n, at: time.Now()})
-	defer t.readerOp(readerOp{kind: opDone, r: r, off: toff, n: n})
+	t.readerQ.push(readerOp{kind: opRead, r: r, off: toff, n: n, at: time.Now()})
+	defer t.readerQ.push(readerOp{kind: opDone, r: r, off: toff, n: n})
 	first := int(toff / t.info.PieceLength)
 	last := int((toff + int64(n) - 1) / t.info.PieceLength)
 	for {
@@ -102,7 +107,7 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 			}
 			mem = mem || inMem
 		}
-		woken := t.waitChan()
+		woken := t.waiters.wait()
 		var err error
 		if mem {
 			err = t.readMem(buf, toff)
@@ -137,12 +142,15 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 // Close releases the reader's window.
 func (r *Reader) Close() error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return nil
-	}
+	closed := r.closed
 	r.closed = true
-	r.t.readerOp(readerOp{kind: opRemove, r: r})
+	r.mu.Unlock()
+	if !closed {
+		// Not under r.mu: engine mutexes are never nested. A read that
+		// raced with Close may queue its ops after this one; the loop
+		// ignores ops of a reader it no longer has.
+		r.t.readerQ.push(readerOp{kind: opRemove, r: r})
+	}
 	return nil
 }
 
@@ -156,11 +164,11 @@ func (t *Torrent) waitPiece(ctx context.Context, piece int) (inMem bool, err err
 		if t.HavePiece(piece) {
 			return false, nil
 		}
-		ch := t.waitChan()
+		ch := t.waiters.wait()
 		if t.HavePiece(piece) {
 			return false, nil
 		}
-		if t.memHas(piece) {
+		if t.mem.has(piece) {
 			return true, nil
 		}
 		if err := t.refusedErr(piece); err != nil {
@@ -183,7 +191,7 @@ func (t *Torrent) readMem(p []byte, off int64) error {
 		piece := int(off / pl)
 		pieceOff := off - int64(piece)*pl
 		n := int(min(int64(len(p)), t.info.PieceLen(piece)-pieceOff))
-		if !t.copyMem(piece, p[:n], pieceOff) {
+		if !t.mem.copyAt(piece, p[:n], pieceOff) {
 			if _, err := t.store.ReadAt(p[:n], off); err != nil {
 				return err
 			}
@@ -193,23 +201,9 @@ func (t *Torrent) readMem(p []byte, off int64) error {
 	return nil
 }
 
-// readerOp queues an operation for the loop without ever blocking on it.
-func (t *Torrent) readerOp(op readerOp) {
-	t.readerMu.Lock()
-	t.readerOps = append(t.readerOps, op)
-	t.readerMu.Unlock()
-	select {
-	case t.readerPoke <- struct{}{}:
-	default:
-	}
-}
-
 // applyReaderOps feeds queued reader operations to the picker. Loop only.
 func (t *Torrent) applyReaderOps() {
-	t.readerMu.Lock()
-	ops := t.readerOps
-	t.readerOps = nil
-	t.readerMu.Unlock()
+	ops := t.readerQ.take()
 	now := time.Now()
 	for _, op := range ops {
 		switch op.kind {

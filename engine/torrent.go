@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/metafetch"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/storage"
@@ -34,7 +35,7 @@ type Torrent struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	closing   sync.Once
-	wg        sync.WaitGroup // loop, announcers, dials, hashing, metadata checks
+	wg        sync.WaitGroup // loop, announcers, dials, connections, hashing, metadata checks
 	complete  chan struct{}  // closed when every piece is verified
 	infoReady chan struct{}  // closed once the info fields below are set
 	dhtCtx    context.Context
@@ -47,44 +48,26 @@ type Torrent struct {
 	mi        *metainfo.MetaInfo
 	info      *metainfo.Info
 	store     storage.Torrent
-	haveBits  []atomic.Uint64
+	haveBits  bitSet // verified pieces, for readers
 	infoBytes []byte // the info dictionary, served to peers (BEP 9)
 	hasInfo   atomic.Bool
 
-	// published by the loop, read by anyone
-	numHave    atomic.Int64
-	bytesHave  atomic.Int64
-	downloaded atomic.Int64 // piece payload received, good or not
-	wasted     atomic.Int64 // of which not used: duplicates, cancelled, unasked
-	uploaded   atomic.Int64
-	numConns   atomic.Int32 // established connections, for the DHT announcer
+	pub published // counters for readers, Stats, trackers and the DHT announcer
 
-	wakeMu sync.Mutex // guards wakeCh
-	wakeCh chan struct{}
-
-	bannedMu sync.Mutex // guards banned; read by the accept path
-	banned   map[netip.Addr]bool
-
-	readerMu   sync.Mutex // guards readerOps
-	readerOps  []readerOp
-	readerPoke chan struct{} // cap 1
-
-	statsMu sync.Mutex // guards stats
-	stats   Stats
+	// shared with other goroutines, each behind its own leaf mutex
+	// (torrent_shared.go)
+	waiters waker       // readers waiting for pieces
+	banned  banList     // read by the accept path
+	readerQ readerQueue // readers' operations for the loop
+	stats   statsCell   // the latest snapshot (torrent_stats.go)
 
 	// The store's evictions and refusals (torrent_store.go).
-	evictMu     sync.Mutex // guards evictSet and evictList: pieces to re-check
-	evictSet    []uint64
-	evictList   []int
-	storePoke   chan struct{} // cap 1: evictList has work for the loop
-	refusedBits bitSet        // pieces refused for good: their reads fail; set with the info
-	storeErrMu  sync.Mutex    // guards storeErr and refusal
-	storeErr    error         // why the store refuses pieces; nil while it takes them
-	refusal     error         // the latest refusal, for reads of refused pieces
-	refusals    atomic.Int64  // pieces refused since the start
-	bgPaused    atomic.Bool   // DownloadAll's background is paused: the store is full
-	memMu       sync.Mutex    // guards memPieces; held while a reader copies from one
-	memPieces   map[int][]byte
+	evictions   evictQueue   // pieces to re-check with the store
+	refusedBits bitSet       // pieces refused for good: their reads fail; set with the info
+	storeErr    storeErrs    // why the store refuses pieces
+	refusals    atomic.Int64 // pieces refused since the start
+	bgPaused    atomic.Bool  // DownloadAll's background is paused: the store is full
+	mem         memPieces    // refused pieces held for their readers
 
 	// loop-owned
 	picker     *picker.Picker // nil until the info is known
@@ -104,56 +87,20 @@ type Torrent struct {
 	lastOptim  time.Time
 	hashing    int
 	isComplete bool
-	meta       metaState  // magnet metadata download (torrent_meta.go)
-	st         storeState // the store's refusals (torrent_store.go)
+	meta       *metafetch.Fetch // a magnet's metadata download (torrent_meta.go); nil once the info is known
+	st         storeState       // the store's refusals (torrent_store.go)
 }
 
-// Stats is a snapshot of a torrent's progress, refreshed every second.
-// Until a magnet's metadata arrives only the name, hash and peer counts are
-// filled in.
-type Stats struct {
-	Name           string
-	InfoHash       metainfo.Hash
-	HasInfo        bool // the info dictionary is known
-	Pieces         int
-	PiecesHave     int
-	TotalLength    int64
-	BytesCompleted int64
-	Downloaded     int64
-	Wasted         int64 // received payload not used (duplicates, late blocks)
-	Requests       RequestCounters
-	Uploaded       int64
-	DownloadRate   float64 // bytes/s
-	UploadRate     float64
-	Peers          int
-	Seeds          int
-	EncryptedPeers int // of Peers, those on an MSE/PE (RC4) encrypted connection
-	PlainPeers     int // of Peers, those in plaintext
-	KnownPeers     int
-	Complete       bool
-	// StoreError says why the store refuses pieces ("" while it takes
-	// them): a full disk, or a cache full of pieces readers hold. Reads of
-	// a piece refused for lack of space fail with ErrNoSpace (ENOSPC).
-	StoreError string
-	// Refused counts the store's refusals of pieces since the start; a
-	// refused piece waits for space or a back-off before it is tried
-	// again.
-	Refused int64
-	// BackgroundPaused: DownloadAll stopped fetching what no reader asks
-	// for, because the cache is full (it evicted one of this torrent's
-	// pieces, or refused one). Readers are still served.
-	BackgroundPaused bool
-}
-
-// RequestCounters count the picker's decisions that cost bandwidth: blocks
-// asked of a second peer (late urgent blocks, endgame), requests withdrawn
-// (cancelled) and requests that timed out. It mirrors picker.Counters so
-// that callers printing Stats need not import the picker.
-type RequestCounters struct {
-	DupLate    int `json:"dup_late"`
-	DupEndgame int `json:"dup_endgame"`
-	Withdrawn  int `json:"withdrawn"`
-	TimedOut   int `json:"timed_out"`
+// published are a torrent's counters, read by any goroutine without the
+// loop. The loop writes all but the transfer counters, which connections'
+// goroutines add to as bytes flow.
+type published struct {
+	numHave    atomic.Int64 // verified pieces
+	bytesHave  atomic.Int64 // their bytes
+	downloaded atomic.Int64 // piece payload received, good or not
+	wasted     atomic.Int64 // of which not used: duplicates, cancelled, unasked
+	uploaded   atomic.Int64 // piece payload sent
+	numConns   atomic.Int32 // established connections, for the DHT announcer
 }
 
 // unknownLeft is what trackers are told is left to download before the
@@ -179,11 +126,8 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 		dhtStop:    dcancel,
 		complete:   make(chan struct{}),
 		infoReady:  make(chan struct{}),
-		wakeCh:     make(chan struct{}),
-		banned:     make(map[netip.Addr]bool),
-		readerPoke: make(chan struct{}, 1),
-		storePoke:  make(chan struct{}, 1),
-		memPieces:  make(map[int][]byte),
+		readerQ:    readerQueue{poke: make(chan struct{}, 1)},
+		evictions:  evictQueue{poke: make(chan struct{}, 1)},
 		conns:      make(map[*conn]struct{}),
 		byID:       make(map[picker.PeerID]*conn),
 		partial:    make(map[int]*partialPiece),
@@ -205,14 +149,15 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 			Stats: func() (int64, int64, int64) {
 				left := int64(unknownLeft)
 				if t.hasInfo.Load() {
-					left = t.info.TotalLength - t.bytesHave.Load()
+					left = t.info.TotalLength - t.pub.bytesHave.Load()
 				}
-				return t.uploaded.Load(), t.downloaded.Load(), left
+				return t.pub.uploaded.Load(), t.pub.downloaded.Load(), left
 			},
 			OnPeers: func(peers []netip.AddrPort) { t.post(func() { t.addCandidates(peers) }) },
 			Logf:    func(f string, a ...any) { c.logf("%s: tracker: "+f, append([]any{t.name()}, a...)...) },
 		})
 	}
+	t.meta = t.newMetaFetch()
 	t.refreshStats(time.Now())
 	return t
 }
@@ -241,9 +186,10 @@ func (t *Torrent) provider() storage.Provider {
 func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []int) {
 	info := mi.Info
 	t.mi, t.info, t.store, t.infoBytes = mi, info, store, mi.InfoBytes
-	t.haveBits = make([]atomic.Uint64, (info.NumPieces()+63)/64)
-	t.refusedBits = make(bitSet, (info.NumPieces()+63)/64)
-	t.evictSet = make([]uint64, (info.NumPieces()+63)/64)
+	t.meta = nil // nothing left to fetch
+	t.haveBits = newBitSet(info.NumPieces())
+	t.refusedBits = newBitSet(info.NumPieces())
+	t.evictions.set = newBitSet(info.NumPieces())
 	policy := picker.OnlyWanted
 	if t.opts.DownloadAll {
 		policy = picker.All
@@ -263,7 +209,7 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 			t.markHave(p)
 		}
 	}
-	if int(t.numHave.Load()) == info.NumPieces() {
+	if int(t.pub.numHave.Load()) == info.NumPieces() {
 		// Complete from the start (seeding): no "completed" announce.
 		t.isComplete = true
 		close(t.complete)
@@ -420,31 +366,11 @@ func (t *Torrent) HavePiece(i int) bool {
 	if !t.hasInfo.Load() || i < 0 || i >= t.info.NumPieces() {
 		return false
 	}
-	return t.haveBits[i/64].Load()&(1<<(uint(i)%64)) != 0
+	return t.haveBits.get(i)
 }
 
 // BytesCompleted counts verified bytes.
-func (t *Torrent) BytesCompleted() int64 { return t.bytesHave.Load() }
-
-// Stats returns the latest snapshot.
-func (t *Torrent) Stats() Stats {
-	t.statsMu.Lock()
-	defer t.statsMu.Unlock()
-	s := t.stats
-	s.PiecesHave = int(t.numHave.Load())
-	s.BytesCompleted = t.bytesHave.Load()
-	s.Downloaded = t.downloaded.Load()
-	s.Wasted = t.wasted.Load()
-	s.Uploaded = t.uploaded.Load()
-	t.storeErrMu.Lock()
-	if t.storeErr != nil {
-		s.StoreError = t.storeErr.Error()
-	}
-	t.storeErrMu.Unlock()
-	s.Refused = t.refusals.Load()
-	s.BackgroundPaused = t.bgPaused.Load()
-	return s
-}
+func (t *Torrent) BytesCompleted() int64 { return t.pub.bytesHave.Load() }
 
 // AddPeers gives the torrent peers to try, e.g. from the command line.
 func (t *Torrent) AddPeers(peers []netip.AddrPort) {
@@ -476,43 +402,15 @@ func (t *Torrent) FileBytesCompleted(i int) int64 {
 
 // markHave publishes a verified piece to readers. Loop (or construction) only.
 func (t *Torrent) markHave(p int) {
-	word, bit := p/64, uint64(1)<<(uint(p)%64)
-	if t.haveBits[word].Load()&bit != 0 {
+	if !t.haveBits.set(p) {
 		return
 	}
-	t.haveBits[word].Or(bit)
-	t.numHave.Add(1)
-	t.bytesHave.Add(t.info.PieceLen(p))
+	t.pub.numHave.Add(1)
+	t.pub.bytesHave.Add(t.info.PieceLen(p))
 	t.picker.SetHave(p)
 }
 
-// wake tells every waiting reader that a piece arrived.
-func (t *Torrent) wake() {
-	t.wakeMu.Lock()
-	close(t.wakeCh)
-	t.wakeCh = make(chan struct{})
-	t.wakeMu.Unlock()
-}
-
-func (t *Torrent) waitChan() <-chan struct{} {
-	t.wakeMu.Lock()
-	defer t.wakeMu.Unlock()
-	return t.wakeCh
-}
-
-func (t *Torrent) isBanned(a netip.Addr) bool {
-	t.bannedMu.Lock()
-	defer t.bannedMu.Unlock()
-	return t.banned[a]
-}
+func (t *Torrent) isBanned(a netip.Addr) bool { return t.banned.has(a) }
 
 // Banned lists the addresses banned for sending bad data.
-func (t *Torrent) Banned() []netip.Addr {
-	t.bannedMu.Lock()
-	defer t.bannedMu.Unlock()
-	out := make([]netip.Addr, 0, len(t.banned))
-	for a := range t.banned {
-		out = append(out, a)
-	}
-	return out
-}
+func (t *Torrent) Banned() []netip.Addr { return t.banned.list() }

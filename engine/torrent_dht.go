@@ -9,14 +9,12 @@ import (
 
 // DHT announce schedule: at start, then every dhtInterval while the torrent
 // has enough peers (or is complete), every dhtFewInterval while it has a
-// few, and from dhtRetryMin doubling to dhtRetryMax while the announce
-// fails or an incomplete torrent has no peer (or no metadata).
+// few, and after dhtRetry's back-off while the announce fails or an
+// incomplete torrent has no peer (or no metadata).
 const (
 	dhtInterval     = 15 * time.Minute
 	dhtFewInterval  = 3 * time.Minute
 	dhtFewPeers     = 8
-	dhtRetryMin     = 5 * time.Second
-	dhtRetryMax     = 5 * time.Minute
 	dhtLookupBudget = 2 * time.Minute // bounds one announce
 )
 
@@ -26,7 +24,7 @@ func (t *Torrent) dhtLoop() {
 	defer t.wg.Done()
 	d := t.client.dht
 	ctx := t.dhtCtx
-	retry := dhtRetryMin
+	fails := 0 // announces in a row that failed or found no use
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -56,14 +54,14 @@ func (t *Torrent) dhtLoop() {
 			complete = true // a seed with no peers has nobody to find
 		default:
 		}
-		switch n := t.numConns.Load(); {
+		switch n := t.pub.numConns.Load(); {
 		case err != nil || !complete && (n == 0 || !t.hasInfo.Load()):
-			wait = retry
-			retry = min(2*retry, dhtRetryMax)
+			fails++
+			wait = dhtRetry.after(fails)
 		case n < dhtFewPeers:
-			wait, retry = dhtFewInterval, dhtRetryMin
+			wait, fails = dhtFewInterval, 0
 		default:
-			wait, retry = dhtInterval, dhtRetryMin
+			wait, fails = dhtInterval, 0
 		}
 		// ±10% so torrents added together do not announce together.
 		wait += time.Duration(rand.Int64N(int64(wait)/5+1)) - wait/10

@@ -44,17 +44,17 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 	now := time.Now()
 	switch m.Type {
 	case peer.Choke:
-		c.peerChoking = true
+		c.choke.peerChoking = true
 		t.picker.PeerChoked(c.id, true)
 	case peer.Unchoke:
-		c.peerChoking = false
+		c.choke.peerChoking = false
 		t.picker.PeerChoked(c.id, false)
 		t.fill(c, now)
 	case peer.Interested:
-		c.peerInterested = true
+		c.choke.peerInterested = true
 		t.unchokeIfFree(c, now)
 	case peer.NotInterested:
-		c.peerInterested = false
+		c.choke.peerInterested = false
 	case peer.Have:
 		if int(m.Index) >= n {
 			t.violation(c, "have %d of %d pieces", m.Index, n)
@@ -112,23 +112,23 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 func (t *Torrent) onMessageNoInfo(c *conn, m *peer.Message) {
 	switch m.Type {
 	case peer.Choke:
-		c.peerChoking = true
+		c.choke.peerChoking = true
 	case peer.Unchoke:
-		c.peerChoking = false
+		c.choke.peerChoking = false
 	case peer.Interested:
-		c.peerInterested = true
+		c.choke.peerInterested = true
 	case peer.NotInterested:
-		c.peerInterested = false
+		c.choke.peerInterested = false
 	case peer.Have:
 		if !t.notePreInfoHave(c, int(m.Index)) {
 			t.violation(c, "have %d: more pieces than any info we would accept", m.Index)
 		}
 	case peer.Bitfield:
-		c.bits = m.Bitfield // bounded by the decoder; checked once the info is known
-		c.preHaveAll, c.preHaves = false, nil
+		c.has.bits = m.Bitfield // bounded by the decoder; checked once the info is known
+		c.has.preAll, c.has.pre = false, nil
 	case peer.HaveAll, peer.HaveNone:
-		c.bits, c.preHaves = nil, nil
-		c.preHaveAll = m.Type == peer.HaveAll
+		c.has.bits, c.has.pre = nil, nil
+		c.has.preAll = m.Type == peer.HaveAll
 	case peer.Request:
 		t.refuseRequest(c, m, true) // we choke every peer until we have the info
 	case peer.Piece:
@@ -173,33 +173,33 @@ func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
 		t.client.logf("%s: %s: ignored an extension handshake: %v", t.name(), c.addr, err)
 		return
 	}
-	if c.peerExt == nil {
+	if c.exts.hs == nil {
 		t.logClient(c, h)
 	}
-	if c.extIDs == nil {
-		c.extIDs = make(map[string]int, len(h.M))
+	if c.exts.ids == nil {
+		c.exts.ids = make(map[string]int, len(h.M))
 	}
 	for name, id := range h.M {
-		_, known := c.extIDs[name]
+		_, known := c.exts.ids[name]
 		switch {
 		case id == 0:
-			delete(c.extIDs, name)
-		case known || len(c.extIDs) < peer.MaxExtensions:
-			c.extIDs[name] = id
+			delete(c.exts.ids, name)
+		case known || len(c.exts.ids) < peer.MaxExtensions:
+			c.exts.ids[name] = id
 		}
 	}
-	if c.peerExt != nil {
+	if c.exts.hs != nil {
 		// Keep what an earlier handshake said and this one left out.
 		if h.Port == 0 {
-			h.Port = c.peerExt.Port
+			h.Port = c.exts.hs.Port
 		}
 		if h.MetadataSize == 0 {
-			h.MetadataSize = c.peerExt.MetadataSize
+			h.MetadataSize = c.exts.hs.MetadataSize
 		}
 	}
-	c.peerExt = h
+	c.exts.hs = h
 	if h.Reqq > 0 {
-		c.peerReqq = min(h.Reqq, ourReqq)
+		c.flow.peerReqq = min(h.Reqq, ourReqq)
 	}
 	if c.incoming && h.Port > 0 && c.cand == nil {
 		// Its listening address: the candidate we would dial is this peer.
@@ -208,41 +208,37 @@ func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
 			cand.connected = true
 		}
 	}
-	if c.extIDs[peer.ExtPex] > 0 && c.pexNext.IsZero() {
-		c.pexNext = time.Now().Add(pexFirstDelay)
+	if c.exts.ids[peer.ExtPex] > 0 && c.pex.next.IsZero() {
+		c.pex.next = time.Now().Add(pexFirstDelay)
 	}
-	if t.picker == nil {
-		t.requestMetadata(time.Now())
-	}
+	t.metaPeerSeen(c)
 }
 
-func (t *Torrent) setPeerPieces(c *conn, bits []byte, all bool) {
+func (t *Torrent) setPeerPieces(c *conn, bits peer.Bits, all bool) {
 	n := t.info.NumPieces()
 	switch {
 	case all:
 		t.picker.PeerHaveAll(c.id)
-		c.bits, c.numHave = nil, n
+		c.has.bits, c.has.count = nil, n
 	default:
-		t.picker.PeerBitfield(c.id, bits) // nil: none
-		c.bits, c.numHave = bits, 0
-		for i := 0; i < n && bits != nil; i++ {
-			if bits[i/8]&(0x80>>(uint(i)%8)) != 0 {
-				c.numHave++
-			}
-		}
+		t.picker.PeerBitfield(c.id, bits)            // nil: none
+		c.has.bits, c.has.count = bits, bits.Count() // checked: no spare bits
 	}
 	t.updateInterest(c)
 }
 
 func (t *Torrent) notePeerHas(c *conn, i int) {
-	if c.numHave >= t.info.NumPieces() {
-		return // a seed: c.bits may be nil
+	if c.has.count >= t.info.NumPieces() {
+		return // a seed: c.has.bits may be nil
 	}
-	if c.bits == nil {
-		c.bits = make([]byte, (t.info.NumPieces()+7)/8)
+	if c.has.bits == nil {
+		c.has.bits = peer.NewBits(t.info.NumPieces())
 	}
-	if c.bits[i/8]&(0x80>>(uint(i)%8)) == 0 {
-		c.bits[i/8] |= 0x80 >> (uint(i) % 8)
-		c.numHave++
+	if c.has.bits.Set(i) {
+		c.has.count++
 	}
+}
+
+func (t *Torrent) peerIsSeed(c *conn) bool {
+	return t.picker != nil && c.has.count >= t.info.NumPieces()
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"sort"
 	"time"
 )
@@ -27,19 +26,12 @@ type candidate struct {
 // can all be hostile, and a few hundred good peers are plenty.
 const maxCandidates = 2000
 
-func numCPU() int { return runtime.NumCPU() }
-
-// maxFailures is the back-off ceiling's failure count.
+// maxFailures is the failure count at which peerRetry reaches its ceiling.
 const maxFailures = 7
 
-// backoff is the wait before retrying a peer that failed n times.
-func backoff(n int) time.Duration {
-	if n <= 0 {
-		return 0
-	}
-	d := 15 * time.Second << min(n-1, 6) // 15 s .. 16 min
-	return d
-}
+// backoff is the wait before retrying a peer that failed n times
+// (peerRetry).
+func backoff(n int) time.Duration { return peerRetry.after(n) }
 
 // addCandidates merges peer addresses from any source.
 func (t *Torrent) addCandidates(peers []netip.AddrPort) {
@@ -184,7 +176,7 @@ func (t *Torrent) admit(addr netip.AddrPort, now time.Time) error {
 		if v == nil {
 			return fmt.Errorf("%d connections with %v already (limit %d)", len(same), ip, lim)
 		}
-		t.dropPeer(v, fmt.Errorf("%w for %v: its address's slot goes to a newcomer", errUseless, now.Sub(v.lastUseful).Round(time.Second)))
+		t.dropPeer(v, fmt.Errorf("%w for %v: its address's slot goes to a newcomer", errUseless, now.Sub(v.flow.lastUseful).Round(time.Second)))
 	}
 	if len(t.conns) >= t.client.cfg.MaxConnsPerTorrent {
 		all := make([]*conn, 0, len(t.conns))
@@ -195,7 +187,7 @@ func (t *Torrent) admit(addr netip.AddrPort, now time.Time) error {
 		if v == nil {
 			return fmt.Errorf("torrent full (%d connections, none useless for %v)", len(t.conns), evictGrace)
 		}
-		t.dropPeer(v, fmt.Errorf("%w for %v: its slot goes to a newcomer", errUseless, now.Sub(v.lastUseful).Round(time.Second)))
+		t.dropPeer(v, fmt.Errorf("%w for %v: its slot goes to a newcomer", errUseless, now.Sub(v.flow.lastUseful).Round(time.Second)))
 	}
 	return nil
 }
@@ -205,13 +197,13 @@ func (t *Torrent) admit(addr netip.AddrPort, now time.Time) error {
 // either way, then the one useless longest. Nil when none may go.
 func leastUseful(cs []*conn, now time.Time) *conn {
 	var worst *conn
-	idle := func(c *conn) bool { return !c.amInterested && !c.peerInterested }
+	idle := func(c *conn) bool { return !c.choke.amInterested && !c.choke.peerInterested }
 	for _, c := range cs {
-		if now.Sub(c.lastUseful) < evictGrace {
+		if now.Sub(c.flow.lastUseful) < evictGrace {
 			continue
 		}
 		if worst == nil || idle(c) && !idle(worst) ||
-			idle(c) == idle(worst) && c.lastUseful.Before(worst.lastUseful) {
+			idle(c) == idle(worst) && c.flow.lastUseful.Before(worst.flow.lastUseful) {
 			worst = c
 		}
 	}
@@ -228,22 +220,22 @@ func leastUseful(cs []*conn, now time.Time) *conn {
 // trickling bytes.
 func (t *Torrent) reviewPeers(now time.Time) {
 	for c := range t.conns {
-		if up := c.uploaded.Load(); up != c.upSeen {
-			c.upSeen, c.lastUseful = up, now
+		if up := c.uploaded.Load(); up != c.flow.upSeen {
+			c.flow.upSeen, c.flow.lastUseful = up, now
 		}
-		if c.lastPiece.After(c.lastUseful) {
-			c.lastUseful = c.lastPiece
+		if c.flow.lastPiece.After(c.flow.lastUseful) {
+			c.flow.lastUseful = c.flow.lastPiece
 		}
-		if c.amInterested && !c.interesting || t.picker == nil && c.metaOut > 0 {
-			c.lastUseful = now
+		if c.choke.amInterested && !c.flow.interesting || t.metaOut(c) > 0 {
+			c.flow.lastUseful = now
 		}
-		c.interesting = c.amInterested
+		c.flow.interesting = c.choke.amInterested
 	}
 	if limit := t.client.cfg.MaxConnsPerTorrent; len(t.conns) < limit-limit/10 {
 		return
 	}
 	for c := range t.conns {
-		if idle := now.Sub(c.lastUseful); idle > uselessTimeout {
+		if idle := now.Sub(c.flow.lastUseful); idle > uselessTimeout {
 			t.dropPeer(c, fmt.Errorf("%w for %v while slots are scarce", errUseless, idle.Round(time.Second)))
 		}
 	}
@@ -259,7 +251,7 @@ func (t *Torrent) dropPeer(c *conn, err error) {
 	t.removeConn(c)
 	if cand != nil && t.candidates[cand.addr] == cand {
 		now := time.Now()
-		wait := min(max(now.Sub(c.lastUseful), backoff(1)), backoff(maxFailures))
+		wait := peerRetry.clamp(now.Sub(c.flow.lastUseful))
 		cand.nextTry = later(cand.nextTry, now.Add(wait))
 	}
 }

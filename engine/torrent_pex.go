@@ -29,6 +29,13 @@ const (
 	pexMinGap = 20 * time.Second
 )
 
+// pexPeer is peer exchange with one peer. Loop-owned.
+type pexPeer struct {
+	next     time.Time                   // when we may send the next ut_pex
+	sent     map[netip.AddrPort]struct{} // peers this peer has been told of
+	lastRecv time.Time                   // the last message from it we acted on
+}
+
 // pexAllowed reports whether PEX may be used for this torrent. Loop only.
 func (t *Torrent) pexAllowed() bool {
 	return !t.client.cfg.NoPEX && (t.picker == nil || !t.info.Private)
@@ -40,8 +47,8 @@ func (c *conn) listenAddr() (netip.AddrPort, bool) {
 	if !c.incoming {
 		return c.addr, true
 	}
-	if c.peerExt != nil && c.peerExt.Port > 0 {
-		return netip.AddrPortFrom(c.addr.Addr(), uint16(c.peerExt.Port)), true
+	if c.exts.hs != nil && c.exts.hs.Port > 0 {
+		return netip.AddrPortFrom(c.addr.Addr(), uint16(c.exts.hs.Port)), true
 	}
 	return netip.AddrPort{}, false
 }
@@ -53,7 +60,7 @@ func (t *Torrent) pexTick(now time.Time) {
 	}
 	var cur map[netip.AddrPort]byte
 	for c := range t.conns {
-		if c.extIDs[peer.ExtPex] == 0 || c.pexNext.IsZero() || now.Before(c.pexNext) {
+		if c.exts.ids[peer.ExtPex] == 0 || c.pex.next.IsZero() || now.Before(c.pex.next) {
 			continue
 		}
 		if cur == nil {
@@ -85,19 +92,19 @@ func (t *Torrent) pexPeers() map[netip.AddrPort]byte {
 
 // sendPex tells c what changed since the last message to it.
 func (t *Torrent) sendPex(c *conn, cur map[netip.AddrPort]byte, now time.Time) {
-	c.pexNext = now.Add(pexInterval)
+	c.pex.next = now.Add(pexInterval)
 	self, _ := c.listenAddr()
 	var msg peer.PexMessage
 	for a, f := range cur {
 		if len(msg.Added) >= pexMaxPeers {
 			break
 		}
-		if _, told := c.pexSent[a]; !told && a != self {
+		if _, told := c.pex.sent[a]; !told && a != self {
 			msg.Added = append(msg.Added, a)
 			msg.AddedFlags = append(msg.AddedFlags, f)
 		}
 	}
-	for a := range c.pexSent {
+	for a := range c.pex.sent {
 		if len(msg.Dropped) >= pexMaxPeers {
 			break
 		}
@@ -112,16 +119,16 @@ func (t *Torrent) sendPex(c *conn, cur map[netip.AddrPort]byte, now time.Time) {
 	if err != nil {
 		return
 	}
-	if c.pexSent == nil {
-		c.pexSent = make(map[netip.AddrPort]struct{})
+	if c.pex.sent == nil {
+		c.pex.sent = make(map[netip.AddrPort]struct{})
 	}
 	for _, a := range msg.Added {
-		c.pexSent[a] = struct{}{}
+		c.pex.sent[a] = struct{}{}
 	}
 	for _, a := range msg.Dropped {
-		delete(c.pexSent, a)
+		delete(c.pex.sent, a)
 	}
-	c.send(peer.Message{Type: peer.Extended, ExtendedID: uint8(c.extIDs[peer.ExtPex]), Payload: b})
+	c.send(peer.Message{Type: peer.Extended, ExtendedID: uint8(c.exts.ids[peer.ExtPex]), Payload: b})
 }
 
 // onPex takes in a peer's ut_pex message.
@@ -130,10 +137,10 @@ func (t *Torrent) onPex(c *conn, payload []byte) {
 		return // we never announced it, or the torrent turned out private
 	}
 	now := time.Now()
-	if !c.pexLastRecv.IsZero() && now.Sub(c.pexLastRecv) < pexMinGap {
+	if !c.pex.lastRecv.IsZero() && now.Sub(c.pex.lastRecv) < pexMinGap {
 		return
 	}
-	c.pexLastRecv = now
+	c.pex.lastRecv = now
 	msg, err := peer.ParsePexMessage(payload, pexMaxPeers)
 	if err != nil {
 		// Harmless, and at most one every pexMinGap is even read.

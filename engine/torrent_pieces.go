@@ -36,10 +36,6 @@ const (
 	maxStrikes = 5
 )
 
-// hashSem bounds concurrent SHA-1 work to the number of cores: hashing is CPU
-// bound and more goroutines would only add memory.
-var hashSem = make(chan struct{}, max(2, numCPU()))
-
 // onPiece stores a received block and sends a complete piece for hashing.
 func (t *Torrent) onPiece(c *conn, m *peer.Message, now time.Time) {
 	defer putBlockBuf(m.Block)
@@ -56,9 +52,9 @@ func (t *Torrent) onPiece(c *conn, m *peer.Message, now time.Time) {
 		}
 	}
 	if !useful || t.HavePiece(idx) || m.Begin%peer.BlockSize != 0 {
-		t.wasted.Add(int64(len(m.Block)))
+		t.pub.wasted.Add(int64(len(m.Block)))
 	} else {
-		c.lastPiece = now
+		c.flow.lastPiece = now
 		pp := t.partial[idx]
 		if pp == nil {
 			pl := t.info.PieceLen(idx)
@@ -74,7 +70,7 @@ func (t *Torrent) onPiece(c *conn, m *peer.Message, now time.Time) {
 			pp.from[b] = c.addr.Addr()
 			pp.count++
 		} else {
-			t.wasted.Add(int64(len(m.Block)))
+			t.pub.wasted.Add(int64(len(m.Block)))
 		}
 		if pp.count == len(pp.from) {
 			delete(t.partial, idx)
@@ -93,7 +89,7 @@ func (t *Torrent) writePiece(idx int, pp *partialPiece) {
 		defer t.wg.Done()
 		werr := t.store.WritePiece(idx, pp.buf)
 		if !t.post(func() { t.pieceHashed(idx, pp, true, werr) }) {
-			t.forgetMem(idx) // readers may still find it there
+			t.mem.forget(idx) // readers may still find it there
 			putPieceBuf(pp.buf)
 		}
 	}()
@@ -107,13 +103,13 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 	go func() {
 		defer t.wg.Done()
 		select {
-		case hashSem <- struct{}{}:
+		case t.client.hashSem <- struct{}{}:
 		case <-t.done:
 			putPieceBuf(pp.buf)
 			return
 		}
 		ok := sha1.Sum(pp.buf) == want
-		<-hashSem
+		<-t.client.hashSem
 		// The write happens outside the semaphore so that disk waits never
 		// hold back hashing of the next pieces.
 		var werr error
@@ -145,14 +141,14 @@ func (t *Torrent) pieceHashed(idx int, pp *partialPiece, ok bool, werr error) {
 	if ev, isEv := t.store.(storage.Evicter); isEv && !ev.Has(idx) {
 		// Evicted since its write; the eviction's re-check may already
 		// have run, and found nothing to clear.
-		t.forgetMem(idx)
+		t.mem.forget(idx)
 		t.evictedBeforeHashed(idx)
 		return
 	}
 	t.storeWorked(time.Now())
 	// Stored (perhaps again, after a refusal): readers find it there from
 	// here on, so its bytes may leave memory.
-	defer t.forgetMem(idx)
+	defer t.mem.forget(idx)
 	if marks, ok := t.suspects[idx]; ok {
 		// The piece is good now: whoever sent a different block lied.
 		for b, mk := range marks {
@@ -167,7 +163,7 @@ func (t *Torrent) pieceHashed(idx int, pp *partialPiece, ok bool, werr error) {
 		delete(t.suspects, idx)
 	}
 	t.markHave(idx)
-	t.wake()
+	t.waiters.wakeAll()
 	for c := range t.conns {
 		c.send(peer.Message{Type: peer.Have, Index: uint32(idx)})
 	}
@@ -204,11 +200,7 @@ func (t *Torrent) pieceFailed(idx int, pp *partialPiece) {
 
 // ban refuses an address from now on and drops its connections.
 func (t *Torrent) ban(a netip.Addr, format string, args ...any) {
-	t.bannedMu.Lock()
-	already := t.banned[a]
-	t.banned[a] = true
-	t.bannedMu.Unlock()
-	if !already {
+	if t.banned.add(a) {
 		t.client.logf("%s: banning %s: "+format, append([]any{t.name(), a}, args...)...)
 	}
 	for c := range t.conns {
@@ -220,7 +212,7 @@ func (t *Torrent) ban(a netip.Addr, format string, args ...any) {
 }
 
 func (t *Torrent) checkComplete() {
-	if t.picker == nil || t.isComplete || int(t.numHave.Load()) < t.info.NumPieces() {
+	if t.picker == nil || t.isComplete || int(t.pub.numHave.Load()) < t.info.NumPieces() {
 		return
 	}
 	t.isComplete = true

@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/storage"
@@ -47,8 +46,6 @@ import (
 var ErrNoSpace = storage.ErrNoSpace
 
 const (
-	minStoreRetry = 2 * time.Second // first back-off after a refusal
-	maxStoreRetry = 2 * time.Minute
 	// storeLogEvery bounds the log lines about the store: one a minute.
 	storeLogEvery = time.Minute
 	// minPause is the least time the background stays paused, so that a
@@ -75,13 +72,6 @@ type storeState struct {
 // again without downloading them again.
 const maxParkedBytes = 32 << 20
 
-// bitSet is a fixed-size set of piece indexes safe for concurrent use.
-type bitSet []atomic.Uint64
-
-func (b bitSet) get(i int) bool { return b[i/64].Load()&(1<<(uint(i)%64)) != 0 }
-func (b bitSet) set(i int)      { b[i/64].Or(1 << (uint(i) % 64)) }
-func (b bitSet) clear(i int)    { b[i/64].And(^uint64(1 << (uint(i) % 64))) }
-
 // evicted is the store's eviction hook: it runs on the goroutine that caused
 // the eviction and must never block, above all not on the loop.
 func (t *Torrent) evicted(p int) { t.recheck(p, p) }
@@ -90,18 +80,7 @@ func (t *Torrent) evicted(p int) { t.recheck(p, p) }
 // from any goroutine once the info is set; never blocks.
 func (t *Torrent) recheck(first, last int) {
 	first, last = max(first, 0), min(last, t.info.NumPieces()-1)
-	t.evictMu.Lock()
-	for p := first; p <= last; p++ {
-		if w, bit := p/64, uint64(1)<<(uint(p)%64); t.evictSet[w]&bit == 0 {
-			t.evictSet[w] |= bit
-			t.evictList = append(t.evictList, p)
-		}
-	}
-	t.evictMu.Unlock()
-	select {
-	case t.storePoke <- struct{}{}:
-	default:
-	}
+	t.evictions.add(first, last)
 }
 
 // reconcileStore handles the queued re-checks: a piece the store no longer
@@ -111,13 +90,7 @@ func (t *Torrent) reconcileStore() {
 	if t.picker == nil {
 		return
 	}
-	t.evictMu.Lock()
-	list := t.evictList
-	t.evictList = nil
-	for _, p := range list {
-		t.evictSet[p/64] &^= 1 << (uint(p) % 64)
-	}
-	t.evictMu.Unlock()
+	list := t.evictions.take()
 	if len(list) == 0 {
 		return
 	}
@@ -136,19 +109,18 @@ func (t *Torrent) reconcileStore() {
 	}
 	// Readers waiting on a piece that turned out to be gone re-check it
 	// and wait for it again; the picker has made it urgent.
-	t.wake()
+	t.waiters.wakeAll()
 	t.fillAll()
 }
 
 // clearHave forgets a piece the store lost; false if it was not had.
 // Loop only.
 func (t *Torrent) clearHave(p int) bool {
-	word, bit := p/64, uint64(1)<<(uint(p)%64)
-	if old := t.haveBits[word].And(^bit); old&bit == 0 {
+	if !t.haveBits.clear(p) {
 		return false
 	}
-	t.numHave.Add(-1)
-	t.bytesHave.Add(-t.info.PieceLen(p))
+	t.pub.numHave.Add(-1)
+	t.pub.bytesHave.Add(-t.info.PieceLen(p))
 	t.picker.Lost(p)
 	return true
 }
@@ -162,7 +134,7 @@ func (t *Torrent) storeRefused(idx int, err error, pp *partialPiece, now time.Ti
 	}
 	if old := st.parked[idx]; old != nil && old != pp {
 		st.parkedBytes -= int64(len(old.buf))
-		t.forgetMem(idx)
+		t.mem.forget(idx)
 		putPieceBuf(old.buf)
 	}
 	lasting := !errors.Is(err, storage.ErrFull)
@@ -172,77 +144,42 @@ func (t *Torrent) storeRefused(idx int, err error, pp *partialPiece, now time.Ti
 		// their own pins, and could keep them all waiting.
 		st.parked[idx] = pp
 		st.parkedBytes += int64(len(pp.buf))
-		t.memMu.Lock()
-		t.memPieces[idx] = pp.buf
-		t.memMu.Unlock()
+		t.mem.put(idx, pp.buf)
 	} else {
 		st.parked[idx] = nil
 		putPieceBuf(pp.buf)
 	}
 	st.refusedAt = now
 	if st.retryAt.IsZero() {
-		st.backoff = min(max(2*st.backoff, minStoreRetry), maxStoreRetry)
+		st.backoff = storeRetry.next(st.backoff)
 		st.retryAt = now.Add(st.backoff)
 	}
 	t.refusals.Add(1)
 	if lasting {
 		t.refusedBits.set(idx) // its readers fail now rather than wait
 	}
-	t.storeErrMu.Lock()
-	t.storeErr, t.refusal = err, err
-	t.storeErrMu.Unlock()
+	t.storeErr.refused(err)
 	t.storeLogf(now, "cannot store piece %d: %v; it waits for space (retry within %v)", idx, err, st.retryAt.Sub(now).Round(time.Second))
 	t.pauseBackground(fmt.Sprintf("the store refused piece %d", idx))
-	t.wake()
+	t.waiters.wakeAll()
 }
 
 // dropParked returns the parked pieces' buffers. Loop only, at shutdown.
 func (t *Torrent) dropParked() {
 	for p, pp := range t.st.parked {
 		if pp != nil {
-			t.forgetMem(p)
+			t.mem.forget(p)
 			putPieceBuf(pp.buf)
 		}
 	}
 	t.st.parked, t.st.parkedBytes = nil, 0
 }
 
-// forgetMem withdraws a piece's bytes from readers, before its buffer is
-// reused.
-func (t *Torrent) forgetMem(p int) {
-	t.memMu.Lock()
-	delete(t.memPieces, p)
-	t.memMu.Unlock()
-}
-
-// memHas reports whether piece is held in memory for its readers.
-func (t *Torrent) memHas(piece int) bool {
-	t.memMu.Lock()
-	defer t.memMu.Unlock()
-	return t.memPieces[piece] != nil
-}
-
-// copyMem copies piece bytes at off from memory; false if it is not held.
-func (t *Torrent) copyMem(piece int, dst []byte, off int64) bool {
-	t.memMu.Lock()
-	defer t.memMu.Unlock()
-	b := t.memPieces[piece]
-	if b == nil || off+int64(len(dst)) > int64(len(b)) {
-		return false
-	}
-	copy(dst, b[off:])
-	return true
-}
-
 // storeWorked notes a piece stored: a refusal episode is over. Loop only.
 func (t *Torrent) storeWorked(now time.Time) {
 	st := &t.st
 	st.backoff = 0
-	t.storeErrMu.Lock()
-	was := t.storeErr
-	t.storeErr = nil
-	t.storeErrMu.Unlock()
-	if was != nil {
+	if was := t.storeErr.worked(); was != nil {
 		t.storeLogf(now, "storing pieces works again (%d refused so far)", t.refusals.Load())
 	}
 }
@@ -295,7 +232,7 @@ func (t *Torrent) storeTick(now time.Time) {
 	if sp != nil {
 		// Room for a few pieces without evicting any, or for what is
 		// missing if less.
-		need := min(8*t.info.PieceLength, t.info.TotalLength-t.bytesHave.Load())
+		need := min(8*t.info.PieceLength, t.info.TotalLength-t.pub.bytesHave.Load())
 		if sp.Free() < need {
 			return
 		}
@@ -325,7 +262,7 @@ func (t *Torrent) pauseBackground(why string) {
 	}
 	t.st.lastLog = time.Time{} // always told
 	t.storeLogf(now, "background download paused at %d of %d pieces: %s; readers are still served",
-		t.numHave.Load(), t.info.NumPieces(), why)
+		t.pub.numHave.Load(), t.info.NumPieces(), why)
 }
 
 // storeLogf logs one line about the store at most every storeLogEvery.
@@ -349,9 +286,7 @@ func (t *Torrent) refusedErr(piece int) error {
 	if !t.refusedBits.get(piece) {
 		return nil
 	}
-	t.storeErrMu.Lock()
-	err := t.refusal
-	t.storeErrMu.Unlock()
+	err := t.storeErr.latest()
 	if err == nil {
 		err = ErrNoSpace
 	}

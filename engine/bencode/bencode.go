@@ -30,15 +30,52 @@ func Scan(data []byte) (int, error) {
 }
 
 // Check is Scan that also insists the value spans the whole input.
-func Check(data []byte) error {
-	n, err := Scan(data)
-	if err != nil {
+func Check(data []byte) error { return check(data, false) }
+
+// CheckUnique is Check that also rejects any dictionary, at any depth, that
+// holds a key twice, adjacent or not. Scan catches adjacent repeats only; an
+// unsorted dictionary can hide one further apart, and then a decoder (last
+// wins) and Raw (first wins) would disagree about its value. Unlike Scan it
+// may allocate, in proportion to the keys of a dictionary whose keys are not
+// sorted.
+func CheckUnique(data []byte) error { return check(data, true) }
+
+func check(data []byte, unique bool) error {
+	s := scanner{data: data, unique: unique}
+	if err := s.value(0); err != nil {
 		return err
 	}
-	if n != len(data) {
-		return fmt.Errorf("%w: %d bytes of trailing data after the value", ErrSyntax, len(data)-n)
+	return s.end()
+}
+
+// Dict calls fn with each key (its bytes, without the length) and raw value
+// of the dictionary that data holds entirely, in order, until fn returns an
+// error, which Dict returns. It is the gate's own walk (Check's rules, no
+// allocation), run as it goes: fn may see the first entries of a value
+// found malformed further on, and Dict then returns that error. Callers
+// that must not act on such entries run Check first. The slices alias
+// data.
+func Dict(data []byte, fn func(key, val []byte) error) error {
+	if len(data) == 0 || data[0] != 'd' {
+		return fmt.Errorf("%w: not a dictionary", ErrSyntax)
 	}
-	return nil
+	s := scanner{data: data}
+	if err := s.dict(0, fn); err != nil {
+		return err
+	}
+	return s.end()
+}
+
+// List is Dict for the elements of a list.
+func List(data []byte, fn func(val []byte) error) error {
+	if len(data) == 0 || data[0] != 'l' {
+		return fmt.Errorf("%w: not a list", ErrSyntax)
+	}
+	s := scanner{data: data}
+	if err := s.list(0, fn); err != nil {
+		return err
+	}
+	return s.end()
 }
 
 // Unmarshal checks data with Check and then decodes it into v. Use it for
@@ -83,33 +120,43 @@ func Raw(data []byte, key string) ([]byte, bool, error) {
 	if err := Check(data); err != nil {
 		return nil, false, err
 	}
-	if len(data) == 0 || data[0] != 'd' {
-		return nil, false, fmt.Errorf("%w: top-level value is not a dictionary", ErrSyntax)
-	}
-	pos := 1
-	for data[pos] != 'e' {
-		// Check has validated the input, so keys are strings and values are whole.
-		kn, err := Scan(data[pos:])
-		if err != nil {
-			return nil, false, err
+	var val []byte
+	err := Dict(data, func(k, v []byte) error {
+		if string(k) == key {
+			val = v
+			return errFound
 		}
-		k := data[pos : pos+kn]
-		pos += kn
-		vn, err := Scan(data[pos:])
-		if err != nil {
-			return nil, false, err
-		}
-		if colon := bytes.IndexByte(k, ':'); colon >= 0 && string(k[colon+1:]) == key {
-			return data[pos : pos+vn], true, nil
-		}
-		pos += vn
+		return nil
+	})
+	switch {
+	case err == errFound:
+		return val, true, nil
+	case err != nil:
+		return nil, false, err
 	}
 	return nil, false, nil
 }
 
+// errFound stops Raw's walk at the key.
+var errFound = errors.New("found")
+
+// scanner walks bencoded values: the gate (Scan, Check, CheckUnique) and
+// the walks over what the gate passed (Dict, List). It allocates nothing
+// unless unique is set.
 type scanner struct {
-	data []byte
-	pos  int
+	data   []byte
+	pos    int
+	unique bool // reject every repeated key of a dictionary, not only adjacent ones
+}
+
+// maxKeyInError bounds how much of an untrusted key an error quotes.
+const maxKeyInError = 80
+
+func (s *scanner) repeatedKey(key []byte) error {
+	if len(key) > maxKeyInError {
+		return s.errorf("dictionary key %q... appears twice", key[:maxKeyInError])
+	}
+	return s.errorf("dictionary key %q appears twice", key)
 }
 
 func (s *scanner) errorf(format string, args ...any) error {
@@ -129,50 +176,106 @@ func (s *scanner) value(depth int) error {
 	case c >= '0' && c <= '9':
 		return s.str()
 	case c == 'l':
-		s.pos++
-		for {
-			if s.pos >= len(s.data) {
-				return s.errorf("unterminated list")
-			}
-			if s.data[s.pos] == 'e' {
-				s.pos++
-				return nil
-			}
-			if err := s.value(depth + 1); err != nil {
-				return err
-			}
-		}
+		return s.list(depth, nil)
 	case c == 'd':
-		s.pos++
-		var prev []byte
-		first := true
-		for {
-			if s.pos >= len(s.data) {
-				return s.errorf("unterminated dictionary")
-			}
-			if s.data[s.pos] == 'e' {
-				s.pos++
-				return nil
-			}
-			if c := s.data[s.pos]; c < '0' || c > '9' {
-				return s.errorf("dictionary key is not a string")
-			}
-			start := s.pos
-			if err := s.str(); err != nil {
-				return err
-			}
-			key := s.data[start:s.pos]
-			key = key[bytes.IndexByte(key, ':')+1:]
-			if !first && bytes.Equal(key, prev) {
-				return s.errorf("duplicate dictionary key %q", key)
-			}
-			prev, first = key, false
-			if err := s.value(depth + 1); err != nil {
-				return err
-			}
-		}
+		return s.dict(depth, nil)
 	default:
 		return s.errorf("unexpected byte %q", c)
+	}
+}
+
+// end insists the value scanned spans the whole input.
+func (s *scanner) end() error {
+	if s.pos != len(s.data) {
+		return fmt.Errorf("%w: %d bytes of trailing data after the value", ErrSyntax, len(s.data)-s.pos)
+	}
+	return nil
+}
+
+// list scans the list at s.pos, calling fn, if not nil, with each element
+// once it is scanned.
+func (s *scanner) list(depth int, fn func(val []byte) error) error {
+	s.pos++ // 'l'
+	for {
+		if s.pos >= len(s.data) {
+			return s.errorf("unterminated list")
+		}
+		if s.data[s.pos] == 'e' {
+			s.pos++
+			return nil
+		}
+		v := s.pos
+		if err := s.value(depth + 1); err != nil {
+			return err
+		}
+		if fn != nil {
+			if err := fn(s.data[v:s.pos]); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// dict scans the dictionary at s.pos, calling fn, if not nil, with each
+// key and value once the value is scanned.
+func (s *scanner) dict(depth int, fn func(key, val []byte) error) error {
+	s.pos++ // 'd'
+	var prev []byte
+	first := true
+	var (
+		keys [][]byte            // unique: the keys so far, while sorted
+		seen map[string]struct{} // unique: once keys went out of order
+	)
+	for {
+		if s.pos >= len(s.data) {
+			return s.errorf("unterminated dictionary")
+		}
+		if s.data[s.pos] == 'e' {
+			s.pos++
+			return nil
+		}
+		if c := s.data[s.pos]; c < '0' || c > '9' {
+			return s.errorf("dictionary key is not a string")
+		}
+		start := s.pos
+		if err := s.str(); err != nil {
+			return err
+		}
+		key := s.data[start:s.pos]
+		key = key[bytes.IndexByte(key, ':')+1:]
+		switch {
+		case !first && bytes.Equal(key, prev):
+			return s.repeatedKey(key)
+		case !s.unique:
+		case seen != nil:
+			if _, dup := seen[string(key)]; dup {
+				return s.repeatedKey(key)
+			}
+			seen[string(key)] = struct{}{}
+		case first || bytes.Compare(key, prev) > 0:
+			// Sorted so far, as BEP 3 asks: a key greater than the
+			// last cannot repeat an earlier one.
+			keys = append(keys, key)
+		default:
+			seen = make(map[string]struct{}, len(keys)+1)
+			for _, k := range keys {
+				seen[string(k)] = struct{}{}
+			}
+			if _, dup := seen[string(key)]; dup {
+				return s.repeatedKey(key)
+			}
+			seen[string(key)] = struct{}{}
+		}
+		prev, first = key, false
+		v := s.pos
+		if err := s.value(depth + 1); err != nil {
+			return err
+		}
+		if fn != nil {
+			if err := fn(key, s.data[v:s.pos]); err != nil {
+				return err
+			}
+		}
 	}
 }
 

@@ -75,30 +75,6 @@ type treeWalker struct {
 	pathBytes   int
 }
 
-// entries calls fn for each key and value of the dictionary at the start of
-// b, in order.
-func entries(b []byte, fn func(key, val []byte) error) error {
-	pos := 1
-	for pos < len(b) && b[pos] != 'e' {
-		kn, err := bencode.Scan(b[pos:])
-		if err != nil {
-			return invalidf("info: file tree: %w", err)
-		}
-		raw := b[pos : pos+kn]
-		key := raw[bytes.IndexByte(raw, ':')+1:]
-		pos += kn
-		vn, err := bencode.Scan(b[pos:])
-		if err != nil {
-			return invalidf("info: file tree: %w", err)
-		}
-		if err := fn(key, b[pos:pos+vn]); err != nil {
-			return err
-		}
-		pos += vn
-	}
-	return nil
-}
-
 // countTreeFiles counts the file entries of a file tree without decoding
 // anything, stopping once it passes limit, so that the files are allocated
 // once and only when their number is allowed.

@@ -184,7 +184,7 @@ func ParseInfo(infoBytes []byte) (*Info, error) {
 	if infoBytes[0] != 'd' {
 		return nil, invalidf("info is not a dictionary")
 	}
-	if _, err := checkKeys("info", infoBytes); err != nil {
+	if err := checkKeys("info", infoBytes); err != nil {
 		return nil, err
 	}
 	var raw rawInfo

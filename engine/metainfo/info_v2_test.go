@@ -475,7 +475,7 @@ func TestFileTreeBounds(t *testing.T) {
 	for i := range 100 {
 		sb.WriteString(fmt.Sprintf("3:%03d", i) + file)
 	}
-	sb.WriteString("eeeee")
+	sb.WriteString("eeee") // the three folders and the root
 	tree := []byte(sb.String())
 	tests := []struct {
 		name string

@@ -81,7 +81,7 @@ func Parse(data []byte) (*MetaInfo, error) {
 	if data[0] != 'd' {
 		return nil, invalidf("top-level value is not a dictionary")
 	}
-	if _, err := checkKeys("torrent", data); err != nil {
+	if err := checkKeys("torrent", data); err != nil {
 		return nil, err
 	}
 	infoBytes, ok, err := bencode.Raw(data, "info")

@@ -88,3 +88,55 @@ func TestAllowedFastSet(t *testing.T) {
 		t.Error("empty cases")
 	}
 }
+
+func TestBits(t *testing.T) {
+	b := NewBits(11)
+	if len(b) != 2 || b.Count() != 0 {
+		t.Fatalf("NewBits(11) = %x, count %d", b, b.Count())
+	}
+	for _, i := range []int{0, 7, 8, 10} {
+		if !b.Set(i) {
+			t.Fatalf("Set(%d) was not new", i)
+		}
+	}
+	if b.Set(7) {
+		t.Fatal("Set(7) twice was new")
+	}
+	if want := (Bits{0x81, 0xa0}); !reflect.DeepEqual(b, want) {
+		t.Fatalf("bits = %x, want %x (BEP 3: high bit first)", b, want)
+	}
+	if err := CheckBitfield(b, 11); err != nil {
+		t.Fatalf("CheckBitfield: %v", err)
+	}
+	for i, want := range map[int]bool{-1: false, 0: true, 1: false, 7: true, 8: true, 9: false, 10: true, 11: false, 16: false, 1 << 40: false} {
+		if got := b.Has(i); got != want {
+			t.Errorf("Has(%d) = %v, want %v", i, got, want)
+		}
+	}
+	if b.Count() != 4 {
+		t.Fatalf("Count = %d, want 4", b.Count())
+	}
+	var got []int
+	b.Each(func(i int) bool { got = append(got, i); return true })
+	if !reflect.DeepEqual(got, []int{0, 7, 8, 10}) {
+		t.Fatalf("Each = %v", got)
+	}
+	got = nil
+	b.Each(func(i int) bool { got = append(got, i); return len(got) < 2 })
+	if !reflect.DeepEqual(got, []int{0, 7}) {
+		t.Fatalf("Each stopped at %v, want [0 7]", got)
+	}
+
+	var g Bits
+	if g.Has(3) || g.Count() != 0 {
+		t.Fatal("the zero Bits is not empty")
+	}
+	g = g.Grow(17)
+	if len(g) != 3 {
+		t.Fatalf("Grow(17) = %d bytes, want 3", len(g))
+	}
+	g.Set(17)
+	if g = g.Grow(3); len(g) != 3 || !g.Has(17) {
+		t.Fatalf("Grow(3) shrank or lost a bit: %x", g)
+	}
+}

@@ -2,36 +2,20 @@ package peer
 
 import (
 	"bytes"
-	"fmt"
 	"strconv"
 
 	"github.com/swarmfs/swarmfs/engine/bencode"
 )
 
 // eachKey calls fn with every key and raw value of the bencoded dictionary
-// that data holds entirely. The value slices alias data. The input passes
-// bencode.Check first, so nothing is allocated on a length it declares.
+// that data holds entirely. The input passes bencode.Check first, so
+// nothing is allocated on a length it declares and fn never sees part of
+// a malformed message. The value slices alias data.
 func eachKey(data []byte, fn func(key string, val []byte) error) error {
 	if err := bencode.Check(data); err != nil {
 		return err
 	}
-	if data[0] != 'd' {
-		return fmt.Errorf("%w: not a dictionary", bencode.ErrSyntax)
-	}
-	pos := 1
-	for data[pos] != 'e' {
-		// Check validated the whole value: keys are strings, values complete.
-		kn, _ := bencode.Scan(data[pos:])
-		key := data[pos : pos+kn]
-		key = key[bytes.IndexByte(key, ':')+1:]
-		pos += kn
-		vn, _ := bencode.Scan(data[pos:])
-		if err := fn(string(key), data[pos:pos+vn]); err != nil {
-			return err
-		}
-		pos += vn
-	}
-	return nil
+	return bencode.Dict(data, func(k, v []byte) error { return fn(string(k), v) })
 }
 
 // rawInt decodes a bencoded integer that Scan has validated; ok is false if

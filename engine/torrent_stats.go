@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+)
+
+// Statistics: the snapshot the loop refreshes every second, and the one
+// callers read (Torrent.Stats), which adds the published counters.
+
+// Stats is a snapshot of a torrent's progress, refreshed every second.
+// Until a magnet's metadata arrives only the name, hash and peer counts are
+// filled in.
+type Stats struct {
+	Name           string
+	InfoHash       metainfo.Hash
+	HasInfo        bool // the info dictionary is known
+	Pieces         int
+	PiecesHave     int
+	TotalLength    int64
+	BytesCompleted int64
+	Downloaded     int64
+	Wasted         int64 // received payload not used (duplicates, late blocks)
+	Requests       RequestCounters
+	Uploaded       int64
+	DownloadRate   float64 // bytes/s
+	UploadRate     float64
+	Peers          int
+	Seeds          int
+	EncryptedPeers int // of Peers, those on an MSE/PE (RC4) encrypted connection
+	PlainPeers     int // of Peers, those in plaintext
+	KnownPeers     int
+	Complete       bool
+	// StoreError says why the store refuses pieces ("" while it takes
+	// them): a full disk, or a cache full of pieces readers hold. Reads of
+	// a piece refused for lack of space fail with ErrNoSpace (ENOSPC).
+	StoreError string
+	// Refused counts the store's refusals of pieces since the start; a
+	// refused piece waits for space or a back-off before it is tried
+	// again.
+	Refused int64
+	// BackgroundPaused: DownloadAll stopped fetching what no reader asks
+	// for, because the cache is full (it evicted one of this torrent's
+	// pieces, or refused one). Readers are still served.
+	BackgroundPaused bool
+}
+
+// RequestCounters count the picker's decisions that cost bandwidth: blocks
+// asked of a second peer (late urgent blocks, endgame), requests withdrawn
+// (cancelled) and requests that timed out. It mirrors picker.Counters so
+// that callers printing Stats need not import the picker.
+type RequestCounters struct {
+	DupLate    int `json:"dup_late"`
+	DupEndgame int `json:"dup_endgame"`
+	Withdrawn  int `json:"withdrawn"`
+	TimedOut   int `json:"timed_out"`
+}
+
+// Stats returns the latest snapshot.
+func (t *Torrent) Stats() Stats {
+	s := t.stats.load()
+	s.PiecesHave = int(t.pub.numHave.Load())
+	s.BytesCompleted = t.pub.bytesHave.Load()
+	s.Downloaded = t.pub.downloaded.Load()
+	s.Wasted = t.pub.wasted.Load()
+	s.Uploaded = t.pub.uploaded.Load()
+	if err := t.storeErr.current(); err != nil {
+		s.StoreError = err.Error()
+	}
+	s.Refused = t.refusals.Load()
+	s.BackgroundPaused = t.bgPaused.Load()
+	return s
+}
+
+func (t *Torrent) refreshStats(now time.Time) {
+	s := Stats{
+		Name:       t.name(),
+		InfoHash:   t.infoHash,
+		Peers:      len(t.conns),
+		KnownPeers: len(t.candidates),
+		Complete:   t.isComplete,
+	}
+	if t.picker != nil {
+		s.HasInfo = true
+		s.Pieces = t.info.NumPieces()
+		s.TotalLength = t.info.TotalLength
+		s.Requests = RequestCounters(t.picker.Counters())
+	}
+	for c := range t.conns {
+		s.DownloadRate += c.flow.down.value
+		s.UploadRate += c.flow.up.value
+		if t.peerIsSeed(c) {
+			s.Seeds++
+		}
+		if c.encrypted {
+			s.EncryptedPeers++
+		} else {
+			s.PlainPeers++
+		}
+	}
+	t.stats.store(s)
+}
+
+func (t *Torrent) downRate() float64 {
+	var r float64
+	for c := range t.conns {
+		r += c.flow.down.value
+	}
+	return r
+}
