@@ -14,6 +14,7 @@ import (
 	"github.com/swarmfs/swarmfs/engine/dht"
 	"github.com/swarmfs/swarmfs/engine/lsd"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/mse"
 	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/storage"
 )
@@ -85,6 +86,13 @@ type Config struct {
 	// MaxMetadataSize bounds the info dictionary a magnet accepts from peers
 	// (default peer.DefaultMaxMetadataSize, 32 MiB).
 	MaxMetadataSize int
+	// Encryption is the MSE/PE (protocol encryption) policy, --encryption.
+	// Prefer (the zero value) accepts MSE and plain handshakes and dials
+	// with MSE offering RC4 and plaintext, falling back to a plain
+	// handshake when the peer hangs up on it; Require speaks RC4 only;
+	// Off speaks plain BitTorrent only. See engine/mse's doc for why MSE
+	// goes first.
+	Encryption mse.Policy
 	// Logf receives diagnostic lines; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -105,8 +113,9 @@ type Client struct {
 	dht      *dht.Node      // nil when Config.DHT is off
 	lsd      *lsd.Service   // nil when Config.LSD is off or failed to start
 
-	mu       sync.Mutex // guards torrents and closed
+	mu       sync.Mutex // guards torrents, req2 and closed
 	torrents map[metainfo.Hash]*Torrent
+	req2     map[[20]byte][20]byte // mse.Req2(info-hash) -> info-hash, for incoming MSE
 	closed   bool
 
 	// Lines that peers can provoke at will (refused and dropped
@@ -236,6 +245,7 @@ func New(cfg Config) (*Client, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 		torrents:   make(map[metainfo.Hash]*Torrent),
+		req2:       make(map[[20]byte][20]byte),
 		handshakes: make(map[netip.Addr]int),
 	}
 	if cfg.DownloadRate > 0 {
@@ -444,6 +454,7 @@ func (c *Client) insert(t *Torrent, onOld func(*Torrent)) (*Torrent, error) {
 		return old, nil
 	}
 	c.torrents[t.infoHash] = t
+	c.req2[mse.Req2(t.infoHash)] = t.infoHash
 	c.mu.Unlock()
 	t.start()
 	return t, nil
@@ -474,6 +485,7 @@ func (c *Client) RemoveTorrent(ih metainfo.Hash) error {
 	c.mu.Lock()
 	t, ok := c.torrents[ih]
 	delete(c.torrents, ih)
+	delete(c.req2, mse.Req2(ih))
 	c.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("engine: no torrent %s", ih)
@@ -495,6 +507,7 @@ func (c *Client) Close() error {
 		ts = append(ts, t)
 	}
 	c.torrents = map[metainfo.Hash]*Torrent{}
+	c.req2 = map[[20]byte][20]byte{}
 	c.mu.Unlock()
 
 	var wg sync.WaitGroup

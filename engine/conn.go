@@ -92,8 +92,8 @@ type conn struct {
 	cancel   context.CancelFunc
 	started  time.Time
 
-	// encrypted: the connection is MSE/PE (RC4) encrypted. Set before
-	// start by whoever made the connection (plain TCP for now); read-only.
+	// encrypted: the connection is MSE/PE (RC4) encrypted (an *mse.Conn
+	// that selected RC4); read-only.
 	encrypted bool
 
 	// atomic counters, read by statistics from any goroutine
@@ -182,6 +182,7 @@ func newConn(t *Torrent, nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pee
 		reserved:    rsv,
 		id:          id,
 		incoming:    incoming,
+		encrypted:   rc4Conn(nc),
 		fast:        rsv.Fast() && ours.Fast(),
 		ext:         rsv.Extended() && ours.Extended(),
 		dht:         rsv.DHT() && t.client.dht != nil,

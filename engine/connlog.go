@@ -24,8 +24,13 @@ func (c *conn) encryption() string {
 	return "plain"
 }
 
-func (t *Torrent) logDial(addr netip.AddrPort) {
-	t.client.logf("%s: %s: connecting (%s)", t.name(), addr, transport)
+func (t *Torrent) logDial(addr netip.AddrPort, known wireMethod) {
+	plan := dialPlan(t.client.cfg.Encryption, known)
+	how := plan[0].String()
+	for _, m := range plan[1:] {
+		how += ", then " + m.String()
+	}
+	t.client.logf("%s: %s: connecting (%s, %s)", t.name(), addr, transport, how)
 }
 
 func (t *Torrent) logDialFailed(addr netip.AddrPort, err error) {

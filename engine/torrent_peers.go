@@ -20,7 +20,8 @@ type candidate struct {
 	nextTry       time.Time
 	failures      int
 	dialing       bool
-	connected     bool // a connection to it is open (ours, or its own once it told its port)
+	connected     bool       // a connection to it is open (ours, or its own once it told its port)
+	wire          wireMethod // the handshake that last worked when we dialled it
 }
 
 // maxCandidates bounds the addresses kept per torrent: trackers, DHT and PEX
@@ -138,15 +139,18 @@ func (t *Torrent) connectMore(now time.Time) {
 func (t *Torrent) startDial(cand *candidate) {
 	cand.dialing = true
 	t.dialing++
-	addr := cand.addr
-	t.logDial(addr)
+	addr, known := cand.addr, cand.wire
+	t.logDial(addr, known)
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
-		nc, pid, rsv, err := t.dial(t.ctx, addr)
+		nc, pid, rsv, wire, err := t.dial(t.ctx, addr, known)
 		ok := t.post(func() {
 			t.dialing--
 			cand.dialing = false
+			if err == nil {
+				cand.wire = wire
+			}
 			if err != nil {
 				t.logDialFailed(addr, err)
 				cand.failures++
