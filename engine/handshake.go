@@ -167,7 +167,7 @@ func (t *Torrent) dial(ctx context.Context, addr netip.AddrPort, known wireMetho
 		if err == nil {
 			return nc, pid, rsv, m, nil
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", m, err))
+		errs = append(errs, fmt.Errorf("%s handshake: %w", m, err))
 		var de *dialError
 		if ctx.Err() != nil || errors.Is(err, errSelf) || errors.As(err, &de) {
 			break // another handshake would not fare better
