@@ -180,7 +180,7 @@ func TestInteropCryptoPolicies(t *testing.T) {
 		if _, ok := logs.find(lt.Addr()+": mse handshake failed", "retrying with plain"); !ok {
 			t.Error("no log line says MSE was refused and plain tried")
 		}
-		if _, ok := logs.find(lt.Addr()+": connected (outgoing, tcp, plain"); !ok {
+		if _, ok := logs.find(lt.Addr() + ": connected (outgoing, tcp, plain"); !ok {
 			t.Error("no log line says the connection is plain")
 		}
 	})
