@@ -25,7 +25,7 @@ func TestE2EMountEncryptedSeeder(t *testing.T) {
 	lt.WaitSeeding(t, ti.InfoHash, 30*time.Second)
 
 	m := startMount(t, mountOpts{IP: "127.0.6.2", Sources: []string{ti.Path},
-		Flags: []string{"-v", "--no-trackers", "--peer", lt.Addr()}})
+		Flags: []string{"-v", "--no-trackers", "--read-timeout", "30s", "--peer", lt.Addr()}})
 	path := filepath.Join(m.Dir, spec.Path, spec.Path) // a torrent is a folder, even of one file
 	waitPath(t, path, time.Minute)
 	got, err := os.ReadFile(path)
