@@ -17,6 +17,7 @@ import (
 	"github.com/swarmfs/swarmfs/engine/mse"
 	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/storage"
+	"github.com/swarmfs/swarmfs/engine/utp"
 )
 
 // Config configures a Client. The zero value is usable: it listens on all
@@ -93,6 +94,15 @@ type Config struct {
 	// Off speaks plain BitTorrent only. See engine/mse's doc for why MSE
 	// goes first.
 	Encryption mse.Policy
+	// NoUTP turns uTP (BEP 29) off: no UDP socket besides the DHT's, TCP
+	// only. By default the client listens for uTP on the UDP port with the
+	// TCP port's number, shared with the DHT, and dials uTP where a peer
+	// is known to speak it, TCP first otherwise, each falling back to the
+	// other.
+	NoUTP bool
+	// NoTCP dials peers over uTP only and drops incoming TCP connections
+	// (the TCP port stays bound: it picks the port number both share).
+	NoTCP bool
 	// Logf receives diagnostic lines; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -111,6 +121,7 @@ type Client struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup // accept loop, incoming handshakes, DHT bootstrap
 	dht      *dht.Node      // nil when Config.DHT is off
+	utp      *utp.Socket    // nil when Config.NoUTP or its port could not be bound; shared with dht
 	lsd      *lsd.Service   // nil when Config.LSD is off or failed to start
 
 	mu       sync.Mutex // guards torrents, req2 and closed
@@ -254,10 +265,26 @@ func New(cfg Config) (*Client, error) {
 	if cfg.UploadRate > 0 {
 		c.upLim = rate.NewLimiter(rate.Limit(cfg.UploadRate), int(max(cfg.UploadRate/4, 256<<10)))
 	}
+	if cfg.NoUTP && cfg.NoTCP {
+		cancel()
+		ln.Close()
+		return nil, errors.New("engine: NoTCP and NoUTP leave no transport")
+	}
+	if !cfg.NoUTP {
+		if err := c.listenUTP(); err != nil {
+			cancel()
+			ln.Close()
+			return nil, err
+		}
+	}
 	if cfg.DHT {
 		if err := c.startDHT(); err != nil {
 			cancel()
 			ln.Close()
+			if c.utp != nil {
+				c.utp.Close()
+			}
+			c.wg.Wait()
 			return nil, err
 		}
 	}
@@ -288,7 +315,14 @@ func (c *Client) startDHT() error {
 		Bootstrap: c.cfg.DHTBootstrap,
 		Logf:      c.cfg.Logf,
 	}
-	n, err := dht.New(dcfg)
+	var n *dht.Node
+	var err error
+	if c.utp != nil && c.cfg.DHTListen == "" {
+		// One UDP port for uTP and the DHT, as libtorrent.
+		n, err = dht.NewOn(dcfg, c.utp.Others(), c.utp.Addr().(*net.UDPAddr).AddrPort())
+	} else {
+		n, err = dht.New(dcfg)
+	}
 	if err != nil && fallback != "" {
 		c.logf("dht: %v; trying a free port", err)
 		dcfg.Listen = fallback
@@ -518,6 +552,10 @@ func (c *Client) Close() error {
 	wg.Wait()
 	c.cancel()
 	err := c.ln.Close()
+	if c.utp != nil {
+		// Ends acceptUTPLoop and the DHT's share of the socket.
+		c.utp.Close()
+	}
 	c.wg.Wait()
 	if c.lsd != nil {
 		c.lsd.Close()
@@ -554,15 +592,10 @@ func (c *Client) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		addr := remoteAddr(nc).Addr()
-		if !c.beginHandshake(addr) {
+		if c.cfg.NoTCP {
 			nc.Close()
 			continue
 		}
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.handleIncoming(nc, addr)
-		}()
+		c.serve(nc)
 	}
 }

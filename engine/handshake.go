@@ -154,22 +154,48 @@ func (c *Client) findSKey(req2 [20]byte) ([20]byte, bool) {
 	return ih, ok
 }
 
-// dial connects to a peer and runs the initiating side of the handshake
-// with one of the methods of dialPlan (see dialPlan). It returns the
-// method that worked.
-func (t *Torrent) dial(ctx context.Context, addr netip.AddrPort, known wireMethod) (net.Conn, [20]byte, peer.Reserved, wireMethod, error) {
+// dial connects to a peer over the transports of transportPlan, and on
+// each runs the initiating side of the handshake with the methods of
+// dialPlan. It returns what worked.
+func (t *Torrent) dial(ctx context.Context, addr netip.AddrPort, known wireMethod, knownUTP bool) (net.Conn, [20]byte, peer.Reserved, wireMethod, error) {
+	var errs []error
+	plan := t.client.transportPlan(knownUTP)
+	for i, k := range plan {
+		nc, pid, rsv, m, err := t.dialOver(ctx, addr, k, known)
+		if err == nil {
+			return nc, pid, rsv, m, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil || errors.Is(err, errSelf) {
+			break
+		}
+		// A peer may refuse one transport outright or only after the
+		// connect: libtorrent set to uTP only accepts TCP connections and
+		// closes them at once. Either way the other transport may work.
+		if i+1 < len(plan) {
+			t.client.logf("%s: %s: %s failed (%v); trying %s", t.name(), addr, k, err, plan[i+1])
+		}
+	}
+	return nil, [20]byte{}, peer.Reserved{}, 0, joinErrs(errs)
+}
+
+// dialOver is dial over one transport.
+func (t *Torrent) dialOver(ctx context.Context, addr netip.AddrPort, k transportKind, known wireMethod) (net.Conn, [20]byte, peer.Reserved, wireMethod, error) {
 	plan := dialPlan(t.client.cfg.Encryption, known)
 	var errs []error
 	triedAgain := false
 	for i := 0; i < len(plan); i++ {
 		m := plan[i]
-		nc, pid, rsv, err := t.dialOnce(ctx, addr, m)
+		nc, pid, rsv, err := t.dialOnce(ctx, addr, k, m)
 		if err == nil {
 			return nc, pid, rsv, m, nil
 		}
-		errs = append(errs, fmt.Errorf("%s handshake: %w", m, err))
 		var de *dialError
-		if ctx.Err() != nil || errors.Is(err, errSelf) || errors.As(err, &de) {
+		if errors.As(err, &de) {
+			return nil, [20]byte{}, peer.Reserved{}, 0, fmt.Errorf("%s: %w", k, err)
+		}
+		errs = append(errs, fmt.Errorf("%s %s handshake: %w", k, m, err))
+		if ctx.Err() != nil || errors.Is(err, errSelf) {
 			break // another handshake would not fare better
 		}
 		switch {
@@ -183,14 +209,37 @@ func (t *Torrent) dial(ctx context.Context, addr netip.AddrPort, known wireMetho
 			// The peer speaks MSE but the handshake failed for another
 			// reason (a timeout, a protocol violation): a plain
 			// handshake would not fare better.
-			return nil, [20]byte{}, peer.Reserved{}, 0, errors.Join(errs...)
+			return nil, [20]byte{}, peer.Reserved{}, 0, joinErrs(errs)
 		}
 		if i+1 < len(plan) {
 			t.client.logf("%s: %s: %s handshake failed (%v); retrying with %s", t.name(), addr, m, err, plan[i+1])
 		}
 	}
-	return nil, [20]byte{}, peer.Reserved{}, 0, errors.Join(errs...)
+	return nil, [20]byte{}, peer.Reserved{}, 0, joinErrs(errs)
 }
+
+// joinErrs is errors.Join on one line ("a; b"), for the log.
+func joinErrs(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return &joinedError{errs}
+}
+
+type joinedError struct{ errs []error }
+
+func (e *joinedError) Error() string {
+	s := e.errs[0].Error()
+	for _, err := range e.errs[1:] {
+		s += "; " + err.Error()
+	}
+	return s
+}
+
+func (e *joinedError) Unwrap() []error { return e.errs }
 
 // refusedMSE reports whether an MSE initiation failed the way a peer that
 // does not speak MSE makes it fail: it hung up (or reset the connection)
@@ -200,24 +249,12 @@ func refusedMSE(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// dialOnce makes one TCP connection and one handshake with method m.
-func (t *Torrent) dialOnce(ctx context.Context, addr netip.AddrPort, m wireMethod) (net.Conn, [20]byte, peer.Reserved, error) {
+// dialOnce makes one connection over k and one handshake with method m.
+func (t *Torrent) dialOnce(ctx context.Context, addr netip.AddrPort, k transportKind, m wireMethod) (net.Conn, [20]byte, peer.Reserved, error) {
 	c := t.client
-	select {
-	case c.halfOpen <- struct{}{}:
-	case <-ctx.Done():
-		return nil, [20]byte{}, peer.Reserved{}, ctx.Err()
-	}
-	d := net.Dialer{Timeout: dialTimeout}
-	if ip := c.Addr().Addr(); !ip.IsUnspecified() {
-		// Connect from the address we listen on, so peers (and PEX) see
-		// the address that accepts connections.
-		d.LocalAddr = &net.TCPAddr{IP: ip.AsSlice()}
-	}
-	nc, err := d.DialContext(ctx, "tcp", addr.String())
-	<-c.halfOpen
+	nc, err := c.connect(ctx, addr, k)
 	if err != nil {
-		return nil, [20]byte{}, peer.Reserved{}, &dialError{err}
+		return nil, [20]byte{}, peer.Reserved{}, err
 	}
 	deadline := time.Now().Add(handshakeTimeout)
 	hs := peer.Handshake{Reserved: c.reserved(), InfoHash: t.infoHash, PeerID: c.peerID}
@@ -268,9 +305,14 @@ func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
 func remoteAddr(nc net.Conn) netip.AddrPort {
-	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
-		ap := a.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	var ap netip.AddrPort
+	switch a := nc.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort() // uTP
+	default:
+		return netip.AddrPort{}
 	}
-	return netip.AddrPort{}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

@@ -158,7 +158,7 @@ func TestInteropCryptoPolicies(t *testing.T) {
 		if _, ok := logs.wait(20*time.Second, "incoming handshake failed", "plain handshake refused (encryption required)"); !ok {
 			t.Error("no log line says a plain handshake was refused")
 		}
-		if _, ok := logs.wait(20*time.Second, lt.Addr()+": connect failed: mse handshake:"); !ok {
+		if _, ok := logs.wait(20*time.Second, lt.Addr()+": connect failed: tcp mse handshake:"); !ok {
 			t.Error("no log line says our MSE handshake to a plain-only peer failed")
 		}
 		if _, ok := logs.find("connected ("); ok {
@@ -190,7 +190,7 @@ func TestInteropCryptoPolicies(t *testing.T) {
 		lt.WaitSeeding(t, f.mi.InfoHash, 30*time.Second)
 		logs := newLogLines(t)
 		tor := cryptoClient(t, f, "127.0.5.4", t.TempDir(), lt.Addr(), mse.Off, logs)
-		line, ok := logs.wait(20*time.Second, lt.Addr()+": connect failed: plain handshake:")
+		line, ok := logs.wait(20*time.Second, lt.Addr()+": connect failed: tcp plain handshake:")
 		if !ok {
 			t.Fatal("no log line says the plain handshake with an encryption-requiring peer failed")
 		}

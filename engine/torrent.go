@@ -129,6 +129,8 @@ type Stats struct {
 	Seeds          int
 	EncryptedPeers int // of Peers, those on an MSE/PE (RC4) encrypted connection
 	PlainPeers     int // of Peers, those in plaintext
+	TCPPeers       int // of Peers, those over TCP
+	UTPPeers       int // of Peers, those over uTP (BEP 29)
 	KnownPeers     int
 	Complete       bool
 	// StoreError says why the store refuses pieces ("" while it takes

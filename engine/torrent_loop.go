@@ -126,6 +126,11 @@ func (t *Torrent) refreshStats(now time.Time) {
 		} else {
 			s.PlainPeers++
 		}
+		if transportOf(c.nc) == overUTP {
+			s.UTPPeers++
+		} else {
+			s.TCPPeers++
+		}
 	}
 	t.statsMu.Lock()
 	t.stats = s

@@ -22,6 +22,7 @@ type candidate struct {
 	dialing       bool
 	connected     bool       // a connection to it is open (ours, or its own once it told its port)
 	wire          wireMethod // the handshake that last worked when we dialled it
+	utp           bool       // speaks uTP: PEX said so (flag 0x04), or we reached it over uTP
 }
 
 // maxCandidates bounds the addresses kept per torrent: trackers, DHT and PEX
@@ -139,17 +140,18 @@ func (t *Torrent) connectMore(now time.Time) {
 func (t *Torrent) startDial(cand *candidate) {
 	cand.dialing = true
 	t.dialing++
-	addr, known := cand.addr, cand.wire
-	t.logDial(addr, known)
+	addr, known, knownUTP := cand.addr, cand.wire, cand.utp
+	t.logDial(addr, known, knownUTP)
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
-		nc, pid, rsv, wire, err := t.dial(t.ctx, addr, known)
+		nc, pid, rsv, wire, err := t.dial(t.ctx, addr, known, knownUTP)
 		ok := t.post(func() {
 			t.dialing--
 			cand.dialing = false
 			if err == nil {
 				cand.wire = wire
+				cand.utp = cand.utp || transportOf(nc) == overUTP
 			}
 			if err != nil {
 				t.logDialFailed(addr, err)

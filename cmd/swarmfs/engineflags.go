@@ -29,6 +29,8 @@ type engineFlags struct {
 	noLSD        bool
 	noPEX        bool
 	encryption   string
+	noUTP        bool
+	noTCP        bool
 }
 
 func (e *engineFlags) register(fs *flag.FlagSet) {
@@ -48,6 +50,8 @@ func (e *engineFlags) register(fs *flag.FlagSet) {
 		"it reaches peers that require encryption (they drop a plain handshake without a word) as well as "+
 		"those that merely allow it, and retries once in plain BitTorrent with a peer that hangs up on it; "+
 		"require talks RC4 only, off plain BitTorrent only")
+	fs.BoolVar(&e.noUTP, "no-utp", false, "do not use uTP (BEP 29): TCP only (default: uTP on the UDP port with the TCP port's number, shared with the DHT; peers known to speak uTP are dialled over it first, others over TCP first)")
+	fs.BoolVar(&e.noTCP, "no-tcp", false, "dial peers over uTP only and drop incoming TCP connections")
 }
 
 // config turns the flags into an engine configuration.
@@ -93,6 +97,10 @@ func (e *engineFlags) config(stderr io.Writer) (engine.Config, []netip.AddrPort,
 		return cfg, nil, usageErr("--encryption: %v", err)
 	}
 	cfg.Encryption = pol
+	if e.noUTP && e.noTCP {
+		return cfg, nil, usageErr("--no-utp and --no-tcp leave no transport")
+	}
+	cfg.NoUTP, cfg.NoTCP = e.noUTP, e.noTCP
 	if e.uploadRate != "" {
 		n, err := cache.ParseSize(strings.TrimSuffix(e.uploadRate, "/s"))
 		if err != nil {

@@ -30,9 +30,12 @@ type TorrentStatus struct {
 	Seeds    int                    `json:"seeds"`
 	// EncryptedPeers and PlainPeers split Peers by MSE/PE: RC4, or
 	// plaintext (a plain handshake, or MSE that selected plaintext).
-	EncryptedPeers int   `json:"encrypted_peers"`
-	PlainPeers     int   `json:"plain_peers"`
-	CachedBytes    int64 `json:"cached_bytes"`
+	EncryptedPeers int `json:"encrypted_peers"`
+	PlainPeers     int `json:"plain_peers"`
+	// TCPPeers and UTPPeers split Peers by transport.
+	TCPPeers    int   `json:"tcp_peers"`
+	UTPPeers    int   `json:"utp_peers"`
+	CachedBytes int64 `json:"cached_bytes"`
 }
 
 // CacheStatus is "swarmfs cache": the whole cache and each torrent's share.
@@ -67,6 +70,7 @@ func (s *Session) Status() []TorrentStatus {
 			Downloaded: st.Downloaded, Wasted: st.Wasted, Requests: st.Requests,
 			Uploaded: st.Uploaded, Peers: st.Peers, Seeds: st.Seeds,
 			EncryptedPeers: st.EncryptedPeers, PlainPeers: st.PlainPeers,
+			TCPPeers: st.TCPPeers, UTPPeers: st.UTPPeers,
 			CachedBytes: cached[t.ih],
 		}
 		if st.TotalLength > 0 {
