@@ -15,8 +15,10 @@ import (
 	"github.com/swarmfs/swarmfs/engine/dht"
 	"github.com/swarmfs/swarmfs/engine/lsd"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/mse"
 	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/storage"
+	"github.com/swarmfs/swarmfs/engine/utp"
 )
 
 // Lock order (see the package doc): c.mu (the torrent map), c.hsMu
@@ -92,6 +94,22 @@ type Config struct {
 	// MaxMetadataSize bounds the info dictionary a magnet accepts from peers
 	// (default peer.DefaultMaxMetadataSize, 32 MiB).
 	MaxMetadataSize int
+	// Encryption is the MSE/PE (protocol encryption) policy, --encryption.
+	// Prefer (the zero value) accepts MSE and plain handshakes and dials
+	// with MSE offering RC4 and plaintext, falling back to a plain
+	// handshake when the peer hangs up on it; Require speaks RC4 only;
+	// Off speaks plain BitTorrent only. See engine/mse's doc for why MSE
+	// goes first.
+	Encryption mse.Policy
+	// NoUTP turns uTP (BEP 29) off: no UDP socket besides the DHT's, TCP
+	// only. By default the client listens for uTP on the UDP port with the
+	// TCP port's number, shared with the DHT, and dials uTP where a peer
+	// is known to speak it, TCP first otherwise, each falling back to the
+	// other.
+	NoUTP bool
+	// NoTCP dials peers over uTP only and drops incoming TCP connections
+	// (the TCP port stays bound: it picks the port number both share).
+	NoTCP bool
 	// Logf receives diagnostic lines; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -110,14 +128,16 @@ type Client struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup // accept loop, incoming handshakes, DHT bootstrap
 	dht      *dht.Node      // nil when Config.DHT is off
+	utp      *utp.Socket    // nil when Config.NoUTP or its port could not be bound; shared with dht
 	lsd      *lsd.Service   // nil when Config.LSD is off or failed to start
 
 	// hashSem bounds the SHA-1 work of all torrents to the number of
 	// cores: hashing is CPU bound, and more at once would only add memory.
 	hashSem chan struct{}
 
-	mu       sync.Mutex // guards torrents and closed
+	mu       sync.Mutex // guards torrents, req2 and closed
 	torrents map[metainfo.Hash]*Torrent
+	req2     map[[20]byte][20]byte // mse.Req2(info-hash) -> info-hash, for incoming MSE
 	closed   bool
 
 	// Lines that peers can provoke at will (refused and dropped
@@ -248,6 +268,7 @@ func New(cfg Config) (*Client, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 		torrents:   make(map[metainfo.Hash]*Torrent),
+		req2:       make(map[[20]byte][20]byte),
 		handshakes: make(map[netip.Addr]int),
 	}
 	if cfg.DownloadRate > 0 {
@@ -256,10 +277,26 @@ func New(cfg Config) (*Client, error) {
 	if cfg.UploadRate > 0 {
 		c.upLim = rate.NewLimiter(rate.Limit(cfg.UploadRate), int(max(cfg.UploadRate/4, 256<<10)))
 	}
+	if cfg.NoUTP && cfg.NoTCP {
+		cancel()
+		ln.Close()
+		return nil, errors.New("engine: NoTCP and NoUTP leave no transport")
+	}
+	if !cfg.NoUTP {
+		if err := c.listenUTP(); err != nil {
+			cancel()
+			ln.Close()
+			return nil, err
+		}
+	}
 	if cfg.DHT {
 		if err := c.startDHT(); err != nil {
 			cancel()
 			ln.Close()
+			if c.utp != nil {
+				c.utp.Close()
+			}
+			c.wg.Wait()
 			return nil, err
 		}
 	}
@@ -290,7 +327,14 @@ func (c *Client) startDHT() error {
 		Bootstrap: c.cfg.DHTBootstrap,
 		Logf:      c.cfg.Logf,
 	}
-	n, err := dht.New(dcfg)
+	var n *dht.Node
+	var err error
+	if c.utp != nil && c.cfg.DHTListen == "" {
+		// One UDP port for uTP and the DHT, as libtorrent.
+		n, err = dht.NewOn(dcfg, c.utp.Others(), c.utp.Addr().(*net.UDPAddr).AddrPort())
+	} else {
+		n, err = dht.New(dcfg)
+	}
 	if err != nil && fallback != "" {
 		c.logf("dht: %v; trying a free port", err)
 		dcfg.Listen = fallback
@@ -456,6 +500,7 @@ func (c *Client) insert(t *Torrent, onOld func(*Torrent)) (*Torrent, error) {
 		return old, nil
 	}
 	c.torrents[t.infoHash] = t
+	c.req2[mse.Req2(t.infoHash)] = t.infoHash
 	c.mu.Unlock()
 	t.start()
 	return t, nil
@@ -486,6 +531,7 @@ func (c *Client) RemoveTorrent(ih metainfo.Hash) error {
 	c.mu.Lock()
 	t, ok := c.torrents[ih]
 	delete(c.torrents, ih)
+	delete(c.req2, mse.Req2(ih))
 	c.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("engine: no torrent %s", ih)
@@ -507,6 +553,7 @@ func (c *Client) Close() error {
 		ts = append(ts, t)
 	}
 	c.torrents = map[metainfo.Hash]*Torrent{}
+	c.req2 = map[[20]byte][20]byte{}
 	c.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -517,6 +564,10 @@ func (c *Client) Close() error {
 	wg.Wait()
 	c.cancel()
 	err := c.ln.Close()
+	if c.utp != nil {
+		// Ends acceptUTPLoop and the DHT's share of the socket.
+		c.utp.Close()
+	}
 	c.wg.Wait()
 	if c.lsd != nil {
 		c.lsd.Close()
@@ -553,15 +604,10 @@ func (c *Client) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		addr := remoteAddr(nc).Addr()
-		if !c.beginHandshake(addr) {
+		if c.cfg.NoTCP {
 			nc.Close()
 			continue
 		}
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.handleIncoming(nc, addr)
-		}()
+		c.serve(nc)
 	}
 }

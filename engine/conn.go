@@ -89,8 +89,8 @@ type conn struct {
 	cancel   context.CancelFunc
 	started  time.Time
 
-	// encrypted: the connection is MSE/PE (RC4) encrypted. Set before
-	// start by whoever made the connection (plain TCP for now); read-only.
+	// encrypted: the connection is MSE/PE (RC4) encrypted (an *mse.Conn
+	// that selected RC4); read-only.
 	encrypted bool
 
 	// atomic counters, read by statistics from any goroutine
@@ -157,23 +157,24 @@ func newConn(t *Torrent, nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pee
 	ctx, cancel := context.WithCancel(context.Background())
 	now := time.Now()
 	return &conn{
-		ctx:      ctx,
-		cancel:   cancel,
-		t:        t,
-		nc:       nc,
-		addr:     addr,
-		peerID:   pid,
-		reserved: rsv,
-		id:       id,
-		incoming: incoming,
-		fast:     rsv.Fast() && ours.Fast(),
-		ext:      rsv.Extended() && ours.Extended(),
-		dht:      rsv.DHT() && t.client.dht != nil,
-		done:     make(chan struct{}),
-		started:  now,
-		choke:    chokeState{amChoking: true, peerChoking: true},
-		flow:     flowState{lastUseful: now, peerReqq: 250, pipeline: minPipeline},
-		out:      sendQueue{wake: make(chan struct{}, 1), drained: make(chan struct{}, 1)},
+		ctx:       ctx,
+		cancel:    cancel,
+		t:         t,
+		nc:        nc,
+		addr:      addr,
+		peerID:    pid,
+		reserved:  rsv,
+		id:        id,
+		incoming:  incoming,
+		encrypted: rc4Conn(nc),
+		fast:      rsv.Fast() && ours.Fast(),
+		ext:       rsv.Extended() && ours.Extended(),
+		dht:       rsv.DHT() && t.client.dht != nil,
+		done:      make(chan struct{}),
+		started:   now,
+		choke:     chokeState{amChoking: true, peerChoking: true},
+		flow:      flowState{lastUseful: now, peerReqq: 250, pipeline: minPipeline},
+		out:       sendQueue{wake: make(chan struct{}, 1), drained: make(chan struct{}, 1)},
 	}
 }
 

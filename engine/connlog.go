@@ -13,9 +13,6 @@ import (
 // talk to (one that requires encryption hangs up on a plain handshake)
 // leaves a trace. One line per event, all "torrent: address: ...".
 
-// transport names how a connection is carried; TCP is the only one yet.
-const transport = "tcp"
-
 // encryption names what c is wrapped in.
 func (c *conn) encryption() string {
 	if c.encrypted {
@@ -24,8 +21,19 @@ func (c *conn) encryption() string {
 	return "plain"
 }
 
-func (t *Torrent) logDial(addr netip.AddrPort) {
-	t.client.logf("%s: %s: connecting (%s)", t.name(), addr, transport)
+func (t *Torrent) logDial(addr netip.AddrPort, known wireMethod, knownUTP bool) {
+	join := func(n int, name func(int) string) string {
+		s := name(0)
+		for i := 1; i < n; i++ {
+			s += ", then " + name(i)
+		}
+		return s
+	}
+	ks := t.client.transportPlan(knownUTP)
+	ms := dialPlan(t.client.cfg.Encryption, known)
+	t.client.logf("%s: %s: connecting (%s; %s)", t.name(), addr,
+		join(len(ks), func(i int) string { return ks[i].String() }),
+		join(len(ms), func(i int) string { return ms[i].String() }))
 }
 
 func (t *Torrent) logDialFailed(addr netip.AddrPort, err error) {
@@ -38,7 +46,7 @@ func (t *Torrent) logConnected(c *conn) {
 	if c.incoming {
 		dir = "incoming"
 	}
-	t.client.logf("%s: %s: connected (%s, %s, %s, peer id %s)", t.name(), c.addr, dir, transport, c.encryption(), peerIDClient(c.peerID))
+	t.client.logf("%s: %s: connected (%s, %s, %s, peer id %s)", t.name(), c.addr, dir, transportOf(c.nc), c.encryption(), peerIDClient(c.peerID))
 }
 
 // logClient is the line for a peer's first extended handshake: the client

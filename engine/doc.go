@@ -10,8 +10,21 @@
 // half-open dial budget, the rate limiters and the hashing workers between
 // torrents. With Config.DHT it owns
 // a dht.Node (UDP, by default on the TCP port), with Config.LSD an
-// lsd.Service; Close closes them after every torrent has stopped. The
-// Client's mutex only guards its torrent map; it is never held across I/O.
+// lsd.Service; Close closes them after every torrent has stopped. Unless
+// Config.NoUTP, it owns a utp.Socket on the UDP port with the TCP port's
+// number; the DHT node shares it (dht.NewOn over Socket.Others).
+//
+// Connection setup (handshake.go, transport.go, wiremethod.go): an incoming
+// connection, TCP or uTP, is sniffed (mse.Sniff): a plain handshake, or
+// mse.Accept looking the torrent up by HASH('req2', info-hash) in the
+// Client's req2 map (kept with the torrent map). Config.Encryption says
+// which are welcome. An outgoing one tries the transports of
+// transportPlan (uTP first for a peer known to speak it) and on each the
+// handshakes of dialPlan (under prefer MSE offering RC4 and plaintext,
+// then plain when the peer hangs up on MSE; ErrTryAgain retries MSE once);
+// the candidate remembers what worked. The log says each step. The
+// Client's mutex only guards its torrent map (and req2); it is never held
+// across I/O.
 //
 // Each Torrent has one goroutine, its loop (torrent_loop.go), that owns all of
 // its mutable state: the picker, the partial pieces, the peer set, the

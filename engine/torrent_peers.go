@@ -19,7 +19,9 @@ type candidate struct {
 	nextTry       time.Time
 	failures      int
 	dialing       bool
-	connected     bool // a connection to it is open (ours, or its own once it told its port)
+	connected     bool       // a connection to it is open (ours, or its own once it told its port)
+	wire          wireMethod // the handshake that last worked when we dialled it
+	utp           bool       // speaks uTP: PEX said so (flag 0x04), or we reached it over uTP
 }
 
 // maxCandidates bounds the addresses kept per torrent: trackers, DHT and PEX
@@ -130,15 +132,19 @@ func (t *Torrent) connectMore(now time.Time) {
 func (t *Torrent) startDial(cand *candidate) {
 	cand.dialing = true
 	t.dialing++
-	addr := cand.addr
-	t.logDial(addr)
+	addr, known, knownUTP := cand.addr, cand.wire, cand.utp
+	t.logDial(addr, known, knownUTP)
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
-		nc, pid, rsv, err := t.dial(t.ctx, addr)
+		nc, pid, rsv, wire, err := t.dial(t.ctx, addr, known, knownUTP)
 		ok := t.post(func() {
 			t.dialing--
 			cand.dialing = false
+			if err == nil {
+				cand.wire = wire
+				cand.utp = cand.utp || transportOf(nc) == overUTP
+			}
 			if err != nil {
 				t.logDialFailed(addr, err)
 				cand.failures++

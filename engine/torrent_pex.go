@@ -85,6 +85,9 @@ func (t *Torrent) pexPeers() map[netip.AddrPort]byte {
 		if t.peerIsSeed(c) {
 			f |= peer.PexFlagSeed
 		}
+		if transportOf(c.nc) == overUTP {
+			f |= peer.PexFlagUTP
+		}
 		cur[a] = f
 	}
 	return cur
@@ -148,14 +151,18 @@ func (t *Torrent) onPex(c *conn, payload []byte) {
 		return
 	}
 	from := c.addr.Addr()
-	added := msg.Added[:0]
-	for _, a := range msg.Added {
+	var added, utpPeers []netip.AddrPort
+	for i, a := range msg.Added {
 		if pexUsable(a, from) {
 			added = append(added, a)
+			if i < len(msg.AddedFlags) && msg.AddedFlags[i]&peer.PexFlagUTP != 0 {
+				utpPeers = append(utpPeers, a)
+			}
 		}
 	}
 	if len(added) > 0 {
 		t.addCandidates(added)
+		t.markUTP(utpPeers)
 	}
 }
 

@@ -30,6 +30,8 @@ type Stats struct {
 	Seeds          int
 	EncryptedPeers int // of Peers, those on an MSE/PE (RC4) encrypted connection
 	PlainPeers     int // of Peers, those in plaintext
+	TCPPeers       int // of Peers, those over TCP
+	UTPPeers       int // of Peers, those over uTP (BEP 29)
 	KnownPeers     int
 	Complete       bool
 	// StoreError says why the store refuses pieces ("" while it takes
@@ -97,6 +99,11 @@ func (t *Torrent) refreshStats(now time.Time) {
 			s.EncryptedPeers++
 		} else {
 			s.PlainPeers++
+		}
+		if transportOf(c.nc) == overUTP {
+			s.UTPPeers++
+		} else {
+			s.TCPPeers++
 		}
 	}
 	t.stats.store(s)

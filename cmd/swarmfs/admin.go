@@ -102,15 +102,16 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tPROGRESS\tSIZE\tDOWN/s\tUP/s\tPEERS\tCACHED\tINFO-HASH")
+	fmt.Fprintln(w, "NAME\tPROGRESS\tSIZE\tDOWN/s\tUP/s\tPEERS\tENCRYPTION\tTRANSPORT\tCACHED\tINFO-HASH")
 	for _, t := range ts {
 		prog := fmt.Sprintf("%.1f%%", 100*t.Progress)
 		size := humanBytes(t.Size)
 		if !t.HasInfo {
 			prog, size = "metadata…", "?"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d (%d seeds)\t%s\t%s\n", t.Name, prog, size,
-			humanBytes(int64(t.DownloadRate)), humanBytes(int64(t.UploadRate)), t.Peers, t.Seeds, humanBytes(t.CachedBytes), t.InfoHash)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d (%d seeds)\t%d rc4, %d plain\t%d tcp, %d utp\t%s\t%s\n", t.Name, prog, size,
+			humanBytes(int64(t.DownloadRate)), humanBytes(int64(t.UploadRate)), t.Peers, t.Seeds,
+			t.EncryptedPeers, t.PlainPeers, t.TCPPeers, t.UTPPeers, humanBytes(t.CachedBytes), t.InfoHash)
 	}
 	return w.Flush()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine"
+	"github.com/swarmfs/swarmfs/engine/mse"
 )
 
 // engineFlags are the flags every command that runs a client shares.
@@ -27,6 +28,9 @@ type engineFlags struct {
 	dhtListen    string
 	noLSD        bool
 	noPEX        bool
+	encryption   string
+	noUTP        bool
+	noTCP        bool
 }
 
 func (e *engineFlags) register(fs *flag.FlagSet) {
@@ -41,6 +45,13 @@ func (e *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&e.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the --listen host and port)")
 	fs.BoolVar(&e.noLSD, "no-lsd", false, "do not announce or look for peers on the local network (BEP 14)")
 	fs.BoolVar(&e.noPEX, "no-pex", false, "do not exchange peer lists with peers (BEP 11)")
+	fs.StringVar(&e.encryption, "encryption", "prefer", "MSE/PE protocol encryption: prefer, require or off. "+
+		"prefer accepts both and dials with an encrypted (MSE) handshake first, offering RC4 and plaintext: "+
+		"it reaches peers that require encryption (they drop a plain handshake without a word) as well as "+
+		"those that merely allow it, and retries once in plain BitTorrent with a peer that hangs up on it; "+
+		"require talks RC4 only, off plain BitTorrent only")
+	fs.BoolVar(&e.noUTP, "no-utp", false, "do not use uTP (BEP 29): TCP only (default: uTP on the UDP port with the TCP port's number, shared with the DHT; peers known to speak uTP are dialled over it first, others over TCP first)")
+	fs.BoolVar(&e.noTCP, "no-tcp", false, "dial peers over uTP only and drop incoming TCP connections")
 }
 
 // config turns the flags into an engine configuration.
@@ -81,6 +92,15 @@ func (e *engineFlags) config(stderr io.Writer) (engine.Config, []netip.AddrPort,
 	if loopback {
 		cfg.LSD = false
 	}
+	pol, err := mse.ParsePolicy(e.encryption)
+	if err != nil {
+		return cfg, nil, usageErr("--encryption: %v", err)
+	}
+	cfg.Encryption = pol
+	if e.noUTP && e.noTCP {
+		return cfg, nil, usageErr("--no-utp and --no-tcp leave no transport")
+	}
+	cfg.NoUTP, cfg.NoTCP = e.noUTP, e.noTCP
 	if e.uploadRate != "" {
 		n, err := cache.ParseSize(strings.TrimSuffix(e.uploadRate, "/s"))
 		if err != nil {

@@ -24,11 +24,18 @@ type TorrentStatus struct {
 	Downloaded   int64   `json:"downloaded"`
 	Wasted       int64   `json:"wasted"`
 	// Requests counts the picker's costly decisions (duplicates, cancels).
-	Requests    engine.RequestCounters `json:"requests"`
-	Uploaded    int64                  `json:"uploaded"`
-	Peers       int                    `json:"peers"`
-	Seeds       int                    `json:"seeds"`
-	CachedBytes int64                  `json:"cached_bytes"`
+	Requests engine.RequestCounters `json:"requests"`
+	Uploaded int64                  `json:"uploaded"`
+	Peers    int                    `json:"peers"`
+	Seeds    int                    `json:"seeds"`
+	// EncryptedPeers and PlainPeers split Peers by MSE/PE: RC4, or
+	// plaintext (a plain handshake, or MSE that selected plaintext).
+	EncryptedPeers int `json:"encrypted_peers"`
+	PlainPeers     int `json:"plain_peers"`
+	// TCPPeers and UTPPeers split Peers by transport.
+	TCPPeers    int   `json:"tcp_peers"`
+	UTPPeers    int   `json:"utp_peers"`
+	CachedBytes int64 `json:"cached_bytes"`
 }
 
 // CacheStatus is "swarmfs cache": the whole cache and each torrent's share.
@@ -62,6 +69,8 @@ func (s *Session) Status() []TorrentStatus {
 			DownloadRate: st.DownloadRate, UploadRate: st.UploadRate,
 			Downloaded: st.Downloaded, Wasted: st.Wasted, Requests: st.Requests,
 			Uploaded: st.Uploaded, Peers: st.Peers, Seeds: st.Seeds,
+			EncryptedPeers: st.EncryptedPeers, PlainPeers: st.PlainPeers,
+			TCPPeers: st.TCPPeers, UTPPeers: st.UTPPeers,
 			CachedBytes: cached[t.ih],
 		}
 		if st.TotalLength > 0 {
