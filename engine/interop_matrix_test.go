@@ -27,11 +27,10 @@ import (
 // reports the time from the connection's request to the last verified
 // piece, and the transfer's rate from its first byte on.
 
-// matrixEncryptions are the settings of the other side the matrix runs in.
-// swarmtest.EncryptionRequired joins once swarmfs speaks MSE/PE (issue 10,
-// wired in by the integrator), together with a `swarmfs mount` reading
-// from a seeder that requires it.
-var matrixEncryptions = []swarmtest.Encryption{swarmtest.EncryptionDefault}
+// matrixEncryptions are the settings of the other side the matrix runs in:
+// each client's default, and each requiring MSE/PE with RC4 (a `swarmfs
+// mount` reading from such a seeder is cmd/swarmfs's TestE2EEncryptedSeeder).
+var matrixEncryptions = []swarmtest.Encryption{swarmtest.EncryptionDefault, swarmtest.EncryptionRequired}
 
 // matrixClients are the other clients of the matrix, transmission last.
 var matrixClients = []string{"libtorrent", "aria2", "transmission"}
