@@ -137,7 +137,15 @@ func (t *Tracker) start(port int) error {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 		if err == nil {
 			c.Close()
-			// TCP and UDP sockets are bound before opentracker serves.
+			// TCP and UDP sockets are bound before opentracker serves. But
+			// what answered may be another process that took the port
+			// between FreePort and opentracker's bind (parallel test
+			// binaries start peers all the time): opentracker then exits
+			// at once. Give it a moment to do so, and try another port.
+			time.Sleep(100 * time.Millisecond)
+			if done, werr := pr.exited(); done {
+				return fmt.Errorf("opentracker on port %d exited: %v: %s", port, werr, pr.stderr.String())
+			}
 			return nil
 		}
 		if time.Now().After(deadline) {
