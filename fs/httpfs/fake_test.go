@@ -89,7 +89,9 @@ func (h *fakeHost) Add(data []byte) (Torrent, error) {
 	return h.addLocked(newMagnetTorrent(metainfo.Hash(b), ""))
 }
 
-func (h *fakeHost) Cache() CacheStats { return CacheStats{Size: 3 << 20, Capacity: 10 << 20, Disk: 4 << 20} }
+func (h *fakeHost) Cache() CacheStats {
+	return CacheStats{Size: 3 << 20, Capacity: 10 << 20, Disk: 4 << 20}
+}
 
 func (h *fakeHost) Remove(ih metainfo.Hash) error {
 	h.mu.Lock()
@@ -264,7 +266,6 @@ func (t *fakeTorrent) Info() *metainfo.Info {
 	defer t.mu.Unlock()
 	return t.info
 }
-
 
 func (t *fakeTorrent) Time() time.Time { return t.mtime }
 

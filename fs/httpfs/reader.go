@@ -151,4 +151,3 @@ func (rs *readSeeker) Close() error {
 	}
 	return err
 }
-
