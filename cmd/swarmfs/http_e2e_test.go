@@ -178,3 +178,40 @@ func TestServeRefusesOpenAddress(t *testing.T) {
 		t.Errorf("exit %d: %s", code, out.String())
 	}
 }
+
+// TestMountHTTP: "mount --http" serves the mount's files over HTTP too,
+// byte-exact, and counts the FUSE reads in the same metrics.
+func TestMountHTTP(t *testing.T) {
+	d := testData(t)
+	sw := startSwarm(t, d, 0)
+	m := startMount(t, mountOpts{Flags: []string{"--http", "127.0.0.1:0"}, Sources: []string{sw.multi.Path}})
+	match := regexp.MustCompile(`serving HTTP at (http://[0-9.:]+)/`).FindStringSubmatch(m.Output())
+	if match == nil {
+		t.Fatalf("no HTTP address in:\n%s", m.Output())
+	}
+	base := match[1]
+	dir := filepath.Join(m.Dir, filepath.Base(d.Multi))
+	waitPath(t, dir, time.Minute)
+	for _, rel := range regularFiles(t, d.Multi) {
+		want, err := os.ReadFile(filepath.Join(d.Multi, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs := strings.Split(filepath.ToSlash(rel), "/")
+		for i, s := range segs {
+			segs[i] = url.PathEscape(s)
+		}
+		got := httpGet(t, base+"/files/"+url.PathEscape(filepath.Base(d.Multi))+"/"+strings.Join(segs, "/"))
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s over HTTP: %d bytes, differ from the original's %d", rel, len(got), len(want))
+		}
+		if fromMount, err := os.ReadFile(filepath.Join(dir, rel)); err != nil || !bytes.Equal(fromMount, want) {
+			t.Errorf("%s from the mount: %v", rel, err)
+		}
+	}
+	b := httpGet(t, base+"/metrics")
+	if !bytes.Contains(b, []byte(`swarmfs_read_duration_seconds_count{frontend="fuse"}`)) {
+		t.Errorf("no FUSE reads in the metrics:\n%s", b)
+	}
+	m.StopClean(t)
+}
