@@ -52,7 +52,9 @@
 // unless Options.Auth or Options.Token is set. State-changing calls (POST,
 // DELETE) refuse a request whose Origin is not this server's own, and a
 // POST whose Content-Type is not JSON or a torrent: a web page in the
-// user's browser can neither add nor remove torrents. Bodies are bounded
+// user's browser can neither add nor remove torrents; and files are served
+// with "Content-Security-Policy: sandbox", so an HTML file in a torrent
+// runs no script with the server's origin. Bodies are bounded
 // (MaxBodyBytes), and so are headers and slow clients (ReadHeaderTimeout,
 // MaxHeaderBytes, see NewHTTPServer).
 //

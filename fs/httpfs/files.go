@@ -186,6 +186,10 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, t Torrent, in
 		ct = "application/octet-stream"
 	}
 	w.Header().Set("Content-Type", ct)
+	// A torrent's HTML or SVG opened in the browser must not run scripts
+	// with this origin's rights (the API trusts same-origin requests):
+	// sandboxed, it gets an origin of its own and no scripts.
+	w.Header().Set("Content-Security-Policy", "sandbox")
 	var mtime time.Time
 	if tt, ok := t.(interface{ Time() time.Time }); ok {
 		mtime = tt.Time()

@@ -173,8 +173,9 @@ func TestHeadersAndConditionals(t *testing.T) {
 	if resp, _ := get(t, u, "If-Modified-Since", fakeTime.Add(time.Hour).Format(http.TimeFormat)); resp.StatusCode != http.StatusNotModified {
 		t.Errorf("If-Modified-Since: %s", resp.Status)
 	}
-	if resp, _ := get(t, fileURLOf(ts, "sample ✓", "README.txt")); !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		t.Errorf("README.txt: Content-Type %q", resp.Header.Get("Content-Type"))
+	if resp, _ := get(t, fileURLOf(ts, "sample ✓", "README.txt")); !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") ||
+		resp.Header.Get("Content-Security-Policy") != "sandbox" {
+		t.Errorf("README.txt: Content-Type %q, CSP %q (a torrent's page must not script this origin)", resp.Header.Get("Content-Type"), resp.Header.Get("Content-Security-Policy"))
 	}
 	// The empty file: 200, nothing, no reader.
 	before := ft.opened.Load()
