@@ -26,7 +26,7 @@ type serveProc struct {
 	base string // http://ADDR
 }
 
-func startServe(t *testing.T, flags []string, sources ...string) *serveProc {
+func startServe(t testing.TB, flags []string, sources ...string) *serveProc {
 	t.Helper()
 	args := []string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--cache-size", "512MiB",
 		"--no-dht", "--no-lsd", "--http", "127.0.0.1:0"}
