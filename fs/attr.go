@@ -101,6 +101,11 @@ func isMedia(name string) bool {
 	return false
 }
 
+// FolderName is the name the mount gives a torrent's folder before making
+// it unique among the root's entries: the HTTP front-end serves the same
+// names.
+func FolderName(name string, ih metainfo.Hash) string { return sanitizeName(name, ih) }
+
 // sanitizeName turns a torrent's wanted folder name into a valid single path
 // component: no '/', no NUL, not "." or "..", not empty, at most nameMax
 // bytes of valid UTF-8 where the input was valid.

@@ -6,6 +6,7 @@ import (
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/session"
 	"github.com/swarmfs/swarmfs/fs"
+	"github.com/swarmfs/swarmfs/fs/httpfs"
 )
 
 // fsHost shows a session's torrents in the FUSE filesystem: it adapts
@@ -16,7 +17,10 @@ import (
 // own tree afterwards, and a refresh from inside its handler would get there
 // first (mkdir of an info-hash then found the folder already there and failed
 // with EEXIST). The control socket refreshes after its own changes.
-type fsHost struct{ s *session.Session }
+type fsHost struct {
+	s *session.Session
+	m *httpfs.Metrics // counts reads when the HTTP front-end runs; may be nil
+}
 
 var _ fs.Host = fsHost{}
 
@@ -24,7 +28,7 @@ func (h fsHost) Torrents() []fs.Torrent {
 	ts := h.s.Torrents()
 	out := make([]fs.Torrent, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, fsTorrent{t})
+		out = append(out, fsTorrent{t, h.m})
 	}
 	return out
 }
@@ -34,7 +38,7 @@ func (h fsHost) AddTorrentFile(data []byte) (fs.Torrent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fsTorrent{t}, nil
+	return fsTorrent{t, h.m}, nil
 }
 
 func (h fsHost) AddMagnet(uri string) (fs.Torrent, error) {
@@ -42,14 +46,17 @@ func (h fsHost) AddMagnet(uri string) (fs.Torrent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fsTorrent{t}, nil
+	return fsTorrent{t, h.m}, nil
 }
 
 func (h fsHost) Remove(ih metainfo.Hash) error { return h.s.Remove(ih) }
 
 // fsTorrent is a session torrent as the filesystem sees it; the embedded
 // torrent gives InfoHash, Name, Info, InfoReady and Time.
-type fsTorrent struct{ *session.Torrent }
+type fsTorrent struct {
+	*session.Torrent
+	m *httpfs.Metrics
+}
 
 var _ fs.Torrent = fsTorrent{}
 
@@ -59,6 +66,9 @@ func (f fsTorrent) NewReader(file int, media bool) fs.Reader {
 	r, err := f.Torrent.NewReader(file, media)
 	if err != nil {
 		return errReader{err}
+	}
+	if f.m != nil {
+		return meteredReader{r, f.m}
 	}
 	return r
 }

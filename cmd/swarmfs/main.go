@@ -22,6 +22,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"mount", "mount [flags] MOUNTPOINT [TORRENT|MAGNET...]", "mount torrents as folders (foreground; Ctrl-C unmounts)", runMount},
+		{"serve", "serve --http ADDR [flags] [TORRENT|MAGNET...]", "serve torrents over HTTP, without FUSE (foreground; Ctrl-C stops)", runServe},
 		{"add", "add [--data-dir D] TORRENT|MAGNET...", "add torrents to the running mount", runAdd},
 		{"rm", "rm [--data-dir D] NAME|INFOHASH...", "remove torrents from the running mount", runRm},
 		{"status", "status [--data-dir D] [--json]", "progress, rates, peers and cache use per torrent", runStatus},

@@ -47,6 +47,8 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	readTimeout := f.Duration("read-timeout", fs.DefaultReadTimeout, "a read the swarm cannot serve in this time fails with EIO")
 	download := f.String("download", "wanted", "what to download: \"wanted\" (what is read, plus readahead and media heads and tails) or \"all\"")
 	debugFuse := f.Bool("debug-fuse", false, "log every FUSE request")
+	var hf httpFlags
+	hf.register(f, "also serve the mount's files, API, metrics and status page over HTTP on ADDRESS, e.g. 127.0.0.1:8080")
 	allowOther := f.Bool("allow-other", false, "let other local users read the mount; only you and root can add or remove torrents (needs user_allow_other in /etc/fuse.conf unless root)")
 	daemon := daemonFlag(f)
 	var lf logFlags
@@ -157,7 +159,12 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 
-	srv, err := fs.Mount(mountpoint, fsHost{sess}, fs.Options{ReadTimeout: *readTimeout, Debug: *debugFuse, AllowOther: *allowOther, Logf: logf})
+	if *hf.addr != "" {
+		if _, err := hf.options(); err != nil {
+			return err
+		}
+	}
+	srv, err := fs.Mount(mountpoint, fsHost{sess, hf.metrics}, fs.Options{ReadTimeout: *readTimeout, Debug: *debugFuse, AllowOther: *allowOther, Logf: logf})
 	if err != nil {
 		return err
 	}
@@ -168,6 +175,16 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer cs.close()
+	if *hf.addr != "" {
+		hf.readTimeout = *readTimeout
+		hs, err := startHTTP(&hf, sess, client, refresh, logf)
+		if err != nil {
+			srv.Unmount()
+			return err
+		}
+		defer hs.close()
+		fmt.Fprintf(stdout, "serving HTTP at http://%s/\n", hs.addr)
+	}
 
 	fmt.Fprintf(stdout, "swarmfs %s: %d torrent(s) mounted at %s (peers on %s, cache %s in %s)\n",
 		engine.Version, len(sess.Torrents()), mountpoint, client.Addr(), humanBytes(capacity), *dataDir)

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/swarmfs/swarmfs/fs/httpfs"
+)
+
+// serveProc is a running "swarmfs serve", killed at cleanup.
+type serveProc struct {
+	c    *child
+	out  *syncBuffer
+	base string // http://ADDR
+}
+
+func startServe(t testing.TB, flags []string, sources ...string) *serveProc {
+	t.Helper()
+	args := []string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--cache-size", "512MiB",
+		"--no-dht", "--no-lsd", "--http", "127.0.0.1:0"}
+	args = append(append(args, flags...), sources...)
+	p := &serveProc{out: &syncBuffer{}}
+	cmd := exec.Command(swarmfsBin(t), args...)
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	c, err := startChild(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.c = c
+	t.Cleanup(func() {
+		c.signal(syscall.SIGKILL)
+		c.wait(time.Minute)
+	})
+	re := regexp.MustCompile(`served at (http://[0-9.:]+)/`)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if m := re.FindStringSubmatch(p.out.String()); m != nil {
+			p.base = m[1]
+			return p
+		}
+		if !c.running() || time.Now().After(deadline) {
+			t.Fatalf("swarmfs serve not up:\n%s", p.out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func httpGet(t *testing.T, u string) []byte {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s, %v: %.300s", u, resp.Status, err, b)
+	}
+	return b
+}
+
+// TestServeHTTP streams a libtorrent swarm's torrent through "swarmfs
+// serve", with no FUSE mount: files byte-exact, ffprobe on the MP4's URL,
+// the metrics, and the status page in a headless Chromium.
+func TestServeHTTP(t *testing.T) {
+	d := testData(t)
+	sw := startSwarm(t, d, 0)
+	p := startServe(t, nil, sw.multi.Path)
+	var ts []httpfs.TorrentJSON
+	if err := json.Unmarshal(httpGet(t, p.base+"/api/torrents"), &ts); err != nil || len(ts) != 1 || !ts[0].HasInfo {
+		t.Fatalf("/api/torrents: %v %+v", err, ts)
+	}
+	folder := ts[0].Folder
+	fileURL := func(rel string) string {
+		segs := append([]string{folder}, strings.Split(filepath.ToSlash(rel), "/")...)
+		for i, s := range segs {
+			segs[i] = url.PathEscape(s)
+		}
+		return p.base + "/files/" + strings.Join(segs, "/")
+	}
+
+	t.Run("files", func(t *testing.T) {
+		for _, rel := range regularFiles(t, d.Multi) {
+			want, err := os.ReadFile(filepath.Join(d.Multi, rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := httpGet(t, fileURL(rel)); !bytes.Equal(got, want) {
+				t.Errorf("%s: %d bytes, differ from the original's %d", rel, len(got), len(want))
+			}
+		}
+	})
+	t.Run("ffprobe", func(t *testing.T) {
+		out := runProg(t, time.Minute, "ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", fileURL("media/clip.mp4"))
+		if !strings.HasPrefix(strings.TrimSpace(out), "12.") {
+			t.Errorf("ffprobe duration %q, want 12 s", out)
+		}
+		runProg(t, time.Minute, "ffmpeg", "-nostdin", "-v", "error", "-xerror", "-ss", "6", "-i", fileURL("media/clip.mp4"), "-t", "2", "-f", "null", "-")
+	})
+	t.Run("metrics", func(t *testing.T) {
+		b := httpGet(t, p.base+"/metrics")
+		var parser expfmt.TextParser
+		mfs, err := parser.TextToMetricFamilies(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("metrics do not parse: %v", err)
+		}
+		for _, name := range []string{"swarmfs_torrent_downloaded_bytes_total", "swarmfs_torrent_peers", "swarmfs_cache_size_bytes",
+			"swarmfs_cache_capacity_bytes", "swarmfs_torrent_banned_peers", "swarmfs_read_duration_seconds", "swarmfs_reads_in_flight"} {
+			if mfs[name] == nil {
+				t.Errorf("no %s in /metrics", name)
+			}
+		}
+		if h := mfs["swarmfs_read_duration_seconds"]; h != nil && h.GetMetric()[0].GetHistogram().GetSampleCount() == 0 {
+			t.Errorf("no read counted in the latency histogram")
+		}
+		if _, err := exec.LookPath("promtool"); err == nil {
+			cmd := exec.Command("promtool", "check", "metrics")
+			cmd.Stdin = bytes.NewReader(b)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				// promtool exits 1 for lint advice too; only a parse
+				// error is a failure of ours.
+				if strings.Contains(string(out), "error while linting") || strings.Contains(string(out), "parse") {
+					t.Errorf("promtool check metrics: %v: %s", err, out)
+				} else {
+					t.Logf("promtool advice: %s", out)
+				}
+			}
+		}
+	})
+	t.Run("browser", func(t *testing.T) {
+		chromium, err := exec.LookPath("chromium")
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("chromium is missing (apt-get install chromium)")
+			}
+			t.Skip("chromium is missing")
+		}
+		dir := t.TempDir()
+		shot := filepath.Join(dir, "status.png")
+		common := []string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=" + filepath.Join(dir, "profile"),
+			"--virtual-time-budget=5000", "--window-size=412,915"}
+		dom := runProg(t, 2*time.Minute, chromium, append(common, "--dump-dom", p.base+"/")...)
+		for _, want := range []string{folder, "clip.mp4", `data-infohash="` + ts[0].InfoHash + `"`, "% of "} {
+			if !strings.Contains(dom, want) {
+				t.Errorf("the rendered page lacks %q:\n%.3000s", want, dom)
+			}
+		}
+		runProg(t, 2*time.Minute, chromium, append(common, "--screenshot="+shot, p.base+"/")...)
+		if st, err := os.Stat(shot); err != nil || st.Size() < 1000 {
+			t.Errorf("no screenshot: %v", err)
+		}
+		t.Logf("screenshot: %s", shot)
+	})
+	p.c.signal(os.Interrupt)
+	if !p.c.wait(time.Minute) || p.c.exitCode() != 0 {
+		t.Errorf("swarmfs serve did not stop cleanly (%d):\n%s", p.c.exitCode(), p.out.String())
+	}
+}
+
+// TestServeRefusesOpenAddress: serving beyond loopback without
+// credentials does not start.
+func TestServeRefusesOpenAddress(t *testing.T) {
+	var out bytes.Buffer
+	code := run([]string{"serve", "--data-dir", t.TempDir(), "--http", "0.0.0.0:0"}, &out, &out)
+	if code != 2 || !strings.Contains(out.String(), "--http-auth") {
+		t.Errorf("exit %d: %s", code, out.String())
+	}
+}
+
+// TestMountHTTP: "mount --http" serves the mount's files over HTTP too,
+// byte-exact, and counts the FUSE reads in the same metrics.
+func TestMountHTTP(t *testing.T) {
+	d := testData(t)
+	sw := startSwarm(t, d, 0)
+	m := startMount(t, mountOpts{Flags: []string{"--http", "127.0.0.1:0"}, Sources: []string{sw.multi.Path}})
+	match := regexp.MustCompile(`serving HTTP at (http://[0-9.:]+)/`).FindStringSubmatch(m.Output())
+	if match == nil {
+		t.Fatalf("no HTTP address in:\n%s", m.Output())
+	}
+	base := match[1]
+	dir := filepath.Join(m.Dir, filepath.Base(d.Multi))
+	waitPath(t, dir, time.Minute)
+	for _, rel := range regularFiles(t, d.Multi) {
+		want, err := os.ReadFile(filepath.Join(d.Multi, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs := strings.Split(filepath.ToSlash(rel), "/")
+		for i, s := range segs {
+			segs[i] = url.PathEscape(s)
+		}
+		got := httpGet(t, base+"/files/"+url.PathEscape(filepath.Base(d.Multi))+"/"+strings.Join(segs, "/"))
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s over HTTP: %d bytes, differ from the original's %d", rel, len(got), len(want))
+		}
+		if fromMount, err := os.ReadFile(filepath.Join(dir, rel)); err != nil || !bytes.Equal(fromMount, want) {
+			t.Errorf("%s from the mount: %v", rel, err)
+		}
+	}
+	b := httpGet(t, base+"/metrics")
+	if !bytes.Contains(b, []byte(`swarmfs_read_duration_seconds_count{frontend="fuse"}`)) {
+		t.Errorf("no FUSE reads in the metrics:\n%s", b)
+	}
+	m.StopClean(t)
+}

@@ -1,0 +1,119 @@
+package httpfs
+
+import (
+	"context"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+)
+
+// Host is the set of torrents the server shows. The command line adapts the
+// session to it. Its methods are called from request goroutines,
+// concurrently.
+type Host interface {
+	// Torrents returns the torrents to show, in any order.
+	Torrents() []Torrent
+	// Add adds a torrent from .torrent bytes or a magnet URI. Errors
+	// wrapping metainfo.ErrInvalid or metainfo.ErrInvalidMagnet answer
+	// 400, os.ErrExist 409.
+	Add(data []byte) (Torrent, error)
+	// Remove stops and forgets a torrent; os.ErrNotExist answers 404.
+	Remove(ih metainfo.Hash) error
+	// Cache describes the piece cache.
+	Cache() CacheStats
+}
+
+// Torrent is one torrent as the server sees it. All methods must be safe
+// for concurrent use and must not wait on the swarm.
+//
+// A Torrent may also implement interface{ Time() time.Time }, the time
+// served as Last-Modified (the FUSE mount shows the same as the mtime).
+type Torrent interface {
+	InfoHash() metainfo.Hash
+	// Name is the folder name wanted (untrusted; sanitised by the server
+	// exactly as the FUSE mount does, see fs.FolderName).
+	Name() string
+	// Info returns the metadata, or nil until it is known; once non-nil
+	// it never changes.
+	Info() *metainfo.Info
+	// NewReader returns a reader of file (an index into Info().Files);
+	// media asks for its head and tail at once.
+	NewReader(file int, media bool) (Reader, error)
+	// Stats returns a snapshot of the torrent's progress and swarm.
+	Stats() TorrentStats
+	// FileCachedBytes counts the verified bytes of file.
+	FileCachedBytes(file int) int64
+	// HavePiece tells whether piece i is verified and cached.
+	HavePiece(i int) bool
+}
+
+// Reader reads one file of a torrent (see fs.Reader, whose contract it
+// shares): ReadAt blocks until the range is verified, fills p unless it
+// reaches end of file, and returns ctx.Err() promptly once ctx is done.
+type Reader interface {
+	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+	Close() error
+}
+
+// TorrentStats is a snapshot of one torrent, served by the JSON API and
+// exported as metrics.
+type TorrentStats struct {
+	Size         int64   `json:"size"`
+	Completed    int64   `json:"completed"`
+	Downloaded   int64   `json:"downloaded"`
+	Uploaded     int64   `json:"uploaded"`
+	Wasted       int64   `json:"wasted"`
+	DownloadRate float64 `json:"download_rate"`
+	UploadRate   float64 `json:"upload_rate"`
+	Peers        int     `json:"peers"`
+	Seeds        int     `json:"seeds"`
+	Banned       int     `json:"banned"`
+	Pieces       int     `json:"pieces"`
+	PiecesHave   int     `json:"pieces_have"`
+	CachedBytes  int64   `json:"cached_bytes"`
+}
+
+// CacheStats describes the piece cache.
+type CacheStats struct {
+	Size     int64 `json:"size"`
+	Capacity int64 `json:"capacity"`
+	Disk     int64 `json:"disk"`
+}
+
+// Options configure a Server. The zero value serves loopback clients with
+// no authentication.
+type Options struct {
+	// Auth is "USER:PASSWORD" for HTTP basic authentication; empty means
+	// none.
+	Auth string
+	// Token, if set, is accepted as "Authorization: Bearer TOKEN", or as
+	// the password of basic authentication with any user name (so a
+	// player can open http://x:TOKEN@host/files/...).
+	Token string
+	// ReadTimeout bounds how long one read waits for the swarm; zero
+	// means DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// Metrics receives the read latencies of the server; nil makes one.
+	Metrics *Metrics
+	// Logf receives one line per notable event; nil means log.Printf.
+	Logf func(format string, args ...any)
+}
+
+// DefaultReadTimeout is the ReadTimeout used when Options leave it zero,
+// as for the FUSE mount.
+const DefaultReadTimeout = 10 * time.Minute
+
+// Limits on requests.
+const (
+	// MaxPathBytes bounds the path of a request under /files/.
+	MaxPathBytes = 8 << 10
+	// MaxSegmentBytes bounds one decoded path segment (NAME_MAX).
+	MaxSegmentBytes = 255
+	// MaxBodyBytes bounds a POST body: a .torrent or a magnet.
+	MaxBodyBytes = metainfo.MaxTorrentSize
+	// ReadHeaderTimeout bounds how long a client may take to send its
+	// request headers.
+	ReadHeaderTimeout = 10 * time.Second
+	// MaxHeaderBytes bounds the request headers.
+	MaxHeaderBytes = 64 << 10
+)

@@ -1,0 +1,243 @@
+package httpfs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+)
+
+// TorrentJSON is one torrent in GET /api/torrents.
+type TorrentJSON struct {
+	Name     string `json:"name"`
+	Folder   string `json:"folder"`
+	InfoHash string `json:"info_hash"`
+	HasInfo  bool   `json:"has_info"`
+	// Progress is the fraction of the torrent verified, 0..1.
+	Progress float64 `json:"progress"`
+	TorrentStats
+	URL      string `json:"url"`
+	Playlist string `json:"playlist,omitempty"`
+	// PieceMap shows the pieces in at most PieceMapCells characters,
+	// each a run of pieces: '0' none cached, '9' all, '1'..'8' some.
+	PieceMap string     `json:"piece_map"`
+	Files    []FileJSON `json:"files"`
+}
+
+// FileJSON is one file of a torrent in GET /api/torrents.
+type FileJSON struct {
+	Path      string `json:"path"`
+	Size      int64  `json:"size"`
+	Completed int64  `json:"completed"`
+	URL       string `json:"url"`
+	Media     bool   `json:"media"`
+}
+
+// PieceMapCells bounds the length of TorrentJSON.PieceMap.
+const PieceMapCells = 400
+
+func (s *Server) apiTorrents(w http.ResponseWriter, r *http.Request) {
+	out := []TorrentJSON{}
+	for _, f := range folders(s.host) {
+		out = append(out, describe(f))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// describe builds a torrent's JSON.
+func describe(f folder) TorrentJSON {
+	t := f.t
+	st := t.Stats()
+	j := TorrentJSON{Name: t.Name(), Folder: f.name, InfoHash: t.InfoHash().String(),
+		TorrentStats: st, URL: "/files/" + escapePath(f.name) + "/", Files: []FileJSON{}}
+	if st.Size > 0 {
+		j.Progress = float64(st.Completed) / float64(st.Size)
+	}
+	info := t.Info()
+	if info == nil {
+		return j
+	}
+	j.HasInfo = true
+	media := false
+	for i := range info.Files {
+		fi := &info.Files[i]
+		if fi.Pad {
+			continue
+		}
+		m := isMedia(fi.Path[len(fi.Path)-1])
+		media = media || m
+		j.Files = append(j.Files, FileJSON{Path: fi.DisplayPath(), Size: fi.Length,
+			Completed: t.FileCachedBytes(i), URL: fileURL(f.name, fi), Media: m})
+	}
+	if media {
+		j.Playlist = "/playlist/" + escapePath(f.name+".m3u")
+	}
+	j.PieceMap = pieceMap(t, info.NumPieces())
+	return j
+}
+
+// pieceMap draws n pieces in at most PieceMapCells cells.
+func pieceMap(t Torrent, n int) string {
+	cells := min(n, PieceMapCells)
+	var b strings.Builder
+	for c := range cells {
+		lo, hi := c*n/cells, (c+1)*n/cells
+		have := 0
+		for i := lo; i < hi; i++ {
+			if t.HavePiece(i) {
+				have++
+			}
+		}
+		switch {
+		case have == 0:
+			b.WriteByte('0')
+		case have == hi-lo:
+			b.WriteByte('9')
+		default:
+			b.WriteByte(byte('1' + have*8/(hi-lo)))
+		}
+	}
+	return b.String()
+}
+
+func (s *Server) apiCache(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.host.Cache())
+}
+
+// apiAdd adds a torrent: a .torrent body (application/x-bittorrent) or
+// {"magnet": URI} (application/json). Other content types are refused: a
+// form or text/plain is what a cross-site page can send without asking.
+func (s *Server) apiAdd(w http.ResponseWriter, r *http.Request) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			http.Error(w, fmt.Sprintf("body over the %d MiB limit", MaxBodyBytes>>20), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	var data []byte
+	switch mt {
+	case "application/x-bittorrent":
+		data = body
+	case "application/json":
+		var req struct {
+			Magnet string `json:"magnet"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil || req.Magnet == "" {
+			http.Error(w, `want {"magnet": "magnet:?..."}`, http.StatusBadRequest)
+			return
+		}
+		data = []byte(req.Magnet)
+	default:
+		http.Error(w, "Content-Type must be application/x-bittorrent or application/json", http.StatusUnsupportedMediaType)
+		return
+	}
+	t, err := s.host.Add(data)
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	name := t.Name()
+	for _, f := range folders(s.host) {
+		if f.t.InfoHash() == t.InfoHash() {
+			name = f.name
+		}
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"name": t.Name(), "folder": name, "info_hash": t.InfoHash().String()})
+}
+
+func (s *Server) apiRemove(w http.ResponseWriter, r *http.Request) {
+	ih, err := metainfo.ParseHash(r.PathValue("ih"))
+	if err != nil {
+		http.Error(w, "want a 40-hex info-hash", http.StatusBadRequest)
+		return
+	}
+	if err := s.host.Remove(ih); err != nil {
+		apiError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// apiError answers err with the status its kind calls for.
+func apiError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, metainfo.ErrInvalid), errors.Is(err, metainfo.ErrInvalidMagnet), errors.Is(err, metainfo.ErrUnsupported):
+		code = http.StatusBadRequest
+	case errors.Is(err, os.ErrExist):
+		code = http.StatusConflict
+	case errors.Is(err, os.ErrNotExist):
+		code = http.StatusNotFound
+	}
+	http.Error(w, err.Error(), code)
+}
+
+// servePlaylist answers /playlist/<folder>.m3u: the torrent's media files
+// in path order, as absolute URLs on the host the client asked.
+func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	segs, dir, err := splitPath(strings.TrimPrefix(r.URL.EscapedPath(), "/playlist/"))
+	if err != nil || dir || len(segs) != 1 || !strings.HasSuffix(segs[0], ".m3u") {
+		http.Error(w, "bad path", http.StatusBadRequest)
+		return
+	}
+	t, ok := findFolder(s.host, strings.TrimSuffix(segs[0], ".m3u"))
+	info := (*metainfo.Info)(nil)
+	if ok {
+		info = t.Info()
+	}
+	if info == nil {
+		http.NotFound(w, r)
+		return
+	}
+	folder := strings.TrimSuffix(segs[0], ".m3u")
+	var files []*metainfo.File
+	for i := range info.Files {
+		f := &info.Files[i]
+		if !f.Pad && isMedia(f.Path[len(f.Path)-1]) {
+			files = append(files, f)
+		}
+	}
+	sortByPath(files)
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n")
+	for _, f := range files {
+		fmt.Fprintf(&b, "#EXTINF:-1,%s\n%s://%s%s\n", strings.ReplaceAll(f.DisplayPath(), "\n", " "), scheme, r.Host, fileURL(folder, f))
+	}
+	w.Header().Set("Content-Type", "audio/x-mpegurl; charset=utf-8")
+	w.Header().Set("Content-Disposition", `inline; filename="playlist.m3u"`)
+	io.WriteString(w, b.String())
+}
+
+// sortByPath sorts files by their path, component by component, so a
+// season's episodes play in order whatever order the torrent lists them.
+func sortByPath(files []*metainfo.File) {
+	less := func(a, b []string) int {
+		for i := 0; i < len(a) && i < len(b); i++ {
+			if c := strings.Compare(a[i], b[i]); c != 0 {
+				return c
+			}
+		}
+		return len(a) - len(b)
+	}
+	slices.SortFunc(files, func(a, b *metainfo.File) int { return less(a.Path, b.Path) })
+}

@@ -1,0 +1,153 @@
+package httpfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+)
+
+// ReadChunk is the largest read a file request makes of the torrent's
+// Reader: as large as the mount's reads (max_read), so readahead and
+// throughput match.
+const ReadChunk = 1 << 20
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, ReadChunk); return &b }}
+
+// errClosed is a Read after Close.
+var errClosed = errors.New("httpfs: reader closed")
+
+// readSeeker is the io.ReadSeeker ServeContent reads a file through. It
+// opens the torrent's Reader at the first Read, reads through a buffer
+// that never crosses a piece boundary, and passes the request's context to
+// every read. Read and Seek come from one goroutine at a time (the
+// handler's, or ServeContent's multi-range writer), but Close may come
+// while that writer is still reading: see Close.
+type readSeeker struct {
+	// read-only after construction
+	ctx      context.Context
+	cancel   context.CancelFunc
+	s        *Server
+	t        Torrent
+	file     int
+	media    bool
+	size     int64
+	start    int64 // the file's offset in the torrent
+	pieceLen int64
+
+	// used by the one reading goroutine only
+	r      Reader
+	off    int64
+	buf    *[]byte
+	bufOff int64 // file offset of (*buf)[0]
+	bufN   int   // valid bytes in the buffer
+
+	mu     sync.Mutex // guards closed; taken after any reads started
+	closed bool
+	reads  sync.WaitGroup // Reads in flight
+}
+
+func newReadSeeker(ctx context.Context, s *Server, t Torrent, info *metainfo.Info, file int, media bool) *readSeeker {
+	ctx, cancel := context.WithCancel(ctx)
+	f := info.Files[file]
+	return &readSeeker{ctx: ctx, cancel: cancel, s: s, t: t, file: file, media: media,
+		size: f.Length, start: f.Offset, pieceLen: info.PieceLength}
+}
+
+func (rs *readSeeker) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += rs.off
+	case io.SeekEnd:
+		offset += rs.size
+	default:
+		return 0, errors.New("httpfs: bad whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("httpfs: negative offset")
+	}
+	rs.off = offset
+	return offset, nil
+}
+
+func (rs *readSeeker) Read(p []byte) (int, error) {
+	if rs.off >= rs.size {
+		return 0, io.EOF
+	}
+	rs.mu.Lock()
+	if rs.closed {
+		rs.mu.Unlock()
+		return 0, errClosed
+	}
+	rs.reads.Add(1)
+	rs.mu.Unlock()
+	defer rs.reads.Done()
+	if rs.bufN > 0 && rs.off >= rs.bufOff && rs.off < rs.bufOff+int64(rs.bufN) {
+		n := copy(p, (*rs.buf)[rs.off-rs.bufOff:rs.bufN])
+		rs.off += int64(n)
+		return n, nil
+	}
+	if rs.r == nil {
+		r, err := rs.t.NewReader(rs.file, rs.media)
+		if err != nil {
+			return 0, fmt.Errorf("httpfs: open: %w", err)
+		}
+		rs.r = r
+		rs.buf = chunkPool.Get().(*[]byte)
+	}
+	// Fill the buffer up to the next piece boundary, at most ReadChunk,
+	// so a small range never waits for a piece beyond it.
+	n := int64(ReadChunk)
+	if rs.pieceLen > 0 {
+		abs := rs.start + rs.off
+		n = min(n, rs.pieceLen-abs%rs.pieceLen)
+	}
+	n = min(n, rs.size-rs.off)
+	ctx, cancel := context.WithTimeout(rs.ctx, rs.s.opts.ReadTimeout)
+	done := rs.s.metrics.startRead("http")
+	got, err := rs.r.ReadAt(ctx, (*rs.buf)[:n], rs.off)
+	done()
+	cancel()
+	if got < int(n) && err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && !(errors.Is(err, io.EOF) && int64(got) == n) {
+		rs.bufN = 0
+		if errors.Is(err, context.DeadlineExceeded) && rs.ctx.Err() == nil {
+			rs.s.logf("swarmfs: http: read of file %d of %s timed out after %v", rs.file, rs.t.InfoHash(), rs.s.opts.ReadTimeout)
+		}
+		return 0, err
+	}
+	rs.bufOff, rs.bufN = rs.off, got
+	c := copy(p, (*rs.buf)[:got])
+	rs.off += int64(c)
+	return c, nil
+}
+
+// Close cancels the reads in flight, waits for them to return and closes
+// the torrent's Reader. It may be called while ServeContent's multi-range
+// goroutine is inside Read.
+func (rs *readSeeker) Close() error {
+	rs.mu.Lock()
+	if rs.closed {
+		rs.mu.Unlock()
+		return nil
+	}
+	rs.closed = true
+	rs.mu.Unlock()
+	rs.cancel()
+	rs.reads.Wait()
+	// No Read runs now, nor can one start: the fields are ours.
+	var err error
+	if rs.r != nil {
+		err = rs.r.Close()
+		rs.r = nil
+		chunkPool.Put(rs.buf)
+		rs.buf = nil
+	}
+	return err
+}
