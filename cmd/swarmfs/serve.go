@@ -31,7 +31,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	cacheSize := f.String("cache-size", "10GiB", "piece cache capacity, e.g. 512MiB or 20GiB")
 	readTimeout := f.Duration("read-timeout", fs.DefaultReadTimeout, "a read the swarm cannot serve in this time fails")
 	download := f.String("download", "wanted", "what to download: \"wanted\" (what is read, plus readahead and media heads and tails) or \"all\"")
-	if err := f.Parse(args); err != nil {
+	if err := parseFlags(f, args); err != nil {
 		return err
 	}
 	if *hf.addr == "" {
