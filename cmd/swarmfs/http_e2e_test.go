@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -91,6 +92,24 @@ func TestServeHTTP(t *testing.T) {
 		return p.base + "/files/" + strings.Join(segs, "/")
 	}
 
+	// The status page in a headless Chromium, before and after the files
+	// are read.
+	var browse func(t *testing.T, arg string) string
+	if chromium, err := exec.LookPath("chromium"); err == nil {
+		browse = func(t *testing.T, arg string) string {
+			t.Helper()
+			return runProg(t, 2*time.Minute, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+				"--user-data-dir="+filepath.Join(t.TempDir(), "profile"), "--virtual-time-budget=5000",
+				"--window-size=412,915", arg, p.base+"/")
+		}
+	} else if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is missing (apt-get install chromium)")
+	}
+	before := -1.0
+	if browse != nil {
+		before = shownProgress(t, browse(t, "--dump-dom"))
+	}
+
 	t.Run("files", func(t *testing.T) {
 		for _, rel := range regularFiles(t, d.Multi) {
 			want, err := os.ReadFile(filepath.Join(d.Multi, rel))
@@ -140,24 +159,22 @@ func TestServeHTTP(t *testing.T) {
 		}
 	})
 	t.Run("browser", func(t *testing.T) {
-		chromium, err := exec.LookPath("chromium")
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("chromium is missing (apt-get install chromium)")
-			}
+		if browse == nil {
 			t.Skip("chromium is missing")
 		}
-		dir := t.TempDir()
-		shot := filepath.Join(dir, "status.png")
-		common := []string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=" + filepath.Join(dir, "profile"),
-			"--virtual-time-budget=5000", "--window-size=412,915"}
-		dom := runProg(t, 2*time.Minute, chromium, append(common, "--dump-dom", p.base+"/")...)
-		for _, want := range []string{folder, "clip.mp4", `data-infohash="` + ts[0].InfoHash + `"`, "% of "} {
+		dom := browse(t, "--dump-dom")
+		for _, want := range []string{folder, "clip.mp4", `data-infohash="` + ts[0].InfoHash + `"`} {
 			if !strings.Contains(dom, want) {
 				t.Errorf("the rendered page lacks %q:\n%.3000s", want, dom)
 			}
 		}
-		runProg(t, 2*time.Minute, chromium, append(common, "--screenshot="+shot, p.base+"/")...)
+		// Every file has been read since the first look: the progress
+		// shown has grown, to all of it.
+		if after := shownProgress(t, dom); after <= before || after != 100 {
+			t.Errorf("the page showed %.1f%% before the files were read, %.1f%% after; want it grown to 100%%", before, after)
+		}
+		shot := filepath.Join(t.TempDir(), "status.png")
+		browse(t, "--screenshot="+shot)
 		if st, err := os.Stat(shot); err != nil || st.Size() < 1000 {
 			t.Errorf("no screenshot: %v", err)
 		}
@@ -167,6 +184,21 @@ func TestServeHTTP(t *testing.T) {
 	if !p.c.wait(time.Minute) || p.c.exitCode() != 0 {
 		t.Errorf("swarmfs serve did not stop cleanly (%d):\n%s", p.c.exitCode(), p.out.String())
 	}
+}
+
+// shownProgress is the progress of the one torrent on the rendered status
+// page, in percent.
+func shownProgress(t *testing.T, dom string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`([0-9.]+)% of `).FindStringSubmatch(dom)
+	if m == nil {
+		t.Fatalf("no progress on the rendered page:\n%.3000s", dom)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // TestServeRefusesOpenAddress: serving beyond loopback without

@@ -168,6 +168,9 @@ type fakeTorrent struct {
 	waiting   atomic.Int32 // ReadAt calls blocked right now
 	cancelled atomic.Int32 // ReadAt calls that ended with ctx done
 	reads     atomic.Int64 // ReadAt calls
+	// closedMidRead counts readers closed while one of their ReadAt
+	// calls was still running (a broken contract).
+	closedMidRead atomic.Int32
 }
 
 var (
@@ -340,11 +343,14 @@ type fakeReader struct {
 	start  int64 // of the file in the torrent
 	length int64
 	closed atomic.Bool
+	active atomic.Int32 // ReadAt calls running
 }
 
 func (r *fakeReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	t := r.t
 	t.reads.Add(1)
+	r.active.Add(1)
+	defer r.active.Add(-1)
 	if r.closed.Load() {
 		return 0, fmt.Errorf("fake: read after close")
 	}
@@ -384,6 +390,9 @@ func (r *fakeReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 func (r *fakeReader) Close() error {
 	if r.closed.Swap(true) {
 		return fmt.Errorf("fake: reader closed twice")
+	}
+	if r.active.Load() > 0 {
+		r.t.closedMidRead.Add(1)
 	}
 	r.t.closed.Add(1)
 	return nil

@@ -326,3 +326,32 @@ func TestListing(t *testing.T) {
 		t.Errorf("missing folder: %s", resp.Status)
 	}
 }
+
+// TestCloseWaitsForRead: Close may come while ServeContent's multi-range
+// goroutine is inside Read; it cancels that read and waits for it before
+// closing the torrent's Reader.
+func TestCloseWaitsForRead(t *testing.T) {
+	ft := newFakeTorrent("sample", 256<<10, sampleFiles()...)
+	info := ft.Info()
+	ft.setHave(0, info.NumPieces(), false)
+	s := New(newFakeHost(ft), Options{Logf: t.Logf})
+	rs := newReadSeeker(context.Background(), s, ft, info, 0, false)
+	done := make(chan error, 1)
+	go func() {
+		_, err := rs.Read(make([]byte, 10))
+		done <- err
+	}()
+	waitFor(t, "the read to wait", func() bool { return ft.waiting.Load() > 0 })
+	if err := rs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Error("the read succeeded without its piece")
+	}
+	if ft.closedMidRead.Load() != 0 || ft.open() != 0 {
+		t.Errorf("reader closed during its read (%d), %d open", ft.closedMidRead.Load(), ft.open())
+	}
+	if _, err := rs.Read(make([]byte, 10)); err == nil {
+		t.Error("a read after Close succeeded")
+	}
+}
