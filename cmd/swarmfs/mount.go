@@ -85,13 +85,9 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return usageErr("--cache-size: %v", err)
 	}
-	var downloadAll bool
-	switch *download {
-	case "wanted":
-	case "all":
-		downloadAll = true
-	default:
-		return usageErr("--download %q: want \"wanted\" or \"all\"", *download)
+	downloadAll, err := parseDownload(*download)
+	if err != nil {
+		return err
 	}
 	cfg, peers, err := ef.config(stderr)
 	if err != nil {
@@ -111,24 +107,11 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 		return fmt.Errorf("data directory: %w", err)
 	}
 
-	ca, err := cache.Open(cache.Options{Dir: filepath.Join(*dataDir, "cache"), Capacity: capacity, Logf: logf})
+	ca, err := openStore(*dataDir, capacity, &cfg, logf)
 	if err != nil {
 		return err
 	}
 	defer ca.Close()
-	cfg.Storage = storage.NewCache(ca)
-	// Readahead and pins may use a quarter of the cache, at most 256 MiB.
-	cfg.MaxWindowBytes = min(capacity/4, 256<<20)
-	if os.Getenv("GOGC") == "" {
-		// Piece buffers are large and short-lived: collecting at 50% growth
-		// instead of 100% keeps peak memory near what is live, for about 1%
-		// more CPU.
-		debug.SetGCPercent(50)
-	}
-	if cfg.DHT && cfg.DHTStatePath != "" {
-		// The mount keeps everything of its own under its data directory.
-		cfg.DHTStatePath = filepath.Join(*dataDir, "dht.state")
-	}
 	client, err := engine.New(cfg)
 	if err != nil {
 		return err
@@ -297,4 +280,40 @@ func stillMounted(mnt string) bool {
 		}
 	}
 	return false
+}
+
+// parseDownload reads --download: whether to complete every torrent in the
+// background ("all") or fetch only what is read ("wanted").
+func parseDownload(s string) (bool, error) {
+	switch s {
+	case "wanted":
+		return false, nil
+	case "all":
+		return true, nil
+	}
+	return false, usageErr("--download %q: want \"wanted\" or \"all\"", s)
+}
+
+// openStore opens the piece cache under dataDir and points cfg at it, as
+// mount and serve both run the engine: pieces in the cache, readahead and
+// pins within a quarter of it (at most 256 MiB), the DHT's state beside it.
+// The caller closes the cache after the engine.
+func openStore(dataDir string, capacity int64, cfg *engine.Config, logf func(string, ...any)) (*cache.Cache, error) {
+	ca, err := cache.Open(cache.Options{Dir: filepath.Join(dataDir, "cache"), Capacity: capacity, Logf: logf})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Storage = storage.NewCache(ca)
+	cfg.MaxWindowBytes = min(capacity/4, 256<<20)
+	if os.Getenv("GOGC") == "" {
+		// Piece buffers are large and short-lived: collecting at 50% growth
+		// instead of 100% keeps peak memory near what is live, for about 1%
+		// more CPU.
+		debug.SetGCPercent(50)
+	}
+	if cfg.DHT && cfg.DHTStatePath != "" {
+		// Everything of a mount's own lives under its data directory.
+		cfg.DHTStatePath = filepath.Join(dataDir, "dht.state")
+	}
+	return ca, nil
 }

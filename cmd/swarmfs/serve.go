@@ -6,14 +6,11 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine"
 	"github.com/swarmfs/swarmfs/engine/session"
-	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/fs"
 )
 
@@ -49,13 +46,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErr("--cache-size: %v", err)
 	}
-	var downloadAll bool
-	switch *download {
-	case "wanted":
-	case "all":
-		downloadAll = true
-	default:
-		return usageErr("--download %q: want \"wanted\" or \"all\"", *download)
+	downloadAll, err := parseDownload(*download)
+	if err != nil {
+		return err
 	}
 	cfg, peers, err := ef.config(stderr)
 	if err != nil {
@@ -66,19 +59,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	ca, err := cache.Open(cache.Options{Dir: filepath.Join(*dataDir, "cache"), Capacity: capacity, Logf: logf})
+	ca, err := openStore(*dataDir, capacity, &cfg, logf)
 	if err != nil {
 		return err
 	}
 	defer ca.Close()
-	cfg.Storage = storage.NewCache(ca)
-	cfg.MaxWindowBytes = min(capacity/4, 256<<20)
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50) // as mount: see there
-	}
-	if cfg.DHT && cfg.DHTStatePath != "" {
-		cfg.DHTStatePath = filepath.Join(*dataDir, "dht.state")
-	}
 	client, err := engine.New(cfg)
 	if err != nil {
 		return err
