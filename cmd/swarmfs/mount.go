@@ -103,9 +103,6 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	if logger.Enabled(context.Background(), slog.LevelDebug) {
 		cfg.Logf = slogf(logger, slog.LevelDebug)
 	}
-	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
 
 	ca, err := openStore(*dataDir, capacity, &cfg, logf)
 	if err != nil {
@@ -294,11 +291,14 @@ func parseDownload(s string) (bool, error) {
 	return false, usageErr("--download %q: want \"wanted\" or \"all\"", s)
 }
 
-// openStore opens the piece cache under dataDir and points cfg at it, as
+// openStore makes dataDir, opens the piece cache under it and points cfg at it, as
 // mount and serve both run the engine: pieces in the cache, readahead and
 // pins within a quarter of it (at most 256 MiB), the DHT's state beside it.
 // The caller closes the cache after the engine.
 func openStore(dataDir string, capacity int64, cfg *engine.Config, logf func(string, ...any)) (*cache.Cache, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
 	ca, err := cache.Open(cache.Options{Dir: filepath.Join(dataDir, "cache"), Capacity: capacity, Logf: logf})
 	if err != nil {
 		return nil, err

@@ -56,9 +56,6 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	logger := log.New(stderr, "swarmfs: ", log.Ltime)
 	logf := logger.Printf
-	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
 	ca, err := openStore(*dataDir, capacity, &cfg, logf)
 	if err != nil {
 		return err
