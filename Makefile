@@ -5,8 +5,8 @@ export PATH := /usr/local/go/bin:$(PATH)
 BIN := bin/swarmfs
 
 # Debian packages the tests and the demo need (real peers, FUSE, media tools).
-DEB_PKGS := python3-libtorrent opentracker fuse3 ffmpeg mktorrent transmission-cli transmission-daemon aria2 btfs psmisc attr zsh groff-base
-DEB_CHECK := /usr/bin/opentracker /usr/bin/fusermount3 /usr/bin/ffprobe /usr/bin/mktorrent /usr/bin/btfs /usr/bin/aria2c /usr/bin/transmission-cli /usr/bin/transmission-daemon /usr/bin/killall /usr/bin/getfattr /usr/bin/zsh /usr/bin/groff
+DEB_PKGS := python3-libtorrent opentracker fuse3 ffmpeg mktorrent transmission-cli transmission-daemon aria2 btfs psmisc attr zsh groff-base chromium
+DEB_CHECK := /usr/bin/opentracker /usr/bin/fusermount3 /usr/bin/ffprobe /usr/bin/mktorrent /usr/bin/btfs /usr/bin/aria2c /usr/bin/transmission-cli /usr/bin/transmission-daemon /usr/bin/killall /usr/bin/getfattr /usr/bin/zsh /usr/bin/groff /usr/bin/chromium
 
 .PHONY: all build run test bench deps fmt vet clean deb
 
