@@ -230,6 +230,9 @@ func isLoopbackHostPort(s string) bool {
 // Addr is the ip:port the peer listens on (TCP, and UDP for the DHT).
 func (l *LT) Addr() string { return net.JoinHostPort(l.ip, strconv.Itoa(l.port)) }
 
+// Pid is the peer's process id (to pin it to a CPU in a benchmark).
+func (l *LT) Pid() int { return l.proc.cmd.Process.Pid }
+
 // Port is the peer's TCP and UDP port.
 func (l *LT) Port() int { return l.port }
 
