@@ -2,7 +2,6 @@ package mse
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os/exec"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
 
@@ -78,32 +76,7 @@ func TestInteropAria2Initiate(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%v/provide=%v", tc.opts, tc.provide), func(t *testing.T) {
 			addr, ti := startAria2Seeder(t, tc.opts...)
-			conn, err := net.DialTimeout("tcp", addr, interopTimeout)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
-			defer cancel()
-			c, err := Initiate(ctx, conn, ti.InfoHash, tc.provide, peer.AppendHandshake(nil, ourHandshake(ti.InfoHash)))
-			if err != nil {
-				t.Fatalf("Initiate: %v", err)
-			}
-			if c.Method() != tc.want {
-				t.Fatalf("aria2 selected %v, want %v", c.Method(), tc.want)
-			}
-			c.SetDeadline(time.Now().Add(interopTimeout))
-			h, err := peer.ReadHandshake(c)
-			if err != nil {
-				t.Fatalf("reading aria2's handshake: %v", err)
-			}
-			if h.InfoHash != ti.InfoHash {
-				t.Fatalf("aria2's handshake is for %x", h.InfoHash)
-			}
-			if !bytes.HasPrefix(h.PeerID[:], []byte("A2-")) {
-				t.Errorf("peer id %q is not aria2's", h.PeerID)
-			}
-			fetchFirstBlock(t, c, ti)
+			initiateAndFetch(t, "aria2", addr, "A2-", ti, tc.provide, tc.want)
 		})
 	}
 }

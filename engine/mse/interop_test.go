@@ -56,6 +56,37 @@ func ourHandshake(ih [20]byte) peer.Handshake {
 	return peer.Handshake{InfoHash: ih, PeerID: peer.NewPeerID()}
 }
 
+// initiateAndFetch dials a seeder of ti at addr with Initiate, offering
+// provide with the BitTorrent handshake as the initial payload, checks the
+// seeder selects want and answers with a handshake whose peer id starts
+// with idPrefix, then downloads the first block through the Conn.
+func initiateAndFetch(t *testing.T, client, addr, idPrefix string, ti swarmtest.TorrentInfo, provide, want CryptoMethod) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, interopTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
+	defer cancel()
+	c, err := Initiate(ctx, conn, ti.InfoHash, provide, peer.AppendHandshake(nil, ourHandshake(ti.InfoHash)))
+	if err != nil {
+		t.Fatalf("Initiate: %v", err)
+	}
+	if c.Method() != want {
+		t.Fatalf("%s selected %v, want %v", client, c.Method(), want)
+	}
+	c.SetDeadline(time.Now().Add(interopTimeout))
+	h, err := peer.ReadHandshake(c)
+	if err != nil {
+		t.Fatalf("reading %s's handshake: %v", client, err)
+	}
+	if h.InfoHash != ti.InfoHash || !strings.HasPrefix(string(h.PeerID[:]), idPrefix) {
+		t.Fatalf("%s's handshake: info-hash %x, peer id %q", client, h.InfoHash, h.PeerID)
+	}
+	fetchFirstBlock(t, c, ti)
+}
+
 // fetchFirstBlock talks BitTorrent over c after the handshakes: it waits
 // for the seeder's bitfield (every piece set), says interested, waits to be
 // unchoked, requests the first block and checks it against seedFile. Both
@@ -132,29 +163,7 @@ func TestInteropLibtorrentInitiate(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s-%s/provide=%v", tc.encryption, tc.level, tc.provide), func(t *testing.T) {
 			lt, ti := startLTSeeder(t, tc.encryption, tc.level)
-			conn, err := net.DialTimeout("tcp", lt.Addr(), interopTimeout)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
-			defer cancel()
-			c, err := Initiate(ctx, conn, ti.InfoHash, tc.provide, peer.AppendHandshake(nil, ourHandshake(ti.InfoHash)))
-			if err != nil {
-				t.Fatalf("Initiate: %v", err)
-			}
-			if c.Method() != tc.want {
-				t.Fatalf("libtorrent selected %v, want %v", c.Method(), tc.want)
-			}
-			c.SetDeadline(time.Now().Add(interopTimeout))
-			h, err := peer.ReadHandshake(c)
-			if err != nil {
-				t.Fatalf("reading libtorrent's handshake: %v", err)
-			}
-			if h.InfoHash != ti.InfoHash || !strings.HasPrefix(string(h.PeerID[:]), "-LT") {
-				t.Fatalf("libtorrent's handshake: info-hash %x, peer id %q", h.InfoHash, h.PeerID)
-			}
-			fetchFirstBlock(t, c, ti)
+			initiateAndFetch(t, "libtorrent", lt.Addr(), "-LT", ti, tc.provide, tc.want)
 		})
 	}
 }
