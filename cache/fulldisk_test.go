@@ -4,57 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new folder and unmounts it
-// when the test ends. It needs root; without it the test is skipped, or
-// fails under CI=true, where every test must run.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount tmpfs: %v: %s", err, out)
-		}
-		t.Skipf("mount tmpfs (needs root): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk appends to dir/filler until at most leave bytes are free on
-// dir's file system.
-func fillDisk(t *testing.T, dir string, leave int64) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(dir, "filler"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		free, err := freeSpace(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if free <= leave {
-			return
-		}
-		if _, err := f.Write(buf[:min(int64(len(buf)), free-leave)]); err != nil {
-			return
-		}
-	}
-}
 
 // TestReopenOnFullDisk: a cache filled its disk up to the reserve (Puts
 // were refused with ErrDiskFull) and was closed; reopened on that disk, it
@@ -62,7 +17,7 @@ func fillDisk(t *testing.T, dir string, leave int64) {
 // open for a reserve it can never get back. With no byte left it refuses to
 // open, with a clear error. Once space frees, Puts work again.
 func TestReopenOnFullDisk(t *testing.T) {
-	mnt := mountTmpfs(t, 256<<20)
+	mnt := swarmtest.MountTmpfs(t, 256<<20)
 	dir := filepath.Join(mnt, "cache")
 	ih := ihOf(7)
 	const pieceLen = 1 << 20
@@ -97,7 +52,7 @@ func TestReopenOnFullDisk(t *testing.T) {
 	}
 	// Close gave back the preallocated tail of the value log: take it, as
 	// anything else writing to the disk would.
-	fillDisk(t, mnt, c.guard.reserve/2)
+	swarmtest.FillDisk(t, mnt, c.guard.reserve/2)
 
 	check := func(c *Cache) {
 		t.Helper()
@@ -130,7 +85,7 @@ func TestReopenOnFullDisk(t *testing.T) {
 
 	// With (almost) no byte left, badger could not even open: a clear
 	// error, not SIGBUS.
-	fillDisk(t, mnt, 0)
+	swarmtest.FillDisk(t, mnt, 0)
 	if _, err := Open(Options{Dir: dir, Capacity: 1 << 30, Logf: t.Logf}); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("open on a disk with no byte free: %v", err)
 	}
@@ -151,7 +106,7 @@ func TestReopenOnFullDisk(t *testing.T) {
 // TestNewStoreOnFullDisk: a store that does not exist yet is still refused
 // on a disk inside the reserve (creating it would write), with a clear error.
 func TestNewStoreOnFullDisk(t *testing.T) {
-	mnt := mountTmpfs(t, 64<<20)
+	mnt := swarmtest.MountTmpfs(t, 64<<20)
 	_, err := Open(Options{Dir: filepath.Join(mnt, "cache"), Capacity: 1 << 30, Logf: t.Logf})
 	if !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("open a new store on a small disk: %v", err)

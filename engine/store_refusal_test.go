@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -293,51 +291,6 @@ func TestPiecesLargerThanTheCache(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of size bytes on a new folder and unmounts it
-// when the test ends. It needs root; without it the test is skipped, or
-// fails under CI=true, where every test must run.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount tmpfs: %v: %s", err, out)
-		}
-		t.Skipf("mount tmpfs (needs root): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk appends to dir/filler until at most leave bytes are free.
-func fillDisk(t *testing.T, dir string, leave int64) {
-	t.Helper()
-	fh, err := os.OpenFile(filepath.Join(dir, "filler"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	buf := make([]byte, 1<<20)
-	for {
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(dir, &st); err != nil {
-			t.Fatal(err)
-		}
-		free := int64(st.Bavail) * int64(st.Bsize)
-		if free <= leave {
-			return
-		}
-		if _, err := fh.Write(buf[:min(int64(len(buf)), free-leave)]); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestFullDiskWhileStreaming: the disk under the cache fills up while a
 // file streams. Reads of pieces that can no longer be stored fail at once
 // with ENOSPC, the bytes fetched stay within a small multiple of the
@@ -346,7 +299,7 @@ func fillDisk(t *testing.T, dir string, leave int64) {
 // torrent in 11 s) and each read waited for its deadline.
 func TestFullDiskWhileStreaming(t *testing.T) {
 	const pieceLen = 256 << 10
-	mnt := mountTmpfs(t, 256<<20)
+	mnt := swarmtest.MountTmpfs(t, 256<<20)
 	files := []swarmtest.FileSpec{{Path: "movie.mkv", Size: 24 << 20}}
 	f := newFixture(t, pieceLen, files)
 	sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0"})
@@ -387,7 +340,7 @@ func TestFullDiskWhileStreaming(t *testing.T) {
 		if off == 4<<20 {
 			// Something else fills the disk: the cache's reserve is
 			// gone from here on.
-			fillDisk(t, mnt, 64<<20)
+			swarmtest.FillDisk(t, mnt, 64<<20)
 			// The cache looks at the free space at most once a second.
 			time.Sleep(1100 * time.Millisecond)
 		}
