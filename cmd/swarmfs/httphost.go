@@ -89,6 +89,10 @@ func (t httpTorrent) Stats() httpfs.TorrentStats {
 		Uploaded: s.Uploaded, Wasted: s.Wasted, DownloadRate: s.DownloadRate,
 		UploadRate: s.UploadRate, Peers: s.Peers, Seeds: s.Seeds,
 		Pieces: s.Pieces, PiecesHave: s.PiecesHave, CachedBytes: s.BytesCompleted,
+		HashFailures: s.HashFailures, Downloading: s.Downloading,
+	}
+	for _, r := range s.Readers {
+		st.Readers = append(st.Readers, httpfs.ReaderStats{File: r.File, Pos: r.Pos, Window: r.Window})
 	}
 	if t.et != nil {
 		st.Banned = len(t.et.Banned())

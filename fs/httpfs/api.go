@@ -71,6 +71,23 @@ type TorrentStats struct {
 	Pieces       int     `json:"pieces"`
 	PiecesHave   int     `json:"pieces_have"`
 	CachedBytes  int64   `json:"cached_bytes"`
+	HashFailures int64   `json:"hash_failures"`
+	// Downloading lists the pieces being fetched, ascending; the JSON
+	// shows them in the piece map's cells (TorrentJSON.Downloading).
+	Downloading []int `json:"-"`
+	// Readers are the torrent's open readers (FUSE handles and HTTP
+	// requests); the JSON shows them as TorrentJSON.Readers.
+	Readers []ReaderStats `json:"-"`
+}
+
+// ReaderStats is where an open reader of a torrent is.
+type ReaderStats struct {
+	File int // index in the info's Files
+	// Pos is the file offset just past its last sequential read; -1
+	// before its first read.
+	Pos int64
+	// Window is how many bytes past Pos are being fetched ahead.
+	Window int64
 }
 
 // CacheStats describes the piece cache.

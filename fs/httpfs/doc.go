@@ -46,6 +46,18 @@
 // sanitised path in the torrent's info (metainfo.File.Path), never on disk,
 // so no request can reach a byte outside a torrent.
 //
+// A torrent added by magnet has no file list until its metadata arrives:
+// its folder, its files and its playlist answer 503 with a Retry-After
+// and a body that says so ("waiting for metadata"), not a 404, which a
+// player or a script would take for good.
+//
+// # Status
+//
+// GET /api/torrents places the torrent's activity on its piece map: which
+// cells hold pieces in flight, and each open reader (a FUSE handle or an
+// HTTP request) with its position and readahead window, from the engine's
+// snapshot of the last second. The status page draws them.
+//
 // # Security
 //
 // The server trusts loopback clients; CheckListen refuses any other address
