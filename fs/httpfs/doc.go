@@ -16,7 +16,7 @@
 //	GET  /files/                    the torrent folders (HTML, or JSON with Accept: application/json)
 //	GET  /files/<folder>/<path>     a file (ranges, If-Range, ETag, Last-Modified) or a folder listing
 //	GET  /playlist/<folder>.m3u     the torrent's media files, in path order, as absolute URLs
-//	GET  /api/torrents              every torrent: status, files with progress, a piece map
+//	GET  /api/torrents              every torrent: status, files with progress, a piece map with pieces in flight and readers
 //	POST /api/torrents              add: a .torrent (application/x-bittorrent) or {"magnet": URI} (application/json)
 //	DELETE /api/torrents/<infohash> remove
 //	GET  /api/cache                 the cache's use
