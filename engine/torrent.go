@@ -100,6 +100,7 @@ type published struct {
 	downloaded atomic.Int64 // piece payload received, good or not
 	wasted     atomic.Int64 // of which not used: duplicates, cancelled, unasked
 	uploaded   atomic.Int64 // piece payload sent
+	hashFailed atomic.Int64 // pieces that failed their hash check
 	numConns   atomic.Int32 // established connections, for the DHT announcer
 }
 

@@ -173,6 +173,7 @@ func (t *Torrent) pieceHashed(idx int, pp *partialPiece, ok bool, werr error) {
 // pieceFailed punishes the senders of a piece that did not match its hash.
 func (t *Torrent) pieceFailed(idx int, pp *partialPiece) {
 	t.picker.PieceFailed(idx)
+	t.pub.hashFailed.Add(1)
 	senders := map[netip.Addr]bool{}
 	for _, a := range pp.from {
 		senders[a] = true

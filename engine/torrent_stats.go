@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/metainfo"
@@ -46,6 +48,26 @@ type Stats struct {
 	// for, because the cache is full (it evicted one of this torrent's
 	// pieces, or refused one). Readers are still served.
 	BackgroundPaused bool
+	// HashFailures counts the pieces that failed their hash check since
+	// the start (their senders are penalised, repeat offenders banned).
+	HashFailures int64
+	// Downloading lists the pieces being fetched (a block requested or
+	// received, not yet verified), ascending, as of the snapshot.
+	Downloading []int
+	// Readers are the open readers (a FUSE handle, an HTTP request), by
+	// file and position, as of the snapshot.
+	Readers []ReaderStats
+}
+
+// ReaderStats is where an open Reader is and how far ahead of it pieces
+// are being fetched, for status displays.
+type ReaderStats struct {
+	File int // index in the info's Files
+	// Pos is the file offset just past the reader's last sequential
+	// read; -1 before its first read.
+	Pos int64
+	// Window is the readahead from Pos, in bytes.
+	Window int64
 }
 
 // RequestCounters count the picker's decisions that cost bandwidth: blocks
@@ -72,6 +94,7 @@ func (t *Torrent) Stats() Stats {
 	}
 	s.Refused = t.refusals.Load()
 	s.BackgroundPaused = t.bgPaused.Load()
+	s.HashFailures = t.pub.hashFailed.Load()
 	return s
 }
 
@@ -88,6 +111,7 @@ func (t *Torrent) refreshStats(now time.Time) {
 		s.Pieces = t.info.NumPieces()
 		s.TotalLength = t.info.TotalLength
 		s.Requests = RequestCounters(t.picker.Counters())
+		s.Downloading, s.Readers = t.activity()
 	}
 	for c := range t.conns {
 		s.DownloadRate += c.flow.down.value
@@ -115,4 +139,27 @@ func (t *Torrent) downRate() float64 {
 		r += c.flow.down.value
 	}
 	return r
+}
+
+// activity lists the pieces in flight and the readers' positions, for
+// Stats. Loop only. Snapshots are never modified once stored.
+func (t *Torrent) activity() ([]int, []ReaderStats) {
+	down := t.picker.InFlight(nil)
+	slices.Sort(down)
+	var rs []ReaderStats
+	for r, id := range t.readers {
+		v, ok := t.picker.ReaderView(id)
+		if !ok {
+			continue
+		}
+		st := ReaderStats{File: r.file, Pos: -1, Window: v.Window}
+		if v.Pos >= 0 {
+			st.Pos = min(max(v.Pos-r.start, 0), r.end-r.start)
+		}
+		rs = append(rs, st)
+	}
+	slices.SortFunc(rs, func(a, b ReaderStats) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Pos, b.Pos), cmp.Compare(a.Window, b.Window))
+	})
+	return down, rs
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,18 +14,33 @@ import (
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
 
+// httpBenchFrontend is one front-end under BenchmarkHTTPvsFUSE: how it
+// reads 64 KiB at an offset of big.bin, the whole of it, and where a player
+// finds the video.
+type httpBenchFrontend struct {
+	readAt func(off int64, p []byte) // fails b on error
+	drain  func() int64              // reads big.bin through, returns the bytes
+	video  string                    // a path or a URL
+}
+
 // BenchmarkHTTPvsFUSE compares the HTTP front-end with the mount on one
-// local swarm (4 libtorrent seeders, a 256 MiB file, 1 MiB pieces), each
-// iteration on fresh processes with empty caches: time to first byte at
-// 50% of the file, cold sequential MB/s, and over HTTP the cached re-read.
+// local swarm (4 libtorrent seeders, a 256 MiB file and a 60 s MP4 whose
+// index is at its end, 1 MiB pieces), each iteration on fresh processes
+// with empty caches, the two front-ends in alternating order: time to
+// first byte (64 KiB) at 0, 50 and 90% of the file, ffprobe on the MP4,
+// seek to its middle and play 5 s, cold sequential MB/s, and the cached
+// re-read (through the mount: the page cache, as a program sees it).
 //
 //	go test -run '^$' -bench HTTPvsFUSE -benchtime 3x ./cmd/swarmfs
 func BenchmarkHTTPvsFUSE(b *testing.B) {
-	swarmtest.RequireTools(b, "libtorrent", "opentracker", "fuse")
+	swarmtest.RequireTools(b, "libtorrent", "opentracker", "fuse", "ffprobe", "ffmpeg")
 	root := b.TempDir()
 	dir := filepath.Join(root, "m")
 	const size = 256 << 20
-	swarmtest.WriteFiles(b, dir, []swarmtest.FileSpec{{Path: "big.bin", Size: size}})
+	big := swarmtest.FileSpec{Path: "big.bin", Size: size}
+	swarmtest.WriteFiles(b, dir, []swarmtest.FileSpec{big})
+	makeVideo(b, filepath.Join(dir, "video.mp4"), 60, "1280x720", "3M")
+	vidDur := probeDuration(b, filepath.Join(dir, "video.mp4"))
 	ih := swarmtest.MakeTorrentInfo(b, dir, nil, 1<<20).InfoHash
 	tr := startTracker(b, ih)
 	ti := swarmtest.MakeTorrentInfo(b, dir, [][]string{{tr.HTTP}}, 1<<20)
@@ -37,71 +53,130 @@ func BenchmarkHTTPvsFUSE(b *testing.B) {
 	for _, s := range seeders {
 		s.WaitSeeding(b, ti.InfoHash, time.Minute)
 	}
-	drain := func(r io.Reader) time.Duration {
-		start := time.Now()
+	want := make([]byte, 64<<10)
+	check := func(what string, off int64, got []byte) {
+		big.ReadAt(want, off)
+		if !bytes.Equal(got, want) {
+			b.Fatalf("%s: wrong data at %d", what, off)
+		}
+	}
+	drainFrom := func(r io.Reader) int64 {
 		n, err := io.CopyBuffer(io.Discard, r, make([]byte, 1<<20))
 		if err != nil || n != size {
 			b.Fatalf("read %d bytes: %v", n, err)
 		}
-		return time.Since(start)
+		return n
 	}
-	mbps := func(d time.Duration) float64 { return size / d.Seconds() / 1e6 }
+
+	// fuse mounts a fresh swarmfs; the returned stop unmounts it.
+	fuse := func() (httpBenchFrontend, func()) {
+		m := startMount(b, mountOpts{Sources: []string{ti.Path}, CacheSize: "1GiB"})
+		p := filepath.Join(m.Dir, "m", "big.bin")
+		waitPath(b, p, time.Minute)
+		return httpBenchFrontend{
+			readAt: func(off int64, buf []byte) {
+				f, err := os.Open(p)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer f.Close()
+				if _, err := f.ReadAt(buf, off); err != nil {
+					b.Fatal(err)
+				}
+			},
+			drain: func() int64 {
+				f, err := os.Open(p)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer f.Close()
+				return drainFrom(f)
+			},
+			video: filepath.Join(m.Dir, "m", "video.mp4"),
+		}, func() { m.StopClean(b) }
+	}
+	// web runs a fresh swarmfs serve.
+	web := func() (httpBenchFrontend, func()) {
+		sp := startServe(b, []string{"--cache-size", "1GiB"}, ti.Path)
+		u := sp.base + "/files/m/big.bin"
+		get := func(rng string) *http.Response {
+			req, _ := http.NewRequest("GET", u, nil)
+			if rng != "" {
+				req.Header.Set("Range", rng)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if resp.StatusCode/100 != 2 {
+				b.Fatalf("GET %s (%s): %s", u, rng, resp.Status)
+			}
+			return resp
+		}
+		return httpBenchFrontend{
+			readAt: func(off int64, buf []byte) {
+				resp := get(fmt.Sprintf("bytes=%d-%d", off, off+int64(len(buf))-1))
+				defer resp.Body.Close()
+				if _, err := io.ReadFull(resp.Body, buf); err != nil {
+					b.Fatal(err)
+				}
+			},
+			drain: func() int64 {
+				resp := get("")
+				defer resp.Body.Close()
+				return drainFrom(resp.Body)
+			},
+			video: sp.base + "/files/m/video.mp4",
+		}, func() { sp.c.signal(os.Interrupt); sp.c.wait(time.Minute) }
+	}
+
 	// Both front-ends get the same time after they are up to find their
 	// peers: the mount takes longer to come up, and would otherwise start
 	// with its peers connected more often.
 	const settle = time.Second
-	var fuseTTFB, httpTTFB, fuseCold, httpCold, httpCached []float64
+	figures := map[string][]float64{}
+	add := func(fe, what string, v float64) { figures[fe+"-"+what] = append(figures[fe+"-"+what], v) }
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	mbps := func(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
+	buf := make([]byte, 64<<10)
 	b.ResetTimer()
-	for range b.N {
-		m := startMount(b, mountOpts{Sources: []string{ti.Path}, CacheSize: "1GiB"})
-		p := filepath.Join(m.Dir, "m", "big.bin")
-		waitPath(b, p, time.Minute)
-		f, err := os.Open(p)
-		if err != nil {
-			b.Fatal(err)
+	for i := range b.N {
+		order := []string{"fuse", "http"}
+		if i%2 == 1 {
+			slices.Reverse(order)
 		}
-		time.Sleep(settle)
-		start := time.Now()
-		if _, err := f.ReadAt(make([]byte, 64<<10), size/2); err != nil {
-			b.Fatal(err)
-		}
-		fuseTTFB = append(fuseTTFB, float64(time.Since(start).Milliseconds()))
-		fuseCold = append(fuseCold, mbps(drain(f)))
-		f.Close()
-		m.StopClean(b)
-
-		sp := startServe(b, []string{"--cache-size", "1GiB"}, ti.Path)
-		u := sp.base + "/files/m/big.bin"
-		time.Sleep(settle)
-		req, _ := http.NewRequest("GET", u, nil)
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", size/2, size/2+64<<10-1))
-		start = time.Now()
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		httpTTFB = append(httpTTFB, float64(time.Since(start).Milliseconds()))
-		for _, into := range []*[]float64{&httpCold, &httpCached} {
-			resp, err := http.Get(u)
-			if err != nil {
-				b.Fatal(err)
+		for _, name := range order {
+			start := fuse
+			if name == "http" {
+				start = web
 			}
-			*into = append(*into, mbps(drain(resp.Body)))
-			resp.Body.Close()
+			fe, stop := start()
+			time.Sleep(settle)
+			for _, pct := range []int64{0, 50, 90} {
+				off := size * pct / 100 &^ 4095
+				t0 := time.Now()
+				fe.readAt(off, buf)
+				add(name, fmt.Sprintf("ttfb%d-ms", pct), ms(time.Since(t0)))
+				check(name, off, buf)
+			}
+			t0 := time.Now()
+			ffprobeOK(b, fe.video, vidDur)
+			add(name, "ffprobe-ms", ms(time.Since(t0)))
+			t0 = time.Now()
+			seekPlay(b, fe.video, vidDur)
+			add(name, "seekplay-ms", ms(time.Since(t0)))
+			t0 = time.Now()
+			n := fe.drain()
+			add(name, "cold-MB/s", mbps(n, time.Since(t0)))
+			t0 = time.Now()
+			n = fe.drain()
+			add(name, "cached-MB/s", mbps(n, time.Since(t0)))
+			stop()
 		}
-		sp.c.signal(os.Interrupt)
-		sp.c.wait(time.Minute)
 	}
 	b.StopTimer()
-	med := func(v []float64) float64 {
+	for k, v := range figures {
 		slices.Sort(v)
-		return v[len(v)/2]
+		b.ReportMetric(v[len(v)/2], k)
 	}
-	b.ReportMetric(med(fuseTTFB), "fuse-ttfb50-ms")
-	b.ReportMetric(med(httpTTFB), "http-ttfb50-ms")
-	b.ReportMetric(med(fuseCold), "fuse-cold-MB/s")
-	b.ReportMetric(med(httpCold), "http-cold-MB/s")
-	b.ReportMetric(med(httpCached), "http-cached-MB/s")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -72,12 +73,18 @@ func httpGet(t *testing.T, u string) []byte {
 	return b
 }
 
-// TestServeHTTP streams a libtorrent swarm's torrent through "swarmfs
-// serve", with no FUSE mount: files byte-exact, ffprobe on the MP4's URL,
-// the metrics, and the status page in a headless Chromium.
+// serveRate caps the seeder of TestServeHTTP (bytes/s), so ffprobe and
+// ffmpeg -ss wait on the swarm as a player on a real one does.
+const serveRate = 1 << 20
+
+// TestServeHTTP streams a rate-limited libtorrent swarm's torrent through
+// "swarmfs serve", with no FUSE mount: ffprobe and ffmpeg -ss on the MP4's
+// URL (its index at the end) while it is cold, a client that goes away
+// mid-body (its reader shown on the status page, then gone), files
+// byte-exact, the metrics, and the status page in a headless Chromium.
 func TestServeHTTP(t *testing.T) {
 	d := testData(t)
-	sw := startSwarm(t, d, 0)
+	sw := startSwarm(t, d, serveRate)
 	p := startServe(t, nil, sw.multi.Path)
 	var ts []httpfs.TorrentJSON
 	if err := json.Unmarshal(httpGet(t, p.base+"/api/torrents"), &ts); err != nil || len(ts) != 1 || !ts[0].HasInfo {
@@ -94,13 +101,19 @@ func TestServeHTTP(t *testing.T) {
 
 	// The status page in a headless Chromium, before and after the files
 	// are read.
-	var browse func(t *testing.T, arg string) string
+	// browse runs a headless Chromium on the status page, as a phone
+	// (412x915) unless size says otherwise.
+	var browse func(t *testing.T, arg string, size ...string) string
 	if chromium, err := exec.LookPath("chromium"); err == nil {
-		browse = func(t *testing.T, arg string) string {
+		browse = func(t *testing.T, arg string, size ...string) string {
 			t.Helper()
+			ws := "412,915"
+			if len(size) > 0 {
+				ws = size[0]
+			}
 			return runProg(t, 2*time.Minute, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
 				"--user-data-dir="+filepath.Join(t.TempDir(), "profile"), "--virtual-time-budget=5000",
-				"--window-size=412,915", arg, p.base+"/")
+				"--window-size="+ws, "--hide-scrollbars", arg, p.base+"/")
 		}
 	} else if os.Getenv("CI") == "true" {
 		t.Fatal("chromium is missing (apt-get install chromium)")
@@ -110,6 +123,70 @@ func TestServeHTTP(t *testing.T) {
 		before = shownProgress(t, browse(t, "--dump-dom"))
 	}
 
+	t.Run("ffprobe", func(t *testing.T) {
+		// The clip is cold: nothing of it has been read.
+		start := time.Now()
+		out := runProg(t, time.Minute, "ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", fileURL("media/clip.mp4"))
+		if !strings.HasPrefix(strings.TrimSpace(out), "12.") {
+			t.Errorf("ffprobe duration %q, want 12 s", out)
+		}
+		probe := time.Since(start)
+		start = time.Now()
+		runProg(t, time.Minute, "ffmpeg", "-nostdin", "-v", "error", "-xerror", "-ss", "6", "-i", fileURL("media/clip.mp4"), "-t", "2", "-f", "null", "-")
+		t.Logf("from a swarm at %d KiB/s: ffprobe %v, ffmpeg -ss 6 -t 2 %v", serveRate>>10, probe.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	})
+	t.Run("reader", func(t *testing.T) {
+		// The seeder slowed to a trickle, so the request below waits on
+		// the swarm for as long as the test looks at it.
+		sw.seeder.SetRates(32<<10, 0)
+		defer sw.seeder.SetRates(serveRate, 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fileURL("big.bin"), nil)
+		resp, err := http.DefaultClient.Do(req) // returns once the first bytes are read
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		tj := waitTorrent(t, p.base, "a reader of big.bin", func(tj httpfs.TorrentJSON) bool {
+			return len(tj.Readers) == 1 && tj.Readers[0].Path == "big.bin" && tj.Readers[0].Position > 0
+		})
+		t.Logf("reader %+v, pieces in flight %q", tj.Readers[0], tj.Downloading)
+		if browse != nil {
+			dom := browse(t, "--dump-dom")
+			for _, want := range []string{`class="reader" data-path="big.bin"`, `class="pos"`, `class="dl"`} {
+				if !strings.Contains(dom, want) {
+					t.Errorf("the rendered page lacks %s while big.bin is read:\n%.4000s", want, dom)
+				}
+			}
+			// The screenshot of docs/status-page.png is this one
+			// (scripts/status-page.sh).
+			if out := os.Getenv("SWARMFS_STATUS_SCREENSHOT"); out != "" {
+				browse(t, "--screenshot="+out, "900,760")
+				t.Logf("status page written to %s", out)
+			}
+		}
+		// The client goes away mid-body: its reader is closed, no read
+		// is left waiting on the swarm, though big.bin is not there yet.
+		cancel()
+		resp.Body.Close()
+		tj = waitTorrent(t, p.base, "no reader left", func(tj httpfs.TorrentJSON) bool { return len(tj.Readers) == 0 })
+		for _, f := range tj.Files {
+			if f.Path == "big.bin" && f.Completed == f.Size {
+				t.Errorf("big.bin complete before its reader was gone: the test proves nothing")
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !bytes.Contains(httpGet(t, p.base+"/metrics"), []byte(`swarmfs_reads_in_flight{frontend="http"} 0`)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("HTTP reads still in flight after the client went away:\n%s", httpGet(t, p.base+"/metrics"))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	t.Run("files", func(t *testing.T) {
 		for _, rel := range regularFiles(t, d.Multi) {
 			want, err := os.ReadFile(filepath.Join(d.Multi, rel))
@@ -121,13 +198,6 @@ func TestServeHTTP(t *testing.T) {
 			}
 		}
 	})
-	t.Run("ffprobe", func(t *testing.T) {
-		out := runProg(t, time.Minute, "ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", fileURL("media/clip.mp4"))
-		if !strings.HasPrefix(strings.TrimSpace(out), "12.") {
-			t.Errorf("ffprobe duration %q, want 12 s", out)
-		}
-		runProg(t, time.Minute, "ffmpeg", "-nostdin", "-v", "error", "-xerror", "-ss", "6", "-i", fileURL("media/clip.mp4"), "-t", "2", "-f", "null", "-")
-	})
 	t.Run("metrics", func(t *testing.T) {
 		b := httpGet(t, p.base+"/metrics")
 		var parser expfmt.TextParser
@@ -135,7 +205,9 @@ func TestServeHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatalf("metrics do not parse: %v", err)
 		}
-		for _, name := range []string{"swarmfs_torrent_downloaded_bytes_total", "swarmfs_torrent_peers", "swarmfs_cache_size_bytes",
+		for _, name := range []string{"swarmfs_torrent_downloaded_bytes_total", "swarmfs_torrent_uploaded_bytes_total",
+			"swarmfs_torrent_wasted_bytes_total", "swarmfs_torrent_hash_failures_total", "swarmfs_torrent_peers",
+			"swarmfs_torrent_readers", "swarmfs_torrent_pieces_downloading", "swarmfs_cache_size_bytes",
 			"swarmfs_cache_capacity_bytes", "swarmfs_torrent_banned_peers", "swarmfs_read_duration_seconds", "swarmfs_reads_in_flight"} {
 			if mfs[name] == nil {
 				t.Errorf("no %s in /metrics", name)
@@ -183,6 +255,47 @@ func TestServeHTTP(t *testing.T) {
 	p.c.signal(os.Interrupt)
 	if !p.c.wait(time.Minute) || p.c.exitCode() != 0 {
 		t.Errorf("swarmfs serve did not stop cleanly (%d):\n%s", p.c.exitCode(), p.out.String())
+	}
+}
+
+// waitTorrent polls /api/torrents until its one torrent satisfies cond.
+func waitTorrent(t *testing.T, base, what string, cond func(httpfs.TorrentJSON) bool) httpfs.TorrentJSON {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var ts []httpfs.TorrentJSON
+		b := httpGet(t, base+"/api/torrents")
+		if err := json.Unmarshal(b, &ts); err != nil || len(ts) != 1 {
+			t.Fatalf("/api/torrents: %v %s", err, b)
+		}
+		if cond(ts[0]) {
+			return ts[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s on /api/torrents after 15 s: %s", what, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestServeMagnetWaiting: a magnet whose metadata has not arrived is
+// listed, and its folder answers 503 with a Retry-After and says why,
+// rather than 404.
+func TestServeMagnetWaiting(t *testing.T) {
+	ih := strings.Repeat("5a", 20)
+	p := startServe(t, []string{"--no-trackers"}, "magnet:?xt=urn:btih:"+ih+"&dn=Later")
+	var ts []httpfs.TorrentJSON
+	if err := json.Unmarshal(httpGet(t, p.base+"/api/torrents"), &ts); err != nil || len(ts) != 1 || ts[0].HasInfo {
+		t.Fatalf("/api/torrents: %v %+v", err, ts)
+	}
+	resp, err := http.Get(p.base + "/files/" + url.PathEscape(ts[0].Folder) + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !bytes.Contains(b, []byte("waiting for metadata")) {
+		t.Errorf("the folder of %s before its metadata: %s, Retry-After %q: %s", ts[0].Folder, resp.Status, resp.Header.Get("Retry-After"), b)
 	}
 }
 

@@ -31,11 +31,26 @@ var _ httpfs.Host = httpHost{}
 
 func (h httpHost) Torrents() []httpfs.Torrent {
 	ts := h.s.Torrents()
+	cached := h.cached()
 	out := make([]httpfs.Torrent, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, h.torrent(t))
+		ht := h.torrent(t)
+		ht.cached = cached[t.InfoHash()]
+		out = append(out, ht)
 	}
 	return out
+}
+
+// cached is each torrent's bytes in the cache, as "swarmfs status" counts
+// them.
+func (h httpHost) cached() map[metainfo.Hash]int64 {
+	m := map[metainfo.Hash]int64{}
+	for _, e := range h.s.CacheStatus().Torrents {
+		if ih, err := metainfo.ParseHash(e.InfoHash); err == nil {
+			m[ih] = e.Bytes
+		}
+	}
+	return m
 }
 
 func (h httpHost) torrent(t *session.Torrent) httpTorrent {
@@ -69,7 +84,8 @@ func (h httpHost) Cache() httpfs.CacheStats {
 // engine's torrent, is nil if it is gone from the engine.
 type httpTorrent struct {
 	*session.Torrent
-	et *engine.Torrent
+	et     *engine.Torrent
+	cached int64 // its bytes in the cache
 }
 
 var _ httpfs.Torrent = httpTorrent{}
@@ -88,7 +104,13 @@ func (t httpTorrent) Stats() httpfs.TorrentStats {
 		Size: s.TotalLength, Completed: s.BytesCompleted, Downloaded: s.Downloaded,
 		Uploaded: s.Uploaded, Wasted: s.Wasted, DownloadRate: s.DownloadRate,
 		UploadRate: s.UploadRate, Peers: s.Peers, Seeds: s.Seeds,
-		Pieces: s.Pieces, PiecesHave: s.PiecesHave, CachedBytes: s.BytesCompleted,
+		Pieces: s.Pieces, PiecesHave: s.PiecesHave, CachedBytes: t.cached,
+		HashFailures: s.HashFailures, Downloading: s.Downloading,
+		Requests:       httpfs.RequestCounters(s.Requests),
+		EncryptedPeers: s.EncryptedPeers, PlainPeers: s.PlainPeers, TCPPeers: s.TCPPeers, UTPPeers: s.UTPPeers,
+	}
+	for _, r := range s.Readers {
+		st.Readers = append(st.Readers, httpfs.ReaderStats{File: r.File, Pos: r.Pos, Window: r.Window})
 	}
 	if t.et != nil {
 		st.Banned = len(t.et.Banned())

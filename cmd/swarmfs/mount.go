@@ -38,21 +38,108 @@ func dataDirFlag(fs *flag.FlagSet) *string {
 	return fs.String("data-dir", defaultDataDir(), "where the piece cache, the control socket and the DHT state live")
 }
 
+// sessionFlags are the flags of the commands that run a session on a data
+// directory, mount and serve: the engine's, the cache's, reads, downloads
+// and logging. Both start their session with start, so the two cannot
+// drift apart.
+type sessionFlags struct {
+	ef          engineFlags
+	lf          logFlags
+	dataDir     *string
+	cacheSize   *string
+	readTimeout *time.Duration
+	download    *string
+}
+
+// register adds the flags; failedRead says what a read that times out
+// does ("fails with EIO").
+func (sf *sessionFlags) register(f *flag.FlagSet, failedRead string) {
+	sf.ef.register(f)
+	sf.dataDir = dataDirFlag(f)
+	sf.cacheSize = f.String("cache-size", "10GiB", "piece cache capacity, e.g. 512MiB or 20GiB")
+	sf.readTimeout = f.Duration("read-timeout", fs.DefaultReadTimeout, "a read the swarm cannot serve in this time "+failedRead)
+	sf.download = f.String("download", "wanted", "what to download: \"wanted\" (what is read, plus readahead and media heads and tails) or \"all\"")
+	sf.lf.register(f)
+}
+
+// runningSession is what sessionFlags.start makes.
+type runningSession struct {
+	logf     func(format string, args ...any)
+	capacity int64
+	client   *engine.Client
+	sess     *session.Session
+	close    func() // the session, the engine, the cache, the log: in that order
+}
+
+// start checks the flags and opens, in order, the log, the cache of the
+// data directory, the engine and the session (onInfo: see
+// session.Config.OnInfo). It restores nothing and adds nothing.
+func (sf *sessionFlags) start(stderr io.Writer, onInfo func(*session.Torrent)) (_ *runningSession, err error) {
+	capacity, err := cache.ParseSize(*sf.cacheSize)
+	if err != nil {
+		return nil, usageErr("--cache-size: %v", err)
+	}
+	downloadAll, err := parseDownload(*sf.download)
+	if err != nil {
+		return nil, err
+	}
+	cfg, peers, err := sf.ef.config(stderr)
+	if err != nil {
+		return nil, err
+	}
+	logger, closeLog, err := sf.lf.open(stderr, sf.ef.verbose)
+	if err != nil {
+		return nil, err
+	}
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	closers = append(closers, closeLog)
+	logf := slogf(logger, slog.LevelInfo)
+	cfg.Logf = nil // -v's stderr logger: the engine's events are debug messages
+	if logger.Enabled(context.Background(), slog.LevelDebug) {
+		cfg.Logf = slogf(logger, slog.LevelDebug)
+	}
+	ca, err := openStore(*sf.dataDir, capacity, &cfg, logf)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { ca.Close() })
+	client, err := engine.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { client.Close() })
+	sess, err := session.New(session.Config{
+		Engine: session.NewEngine(client, engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers}),
+		Store:  ca,
+		Logf:   logf,
+		OnInfo: onInfo,
+	})
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { sess.Close() })
+	return &runningSession{logf: logf, capacity: capacity, client: client, sess: sess, close: closeAll}, nil
+}
+
 func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	f := newFlags("mount", stderr)
-	var ef engineFlags
-	ef.register(f)
-	dataDir := dataDirFlag(f)
-	cacheSize := f.String("cache-size", "10GiB", "piece cache capacity, e.g. 512MiB or 20GiB")
-	readTimeout := f.Duration("read-timeout", fs.DefaultReadTimeout, "a read the swarm cannot serve in this time fails with EIO")
-	download := f.String("download", "wanted", "what to download: \"wanted\" (what is read, plus readahead and media heads and tails) or \"all\"")
+	var sf sessionFlags
+	sf.register(f, "fails with EIO")
 	debugFuse := f.Bool("debug-fuse", false, "log every FUSE request")
 	var hf httpFlags
 	hf.register(f, "also serve the mount's files, API, metrics and status page over HTTP on ADDRESS, e.g. 127.0.0.1:8080")
 	allowOther := f.Bool("allow-other", false, "let other local users read the mount; only you and root can add or remove torrents (needs user_allow_other in /etc/fuse.conf unless root)")
 	daemon := daemonFlag(f)
-	var lf logFlags
-	lf.register(f)
 	if err := parseFlags(f, args); err != nil {
 		return err
 	}
@@ -62,7 +149,7 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	lc := newLifecycle(stderr)
 	defer func() { lc.finish(err) }()
 	if *daemon && !lc.daemonChild() {
-		return startDaemon(args, lf.file, stdout, stderr)
+		return startDaemon(args, sf.lf.file, stdout, stderr)
 	}
 	stderr = lc.wrapStderr(stderr)
 	mountpoint := f.Arg(0)
@@ -81,39 +168,13 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
-	capacity, err := cache.ParseSize(*cacheSize)
-	if err != nil {
-		return usageErr("--cache-size: %v", err)
+	// Refuse a bad address or missing credentials before touching the
+	// cache.
+	if *hf.addr != "" {
+		if _, err := hf.options(); err != nil {
+			return err
+		}
 	}
-	downloadAll, err := parseDownload(*download)
-	if err != nil {
-		return err
-	}
-	cfg, peers, err := ef.config(stderr)
-	if err != nil {
-		return err
-	}
-	logger, closeLog, err := lf.open(stderr, ef.verbose)
-	if err != nil {
-		return err
-	}
-	defer closeLog()
-	logf := slogf(logger, slog.LevelInfo)
-	cfg.Logf = nil // -v's stderr logger: the engine's events are debug messages
-	if logger.Enabled(context.Background(), slog.LevelDebug) {
-		cfg.Logf = slogf(logger, slog.LevelDebug)
-	}
-
-	ca, err := openStore(*dataDir, capacity, &cfg, logf)
-	if err != nil {
-		return err
-	}
-	defer ca.Close()
-	client, err := engine.New(cfg)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
 
 	// The filesystem is made after the session, which may need to refresh
 	// it (a magnet's metadata arrived, a torrent added through the control
@@ -124,40 +185,31 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 			srv.Refresh()
 		}
 	}
-	sess, err := session.New(session.Config{
-		Engine: session.NewEngine(client, engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers}),
-		Store:  ca,
-		Logf:   logf,
-		OnInfo: func(*session.Torrent) { refresh() },
-	})
+	rs, err := sf.start(stderr, func(*session.Torrent) { refresh() })
 	if err != nil {
 		return err
 	}
-	defer sess.Close()
+	defer rs.close()
+	sess, logf := rs.sess, rs.logf
 	sess.Restore()
 	if err := addSources(sess, f.Args()[1:], stderr); err != nil {
 		return err
 	}
 
-	if *hf.addr != "" {
-		if _, err := hf.options(); err != nil {
-			return err
-		}
-	}
-	srv, err := fs.Mount(mountpoint, fsHost{sess, hf.metrics}, fs.Options{ReadTimeout: *readTimeout, Debug: *debugFuse, AllowOther: *allowOther, Logf: logf})
+	srv, err := fs.Mount(mountpoint, fsHost{sess, hf.metrics}, fs.Options{ReadTimeout: *sf.readTimeout, Debug: *debugFuse, AllowOther: *allowOther, Logf: logf})
 	if err != nil {
 		return err
 	}
 	mounted.Store(srv)
-	cs, err := startControl(*dataDir, sess.Handler(refresh))
+	cs, err := startControl(*sf.dataDir, sess.Handler(refresh))
 	if err != nil {
 		srv.Unmount()
 		return err
 	}
 	defer cs.close()
 	if *hf.addr != "" {
-		hf.readTimeout = *readTimeout
-		hs, err := startHTTP(&hf, sess, client, refresh, logf)
+		hf.readTimeout = *sf.readTimeout
+		hs, err := startHTTP(&hf, sess, rs.client, refresh, logf)
 		if err != nil {
 			srv.Unmount()
 			return err
@@ -167,7 +219,7 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	}
 
 	fmt.Fprintf(stdout, "swarmfs %s: %d torrent(s) mounted at %s (peers on %s, cache %s in %s)\n",
-		engine.Version, len(sess.Torrents()), mountpoint, client.Addr(), humanBytes(capacity), *dataDir)
+		engine.Version, len(sess.Torrents()), mountpoint, rs.client.Addr(), humanBytes(rs.capacity), *sf.dataDir)
 	fmt.Fprintf(stdout, "add more with: swarmfs add TORRENT|MAGNET; stop with Ctrl-C or: fusermount3 -u %s\n", mountpoint)
 	lc.markReady(fmt.Sprintf("%d torrent(s) mounted at %s (pid %d)", len(sess.Torrents()), mountpoint, os.Getpid()))
 

@@ -71,6 +71,41 @@ type TorrentStats struct {
 	Pieces       int     `json:"pieces"`
 	PiecesHave   int     `json:"pieces_have"`
 	CachedBytes  int64   `json:"cached_bytes"`
+	HashFailures int64   `json:"hash_failures"`
+	// Requests counts the picker's costly decisions (duplicates, cancels).
+	Requests RequestCounters `json:"requests"`
+	// EncryptedPeers and PlainPeers split Peers by MSE/PE; TCPPeers and
+	// UTPPeers by transport.
+	EncryptedPeers int `json:"encrypted_peers"`
+	PlainPeers     int `json:"plain_peers"`
+	TCPPeers       int `json:"tcp_peers"`
+	UTPPeers       int `json:"utp_peers"`
+	// Downloading lists the pieces being fetched, ascending; the JSON
+	// shows them in the piece map's cells (TorrentJSON.Downloading).
+	Downloading []int `json:"-"`
+	// Readers are the torrent's open readers (FUSE handles and HTTP
+	// requests); the JSON shows them as TorrentJSON.Readers.
+	Readers []ReaderStats `json:"-"`
+}
+
+// RequestCounters count the block requests that cost bandwidth: asked of
+// a second peer (late urgent blocks, endgame), withdrawn, timed out. The
+// same as "swarmfs status --json" shows.
+type RequestCounters struct {
+	DupLate    int `json:"dup_late"`
+	DupEndgame int `json:"dup_endgame"`
+	Withdrawn  int `json:"withdrawn"`
+	TimedOut   int `json:"timed_out"`
+}
+
+// ReaderStats is where an open reader of a torrent is.
+type ReaderStats struct {
+	File int // index in the info's Files
+	// Pos is the file offset just past its last sequential read; -1
+	// before its first read.
+	Pos int64
+	// Window is how many bytes past Pos are being fetched ahead.
+	Window int64
 }
 
 // CacheStats describes the piece cache.

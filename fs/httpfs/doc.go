@@ -16,7 +16,7 @@
 //	GET  /files/                    the torrent folders (HTML, or JSON with Accept: application/json)
 //	GET  /files/<folder>/<path>     a file (ranges, If-Range, ETag, Last-Modified) or a folder listing
 //	GET  /playlist/<folder>.m3u     the torrent's media files, in path order, as absolute URLs
-//	GET  /api/torrents              every torrent: status, files with progress, a piece map
+//	GET  /api/torrents              every torrent: status, files with progress, a piece map with pieces in flight and readers
 //	POST /api/torrents              add: a .torrent (application/x-bittorrent) or {"magnet": URI} (application/json)
 //	DELETE /api/torrents/<infohash> remove
 //	GET  /api/cache                 the cache's use
@@ -45,6 +45,18 @@
 // paths: 400. A path that names nothing is 404. Files are found by their
 // sanitised path in the torrent's info (metainfo.File.Path), never on disk,
 // so no request can reach a byte outside a torrent.
+//
+// A torrent added by magnet has no file list until its metadata arrives:
+// its folder, its files and its playlist answer 503 with a Retry-After
+// and a body that says so ("waiting for metadata"), not a 404, which a
+// player or a script would take for good.
+//
+// # Status
+//
+// GET /api/torrents places the torrent's activity on its piece map: which
+// cells hold pieces in flight, and each open reader (a FUSE handle or an
+// HTTP request) with its position and readahead window, from the engine's
+// snapshot of the last second. The status page draws them.
 //
 // # Security
 //

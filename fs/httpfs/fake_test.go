@@ -157,6 +157,9 @@ type fakeTorrent struct {
 	have    []bool
 	changed chan struct{} // closed (and replaced) when have changes
 	peers   int
+	// activity is what Stats reports of hash failures, pieces in
+	// flight and readers.
+	activity TorrentStats
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -244,6 +247,14 @@ func (t *fakeTorrent) setHave(from, to int, have bool) {
 	t.mu.Unlock()
 }
 
+// setActivity sets what Stats reports of hash failures, pieces in flight
+// and readers.
+func (t *fakeTorrent) setActivity(a TorrentStats) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.activity = a
+}
+
 func (t *fakeTorrent) setPeers(n int) {
 	t.mu.Lock()
 	t.peers = n
@@ -299,7 +310,8 @@ func (t *fakeTorrent) Stats() TorrentStats {
 			n++
 		}
 	}
-	st := TorrentStats{Peers: t.peers, Pieces: len(t.have), PiecesHave: n, Downloaded: 1234, Uploaded: 56, Wasted: 7}
+	st := TorrentStats{Peers: t.peers, Pieces: len(t.have), PiecesHave: n, Downloaded: 1234, Uploaded: 56, Wasted: 7,
+		HashFailures: t.activity.HashFailures, Downloading: t.activity.Downloading, Readers: t.activity.Readers}
 	if t.info != nil {
 		st.Size = t.info.TotalLength
 		st.Completed = min(int64(n)*t.pieceLen, st.Size)

@@ -58,11 +58,7 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request) {
 	}
 	info := t.Info()
 	if info == nil {
-		if len(segs) == 1 {
-			s.list(w, r, segs, nil) // metadata not yet known: empty
-			return
-		}
-		http.NotFound(w, r)
+		waitingForInfo(w, r)
 		return
 	}
 	rel := segs[1:]
@@ -102,6 +98,24 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.list(w, r, segs, ents)
+}
+
+// InfoRetryAfter is the Retry-After of a 503 for a torrent whose metadata
+// (a magnet's) has not arrived yet.
+const InfoRetryAfter = 5 * time.Second
+
+// waitingForInfo answers a request for a torrent whose metadata has not
+// arrived: its files are not known yet, neither there nor missing, so
+// the answer is 503 with a Retry-After, which players and scripts retry,
+// rather than a 404 they would give up on.
+func waitingForInfo(w http.ResponseWriter, r *http.Request) {
+	const msg = "waiting for metadata: this torrent was added by magnet and its file list has not arrived from the swarm yet; retry shortly"
+	w.Header().Set("Retry-After", fmt.Sprint(int(InfoRetryAfter.Seconds())))
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": msg})
+		return
+	}
+	http.Error(w, msg, http.StatusServiceUnavailable)
 }
 
 // listRoot lists the torrent folders.

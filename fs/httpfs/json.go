@@ -27,8 +27,29 @@ type TorrentJSON struct {
 	Playlist string `json:"playlist,omitempty"`
 	// PieceMap shows the pieces in at most PieceMapCells characters,
 	// each a run of pieces: '0' none cached, '9' all, '1'..'8' some.
-	PieceMap string     `json:"piece_map"`
-	Files    []FileJSON `json:"files"`
+	PieceMap string `json:"piece_map"`
+	// Downloading marks, cell for cell with PieceMap, the cells with a
+	// piece being fetched ('1') or none ('0').
+	Downloading string `json:"downloading"`
+	// Readers are the open readers, each placed on the piece map.
+	Readers []ReaderJSON `json:"readers"`
+	Files   []FileJSON   `json:"files"`
+}
+
+// ReaderJSON is an open reader (a FUSE handle, an HTTP request) of a
+// torrent in GET /api/torrents.
+type ReaderJSON struct {
+	Path string `json:"path"`
+	// Position is the file offset just past its last sequential read, -1
+	// before its first read.
+	Position int64 `json:"position"`
+	// Window is how many bytes past Position are fetched ahead.
+	Window int64 `json:"window"`
+	// Cell is the piece-map cell of Position (of the file's start before
+	// the first read); WindowEnd the cell of the window's last byte
+	// (Cell when there is no window).
+	Cell      int `json:"cell"`
+	WindowEnd int `json:"window_end"`
 }
 
 // FileJSON is one file of a torrent in GET /api/torrents.
@@ -56,7 +77,7 @@ func describe(f folder) TorrentJSON {
 	t := f.t
 	st := t.Stats()
 	j := TorrentJSON{Name: t.Name(), Folder: f.name, InfoHash: t.InfoHash().String(),
-		TorrentStats: st, URL: "/files/" + escapePath(f.name) + "/", Files: []FileJSON{}}
+		TorrentStats: st, URL: "/files/" + escapePath(f.name) + "/", Files: []FileJSON{}, Readers: []ReaderJSON{}}
 	if st.Size > 0 {
 		j.Progress = float64(st.Completed) / float64(st.Size)
 	}
@@ -79,8 +100,47 @@ func describe(f folder) TorrentJSON {
 	if media {
 		j.Playlist = "/playlist/" + escapePath(f.name+".m3u")
 	}
-	j.PieceMap = pieceMap(t, info.NumPieces())
+	n := info.NumPieces()
+	j.PieceMap = pieceMap(t, n)
+	j.Downloading, j.Readers = activityMap(info, n, st)
 	return j
+}
+
+// cellOf is the piece-map cell of piece i of n: cell c shows pieces
+// [c*n/cells, (c+1)*n/cells).
+func cellOf(i, n int) int {
+	cells := min(n, PieceMapCells)
+	i = min(max(i, 0), n-1)
+	return ((i+1)*cells - 1) / n
+}
+
+// activityMap places the pieces in flight and the readers of st on the
+// piece map of n pieces.
+func activityMap(info *metainfo.Info, n int, st TorrentStats) (string, []ReaderJSON) {
+	readers := []ReaderJSON{}
+	if n == 0 {
+		return "", readers
+	}
+	cells := []byte(strings.Repeat("0", min(n, PieceMapCells)))
+	for _, p := range st.Downloading {
+		if p >= 0 && p < n {
+			cells[cellOf(p, n)] = '1'
+		}
+	}
+	for _, r := range st.Readers {
+		if r.File < 0 || r.File >= len(info.Files) {
+			continue
+		}
+		f := &info.Files[r.File]
+		pos := min(max(r.Pos, 0), f.Length)
+		at := f.Offset + pos
+		end := f.Offset + min(pos+max(r.Window, 1), max(f.Length, 1)) - 1
+		rj := ReaderJSON{Path: f.DisplayPath(), Position: r.Pos, Window: r.Window,
+			Cell: cellOf(int(at/info.PieceLength), n)}
+		rj.WindowEnd = max(rj.Cell, cellOf(int(end/info.PieceLength), n))
+		readers = append(readers, rj)
+	}
+	return string(cells), readers
 }
 
 // pieceMap draws n pieces in at most PieceMapCells cells.
@@ -197,12 +257,13 @@ func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, ok := findFolder(s.host, strings.TrimSuffix(segs[0], ".m3u"))
-	info := (*metainfo.Info)(nil)
-	if ok {
-		info = t.Info()
-	}
-	if info == nil {
+	if !ok {
 		http.NotFound(w, r)
+		return
+	}
+	info := t.Info()
+	if info == nil {
+		waitingForInfo(w, r)
 		return
 	}
 	folder := strings.TrimSuffix(segs[0], ".m3u")

@@ -74,7 +74,10 @@ var (
 	labels      = []string{"info_hash", "name"}
 	descDown    = prometheus.NewDesc("swarmfs_torrent_downloaded_bytes_total", "Payload bytes received from peers.", labels, nil)
 	descUp      = prometheus.NewDesc("swarmfs_torrent_uploaded_bytes_total", "Payload bytes sent to peers.", labels, nil)
-	descWasted  = prometheus.NewDesc("swarmfs_torrent_wasted_bytes_total", "Payload bytes received but not used (duplicates, late blocks, bad pieces).", labels, nil)
+	descWasted  = prometheus.NewDesc("swarmfs_torrent_wasted_bytes_total", "Payload bytes received but not used (duplicates, late or unasked blocks); pieces that failed their hash check are counted apart.", labels, nil)
+	descHashBad = prometheus.NewDesc("swarmfs_torrent_hash_failures_total", "Pieces that failed their hash check (their senders are penalised, repeat offenders banned).", labels, nil)
+	descReaders = prometheus.NewDesc("swarmfs_torrent_readers", "Open readers of the torrent's files (FUSE handles and HTTP requests).", labels, nil)
+	descInFlt   = prometheus.NewDesc("swarmfs_torrent_pieces_downloading", "Pieces being fetched: a block requested or received, not yet verified.", labels, nil)
 	descPeers   = prometheus.NewDesc("swarmfs_torrent_peers", "Connected peers.", labels, nil)
 	descSeeds   = prometheus.NewDesc("swarmfs_torrent_seeds", "Connected peers that have every piece.", labels, nil)
 	descBanned  = prometheus.NewDesc("swarmfs_torrent_banned_peers", "Peers banned for sending bad data.", labels, nil)
@@ -92,7 +95,7 @@ var (
 type collector struct{ m *Metrics }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDown, descUp, descWasted, descPeers, descSeeds, descBanned,
+	for _, d := range []*prometheus.Desc{descDown, descUp, descWasted, descHashBad, descReaders, descInFlt, descPeers, descSeeds, descBanned,
 		descSize, descDone, descRateIn, descRateOut, descCache, descCap, descDisk, descTorr} {
 		ch <- d
 	}
@@ -118,6 +121,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			{descDown, prometheus.CounterValue, float64(st.Downloaded)},
 			{descUp, prometheus.CounterValue, float64(st.Uploaded)},
 			{descWasted, prometheus.CounterValue, float64(st.Wasted)},
+			{descHashBad, prometheus.CounterValue, float64(st.HashFailures)},
+			{descReaders, prometheus.GaugeValue, float64(len(st.Readers))},
+			{descInFlt, prometheus.GaugeValue, float64(len(st.Downloading))},
 			{descPeers, prometheus.GaugeValue, float64(st.Peers)},
 			{descSeeds, prometheus.GaugeValue, float64(st.Seeds)},
 			{descBanned, prometheus.GaugeValue, float64(st.Banned)},
