@@ -210,5 +210,5 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, t Torrent, in
 	}
 	rs := newReadSeeker(r.Context(), s, t, info, i, isMedia(name))
 	defer rs.Close()
-	http.ServeContent(w, r, name, mtime, rs)
+	http.ServeContent(directWriter{w, rs}, r, name, mtime, rs)
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // start serves host on loopback for the test.
-func start(t *testing.T, host Host, opts Options) *httptest.Server {
+func start(t testing.TB, host Host, opts Options) *httptest.Server {
 	t.Helper()
 	if opts.Logf == nil {
 		opts.Logf = t.Logf

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 
 	"github.com/swarmfs/swarmfs/engine/metainfo"
@@ -75,26 +76,62 @@ func (rs *readSeeker) Seek(offset int64, whence int) (int64, error) {
 }
 
 func (rs *readSeeker) Read(p []byte) (int, error) {
+	b, err := rs.next()
+	if err != nil {
+		return 0, err
+	}
+	n := copy(p, b)
+	rs.off += int64(n)
+	return n, nil
+}
+
+// writeTo writes the next n bytes of the file to w straight from the
+// buffer the torrent's Reader filled, without the copy into a caller's
+// buffer that Read makes: one write of up to ReadChunk bytes per fill
+// where net/http's own copy would make 32 KiB ones.
+func (rs *readSeeker) writeTo(w io.Writer, n int64) (int64, error) {
+	var sent int64
+	for sent < n {
+		b, err := rs.next()
+		if err == io.EOF {
+			return sent, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return sent, err
+		}
+		b = b[:min(int64(len(b)), n-sent)]
+		m, err := w.Write(b)
+		rs.off += int64(m)
+		sent += int64(m)
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
+}
+
+// next returns the bytes from the current offset to the end of the
+// buffer, filling the buffer first if it does not hold the offset. The
+// slice is valid until the next call.
+func (rs *readSeeker) next() ([]byte, error) {
 	if rs.off >= rs.size {
-		return 0, io.EOF
+		return nil, io.EOF
 	}
 	rs.mu.Lock()
 	if rs.closed {
 		rs.mu.Unlock()
-		return 0, errClosed
+		return nil, errClosed
 	}
 	rs.reads.Add(1)
 	rs.mu.Unlock()
 	defer rs.reads.Done()
 	if rs.bufN > 0 && rs.off >= rs.bufOff && rs.off < rs.bufOff+int64(rs.bufN) {
-		n := copy(p, (*rs.buf)[rs.off-rs.bufOff:rs.bufN])
-		rs.off += int64(n)
-		return n, nil
+		return (*rs.buf)[rs.off-rs.bufOff : rs.bufN], nil
 	}
 	if rs.r == nil {
 		r, err := rs.t.NewReader(rs.file, rs.media)
 		if err != nil {
-			return 0, fmt.Errorf("httpfs: open: %w", err)
+			return nil, fmt.Errorf("httpfs: open: %w", err)
 		}
 		rs.r = r
 		rs.buf = chunkPool.Get().(*[]byte)
@@ -120,12 +157,32 @@ func (rs *readSeeker) Read(p []byte) (int, error) {
 		if errors.Is(err, context.DeadlineExceeded) && rs.ctx.Err() == nil {
 			rs.s.logf("swarmfs: http: read of file %d of %s timed out after %v", rs.file, rs.t.InfoHash(), rs.s.opts.ReadTimeout)
 		}
-		return 0, err
+		return nil, err
 	}
 	rs.bufOff, rs.bufN = rs.off, got
-	c := copy(p, (*rs.buf)[:got])
-	rs.off += int64(c)
-	return c, nil
+	return (*rs.buf)[:got], nil
+}
+
+// directWriter is the ResponseWriter ServeContent gets: when it copies
+// a single range of rs (io.CopyN hands ReadFrom an io.LimitedReader over
+// rs), the bytes go from rs's buffer to the connection in writes of up
+// to ReadChunk. Anything else (a multi-range body) takes the
+// ResponseWriter's own path.
+type directWriter struct {
+	http.ResponseWriter
+	rs *readSeeker
+}
+
+func (w directWriter) ReadFrom(src io.Reader) (int64, error) {
+	if lr, ok := src.(*io.LimitedReader); ok && lr.R == io.Reader(w.rs) {
+		n, err := w.rs.writeTo(w.ResponseWriter, lr.N)
+		lr.N -= n
+		return n, err
+	}
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, src)
 }
 
 // Close cancels the reads in flight, waits for them to return and closes
