@@ -121,6 +121,7 @@ type Client struct {
 	peerID   [20]byte
 	ln       net.Listener
 	port     uint16
+	ipv6     netip.Addr    // told to trackers (ownIPv6); zero when none
 	halfOpen chan struct{} // semaphore of dials in progress
 	downLim  *rate.Limiter // nil when unlimited
 	upLim    *rate.Limiter
@@ -263,6 +264,7 @@ func New(cfg Config) (*Client, error) {
 		peerID:     cfg.PeerID,
 		ln:         ln,
 		port:       uint16(ln.Addr().(*net.TCPAddr).Port),
+		ipv6:       ownIPv6(ln.Addr().(*net.TCPAddr).AddrPort()),
 		halfOpen:   make(chan struct{}, cfg.MaxHalfOpen),
 		hashSem:    make(chan struct{}, max(2, runtime.NumCPU())),
 		ctx:        ctx,

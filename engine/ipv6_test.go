@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/storage"
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
+)
+
+// v6Fixture is a torrent made by libtorrent that announces to a
+// GoTracker over IPv6, and a libtorrent seeder of it that listens on
+// [::1] only.
+type v6Fixture struct {
+	fixture
+	tracker *swarmtest.GoTracker
+	lt      *swarmtest.LT
+}
+
+func newV6Fixture(t *testing.T, opts swarmtest.LTOptions) v6Fixture {
+	t.Helper()
+	swarmtest.RequireTools(t, "libtorrent")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "data")
+	swarmtest.WriteFiles(t, root, swarmtest.StandardFiles())
+	tr := swarmtest.StartGoTracker(t)
+	var tiers [][]string
+	if !opts.NoTrackers {
+		tiers = [][]string{{tr.HTTP6}}
+	}
+	path, _ := swarmtest.MakeTorrent(t, root, tiers, 32<<10)
+	mi, err := metainfo.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.IP == "" {
+		opts.IP = "::1"
+	}
+	lt := swarmtest.StartLibtorrent(t, opts)
+	lt.AddTorrent(path, dir, true)
+	lt.WaitSeeding(t, mi.InfoHash, 30*time.Second)
+	return v6Fixture{fixture: fixture{dir: dir, root: root, mi: mi}, tracker: tr, lt: lt}
+}
+
+// waitTracked waits until the tracker hands out addr for ih.
+func waitTracked(t *testing.T, tr *swarmtest.GoTracker, ih [20]byte, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.Contains(tr.Peers(ih), addr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("tracker has %v for the torrent, not %s", tr.Peers(ih), addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestIPv6TrackerPeers6: a libtorrent seeder listening on [::1] only is
+// handed out by the tracker in "peers6"; swarmfs, listening on 127.0.0.1
+// and announcing over IPv4, dials it over IPv6 and downloads byte-exact.
+func TestIPv6TrackerPeers6(t *testing.T) {
+	f := newV6Fixture(t, swarmtest.LTOptions{})
+	waitTracked(t, f.tracker, f.mi.InfoHash, f.lt.Addr())
+
+	c := newClient(t, Config{})
+	dir := t.TempDir()
+	tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: dir}, Trackers: [][]string{{f.tracker.HTTP4}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitComplete(t, tor, 60*time.Second)
+	swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+}
+
+// TestIPv6AnnounceFromV6Listener: a client listening on [::1] only
+// announces to a tracker reached over IPv4 (from any address: a socket
+// bound to [::1] cannot reach 127.0.0.1) and tells it its IPv6 address
+// with BEP 7's "ipv6=", so the tracker hands that out.
+func TestIPv6AnnounceFromV6Listener(t *testing.T) {
+	f := newFixture(t, 32<<10, swarmtest.StandardFiles())
+	tr := swarmtest.StartGoTracker(t)
+	c := newClient(t, Config{ListenAddr: "[::1]:0"})
+	if _, err := c.AddTorrent(f.mi, TorrentOptions{Storage: storage.File{Dir: t.TempDir()}, Trackers: [][]string{{tr.HTTP4}}}); err != nil {
+		t.Fatal(err)
+	}
+	want := netip.AddrPortFrom(netip.IPv6Loopback(), c.Port()).String()
+	waitTracked(t, tr, f.mi.InfoHash, want)
+	q := tr.Queries(f.mi.InfoHash)
+	if len(q) == 0 || !slices.ContainsFunc(q, func(s string) bool { return containsParam(s, "ipv6", "%3A%3A1") }) {
+		t.Errorf("announces %q carry no ipv6=::1", q)
+	}
+	if c.Addr().String() != "[::1]:"+strconv.Itoa(int(c.Port())) {
+		t.Errorf("Addr() = %v, want [::1]:%d", c.Addr(), c.Port())
+	}
+}
+
+// containsParam tells whether the raw query q has key=value (value as
+// percent-encoded in q).
+func containsParam(q, key, value string) bool {
+	v, err := url.ParseQuery(q)
+	if err != nil {
+		return false
+	}
+	want, _ := url.QueryUnescape(value)
+	return slices.Contains(v[key], want)
+}
