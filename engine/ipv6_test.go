@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"net"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/mse"
+	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
@@ -19,6 +22,7 @@ import (
 // [::1] only.
 type v6Fixture struct {
 	fixture
+	path    string // the .torrent
 	tracker *swarmtest.GoTracker
 	lt      *swarmtest.LT
 }
@@ -45,7 +49,7 @@ func newV6Fixture(t *testing.T, opts swarmtest.LTOptions) v6Fixture {
 	lt := swarmtest.StartLibtorrent(t, opts)
 	lt.AddTorrent(path, dir, true)
 	lt.WaitSeeding(t, mi.InfoHash, 30*time.Second)
-	return v6Fixture{fixture: fixture{dir: dir, root: root, mi: mi}, tracker: tr, lt: lt}
+	return v6Fixture{fixture: fixture{dir: dir, root: root, mi: mi}, path: path, tracker: tr, lt: lt}
 }
 
 // waitTracked waits until the tracker hands out addr for ih.
@@ -108,4 +112,79 @@ func containsParam(q, key, value string) bool {
 	}
 	want, _ := url.QueryUnescape(value)
 	return slices.Contains(v[key], want)
+}
+
+// TestIPv6PEX: a dual-stack libtorrent peer (127.0.0.2 and [::1]) that
+// has almost nothing tells swarmfs, connected to it over IPv4, about the
+// seeder it knows on [::1] only (ut_pex "added6"); swarmfs dials the
+// seeder over IPv6 and downloads byte-exact.
+func TestIPv6PEX(t *testing.T) {
+	f := newV6Fixture(t, swarmtest.LTOptions{NoTrackers: true})
+	// The middle peer downloads at 4 KB/s: swarmfs must get the data
+	// from the seeder it learns of.
+	mid := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.0.2", AlsoIP: "::1", NoTrackers: true, DownloadRate: 4 << 10})
+	mid.AddTorrent(f.path, t.TempDir(), false)
+	mid.ConnectPeer(f.mi.InfoHash, f.lt.Addr())
+
+	midAddr := netip.MustParseAddrPort(mid.Addr())
+	c := newClient(t, Config{})
+	dir := t.TempDir()
+	tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: dir}, Peers: []netip.AddrPort{midAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := netip.MustParseAddrPort(f.lt.Addr())
+	deadline := time.Now().Add(90 * time.Second)
+	for !slices.Contains(knownPeers(t, tor), seed) {
+		if time.Now().After(deadline) {
+			t.Fatalf("swarmfs knows %v, not the seeder %v", knownPeers(t, tor), seed)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitComplete(t, tor, 60*time.Second)
+	swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+}
+
+// TestExtHandshakeIPv6: our extension handshake tells a peer our IPv6
+// address ("ipv6", 16 bytes) and the address we see it at ("yourip").
+func TestExtHandshakeIPv6(t *testing.T) {
+	f := newFixture(t, 32<<10, swarmtest.StandardFiles())
+	got := make(chan *peer.ExtendedHandshake, 1)
+	fp := listenFake(t, "127.0.0.5", func(nc net.Conn) {
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := peer.ReadHandshake(nc); err != nil {
+			return
+		}
+		var rsv peer.Reserved
+		rsv.SetExtended()
+		if peer.WriteHandshake(nc, peer.Handshake{Reserved: rsv, InfoHash: f.mi.InfoHash, PeerID: peer.NewPeerID()}) != nil {
+			return
+		}
+		dec := peer.NewDecoder(nc, peer.DefaultMaxMessageLength)
+		var m peer.Message
+		for dec.Decode(&m) == nil {
+			if m.Type == peer.Extended && m.ExtendedID == peer.ExtHandshakeID {
+				h, err := peer.ParseExtendedHandshake(m.Payload)
+				if err == nil {
+					got <- h
+				}
+				return
+			}
+		}
+	})
+	c := newClient(t, Config{ListenAddr: "[::1]:0", Encryption: mse.Off})
+	if _, err := c.AddTorrent(f.mi, TorrentOptions{Storage: storage.File{Dir: t.TempDir()}, Peers: []netip.AddrPort{fp.addr()}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case h := <-got:
+		if a, _ := netip.AddrFromSlice([]byte(h.IPv6)); a != netip.IPv6Loopback() {
+			t.Errorf("ipv6 = %x, want ::1", h.IPv6)
+		}
+		if a, _ := h.YourIPAddr(); a != fp.addr().Addr() {
+			t.Errorf("yourip = %v, want %v", a, fp.addr().Addr())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no extension handshake")
+	}
 }
