@@ -31,8 +31,11 @@ import (
 // addresses (port 6881, else the first free of 6882-6889, else any) and
 // keeps pieces in memory.
 type Config struct {
-	// ListenAddr is the TCP address for incoming peers, e.g. ":6881" or
-	// "127.0.0.2:0"; it must bind. Default "": port 6881 on all addresses,
+	// ListenAddr is the TCP address for incoming peers, e.g. ":6881",
+	// "127.0.0.2:0" or "[::1]:6881"; it must bind. No host (":6881", and
+	// the default) is every address of both families: TCP, uTP and the
+	// DHT (one routing table per family, BEP 32) are then dual-stack.
+	// Default "": port 6881 on all addresses,
 	// else the first free of 6882-6889, else one the kernel picks (the
 	// log says which; Client.Addr tells, trackers are told).
 	ListenAddr string

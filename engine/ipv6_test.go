@@ -188,3 +188,44 @@ func TestExtHandshakeIPv6(t *testing.T) {
 		t.Fatal("no extension handshake")
 	}
 }
+
+// TestIPv6DHT: a client listening dual-stack (the default: every
+// address, TCP and one UDP socket for uTP and the DHT) runs its DHT node
+// in both families (BEP 32) and finds, by magnet alone, a libtorrent
+// seeder announced among IPv4 DHT nodes and another, listening on [::1]
+// only, announced among IPv6 ones.
+func TestIPv6DHT(t *testing.T) {
+	swarmtest.RequireTools(t, "libtorrent")
+	boot4 := newClient(t, Config{ListenAddr: "127.0.0.20:0", DHT: true, DHTBootstrap: []string{}}).DHT().Addr().String()
+	boot6 := newClient(t, Config{ListenAddr: "[::1]:0", DHT: true, DHTBootstrap: []string{}}).DHT().Addr().String()
+
+	f4, path4 := trackerless(t, swarmtest.StandardFiles(), 32<<10)
+	lt4 := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.0.2", DHT: true, DHTBootstrap: []string{boot4}, NoTrackers: true})
+	lt4.AddTorrent(path4, f4.dir, true)
+	f6, path6 := trackerless(t, []swarmtest.FileSpec{{Path: "six.bin", Size: 300 << 10}}, 32<<10)
+	lt6 := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "::1", DHT: true, DHTBootstrap: []string{boot6}, NoTrackers: true})
+	lt6.AddTorrent(path6, f6.dir, true)
+	for _, s := range []struct {
+		lt *swarmtest.LT
+		f  fixture
+	}{{lt4, f4}, {lt6, f6}} {
+		s.lt.WaitSeeding(t, s.f.mi.InfoHash, 30*time.Second)
+		s.lt.WaitDHTNodes(t, 1, 30*time.Second)
+		s.lt.DHTAnnounce(s.f.mi.InfoHash, 0)
+	}
+
+	c := newClient(t, Config{ListenAddr: ":0", DHT: true, DHTBootstrap: []string{boot4, boot6}})
+	for _, f := range []fixture{f4, f6} {
+		dir := t.TempDir()
+		tor, err := c.AddMagnet(&metainfo.Magnet{InfoHash: f.mi.InfoHash}, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: dir}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitInfo(t, tor, 60*time.Second)
+		waitComplete(t, tor, 60*time.Second)
+		swarmtest.VerifyTree(t, f.root, filepath.Join(dir, filepath.Base(f.root)))
+	}
+	if st := c.DHT().Stats(); st.Nodes6 == 0 || st.Nodes == st.Nodes6 {
+		t.Errorf("DHT table: %d nodes, %d IPv6: want both families", st.Nodes, st.Nodes6)
+	}
+}
