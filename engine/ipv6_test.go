@@ -229,3 +229,17 @@ func TestIPv6DHT(t *testing.T) {
 		t.Errorf("DHT table: %d nodes, %d IPv6: want both families", st.Nodes, st.Nodes6)
 	}
 }
+
+// TestIPv6PeerDirect: two clients on [::1] only, one dialling the other
+// (--peer [::1]:P): connections both ways over IPv6, and addresses shown
+// as [v6]:port.
+func TestIPv6PeerDirect(t *testing.T) {
+	f := newFixture(t, 32<<10, swarmtest.StandardFiles())
+	sc, _ := seeder(t, f, Config{ListenAddr: "[::1]:0"})
+	if got, want := sc.Addr().String(), "[::1]:"+strconv.Itoa(int(sc.Port())); got != want {
+		t.Errorf("Addr() = %s, want %s", got, want)
+	}
+	_, tor, dir := leecher(t, f, Config{ListenAddr: "[::1]:0"}, sc.Addr())
+	waitComplete(t, tor, 30*time.Second)
+	swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+}
