@@ -88,8 +88,9 @@ type Config struct {
 	// on. Private torrents never use it.
 	LSD bool
 	// LSDGroup is where LSD announces go and are heard: the BEP 14
-	// multicast group by default (lsd.DefaultGroup); a unicast address
-	// serves tests and networks without multicast.
+	// multicast groups by default (lsd.DefaultGroup and, where the host
+	// has IPv6 multicast, lsd.DefaultGroup6); a unicast address serves
+	// tests and networks without multicast.
 	LSDGroup netip.AddrPort
 	// LSDListen is the address LSD listens on; default the group's port on
 	// all addresses. Only needed with a unicast LSDGroup.
