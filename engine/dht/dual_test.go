@@ -189,3 +189,28 @@ func TestDualStack(t *testing.T) {
 		t.Errorf("reloaded dual node has %d nodes, %d IPv6: want both families", st.Nodes, st.Nodes6)
 	}
 }
+
+// TestFamilies: which families a node serves, by its listen address.
+func TestFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		listen  string
+		network string
+		local   string
+		fams    []family
+	}{
+		{"0.0.0.0:6881", "udp4", "0.0.0.0:6881", []family{fam4}},
+		{"127.0.0.1:0", "udp4", "127.0.0.1:0", []family{fam4}},
+		{"[::1]:0", "udp6", "[::1]:0", []family{fam6}},
+		{"[::]:6881", "udp", "[::]:6881", []family{fam4, fam6}},
+		{":6881", "udp", "[::]:6881", []family{fam4, fam6}},
+		{"[::ffff:127.0.0.1]:0", "udp4", "127.0.0.1:0", []family{fam4}},
+	} {
+		if got := listenNetwork(tc.listen); got != tc.network {
+			t.Errorf("listenNetwork(%q) = %q, want %q", tc.listen, got, tc.network)
+		}
+		local := netip.MustParseAddrPort(tc.local)
+		if got := familiesOf(local.Addr()); !slices.Equal(got, tc.fams) {
+			t.Errorf("familiesOf(%v) = %v, want %v", local, got, tc.fams)
+		}
+	}
+}

@@ -162,18 +162,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "0.0.0.0:0"
 	}
-	network := "udp4"
-	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil {
-		if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
-			network = "udp6"
-			if ip.IsUnspecified() {
-				network = "udp" // [::]: dual-stack
-			}
-		} else if host == "" {
-			network = "udp" // dual-stack
-		}
-	}
-	pc, err := net.ListenPacket(network, cfg.Listen)
+	pc, err := net.ListenPacket(listenNetwork(cfg.Listen), cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("dht: listen: %w", err)
 	}
@@ -188,6 +177,26 @@ func New(cfg Config) (*Node, error) {
 	go n.readLoop()
 	go n.maintainLoop()
 	return n, nil
+}
+
+// listenNetwork is the network New binds listen on: "udp4" for an IPv4
+// host, "udp6" for a specific IPv6 one, "udp" (a dual-stack socket) for
+// no host or "::".
+func listenNetwork(listen string) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "udp4"
+	}
+	if host == "" {
+		return "udp"
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
+		if ip.IsUnspecified() {
+			return "udp"
+		}
+		return "udp6"
+	}
+	return "udp4"
 }
 
 // newNode builds a node around conn without starting goroutines.
