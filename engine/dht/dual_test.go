@@ -157,6 +157,32 @@ func TestDualStack(t *testing.T) {
 		}
 	}
 
+	// One torrent announced from both families: each asker gets the
+	// values of its own family.
+	ihBoth := randomID()
+	if err := four[1].Announce(ctx, ihBoth, 3333, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := six[1].Announce(ctx, ihBoth, 4444, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		asker *Node
+		to    string
+		want  netip.AddrPort
+	}{
+		{four[2], conn.v4(local), netip.MustParseAddrPort("127.0.0.3:3333")},
+		{six[2], conn.v6(local), netip.AddrPortFrom(netip.IPv6Loopback(), 4444)},
+	} {
+		r, err := tc.asker.query(ctx, netip.MustParseAddrPort(tc.to), qGetPeers, &msgArgs{InfoHash: string(ihBoth[:])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := parseValues(r.Values, 100); !slices.Equal(got, []netip.AddrPort{tc.want}) {
+			t.Errorf("get_peers over %s: values %v, want [%v]", tc.to, got, tc.want)
+		}
+	}
+
 	// BEP 32: an IPv6 node asking for both gets both lists.
 	r, err := six[1].query(ctx, netip.MustParseAddrPort(conn.v6(local)), qFindNode, &msgArgs{Target: string(ih4[:]), Want: []string{"n4", "n6"}})
 	if err != nil {

@@ -71,7 +71,7 @@ func (n *Node) handleQuery(from netip.AddrPort, m *msg, reqLen int) {
 			break
 		}
 		r.Token = n.tokens.make(from.Addr())
-		peers = n.store.get(ih, maxValues, now)
+		peers = n.store.get(ih, famOf(from.Addr()), maxValues, now)
 		nodes = closest(ih)
 	case qAnnounce:
 		ih, ok := parseID(m.A.InfoHash)
