@@ -107,7 +107,8 @@
 //     the values of both (onPeers is then called from the lookups'
 //     goroutines, one at a time); Bootstrap fails only when both do.
 //     Replies carry the nodes of the families a query's "want" asks for
-//     ("n4", "n6"), else of the asker's family. The saved state keeps
+//     ("n4", "n6"), else of the asker's family, and the stored peers
+//     ("values") of the asker's family only. The saved state keeps
 //     both tables' nodes. An IPv4-mapped address in "nodes6" is skipped:
 //     written back, it would be a 26-byte IPv4 entry in an IPv6 list.
 //   - Every decoder of untrusted bytes has a fuzz target with a committed
