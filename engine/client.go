@@ -31,8 +31,11 @@ import (
 // addresses (port 6881, else the first free of 6882-6889, else any) and
 // keeps pieces in memory.
 type Config struct {
-	// ListenAddr is the TCP address for incoming peers, e.g. ":6881" or
-	// "127.0.0.2:0"; it must bind. Default "": port 6881 on all addresses,
+	// ListenAddr is the TCP address for incoming peers, e.g. ":6881",
+	// "127.0.0.2:0" or "[::1]:6881"; it must bind. No host (":6881", and
+	// the default) is every address of both families: TCP, uTP and the
+	// DHT (one routing table per family, BEP 32) are then dual-stack.
+	// Default "": port 6881 on all addresses,
 	// else the first free of 6882-6889, else one the kernel picks (the
 	// log says which; Client.Addr tells, trackers are told).
 	ListenAddr string
@@ -85,8 +88,9 @@ type Config struct {
 	// on. Private torrents never use it.
 	LSD bool
 	// LSDGroup is where LSD announces go and are heard: the BEP 14
-	// multicast group by default (lsd.DefaultGroup); a unicast address
-	// serves tests and networks without multicast.
+	// multicast groups by default (lsd.DefaultGroup and, where the host
+	// has IPv6 multicast, lsd.DefaultGroup6); a unicast address serves
+	// tests and networks without multicast.
 	LSDGroup netip.AddrPort
 	// LSDListen is the address LSD listens on; default the group's port on
 	// all addresses. Only needed with a unicast LSDGroup.
@@ -121,6 +125,7 @@ type Client struct {
 	peerID   [20]byte
 	ln       net.Listener
 	port     uint16
+	ipv6     netip.Addr    // told to trackers (ownIPv6); zero when none
 	halfOpen chan struct{} // semaphore of dials in progress
 	downLim  *rate.Limiter // nil when unlimited
 	upLim    *rate.Limiter
@@ -263,6 +268,7 @@ func New(cfg Config) (*Client, error) {
 		peerID:     cfg.PeerID,
 		ln:         ln,
 		port:       uint16(ln.Addr().(*net.TCPAddr).Port),
+		ipv6:       ownIPv6(ln.Addr().(*net.TCPAddr).AddrPort()),
 		halfOpen:   make(chan struct{}, cfg.MaxHalfOpen),
 		hashSem:    make(chan struct{}, max(2, runtime.NumCPU())),
 		ctx:        ctx,

@@ -12,7 +12,12 @@
 // a dht.Node (UDP, by default on the TCP port), with Config.LSD an
 // lsd.Service; Close closes them after every torrent has stopped. Unless
 // Config.NoUTP, it owns a utp.Socket on the UDP port with the TCP port's
-// number; the DHT node shares it (dht.NewOn over Socket.Others).
+// number; the DHT node shares it (dht.NewOn over Socket.Others). A
+// listen address without a host (the default) makes all three dual-stack:
+// TCP and UDP on [::] take IPv4 too, and the DHT node keeps one routing
+// table per family (BEP 32). Trackers are told our IPv6 address (ownIPv6:
+// a specific IPv6 listen address, else the host's first global one) with
+// BEP 7's ipv6=, and so are peers, in the extension handshake.
 //
 // Connection setup (handshake.go, transport.go, wiremethod.go): an incoming
 // connection, TCP or uTP, is sniffed (mse.Sniff): a plain handshake, or
@@ -231,7 +236,9 @@
 //     those packages' goroutines: they post to the loop and return.
 //   - Outgoing connections are made from the listen address when it is a
 //     specific one, so that peers, and PEX, see the address that accepts
-//     connections (loopback tests with many clients rely on it).
+//     connections (loopback tests with many clients rely on it); a peer of
+//     the other family is dialled from any address (a socket bound to
+//     127.0.0.1 cannot reach [::1]), and tracker announces likewise.
 //   - Linux delays ACKs up to 40 ms, and a peer with Nagle's algorithm on
 //     (libtorrent) then holds the tail of a piece until the ACK: the reader
 //     goroutine re-arms TCP_QUICKACK after each read (quickack_linux.go).

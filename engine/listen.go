@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 )
 
@@ -61,4 +62,51 @@ func portList(ports []int) string {
 		return fmt.Sprintf("%d-%d", ports[0], ports[n-1])
 	}
 	return fmt.Sprint(ports)
+}
+
+// ownIPv6 is the IPv6 address a client listening on ln tells trackers
+// (BEP 7's ipv6=): the listener's own address when it is a specific IPv6
+// one (configured: loopback too, for tests), else, when it listens on
+// every address of both families, the first global unicast address of
+// the host's interfaces. Unique-local (fc00::/7) and link-local addresses
+// are left out: a tracker hands them to peers elsewhere, who cannot reach
+// them. The zero Addr means none.
+func ownIPv6(ln netip.AddrPort) netip.Addr {
+	a := ln.Addr()
+	switch {
+	case a.Is6() && !a.Is4In6() && !a.IsUnspecified():
+		if a.IsLinkLocalUnicast() {
+			return netip.Addr{}
+		}
+		return a
+	case !a.IsUnspecified() || a.Is4():
+		return netip.Addr{} // bound to an IPv4 address (0.0.0.0 included)
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return netip.Addr{}
+	}
+	return firstGlobalIPv6(addrs)
+}
+
+// firstGlobalIPv6 picks the first address of addrs a peer elsewhere on
+// the internet can reach over IPv6.
+func firstGlobalIPv6(addrs []net.Addr) netip.Addr {
+	for _, na := range addrs {
+		var ip net.IP
+		switch v := na.(type) {
+		case *net.IPNet:
+			ip = v.IP
+		case *net.IPAddr:
+			ip = v.IP
+		}
+		a, ok := netip.AddrFromSlice(ip)
+		if !ok || !a.Is6() || a.Is4In6() {
+			continue
+		}
+		if a.IsGlobalUnicast() && !a.IsPrivate() {
+			return a
+		}
+	}
+	return netip.Addr{}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -85,5 +86,38 @@ func TestDefaultPortsRange(t *testing.T) {
 	want := []int{6881, 6882, 6883, 6884, 6885, 6886, 6887, 6888, 6889, 0}
 	if fmt.Sprint(defaultPorts.ports) != fmt.Sprint(want) || defaultPorts.host != "" {
 		t.Errorf("defaultPorts = %+v, want %v on every address", defaultPorts, want)
+	}
+}
+
+// TestOwnIPv6: what a client tells trackers as its IPv6 address.
+func TestOwnIPv6(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		want   string
+	}{
+		{"[::1]:6881", "::1"},
+		{"[2001:db8::5]:6881", "2001:db8::5"},
+		{"[fe80::1]:6881", ""},
+		{"127.0.0.1:6881", ""},
+		{"0.0.0.0:6881", ""},
+	} {
+		got := ownIPv6(netip.MustParseAddrPort(tc.listen))
+		if (got.IsValid() || tc.want != "") && got.String() != tc.want {
+			t.Errorf("ownIPv6(%s) = %v, want %q", tc.listen, got, tc.want)
+		}
+	}
+	mask := net.CIDRMask(64, 128)
+	addrs := []net.Addr{
+		&net.IPNet{IP: net.ParseIP("127.0.0.1"), Mask: net.CIDRMask(8, 32)},
+		&net.IPNet{IP: net.ParseIP("::1"), Mask: net.CIDRMask(128, 128)},
+		&net.IPNet{IP: net.ParseIP("fe80::1"), Mask: mask},
+		&net.IPNet{IP: net.ParseIP("fd00::2"), Mask: mask},
+		&net.IPNet{IP: net.ParseIP("2001:db8::7"), Mask: mask},
+	}
+	if got := firstGlobalIPv6(addrs); got != netip.MustParseAddr("2001:db8::7") {
+		t.Errorf("firstGlobalIPv6 = %v, want 2001:db8::7", got)
+	}
+	if got := firstGlobalIPv6(addrs[:4]); got.IsValid() {
+		t.Errorf("firstGlobalIPv6 without a global address = %v", got)
 	}
 }

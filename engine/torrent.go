@@ -147,6 +147,7 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 			// Trackers record where an announce comes from: announce from
 			// the address we listen on when it is a specific one.
 			LocalIP: c.Addr().Addr(),
+			IPv6:    c.ipv6,
 			Stats: func() (int64, int64, int64) {
 				left := int64(unknownLeft)
 				if t.hasInfo.Load() {

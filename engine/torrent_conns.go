@@ -179,6 +179,11 @@ func (t *Torrent) sendExtHandshake(c *conn) {
 	if ip := c.addr.Addr(); ip.IsValid() {
 		h.YourIP = string(ip.AsSlice())
 	}
+	if ip := t.client.ipv6; ip.IsValid() {
+		// BEP 10: a peer that reached us over IPv4 may tell others (PEX)
+		// of this address too.
+		h.IPv6 = string(ip.AsSlice())
+	}
 	if b, err := h.Marshal(); err == nil {
 		c.send(peer.Message{Type: peer.Extended, ExtendedID: peer.ExtHandshakeID, Payload: b})
 	}

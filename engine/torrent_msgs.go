@@ -196,6 +196,9 @@ func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
 		if h.MetadataSize == 0 {
 			h.MetadataSize = c.exts.hs.MetadataSize
 		}
+		if h.IPv6 == "" {
+			h.IPv6 = c.exts.hs.IPv6
+		}
 	}
 	c.exts.hs = h
 	if h.Reqq > 0 {

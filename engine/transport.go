@@ -132,9 +132,10 @@ func (c *Client) connect(ctx context.Context, addr netip.AddrPort, k transportKi
 		cancel()
 	} else {
 		d := net.Dialer{Timeout: dialTimeout}
-		if ip := c.Addr().Addr(); !ip.IsUnspecified() {
+		if ip := c.Addr().Addr(); !ip.IsUnspecified() && ip.Is4() == addr.Addr().Unmap().Is4() {
 			// Connect from the address we listen on, so peers (and PEX)
-			// see the address that accepts connections.
+			// see the address that accepts connections. A peer of the
+			// other family is dialled from any address of its own.
 			d.LocalAddr = &net.TCPAddr{IP: ip.AsSlice()}
 		}
 		nc, err = d.DialContext(ctx, "tcp", addr.String())

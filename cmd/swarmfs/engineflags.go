@@ -34,14 +34,14 @@ type engineFlags struct {
 }
 
 func (e *engineFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&e.listen, "listen", "", "TCP address for incoming peers, e.g. :6881 (\":0\" picks a free port; default: 6881 on every address, else the first free of 6882-6889, else any free port)")
-	fs.Var(&e.peers, "peer", "connect to this peer (ip:port); repeatable")
+	fs.StringVar(&e.listen, "listen", "", "TCP address for incoming peers, e.g. :6881 or [::1]:6881 (\":0\" picks a free port; no host is every IPv4 and IPv6 address, TCP, uTP and the DHT alike; default: 6881 on every address, else the first free of 6882-6889, else any free port)")
+	fs.Var(&e.peers, "peer", "connect to this peer (ip:port, or [ipv6]:port); repeatable")
 	fs.StringVar(&e.uploadRate, "max-upload-rate", "", "upload limit per second, e.g. 2MB (default unlimited)")
 	fs.StringVar(&e.downloadRate, "max-download-rate", "", "download limit per second, e.g. 10MiB (default unlimited)")
 	fs.BoolVar(&e.noTrackers, "no-trackers", false, "do not announce to the torrent's trackers")
 	fs.BoolVar(&e.verbose, "v", false, "log peer and tracker events to stderr")
 	fs.BoolVar(&e.noDHT, "no-dht", false, "do not use the DHT to find peers (private torrents never do)")
-	fs.StringVar(&e.dhtBootstrap, "dht-bootstrap", "", "DHT entry points, host:port,... (default: the public routers, or none when --listen is a loopback address)")
+	fs.StringVar(&e.dhtBootstrap, "dht-bootstrap", "", "DHT entry points, host:port or [ipv6]:port,... (default: the public routers, or none when --listen is a loopback address)")
 	fs.StringVar(&e.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the --listen host and port)")
 	fs.BoolVar(&e.noLSD, "no-lsd", false, "do not announce or look for peers on the local network (BEP 14)")
 	fs.BoolVar(&e.noPEX, "no-pex", false, "do not exchange peer lists with peers (BEP 11)")
@@ -123,7 +123,7 @@ func (e *engineFlags) config(stderr io.Writer) (engine.Config, []netip.AddrPort,
 	for _, p := range e.peers {
 		ap, err := netip.ParseAddrPort(p)
 		if err != nil {
-			return cfg, nil, usageErr("--peer %q: want ip:port", p)
+			return cfg, nil, usageErr("--peer %q: want ip:port or [ipv6]:port", p)
 		}
 		peers = append(peers, ap)
 	}

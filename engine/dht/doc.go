@@ -3,7 +3,8 @@
 //
 // # Concepts
 //
-//   - Node (node.go): one UDP socket, one node ID, one routing table. New
+//   - Node (node.go): one UDP socket, one node ID, one routing table per
+//     address family the socket serves (BEP 32). New
 //     binds it, loads the saved state and starts it; Close stops it.
 //     Bootstrap joins the network; GetPeers and Announce run lookups;
 //     AddNode pings a node learned from a peer's PORT message.
@@ -12,7 +13,8 @@
 //     which decodes it with the bounded engine/bencode gate; anything
 //     malformed is dropped silently and counted in Stats.Dropped. Queries
 //     are answered in server.go.
-//   - Routing table (table.go): k-buckets (k = 8) keyed by the length of
+//   - Routing table (table.go), one per address family the socket serves:
+//     k-buckets (k = 8) keyed by the length of
 //     the prefix an ID shares with ours. Only the bucket covering our own
 //     ID splits, up to 160 buckets and Config.MaxNodes entries. A node is
 //     good if it answered us in the last 15 minutes (or answered once and
@@ -96,10 +98,19 @@
 //   - A client that asks the same node more than Config.QueryRate times a
 //     second is dropped there; test networks hammering a few nodes must
 //     raise it.
-//   - The socket is IPv4 unless Config.Listen names an IPv6 host; "nodes6"
-//     (BEP 32) is parsed and, on an IPv4 node, ignored; IPv6 "values" are
-//     passed on. An IPv4-mapped address in "nodes6" is skipped: written
-//     back, it would be a 26-byte IPv4 entry in an IPv6 list.
+//   - Families (BEP 32): a node on an IPv4 address is IPv4 only, one on a
+//     specific IPv6 address IPv6 only, one on a dual-stack socket ([::],
+//     as the engine's shared uTP socket, or Config.Listen without a host)
+//     serves both with one routing table each (Node.tables) and one node
+//     ID. A lookup runs in each table at once, over the nodes of that
+//     family, reading "nodes" or "nodes6" accordingly; GetPeers merges
+//     the values of both (onPeers is then called from the lookups'
+//     goroutines, one at a time); Bootstrap fails only when both do.
+//     Replies carry the nodes of the families a query's "want" asks for
+//     ("n4", "n6"), else of the asker's family, and the stored peers
+//     ("values") of the asker's family only. The saved state keeps
+//     both tables' nodes. An IPv4-mapped address in "nodes6" is skipped:
+//     written back, it would be a 26-byte IPv4 entry in an IPv6 list.
 //   - Every decoder of untrusted bytes has a fuzz target with a committed
 //     corpus: FuzzKRPC (the whole datagram path), FuzzParseNodes,
 //     FuzzParseValues, FuzzDecodeState.

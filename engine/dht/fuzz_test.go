@@ -59,7 +59,9 @@ func FuzzKRPC(f *testing.F) {
 	}
 	fuzztest.Seeds(f, seeds)
 	conn := &recordConn{}
-	n := newNode(Config{Bootstrap: []string{}}, conn, netip.MustParseAddrPort("127.0.0.1:6881"), nil)
+	// A node of both families (a dual-stack socket), so "want" and
+	// "nodes6" are exercised too.
+	n := newNode(Config{Bootstrap: []string{}}, conn, netip.MustParseAddrPort("[::]:6881"), nil)
 	n.cancel() // no background goroutines: pings are skipped
 	from := netip.MustParseAddrPort("127.0.0.3:6881")
 	iter := 0
@@ -68,7 +70,7 @@ func FuzzKRPC(f *testing.F) {
 		for _, tid := range []string{"aa", "\x00\x00\x00\x01"} {
 			n.txns[tid] = &txn{addr: from, ch: make(chan reply, 1)}
 		}
-		c := n.table.byAddr[from]
+		c := n.tables[fam4].byAddr[from]
 		verified := c != nil && c.verified()
 		n.mu.Unlock()
 		conn.writes = conn.writes[:0]
@@ -93,7 +95,8 @@ func FuzzKRPC(f *testing.F) {
 		}
 		if iter++; iter%64 == 0 {
 			n.mu.Lock()
-			checkTable(t, n.table)
+			checkTable(t, n.tables[fam4])
+			checkTable(t, n.tables[fam6])
 			n.mu.Unlock()
 		}
 	})

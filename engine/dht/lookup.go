@@ -52,6 +52,7 @@ type lookupResult struct {
 // running Node.lookup and needs no lock.
 type lookup struct {
 	n        *Node
+	fam      family // of every node it asks
 	target   [idLen]byte
 	cands    []*cand // with IDs, nearest first, at most maxCands
 	seeds    []*cand // without IDs until they answer
@@ -60,24 +61,24 @@ type lookup struct {
 	queries  int
 }
 
-// lookup runs an iterative find_node or get_peers towards target, alpha
-// queries at a time, nearest candidates first, until the bucketSize
+// lookup runs an iterative find_node or get_peers towards target among
+// the nodes of family f (which the node serves), alpha queries at a time, nearest candidates first, until the bucketSize
 // nearest candidates that did not fail have all answered. onReply, if not
 // nil, sees every answer, on this goroutine. It returns the nearest
 // candidates that answered, nearest first.
-func (n *Node) lookup(ctx context.Context, target [idLen]byte, method string, seeds []netip.AddrPort, onReply func(*cand, *msgReturn)) ([]*cand, error) {
+func (n *Node) lookup(ctx context.Context, f family, target [idLen]byte, method string, seeds []netip.AddrPort, onReply func(*cand, *msgReturn)) ([]*cand, error) {
 	if n.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
-	l := &lookup{n: n, target: target, known: make(map[netip.AddrPort]bool), inflight: make(map[*cand]struct{})}
+	l := &lookup{n: n, fam: f, target: target, known: make(map[netip.AddrPort]bool), inflight: make(map[*cand]struct{})}
 	n.mu.Lock()
-	start := n.table.closest(target, 2*bucketSize, false, n.now())
+	start := n.tables[f].closest(target, 2*bucketSize, false, n.now())
 	n.mu.Unlock()
 	for _, ni := range start {
 		l.addCand(ni)
 	}
 	for _, a := range seeds {
-		if !l.known[a] {
+		if famOf(a.Addr()) == f && !l.known[a] {
 			l.known[a] = true
 			l.seeds = append(l.seeds, &cand{nodeInfo: nodeInfo{Addr: a}})
 		}
@@ -252,10 +253,10 @@ func (l *lookup) handle(res lookupResult, onReply func(*cand, *msgReturn)) {
 		c.token = boundedToken(r.Token)
 	}
 	list := r.Nodes
-	if l.n.ipv6 {
+	if l.fam == fam6 {
 		list = r.Nodes6
 	}
-	nodes, _ := parseNodes(list, l.n.ipv6, maxNodesPerReply)
+	nodes, _ := parseNodes(list, l.fam == fam6, maxNodesPerReply)
 	for _, ni := range nodes {
 		if ni.ID == l.n.id || l.known[ni.Addr] || !usableAddr(ni.Addr, c.Addr.Addr()) {
 			continue
@@ -276,19 +277,25 @@ func boundedToken(t string) string {
 	return t
 }
 
-// seeds returns the bootstrap addresses when the table is too thin to
-// start a lookup from, or always when force is set.
-func (n *Node) seeds(ctx context.Context, force bool) []netip.AddrPort {
+// seeds returns the bootstrap addresses of family f when its table is too
+// thin to start a lookup from, or always when force is set.
+func (n *Node) seeds(ctx context.Context, f family, force bool) []netip.AddrPort {
 	n.mu.Lock()
-	thin := n.table.count < bucketSize
+	thin := n.tables[f].count < bucketSize
 	n.mu.Unlock()
 	if !force && !thin {
 		return nil
 	}
-	return n.resolveBootstrap(ctx)
+	var out []netip.AddrPort
+	for _, a := range n.resolveBootstrap(ctx) {
+		if famOf(a.Addr()) == f {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
-// resolveBootstrap turns cfg.Bootstrap into addresses of our family. Names
+// resolveBootstrap turns cfg.Bootstrap into addresses of our families. Names
 // are resolved concurrently, each within 5 s; the answer is cached for
 // bootResolveEvery, a failure for a minute, so an offline machine does not
 // wait on DNS at every lookup.
@@ -302,9 +309,13 @@ func (n *Node) resolveBootstrap(ctx context.Context) []netip.AddrPort {
 		return out
 	}
 	n.mu.Unlock()
-	network := "ip4"
-	if n.ipv6 {
+	network := "ip"
+	switch fams := n.families(); {
+	case len(fams) == 2:
+	case fams[0] == fam6:
 		network = "ip6"
+	default:
+		network = "ip4"
 	}
 	lists := make([][]netip.AddrPort, len(n.cfg.Bootstrap))
 	var wg sync.WaitGroup
@@ -333,11 +344,13 @@ func (n *Node) resolveBootstrap(ctx context.Context) []netip.AddrPort {
 				n.logf("dht: bootstrap %q: %v", hp, err)
 				return
 			}
-			for j, ip := range ips {
-				if j >= 4 {
-					break
+			var per [2]int // at most 4 addresses of each family
+			for _, ip := range ips {
+				ip = ip.Unmap()
+				if f := famOf(ip); per[f] < 4 {
+					per[f]++
+					lists[i] = append(lists[i], netip.AddrPortFrom(ip, uint16(port)))
 				}
-				lists[i] = append(lists[i], netip.AddrPortFrom(ip.Unmap(), uint16(port)))
 			}
 		}()
 	}
@@ -345,7 +358,7 @@ func (n *Node) resolveBootstrap(ctx context.Context) []netip.AddrPort {
 	out := []netip.AddrPort{}
 	for _, l := range lists {
 		for _, ap := range l {
-			if ap.Addr().Is6() == n.ipv6 && ap != n.addr && ap.Port() != 0 {
+			if n.tableFor(ap.Addr()) != nil && ap != n.addr && ap.Port() != 0 {
 				out = append(out, ap)
 			}
 		}
@@ -361,20 +374,77 @@ func (n *Node) resolveBootstrap(ctx context.Context) []netip.AddrPort {
 // Bootstrap joins the network: a find_node lookup for our own ID, started
 // from the bootstrap nodes and the routing table (saved nodes included).
 // It returns ErrNoNodes (wrapped) if nobody answered.
+//
+// A node of both families bootstraps each (BEP 32), at once; it fails
+// only if both do.
 func (n *Node) Bootstrap(ctx context.Context) error {
-	res, err := n.lookup(ctx, n.id, qFindNode, n.seeds(ctx, true), nil)
+	return n.bootstrap(ctx, n.families())
+}
+
+func (n *Node) bootstrap(ctx context.Context, fams []family) error {
+	_, err := n.eachFamily(ctx, fams, func(f family) ([]*cand, error) {
+		res, err := n.lookup(ctx, f, n.id, qFindNode, n.seeds(ctx, f, true), nil)
+		if err == nil && len(res) == 0 {
+			err = ErrNoNodes
+		}
+		return res, err
+	})
 	if err != nil {
 		return fmt.Errorf("dht: bootstrap: %w", err)
-	}
-	if len(res) == 0 {
-		return fmt.Errorf("dht: bootstrap: %w", ErrNoNodes)
 	}
 	return nil
 }
 
-// GetPeers runs an iterative get_peers lookup for infoHash and calls
-// onPeers with each batch of peers not seen before in this lookup, on the
-// calling goroutine, never concurrently. onPeers must not block for long:
+// eachFamily runs fn for each of fams, concurrently when there are two,
+// and returns what those that succeeded returned; when none did, the
+// error of the first (ctx's, if it ended). The goroutines are the
+// caller's: eachFamily waits for them.
+func (n *Node) eachFamily(ctx context.Context, fams []family, fn func(family) ([]*cand, error)) ([]*cand, error) {
+	if len(fams) == 1 {
+		return fn(fams[0])
+	}
+	type result struct {
+		cands []*cand
+		err   error
+	}
+	results := make([]result, len(fams))
+	var wg sync.WaitGroup
+	for i, f := range fams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := fn(f)
+			results[i] = result{c, err}
+		}()
+	}
+	wg.Wait()
+	var out []*cand
+	var firstErr error
+	ok := false
+	for i, r := range results {
+		if r.err == nil {
+			ok = true
+			out = append(out, r.cands...)
+		} else if firstErr == nil {
+			firstErr = fmt.Errorf("%v: %w", fams[i], r.err)
+		}
+	}
+	if ok {
+		return out, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if firstErr == nil {
+		firstErr = ErrNoNodes
+	}
+	return nil, firstErr
+}
+
+// GetPeers runs an iterative get_peers lookup for infoHash (one per
+// family the node serves, at once) and calls onPeers with each batch of
+// peers not seen before in this lookup, never concurrently (on the
+// calling goroutine for a node of one family). onPeers must not block for long:
 // the lookup waits for it. GetPeers returns when the bucketSize nearest
 // nodes have answered (nil), ctx ends (ctx.Err()), the node closes
 // (ErrClosed), or no node answered (ErrNoNodes).
@@ -384,11 +454,14 @@ func (n *Node) GetPeers(ctx context.Context, infoHash [20]byte, onPeers func([]n
 }
 
 func (n *Node) getPeers(ctx context.Context, ih [idLen]byte, onPeers func([]netip.AddrPort)) ([]*cand, error) {
+	var mu sync.Mutex // guards seen; serialises onPeers across families
 	seen := make(map[netip.AddrPort]struct{})
-	res, err := n.lookup(ctx, ih, qGetPeers, n.seeds(ctx, false), func(c *cand, r *msgReturn) {
+	onReply := func(c *cand, r *msgReturn) {
 		if len(r.Values) == 0 || onPeers == nil {
 			return
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		var fresh []netip.AddrPort
 		for _, p := range parseValues(r.Values, 4*maxValues) {
 			p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
@@ -401,12 +474,16 @@ func (n *Node) getPeers(ctx context.Context, ih [idLen]byte, onPeers func([]neti
 		if len(fresh) > 0 {
 			onPeers(fresh)
 		}
+	}
+	res, err := n.eachFamily(ctx, n.families(), func(f family) ([]*cand, error) {
+		res, err := n.lookup(ctx, f, ih, qGetPeers, n.seeds(ctx, f, false), onReply)
+		if err == nil && len(res) == 0 {
+			err = ErrNoNodes
+		}
+		return res, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dht: get_peers: %w", err)
-	}
-	if len(res) == 0 {
-		return nil, fmt.Errorf("dht: get_peers: %w", ErrNoNodes)
 	}
 	return res, nil
 }

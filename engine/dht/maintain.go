@@ -34,23 +34,31 @@ func (n *Node) maintain() {
 		n.store.expire(now)
 		n.lastExpire = now
 	}
-	ping := n.table.questionable(pingsPerRound, now)
-	if !n.refreshing && n.table.count > 0 {
-		if i := n.table.stale(now); i >= 0 {
-			target := randomIDWithPrefix(n.id, i)
-			n.refreshing = n.goLocked(func() {
-				_, _ = n.lookup(n.ctx, target, qFindNode, nil, nil)
-				n.mu.Lock()
-				n.refreshing = false
-				n.mu.Unlock()
-			})
+	var ping []nodeInfo
+	var lonely []family // served families without a good node
+	for _, f := range n.families() {
+		tb := n.tables[f]
+		ping = append(ping, tb.questionable(pingsPerRound, now)...)
+		if !n.refreshing[f] && tb.count > 0 {
+			if i := tb.stale(now); i >= 0 {
+				target := randomIDWithPrefix(n.id, i)
+				n.refreshing[f] = n.goLocked(func() {
+					_, _ = n.lookup(n.ctx, f, target, qFindNode, nil, nil)
+					n.mu.Lock()
+					n.refreshing[f] = false
+					n.mu.Unlock()
+				})
+			}
+		}
+		if tb.good(now) == 0 {
+			lonely = append(lonely, f)
 		}
 	}
-	if !n.booting && len(n.cfg.Bootstrap) > 0 && n.table.good(now) == 0 && !now.Before(n.nextBoot) {
+	if !n.booting && len(n.cfg.Bootstrap) > 0 && len(lonely) > 0 && !now.Before(n.nextBoot) {
 		n.nextBoot = now.Add(n.bootBackoff)
 		n.bootBackoff = min(2*n.bootBackoff, maxBootBackoff)
 		n.booting = n.goLocked(func() {
-			err := n.Bootstrap(n.ctx)
+			err := n.bootstrap(n.ctx, lonely)
 			n.mu.Lock()
 			n.booting = false
 			if err == nil {

@@ -20,7 +20,7 @@ func newFakeClock() *fakeClock           { c := &fakeClock{}; c.ns.Store(time.No
 func (n *Node) contactAt(a netip.AddrPort) *contact {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if c := n.table.byAddr[a]; c != nil {
+	if c := n.tables[fam4].byAddr[a]; c != nil {
 		cp := *c
 		return &cp
 	}
@@ -107,7 +107,7 @@ func TestMaintenance(t *testing.T) {
 		clock.add(16 * time.Minute)
 		a.maintain()
 		waitFor(t, "ping to time out", func() bool { return a.contactAt(b.Addr()).fails > fails })
-		waitFor(t, "refresh to end", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return !a.refreshing })
+		waitFor(t, "refresh to end", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return !a.refreshing[fam4] })
 	}
 }
 
@@ -123,7 +123,7 @@ func TestRebootstrapAndRefresh(t *testing.T) {
 	clock.add(goodFor)
 	out := a.Stats().QueriesOut
 	a.maintain()
-	waitFor(t, "refresh lookup", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return !a.refreshing })
+	waitFor(t, "refresh lookup", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return !a.refreshing[fam4] })
 	if a.Stats().QueriesOut <= out {
 		t.Fatal("no refresh queries")
 	}
@@ -143,7 +143,7 @@ func TestLookupPastDeadNodes(t *testing.T) {
 	for i, d := range dead {
 		id := ih
 		id[19] ^= byte(i + 1)
-		n.table.seen(nodeInfo{ID: id, Addr: d.addr()}, true, now)
+		n.tables[fam4].seen(nodeInfo{ID: id, Addr: d.addr()}, true, now)
 	}
 	n.mu.Unlock()
 	if err := nodes[6].Announce(context.Background(), ih, 999, nil); err != nil {
@@ -172,7 +172,7 @@ func TestLookupPastDeadNodes(t *testing.T) {
 func TestFitReplyIPv6(t *testing.T) {
 	to := netip.MustParseAddrPort("[2001:db8::1]:6881")
 	nodes := []nodeInfo{{ID: [20]byte{1}, Addr: netip.MustParseAddrPort("[2001:db8::2]:1")}}
-	m := fitReply("aa", &msgReturn{ID: string(make([]byte, 20))}, nodes, nil, to, "", maxReply)
+	m := fitReply("aa", &msgReturn{ID: string(make([]byte, 20))}, [2][]nodeInfo{fam6: nodes}, nil, to, "", maxReply)
 	if m.R.Nodes != "" || len(m.R.Nodes6) != nodeInfo6Len || len(m.IP) != 18 {
 		t.Fatalf("v6 reply: nodes %d nodes6 %d ip %d", len(m.R.Nodes), len(m.R.Nodes6), len(m.IP))
 	}

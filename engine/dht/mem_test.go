@@ -28,7 +28,7 @@ func knowNodes(count int) *Node {
 	n.mu.Lock()
 	for i := 0; i < count; i++ {
 		ip := netip.AddrFrom4([4]byte{byte(1 + r.IntN(200)), byte(r.IntN(256)), byte(r.IntN(256)), byte(1 + r.IntN(254))})
-		n.table.seen(nodeInfo{ID: randID(r), Addr: netip.AddrPortFrom(ip, uint16(1024+r.IntN(60000)))}, true, now)
+		n.tables[fam4].seen(nodeInfo{ID: randID(r), Addr: netip.AddrPortFrom(ip, uint16(1024+r.IntN(60000)))}, true, now)
 	}
 	n.mu.Unlock()
 	return n
@@ -55,7 +55,7 @@ func TestMemory(t *testing.T) {
 	tableHeap := heapNow() - before
 	s := n.Stats()
 	repl := 0
-	for _, b := range n.table.buckets {
+	for _, b := range n.tables[fam4].buckets {
 		repl += len(b.repl)
 	}
 	t.Logf("10,000 nodes offered: %d in the table (%d buckets) + %d replacement candidates, heap %d KiB",
@@ -77,7 +77,7 @@ func TestMemory(t *testing.T) {
 	w.mu.Lock()
 	for depth := 0; depth < maxBuckets; depth++ {
 		for i := 0; i < 3*bucketSize; i++ {
-			w.table.seen(nodeInfo{ID: randomIDWithPrefix(w.id, depth), Addr: randomAddr(r)}, true, now)
+			w.tables[fam4].seen(nodeInfo{ID: randomIDWithPrefix(w.id, depth), Addr: randomAddr(r)}, true, now)
 		}
 	}
 	w.mu.Unlock()
@@ -110,7 +110,7 @@ func BenchmarkClosest(b *testing.B) {
 	now := time.Now()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		n.table.closest(target, bucketSize, true, now)
+		n.tables[fam4].closest(target, bucketSize, true, now)
 	}
 }
 

@@ -55,8 +55,10 @@ var (
 // documented default.
 type Config struct {
 	// Listen is the UDP address to bind, e.g. "0.0.0.0:6881" or
-	// "127.0.0.1:0". Empty means "0.0.0.0:0". An IPv6 host makes an IPv6
-	// node, which uses "nodes6"; otherwise the node is IPv4 only.
+	// "127.0.0.1:0". Empty means "0.0.0.0:0". An IPv4 host makes an IPv4
+	// node; a specific IPv6 host ("[::1]:0") an IPv6 node, which uses
+	// "nodes6"; no host (":6881") or "[::]" a dual-stack socket and a node
+	// of both families, with one routing table each (BEP 32).
 	Listen string
 	// StatePath is the file the node ID and routing table are saved to
 	// (every 5 minutes and on Close) and loaded from at New. "" = none. A
@@ -111,7 +113,6 @@ type Node struct {
 	conn    packetConn
 	addr    netip.AddrPort
 	id      [idLen]byte
-	ipv6    bool
 	version string
 	ctx     context.Context // cancelled by Close
 	cancel  context.CancelFunc
@@ -124,14 +125,17 @@ type Node struct {
 
 	queriesIn, queriesOut, dropped atomic.Uint64
 
-	mu           sync.Mutex // guards the following
-	table        *table
+	mu sync.Mutex // guards the following
+	// tables are the routing tables by family (fam4, fam6); nil for a
+	// family the socket does not serve. The pointers are read-only after
+	// construction, the tables guarded by mu.
+	tables       [2]*table
 	tokens       *tokens
 	store        *store
 	limiter      *limiter
 	txns         map[string]*txn
-	pings        int // background pings in flight
-	refreshing   bool
+	pings        int     // background pings in flight
+	refreshing   [2]bool // by family
 	booting      bool
 	bootBackoff  time.Duration
 	nextBoot     time.Time
@@ -158,13 +162,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "0.0.0.0:0"
 	}
-	network := "udp4"
-	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil {
-		if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
-			network = "udp6"
-		}
-	}
-	pc, err := net.ListenPacket(network, cfg.Listen)
+	pc, err := net.ListenPacket(listenNetwork(cfg.Listen), cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("dht: listen: %w", err)
 	}
@@ -179,6 +177,26 @@ func New(cfg Config) (*Node, error) {
 	go n.readLoop()
 	go n.maintainLoop()
 	return n, nil
+}
+
+// listenNetwork is the network New binds listen on: "udp4" for an IPv4
+// host, "udp6" for a specific IPv6 one, "udp" (a dual-stack socket) for
+// no host or "::".
+func listenNetwork(listen string) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "udp4"
+	}
+	if host == "" {
+		return "udp"
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
+		if ip.IsUnspecified() {
+			return "udp"
+		}
+		return "udp6"
+	}
+	return "udp4"
 }
 
 // newNode builds a node around conn without starting goroutines.
@@ -207,19 +225,22 @@ func newNode(cfg Config, conn packetConn, local netip.AddrPort, st *state) *Node
 		id = st.id
 	}
 	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+	var tables [2]*table
+	for _, f := range familiesOf(local.Addr()) {
+		tables[f] = newTable(id, cfg.MaxNodes)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		cfg:         cfg,
 		conn:        conn,
 		addr:        local,
 		id:          id,
-		ipv6:        local.Addr().Is6(),
 		version:     "SW\x00\x01",
 		ctx:         ctx,
 		cancel:      cancel,
 		slots:       make(chan struct{}, maxOutstanding),
 		now:         now,
-		table:       newTable(id, cfg.MaxNodes),
+		tables:      tables,
 		tokens:      newTokens(now()),
 		store:       newStore(cfg.MaxInfoHashes, cfg.MaxPeersPerInfoHash),
 		limiter:     newLimiter(cfg.QueryRate, maxLimiterIPs),
@@ -231,10 +252,10 @@ func newNode(cfg Config, conn packetConn, local netip.AddrPort, st *state) *Node
 	if st != nil {
 		t := now()
 		for _, ni := range st.nodes {
-			if ni.Addr.Addr().Is6() == n.ipv6 && usableAddr(ni.Addr, netip.Addr{}) {
-				for _, p := range n.table.seen(ni, false, t) {
+			if tb := n.tableFor(ni.Addr.Addr()); tb != nil && usableAddr(ni.Addr, netip.Addr{}) {
+				for _, p := range tb.seen(ni, false, t) {
 					// Saved nodes are pinged by maintenance, a few at a time.
-					if c := n.table.byAddr[p.Addr]; c != nil {
+					if c := tb.byAddr[p.Addr]; c != nil {
 						c.pinging, c.lastPing = false, time.Time{}
 					}
 				}
@@ -242,6 +263,54 @@ func newNode(cfg Config, conn packetConn, local netip.AddrPort, st *state) *Node
 		}
 	}
 	return n
+}
+
+// family is an address family: the index of Node.tables.
+type family uint8
+
+const (
+	fam4 family = iota
+	fam6
+)
+
+func (f family) String() string {
+	if f == fam6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// famOf is a's family (an IPv4-mapped address is IPv4).
+func famOf(a netip.Addr) family {
+	if a.Unmap().Is4() {
+		return fam4
+	}
+	return fam6
+}
+
+// familiesOf lists the families a socket bound to local serves: [::]
+// is a dual-stack socket (Go's "udp" network with no host, as the
+// engine's shared uTP socket), any other address its own family.
+func familiesOf(local netip.Addr) []family {
+	if local.Is6() && !local.Is4In6() && local.IsUnspecified() {
+		return []family{fam4, fam6}
+	}
+	return []family{famOf(local)}
+}
+
+// tableFor is the routing table for a's family, nil if the node does not
+// serve it. The pointer needs no lock; the table needs n.mu.
+func (n *Node) tableFor(a netip.Addr) *table { return n.tables[famOf(a)] }
+
+// families lists the families the node serves.
+func (n *Node) families() []family {
+	var out []family
+	for f, tb := range n.tables {
+		if tb != nil {
+			out = append(out, family(f))
+		}
+	}
+	return out
 }
 
 func logf(f func(string, ...any), format string, args ...any) {
@@ -280,7 +349,8 @@ func (n *Node) ID() [20]byte { return n.id }
 
 // Stats is a snapshot of a node's tables and counters.
 type Stats struct {
-	Nodes       int    // routing table entries (good, questionable and bad)
+	Nodes       int    // routing table entries (good, questionable and bad), both families
+	Nodes6      int    // of which in the IPv6 table (BEP 32)
 	GoodNodes   int    // entries that answered us within 15 minutes
 	Buckets     int    // k-buckets in the routing table
 	InfoHashes  int    // info-hashes others announced to us
@@ -297,11 +367,19 @@ func (n *Node) Stats() Stats {
 	now := n.now()
 	n.mu.Lock()
 	s := Stats{
-		Nodes:       n.table.count,
-		Buckets:     len(n.table.buckets),
-		GoodNodes:   n.table.good(now),
 		InfoHashes:  len(n.store.hashes),
 		StoredPeers: n.store.peers,
+	}
+	for f, tb := range n.tables {
+		if tb == nil {
+			continue
+		}
+		s.Nodes += tb.count
+		s.Buckets += len(tb.buckets)
+		s.GoodNodes += tb.good(now)
+		if family(f) == fam6 {
+			s.Nodes6 = tb.count
+		}
 	}
 	n.mu.Unlock()
 	s.QueriesIn = n.queriesIn.Load()
@@ -315,11 +393,12 @@ func (n *Node) Stats() Stats {
 // block; when too many pings are in flight the address is dropped.
 func (n *Node) AddNode(addr netip.AddrPort) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
-	if !usableAddr(addr, netip.Addr{}) || addr.Addr().Is6() != n.ipv6 || n.ctx.Err() != nil {
+	tb := n.tableFor(addr.Addr())
+	if !usableAddr(addr, netip.Addr{}) || tb == nil || n.ctx.Err() != nil {
 		return
 	}
 	n.mu.Lock()
-	known := n.table.byAddr[addr] != nil
+	known := tb.byAddr[addr] != nil
 	n.mu.Unlock()
 	if !known {
 		n.pingAsync([]nodeInfo{{Addr: addr}})
@@ -392,8 +471,8 @@ func (n *Node) handleReply(from netip.AddrPort, m *msg) {
 		return
 	}
 	delete(n.txns, m.T)
-	if rep.r != nil && id != n.id && n.idAcceptable(id, from.Addr()) {
-		ping = n.table.seen(nodeInfo{ID: id, Addr: from}, true, now)
+	if tb := n.tableFor(from.Addr()); tb != nil && rep.r != nil && id != n.id && n.idAcceptable(id, from.Addr()) {
+		ping = tb.seen(nodeInfo{ID: id, Addr: from}, true, now)
 	}
 	n.mu.Unlock()
 	if !ok {
@@ -467,9 +546,11 @@ func (n *Node) query(ctx context.Context, to netip.AddrPort, q string, a *msgArg
 	case rep := <-tx.ch:
 		return rep.r, rep.err
 	case <-timer.C:
-		n.mu.Lock()
-		n.table.failed(to, n.now())
-		n.mu.Unlock()
+		if tb := n.tableFor(to.Addr()); tb != nil {
+			n.mu.Lock()
+			tb.failed(to, n.now())
+			n.mu.Unlock()
+		}
 		return nil, errTimeout
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -486,7 +567,7 @@ func (n *Node) pingAsync(nodes []nodeInfo) {
 	for _, ni := range nodes {
 		n.mu.Lock()
 		if n.pings >= maxBackgroundPings || n.ctx.Err() != nil {
-			if c := n.table.byAddr[ni.Addr]; c != nil {
+			if c := n.contactLocked(ni.Addr); c != nil {
 				c.pinging = false
 			}
 			n.mu.Unlock()
@@ -500,12 +581,20 @@ func (n *Node) pingAsync(nodes []nodeInfo) {
 			_, _ = n.query(n.ctx, addr, qPing, &msgArgs{})
 			n.mu.Lock()
 			n.pings--
-			if c := n.table.byAddr[addr]; c != nil {
+			if c := n.contactLocked(addr); c != nil {
 				c.pinging = false
 			}
 			n.mu.Unlock()
 		}(ni.Addr)
 	}
+}
+
+// contactLocked is the table entry at addr, if any. n.mu must be held.
+func (n *Node) contactLocked(addr netip.AddrPort) *contact {
+	if tb := n.tableFor(addr.Addr()); tb != nil {
+		return tb.byAddr[addr]
+	}
+	return nil
 }
 
 // goLocked starts f as one of the node's goroutines unless the node is

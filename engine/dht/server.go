@@ -31,17 +31,28 @@ func (n *Node) handleQuery(from netip.AddrPort, m *msg, reqLen int) {
 		return
 	}
 	// A read-only node (BEP 43) asks not to be added; neither is our own ID.
-	if m.RO == 0 && id != n.id && n.idAcceptable(id, from.Addr()) &&
-		usableAddr(from, netip.Addr{}) && from.Addr().Is6() == n.ipv6 {
-		ping = n.table.seen(nodeInfo{ID: id, Addr: from}, false, now)
+	tb := n.tableFor(from.Addr())
+	if tb != nil && m.RO == 0 && id != n.id && n.idAcceptable(id, from.Addr()) &&
+		usableAddr(from, netip.Addr{}) {
+		ping = tb.seen(nodeInfo{ID: id, Addr: from}, false, now)
 	}
 	budget := maxReply
-	if c := n.table.byAddr[from]; c == nil || c.ID != id || !c.verified() {
+	if c := n.contactLocked(from); c == nil || c.ID != id || !c.verified() {
 		budget = min(maxReply, ampFactor*reqLen)
+	}
+	want := wanted(m.A.Want, from.Addr())
+	closest := func(target [idLen]byte) [2][]nodeInfo {
+		var out [2][]nodeInfo
+		for f, tb := range n.tables {
+			if tb != nil && want[f] {
+				out[f] = tb.closest(target, bucketSize, true, now)
+			}
+		}
+		return out
 	}
 
 	r := &msgReturn{ID: string(n.id[:])}
-	var nodes []nodeInfo
+	var nodes [2][]nodeInfo // by family
 	var peers []netip.AddrPort
 	errCode, errText := 0, ""
 	switch m.Q {
@@ -52,7 +63,7 @@ func (n *Node) handleQuery(from netip.AddrPort, m *msg, reqLen int) {
 			errCode, errText = ErrCodeProtocol, "invalid target"
 			break
 		}
-		nodes = n.table.closest(target, bucketSize, true, now)
+		nodes = closest(target)
 	case qGetPeers:
 		ih, ok := parseID(m.A.InfoHash)
 		if !ok {
@@ -60,8 +71,8 @@ func (n *Node) handleQuery(from netip.AddrPort, m *msg, reqLen int) {
 			break
 		}
 		r.Token = n.tokens.make(from.Addr())
-		peers = n.store.get(ih, maxValues, now)
-		nodes = n.table.closest(ih, bucketSize, true, now)
+		peers = n.store.get(ih, famOf(from.Addr()), maxValues, now)
+		nodes = closest(ih)
 	case qAnnounce:
 		ih, ok := parseID(m.A.InfoHash)
 		if !ok {
@@ -93,19 +104,41 @@ func (n *Node) handleQuery(from netip.AddrPort, m *msg, reqLen int) {
 	n.send(from, fitReply(m.T, r, nodes, peers, from, n.version, budget))
 }
 
-// fitReply builds the response, dropping nodes and then values until the
-// encoded message fits budget. Peers are worth more to the asker than
-// nodes, so nodes go first.
-func fitReply(t string, r *msgReturn, nodes []nodeInfo, peers []netip.AddrPort, to netip.AddrPort, version string, budget int) *msg {
+// wanted says which families' nodes a query asks for: BEP 32's "want"
+// ("n4", "n6"), else the family of the address it came from.
+func wanted(want []string, from netip.Addr) [2]bool {
+	var w [2]bool
+	for _, s := range want {
+		switch s {
+		case "n4":
+			w[fam4] = true
+		case "n6":
+			w[fam6] = true
+		}
+	}
+	if !w[fam4] && !w[fam6] {
+		w[famOf(from)] = true
+	}
+	return w
+}
+
+// fitReply builds the response, dropping nodes (of the asker's other
+// family first) and then values until the encoded message fits budget.
+// Peers are worth more to the asker than nodes, so nodes go first.
+func fitReply(t string, r *msgReturn, nodes [2][]nodeInfo, peers []netip.AddrPort, to netip.AddrPort, version string, budget int) *msg {
 	m := &msg{T: t, Y: "r", R: r, IP: compactAddr(to), V: version}
+	own := famOf(to.Addr())
 	for {
 		r.Nodes, r.Nodes6 = "", ""
-		if len(nodes) > 0 {
-			b := make([]byte, 0, len(nodes)*nodeInfoLen)
-			for _, ni := range nodes {
+		for f, list := range nodes {
+			if len(list) == 0 {
+				continue
+			}
+			b := make([]byte, 0, len(list)*nodeInfo6Len)
+			for _, ni := range list {
 				b = appendNode(b, ni)
 			}
-			if ipv6 := to.Addr().Is6(); ipv6 {
+			if family(f) == fam6 {
 				r.Nodes6 = string(b)
 			} else {
 				r.Nodes = string(b)
@@ -123,10 +156,19 @@ func fitReply(t string, r *msgReturn, nodes []nodeInfo, peers []netip.AddrPort, 
 			return m
 		}
 		over := size - budget
+		other := 1 - own
 		switch {
-		case len(nodes) > 0:
-			drop := min(len(nodes), (over+nodeInfoLen-1)/nodeInfoLen)
-			nodes = nodes[:len(nodes)-drop]
+		case len(nodes[other]) > 0 || len(nodes[own]) > 0:
+			f := own
+			if len(nodes[other]) > 0 {
+				f = other
+			}
+			size := nodeInfoLen
+			if f == fam6 {
+				size = nodeInfo6Len
+			}
+			drop := min(len(nodes[f]), (over+size-1)/size)
+			nodes[f] = nodes[f][:len(nodes[f])-drop]
 		case len(peers) > 0:
 			drop := min(len(peers), (over+peerLen+1)/(peerLen+2))
 			peers = peers[:len(peers)-drop]

@@ -175,11 +175,11 @@ func TestAmplificationBound(t *testing.T) {
 		now := time.Now()
 		n.mu.Lock()
 		if verified.Addr.IsValid() {
-			n.table.seen(verified, true, now)
+			n.tables[fam4].seen(verified, true, now)
 		}
 		for i := 0; i < 200; i++ {
 			n.store.add(ih, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i)}), 1000), now)
-			n.table.seen(nodeInfo{ID: randomID(), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, 0, byte(i)}), 1)}, true, now)
+			n.tables[fam4].seen(nodeInfo{ID: randomID(), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, 0, byte(i)}), 1)}, true, now)
 		}
 		n.mu.Unlock()
 		return n
@@ -284,7 +284,7 @@ func TestTransactions(t *testing.T) {
 		t.Fatalf("query = %+v", res)
 	}
 	n.mu.Lock()
-	c := n.table.byAddr[peer.addr()]
+	c := n.tables[fam4].byAddr[peer.addr()]
 	n.mu.Unlock()
 	if c == nil || !c.verified() {
 		t.Fatal("answering node not in the table as verified")

@@ -99,7 +99,12 @@ func (n *Node) save() error {
 	}
 	now := n.now()
 	n.mu.Lock()
-	st := &state{id: n.id, nodes: n.table.nodes(now)}
+	st := &state{id: n.id}
+	for _, tb := range n.tables {
+		if tb != nil {
+			st.nodes = append(st.nodes, tb.nodes(now)...)
+		}
+	}
 	n.lastSave = now
 	n.mu.Unlock()
 	data := encodeState(st)

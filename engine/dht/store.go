@@ -77,14 +77,17 @@ func (s *store) add(ih [idLen]byte, peer netip.AddrPort, now time.Time) {
 }
 
 // get returns up to max peers stored for ih, in random order.
-func (s *store) get(ih [idLen]byte, max int, now time.Time) []netip.AddrPort {
+//
+// Only peers of family f are returned: an asker gets the peers it can
+// reach over the family it asked on (BEP 32, as libtorrent).
+func (s *store) get(ih [idLen]byte, f family, max int, now time.Time) []netip.AddrPort {
 	ps := s.hashes[ih]
 	if ps == nil || max <= 0 {
 		return nil
 	}
 	out := make([]netip.AddrPort, 0, min(max, len(ps.peers)))
 	for p, t := range ps.peers {
-		if now.Sub(t) >= peerTTL {
+		if now.Sub(t) >= peerTTL || famOf(p.Addr()) != f {
 			continue
 		}
 		out = append(out, p)

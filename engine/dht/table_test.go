@@ -319,7 +319,7 @@ func TestStoreBounds(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		s.add(ih(1), netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(1000+i)), now.Add(time.Duration(i)*time.Second))
 	}
-	if got := len(s.get(ih(1), 100, now)); got != 4 || s.peers != 4 {
+	if got := len(s.get(ih(1), fam4, 100, now)); got != 4 || s.peers != 4 {
 		t.Fatalf("kept %d peers (counted %d), want 4", got, s.peers)
 	}
 	for i := byte(2); i < 10; i++ {
@@ -335,7 +335,7 @@ func TestStoreBounds(t *testing.T) {
 	if total != s.peers {
 		t.Fatalf("peer count %d, actual %d", s.peers, total)
 	}
-	if got := s.get(ih(9), 2, now.Add(time.Minute)); len(got) != 1 {
+	if got := s.get(ih(9), fam4, 2, now.Add(time.Minute)); len(got) != 1 {
 		t.Fatalf("get = %v", got)
 	}
 	s.expire(now.Add(time.Minute + peerTTL))

@@ -14,6 +14,10 @@ import (
 // DefaultGroup is BEP 14's IPv4 multicast group and port.
 var DefaultGroup = netip.MustParseAddrPort("239.192.152.143:6771")
 
+// DefaultGroup6 is BEP 14's IPv6 multicast group (site-local scope) and
+// port.
+var DefaultGroup6 = netip.MustParseAddrPort("[ff15::efc0:988f]:6771")
+
 // Defaults and bounds.
 const (
 	// DefaultInterval is how often each torrent is announced (BEP 14: at
@@ -34,9 +38,16 @@ type Config struct {
 	// A multicast group is joined; a unicast address (for tests, or
 	// networks without multicast) is simply sent to.
 	Group netip.AddrPort
-	// Listen is the address to receive on. Default: 0.0.0.0 and the
-	// group's port. With a multicast group, only its port is used.
+	// Listen is the address to receive on. Default: the unspecified
+	// address of the group's family and the group's port. With a
+	// multicast group, only its port is used.
 	Listen netip.AddrPort
+	// Group6 and Listen6 are a second group, of the other family, served
+	// beside Group the same way: DefaultGroup6 when both Group and Group6
+	// are zero (the BEP 14 groups of both families), none when only Group
+	// is set. Where one family's sockets cannot be opened (a host without
+	// IPv6 multicast), the Service runs on the other and logs why.
+	Group6, Listen6 netip.AddrPort
 	// Port is our BitTorrent TCP port, announced to others.
 	Port uint16
 	// OnPeer receives each peer announced for a torrent we Added, on the
@@ -56,8 +67,7 @@ type Config struct {
 type Service struct {
 	// read-only after New
 	cfg    Config
-	recv   *net.UDPConn
-	send   *net.UDPConn
+	links  []*link // one per group, at least one
 	cookie string
 	done   chan struct{}
 	wake   chan struct{} // cap 1: a torrent was added
@@ -69,48 +79,84 @@ type Service struct {
 	recent  map[[20]byte]time.Time // removed torrents' last announce, so a re-Add waits its turn
 	sources map[netip.Addr]int     // messages acted on per source in this window
 	window  time.Time
-	sendErr bool // a send failure was logged
 }
 
-// New opens the sockets (joining the multicast group) and starts the
-// Service. It fails where multicast is not available.
-func New(cfg Config) (*Service, error) {
-	if !cfg.Group.IsValid() {
-		cfg.Group = DefaultGroup
-	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = DefaultInterval
-	}
-	if !cfg.Group.Addr().Is4() {
-		return nil, fmt.Errorf("lsd: group %v: only IPv4 is supported", cfg.Group)
+// link is one group's sockets: a receiving one (joined to the group when
+// it is multicast) and a sending one, of the group's family.
+type link struct {
+	group      netip.AddrPort
+	recv, send *net.UDPConn
+	sendErr    bool // a send failure was logged; guarded by Service.mu
+}
+
+// openLink opens the sockets of one group.
+func openLink(group, listen netip.AddrPort) (*link, error) {
+	network, unspec := "udp4", netip.IPv4Unspecified()
+	if !group.Addr().Is4() {
+		network, unspec = "udp6", netip.IPv6Unspecified()
 	}
 	var (
 		recv *net.UDPConn
 		err  error
 	)
-	if cfg.Group.Addr().IsMulticast() {
-		recv, err = net.ListenMulticastUDP("udp4", nil, net.UDPAddrFromAddrPort(cfg.Group))
+	if group.Addr().IsMulticast() {
+		recv, err = net.ListenMulticastUDP(network, nil, net.UDPAddrFromAddrPort(group))
 	} else {
-		listen := cfg.Listen
 		if !listen.IsValid() {
-			listen = netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Group.Port())
+			listen = netip.AddrPortFrom(unspec, group.Port())
 		}
-		recv, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(listen))
+		recv, err = net.ListenUDP(network, net.UDPAddrFromAddrPort(listen))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("lsd: listen: %w", err)
+		return nil, fmt.Errorf("lsd: listen on %v: %w", group, err)
 	}
-	send, err := net.ListenUDP("udp4", &net.UDPAddr{})
+	send, err := net.ListenUDP(network, &net.UDPAddr{})
 	if err != nil {
 		recv.Close()
-		return nil, fmt.Errorf("lsd: %w", err)
+		return nil, fmt.Errorf("lsd: %v: %w", group, err)
+	}
+	return &link{group: group, recv: recv, send: send}, nil
+}
+
+// New opens the sockets (joining the multicast groups) and starts the
+// Service. It fails where no group's sockets can be opened (multicast is
+// not available).
+func New(cfg Config) (*Service, error) {
+	if !cfg.Group.IsValid() {
+		cfg.Group = DefaultGroup
+		if !cfg.Group6.IsValid() {
+			cfg.Group6 = DefaultGroup6
+		}
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	var links []*link
+	var firstErr error
+	for _, g := range []struct{ group, listen netip.AddrPort }{{cfg.Group, cfg.Listen}, {cfg.Group6, cfg.Listen6}} {
+		if !g.group.IsValid() {
+			continue
+		}
+		l, err := openLink(g.group, g.listen)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		links = append(links, l)
+	}
+	if len(links) == 0 {
+		return nil, firstErr
+	}
+	if firstErr != nil && cfg.Logf != nil {
+		cfg.Logf("%v; carrying on with %v", firstErr, links[0].group)
 	}
 	var c [8]byte
 	rand.Read(c[:])
 	s := &Service{
 		cfg:     cfg,
-		recv:    recv,
-		send:    send,
+		links:   links,
 		cookie:  hex.EncodeToString(c[:]),
 		done:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
@@ -118,15 +164,26 @@ func New(cfg Config) (*Service, error) {
 		recent:  make(map[[20]byte]time.Time),
 		sources: make(map[netip.Addr]int),
 	}
-	s.wg.Add(2)
-	go s.readLoop()
+	s.wg.Add(1 + len(links))
+	for _, l := range links {
+		go s.readLoop(l)
+	}
 	go s.announceLoop()
 	return s, nil
 }
 
-// Addr is the address the Service receives on.
+// Addr is the address the Service receives on (its first group's).
 func (s *Service) Addr() netip.AddrPort {
-	return s.recv.LocalAddr().(*net.UDPAddr).AddrPort()
+	return s.links[0].recv.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// Groups lists the groups the Service announces to and hears.
+func (s *Service) Groups() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, l := range s.links {
+		out = append(out, l.group)
+	}
+	return out
 }
 
 // Add announces a torrent now (unless it was announced less than Interval
@@ -161,8 +218,10 @@ func (s *Service) Remove(ih [20]byte) {
 func (s *Service) Close() error {
 	s.once.Do(func() {
 		close(s.done)
-		s.recv.Close()
-		s.send.Close()
+		for _, l := range s.links {
+			l.recv.Close()
+			l.send.Close()
+		}
 	})
 	s.wg.Wait()
 	return nil
@@ -174,11 +233,11 @@ func (s *Service) logf(format string, args ...any) {
 	}
 }
 
-func (s *Service) readLoop() {
+func (s *Service) readLoop(l *link) {
 	defer s.wg.Done()
 	buf := make([]byte, MaxMessageSize+1)
 	for {
-		n, from, err := s.recv.ReadFromUDPAddrPort(buf)
+		n, from, err := l.recv.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			select {
 			case <-s.done:
@@ -262,20 +321,22 @@ func (s *Service) announceDue(now time.Time) {
 		}
 	}
 	s.mu.Unlock()
-	host := s.cfg.Group.String()
 	var buf []byte
-	for len(due) > 0 {
-		k := min(len(due), MaxInfoHashes)
-		a := Announce{Port: s.cfg.Port, InfoHashes: due[:k], Cookie: s.cookie}
-		due = due[k:]
-		buf = a.Append(buf[:0], host)
-		if _, err := s.send.WriteToUDPAddrPort(buf, s.cfg.Group); err != nil {
-			s.mu.Lock()
-			logged := s.sendErr
-			s.sendErr = true
-			s.mu.Unlock()
-			if !logged {
-				s.logf("lsd: announce: %v", err)
+	for _, l := range s.links {
+		host := l.group.String() // "[ff15::efc0:988f]:6771" for IPv6
+		for rest := due; len(rest) > 0; {
+			k := min(len(rest), MaxInfoHashes)
+			a := Announce{Port: s.cfg.Port, InfoHashes: rest[:k], Cookie: s.cookie}
+			rest = rest[k:]
+			buf = a.Append(buf[:0], host)
+			if _, err := l.send.WriteToUDPAddrPort(buf, l.group); err != nil {
+				s.mu.Lock()
+				logged := l.sendErr
+				l.sendErr = true
+				s.mu.Unlock()
+				if !logged {
+					s.logf("lsd: announce to %v: %v", l.group, err)
+				}
 			}
 		}
 	}

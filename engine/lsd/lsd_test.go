@@ -3,6 +3,7 @@ package lsd
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -166,4 +167,59 @@ func TestMulticast(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Skip("multicast sends but nothing arrives (no multicast route on this machine)")
 	}
+}
+
+// TestIPv6Group: two Services with an IPv4 and an IPv6 group each (both
+// unicast on loopback, standing in for BEP 14's two multicast groups)
+// hear each other on the IPv6 one, from the sender's IPv6 address; the
+// Host line names the group as [v6]:port.
+func TestIPv6Group(t *testing.T) {
+	lo4, lo6 := netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()
+	p4a, p4b := freePort(t), freePort(t)
+	p6a, p6b := freePort6(t), freePort6(t)
+	atB := make(chan found, 100)
+	start := func(cfg Config) *Service {
+		cfg.Logf = t.Logf
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	// A's IPv4 group is a port nobody listens on: only IPv6 can carry.
+	a := start(Config{
+		Group: netip.AddrPortFrom(lo4, freePort(t)), Listen: netip.AddrPortFrom(lo4, p4a),
+		Group6: netip.AddrPortFrom(lo6, p6b), Listen6: netip.AddrPortFrom(lo6, p6a),
+		Port: 1111,
+	})
+	b := start(Config{
+		Group: netip.AddrPortFrom(lo4, p4a), Listen: netip.AddrPortFrom(lo4, p4b),
+		Group6: netip.AddrPortFrom(lo6, p6a), Listen6: netip.AddrPortFrom(lo6, p6b),
+		Port:   2222,
+		OnPeer: func(ih [20]byte, addr netip.AddrPort) { atB <- found{ih, addr} },
+	})
+	if g := a.Groups(); len(g) != 2 || !g[1].Addr().Is6() {
+		t.Fatalf("groups %v, want an IPv4 and an IPv6 one", g)
+	}
+	ih := [20]byte{6}
+	b.Add(ih)
+	a.Add(ih)
+	expect(t, atB, found{ih, netip.AddrPortFrom(lo6, 1111)})
+
+	// The Host line of an IPv6 announce brackets the address.
+	msg := Announce{Port: 1, InfoHashes: [][20]byte{ih}}.Append(nil, DefaultGroup6.String())
+	if !strings.Contains(string(msg), "Host: [ff15::efc0:988f]:6771\r\n") {
+		t.Errorf("announce %q", msg)
+	}
+}
+
+func freePort6(t *testing.T) uint16 {
+	t.Helper()
+	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
 }

@@ -10,6 +10,9 @@
 //   - StartTracker: one opentracker process on 127.0.0.1, HTTP and UDP
 //     announces on the same free port (Tracker.HTTP, Tracker.UDP).
 //     Tracker.Peers tells what the tracker hands out for a torrent.
+//   - StartGoTracker: an HTTP tracker in the test's process on 127.0.0.1
+//     and [::1] (one port), for IPv6: it answers with "peers6" (BEP 7) and
+//     honours "ipv6=", which Debian's opentracker (IPv4-only) cannot.
 //   - StartLibtorrent: one /usr/bin/python3 process running the embedded
 //     ltpeer.py, which holds one libtorrent session and answers JSON lines
 //     on stdin/stdout. It prints a ready line only after libtorrent reports
@@ -32,7 +35,9 @@
 //
 // # Addresses and ports
 //
-// Everything listens on and talks to 127.0.0.0/8 only; StartLibtorrent,
+// Everything listens on and talks to 127.0.0.0/8 and ::1 only (a
+// libtorrent peer on "::1", or on an IPv4 address plus "::1" with
+// LTOptions.AlsoIP, is reachable over IPv6); StartLibtorrent,
 // ConnectPeer and DHT bootstrap refuse other addresses. Give each peer its
 // own address (127.0.0.2, 127.0.0.3, ...: all of 127/8 works on Linux
 // loopback without setup) so peers are told apart by IP as on a real

@@ -20,9 +20,14 @@ import (
 // 127.0.0.1 on a free port, without DHT, with no rate limits.
 type LTOptions struct {
 	// IP is the loopback address to listen on and connect from, e.g.
-	// "127.0.0.2"; "" means 127.0.0.1. Addresses outside 127.0.0.0/8 are
-	// refused: tests send traffic only to loopback.
+	// "127.0.0.2" or "::1" (a peer reachable over IPv6 only); "" means
+	// 127.0.0.1. Addresses outside 127.0.0.0/8 and ::1 are refused: tests
+	// send traffic only to loopback.
 	IP string
+	// AlsoIP is a second loopback address the peer listens on (on the
+	// same port) and connects from, e.g. "::1" beside "127.0.0.2": a
+	// dual-stack peer. Addr names IP only.
+	AlsoIP string
 	// Port is the TCP and UDP port; 0 lets the kernel choose a free one.
 	Port int
 	// UploadRate and DownloadRate cap the session's BitTorrent traffic
@@ -121,8 +126,10 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 	if opts.IP == "" {
 		opts.IP = "127.0.0.1"
 	}
-	if ip := net.ParseIP(opts.IP); ip == nil || ip.To4() == nil || !ip.IsLoopback() {
-		tb.Fatalf("swarmtest.StartLibtorrent: IP %q is not an IPv4 loopback address", opts.IP)
+	for _, a := range []string{opts.IP, opts.AlsoIP} {
+		if ip := net.ParseIP(a); a != "" && (ip == nil || !ip.IsLoopback()) {
+			tb.Fatalf("swarmtest.StartLibtorrent: IP %q is not a loopback address", a)
+		}
 	}
 	for _, n := range opts.DHTBootstrap {
 		if !isLoopbackHostPort(n) {
@@ -144,6 +151,7 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 	}
 	cfg, err := json.Marshal(map[string]any{
 		"ip":            opts.IP,
+		"also_ips":      alsoIPs(opts.AlsoIP),
 		"port":          opts.Port,
 		"upload_rate":   opts.UploadRate,
 		"download_rate": opts.DownloadRate,
@@ -161,12 +169,20 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 	}
 	var lastErr error
 	for range 3 {
+		if opts.AlsoIP != "" && opts.Port == 0 {
+			// Both addresses on one port: pick one free on both.
+			port, err := freePortOn(opts.IP, opts.AlsoIP)
+			if err != nil {
+				tb.Fatalf("swarmtest.StartLibtorrent(%s): %v", opts.IP, err)
+			}
+			cfg = setPort(cfg, port)
+		}
 		l, err := startLT(tb, opts, cfg)
 		if err == nil {
 			return l
 		}
 		lastErr = err
-		if opts.Port != 0 || !strings.Contains(err.Error(), "listen failed") {
+		if opts.Port != 0 || !strings.Contains(err.Error(), "listen failed") && !strings.Contains(err.Error(), "in use") {
 			break
 		}
 		// The kernel's TCP port was taken for UDP: try another.
@@ -213,6 +229,43 @@ func startLT(tb testing.TB, opts LTOptions, cfg []byte) (*LT, error) {
 	l.port = ready.Port
 	l.proc.name = "libtorrent " + l.Addr()
 	return l, nil
+}
+
+// alsoIPs is the also_ips list of ltpeer.py's configuration.
+func alsoIPs(ip string) []string {
+	if ip == "" {
+		return nil
+	}
+	return []string{ip}
+}
+
+// setPort rewrites the "port" of ltpeer.py's JSON configuration.
+func setPort(cfg []byte, port int) []byte {
+	var m map[string]any
+	if err := json.Unmarshal(cfg, &m); err != nil {
+		panic("swarmtest: " + err.Error())
+	}
+	m["port"] = port
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic("swarmtest: " + err.Error())
+	}
+	return b
+}
+
+// freePortOn returns a port free for TCP and UDP on both a and b.
+func freePortOn(a, b string) (int, error) {
+	var lastErr error
+	for range 20 {
+		port, err := freePort(a)
+		if err != nil {
+			return 0, err
+		}
+		if lastErr = portFree(b, port); lastErr == nil {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no port free on both %s and %s: %w", a, b, lastErr)
 }
 
 func isLoopbackHostPort(s string) bool {

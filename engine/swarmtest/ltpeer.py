@@ -30,6 +30,13 @@ def log(*args):
     sys.stderr.flush()
 
 
+def hostport(ip, port):
+    """ip:port, with an IPv6 address in brackets."""
+    if ":" in ip:
+        return "[%s]:%d" % (ip, port)
+    return "%s:%d" % (ip, port)
+
+
 def hexhash(h):
     return str(h)
 
@@ -81,7 +88,8 @@ class Peer:
         self.torrents = {}  # hex v1 info-hash -> {"handle", "added", "finished"}
         ip = cfg["ip"]
         port = cfg.get("port", 0)
-        iface = "%s:%d" % (ip, port)
+        ips = [ip] + list(cfg.get("also_ips") or [])
+        iface = ",".join(hostport(a, port) for a in ips)
         s = {
             "listen_interfaces": iface,
             # A busy port is an error, not a hint to try the next ones.
@@ -89,7 +97,7 @@ class Peer:
             "listen_system_port_fallback": False,
             # Outgoing peer connections (and so what trackers and peers see
             # as our address) come from our own loopback address.
-            "outgoing_interfaces": ip,
+            "outgoing_interfaces": ",".join(ips),
             "enable_lsd": False,
             "enable_upnp": False,
             "enable_natpmp": False,
@@ -169,6 +177,7 @@ class Peer:
         f = lt.ip_filter()
         mask = (1 << lt.session.global_peer_class_id) | (1 << lt.session.tcp_peer_class_id)
         f.add_rule("0.0.0.0", "255.255.255.255", mask)
+        f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", mask)
         self.ses.set_peer_class_filter(f)
         for node in cfg.get("dht_bootstrap") or []:
             host, port = node.rsplit(":", 1)
@@ -278,8 +287,8 @@ class Peer:
             "all_time_download": st.all_time_download,
             "error": st.errc.message() if st.errc.value() != 0 else "",
             "finished_after": (fin - t["added"]) if fin is not None else -1,
-            "peers": ["%s:%d" % (p.ip[0], p.ip[1]) for p in t["handle"].get_peer_info()],
-            "utp_peers": ["%s:%d" % (p.ip[0], p.ip[1]) for p in t["handle"].get_peer_info()
+            "peers": [hostport(p.ip[0], p.ip[1]) for p in t["handle"].get_peer_info()],
+            "utp_peers": [hostport(p.ip[0], p.ip[1]) for p in t["handle"].get_peer_info()
                           if int(p.flags) & UTP_SOCKET],
         }
 
@@ -346,7 +355,7 @@ def cfg_nodes(cfg):
 def krpc_announce(ip, ih, port, nodes):
     """Announce ip:port for ih to each node with plain KRPC (BEP 5):
     get_peers for a token, then announce_peer. Returns how many accepted."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.bind((ip, 0))
         sock.settimeout(2)

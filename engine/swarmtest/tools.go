@@ -139,12 +139,12 @@ func FreePort(tb testing.TB, ip string) int {
 func freePort(ip string) (int, error) {
 	var lastErr error
 	for range 50 {
-		l, err := net.Listen("tcp4", net.JoinHostPort(ip, "0"))
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {
 			return 0, err
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp4", net.JoinHostPort(ip, fmt.Sprint(port)))
+		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port)))
 		l.Close()
 		if err != nil {
 			lastErr = err
@@ -154,4 +154,19 @@ func freePort(ip string) (int, error) {
 		return port, nil
 	}
 	return 0, fmt.Errorf("no port free for both TCP and UDP: %w", lastErr)
+}
+
+// portFree tells whether port is free for TCP and UDP on ip just now.
+func portFree(ip string, port int) error {
+	addr := net.JoinHostPort(ip, fmt.Sprint(port))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return err
+	}
+	return u.Close()
 }

@@ -45,6 +45,8 @@ type AnnouncerConfig struct {
 	// LocalIP, if set, is the address announces leave from (see
 	// AnnounceRequest.LocalIP).
 	LocalIP netip.Addr
+	// IPv6, if set, is told to HTTP trackers (see AnnounceRequest.IPv6).
+	IPv6 netip.Addr
 }
 
 // Announcer keeps one torrent known to its trackers: it sends started, then
@@ -330,6 +332,7 @@ func (a *Announcer) prepare(t *trackerState) (req AnnounceRequest, ok bool) {
 		Key:       a.key,
 		TrackerID: t.trackerID,
 		LocalIP:   a.cfg.LocalIP,
+		IPv6:      a.cfg.IPv6,
 	}
 	a.mu.Unlock()
 	a.fillStats(&req)
@@ -431,6 +434,7 @@ func (a *Announcer) stop(ctx context.Context) {
 				Key:       a.key,
 				TrackerID: t.trackerID,
 				LocalIP:   a.cfg.LocalIP,
+				IPv6:      a.cfg.IPv6,
 			}})
 		}
 	}

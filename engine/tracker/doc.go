@@ -54,5 +54,9 @@
 // Private trackers carry a passkey in the URL's query (and sometimes its
 // path): errors and logs show URLs with the query removed. Announce keeps an
 // HTTP URL's own query and appends ours with '&'. A UDP tracker reached over
-// IPv6 returns 18-byte peers, over IPv4 6-byte ones.
+// IPv6 returns 18-byte peers, over IPv4 6-byte ones. AnnounceRequest.LocalIP
+// binds an announce only to a tracker address of its own family (a socket
+// bound to [::1] cannot reach 127.0.0.1); the other family is dialled from
+// any address. AnnounceRequest.IPv6 goes out as BEP 7's "ipv6=" over HTTP
+// (never a link-local address); BEP 15 has no room for it.
 package tracker

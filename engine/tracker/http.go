@@ -47,15 +47,15 @@ func httpClientFor(local netip.Addr) *http.Client {
 }
 
 func newHTTPClient(local netip.Addr) *http.Client {
-	d := &net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}
-	if local.IsValid() && !local.IsUnspecified() {
-		d.LocalAddr = &net.TCPAddr{IP: local.AsSlice()}
+	d := net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dialFrom(ctx, d, network, addr, local)
 	}
 	return &http.Client{
 		Timeout: httpTimeout,
 		Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           d.DialContext,
+			DialContext:           dial,
 			TLSHandshakeTimeout:   10 * time.Second,
 			ResponseHeaderTimeout: 20 * time.Second,
 			MaxIdleConns:          64,
@@ -149,6 +149,10 @@ func httpAnnounceURL(rawURL string, req AnnounceRequest) string {
 	}
 	b.WriteString("&key=")
 	b.WriteString(fmt.Sprintf("%08X", req.Key))
+	if announceIPv6(req.IPv6) {
+		b.WriteString("&ipv6=")
+		escape(&b, []byte(req.IPv6.String()))
+	}
 	if req.TrackerID != "" {
 		b.WriteString("&trackerid=")
 		escape(&b, []byte(req.TrackerID))

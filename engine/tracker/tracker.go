@@ -91,6 +91,12 @@ type AnnounceRequest struct {
 	// record the address an announce comes from, so a client listening on
 	// one specific address must announce from it to be reachable.
 	LocalIP netip.Addr
+	// IPv6, if set, is our IPv6 address, sent to HTTP trackers as BEP 7's
+	// "ipv6=": a tracker reached over IPv4 then hands it out too. Only an
+	// address peers can reach belongs here (a global one, or one the user
+	// configured); a link-local or IPv4-mapped one is never sent. A
+	// tracker that does not know the parameter ignores it.
+	IPv6 netip.Addr
 }
 
 // AnnounceResponse is a tracker's successful answer, already bounded and

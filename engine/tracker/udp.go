@@ -112,11 +112,7 @@ func (c *udpClient) announce(ctx context.Context, u *url.URL, req AnnounceReques
 	}
 	name := "udp://" + u.Host
 	key := strings.ToLower(u.Host)
-	var d net.Dialer
-	if req.LocalIP.IsValid() && !req.LocalIP.IsUnspecified() {
-		d.LocalAddr = &net.UDPAddr{IP: req.LocalIP.AsSlice()}
-	}
-	nc, err := d.DialContext(ctx, "udp", u.Host)
+	nc, err := dialFrom(ctx, net.Dialer{}, "udp", u.Host, req.LocalIP)
 	if err != nil {
 		return nil, fmt.Errorf("tracker: %s: %w", name, err)
 	}

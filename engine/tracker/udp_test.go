@@ -47,7 +47,13 @@ type fakeUDP struct {
 
 func newFakeUDP(t *testing.T) *fakeUDP {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return newFakeUDPOn(t, net.IPv4(127, 0, 0, 1))
+}
+
+// newFakeUDPOn is newFakeUDP on ip (127.0.0.1 or ::1).
+func newFakeUDPOn(t *testing.T, ip net.IP) *fakeUDP {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,5 +489,24 @@ func TestParseUDPAnnounce(t *testing.T) {
 	}
 	if r, err := parseUDPAnnounce(udpAnnounceResponse(1, 60, 0, 0, many), false); err != nil || len(r.Peers) != MaxPeers {
 		t.Fatalf("got %d peers, %v", len(r.Peers), err)
+	}
+}
+
+// TestUDPOverIPv6: a UDP tracker reached over IPv6 answers with 18-byte
+// peers (BEP 15), read as such.
+func TestUDPOverIPv6(t *testing.T) {
+	f := newFakeUDPOn(t, net.IPv6loopback)
+	f.mu.Lock()
+	f.peers = compact.AppendPeer(compact.AppendPeer(nil, ap("[::1]:6881")), ap("[2001:db8::7]:51413"))
+	f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := Announce(ctx, f.url(), AnnounceRequest{Port: 1, NumWant: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.AddrPort{ap("[::1]:6881"), ap("[2001:db8::7]:51413")}
+	if !slices.Equal(r.Peers, want) {
+		t.Errorf("peers %v, want %v", r.Peers, want)
 	}
 }

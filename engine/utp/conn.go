@@ -22,6 +22,9 @@ var (
 	ErrTimeout = &timeoutError{}
 	// ErrRefused is a dial whose SYN was answered with a RESET.
 	ErrRefused = errors.New("utp: connection refused")
+	// ErrFamily is a dial or a write to an IPv6 address on a socket bound
+	// to an IPv4 address.
+	ErrFamily = errors.New("utp: address family not reachable from this socket")
 )
 
 type timeoutError struct{}

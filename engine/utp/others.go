@@ -1,6 +1,7 @@
 package utp
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -79,6 +80,9 @@ func (o *OtherConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, erro
 	case <-o.done:
 		return 0, net.ErrClosed
 	default:
+	}
+	if !o.s.reaches(addr.Addr().Unmap()) {
+		return 0, fmt.Errorf("utp: write to %s: %w", addr, ErrFamily)
 	}
 	ob := getOutbox()
 	defer putOutbox(ob)

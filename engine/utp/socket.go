@@ -128,6 +128,7 @@ type Socket struct {
 	io       packetIO
 	pc       net.PacketConn
 	laddr    net.Addr
+	only4    bool // an IPv4 socket: it cannot send to IPv6 addresses
 	epoch    time.Time
 	acceptq  chan *Conn
 	closing  chan struct{} // closed by Close
@@ -186,6 +187,7 @@ func NewSocket(pc net.PacketConn, cfg Config) (*Socket, error) {
 		io:       newPacketIO(pc),
 		pc:       pc,
 		laddr:    pc.LocalAddr(),
+		only4:    isOnly4(pc.LocalAddr()),
 		epoch:    time.Now(),
 		acceptq:  make(chan *Conn, cfg.AcceptBacklog),
 		closing:  make(chan struct{}),
@@ -211,6 +213,18 @@ func (s *Socket) micros(now time.Time) uint32 {
 
 // Addr is the UDP address the socket is bound to.
 func (s *Socket) Addr() net.Addr { return s.laddr }
+
+// isOnly4 tells whether a socket bound to laddr speaks IPv4 only: bound to
+// an IPv4 address (0.0.0.0 included). One bound to [::] is dual-stack.
+func isOnly4(laddr net.Addr) bool {
+	ua, ok := laddr.(*net.UDPAddr)
+	return ok && ua.IP.To4() != nil
+}
+
+// reaches tells whether the socket can send to a (unmapped): an IPv4
+// socket cannot send to an IPv6 address, and must not try (the batched
+// writer has no way to encode one).
+func (s *Socket) reaches(a netip.Addr) bool { return !s.only4 || a.Is4() }
 
 // SocketStats counts a socket's traffic.
 type SocketStats struct {
@@ -281,6 +295,9 @@ func (s *Socket) DialAddrPort(ctx context.Context, raddr netip.AddrPort) (*Conn,
 	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
 	if !raddr.IsValid() || raddr.Port() == 0 {
 		return nil, fmt.Errorf("utp: dial %s: invalid address", raddr)
+	}
+	if !s.reaches(raddr.Addr()) {
+		return nil, fmt.Errorf("utp: dial %s: %w", raddr, ErrFamily)
 	}
 	now := time.Now()
 	s.mu.Lock()

@@ -2,6 +2,7 @@ package utp
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"testing"
@@ -98,4 +99,24 @@ func TestDialTimeout(t *testing.T) {
 	}
 	waitFor(t, 2*time.Second, "the failed dial is forgotten", func() bool { return s.Stats().Conns == 0 })
 	_ = netip.AddrPort{}
+}
+
+// TestFamilyMismatch: a socket bound to an IPv4 address refuses to dial
+// or write to an IPv6 one, with an error (the batched writer used to
+// panic encoding it).
+func TestFamilyMismatch(t *testing.T) {
+	s, err := Listen("udp", "127.0.0.1:0", Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	v6 := netip.MustParseAddrPort("[::1]:9")
+	if _, err := s.DialAddrPort(ctx, v6); !errors.Is(err, ErrFamily) {
+		t.Errorf("dial %v: %v, want ErrFamily", v6, err)
+	}
+	if _, err := s.Others().WriteToUDPAddrPort([]byte("d1:ai0ee"), v6); !errors.Is(err, ErrFamily) {
+		t.Errorf("write to %v: %v, want ErrFamily", v6, err)
+	}
 }
