@@ -6,9 +6,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/swarmfs/swarmfs/engine/bencode"
 )
 
 // echoServer echoes every connection on 127.0.0.1 until the test ends.
@@ -128,5 +131,27 @@ func TestDelayRelayClose(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("a read through a closed relay returned data")
+	}
+}
+
+// TestStaticTracker: an announce gets the compact peers it was started
+// with.
+func TestStaticTracker(t *testing.T) {
+	tr := StartStaticTracker(t, "127.0.0.12:6881", "127.0.0.13:258")
+	resp, err := http.Get(tr.URL + "?info_hash=%01%02&port=1&compact=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var got struct {
+		Interval int    `bencode:"interval"`
+		Peers    string `bencode:"peers"`
+	}
+	if err := bencode.Unmarshal(body, &got); err != nil {
+		t.Fatalf("%q: %v", body, err)
+	}
+	if want := "\x7f\x00\x00\x0c\x1a\xe1\x7f\x00\x00\x0d\x01\x02"; got.Peers != want || got.Interval <= 0 {
+		t.Fatalf("announce answered %q, want peers %q and an interval", body, want)
 	}
 }
