@@ -132,7 +132,13 @@ func (r *DelayRelay) serve(in net.Conn) {
 	defer r.wg.Done()
 	defer func() { r.untrack(in); in.Close() }()
 	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	// Dial from the relay's own address: a seeder that dials back the
+	// address a connection came from (with the port its peer listens on)
+	// finds nothing there, rather than reaching the peer round the relay.
 	var d net.Dialer
+	if a, ok := r.ln.Addr().(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
+		d.LocalAddr = &net.TCPAddr{IP: a.IP}
+	}
 	out, err := d.DialContext(ctx, "tcp", r.target)
 	cancel()
 	if err != nil {
