@@ -699,8 +699,8 @@ func netInterfaces() []string {
 // benchTable formats the medians as Markdown.
 func benchTable(res samples, fss []string, sizeMB, reps int) string {
 	var w strings.Builder
-	fmt.Fprintf(&w, "Measured %s on %d cores (%s); %d MiB file and a %d s 1280×720 MP4 in one torrent, 1 MiB pieces; %d libtorrent seeders, slow = each capped at %.0f MB/s, slow+latency = the same behind %v each way; medians of %d runs (the slow cold reads: 1 run), each on a fresh mount with an empty cache.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), kernelRelease(), sizeMB, benchVideoSecs, benchSeeders, benchSlowRate/1e6, benchLatency, reps)
+	fmt.Fprintf(&w, "Measured %s on %d cores (%s); %d MiB file and a %d s 1280×720 MP4 in one torrent, 1 MiB pieces; %d libtorrent seeders, slow = each capped at %.0f MB/s, slow+latency = the same behind %d ms each way; medians of %d runs (the slow cold reads: 1 run), each on a fresh mount with an empty cache.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), kernelRelease(), sizeMB, benchVideoSecs, benchSeeders, benchSlowRate/1e6, benchLatency.Milliseconds(), reps)
 	w.WriteString("| figure |")
 	for _, sw := range benchSwarms {
 		for _, fs := range fss {
