@@ -30,6 +30,9 @@
 //     front of a seeder, for the latency the kernel's missing sch_netem
 //     would give), keeping the stream's throughput: chunks are stamped
 //     when read and written when due, not slept on one by one.
+//   - StartStaticTracker: no process; an HTTP tracker on 127.0.0.1 that
+//     answers every announce with the same compact peers (relays a real
+//     tracker would not know of) and records no one.
 //   - WriteFiles, StandardFiles, InteropFiles, VerifyTree, CompareSHA256,
 //     FileSpec.ReadAt: no process; deterministic test data (content
 //     addressable by offset), a cmp -r style comparison that names the
