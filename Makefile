@@ -3,6 +3,11 @@ SHELL := /bin/bash
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 export PATH := /usr/local/go/bin:$(PATH)
 BIN := bin/swarmfs
+# TORRENTFS is anacrolix torrentfs, the end-to-end bench's second anchor
+# beside btfs: installed by make bench only, into a bench-only folder and
+# outside go.mod (v1.62 dropped the command).
+TORRENTFS := bin/bench/torrentfs
+TORRENTFS_PKG := github.com/anacrolix/torrent/fs/cmd/torrentfs@v1.61.0
 
 # Debian packages the tests and the demo need (real peers, FUSE, media tools).
 DEB_PKGS := python3-libtorrent opentracker fuse3 ffmpeg mktorrent transmission-cli transmission-daemon aria2 btfs psmisc attr zsh groff-base chromium
@@ -41,9 +46,12 @@ test: deps
 
 # bench: Go micro-benchmarks of every package, then the end-to-end benches
 # against local swarms (scripts/bench.sh). Figures go to stdout.
-bench: deps build
+bench: deps build $(TORRENTFS)
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v '/engine$$')
 	./scripts/bench.sh
+
+$(TORRENTFS):
+	GOBIN=$(CURDIR)/bin/bench $(GO) install $(TORRENTFS_PKG)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

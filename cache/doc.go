@@ -20,6 +20,9 @@
 //   - Metainfo: a torrent's .torrent or info bytes (PutMeta), so a torrent
 //     added by magnet comes back after a restart. Not counted against the
 //     capacity and never evicted; DropTorrent removes it.
+//   - Peers: bytes kept beside a torrent's metainfo (PutPeers) that the
+//     cache does not read: the session's list of the peers that served the
+//     torrent best, dialled first when it starts again. Dropped with it.
 //
 // # Key layout
 //
@@ -29,6 +32,7 @@
 //	'p' | ih | piece (u32 BE)   piece bytes, raw (in the value log)
 //	'i' | ih | piece (u32 BE)   record: version, size u32, checksum u64, recency u64 (21 bytes, inline)
 //	'm' | ih                    metainfo bytes
+//	'e' | ih                    the caller's peer notes (PutPeers, at most 4 KiB)
 //	'v'                         store format version (1)
 //	'z'                         throwaway key; see "Getting disk space back"
 //

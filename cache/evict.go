@@ -137,7 +137,12 @@ func (c *Cache) DropTorrent(ih InfoHash) error {
 	}
 	err := c.evict(victims, false)
 	if hadMeta {
-		merr := c.update(func(txn *badger.Txn) error { return txn.Delete(metaKeyOf(ih)) })
+		merr := c.update(func(txn *badger.Txn) error {
+			if err := txn.Delete(metaKeyOf(ih)); err != nil {
+				return err
+			}
+			return txn.Delete(peersKeyOf(ih))
+		})
 		c.mu.Lock()
 		c.forgetTorrentLocked(t)
 		c.mu.Unlock()

@@ -13,6 +13,7 @@ const (
 	kindPiece   = 'p' // 'p' | ih | piece u32 BE  -> piece bytes (value log)
 	kindRecord  = 'i' // 'i' | ih | piece u32 BE  -> record: size, checksum, recency (inline)
 	kindMeta    = 'm' // 'm' | ih                 -> torrent metainfo bytes
+	kindPeers   = 'e' // 'e' | ih                 -> the caller's peer notes (PutPeers)
 	kindFormat  = 'v' // "v"                      -> store format version
 	kindFlusher = 'z' // "z"                      -> throwaway key whose DropPrefix flushes memtables
 )
@@ -47,6 +48,12 @@ func metaKeyOf(ih InfoHash) []byte {
 	k := make([]byte, metaKeyLen)
 	k[0] = kindMeta
 	copy(k[1:], ih[:])
+	return k
+}
+
+func peersKeyOf(ih InfoHash) []byte {
+	k := metaKeyOf(ih)
+	k[0] = kindPeers
 	return k
 }
 

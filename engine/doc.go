@@ -135,7 +135,10 @@
 // deduplicated by address and bounded by maxCandidates. connectMore dials
 // those that failed least first, among equals those connected most
 // recently, then those reported most recently; a failed dial or a
-// connection dropped within 30 s backs off (15 s doubling to 16 min).
+// connection dropped within 30 s backs off (15 s doubling to 16 min),
+// except that a peer never reached that refused a dial (not ready yet:
+// started late, still checking) is first retried after 1, 2 and 4 s
+// (dialretry.go).
 // Incoming connections are matched to candidates by the listen port of
 // their extension handshake, so we do not dial a peer that dialled us. When
 // both sides dial each other at once, both keep the connection opened by

@@ -137,7 +137,9 @@ func (t *Torrent) startDial(cand *candidate) {
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
+		t0 := time.Now()
 		nc, pid, rsv, wire, err := t.dial(t.ctx, addr, known, knownUTP)
+		took := time.Since(t0)
 		ok := t.post(func() {
 			t.dialing--
 			cand.dialing = false
@@ -151,7 +153,7 @@ func (t *Torrent) startDial(cand *candidate) {
 				if errors.Is(err, errSelf) {
 					cand.failures = maxFailures // ourselves, under another address
 				}
-				cand.nextTry = time.Now().Add(backoff(cand.failures))
+				cand.nextTry = time.Now().Add(dialRetryWait(cand, err, took))
 				return
 			}
 			t.addConn(nc, addr, pid, rsv, false)

@@ -1,10 +1,11 @@
 package main
 
-// BenchmarkE2E: the filesystem figures of issue 5, swarmfs against btfs,
-// end to end, in one run. See docs/benchmarks.md for what each figure means
-// and scripts/bench_fs.sh for how it is run (in a network namespace with
-// only loopback, since btfs's libtorrent would otherwise look for DHT
-// routers, UPnP gateways and LSD peers on the real network).
+// BenchmarkE2E: the filesystem figures of issues 5 and 16, swarmfs against
+// btfs and anacrolix torrentfs, end to end, in one run. See
+// docs/benchmarks.md for what each figure means and scripts/bench_fs.sh for
+// how it is run (in a network namespace with only loopback, since btfs's
+// libtorrent and torrentfs would otherwise look for DHT routers, UPnP
+// gateways and LSD peers on the real network).
 
 import (
 	"bytes"
@@ -46,6 +47,10 @@ const (
 	// no document.
 	envBenchOnly   = "SWARMFS_BENCH_FS_ONLY"
 	envBenchSwarms = "SWARMFS_BENCH_FS_SWARMS"
+	// envTorrentfs is the anacrolix torrentfs binary (default: bin/bench/
+	// torrentfs of this repository, where make bench installs it, then
+	// PATH).
+	envTorrentfs = "SWARMFS_TORRENTFS"
 )
 
 // benchWants reports whether the run measures figure key (in swarm, when
@@ -65,8 +70,12 @@ const (
 	benchMarkEnd   = "<!-- END BenchmarkE2E -->"
 	// benchSeeders, each on its own address (127.0.0.2, ...).
 	benchSeeders = 4
-	// benchSlowRate is each seeder's upload cap in the slow swarm.
+	// benchSlowRate is each seeder's upload cap in the slow swarms.
 	benchSlowRate = 2_000_000
+	// benchLatency is the delay each way between a filesystem and each
+	// seeder in the "slow+latency" swarm (a swarmtest.DelayRelay in front
+	// of each seeder): where request pipelining and round trips decide.
+	benchLatency = 30 * time.Millisecond
 	// benchPiece is the piece length of the benchmark torrent.
 	benchPiece = 1 << 20
 	// benchSettle is how long a fresh mount is left to find its peers
@@ -78,6 +87,10 @@ const (
 	benchVideoSecs = 60
 	benchPlaySecs  = 5
 )
+
+// benchSwarms are the swarms, in table order: unlimited seeders, capped
+// ones, and capped ones behind benchLatency each way.
+var benchSwarms = []string{"fast", "slow", "slow+latency"}
 
 // benchFS is a filesystem under test.
 type benchFS struct {
@@ -110,18 +123,24 @@ func describe(b *testing.B, m benchMount) string {
 	return strings.Join(strings.Fields(out), " ")
 }
 
-// btfsMount is a "btfs -f" process. Like mountProc, it is unmounted and
-// killed at cleanup whatever happens, and a watchdog detaches a wedged mount.
-type btfsMount struct {
+// procMount is a filesystem process of another project (btfs -f,
+// torrentfs) serving one mount point. Like mountProc, it is unmounted and
+// killed at cleanup whatever happens, and a watchdog detaches a wedged
+// mount.
+type procMount struct {
+	name     string
 	c        *child
 	mnt      string
 	out      *syncBuffer
 	watchdog *time.Timer
+	// stop asks the process to unmount and end (fusermount -u for btfs,
+	// SIGTERM for torrentfs).
+	stop func() error
 }
 
-func (m *btfsMount) Pid() int { return m.c.cmd.Process.Pid }
+func (m *procMount) Pid() int { return m.c.cmd.Process.Pid }
 
-func (m *btfsMount) abort() {
+func (m *procMount) abort() {
 	m.c.signal(syscall.SIGKILL)
 	m.c.wait(kernelSlack)
 	if isMounted(m.mnt) {
@@ -129,34 +148,39 @@ func (m *btfsMount) abort() {
 	}
 }
 
-const btfsGrace = 30 * time.Second
+// procGrace is how long another project's filesystem gets to exit after
+// being asked: btfs sometimes hangs after the unmount; it is not what we
+// measure, so it gets less patience than our own mount.
+const procGrace = 30 * time.Second
 
-func (m *btfsMount) Stop(tb testing.TB) {
+func (m *procMount) Stop(tb testing.TB) {
 	tb.Helper()
 	m.watchdog.Stop()
-	if out, err := exec.Command("fusermount", "-u", m.mnt).CombinedOutput(); err != nil {
-		tb.Logf("btfs: fusermount -u: %v: %s", err, out)
+	if err := m.stop(); err != nil {
+		tb.Logf("%s: stop: %v", m.name, err)
 	}
-	// btfs sometimes hangs after the unmount; it is not what we measure,
-	// so it gets less patience than our own mount.
-	if !m.c.wait(btfsGrace) {
-		tb.Logf("btfs did not exit %v after fusermount -u: killing it", btfsGrace)
+	if !m.c.wait(procGrace) {
+		tb.Logf("%s did not exit %v after being stopped: killing it", m.name, procGrace)
 		m.abort()
+	}
+	if isMounted(m.mnt) {
+		tb.Logf("%s: %s still mounted after its process ended: detaching it", m.name, m.mnt)
+		_ = exec.Command("fusermount", "-u", "-z", m.mnt).Run()
 	}
 }
 
-func startBtfs(b *testing.B, mnt, torrent string) benchMount {
+// startProcMount starts cmd, serving mnt, as a procMount.
+func startProcMount(b *testing.B, name, mnt string, cmd *exec.Cmd, stop func(*procMount) error) *procMount {
 	b.Helper()
 	out := new(syncBuffer)
-	// -f: stay in the foreground, so this is the filesystem's process.
-	cmd := exec.Command("btfs", "-f", "--data-directory="+b.TempDir(), torrent, mnt)
 	cmd.Stdout, cmd.Stderr = out, out
 	c, err := startChild(cmd)
 	if err != nil {
-		b.Fatalf("start btfs: %v", err)
+		b.Fatalf("start %s: %v", name, err)
 	}
 	recordMount(mnt)
-	m := &btfsMount{c: c, mnt: mnt, out: out}
+	m := &procMount{name: name, c: c, mnt: mnt, out: out}
+	m.stop = func() error { return stop(m) }
 	m.watchdog = time.AfterFunc(10*time.Minute, m.abort)
 	b.Cleanup(func() {
 		m.watchdog.Stop()
@@ -167,10 +191,70 @@ func startBtfs(b *testing.B, mnt, torrent string) benchMount {
 			_ = exec.Command("fusermount", "-u", "-z", mnt).Run()
 		}
 		if b.Failed() {
-			b.Logf("btfs output:\n%s", out.String())
+			b.Logf("%s output:\n%s", name, out.String())
 		}
 	})
 	return m
+}
+
+func startBtfs(b *testing.B, mnt, torrent string) benchMount {
+	b.Helper()
+	// -f: stay in the foreground, so this is the filesystem's process.
+	cmd := exec.Command("btfs", "-f", "--data-directory="+b.TempDir(), torrent, mnt)
+	return startProcMount(b, "btfs", mnt, cmd, func(m *procMount) error {
+		if out, err := exec.Command("fusermount", "-u", m.mnt).CombinedOutput(); err != nil {
+			return fmt.Errorf("fusermount -u: %w: %s", err, out)
+		}
+		return nil
+	})
+}
+
+// torrentfsBin finds anacrolix torrentfs (envTorrentfs), or says why not.
+func torrentfsBin() (string, error) {
+	if p := os.Getenv(envTorrentfs); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%s=%s: %w", envTorrentfs, p, err)
+		}
+		return p, nil
+	}
+	// The test runs in cmd/swarmfs; make bench installs into bin/bench.
+	if p, err := filepath.Abs(filepath.Join("..", "..", "bin", "bench", "torrentfs")); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("torrentfs"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("torrentfs not found in bin/bench or on PATH (make bench installs it; or set " + envTorrentfs + ")")
+}
+
+// startTorrentfs returns a benchFS.mount for anacrolix torrentfs at bin. It
+// watches a folder of .torrent files and mounts each as MNT/<name>/, which
+// is where the others put this torrent too (its top folder is "bench").
+// Its default mmap storage fails on a torrent that holds an empty file;
+// the classic file storage does not.
+func startTorrentfs(bin string) func(b *testing.B, mnt, torrent string) benchMount {
+	return func(b *testing.B, mnt, torrent string) benchMount {
+		b.Helper()
+		meta := b.TempDir()
+		t, err := os.ReadFile(torrent)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(meta, "bench.torrent"), t, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		// Its flags take their values after "=" only. It listens on all
+		// addresses (given an IPv4 one, it fails to listen on IPv6 too).
+		cmd := exec.Command(bin, "-metainfoDir="+meta, "-downloadDir="+b.TempDir(), "-mountDir="+mnt)
+		cmd.Env = append(os.Environ(), "TORRENT_STORAGE_DEFAULT_FILE_IO=classic")
+		return startProcMount(b, "torrentfs", mnt, cmd, func(m *procMount) error {
+			// On SIGTERM it closes its client and unmounts itself.
+			m.c.signal(syscall.SIGTERM)
+			return nil
+		})
+	}
 }
 
 // benchData is the benchmark's torrent: ROOT/bench/{big.bin,video.mp4}.
@@ -253,16 +337,19 @@ var benchFigures = []figure{
 	{key: "rsssmall", label: "peak RSS, cold read through a 64 MiB cache", unit: "MiB", max: true},
 }
 
-// BenchmarkE2E measures swarmfs and btfs mounting one torrent (a big file
-// and an MP4 whose index is at its end, 1 MiB pieces) from four local
-// libtorrent seeders behind opentracker, first unlimited ("fast"), then
-// capped at 2 MB/s each ("slow"), with a fresh mount and a cold cache for
-// every timed figure, the two filesystems alternating. It prints a Markdown
-// table and, with SWARMFS_BENCH_DOC, writes it into that file.
+// BenchmarkE2E measures swarmfs, anacrolix torrentfs and btfs mounting one
+// torrent (a big file and an MP4 whose index is at its end, 1 MiB pieces)
+// from four local libtorrent seeders behind opentracker, first unlimited
+// ("fast"), then capped at 2 MB/s each ("slow"), then capped and reached
+// through relays that add 30 ms each way ("slow+latency"), with a fresh
+// mount and a cold cache for every timed figure, the filesystems taking
+// turns in an order reversed every other run. It prints a Markdown table
+// and, with SWARMFS_BENCH_DOC, writes it into that file.
 //
-// btfs runs only when the benchmark runs in a network namespace that has
-// nothing but loopback (scripts/bench_fs.sh does that): with libtorrent's
-// defaults, btfs would otherwise contact DHT routers on the internet.
+// btfs and torrentfs run only when the benchmark runs in a network
+// namespace that has nothing but loopback (scripts/bench_fs.sh does that):
+// with their defaults, they would otherwise contact DHT routers on the
+// internet.
 func BenchmarkE2E(b *testing.B) {
 	// "make bench" first runs every package's micro-benchmarks with
 	// -bench . and the default -benchtime; this one takes minutes and
@@ -293,10 +380,20 @@ func BenchmarkE2E(b *testing.B) {
 	smallCache := benchFS{name: "swarmfs", mount: swarmfsWith("64MiB")}
 	var notes []string
 	if ifs := netInterfaces(); len(ifs) == 1 && ifs[0] == "lo" {
+		bin, err := torrentfsBin()
+		switch {
+		case err == nil:
+			fss = append(fss, benchFS{name: "torrentfs", mount: startTorrentfs(bin)})
+		case os.Getenv("CI") == "true":
+			b.Fatalf("anacrolix torrentfs: %v", err)
+		default:
+			notes = append(notes, fmt.Sprintf("torrentfs skipped: %v", err))
+			b.Logf("%s", notes[len(notes)-1])
+		}
 		swarmtest.RequireTools(b, "btfs")
 		fss = append(fss, benchFS{name: "btfs", mount: startBtfs})
 	} else {
-		notes = append(notes, fmt.Sprintf("btfs skipped: the network namespace has %v, not only lo (run scripts/bench_fs.sh)", ifs))
+		notes = append(notes, fmt.Sprintf("btfs and torrentfs skipped: the network namespace has %v, not only lo (run scripts/bench_fs.sh)", ifs))
 		b.Logf("%s", notes[len(notes)-1])
 	}
 
@@ -317,6 +414,24 @@ func BenchmarkE2E(b *testing.B) {
 	for _, s := range seeders {
 		s.WaitSeeding(b, d.torrent.InfoHash, 2*time.Minute)
 	}
+	// The latency swarm: the same seeders, each behind a relay on an
+	// address of its own that delays both directions, handed out by a
+	// tracker that knows only the relays (the same info, so the same
+	// info-hash, in a .torrent that names that tracker).
+	latTorrent := ""
+	if benchWants("", "slow+latency") {
+		var relays []string
+		for i, s := range seeders {
+			r := swarmtest.StartDelayRelay(b, fmt.Sprintf("127.0.0.%d:0", 12+i), s.Addr(), benchLatency)
+			relays = append(relays, r.Addr())
+		}
+		st := swarmtest.StartStaticTracker(b, relays...)
+		lat := swarmtest.MakeTorrentInfo(b, filepath.Join(d.root, "bench"), [][]string{{st.URL}}, benchPiece)
+		if lat.InfoHash != d.torrent.InfoHash {
+			b.Fatalf("the latency swarm's torrent has info-hash %x, want %x", lat.InfoHash, d.torrent.InfoHash)
+		}
+		latTorrent = lat.Path
+	}
 	videoRel := filepath.Join("bench", "video.mp4")
 	bigRel := filepath.FromSlash(d.big.Path)
 	vidDur := probeDuration(b, d.video)
@@ -332,20 +447,24 @@ func BenchmarkE2E(b *testing.B) {
 			res.add("seekplay", "local", "local", timeIt(b, func() { seekPlay(b, d.video, vidDur) }).Seconds())
 			res.add("cached", "local", "local", seqRead(b, filepath.Join(d.root, bigRel), d.big))
 		}
-		for _, swarm := range []string{"fast", "slow"} {
+		for _, swarm := range benchSwarms {
 			if !benchWants("", swarm) {
 				continue
 			}
 			rate := 0
-			if swarm == "slow" {
+			if swarm != "fast" {
 				rate = benchSlowRate
 			}
 			for _, s := range seeders {
 				s.SetRates(rate, 0)
 			}
 			coldReps := reps
-			if swarm == "slow" {
+			if swarm != "fast" {
 				coldReps = 1 // 256 MiB at 8 MB/s: half a minute each
+			}
+			d := d
+			if swarm == "slow+latency" {
+				d.torrent.Path = latTorrent
 			}
 			for rep := range reps {
 				order := slices.Clone(fss)
@@ -416,7 +535,7 @@ func BenchmarkE2E(b *testing.B) {
 	out := table + "\n" + strings.Join(notes, "\n\n") + "\n"
 	fmt.Printf("\n%s\n", out)
 	for _, fs := range names {
-		for _, sw := range []string{"fast", "slow"} {
+		for _, sw := range benchSwarms {
 			if v, n := res.median("ttfb50", sw, fs); n > 0 {
 				b.ReportMetric(v, fs+"-"+sw+"-ttfb50-ms")
 			}
@@ -447,6 +566,9 @@ func withMount(b *testing.B, fs benchFS, d benchData, swarm string, res samples,
 		}
 		if time.Since(t0) > time.Minute {
 			b.Fatalf("%s: %s not listed after a minute", fs.name, file)
+		}
+		if pm, ok := m.(*procMount); ok && !pm.c.running() {
+			b.Fatalf("%s exited before listing %s", fs.name, file)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -577,22 +699,22 @@ func netInterfaces() []string {
 // benchTable formats the medians as Markdown.
 func benchTable(res samples, fss []string, sizeMB, reps int) string {
 	var w strings.Builder
-	fmt.Fprintf(&w, "Measured %s on %d cores (%s); %d MiB file and a %d s 1280×720 MP4 in one torrent, 1 MiB pieces; %d libtorrent seeders, slow = each capped at %.0f MB/s; medians of %d runs (the slow cold read: 1 run), each on a fresh mount with an empty cache.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), kernelRelease(), sizeMB, benchVideoSecs, benchSeeders, benchSlowRate/1e6, reps)
+	fmt.Fprintf(&w, "Measured %s on %d cores (%s); %d MiB file and a %d s 1280×720 MP4 in one torrent, 1 MiB pieces; %d libtorrent seeders, slow = each capped at %.0f MB/s, slow+latency = the same behind %d ms each way; medians of %d runs (the slow cold reads: 1 run), each on a fresh mount with an empty cache.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), kernelRelease(), sizeMB, benchVideoSecs, benchSeeders, benchSlowRate/1e6, benchLatency.Milliseconds(), reps)
 	w.WriteString("| figure |")
-	for _, sw := range []string{"fast", "slow"} {
+	for _, sw := range benchSwarms {
 		for _, fs := range fss {
 			fmt.Fprintf(&w, " %s, %s |", fs, sw)
 		}
 	}
 	w.WriteString(" local file |\n|---|")
-	for range 2 * len(fss) {
+	for range len(benchSwarms) * len(fss) {
 		w.WriteString("---:|")
 	}
 	w.WriteString("---:|\n")
 	for _, f := range benchFigures {
 		fmt.Fprintf(&w, "| %s (%s) |", f.label, f.unit)
-		for _, sw := range []string{"fast", "slow"} {
+		for _, sw := range benchSwarms {
 			for _, fs := range fss {
 				v, _ := res.median(f.key, sw, fs)
 				if f.max {

@@ -24,8 +24,8 @@
 // Session.mu guards the torrent map, the adds in progress and the pending
 // drops. It is never held across a call into the engine or the store, nor
 // across a callback. The session's goroutines are one per magnet waiting
-// for its metadata (awaitInfo) and one per removal in progress (drop); Close
-// waits for all of them. The caller owns the engine client and the cache:
+// for its metadata (awaitInfo), one per removal in progress (drop) and the
+// peer keeper (keepPeersLoop); Close waits for all of them. The caller owns the engine client and the cache:
 // close them after the session.
 //
 // # What the cache remembers
@@ -36,6 +36,17 @@
 // wins over a write in flight: a write registers with its torrent (under mu,
 // and only while the torrent is in the map), and the drop waits for those
 // writes before it drops the torrent's record.
+//
+// Beside the record, the cache keeps each torrent's best peers (warm.go):
+// those that sent it the most data, then those reached most recently, as
+// the engine's Torrent.GoodPeers ranks them, refreshed every 30 s by the
+// peer keeper goroutine and once more by Close (the engine must still run
+// then: close it after the session). When a torrent is added again, by
+// Restore or an Add of a torrent the cache knows, they are handed to the
+// engine at once, so a remount dials the peers that served it before the
+// tracker or the DHT answers, or without them (a tracker down). The
+// engine and the store offer this through optional interfaces
+// (peerKeeper, peerStore): fakes without them get no warm start.
 //
 // # Removal
 //

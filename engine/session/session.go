@@ -65,23 +65,29 @@ func New(cfg Config) (*Session, error) {
 		logf = func(string, ...any) {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Session{
+	s := &Session{
 		eng: cfg.Engine, store: cfg.Store, logf: logf, onInfo: cfg.OnInfo,
 		ctx: ctx, cancel: cancel,
 		torrents: map[metainfo.Hash]*Torrent{},
 		adding:   map[metainfo.Hash]bool{},
 		drops:    map[metainfo.Hash]chan struct{}{},
-	}, nil
+	}
+	s.mu.Lock()
+	s.goLocked(s.keepPeersLoop)
+	s.mu.Unlock()
+	return s, nil
 }
 
 // Close ends the session's goroutines: metadata waiters stop, removals in
-// progress finish. The torrents keep running: close the engine after.
+// progress finish; then it keeps each torrent's best peers in the store
+// for the next start. The torrents keep running: close the engine after.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	s.keepPeers() // the engine still runs: its best peers, for next time
 	return nil
 }
 
@@ -189,6 +195,7 @@ func (s *Session) add(ih metainfo.Hash, name string, start func() (Handle, error
 	s.mu.Lock()
 	s.torrents[ih] = t
 	s.mu.Unlock()
+	s.warmStart(t)
 	return t, nil
 }
 

@@ -116,6 +116,10 @@ type Torrent struct {
 	// called only under Session.mu while the torrent is in the map, and
 	// the drop waits for it after taking it out.
 	writes sync.WaitGroup
+
+	// keptPeers is the peer list last stored or read for it (warm.go);
+	// owned by the session's peer keeper (see keepPeers).
+	keptPeers []byte
 }
 
 func newTorrent(h Handle, now time.Time) *Torrent {

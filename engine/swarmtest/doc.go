@@ -28,6 +28,14 @@
 //     --interface, trackers ignored, driven over JSON-RPC on 127.0.0.1.
 //   - MakeTorrent: a short python3 process using libtorrent's
 //     create_torrent (v1 only), independent of engine/metainfo.
+//   - StartDelayRelay, NewDelayRelay: no process; a TCP relay that adds a
+//     fixed latency to each direction of every connection it forwards (in
+//     front of a seeder, for the latency the kernel's missing sch_netem
+//     would give), keeping the stream's throughput: chunks are stamped
+//     when read and written when due, not slept on one by one.
+//   - StartStaticTracker: no process; an HTTP tracker on 127.0.0.1 that
+//     answers every announce with the same compact peers (relays a real
+//     tracker would not know of) and records no one.
 //   - WriteFiles, StandardFiles, InteropFiles, VerifyTree, CompareSHA256,
 //     FileSpec.ReadAt: no process; deterministic test data (content
 //     addressable by offset), a cmp -r style comparison that names the
