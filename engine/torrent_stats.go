@@ -46,6 +46,11 @@ type Stats struct {
 	// for, because the cache is full (it evicted one of this torrent's
 	// pieces, or refused one). Readers are still served.
 	BackgroundPaused bool
+	// WebSeeds are the url-list sources (BEP 19), unless Config.NoWebSeeds.
+	WebSeeds []WebSeedStats
+	// Waiting says why a read has been waiting a while when no source has
+	// its piece ("waiting for piece 3: no source has it ..."); "" otherwise.
+	Waiting string
 }
 
 // RequestCounters count the picker's decisions that cost bandwidth: blocks
@@ -88,6 +93,9 @@ func (t *Torrent) refreshStats(now time.Time) {
 		s.Pieces = t.info.NumPieces()
 		s.TotalLength = t.info.TotalLength
 		s.Requests = RequestCounters(t.picker.Counters())
+		s.DownloadRate = t.webSeedRate()
+		s.WebSeeds = t.webSeedStats()
+		s.Waiting = t.waits.msg
 	}
 	for c := range t.conns {
 		s.DownloadRate += c.flow.down.value
@@ -114,5 +122,5 @@ func (t *Torrent) downRate() float64 {
 	for c := range t.conns {
 		r += c.flow.down.value
 	}
-	return r
+	return r + t.webSeedRate()
 }
