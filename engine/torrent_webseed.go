@@ -39,6 +39,9 @@ const (
 	// outstanding with a seed: 1 MiB to 16 MiB, two seconds of its rate.
 	webSeedMinPipeline = 64
 	webSeedMaxPipeline = 1024
+	// webSeedStash bounds the pieces a seed keeps for blocks the picker
+	// has not asked of it yet.
+	webSeedStash = 8
 )
 
 // webSeed is one url-list URL of a torrent. Loop-owned, except seed (safe
@@ -54,6 +57,17 @@ type webSeed struct {
 	bytes    atomic.Int64 // payload received, for down
 	down     rateMeter
 	lastErr  string // the last failure logged, so a repeat is not logged again
+	// stash keeps pieces fetched whole of which the picker had asked
+	// only some blocks (it hands out blocks, not pieces): when it asks
+	// for the rest, they are here, not fetched again. Oldest first,
+	// at most webSeedStash.
+	stash []stashed
+}
+
+// stashed is a piece a web seed fetched and the picker did not take whole.
+type stashed struct {
+	piece int
+	buf   []byte
 }
 
 // webSeeds are a torrent's web seeds. Loop-owned; list is fixed once the
@@ -165,6 +179,11 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 	if free <= 0 {
 		return
 	}
+	// Whole pieces: the picker hands out a piece's blocks in order, so
+	// asking for whole pieces' worth keeps pieces from being split
+	// between calls (and fetched twice).
+	bpp := int((t.info.PieceLength + peer.BlockSize - 1) / peer.BlockSize)
+	free = (free + bpp - 1) / bpp * bpp
 	reqs := t.picker.Next(ws.id, now, free)
 	t.sendCancels(t.picker.Cancels())
 	if len(reqs) == 0 {
@@ -181,6 +200,22 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 		byPiece[r.Piece] = append(byPiece[r.Piece], r)
 	}
 	slices.Sort(pieces)
+	// Pieces already here from an earlier fetch are delivered at once.
+	var ready []stashed
+	pieces = slices.DeleteFunc(pieces, func(p int) bool {
+		i := slices.IndexFunc(ws.stash, func(s stashed) bool { return s.piece == p })
+		if i < 0 {
+			return false
+		}
+		ready = append(ready, ws.stash[i])
+		ws.stash = slices.Delete(ws.stash, i, i+1)
+		return true
+	})
+	defer func() {
+		for _, s := range ready {
+			t.takeWebSeedPiece(ws, s.piece, s.buf)
+		}
+	}()
 	maxRun := max(int64(webSeedRunBytes), t.info.PieceLength)
 	for i := 0; i < len(pieces); {
 		j, n := i+1, t.info.PieceLen(pieces[i])
@@ -221,6 +256,13 @@ func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int, n int64) {
 		}
 		next := first
 		err := ws.seed.Fetch(t.ctx, first, count, buf, func(idx int, data []byte) error {
+			// --max-download-rate holds web seeds too: the rest of the
+			// run is read no faster than the limit allows.
+			if lim := t.client.downLim; lim != nil {
+				if err := waitN(t.ctx, lim, len(data)); err != nil {
+					return err
+				}
+			}
 			cp := getPieceBuf(len(data))
 			copy(cp, data)
 			ws.bytes.Add(int64(len(data)))
@@ -245,6 +287,13 @@ func (t *Torrent) webSeedPiece(ws *webSeed, idx int, buf []byte) {
 		putPieceBuf(buf)
 		return
 	}
+	t.takeWebSeedPiece(ws, idx, buf)
+	t.fillWebSeed(ws, time.Now())
+}
+
+// takeWebSeedPiece is webSeedPiece without the refill: what the picker
+// did not ask of ws yet goes to its stash.
+func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte) {
 	now := time.Now()
 	nb := (len(buf) + peer.BlockSize - 1) / peer.BlockSize
 	useful := make([]bool, nb)
@@ -265,17 +314,38 @@ func (t *Torrent) webSeedPiece(ws *webSeed, idx int, buf []byte) {
 		}
 		t.hashPiece(idx, &partialPiece{buf: buf, from: from, count: nb})
 	} else {
+		stored := false
 		for b, ok := range useful {
 			s, e := b*peer.BlockSize, min((b+1)*peer.BlockSize, len(buf))
-			if !ok || t.HavePiece(idx) {
+			if !ok {
+				continue
+			}
+			if t.HavePiece(idx) {
 				t.pub.wasted.Add(int64(e - s))
 				continue
 			}
 			t.storeBlock(idx, uint32(s), buf[s:e], ws.addr)
+			stored = true
 		}
-		putPieceBuf(buf)
+		// Keep it while blocks of it are still to come: a partial piece
+		// is waiting for them, or nothing of it is here yet.
+		pp := t.partial[idx]
+		if !t.HavePiece(idx) && (pp != nil && pp.count < len(pp.from) || pp == nil && !stored) {
+			t.stashPiece(ws, idx, buf)
+		} else {
+			putPieceBuf(buf)
+		}
 	}
-	t.fillWebSeed(ws, now)
+}
+
+// stashPiece keeps buf for the blocks of idx the picker did not ask of ws
+// yet, dropping the oldest stashed piece past webSeedStash.
+func (t *Torrent) stashPiece(ws *webSeed, idx int, buf []byte) {
+	if len(ws.stash) >= webSeedStash {
+		putPieceBuf(ws.stash[0].buf)
+		ws.stash = slices.Delete(ws.stash, 0, 1)
+	}
+	ws.stash = append(ws.stash, stashed{piece: idx, buf: buf})
 }
 
 // webSeedRunDone ends a run whose pieces before next were delivered:
