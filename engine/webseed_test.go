@@ -315,10 +315,11 @@ func TestWebSeedAndLibtorrent(t *testing.T) {
 	files := []swarmtest.FileSpec{{Path: "video.bin", Size: 6 << 20}, {Path: "empty", Size: 0}, {Path: "notes.txt", Size: 777}}
 	root, mi := wsFixture(t, files, false, 64<<10)
 	srv := newWSServer(t, filepath.Dir(root))
-	// The server is slowed so that the peer has a share to deliver.
+	// The server is slowed (about 1.6 MB/s a connection) so that the
+	// peer has a share to deliver.
 	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
-		time.Sleep(50 * time.Millisecond)
-		return false
+		http.FileServer(http.Dir(filepath.Dir(root))).ServeHTTP(slowWriter{w}, r)
+		return true
 	})
 	raw, err := mi.Marshal()
 	if err != nil {
@@ -341,8 +342,11 @@ func TestWebSeedAndLibtorrent(t *testing.T) {
 	tor.AddPeers(peersOfLT(t, lt))
 	waitComplete(t, tor, 60*time.Second)
 	readAll(t, tor, root, false, 10*time.Second)
+	time.Sleep(1200 * time.Millisecond) // a snapshot taken after the end
 	ws := waitWebSeedStats(t, tor, func(ws WebSeedStats) bool { return ws.Bytes > 0 })
-	if st := tor.Stats(); st.Downloaded-ws.Bytes <= 0 {
+	st := tor.Stats()
+	t.Logf("web seed %d bytes, peer %d", ws.Bytes, st.Downloaded-ws.Bytes)
+	if st.Downloaded-ws.Bytes <= 0 {
 		t.Errorf("the libtorrent peer sent nothing: downloaded %d, web seed %d", st.Downloaded, ws.Bytes)
 	}
 }
@@ -433,4 +437,22 @@ func BenchmarkWebSeedRead(b *testing.B) {
 		b.ReportMetric(float64(st.Downloaded)/size, "fetched/size")
 		c.Close()
 	}
+}
+
+// slowWriter writes 32 KiB every 20 ms.
+type slowWriter struct{ http.ResponseWriter }
+
+func (w slowWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), 32<<10)
+		time.Sleep(20 * time.Millisecond)
+		m, err := w.ResponseWriter.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
 }
