@@ -54,6 +54,7 @@ type webSeed struct {
 	fetching map[int]bool  // pieces of runs in flight not delivered yet
 	runs     int           // fetches in flight
 	dropped  bool
+	choked   bool         // backing off: a choking peer to the picker, which then plans without it
 	bytes    atomic.Int64 // payload received, for down
 	down     rateMeter
 	lastErr  string // the last failure logged, so a repeat is not logged again
@@ -137,7 +138,7 @@ func (t *Torrent) registerWebSeed(ws *webSeed) {
 	} else {
 		t.picker.PeerBitfield(ws.id, bits)
 	}
-	t.picker.PeerChoked(ws.id, false)
+	t.picker.PeerChoked(ws.id, ws.choked)
 }
 
 // webSeedAt returns the web seed whose pseudo-address is a, or nil.
@@ -166,7 +167,11 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 	if ws.dropped || t.picker == nil || ws.runs >= maxWebSeedRuns || t.hashing >= maxHashBacklog {
 		return
 	}
-	if !ws.seed.Ready(now) {
+	if ready := ws.seed.Ready(now); ready == ws.choked {
+		ws.choked = !ready
+		t.picker.PeerChoked(ws.id, ws.choked)
+	}
+	if ws.choked {
 		return
 	}
 	st := ws.seed.Stats()
