@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"errors"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/bencode"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 	"github.com/swarmfs/swarmfs/engine/webseed"
@@ -455,4 +457,93 @@ func (w slowWriter) Write(p []byte) (int, error) {
 		p = p[k:]
 	}
 	return n, nil
+}
+
+// TestWebSeedPadFiles: BEP 47 pad files are never requested from a web
+// seed; the files around them read byte-exact.
+func TestWebSeedPadFiles(t *testing.T) {
+	const pieceLen = 32 << 10
+	type file struct {
+		path []string
+		size int
+		pad  bool
+	}
+	files := []file{
+		{[]string{"a.bin"}, 40000, false},
+		{[]string{".pad", "25536"}, 2*pieceLen - 40000, true},
+		{[]string{"b.bin"}, 50000, false},
+		{[]string{".pad", "15536"}, 2*pieceLen - 50000, true},
+		{[]string{"c.txt"}, 777, false},
+	}
+	content := map[string][]byte{}
+	var data []byte
+	var list []map[string]any
+	for i, f := range files {
+		b := make([]byte, f.size)
+		if !f.pad {
+			for j := range b {
+				b[j] = byte(i*31 + j*7 + j>>9)
+			}
+		}
+		content["/pads/"+strings.Join(f.path, "/")] = b
+		data = append(data, b...)
+		e := map[string]any{"length": f.size, "path": f.path}
+		if f.pad {
+			e["attr"] = "p"
+		}
+		list = append(list, e)
+	}
+	var pieces []byte
+	for off := 0; off < len(data); off += pieceLen {
+		sum := sha1.Sum(data[off:min(off+pieceLen, len(data))])
+		pieces = append(pieces, sum[:]...)
+	}
+	var padAsked atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := content[r.URL.Path]
+		if !ok || strings.Contains(r.URL.Path, ".pad") {
+			padAsked.Add(1)
+			http.Error(w, "no such file", http.StatusNotFound)
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	}))
+	defer srv.Close()
+	raw, err := bencode.Marshal(map[string]any{
+		"info":     map[string]any{"name": "pads", "piece length": pieceLen, "pieces": string(pieces), "files": list},
+		"url-list": srv.URL + "/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := metainfo.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, Config{})
+	tor, err := c.AddTorrent(mi, TorrentOptions{DownloadAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitComplete(t, tor, 20*time.Second)
+	for i, f := range tor.Info().Files {
+		if f.Pad {
+			continue
+		}
+		r, err := tor.NewReader(i, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, f.Length)
+		if _, err := r.ReadAt(context.Background(), got, 0); err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		r.Close()
+		if want := content["/pads/"+strings.Join(f.Path, "/")]; !bytes.Equal(got, want) {
+			t.Errorf("%s differs", f.Path)
+		}
+	}
+	if n := padAsked.Load(); n != 0 {
+		t.Errorf("%d requests for pad files", n)
+	}
 }
