@@ -380,7 +380,11 @@ func (t *Torrent) webSeedRunDone(ws *webSeed, next, end int, err error) {
 		}
 		if msg := err.Error(); msg != ws.lastErr {
 			ws.lastErr = msg
-			t.client.logf("%s: web seed %s: %v (%s until %s)", t.name(), ws.seed.URL(), err, st.State, st.RetryAt.Format("15:04:05"))
+			if st.State == webseed.BackingOff {
+				t.client.logf("%s: web seed: %v (backing off until %s)", t.name(), err, st.RetryAt.Format("15:04:05"))
+			} else {
+				t.client.logf("%s: web seed: %v", t.name(), err)
+			}
 		}
 	} else if err == nil {
 		ws.lastErr = ""

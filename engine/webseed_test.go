@@ -6,12 +6,14 @@ import (
 	"crypto/sha1"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -545,5 +547,115 @@ func TestWebSeedPadFiles(t *testing.T) {
 	}
 	if n := padAsked.Load(); n != 0 {
 		t.Errorf("%d requests for pad files", n)
+	}
+}
+
+// TestWebSeedFileGone: a file the web seed answers 404 for is dropped from
+// that seed (its pieces are no longer asked of it, and a read of it says
+// no source has them); the other files still read byte-exact.
+func TestWebSeedFileGone(t *testing.T) {
+	// Piece-aligned files: no piece of the others touches gone.bin.
+	files := []swarmtest.FileSpec{{Path: "a.bin", Size: 64 << 10}, {Path: "b-gone.bin", Size: 64 << 10}, {Path: "c.bin", Size: 40000}}
+	root, mi := wsFixture(t, files, false, 32<<10)
+	srv := newWSServer(t, filepath.Dir(root))
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/b-gone.bin") {
+			http.NotFound(w, r)
+			return true
+		}
+		return false
+	})
+	_, tor := webSeedClient(t, mi, Config{}, srv.URL+"/")
+	info := tor.Info()
+	big := slices.IndexFunc(info.Files, func(f metainfo.File) bool { return strings.Join(f.Path, "/") == "b-gone.bin" })
+	r, err := tor.NewReader(big, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.ReadAt(ctx, make([]byte, 1000), 40000)
+		done <- err
+	}()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(tor.Stats().Waiting, "no source has it") {
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats.Waiting = %q, web seeds %+v", tor.Stats().Waiting, tor.Stats().WebSeeds)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ws := waitWebSeedStats(t, tor, func(ws WebSeedStats) bool { return ws.DisabledFiles == 1 })
+	if ws.State != "active" {
+		t.Errorf("web seed %+v: want it active for the other files", ws)
+	}
+	for i, f := range info.Files {
+		if i == big {
+			continue
+		}
+		want, err := os.ReadFile(filepath.Join(root, filepath.Join(f.Path...)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := tor.NewReader(i, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		got := make([]byte, f.Length)
+		_, err = r.ReadAt(rctx, got, 0)
+		rcancel()
+		r.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			t.Fatalf("%s: %v", f.Path, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s differs", f.Path)
+		}
+	}
+}
+
+// TestWebSeedLiarDropped: of two web seeds, one always sends corrupt data
+// for one file: it is dropped after its strikes, and the honest one
+// serves everything byte-exact.
+func TestWebSeedLiarDropped(t *testing.T) {
+	root, mi := wsFixture(t, webSeedFiles(), false, 32<<10)
+	honest := newWSServer(t, filepath.Dir(root))
+	liar := newWSServer(t, filepath.Dir(root))
+	liar.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "big.bin") {
+			return false
+		}
+		rec := httptest.NewRecorder()
+		http.FileServer(http.Dir(filepath.Dir(root))).ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		for i := 0; i < len(body); i += 4096 {
+			body[i] ^= 0xff
+		}
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		w.Write(body)
+		return true
+	})
+	logs := newLogLines(t)
+	c := newClient(t, Config{Logf: logs.logf, webSeed: webseedTestConfig()})
+	mi.URLList = []string{liar.URL + "/", honest.URL + "/"}
+	tor, err := c.AddTorrent(mi, TorrentOptions{DownloadAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitComplete(t, tor, 30*time.Second)
+	readAll(t, tor, root, false, 10*time.Second)
+	if liar.requests.Load() == 0 {
+		t.Fatal("the liar was never asked")
+	}
+	if _, ok := logs.wait(5*time.Second, "web seed "+liar.URL+"/ dropped"); !ok {
+		// It may have been asked too little to earn its strikes; it
+		// must at least have been caught.
+		if _, ok := logs.find("web seed "+liar.URL+"/", "failed its hash check"); !ok {
+			t.Error("the liar was never caught")
+		}
 	}
 }
