@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/utp"
+	"github.com/swarmfs/swarmfs/engine/webseed"
 )
 
 // Lock order (see the package doc): c.mu (the torrent map), c.hsMu
@@ -114,6 +116,12 @@ type Config struct {
 	// NoTCP dials peers over uTP only and drops incoming TCP connections
 	// (the TCP port stays bound: it picks the port number both share).
 	NoTCP bool
+	// NoWebSeeds ignores the torrents' url-list web seeds (BEP 19,
+	// --no-webseeds). By default every url-list URL is a source with every
+	// piece (torrent_webseed.go).
+	NoWebSeeds bool
+	// webSeed tunes the web seeds (back-off, strikes); tests shorten it.
+	webSeed webseed.Config
 	// Logf receives diagnostic lines; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -135,6 +143,7 @@ type Client struct {
 	dht      *dht.Node      // nil when Config.DHT is off
 	utp      *utp.Socket    // nil when Config.NoUTP or its port could not be bound; shared with dht
 	lsd      *lsd.Service   // nil when Config.LSD is off or failed to start
+	web      *http.Client   // shared by every web seed; nil with Config.NoWebSeeds
 
 	// hashSem bounds the SHA-1 work of all torrents to the number of
 	// cores: hashing is CPU bound, and more at once would only add memory.
@@ -276,6 +285,9 @@ func New(cfg Config) (*Client, error) {
 		torrents:   make(map[metainfo.Hash]*Torrent),
 		req2:       make(map[[20]byte][20]byte),
 		handshakes: make(map[netip.Addr]int),
+	}
+	if !cfg.NoWebSeeds {
+		c.web = webseed.NewClient(webseed.ClientConfig{})
 	}
 	if cfg.DownloadRate > 0 {
 		c.downLim = rate.NewLimiter(rate.Limit(cfg.DownloadRate), int(max(cfg.DownloadRate/4, 256<<10)))
@@ -575,6 +587,9 @@ func (c *Client) Close() error {
 		c.utp.Close()
 	}
 	c.wg.Wait()
+	if c.web != nil {
+		c.web.CloseIdleConnections() // every torrent, and so every fetch, has ended
+	}
 	if c.lsd != nil {
 		c.lsd.Close()
 	}

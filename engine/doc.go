@@ -49,7 +49,8 @@
 // pipelines, requests), torrent_pieces.go (assembly, hashing, bans),
 // torrent_store.go (evictions and refusals), torrent_meta.go (BEP 9),
 // torrent_peers.go (candidates and slots), choke.go, torrent_pex.go,
-// torrent_dht.go and torrent_stats.go. Two sub-machines are pure packages
+// torrent_dht.go, torrent_webseed.go (web seeds), torrent_waits.go
+// (reads waiting for a piece no source has) and torrent_stats.go. Two sub-machines are pure packages
 // the loop drives: picker (which blocks to ask whom) and metafetch (which
 // metadata piece to ask whom, and whom to blame for a bad copy). What the
 // loop shares with other goroutines sits in small mutex-guarded types
@@ -159,6 +160,24 @@
 //   - LSD (engine/lsd, BEP 14): torrents are announced on the local network
 //     every 5 minutes; announces heard for our torrents become candidates.
 //
+// Web seeds (BEP 19, torrent_webseed.go): each url-list URL of a torrent
+// added with its .torrent (unless Config.NoWebSeeds) is an
+// engine/webseed.Seed, sharing the Client's HTTP client. The loop makes
+// it a picker peer that has every piece it serves and never chokes, so
+// the picker weighs it by its measured rate and latency like any peer;
+// what the picker asks of it is rounded to whole pieces and fetched as
+// runs of consecutive pieces (at most 4 MiB, 4 at once per seed) on
+// goroutines of the torrent's, each piece posted back to the loop and
+// assembled, hashed and stored like a peer's blocks. Its blocks carry a
+// pseudo-address in 100::/64, so the smart-ban code blames it like a
+// peer: ban turns that into webseed.Seed.BadPiece, whose strikes drop it.
+// Back-off, Retry-After and files gone are the webseed package's.
+//
+// A read that waits more than 2 s for a piece that no connected peer has
+// and no web seed can serve now is named in Stats.Waiting and, once per
+// piece, in the log (torrent_waits.go): a torrent whose only source is an
+// unreachable web seed must not look like a slow swarm.
+//
 // Private torrents (BEP 27) use none of the DHT, PEX and LSD. A magnet's
 // privacy is unknown until its info arrives: it uses them until then, and
 // stops (and sends ut_pex 0) when the info says private.
@@ -197,7 +216,7 @@
 // Close stops every torrent (waiting for each), closes the listener, waits
 // for that group, then closes LSD and the DHT node, which wait for their
 // own. A Torrent's WaitGroup counts its loop, its tracker and DHT
-// announcers, its dials, its connections' reader and writer goroutines,
+// announcers, its dials, its web seed fetches, its connections' reader and writer goroutines,
 // its hashing and storing workers (hashing bounded by the Client's
 // hashSem) and its metadata checks; close waits for all of them before it
 // closes the store.

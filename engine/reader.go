@@ -206,6 +206,7 @@ func (t *Torrent) applyReaderOps() {
 	ops := t.readerQ.take()
 	now := time.Now()
 	for _, op := range ops {
+		t.noteReadWait(op)
 		switch op.kind {
 		case opAdd:
 			t.readers[op.r] = t.picker.AddReader(picker.ReaderOptions{Start: op.r.start, End: op.r.end, Media: op.media}, now)

@@ -89,6 +89,8 @@ type Torrent struct {
 	isComplete bool
 	meta       *metafetch.Fetch // a magnet's metadata download (torrent_meta.go); nil once the info is known
 	st         storeState       // the store's refusals (torrent_store.go)
+	ws         webSeeds         // url-list sources (torrent_webseed.go)
+	waits      readWaits        // pieces reads wait for (torrent_waits.go)
 }
 
 // published are a torrent's counters, read by any goroutine without the
@@ -206,6 +208,7 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 		// would evict what a reader is about to use.
 		MaxWindowBytes: t.client.cfg.MaxWindowBytes,
 	})
+	t.initWebSeeds()
 	for _, p := range have {
 		if p >= 0 && p < info.NumPieces() {
 			t.markHave(p)

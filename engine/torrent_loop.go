@@ -57,8 +57,10 @@ func (t *Torrent) tick(now time.Time) {
 			t.updateInterest(c)
 			t.fill(c, now)
 		}
+		t.webSeedTick(now)
 		t.syncPins()
 		t.storeTick(now)
+		t.checkWaits(now)
 	} else {
 		t.metaTick(now)
 	}

@@ -55,29 +55,35 @@ func (t *Torrent) onPiece(c *conn, m *peer.Message, now time.Time) {
 		t.pub.wasted.Add(int64(len(m.Block)))
 	} else {
 		c.flow.lastPiece = now
-		pp := t.partial[idx]
-		if pp == nil {
-			pl := t.info.PieceLen(idx)
-			pp = &partialPiece{
-				buf:  getPieceBuf(int(pl)),
-				from: make([]netip.Addr, (pl+peer.BlockSize-1)/peer.BlockSize),
-			}
-			t.partial[idx] = pp
-		}
-		b := int(m.Begin / peer.BlockSize)
-		if !pp.from[b].IsValid() {
-			copy(pp.buf[m.Begin:], m.Block)
-			pp.from[b] = c.addr.Addr()
-			pp.count++
-		} else {
-			t.pub.wasted.Add(int64(len(m.Block)))
-		}
-		if pp.count == len(pp.from) {
-			delete(t.partial, idx)
-			t.hashPiece(idx, pp)
-		}
+		t.storeBlock(idx, m.Begin, m.Block, c.addr.Addr())
 	}
 	t.fill(c, now)
+}
+
+// storeBlock adds a useful block, aligned on peer.BlockSize, from a peer
+// or a web seed (from) to its piece and sends a complete piece for hashing.
+func (t *Torrent) storeBlock(idx int, begin uint32, block []byte, from netip.Addr) {
+	pp := t.partial[idx]
+	if pp == nil {
+		pl := t.info.PieceLen(idx)
+		pp = &partialPiece{
+			buf:  getPieceBuf(int(pl)),
+			from: make([]netip.Addr, (pl+peer.BlockSize-1)/peer.BlockSize),
+		}
+		t.partial[idx] = pp
+	}
+	b := int(begin / peer.BlockSize)
+	if !pp.from[b].IsValid() {
+		copy(pp.buf[begin:], block)
+		pp.from[b] = from
+		pp.count++
+	} else {
+		t.pub.wasted.Add(int64(len(block)))
+	}
+	if pp.count == len(pp.from) {
+		delete(t.partial, idx)
+		t.hashPiece(idx, pp)
+	}
 }
 
 // writePiece stores a verified piece again, off the loop, after its store
@@ -201,6 +207,10 @@ func (t *Torrent) pieceFailed(idx int, pp *partialPiece) {
 
 // ban refuses an address from now on and drops its connections.
 func (t *Torrent) ban(a netip.Addr, format string, args ...any) {
+	if ws := t.webSeedAt(a); ws != nil {
+		t.webSeedBadPiece(ws, format, args...) // not an address: a strike
+		return
+	}
 	if t.banned.add(a) {
 		t.client.logf("%s: banning %s: "+format, append([]any{t.name(), a}, args...)...)
 	}

@@ -99,6 +99,7 @@ func (t *Torrent) fillAll() {
 	for c := range t.conns {
 		t.fill(c, now)
 	}
+	t.fillWebSeeds(now)
 }
 
 // sendCancels tells peers about requests the picker withdrew (after a seek,

@@ -57,6 +57,11 @@ type Stats struct {
 	// Readers are the open readers (a FUSE handle, an HTTP request), by
 	// file and position, as of the snapshot.
 	Readers []ReaderStats
+	// WebSeeds are the url-list sources (BEP 19), unless Config.NoWebSeeds.
+	WebSeeds []WebSeedStats
+	// Waiting says why a read has been waiting a while when no source has
+	// its piece ("waiting for piece 3: no source has it ..."); "" otherwise.
+	Waiting string
 }
 
 // ReaderStats is where an open Reader is and how far ahead of it pieces
@@ -112,6 +117,9 @@ func (t *Torrent) refreshStats(now time.Time) {
 		s.TotalLength = t.info.TotalLength
 		s.Requests = RequestCounters(t.picker.Counters())
 		s.Downloading, s.Readers = t.activity()
+		s.DownloadRate = t.webSeedRate()
+		s.WebSeeds = t.webSeedStats()
+		s.Waiting = t.waits.msg
 	}
 	for c := range t.conns {
 		s.DownloadRate += c.flow.down.value
@@ -138,7 +146,7 @@ func (t *Torrent) downRate() float64 {
 	for c := range t.conns {
 		r += c.flow.down.value
 	}
-	return r
+	return r + t.webSeedRate()
 }
 
 // activity lists the pieces in flight and the readers' positions, for

@@ -69,6 +69,9 @@ type TorrentStats struct {
 	Peers        int     // connected peers
 	DownloadRate float64 // bytes per second
 	UploadRate   float64 // bytes per second
+	// Waiting names a read waiting for a piece no source has ("" when
+	// none): the user.swarmfs.waiting attribute.
+	Waiting string
 }
 
 // Reader reads one file of a torrent for one open file handle.

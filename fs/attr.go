@@ -138,8 +138,11 @@ const (
 	xattrInfoHash = "user.swarmfs.infohash"
 	xattrProgress = "user.swarmfs.progress"
 	xattrPeers    = "user.swarmfs.peers"
+	// xattrWaiting says why a read of the torrent is stuck, when it waits
+	// for a piece no source has; empty otherwise.
+	xattrWaiting = "user.swarmfs.waiting"
 	// xattrList is what listxattr returns: the names, each NUL-terminated.
-	xattrList = xattrInfoHash + "\x00" + xattrProgress + "\x00" + xattrPeers + "\x00"
+	xattrList = xattrInfoHash + "\x00" + xattrProgress + "\x00" + xattrPeers + "\x00" + xattrWaiting + "\x00"
 )
 
 // xattrValue appends the value of attr to buf. progress returns the
@@ -153,6 +156,8 @@ func xattrValue(buf []byte, attr string, t Torrent, progress func() float64) ([]
 		return strconv.AppendFloat(buf, progress(), 'f', 4, 64), true
 	case xattrPeers:
 		return strconv.AppendInt(buf, int64(t.Stats().Peers), 10), true
+	case xattrWaiting:
+		return append(buf, t.Stats().Waiting...), true
 	}
 	return buf, false
 }

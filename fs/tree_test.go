@@ -296,7 +296,7 @@ func TestXattrs(t *testing.T) {
 			t.Fatalf("listxattr %s: %v", p, err)
 		}
 		names := strings.Split(strings.TrimSuffix(string(buf[:n]), "\x00"), "\x00")
-		if !slices.Equal(names, []string{"user.swarmfs.infohash", "user.swarmfs.progress", "user.swarmfs.peers"}) {
+		if !slices.Equal(names, []string{"user.swarmfs.infohash", "user.swarmfs.progress", "user.swarmfs.peers", "user.swarmfs.waiting"}) {
 			t.Errorf("%s: listxattr %q", p, names)
 		}
 		if _, err := unix.Getxattr(path, "user.nope", buf); !errors.Is(err, unix.ENODATA) {

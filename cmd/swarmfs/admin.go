@@ -113,7 +113,29 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 			humanBytes(int64(t.DownloadRate)), humanBytes(int64(t.UploadRate)), t.Peers, t.Seeds,
 			t.EncryptedPeers, t.PlainPeers, t.TCPPeers, t.UTPPeers, humanBytes(t.CachedBytes), t.InfoHash)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	// Web seeds and waiting reads, under the table: one line each.
+	for _, t := range ts {
+		for _, ws := range t.WebSeeds {
+			line := fmt.Sprintf("%s: web seed %s: %s, %s/s, %s received", t.Name, ws.URL, ws.State, humanBytes(int64(ws.Rate)), humanBytes(ws.Bytes))
+			if !ws.RetryAt.IsZero() {
+				line += ", retry at " + ws.RetryAt.Local().Format("15:04:05")
+			}
+			if ws.DisabledFiles > 0 {
+				line += fmt.Sprintf(", %d files gone", ws.DisabledFiles)
+			}
+			if ws.LastError != "" {
+				line += ", last error: " + ws.LastError
+			}
+			fmt.Fprintln(stdout, line)
+		}
+		if t.Waiting != "" {
+			fmt.Fprintf(stdout, "%s: %s\n", t.Name, t.Waiting)
+		}
+	}
+	return nil
 }
 
 func runCache(args []string, stdout, stderr io.Writer) error {

@@ -31,6 +31,7 @@ type engineFlags struct {
 	encryption   string
 	noUTP        bool
 	noTCP        bool
+	noWebSeeds   bool
 }
 
 func (e *engineFlags) register(fs *flag.FlagSet) {
@@ -52,6 +53,7 @@ func (e *engineFlags) register(fs *flag.FlagSet) {
 		"require talks RC4 only, off plain BitTorrent only")
 	fs.BoolVar(&e.noUTP, "no-utp", false, "do not use uTP (BEP 29): TCP only (default: uTP on the UDP port with the TCP port's number, shared with the DHT; peers known to speak uTP are dialled over it first, others over TCP first)")
 	fs.BoolVar(&e.noTCP, "no-tcp", false, "dial peers over uTP only and drop incoming TCP connections")
+	fs.BoolVar(&e.noWebSeeds, "no-webseeds", false, "do not fetch from the torrents' HTTP(S) web seeds (url-list, BEP 19)")
 }
 
 // config turns the flags into an engine configuration.
@@ -63,6 +65,7 @@ func (e *engineFlags) config(stderr io.Writer) (engine.Config, []netip.AddrPort,
 		DHTListen:  e.dhtListen,
 		LSD:        !e.noLSD,
 		NoPEX:      e.noPEX,
+		NoWebSeeds: e.noWebSeeds,
 	}
 	// A client bound to loopback cannot reach the public DHT routers, nor
 	// be reached by peers on the local network: keep it to itself (tests).

@@ -36,6 +36,10 @@ type TorrentStatus struct {
 	TCPPeers    int   `json:"tcp_peers"`
 	UTPPeers    int   `json:"utp_peers"`
 	CachedBytes int64 `json:"cached_bytes"`
+	// WebSeeds are the torrent's url-list sources (BEP 19): state and rate.
+	WebSeeds []engine.WebSeedStats `json:"web_seeds,omitempty"`
+	// Waiting names a read waiting for a piece that no source has.
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // CacheStatus is "swarmfs cache": the whole cache and each torrent's share.
@@ -72,6 +76,7 @@ func (s *Session) Status() []TorrentStatus {
 			EncryptedPeers: st.EncryptedPeers, PlainPeers: st.PlainPeers,
 			TCPPeers: st.TCPPeers, UTPPeers: st.UTPPeers,
 			CachedBytes: cached[t.ih],
+			WebSeeds:    st.WebSeeds, Waiting: st.Waiting,
 		}
 		if st.TotalLength > 0 {
 			ts.Progress = float64(st.BytesCompleted) / float64(st.TotalLength)

@@ -1,0 +1,144 @@
+package main
+
+// BenchmarkWebSeed: the web seed figures of issue 12, in one run: a cold
+// sequential read through a mount of a torrent whose only source is a web
+// seed (an HTTP server in this process), against curl fetching the same
+// file from the same server, and the time to the first byte at 50% of the
+// file. Uncapped, and with the server capped at 20 MB/s.
+//
+//	go test -run '^$' -bench WebSeed ./cmd/swarmfs
+//
+// SWARMFS_BENCH_WS_MB sets the file's size in MiB (default 128).
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
+)
+
+// cappedWriter writes no faster than its limiter allows.
+type cappedWriter struct {
+	http.ResponseWriter
+	lim *rate.Limiter
+}
+
+func (w cappedWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), w.lim.Burst())
+		if err := w.lim.WaitN(context.Background(), k); err != nil {
+			return n, err
+		}
+		m, err := w.ResponseWriter.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
+}
+
+func BenchmarkWebSeed(b *testing.B) {
+	swarmtest.RequireTools(b, "fuse")
+	if _, err := exec.LookPath("curl"); err != nil {
+		b.Skip("no curl")
+	}
+	size := int64(128)
+	if v, err := strconv.Atoi(os.Getenv("SWARMFS_BENCH_WS_MB")); err == nil && v > 0 {
+		size = int64(v)
+	}
+	size <<= 20
+	dir := b.TempDir()
+	swarmtest.WriteFiles(b, dir, []swarmtest.FileSpec{{Path: "ws-bench.bin", Size: size}})
+	src := filepath.Join(dir, "ws-bench.bin")
+	for _, tc := range []struct {
+		name string
+		cap  float64 // bytes/s, 0 = none
+	}{{"uncapped", 0}, {"capped-20MBps", 20e6}} {
+		b.Run(tc.name, func(b *testing.B) {
+			files := http.FileServer(http.Dir(dir))
+			// One cap for the whole server, however many connections.
+			lim := rate.NewLimiter(rate.Limit(tc.cap), 256<<10)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.cap > 0 {
+					w = cappedWriter{w, lim}
+				}
+				files.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			mi, err := metainfo.Create(src, metainfo.CreateOptions{PieceLength: 1 << 20, NoDate: true, WebSeeds: []string{srv.URL + "/"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			raw, err := mi.Marshal()
+			if err != nil {
+				b.Fatal(err)
+			}
+			tor := filepath.Join(b.TempDir(), "ws-bench.torrent")
+			if err := os.WriteFile(tor, raw, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			var curlRate, ourRate, curlFirst, ourFirst float64
+			for i := 0; i < b.N; i++ {
+				// curl: the same file, the same server, one stream.
+				out, err := exec.Command("curl", "-s", "-o", "/dev/null", "-w", "%{size_download} %{time_total} %{time_starttransfer}", srv.URL+"/ws-bench.bin").Output()
+				if err != nil {
+					b.Fatalf("curl: %v", err)
+				}
+				var n, total, first float64
+				if _, err := fmt.Sscan(string(out), &n, &total, &first); err != nil || int64(n) != size {
+					b.Fatalf("curl: %q: %v", out, err)
+				}
+				curlRate += n / total / 1e6
+				curlFirst += first * 1000
+
+				m := startMount(b, mountOpts{IP: "127.0.0.83", Sources: []string{tor}})
+				file := filepath.Join(m.Dir, "ws-bench.bin", "ws-bench.bin")
+				waitPath(b, file, time.Minute)
+				f, err := os.Open(file)
+				if err != nil {
+					b.Fatal(err)
+				}
+				// First byte at 50%, on a fresh mount (its piece is
+				// then cached: one piece in 128 of the cold read).
+				start := time.Now()
+				if _, err := f.ReadAt(make([]byte, 1), size/2); err != nil {
+					b.Fatal(err)
+				}
+				ourFirst += float64(time.Since(start).Microseconds()) / 1000
+				start = time.Now()
+				got, err := io.CopyBuffer(io.Discard, io.NewSectionReader(f, 0, size), make([]byte, 1<<20))
+				el := time.Since(start)
+				f.Close()
+				if err != nil || got != size {
+					b.Fatalf("read %d of %d: %v", got, size, err)
+				}
+				ourRate += float64(size) / el.Seconds() / 1e6
+				out2, _ := swarmfsCmd(b, "status", "--data-dir", m.DataDir)
+				b.Logf("status after the read:\n%s", strings.TrimSpace(out2))
+				m.StopClean(b)
+			}
+			k := float64(b.N)
+			b.ReportMetric(ourRate/k, "MB/s-swarmfs")
+			b.ReportMetric(curlRate/k, "MB/s-curl")
+			b.ReportMetric(100*ourRate/curlRate, "%-of-curl")
+			b.ReportMetric(ourFirst/k, "ms-first-byte-50%")
+			b.ReportMetric(curlFirst/k, "ms-curl-first-byte")
+		})
+	}
+}

@@ -1,0 +1,466 @@
+package engine
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/peer"
+	"github.com/swarmfs/swarmfs/engine/webseed"
+	"github.com/swarmfs/swarmfs/picker"
+)
+
+// Web seeds (BEP 19): each url-list URL of a torrent is a source that has
+// every piece. The loop drives it like a peer: it is a picker peer with
+// HAVE ALL (or, once files are gone from it, a bitfield of what it still
+// serves), never choking, whose rate and latency the picker measures from
+// the blocks it delivers, so urgent pieces and readers' windows go to it
+// when it is the fastest way and peers get the rest. What the picker asks
+// of it is rounded to whole pieces and fetched as runs of consecutive
+// pieces, one webseed.Seed.Fetch each, on a goroutine of the torrent's
+// (t.wg), never on the loop and never under a lock. Each piece is posted
+// to the loop as it arrives and goes through storeBlock, hashing and the
+// store like a peer's blocks. A piece that fails its hash check blames the
+// seed through its pseudo-address (ban calls webSeedBadPiece): strikes
+// drop it, by webseed's rules.
+
+const (
+	// maxWebSeedRuns bounds the fetches in flight per seed (webseed's
+	// client allows 4 connections per host).
+	maxWebSeedRuns = 4
+	// webSeedRunBytes bounds one run (a piece at least): a reader's
+	// window fills with a few requests, and a failed request wastes
+	// little.
+	webSeedRunBytes = 4 << 20
+	// webSeedMinPipeline and webSeedMaxPipeline bound the blocks
+	// outstanding with a seed: 1 MiB to 16 MiB, two seconds of its rate.
+	webSeedMinPipeline = 64
+	webSeedMaxPipeline = 1024
+	// webSeedStash bounds the pieces a seed keeps for blocks the picker
+	// has not asked of it yet.
+	webSeedStash = 8
+)
+
+// webSeed is one url-list URL of a torrent. Loop-owned, except seed (safe
+// for concurrent use) and bytes.
+type webSeed struct {
+	seed     *webseed.Seed
+	addr     netip.Addr    // pseudo-address in 100::/64 (discard-only), for partialPiece.from and strikes
+	id       picker.PeerID // its picker peer; changes when files drop out
+	disabled int           // Stats.DisabledFiles when it was last registered
+	fetching map[int]bool  // pieces of runs in flight not delivered yet
+	runs     int           // fetches in flight
+	dropped  bool
+	choked   bool         // backing off: a choking peer to the picker, which then plans without it
+	bytes    atomic.Int64 // payload received, for down
+	down     rateMeter
+	lastErr  string // the last failure logged, so a repeat is not logged again
+	// stash keeps pieces fetched whole of which the picker had asked
+	// only some blocks (it hands out blocks, not pieces): when it asks
+	// for the rest, they are here, not fetched again. Oldest first,
+	// at most webSeedStash.
+	stash []stashed
+}
+
+// stashed is a piece a web seed fetched and the picker did not take whole.
+type stashed struct {
+	piece int
+	buf   []byte
+}
+
+// webSeeds are a torrent's web seeds. Loop-owned; list is fixed once the
+// info is known.
+type webSeeds struct {
+	list []*webSeed
+}
+
+// webSeedPrefix is 100::/64, the discard-only prefix (RFC 6666): no peer
+// connects from it, so an address in it names a web seed.
+var webSeedPrefix = netip.MustParsePrefix("100::/64")
+
+// runBufs recycles run buffers of webSeedRunBytes.
+var runBufs = sync.Pool{New: func() any { b := make([]byte, webSeedRunBytes); return &b }}
+
+// initWebSeeds makes the torrent's web seeds from its url-list. With the
+// info set, before the loop starts or on it.
+func (t *Torrent) initWebSeeds() {
+	c := t.client
+	if c.web == nil || t.mi == nil || len(t.mi.URLList) == 0 {
+		return
+	}
+	layout, err := webseed.NewLayout(t.info, t.infoBytes)
+	if err != nil {
+		c.logf("%s: web seeds: %v", t.name(), err)
+		return
+	}
+	cfg := c.cfg.webSeed
+	cfg.Client = c.web
+	for _, u := range t.mi.URLList {
+		s, err := webseed.New(u, layout, cfg)
+		if err != nil {
+			c.logf("%s: ignoring web seed: %v", t.name(), err)
+			continue
+		}
+		a := webSeedPrefix.Addr().As16()
+		n := len(t.ws.list) + 1
+		a[14], a[15] = byte(n>>8), byte(n)
+		ws := &webSeed{seed: s, addr: netip.AddrFrom16(a), fetching: map[int]bool{}}
+		t.ws.list = append(t.ws.list, ws)
+		t.registerWebSeed(ws)
+		c.logf("%s: web seed %s", t.name(), s.URL())
+	}
+}
+
+// registerWebSeed makes ws a picker peer holding what it serves, under a
+// new id when it had one: the picker has no way to take pieces back.
+func (t *Torrent) registerWebSeed(ws *webSeed) {
+	if ws.id != 0 {
+		t.picker.RemovePeer(ws.id)
+	}
+	t.nextPeerID++
+	ws.id = t.nextPeerID
+	t.picker.AddPeer(ws.id)
+	ws.disabled = ws.seed.Stats().DisabledFiles
+	n := t.info.NumPieces()
+	bits, all := peer.NewBits(n), true
+	for p := range n {
+		if ws.seed.Has(p) {
+			bits.Set(p)
+		} else {
+			all = false
+		}
+	}
+	if all {
+		t.picker.PeerHaveAll(ws.id)
+	} else {
+		t.picker.PeerBitfield(ws.id, bits)
+	}
+	t.picker.PeerChoked(ws.id, ws.choked)
+}
+
+// webSeedAt returns the web seed whose pseudo-address is a, or nil.
+func (t *Torrent) webSeedAt(a netip.Addr) *webSeed {
+	if !webSeedPrefix.Contains(a) {
+		return nil
+	}
+	for _, ws := range t.ws.list {
+		if ws.addr == a {
+			return ws
+		}
+	}
+	return nil
+}
+
+// fillWebSeeds gives every ready web seed work. Loop only.
+func (t *Torrent) fillWebSeeds(now time.Time) {
+	for _, ws := range t.ws.list {
+		t.fillWebSeed(ws, now)
+	}
+}
+
+// fillWebSeed asks the picker for ws's share and fetches it as runs of
+// whole pieces.
+func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
+	if ws.dropped || t.picker == nil || ws.runs >= maxWebSeedRuns || t.hashing >= maxHashBacklog {
+		return
+	}
+	if ready := ws.seed.Ready(now); ready == ws.choked {
+		ws.choked = !ready
+		t.picker.PeerChoked(ws.id, ws.choked)
+	}
+	if ws.choked {
+		return
+	}
+	st := ws.seed.Stats()
+	if st.DisabledFiles != ws.disabled {
+		t.registerWebSeed(ws)
+	}
+	rate := max(st.Rate, ws.down.value)
+	pipeline := min(max(int(2*rate/peer.BlockSize)+16, webSeedMinPipeline), webSeedMaxPipeline)
+	free := pipeline - t.picker.Outstanding(ws.id)
+	if free <= 0 {
+		return
+	}
+	// Whole pieces: the picker hands out a piece's blocks in order, so
+	// asking for whole pieces' worth keeps pieces from being split
+	// between calls (and fetched twice).
+	bpp := int((t.info.PieceLength + peer.BlockSize - 1) / peer.BlockSize)
+	free = (free + bpp - 1) / bpp * bpp
+	reqs := t.picker.Next(ws.id, now, free)
+	t.sendCancels(t.picker.Cancels())
+	if len(reqs) == 0 {
+		return
+	}
+	// Round up to whole pieces; a piece a run already fetches is
+	// delivered with it.
+	byPiece := map[int][]picker.Request{}
+	var pieces []int
+	for _, r := range reqs {
+		if _, ok := byPiece[r.Piece]; !ok && !ws.fetching[r.Piece] {
+			pieces = append(pieces, r.Piece)
+		}
+		byPiece[r.Piece] = append(byPiece[r.Piece], r)
+	}
+	slices.Sort(pieces)
+	// Pieces already here from an earlier fetch are delivered at once.
+	var ready []stashed
+	pieces = slices.DeleteFunc(pieces, func(p int) bool {
+		i := slices.IndexFunc(ws.stash, func(s stashed) bool { return s.piece == p })
+		if i < 0 {
+			return false
+		}
+		ready = append(ready, ws.stash[i])
+		ws.stash = slices.Delete(ws.stash, i, i+1)
+		return true
+	})
+	defer func() {
+		for _, s := range ready {
+			t.takeWebSeedPiece(ws, s.piece, s.buf)
+		}
+	}()
+	maxRun := max(int64(webSeedRunBytes), t.info.PieceLength)
+	for i := 0; i < len(pieces); {
+		j, n := i+1, t.info.PieceLen(pieces[i])
+		for j < len(pieces) && pieces[j] == pieces[j-1]+1 && n+t.info.PieceLen(pieces[j]) <= maxRun {
+			n += t.info.PieceLen(pieces[j])
+			j++
+		}
+		if ws.runs < maxWebSeedRuns {
+			t.startWebSeedRun(ws, pieces[i], j-i, n)
+		} else {
+			for _, p := range pieces[i:j] {
+				for _, r := range byPiece[p] {
+					t.picker.RequestRejected(ws.id, r)
+				}
+			}
+		}
+		i = j
+	}
+}
+
+// startWebSeedRun fetches pieces [first, first+count), n bytes, off the
+// loop, posting each piece to the loop as it arrives.
+func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int, n int64) {
+	for p := first; p < first+count; p++ {
+		ws.fetching[p] = true
+	}
+	ws.runs++
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		var buf []byte
+		if n <= webSeedRunBytes {
+			bp := runBufs.Get().(*[]byte)
+			defer runBufs.Put(bp)
+			buf = (*bp)[:n]
+		} else {
+			buf = make([]byte, n)
+		}
+		next := first
+		err := ws.seed.Fetch(t.ctx, first, count, buf, func(idx int, data []byte) error {
+			// --max-download-rate holds web seeds too: the rest of the
+			// run is read no faster than the limit allows.
+			if lim := t.client.downLim; lim != nil {
+				if err := waitN(t.ctx, lim, len(data)); err != nil {
+					return err
+				}
+			}
+			cp := getPieceBuf(len(data))
+			copy(cp, data)
+			ws.bytes.Add(int64(len(data)))
+			t.pub.downloaded.Add(int64(len(data)))
+			if !t.post(func() { t.webSeedPiece(ws, idx, cp) }) {
+				putPieceBuf(cp)
+				return ErrClosed
+			}
+			next = idx + 1
+			return nil
+		})
+		t.post(func() { t.webSeedRunDone(ws, next, first+count, err) })
+	}()
+}
+
+// webSeedPiece takes a piece from ws: the blocks the picker asked of it
+// (or withdrew, and nobody else delivered) go to assembly like a peer's.
+// Loop only; it takes buf.
+func (t *Torrent) webSeedPiece(ws *webSeed, idx int, buf []byte) {
+	delete(ws.fetching, idx)
+	if t.picker == nil || ws.dropped {
+		putPieceBuf(buf)
+		return
+	}
+	t.takeWebSeedPiece(ws, idx, buf)
+	t.fillWebSeed(ws, time.Now())
+}
+
+// takeWebSeedPiece is webSeedPiece without the refill: what the picker
+// did not ask of ws yet goes to its stash.
+func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte) {
+	now := time.Now()
+	nb := (len(buf) + peer.BlockSize - 1) / peer.BlockSize
+	useful := make([]bool, nb)
+	all := !t.HavePiece(idx) && t.partial[idx] == nil
+	for b := range nb {
+		s, e := b*peer.BlockSize, min((b+1)*peer.BlockSize, len(buf))
+		r := picker.Request{Piece: idx, Begin: uint32(s), Length: uint32(e - s)}
+		cancels, ok := t.picker.BlockReceived(ws.id, r, now)
+		t.sendCancels(cancels)
+		useful[b] = ok
+		all = all && ok
+	}
+	if all {
+		// The whole piece, and nothing of it here yet: hash it as it is.
+		from := make([]netip.Addr, nb)
+		for b := range from {
+			from[b] = ws.addr
+		}
+		t.hashPiece(idx, &partialPiece{buf: buf, from: from, count: nb})
+	} else {
+		stored := false
+		for b, ok := range useful {
+			s, e := b*peer.BlockSize, min((b+1)*peer.BlockSize, len(buf))
+			if !ok {
+				continue
+			}
+			if t.HavePiece(idx) {
+				t.pub.wasted.Add(int64(e - s))
+				continue
+			}
+			t.storeBlock(idx, uint32(s), buf[s:e], ws.addr)
+			stored = true
+		}
+		// Keep it while blocks of it are still to come: a partial piece
+		// is waiting for them, or nothing of it is here yet.
+		pp := t.partial[idx]
+		if !t.HavePiece(idx) && (pp != nil && pp.count < len(pp.from) || pp == nil && !stored) {
+			t.stashPiece(ws, idx, buf)
+		} else {
+			putPieceBuf(buf)
+		}
+	}
+}
+
+// stashPiece keeps buf for the blocks of idx the picker did not ask of ws
+// yet, dropping the oldest stashed piece past webSeedStash.
+func (t *Torrent) stashPiece(ws *webSeed, idx int, buf []byte) {
+	if len(ws.stash) >= webSeedStash {
+		putPieceBuf(ws.stash[0].buf)
+		ws.stash = slices.Delete(ws.stash, 0, 1)
+	}
+	ws.stash = append(ws.stash, stashed{piece: idx, buf: buf})
+}
+
+// webSeedRunDone ends a run whose pieces before next were delivered:
+// what the picker asked of the rest is requestable again.
+func (t *Torrent) webSeedRunDone(ws *webSeed, next, end int, err error) {
+	ws.runs--
+	for p := next; p < end; p++ {
+		delete(ws.fetching, p)
+	}
+	if t.picker == nil || ws.dropped {
+		return
+	}
+	if next < end {
+		for p := next; p < end; p++ {
+			pl := t.info.PieceLen(p)
+			for b := int64(0); b < pl; b += peer.BlockSize {
+				t.picker.RequestRejected(ws.id, picker.Request{Piece: p, Begin: uint32(b), Length: uint32(min(peer.BlockSize, pl-b))})
+			}
+		}
+	}
+	now := time.Now()
+	if err != nil && !errors.Is(err, ErrClosed) && t.ctx.Err() == nil {
+		st := ws.seed.Stats()
+		if errors.Is(err, webseed.ErrDropped) || st.State == webseed.Dropped {
+			t.dropWebSeed(ws, err.Error())
+			return
+		}
+		if msg := err.Error(); msg != ws.lastErr {
+			ws.lastErr = msg
+			if st.State == webseed.BackingOff {
+				t.client.logf("%s: web seed: %v (backing off until %s)", t.name(), err, st.RetryAt.Format("15:04:05"))
+			} else {
+				t.client.logf("%s: web seed: %v", t.name(), err)
+			}
+		}
+	} else if err == nil {
+		ws.lastErr = ""
+	}
+	t.fillWebSeed(ws, now)
+}
+
+// webSeedBadPiece gives ws a strike for a piece that failed its hash
+// check, and drops it at its last.
+func (t *Torrent) webSeedBadPiece(ws *webSeed, format string, args ...any) {
+	dropped := ws.seed.BadPiece()
+	t.client.logf("%s: web seed %s: "+format, append([]any{t.name(), ws.seed.URL()}, args...)...)
+	if dropped {
+		t.dropWebSeed(ws, "too many bad pieces")
+	}
+}
+
+// dropWebSeed stops using ws for good; its requests go to other sources.
+func (t *Torrent) dropWebSeed(ws *webSeed, why string) {
+	if ws.dropped {
+		return
+	}
+	ws.dropped = true
+	t.picker.RemovePeer(ws.id)
+	t.client.logf("%s: web seed %s dropped: %s", t.name(), ws.seed.URL(), why)
+	t.fillAll()
+}
+
+// webSeedTick updates the seeds' rates and retries those whose back-off
+// has passed.
+func (t *Torrent) webSeedTick(now time.Time) {
+	for _, ws := range t.ws.list {
+		ws.down.update(ws.bytes.Load(), now)
+	}
+	t.fillWebSeeds(now)
+}
+
+// webSeedRate is the web seeds' download rate, bytes/s.
+func (t *Torrent) webSeedRate() float64 {
+	var r float64
+	for _, ws := range t.ws.list {
+		r += ws.down.value
+	}
+	return r
+}
+
+// WebSeedStats is one web seed in Stats.
+type WebSeedStats struct {
+	URL string `json:"url"` // without query or user info
+	// State is "active", "backing off" or "dropped".
+	State   string    `json:"state"`
+	RetryAt time.Time `json:"retry_at,omitzero"` // when a backing-off seed is tried again
+	Rate    float64   `json:"rate"`              // bytes/s received lately
+	Bytes   int64     `json:"bytes"`             // payload received, before hash checks
+	// DisabledFiles counts files the seed no longer serves (404, 410).
+	DisabledFiles int    `json:"disabled_files,omitempty"`
+	Strikes       int    `json:"strikes,omitempty"`
+	LastError     string `json:"last_error,omitempty"`
+}
+
+// webSeedStats describes the seeds for refreshStats. Loop only.
+func (t *Torrent) webSeedStats() []WebSeedStats {
+	if len(t.ws.list) == 0 {
+		return nil
+	}
+	out := make([]WebSeedStats, 0, len(t.ws.list))
+	for _, ws := range t.ws.list {
+		st := ws.seed.Stats()
+		w := WebSeedStats{
+			URL: st.URL, State: st.State.String(), Rate: ws.down.value, Bytes: st.Bytes,
+			DisabledFiles: st.DisabledFiles, Strikes: st.Strikes, LastError: st.LastError,
+		}
+		if st.State == webseed.BackingOff {
+			w.RetryAt = st.RetryAt
+		}
+		out = append(out, w)
+	}
+	return out
+}
