@@ -30,8 +30,11 @@
 //   - Congestion (ledbat.go): LEDBAT on the peer's timestamp_difference:
 //     base delay = minimum over 2 minutes (12 buckets of 10 s); queuing
 //     delay = minimum of the last 3 samples above it, capped at the RTT;
-//     target 100 ms; cwnd += 3000 B × off_target/target × acked/cwnd,
-//     grown only while the window limited sending; slow start (doubling)
+//     target 100 ms; under it, cwnd += 3000 B × off_target/target ×
+//     acked/cwnd, grown only while the window limited sending; over it,
+//     cwnd -= acked × (delay/target - 1), at most half the window per
+//     round trip (LEDBAT++'s multiplicative decrease: BEP 29's linear
+//     one takes tens of seconds to yield to a TCP flow); slow start (doubling)
 //     while the delay is under half the target; halved on a loss (once
 //     per window of data), one packet after a timeout.
 //   - Retransmission: RTO = max(srtt + 4 rttvar, 500 ms), 1 s before the
