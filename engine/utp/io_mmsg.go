@@ -123,7 +123,7 @@ func (b *mmsgBatch) init() {
 				return false
 			case e == unix.EINTR:
 				continue
-			case e != 0 && b.hdrs[b.n].hdr.Controllen != 0:
+			case b.hdrs[b.n].hdr.Controllen != 0 && gsoRefused(e):
 				// GSO refused (EIO: no checksum offload; EINVAL):
 				// the caller sends the rest without it.
 				b.gsoErr = true
@@ -246,6 +246,13 @@ func (m *mmsgIO) writeBatch(ms []msg) error {
 		return m.writeBatch(ms[rest:min(len(ms), maxBatch)])
 	}
 	return err
+}
+
+// gsoRefused reports whether a send with UDP_SEGMENT failed for the
+// segmentation itself rather than for its destination (an unreachable
+// peer must not turn GSO off for every other).
+func gsoRefused(e syscall.Errno) bool {
+	return e == unix.EIO || e == unix.EINVAL || e == unix.EOPNOTSUPP || e == unix.ENOPROTOOPT
 }
 
 // gsoRun is the end of the run of messages from ms[i] that one GSO send
