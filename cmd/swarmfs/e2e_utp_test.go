@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
+	"github.com/swarmfs/swarmfs/engine/utp/utptest"
 )
 
 // utpFixture is a file of size bytes in its own folder, and its torrent.
@@ -143,6 +144,8 @@ func TestE2EGetUTPPlain(t *testing.T) {
 	}
 }
 
+var completedLine = regexp.MustCompile(`completed .*`)
+
 var seedOnRE = regexp.MustCompile(`seeding .* on (127\.[0-9.]+:[0-9]+)`)
 
 // startSeedAt runs `swarmfs seed` of torrent from dir on ip with extra
@@ -236,5 +239,37 @@ func TestE2EGetUTPTransmission(t *testing.T) {
 	}
 	if flag == "" {
 		t.Errorf("transmission's peer list never flagged a uTP connection (T)")
+	}
+}
+
+// TestE2EGetUTPLossy: `swarmfs get --no-tcp` from a uTP-only libtorrent
+// seeder over an emulated slow, lossy path (20 ms each way, 1% loss each
+// way: a UDP relay, as this kernel has no netem) is byte-exact.
+func TestE2EGetUTPLossy(t *testing.T) {
+	swarmtest.RequireTools(t, "libtorrent")
+	spec, root, ti := utpFixture(t, "utp-lossy.bin", 1<<20+3333)
+	lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.11.11", UTPOnly: true})
+	lt.AddTorrent(ti.Path, root, true)
+	lt.WaitSeeding(t, ti.InfoHash, 30*time.Second)
+	link := func(seed uint64) utptest.Link {
+		return utptest.Link{Delay: 20 * time.Millisecond, Loss: 0.01, Seed: seed}
+	}
+	r, err := utptest.NewRelay("127.0.11.12:0", lt.Addr(), link(1), link(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	dir := t.TempDir()
+	out, code, _ := runWatched(t, 2*time.Minute, "get", "-v", "--listen", "127.0.11.13:0", "--no-dht", "--no-lsd", "--no-trackers",
+		"--no-tcp", "--peer", r.Addr(), ti.Path, dir)
+	if code != 0 {
+		t.Fatalf("swarmfs get exited %d:\n%s", code, out)
+	}
+	checkFile(t, filepath.Join(dir, spec.Path), spec, out)
+	up, down := r.Stats()
+	t.Logf("relay up %+v, down %+v; %s", up, down, completedLine.FindString(out))
+	if down.Dropped == 0 {
+		t.Errorf("the relay dropped nothing towards swarmfs: the path was not lossy (%+v)", down)
 	}
 }
