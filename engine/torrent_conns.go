@@ -73,6 +73,7 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 		c.cand = inherit
 		inherit.connected = true
 	}
+	t.noteIncomingUTP(c)
 	t.logConnected(c)
 	c.start(t.maxMessage())
 	t.sendIntro(c)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/swarmfs/swarmfs/engine/mse"
 	"github.com/swarmfs/swarmfs/engine/utp"
@@ -154,5 +155,39 @@ func (t *Torrent) markUTP(addrs []netip.AddrPort) {
 		if c, ok := t.candidates[a]; ok {
 			c.utp = true
 		}
+	}
+}
+
+// noteIncomingUTP: an incoming uTP connection comes from the peer's one
+// UDP socket, which is its listening port (libtorrent, libutp and this
+// package each send every connection from it), so the candidate at that
+// address is this peer and it speaks uTP: a reconnect, after the
+// connection ends, dials it over uTP first. (An incoming TCP connection's
+// port is ephemeral: its candidate is found by the extension handshake's
+// listen port, if at all.)
+func (t *Torrent) noteIncomingUTP(c *conn) {
+	if !c.incoming || transportOf(c.nc) != overUTP {
+		return
+	}
+	if c.cand != nil { // inherited from a duplicate: the same peer
+		c.cand.utp = true
+		return
+	}
+	a := c.addr
+	if a.Port() == 0 {
+		return
+	}
+	cand := t.candidates[a]
+	if cand == nil {
+		if len(t.candidates) >= maxCandidates {
+			t.dropWorstCandidate()
+		}
+		now := time.Now()
+		cand = &candidate{addr: a, added: now, lastSeen: now, lastConnected: now}
+		t.candidates[a] = cand
+	}
+	cand.utp = true
+	if !cand.connected && !cand.dialing {
+		c.cand, cand.connected = cand, true
 	}
 }

@@ -19,8 +19,9 @@
 //     its TCP and UDP listen sockets, so the peer is reachable on return.
 //   - StartTransmission: one transmission-daemon with its own
 //     configuration folder (settings.json: peer port and RPC on its
-//     address, no DHT, LPD, uTP, PEX or port mapping, no limits, the
-//     encryption asked), driven over its RPC (HTTP, with the
+//     address, no DHT, LPD, PEX or port mapping, no limits, the
+//     encryption asked; uTP beside TCP with TROptions.UTP, its libutp flags
+//     such peers "T"), driven over its RPC (HTTP, with the
 //     X-Transmission-Session-Id exchange). It returns once the RPC answers
 //     and the peer port accepts connections.
 //   - StartAria2: one aria2c process for one torrent (seeding after a hash

@@ -49,6 +49,9 @@ type TROptions struct {
 	// PEX turns peer exchange on (off by default: peers meet only through
 	// what the test sets up).
 	PEX bool
+	// UTP turns uTP (BEP 29, libutp) on beside TCP, on the peer port's
+	// UDP twin; its peer list flags uTP connections with "T".
+	UTP bool
 }
 
 // Transmission is a transmission-daemon process with its own configuration
@@ -164,7 +167,7 @@ func startTransmission(tb testing.TB, opts TROptions) (*Transmission, error) {
 		"dht-enabled":                 false,
 		"lpd-enabled":                 false,
 		"pex-enabled":                 opts.PEX,
-		"utp-enabled":                 false,
+		"utp-enabled":                 opts.UTP,
 		"rpc-enabled":                 true,
 		"rpc-bind-address":            opts.IP,
 		"rpc-port":                    rpcPort,

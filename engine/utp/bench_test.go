@@ -61,6 +61,16 @@ func BenchmarkLoopbackUTP(b *testing.B) {
 	b.Logf("sender %+v", c1.Stats())
 }
 
+// BenchmarkLoopbackUTPNoOffload is BenchmarkLoopbackUTP without UDP
+// segmentation offload (GSO/GRO): the A of the A/B.
+func BenchmarkLoopbackUTPNoOffload(b *testing.B) {
+	s1 := testSocket(b, Config{NoOffload: true})
+	s2 := testSocket(b, Config{NoOffload: true})
+	c1, c2 := pair(b, s1, s2, s2.Addr().String())
+	streamBench(b, c1, c2)
+	b.Logf("sender %+v", c1.Stats())
+}
+
 // BenchmarkLoopbackTCP is the same over TCP, for comparison.
 func BenchmarkLoopbackTCP(b *testing.B) {
 	l, err := net.Listen("tcp4", "127.0.0.1:0")

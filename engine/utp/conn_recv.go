@@ -328,7 +328,9 @@ func (c *Conn) tickLocked(now time.Time, ob *outbox) (ev event) {
 		}
 		return 0
 	case stateSynSent:
-		if now.Before(c.rtoAt) {
+		if c.rtoAt.IsZero() || now.Before(c.rtoAt) {
+			// Zero: Dial has made the connection visible but not yet
+			// queued its SYN.
 			return 0
 		}
 		if now.Sub(c.created) >= cfg.ConnectTimeout {

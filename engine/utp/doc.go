@@ -8,8 +8,11 @@
 //
 //   - Socket (socket.go): one UDP socket, shared by every connection and
 //     by the DHT. NewSocket takes a net.PacketConn (a *net.UDPConn gets
-//     recvmmsg/sendmmsg batches on Linux, io_mmsg.go) and owns it from
-//     then on; Listen binds one. Datagrams are told apart by their first
+//     recvmmsg/sendmmsg batches on Linux, io_mmsg.go, and UDP
+//     segmentation offload where the kernel has it: a run of equal-sized
+//     datagrams to one peer goes down as one UDP_SEGMENT send and comes
+//     up as one UDP_GRO read, cut back into datagrams by the reader) and
+//     owns it from then on; Listen binds one. Datagrams are told apart by their first
 //     byte: a uTP header has version 1 in its low nibble and a type 0-4
 //     in its high one; anything else (a bencoded DHT message starts with
 //     'd', a UDP tracker reply with 0) goes to Others.
@@ -27,8 +30,11 @@
 //   - Congestion (ledbat.go): LEDBAT on the peer's timestamp_difference:
 //     base delay = minimum over 2 minutes (12 buckets of 10 s); queuing
 //     delay = minimum of the last 3 samples above it, capped at the RTT;
-//     target 100 ms; cwnd += 3000 B × off_target/target × acked/cwnd,
-//     grown only while the window limited sending; slow start (doubling)
+//     target 100 ms; under it, cwnd += 3000 B × off_target/target ×
+//     acked/cwnd, grown only while the window limited sending; over it,
+//     cwnd -= acked × (delay/target - 1), at most half the window per
+//     round trip (LEDBAT++'s multiplicative decrease: BEP 29's linear
+//     one takes tens of seconds to yield to a TCP flow); slow start (doubling)
 //     while the delay is under half the target; halved on a loss (once
 //     per window of data), one packet after a timeout.
 //   - Retransmission: RTO = max(srtt + 4 rttvar, 500 ms), 1 s before the
@@ -104,9 +110,10 @@
 //   - libtorrent dials with an encrypted (MSE) handshake first and
 //     reconnects in plaintext when refused: expect two connections.
 //   - Benchmarks on loopback stay at 1400-byte packets: uTP moves ~45
-//     times more packets than TCP's 64 KiB segments, so its loopback
-//     throughput is a fraction of TCP's (see bench_test.go); real paths
-//     are where it matters.
+//     times more packets than TCP's 64 KiB segments. Without GSO/GRO
+//     (Config.NoOffload, or a kernel before 5.0) each costs a trip
+//     through the stack and loopback uTP is ~20% of TCP; with them a
+//     window's run crosses loopback as one packet (see bench_test.go).
 //   - Timestamps are microseconds of a per-socket monotonic clock; only
 //     differences count (the base delay absorbs clock offsets).
 package utp

@@ -11,13 +11,18 @@ type msg struct {
 	buf  []byte
 	n    int
 	addr netip.AddrPort
+	// seg, on a read, is the size of the datagrams that buf[:n] holds
+	// back to back (a GRO run, the last one maybe shorter); 0 for one.
+	seg int
 }
 
 // packetIO moves batches of datagrams. readBatch blocks until at least
 // one arrives and fills ms[:n]; writeBatch sends every message.
+// readShape is how many read buffers of which size readBatch wants.
 type packetIO interface {
 	readBatch(ms []msg) (int, error)
 	writeBatch(ms []msg) error
+	readShape() (count, size int)
 }
 
 // outbox collects datagrams built under a connection's lock, to be sent
@@ -55,6 +60,8 @@ type udpIO struct {
 	pc net.PacketConn
 	uc *net.UDPConn // pc, when it is one (no allocation per datagram)
 }
+
+func (u *udpIO) readShape() (count, size int) { return 1, readBufSize }
 
 func (u *udpIO) readBatch(ms []msg) (int, error) {
 	if u.uc != nil {

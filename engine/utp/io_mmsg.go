@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -18,11 +19,36 @@ import (
 // the waiting) and without allocating per datagram. Reads happen on the
 // socket's one reader goroutine; writes come from any goroutine, each
 // with a batch state from a pool.
+//
+// Where the kernel offers them (Linux 4.18 and 5.0), it also uses UDP
+// segmentation offload: a run of equal-sized datagrams to one address
+// (a window of data packets) goes down as one UDP_SEGMENT message, which
+// the kernel (or the NIC) cuts into datagrams at the last moment, and
+// UDP_GRO hands such runs up as one buffer with its segment size. Per
+// datagram, the stack then costs almost nothing: on loopback, a run
+// crosses it as one packet. A GSO send that fails (a device without
+// checksum offload answers EIO) turns GSO off for the socket and the
+// run is sent datagram by datagram.
 type mmsgIO struct {
 	rc  syscall.RawConn
-	is6 bool      // an AF_INET6 socket: IPv4 peers take mapped addresses
-	r   mmsgBatch // the reader's
+	is6 bool        // an AF_INET6 socket: IPv4 peers take mapped addresses
+	gro bool        // UDP_GRO is on: reads may return runs (msg.seg)
+	gso atomic.Bool // UDP_SEGMENT works on this socket (so far)
+	r   mmsgBatch   // the reader's
 }
+
+// GSO bounds: the kernel's UDP_MAX_SEGMENTS (64 before Linux 5.19) and
+// an IP packet's 64 KiB less headers.
+const (
+	maxGSOSegments = 64
+	maxGSOBytes    = 65000
+	// groBufSize is a read buffer that holds a whole GRO run.
+	groBufSize = 65536
+	// groBatch is how many GRO buffers one read fills (1 MiB).
+	groBatch = 16
+	// cmsgSize holds one control message of an int (CmsgSpace(4)).
+	cmsgSize = 24
+)
 
 // mmsghdr is struct mmsghdr of 64-bit Linux.
 type mmsghdr struct {
@@ -33,17 +59,21 @@ type mmsghdr struct {
 
 // mmsgBatch is the kernel-facing arrays of one batch.
 type mmsgBatch struct {
-	hdrs  [maxBatch]mmsghdr
-	iovs  [maxBatch]unix.Iovec
-	names [maxBatch]unix.RawSockaddrInet6
-	ms    []msg
-	n     int
-	err   error
-	recv  func(fd uintptr) bool
-	send  func(fd uintptr) bool
+	hdrs   [maxBatch]mmsghdr
+	iovs   [maxBatch]unix.Iovec
+	names  [maxBatch]unix.RawSockaddrInet6
+	ctrl   [maxBatch][cmsgSize]byte
+	ms     []msg
+	nh     int           // headers to send (a GSO run takes one for many msgs)
+	first  [maxBatch]int // index in ms of each header's first message
+	n      int
+	err    error
+	gsoErr bool // a GSO header failed: b.n is its index
+	recv   func(fd uintptr) bool
+	send   func(fd uintptr) bool
 }
 
-func newPacketIO(pc net.PacketConn) packetIO {
+func newPacketIO(pc net.PacketConn, noOffload bool) packetIO {
 	uc, ok := pc.(*net.UDPConn)
 	if !ok {
 		return &udpIO{pc: pc}
@@ -58,6 +88,14 @@ func newPacketIO(pc net.PacketConn) packetIO {
 		var sa unix.Sockaddr
 		sa, serr = unix.Getsockname(int(fd))
 		_, m.is6 = sa.(*unix.SockaddrInet6)
+		if serr != nil || noOffload {
+			return
+		}
+		// Probes: each option is known to the kernel or not.
+		if _, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT); err == nil {
+			m.gso.Store(true)
+		}
+		m.gro = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
 	}); err != nil || serr != nil {
 		return &udpIO{pc: pc, uc: uc}
 	}
@@ -78,13 +116,18 @@ func (b *mmsgBatch) init() {
 		return true
 	}
 	b.send = func(fd uintptr) bool {
-		for b.n < len(b.ms) {
-			n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.n])), uintptr(len(b.ms)-b.n), 0, 0, 0)
+		for b.n < b.nh {
+			n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.n])), uintptr(b.nh-b.n), 0, 0, 0)
 			switch {
 			case e == unix.EAGAIN:
 				return false
 			case e == unix.EINTR:
 				continue
+			case b.hdrs[b.n].hdr.Controllen != 0 && gsoRefused(e):
+				// GSO refused (EIO: no checksum offload; EINVAL):
+				// the caller sends the rest without it.
+				b.gsoErr = true
+				return true
 			case e != 0:
 				// This datagram cannot go (e.g. EMSGSIZE): skip it.
 				if b.err == nil {
@@ -99,6 +142,14 @@ func (b *mmsgBatch) init() {
 	}
 }
 
+// readShape: GRO runs need 64 KiB buffers, fewer of them.
+func (m *mmsgIO) readShape() (count, size int) {
+	if m.gro {
+		return groBatch, groBufSize
+	}
+	return maxBatch, readBufSize
+}
+
 func (m *mmsgIO) readBatch(ms []msg) (int, error) {
 	b := &m.r
 	b.ms = ms[:min(len(ms), maxBatch)]
@@ -111,6 +162,10 @@ func (m *mmsgIO) readBatch(ms []msg) (int, error) {
 		h.Namelen = uint32(unsafe.Sizeof(b.names[i]))
 		h.Iov = &b.iovs[i]
 		h.SetIovlen(1)
+		if m.gro {
+			h.Control = &b.ctrl[i][0]
+			h.SetControllen(cmsgSize)
+		}
 	}
 	if err := m.rc.Read(b.recv); err != nil {
 		return 0, err
@@ -127,8 +182,12 @@ func (m *mmsgIO) readBatch(ms []msg) (int, error) {
 		if !ok {
 			continue
 		}
+		seg := 0
+		if m.gro {
+			seg = groSegment(b.ctrl[i][:min(int(b.hdrs[i].hdr.Controllen), cmsgSize)])
+		}
 		ms[k].buf, ms[i].buf = ms[i].buf, ms[k].buf
-		ms[k].n, ms[k].addr = int(b.hdrs[i].n), addr
+		ms[k].n, ms[k].addr, ms[k].seg = int(b.hdrs[i].n), addr, seg
 		k++
 	}
 	return k, nil
@@ -143,18 +202,37 @@ var mmsgPool = sync.Pool{New: func() any {
 func (m *mmsgIO) writeBatch(ms []msg) error {
 	b := mmsgPool.Get().(*mmsgBatch)
 	defer mmsgPool.Put(b)
-	b.ms, b.n, b.err = ms[:min(len(ms), maxBatch)], 0, nil
-	for i := range b.ms {
-		b.iovs[i].Base = &b.ms[i].buf[0]
-		b.iovs[i].SetLen(b.ms[i].n)
-		h := &b.hdrs[i].hdr
+	gso := m.gso.Load()
+	b.ms, b.n, b.nh, b.err, b.gsoErr = ms[:min(len(ms), maxBatch)], 0, 0, nil, false
+	for i := 0; i < len(b.ms); {
+		j := i + 1
+		if gso {
+			j = gsoRun(b.ms, i)
+		}
+		for k := i; k < j; k++ {
+			b.iovs[k].Base = &b.ms[k].buf[0]
+			b.iovs[k].SetLen(b.ms[k].n)
+		}
+		h := &b.hdrs[b.nh].hdr
 		*h = unix.Msghdr{}
-		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
-		h.Namelen = putSockaddr(&b.names[i], b.ms[i].addr, m.is6)
+		h.Name = (*byte)(unsafe.Pointer(&b.names[b.nh]))
+		h.Namelen = putSockaddr(&b.names[b.nh], b.ms[i].addr, m.is6)
 		h.Iov = &b.iovs[i]
-		h.SetIovlen(1)
+		h.SetIovlen(j - i)
+		if j-i > 1 {
+			putSegment(b.ctrl[b.nh][:], uint16(b.ms[i].n))
+			h.Control = &b.ctrl[b.nh][0]
+			h.SetControllen(unix.CmsgSpace(2))
+		}
+		b.first[b.nh] = i
+		b.nh++
+		i = j
 	}
 	err := m.rc.Write(b.send)
+	rest := 0
+	if b.gsoErr {
+		rest = b.first[b.n]
+	}
 	b.ms = nil
 	if err == nil && b.err != nil {
 		err = &net.OpError{Op: "sendmmsg", Net: "udp", Err: b.err}
@@ -162,7 +240,59 @@ func (m *mmsgIO) writeBatch(ms []msg) error {
 	if err != nil && errors.Is(err, syscall.EBADF) {
 		err = net.ErrClosed
 	}
+	if err == nil && b.gsoErr {
+		// Segmentation offload does not work here: off for good.
+		m.gso.Store(false)
+		return m.writeBatch(ms[rest:min(len(ms), maxBatch)])
+	}
 	return err
+}
+
+// gsoRefused reports whether a send with UDP_SEGMENT failed for the
+// segmentation itself rather than for its destination (an unreachable
+// peer must not turn GSO off for every other).
+func gsoRefused(e syscall.Errno) bool {
+	return e == unix.EIO || e == unix.EINVAL || e == unix.EOPNOTSUPP || e == unix.ENOPROTOOPT
+}
+
+// gsoRun is the end of the run of messages from ms[i] that one GSO send
+// can carry: one address, every datagram the size of the first but the
+// last, which may be shorter.
+func gsoRun(ms []msg, i int) int {
+	size, total := ms[i].n, ms[i].n
+	j := i + 1
+	for j < len(ms) && j-i < maxGSOSegments && ms[j].addr == ms[i].addr &&
+		ms[j-1].n == size && ms[j].n <= size && ms[j].n > 0 && total+ms[j].n <= maxGSOBytes {
+		total += ms[j].n
+		j++
+	}
+	return j
+}
+
+// putSegment writes a UDP_SEGMENT control message of size into c.
+func putSegment(c []byte, size uint16) {
+	clear(c[:unix.CmsgSpace(2)])
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+	h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	*(*uint16)(unsafe.Pointer(&c[unix.CmsgLen(0)])) = size
+}
+
+// groSegment is the segment size of a UDP_GRO control message in c (the
+// datagram is a run of that size's segments), 0 if there is none.
+func groSegment(c []byte) int {
+	for len(c) >= unix.CmsgLen(0) {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+		l := int(h.Len)
+		if l < unix.CmsgLen(0) || l > len(c) {
+			return 0
+		}
+		if h.Level == unix.IPPROTO_UDP && h.Type == unix.UDP_GRO && l >= unix.CmsgLen(4) {
+			return int(*(*int32)(unsafe.Pointer(&c[unix.CmsgLen(0)])))
+		}
+		c = c[min(len(c), unix.CmsgSpace(l-unix.CmsgLen(0))):]
+	}
+	return 0
 }
 
 // sockaddrAddrPort decodes an AF_INET or AF_INET6 socket address.

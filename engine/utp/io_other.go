@@ -4,7 +4,7 @@ package utp
 
 import "net"
 
-func newPacketIO(pc net.PacketConn) packetIO {
+func newPacketIO(pc net.PacketConn, _ bool) packetIO {
 	uc, _ := pc.(*net.UDPConn)
 	return &udpIO{pc: pc, uc: uc}
 }

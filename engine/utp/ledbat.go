@@ -99,6 +99,18 @@ func (l *ledbat) onAck(acked int, delayUS uint32, full bool, mss, maxCwnd int) {
 		}
 		l.slowStart = false
 	}
+	if offTarget < 0 {
+		// Over the target, shrink in proportion to the window, as
+		// LEDBAT++ does (draft-irtf-iccrg-ledbat-plus-plus, 4.2):
+		// cwnd -= acked × (delay/target - 1), at most acked/2 (half
+		// the window per round trip). BEP 29's linear decrease, at most
+		// 3 × 3000 bytes per round trip, takes tens of seconds to give
+		// way to a TCP flow that fills the queue (TestLEDBATYieldsToTCP:
+		// TCP got 60% of the link, not 85%).
+		dec := int64(acked) * min(-offTarget, targetDelayUS/2) / targetDelayUS
+		l.cwnd = int(max(int64(mss), int64(l.cwnd)-dec))
+		return
+	}
 	// cwnd += gain × off_target/target × acked/cwnd
 	gain := int64(gainBytes) * offTarget * int64(acked) / (int64(targetDelayUS) * int64(max(l.cwnd, 1)))
 	if gain > 0 && !full {

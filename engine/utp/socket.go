@@ -68,6 +68,10 @@ type Config struct {
 	// MaxRetransmits ends a connection after this many retransmission
 	// timeouts in a row (default 8: about a minute with back-off).
 	MaxRetransmits int
+	// NoOffload keeps UDP segmentation offload off (Linux: UDP_SEGMENT
+	// on sends, UDP_GRO on reads), which is on where the kernel has it:
+	// for measurements, and for paths where it misbehaves.
+	NoOffload bool
 	// Logf receives diagnostics; nil discards them.
 	Logf func(format string, args ...any)
 
@@ -184,7 +188,7 @@ func NewSocket(pc net.PacketConn, cfg Config) (*Socket, error) {
 	}
 	s := &Socket{
 		cfg:      cfg,
-		io:       newPacketIO(pc),
+		io:       newPacketIO(pc, cfg.NoOffload),
 		pc:       pc,
 		laddr:    pc.LocalAddr(),
 		only4:    isOnly4(pc.LocalAddr()),

@@ -13,9 +13,10 @@ import (
 // (delayed ACKs: one ACK covers every packet a batch brought).
 func (s *Socket) readLoop() {
 	defer s.wg.Done()
-	ms := make([]msg, maxBatch)
+	count, size := s.io.readShape()
+	ms := make([]msg, count)
 	for i := range ms {
-		ms[i].buf = make([]byte, readBufSize)
+		ms[i].buf = make([]byte, size)
 	}
 	ob := &outbox{}
 	for {
@@ -39,7 +40,14 @@ func (s *Socket) readLoop() {
 		}
 		now := time.Now()
 		for i := range n {
-			s.handleDatagram(ms[i].buf[:ms[i].n], ms[i].addr, now, ob)
+			m := &ms[i]
+			if m.seg <= 0 || m.seg >= m.n {
+				s.handleDatagram(m.buf[:m.n], m.addr, now, ob)
+				continue
+			}
+			for off := 0; off < m.n; off += m.seg { // a GRO run
+				s.handleDatagram(m.buf[off:min(m.n, off+m.seg)], m.addr, now, ob)
+			}
 		}
 		for _, c := range s.acks {
 			c.mu.Lock()

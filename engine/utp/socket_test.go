@@ -120,3 +120,19 @@ func TestFamilyMismatch(t *testing.T) {
 		t.Errorf("write to %v: %v, want ErrFamily", v6, err)
 	}
 }
+
+// TestTickBeforeSyn: the timer may see a dialled connection between its
+// entry in the table and its SYN (Dial takes the two locks one after
+// the other): it must wait for the SYN, not resend an empty queue.
+func TestTickBeforeSyn(t *testing.T) {
+	s := testSocket(t, Config{})
+	now := time.Now()
+	c := newConn(s, netip.MustParseAddrPort("127.0.0.1:9"), 1, 2, true, now)
+	ob := &outbox{}
+	c.mu.Lock()
+	ev := c.tickLocked(now.Add(tickInterval), ob)
+	c.mu.Unlock()
+	if ev != 0 || ob.n != 0 {
+		t.Errorf("tick before the SYN: event %v, %d datagrams", ev, ob.n)
+	}
+}
