@@ -125,6 +125,8 @@ func (t *Torrent) onRequest(c *conn, m *peer.Message) {
 		t.refuseRequest(c, m, c.choke.chokedAt.IsZero() || time.Since(c.choke.chokedAt) > chokeGrace)
 	case !t.HavePiece(int(m.Index)):
 		t.refuseRequest(c, m, false) // evicted since we announced it
+	case !t.superMayServe(c, int(m.Index)):
+		t.refuseRequest(c, m, false) // super-seeding: a piece we did not offer it
 	case !c.queueUpload(m):
 		t.refuseRequest(c, m, true) // beyond the queue we advertised
 	}

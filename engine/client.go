@@ -419,6 +419,11 @@ type TorrentOptions struct {
 	Peers []netip.AddrPort
 	// Trackers overrides the metainfo's tiers.
 	Trackers [][]string
+	// SuperSeed makes a torrent that is complete when it starts an initial
+	// seed that hides what it has and hands each peer one piece at a time
+	// (BEP 16), so that a small uplink sends each piece about once.
+	// Ignored for a torrent that is not complete.
+	SuperSeed bool
 }
 
 // AddTorrent adds a torrent with known metainfo and starts it. Adding a

@@ -43,7 +43,11 @@
 // torrent_msgs.go (peer messages), torrent_requests.go (interest,
 // pipelines, requests), torrent_pieces.go (assembly, hashing, bans),
 // torrent_store.go (evictions and refusals), torrent_meta.go (BEP 9),
-// torrent_peers.go (candidates and slots), choke.go, torrent_pex.go,
+// torrent_peers.go (candidates and slots), choke.go, superseed.go
+// (BEP 16: a complete torrent with TorrentOptions.SuperSeed says HAVE
+// NONE and offers each peer one piece, the rarest it lacks, at a time;
+// the next once another peer announced it, or after superPassOn; a
+// leecher alone for superAlone is shown everything), torrent_pex.go,
 // torrent_dht.go and torrent_stats.go. Two sub-machines are pure packages
 // the loop drives: picker (which blocks to ask whom) and metafetch (which
 // metadata piece to ask whom, and whom to blame for a bad copy). What the

@@ -89,6 +89,7 @@ type Torrent struct {
 	isComplete bool
 	meta       *metafetch.Fetch // a magnet's metadata download (torrent_meta.go); nil once the info is known
 	st         storeState       // the store's refusals (torrent_store.go)
+	super      superState       // super-seeding, BEP 16 (superseed.go)
 }
 
 // published are a torrent's counters, read by any goroutine without the

@@ -135,6 +135,8 @@ func (t *Torrent) sendIntro(c *conn) {
 		if c.fast {
 			c.send(peer.Message{Type: peer.HaveNone})
 		}
+	} else if t.super.active {
+		t.superIntro(c)
 	} else {
 		n := t.pub.numHave.Load()
 		switch {

@@ -11,6 +11,7 @@ func (t *Torrent) run() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	t.checkComplete()
+	t.superStart()
 	for {
 		select {
 		case f := <-t.events:
@@ -59,6 +60,7 @@ func (t *Torrent) tick(now time.Time) {
 		}
 		t.syncPins()
 		t.storeTick(now)
+		t.superTick(now)
 	} else {
 		t.metaTick(now)
 	}

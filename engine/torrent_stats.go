@@ -34,6 +34,9 @@ type Stats struct {
 	UTPPeers       int // of Peers, those over uTP (BEP 29)
 	KnownPeers     int
 	Complete       bool
+	// SuperSeeding: the torrent hands out its pieces one at a time
+	// (TorrentOptions.SuperSeed, BEP 16).
+	SuperSeeding bool
 	// StoreError says why the store refuses pieces ("" while it takes
 	// them): a full disk, or a cache full of pieces readers hold. Reads of
 	// a piece refused for lack of space fail with ErrNoSpace (ENOSPC).
@@ -82,6 +85,8 @@ func (t *Torrent) refreshStats(now time.Time) {
 		Peers:      len(t.conns),
 		KnownPeers: len(t.candidates),
 		Complete:   t.isComplete,
+
+		SuperSeeding: t.super.active,
 	}
 	if t.picker != nil {
 		s.HasInfo = true
