@@ -47,6 +47,7 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	readTimeout := f.Duration("read-timeout", fs.DefaultReadTimeout, "a read the swarm cannot serve in this time fails with EIO")
 	download := f.String("download", "wanted", "what to download: \"wanted\" (what is read, plus readahead and media heads and tails) or \"all\"")
 	debugFuse := f.Bool("debug-fuse", false, "log every FUSE request")
+	superSeed := f.Bool("super-seed", false, "super-seed (BEP 16) each torrent that is complete in the cache when it starts: hand peers one piece at a time, as seed --super-seed does")
 	var hf httpFlags
 	hf.register(f, "also serve the mount's files, API, metrics and status page over HTTP on ADDRESS, e.g. 127.0.0.1:8080")
 	allowOther := f.Bool("allow-other", false, "let other local users read the mount; only you and root can add or remove torrents (needs user_allow_other in /etc/fuse.conf unless root)")
@@ -125,7 +126,7 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 		}
 	}
 	sess, err := session.New(session.Config{
-		Engine: session.NewEngine(client, engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers}),
+		Engine: session.NewEngine(client, engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers, SuperSeed: *superSeed}),
 		Store:  ca,
 		Logf:   logf,
 		OnInfo: func(*session.Torrent) { refresh() },

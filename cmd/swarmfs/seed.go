@@ -19,6 +19,9 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("seed", stderr)
 	var ef engineFlags
 	ef.register(fs)
+	superSeed := fs.Bool("super-seed", false, "super-seed (BEP 16): hide what we have and hand each peer one piece at a time, the rarest, "+
+		"offering its next only once another peer has announced the last; for an initial seed with a small uplink, so that "+
+		"each byte uploaded counts (peers with no one to share with are seeded normally)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,7 +49,7 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	t, err := c.AddTorrent(mi, engine.TorrentOptions{Peers: peers, DownloadAll: true})
+	t, err := c.AddTorrent(mi, engine.TorrentOptions{Peers: peers, DownloadAll: true, SuperSeed: *superSeed})
 	if err != nil {
 		return err
 	}
@@ -57,6 +60,8 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "seeding %s (%s) on %s\n", mi.Info.Name, mi.InfoHash, c.Addr())
 	progress(ctx, stdout, t, false)
 	fmt.Fprintln(stdout)
+	s := t.Stats()
+	fmt.Fprintf(stdout, "uploaded %s, %.2fx the content's %s\n", humanBytes(s.Uploaded), float64(s.Uploaded)/float64(max(s.TotalLength, 1)), humanBytes(s.TotalLength))
 	return nil
 }
 
