@@ -29,6 +29,9 @@ type chokeState struct {
 // rotates so newcomers get a chance to prove themselves.
 func (t *Torrent) rechoke(now time.Time) {
 	t.lastChoke = now
+	if t.goal.met {
+		return // goalMet choked everyone for good
+	}
 	var interested []*conn
 	for c := range t.conns {
 		if c.choke.peerInterested {
@@ -81,7 +84,7 @@ func (t *Torrent) rechoke(now time.Time) {
 // unchokeIfFree unchokes a newly interested peer at once when a slot is free,
 // instead of making it wait for the next rechoke.
 func (t *Torrent) unchokeIfFree(c *conn, now time.Time) {
-	if !c.choke.amChoking {
+	if !c.choke.amChoking || t.goal.met {
 		return
 	}
 	n := 0

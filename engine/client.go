@@ -424,6 +424,14 @@ type TorrentOptions struct {
 	// (BEP 16), so that a small uplink sends each piece about once.
 	// Ignored for a torrent that is not complete.
 	SuperSeed bool
+	// SeedRatio and SeedTime are seeding goals (0: none): the torrent
+	// uploads until its upload ratio (uploaded over downloaded, or over
+	// the bytes it holds when more) reaches SeedRatio, or until it has
+	// seeded for SeedTime (counted from completion, or from the start
+	// without DownloadAll), whichever comes first; then it uploads
+	// nothing more and, once complete, leaves the swarm (goal.go).
+	SeedRatio float64
+	SeedTime  time.Duration
 }
 
 // AddTorrent adds a torrent with known metainfo and starts it. Adding a

@@ -40,6 +40,8 @@ type Torrent struct {
 	infoReady chan struct{}  // closed once the info fields below are set
 	dhtCtx    context.Context
 	dhtStop   context.CancelFunc // ends DHT announcing (private torrent)
+	annCtx    context.Context
+	annStop   context.CancelFunc // ends tracker announcing with "stopped" (goal.go)
 
 	// The info fields are set once, before hasInfo is stored and infoReady
 	// closed: at construction for a .torrent, by the loop for a magnet. The
@@ -90,6 +92,7 @@ type Torrent struct {
 	meta       *metafetch.Fetch // a magnet's metadata download (torrent_meta.go); nil once the info is known
 	st         storeState       // the store's refusals (torrent_store.go)
 	super      superState       // super-seeding, BEP 16 (superseed.go)
+	goal       goalState        // seeding goals (goal.go)
 }
 
 // published are a torrent's counters, read by any goroutine without the
@@ -113,6 +116,7 @@ const unknownLeft = 1 << 30
 func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentOptions, tiers [][]string) *Torrent {
 	ctx, cancel := context.WithCancel(c.ctx)
 	dctx, dcancel := context.WithCancel(ctx)
+	actx, acancel := context.WithCancel(ctx)
 	t := &Torrent{
 		client:     c,
 		infoHash:   ih,
@@ -125,6 +129,9 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 		cancel:     cancel,
 		dhtCtx:     dctx,
 		dhtStop:    dcancel,
+		annCtx:     actx,
+		annStop:    acancel,
+		goal:       goalState{done: make(chan struct{})},
 		complete:   make(chan struct{}),
 		infoReady:  make(chan struct{}),
 		readerQ:    readerQueue{poke: make(chan struct{}, 1)},
@@ -239,7 +246,7 @@ func (t *Torrent) start() {
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			t.announcer.Run(t.ctx)
+			t.announcer.Run(t.annCtx)
 		}()
 	}
 	if c.dht != nil && t.publicSources() {

@@ -21,6 +21,10 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 		nc.Close()
 		return
 	}
+	if err := t.goalRefuses(); err != nil {
+		nc.Close()
+		return
+	}
 	cand := t.candidates[addr]
 	var inherit *candidate // the candidate of a duplicate this one replaces
 	for o := range t.conns {

@@ -64,6 +64,7 @@ func (t *Torrent) tick(now time.Time) {
 	} else {
 		t.metaTick(now)
 	}
+	t.goalTick(now)
 	t.pexTick(now)
 	t.reviewPeers(now)
 	t.connectMore(now)

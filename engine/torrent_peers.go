@@ -91,7 +91,7 @@ func (t *Torrent) dropWorstCandidate() {
 // then those reported most recently. Failed ones wait out their back-off.
 func (t *Torrent) connectMore(now time.Time) {
 	room := t.client.cfg.MaxConnsPerTorrent - len(t.conns) - t.dialing
-	if room <= 0 || t.isComplete && !t.opts.DownloadAll && len(t.conns) > 0 {
+	if room <= 0 || t.isComplete && !t.opts.DownloadAll && len(t.conns) > 0 || t.goal.retired {
 		return
 	}
 	// Connections and dials per address, within Config.MaxConnsPerIP.

@@ -37,6 +37,12 @@ type Stats struct {
 	// SuperSeeding: the torrent hands out its pieces one at a time
 	// (TorrentOptions.SuperSeed, BEP 16).
 	SuperSeeding bool
+	// Ratio is Uploaded over Downloaded, or over BytesCompleted when more.
+	Ratio float64
+	// SeedGoal describes the seeding goal ("" for none), SeedState where
+	// the torrent stands: SeedStateDownloading, SeedStateSeeding or
+	// SeedStateGoalReached.
+	SeedGoal, SeedState string
 	// StoreError says why the store refuses pieces ("" while it takes
 	// them): a full disk, or a cache full of pieces readers hold. Reads of
 	// a piece refused for lack of space fail with ErrNoSpace (ENOSPC).
@@ -70,6 +76,7 @@ func (t *Torrent) Stats() Stats {
 	s.Downloaded = t.pub.downloaded.Load()
 	s.Wasted = t.pub.wasted.Load()
 	s.Uploaded = t.pub.uploaded.Load()
+	s.Ratio = t.ratio()
 	if err := t.storeErr.current(); err != nil {
 		s.StoreError = err.Error()
 	}
@@ -87,6 +94,8 @@ func (t *Torrent) refreshStats(now time.Time) {
 		Complete:   t.isComplete,
 
 		SuperSeeding: t.super.active,
+		SeedGoal:     t.goalString(),
+		SeedState:    t.seedState(),
 	}
 	if t.picker != nil {
 		s.HasInfo = true
