@@ -42,6 +42,8 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	f := newFlags("mount", stderr)
 	var ef engineFlags
 	ef.register(f)
+	var sf seedFlags
+	sf.register(f)
 	dataDir := dataDirFlag(f)
 	cacheSize := f.String("cache-size", "10GiB", "piece cache capacity, e.g. 512MiB or 20GiB")
 	readTimeout := f.Duration("read-timeout", fs.DefaultReadTimeout, "a read the swarm cannot serve in this time fails with EIO")
@@ -90,10 +92,15 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := sf.check(); err != nil {
+		return err
+	}
 	cfg, peers, err := ef.config(stderr)
 	if err != nil {
 		return err
 	}
+	topts := engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers, SuperSeed: *superSeed}
+	sf.set(&topts)
 	logger, closeLog, err := lf.open(stderr, ef.verbose)
 	if err != nil {
 		return err
@@ -126,7 +133,7 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 		}
 	}
 	sess, err := session.New(session.Config{
-		Engine: session.NewEngine(client, engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers, SuperSeed: *superSeed}),
+		Engine: session.NewEngine(client, topts),
 		Store:  ca,
 		Logf:   logf,
 		OnInfo: func(*session.Torrent) { refresh() },

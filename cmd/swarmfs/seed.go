@@ -19,6 +19,8 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("seed", stderr)
 	var ef engineFlags
 	ef.register(fs)
+	var sf seedFlags
+	sf.register(fs)
 	superSeed := fs.Bool("super-seed", false, "super-seed (BEP 16): hide what we have and hand each peer one piece at a time, the rarest, "+
 		"offering its next only once another peer has announced the last; for an initial seed with a small uplink, so that "+
 		"each byte uploaded counts (peers with no one to share with are seeded normally)")
@@ -27,6 +29,9 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() != 2 {
 		return usageErr("seed needs TORRENT and PATH")
+	}
+	if err := sf.check(); err != nil {
+		return err
 	}
 	mi, err := metainfo.Load(fs.Arg(0))
 	if err != nil {
@@ -49,9 +54,24 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	t, err := c.AddTorrent(mi, engine.TorrentOptions{Peers: peers, DownloadAll: true, SuperSeed: *superSeed})
+	opts := engine.TorrentOptions{Peers: peers, DownloadAll: true, SuperSeed: *superSeed}
+	sf.set(&opts)
+	t, err := c.AddTorrent(mi, opts)
 	if err != nil {
 		return err
+	}
+	if sf.any() {
+		// Seed until the goal, then exit.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-t.GoalReached():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 	}
 	st := t.Stats()
 	if st.PiecesHave < st.Pieces {
@@ -62,6 +82,9 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 	s := t.Stats()
 	fmt.Fprintf(stdout, "uploaded %s, %.2fx the content's %s\n", humanBytes(s.Uploaded), float64(s.Uploaded)/float64(max(s.TotalLength, 1)), humanBytes(s.TotalLength))
+	if s.SeedState == engine.SeedStateGoalReached {
+		fmt.Fprintf(stdout, "seeding goal reached (%s)\n", s.SeedGoal)
+	}
 	return nil
 }
 

@@ -22,6 +22,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("serve", stderr)
 	var ef engineFlags
 	ef.register(f)
+	var sf seedFlags
+	sf.register(f)
 	var hf httpFlags
 	hf.register(f, "ADDRESS to serve HTTP on, e.g. 127.0.0.1:8080 (required)")
 	dataDir := dataDirFlag(f)
@@ -50,10 +52,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := sf.check(); err != nil {
+		return err
+	}
 	cfg, peers, err := ef.config(stderr)
 	if err != nil {
 		return err
 	}
+	topts := engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers}
+	sf.set(&topts)
 	logger := log.New(stderr, "swarmfs: ", log.Ltime)
 	logf := logger.Printf
 	ca, err := openStore(*dataDir, capacity, &cfg, logf)
@@ -67,7 +74,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	defer client.Close()
 	sess, err := session.New(session.Config{
-		Engine: session.NewEngine(client, engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers}),
+		Engine: session.NewEngine(client, topts),
 		Store:  ca,
 		Logf:   logf,
 	})

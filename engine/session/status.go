@@ -26,8 +26,15 @@ type TorrentStatus struct {
 	// Requests counts the picker's costly decisions (duplicates, cancels).
 	Requests engine.RequestCounters `json:"requests"`
 	Uploaded int64                  `json:"uploaded"`
-	Peers    int                    `json:"peers"`
-	Seeds    int                    `json:"seeds"`
+	// Ratio is uploaded over downloaded (or over completed, when more);
+	// SeedGoal the seeding goal ("" for none); SeedState "downloading",
+	// "seeding" or "goal reached"; SuperSeeding says BEP 16 is on.
+	Ratio        float64 `json:"ratio"`
+	SeedGoal     string  `json:"seed_goal,omitempty"`
+	SeedState    string  `json:"seed_state"`
+	SuperSeeding bool    `json:"super_seeding,omitempty"`
+	Peers        int     `json:"peers"`
+	Seeds        int     `json:"seeds"`
 	// EncryptedPeers and PlainPeers split Peers by MSE/PE: RC4, or
 	// plaintext (a plain handshake, or MSE that selected plaintext).
 	EncryptedPeers int `json:"encrypted_peers"`
@@ -72,6 +79,8 @@ func (s *Session) Status() []TorrentStatus {
 			EncryptedPeers: st.EncryptedPeers, PlainPeers: st.PlainPeers,
 			TCPPeers: st.TCPPeers, UTPPeers: st.UTPPeers,
 			CachedBytes: cached[t.ih],
+			Ratio:       st.Ratio, SeedGoal: st.SeedGoal, SeedState: st.SeedState,
+			SuperSeeding: st.SuperSeeding,
 		}
 		if st.TotalLength > 0 {
 			ts.Progress = float64(st.BytesCompleted) / float64(st.TotalLength)
