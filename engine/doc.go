@@ -47,8 +47,13 @@
 // (BEP 16: a complete torrent with TorrentOptions.SuperSeed says HAVE
 // NONE and offers each peer one piece, the rarest it lacks, at a time;
 // the next once another peer announced it, or after superPassOn; a
-// leecher alone for superAlone is shown everything), torrent_pex.go,
-// torrent_dht.go and torrent_stats.go. Two sub-machines are pure packages
+// leecher alone for superAlone is shown everything), goal.go (seeding
+// goals: once TorrentOptions.SeedRatio or SeedTime is met every peer stays
+// choked; a complete torrent then retires: trackers hear "stopped", the
+// DHT and LSD stop, peers go and new ones are refused), torrent_pex.go,
+// torrent_dht.go, torrent_scrape.go (a goroutine scrapes each tracker at
+// start and then at its announce interval; Stats.Swarm, NoSeeders,
+// Trackers) and torrent_stats.go. Two sub-machines are pure packages
 // the loop drives: picker (which blocks to ask whom) and metafetch (which
 // metadata piece to ask whom, and whom to blame for a bad copy). What the
 // loop shares with other goroutines sits in small mutex-guarded types
@@ -193,7 +198,7 @@
 // Close stops every torrent (waiting for each), closes the listener, waits
 // for that group, then closes LSD and the DHT node, which wait for their
 // own. A Torrent's WaitGroup counts its loop, its tracker and DHT
-// announcers, its dials, its connections' reader and writer goroutines,
+// announcers, its scraper, its dials, its connections' reader and writer goroutines,
 // its hashing and storing workers (hashing bounded by the Client's
 // hashSem) and its metadata checks; close waits for all of them before it
 // closes the store.
@@ -210,6 +215,7 @@
 //	Torrent.banned.mu    banned addresses, read by the accept path
 //	Torrent.readerQ.mu   readers' operations for the loop
 //	Torrent.stats.mu     the latest Stats snapshot
+//	Torrent.scrape.mu    each tracker's latest scrape (torrent_scrape.go)
 //	Torrent.evictions.mu pieces to re-check with the store
 //	Torrent.storeErr.mu  why the store refuses pieces
 //	Torrent.mem.mu       refused pieces held in memory (held while a read copies)

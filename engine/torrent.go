@@ -62,6 +62,7 @@ type Torrent struct {
 	banned  banList     // read by the accept path
 	readerQ readerQueue // readers' operations for the loop
 	stats   statsCell   // the latest snapshot (torrent_stats.go)
+	scrape  scrapeCell  // the trackers' counts (torrent_scrape.go)
 
 	// The store's evictions and refusals (torrent_store.go).
 	evictions   evictQueue   // pieces to re-check with the store
@@ -93,6 +94,7 @@ type Torrent struct {
 	st         storeState       // the store's refusals (torrent_store.go)
 	super      superState       // super-seeding, BEP 16 (superseed.go)
 	goal       goalState        // seeding goals (goal.go)
+	seedless   bool             // the last Stats said NoSeeders (torrent_scrape.go)
 }
 
 // published are a torrent's counters, read by any goroutine without the
@@ -248,6 +250,8 @@ func (t *Torrent) start() {
 			defer t.wg.Done()
 			t.announcer.Run(t.annCtx)
 		}()
+		t.wg.Add(1)
+		go t.scrapeLoop()
 	}
 	if c.dht != nil && t.publicSources() {
 		t.wg.Add(1)

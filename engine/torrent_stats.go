@@ -43,6 +43,14 @@ type Stats struct {
 	// the torrent stands: SeedStateDownloading, SeedStateSeeding or
 	// SeedStateGoalReached.
 	SeedGoal, SeedState string
+	// Swarm is what the tracker that sees most of the swarm counts in it
+	// (scraped at its announce interval); nil before any scrape answered.
+	Swarm *SwarmCounts
+	// NoSeeders: the torrent is incomplete, its trackers count no seeder
+	// and no connected peer is one, so missing pieces may never come.
+	NoSeeders bool
+	// Trackers is each tracker's last announce and scrape, tier by tier.
+	Trackers []TrackerStatus
 	// StoreError says why the store refuses pieces ("" while it takes
 	// them): a full disk, or a cache full of pieces readers hold. Reads of
 	// a piece refused for lack of space fail with ErrNoSpace (ENOSPC).
@@ -77,6 +85,7 @@ func (t *Torrent) Stats() Stats {
 	s.Wasted = t.pub.wasted.Load()
 	s.Uploaded = t.pub.uploaded.Load()
 	s.Ratio = t.ratio()
+	s.Trackers = t.trackers()
 	if err := t.storeErr.current(); err != nil {
 		s.StoreError = err.Error()
 	}
@@ -96,7 +105,12 @@ func (t *Torrent) refreshStats(now time.Time) {
 		SuperSeeding: t.super.active,
 		SeedGoal:     t.goalString(),
 		SeedState:    t.seedState(),
+		Swarm:        t.swarmCounts(),
 	}
+	if s.NoSeeders = t.noSeeders(s.Swarm); s.NoSeeders && !t.seedless {
+		t.client.logf("%s: no seeders: the trackers count %d leechers and no seeder; missing pieces wait for one", t.name(), s.Swarm.Leechers)
+	}
+	t.seedless = s.NoSeeders
 	if t.picker != nil {
 		s.HasInfo = true
 		s.Pieces = t.info.NumPieces()
