@@ -69,6 +69,9 @@ type TorrentStats struct {
 	Peers        int     // connected peers
 	DownloadRate float64 // bytes per second
 	UploadRate   float64 // bytes per second
+	// Swarm is what the trackers count, e.g. "seeders 0 leechers 3
+	// completed 5 (no seeders)"; "" while unknown.
+	Swarm string
 }
 
 // Reader reads one file of a torrent for one open file handle.

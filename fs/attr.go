@@ -138,8 +138,11 @@ const (
 	xattrInfoHash = "user.swarmfs.infohash"
 	xattrProgress = "user.swarmfs.progress"
 	xattrPeers    = "user.swarmfs.peers"
+	// xattrSwarm is what the trackers count in the swarm (scrape), or
+	// "unknown".
+	xattrSwarm = "user.swarmfs.swarm"
 	// xattrList is what listxattr returns: the names, each NUL-terminated.
-	xattrList = xattrInfoHash + "\x00" + xattrProgress + "\x00" + xattrPeers + "\x00"
+	xattrList = xattrInfoHash + "\x00" + xattrProgress + "\x00" + xattrPeers + "\x00" + xattrSwarm + "\x00"
 )
 
 // xattrValue appends the value of attr to buf. progress returns the
@@ -153,6 +156,11 @@ func xattrValue(buf []byte, attr string, t Torrent, progress func() float64) ([]
 		return strconv.AppendFloat(buf, progress(), 'f', 4, 64), true
 	case xattrPeers:
 		return strconv.AppendInt(buf, int64(t.Stats().Peers), 10), true
+	case xattrSwarm:
+		if s := t.Stats().Swarm; s != "" {
+			return append(buf, s...), true
+		}
+		return append(buf, "unknown"...), true
 	}
 	return buf, false
 }
