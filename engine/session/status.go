@@ -33,8 +33,14 @@ type TorrentStatus struct {
 	SeedGoal     string  `json:"seed_goal,omitempty"`
 	SeedState    string  `json:"seed_state"`
 	SuperSeeding bool    `json:"super_seeding,omitempty"`
-	Peers        int     `json:"peers"`
-	Seeds        int     `json:"seeds"`
+	// Swarm is what the trackers count (nil before a scrape answered);
+	// NoSeeders says the torrent waits while they count no seeder.
+	Swarm     *engine.SwarmCounts `json:"swarm,omitempty"`
+	NoSeeders bool                `json:"no_seeders,omitempty"`
+	// Trackers is each tracker's last announce and scrape result.
+	Trackers []engine.TrackerStatus `json:"trackers,omitempty"`
+	Peers    int                    `json:"peers"`
+	Seeds    int                    `json:"seeds"`
 	// EncryptedPeers and PlainPeers split Peers by MSE/PE: RC4, or
 	// plaintext (a plain handshake, or MSE that selected plaintext).
 	EncryptedPeers int `json:"encrypted_peers"`
@@ -81,6 +87,7 @@ func (s *Session) Status() []TorrentStatus {
 			CachedBytes: cached[t.ih],
 			Ratio:       st.Ratio, SeedGoal: st.SeedGoal, SeedState: st.SeedState,
 			SuperSeeding: st.SuperSeeding,
+			Swarm:        st.Swarm, NoSeeders: st.NoSeeders, Trackers: st.Trackers,
 		}
 		if st.TotalLength > 0 {
 			ts.Progress = float64(st.BytesCompleted) / float64(st.TotalLength)
