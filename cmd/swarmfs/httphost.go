@@ -89,6 +89,10 @@ func (t httpTorrent) Stats() httpfs.TorrentStats {
 		Uploaded: s.Uploaded, Wasted: s.Wasted, DownloadRate: s.DownloadRate,
 		UploadRate: s.UploadRate, Peers: s.Peers, Seeds: s.Seeds,
 		Pieces: s.Pieces, PiecesHave: s.PiecesHave, CachedBytes: s.BytesCompleted,
+		Ratio: s.Ratio, SeedState: s.SeedState, NoSeeders: s.NoSeeders,
+	}
+	if s.Swarm != nil {
+		st.Swarm = &httpfs.SwarmCounts{Seeders: s.Swarm.Seeders, Leechers: s.Swarm.Leechers, Completed: s.Swarm.Completed}
 	}
 	if t.et != nil {
 		st.Banned = len(t.et.Banned())

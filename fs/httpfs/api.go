@@ -71,6 +71,21 @@ type TorrentStats struct {
 	Pieces       int     `json:"pieces"`
 	PiecesHave   int     `json:"pieces_have"`
 	CachedBytes  int64   `json:"cached_bytes"`
+	// Ratio is uploaded over downloaded (or completed, when more);
+	// SeedState "downloading", "seeding" or "goal reached".
+	Ratio     float64 `json:"ratio"`
+	SeedState string  `json:"seed_state,omitempty"`
+	// Swarm is what the trackers count (scrape); nil while unknown.
+	// NoSeeders: the torrent waits while they count no seeder.
+	Swarm     *SwarmCounts `json:"swarm,omitempty"`
+	NoSeeders bool         `json:"no_seeders,omitempty"`
+}
+
+// SwarmCounts is what a tracker counts in a torrent's swarm.
+type SwarmCounts struct {
+	Seeders   int `json:"seeders"`
+	Leechers  int `json:"leechers"`
+	Completed int `json:"completed"`
 }
 
 // CacheStats describes the piece cache.
