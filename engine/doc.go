@@ -51,6 +51,10 @@
 // goals: once TorrentOptions.SeedRatio or SeedTime is met every peer stays
 // choked; a complete torrent then retires: trackers hear "stopped", the
 // DHT and LSD stop, peers go and new ones are refused), torrent_pex.go,
+// uploadonly.go (BEP 21: upload_only in our extension handshake, sent
+// again when it changes, once complete or, downloading only for readers,
+// idle for uploadOnlyIdle; a peer saying it with nothing we want is
+// dropped when we want nothing either, and evicted first for a newcomer),
 // torrent_dht.go, torrent_scrape.go (a goroutine scrapes each tracker at
 // start and then at its announce interval; Stats.Swarm, NoSeeders,
 // Trackers) and torrent_stats.go. Two sub-machines are pure packages

@@ -95,6 +95,7 @@ type Torrent struct {
 	super      superState       // super-seeding, BEP 16 (superseed.go)
 	goal       goalState        // seeding goals (goal.go)
 	seedless   bool             // the last Stats said NoSeeders (torrent_scrape.go)
+	uploadOnly uploadOnlyState  // what BEP 21 said (uploadonly.go)
 }
 
 // published are a torrent's counters, read by any goroutine without the

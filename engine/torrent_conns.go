@@ -182,6 +182,9 @@ func (t *Torrent) sendExtHandshake(c *conn) {
 		Port:         int(t.client.port),
 		MetadataSize: len(t.infoBytes),
 	}
+	if t.uploadOnly.said {
+		h.UploadOnly = 1
+	}
 	if ip := c.addr.Addr(); ip.IsValid() {
 		h.YourIP = string(ip.AsSlice())
 	}

@@ -65,6 +65,7 @@ func (t *Torrent) tick(now time.Time) {
 		t.metaTick(now)
 	}
 	t.goalTick(now)
+	t.uploadOnlyTick(now)
 	t.pexTick(now)
 	t.reviewPeers(now)
 	t.connectMore(now)

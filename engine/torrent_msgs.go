@@ -215,6 +215,7 @@ func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
 		c.pex.next = time.Now().Add(pexFirstDelay)
 	}
 	t.metaPeerSeen(c)
+	t.dropRedundant(c)
 }
 
 func (t *Torrent) setPeerPieces(c *conn, bits peer.Bits, all bool) {

@@ -205,6 +205,9 @@ func leastUseful(cs []*conn, now time.Time) *conn {
 	var worst *conn
 	idle := func(c *conn) bool { return !c.choke.amInterested && !c.choke.peerInterested }
 	for _, c := range cs {
+		if peerUploadOnly(c) && idle(c) {
+			return c // a partial seed with nothing we want (BEP 21): no grace
+		}
 		if now.Sub(c.flow.lastUseful) < evictGrace {
 			continue
 		}

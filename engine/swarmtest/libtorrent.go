@@ -329,6 +329,13 @@ func (l *LT) AddSuperSeed(torrentPath, saveDir string) {
 	l.must(l.call("add_torrent", map[string]any{"torrent": abs(torrentPath), "save": abs(saveDir), "seed": true, "super_seed": true}, nil))
 }
 
+// AddUploadMode adds a .torrent in upload mode: the peer downloads
+// nothing and says upload_only (BEP 21), serving what saveDir holds.
+func (l *LT) AddUploadMode(torrentPath, saveDir string) {
+	l.tb.Helper()
+	l.must(l.call("add_torrent", map[string]any{"torrent": abs(torrentPath), "save": abs(saveDir), "upload_mode": true}, nil))
+}
+
 // LTPeerTotals is what a libtorrent peer exchanged with each IP over a
 // torrent's life (closed connections included: the peer notes each
 // connection's counters on every request it serves and every alert, so

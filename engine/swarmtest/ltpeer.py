@@ -233,6 +233,8 @@ class Peer:
             flags |= lt.torrent_flags.seed_mode
         if req.get("super_seed"):
             flags |= lt.torrent_flags.super_seeding
+        if req.get("upload_mode"):
+            flags |= lt.torrent_flags.upload_mode
         return flags
 
     def add(self, atp, ih):
