@@ -432,6 +432,11 @@ type TorrentOptions struct {
 	// nothing more and, once complete, leaves the swarm (goal.go).
 	SeedRatio float64
 	SeedTime  time.Duration
+	// ExtraTrackers are announce URLs added, as a last tier, to a torrent
+	// added with its info that is not private (never to a private one,
+	// BEP 27; nor to a magnet, whose privacy is unknown until its info
+	// arrives). URLs already among its trackers are not repeated.
+	ExtraTrackers []string
 }
 
 // AddTorrent adds a torrent with known metainfo and starts it. Adding a
@@ -453,6 +458,9 @@ func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torren
 	tiers := opts.Trackers
 	if tiers == nil {
 		tiers = mi.Trackers()
+	}
+	if !mi.Info.Private {
+		tiers = withExtraTier(tiers, opts.ExtraTrackers)
 	}
 	t := newTorrent(c, mi.InfoHash, nil, opts, tiers)
 	if err := t.openInfo(mi); err != nil {
