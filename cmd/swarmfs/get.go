@@ -23,6 +23,8 @@ func runGet(args []string, stdout, stderr io.Writer) error {
 	seedAfter := fs.Bool("seed", false, "keep seeding after the download completes, until interrupted")
 	var sf seedFlags
 	sf.register(fs)
+	var tf trackersFlag
+	tf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -72,6 +74,9 @@ func runGet(args []string, stdout, stderr io.Writer) error {
 	start := time.Now()
 	opts := engine.TorrentOptions{Peers: peers, DownloadAll: true}
 	sf.set(&opts)
+	if err := tf.set(&opts); err != nil {
+		return err
+	}
 	var t *engine.Torrent
 	if mag != nil {
 		t, err = c.AddMagnet(mag, opts)

@@ -44,6 +44,8 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	ef.register(f)
 	var sf seedFlags
 	sf.register(f)
+	var tf trackersFlag
+	tf.register(f)
 	dataDir := dataDirFlag(f)
 	cacheSize := f.String("cache-size", "10GiB", "piece cache capacity, e.g. 512MiB or 20GiB")
 	readTimeout := f.Duration("read-timeout", fs.DefaultReadTimeout, "a read the swarm cannot serve in this time fails with EIO")
@@ -101,6 +103,9 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 	}
 	topts := engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers, SuperSeed: *superSeed}
 	sf.set(&topts)
+	if err := tf.set(&topts); err != nil {
+		return err
+	}
 	logger, closeLog, err := lf.open(stderr, ef.verbose)
 	if err != nil {
 		return err

@@ -21,6 +21,8 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	ef.register(fs)
 	var sf seedFlags
 	sf.register(fs)
+	var tf trackersFlag
+	tf.register(fs)
 	superSeed := fs.Bool("super-seed", false, "super-seed (BEP 16): hide what we have and hand each peer one piece at a time, the rarest, "+
 		"offering its next only once another peer has announced the last; for an initial seed with a small uplink, so that "+
 		"each byte uploaded counts (peers with no one to share with are seeded normally)")
@@ -56,6 +58,9 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	defer c.Close()
 	opts := engine.TorrentOptions{Peers: peers, DownloadAll: true, SuperSeed: *superSeed}
 	sf.set(&opts)
+	if err := tf.set(&opts); err != nil {
+		return err
+	}
 	t, err := c.AddTorrent(mi, opts)
 	if err != nil {
 		return err

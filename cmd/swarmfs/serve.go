@@ -24,6 +24,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	ef.register(f)
 	var sf seedFlags
 	sf.register(f)
+	var tf trackersFlag
+	tf.register(f)
 	var hf httpFlags
 	hf.register(f, "ADDRESS to serve HTTP on, e.g. 127.0.0.1:8080 (required)")
 	dataDir := dataDirFlag(f)
@@ -61,6 +63,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	topts := engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers}
 	sf.set(&topts)
+	if err := tf.set(&topts); err != nil {
+		return err
+	}
 	logger := log.New(stderr, "swarmfs: ", log.Ltime)
 	logf := logger.Printf
 	ca, err := openStore(*dataDir, capacity, &cfg, logf)
