@@ -24,6 +24,18 @@ type chokeState struct {
 	refused                     int       // requests refused that a well-behaved peer would not send
 }
 
+// Compared with BEP 3 and libtorrent 2.0's defaults (checked for issue 15):
+// the rechoke every 10 s, tit-for-tat by download rate while leeching and
+// one optimistic unchoke rotated every 30 s follow both. Differences,
+// left as they are for now: while seeding we rank by upload rate (BEP 3's
+// rule, libtorrent's fastest_upload) where libtorrent by default rotates
+// round-robin, which is fairer and harder for one greedy peer to hog;
+// libtorrent unchokes 8 peers (unchoke_slots_limit) to our UploadSlots
+// (4), fixed rather than derived from the upload limit, and gives
+// optimistic unchokes to a fifth of its slots, preferring newcomers; and
+// there is no anti-snubbing (a peer that has sent us nothing for a minute
+// keeps its regular slot, though a zero rate sorts it last).
+
 // rechoke runs tit-for-tat: the interested peers that give us the most (or,
 // when we seed, take the most) are unchoked, plus one optimistic unchoke that
 // rotates so newcomers get a chance to prove themselves.
