@@ -429,7 +429,8 @@ type TorrentOptions struct {
 	// the bytes it holds when more) reaches SeedRatio, or until it has
 	// seeded for SeedTime (counted from completion, or from the start
 	// without DownloadAll), whichever comes first; then it uploads
-	// nothing more and, once complete, leaves the swarm (goal.go).
+	// nothing more and, once complete on a store that does not evict,
+	// leaves the swarm (goal.go).
 	SeedRatio float64
 	SeedTime  time.Duration
 	// ExtraTrackers are announce URLs added, as a last tier, to a torrent

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/swarmfs/swarmfs/engine/storage"
 )
 
 // Seeding goals (TorrentOptions.SeedRatio, SeedTime): a torrent uploads
@@ -11,7 +13,9 @@ import (
 // complete, it retires: it tells its trackers "stopped", leaves the DHT
 // and LSD, drops its peers and refuses new ones, since it has nothing left
 // to give or take. A torrent that meets its goal before it is complete
-// goes on downloading, choking every peer, and retires once complete.
+// goes on downloading, choking every peer, and retires once complete. A
+// torrent whose store evicts (a cache) never retires: a reader may need an
+// evicted piece again, so it stays in the swarm, uploading nothing.
 // goalState is loop-owned, except done and the published flag.
 
 // errGoalReached closes connections of a torrent that met its seeding goal.
@@ -68,7 +72,7 @@ func (t *Torrent) goalTick(now time.Time) {
 			t.goalMet(fmt.Sprintf("seeded for %v", t.opts.SeedTime))
 		}
 	}
-	if t.goal.met && t.isComplete && !t.goal.retired {
+	if _, evicts := t.store.(storage.Evicter); t.goal.met && t.isComplete && !t.goal.retired && !evicts {
 		t.retire()
 	}
 }

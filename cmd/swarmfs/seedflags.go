@@ -15,7 +15,7 @@ type seedFlags struct {
 
 func (s *seedFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&s.ratio, "seed-ratio", 0, "stop uploading a torrent once it uploaded R times what it downloaded (or, for data we had, its size), e.g. 1.5; "+
-		"a complete torrent then leaves the swarm (its trackers hear \"stopped\"). 0: no ratio goal")
+		"get and seed then leave the swarm (trackers hear \"stopped\"); a mount stays, uploading nothing, to fetch what its cache evicts. 0: no ratio goal")
 	fs.DurationVar(&s.time, "seed-time", 0, "stop uploading a torrent after seeding it this long (from its completion; from the start for a mount "+
 		"that downloads only what is read), e.g. 2h; with --seed-ratio, whichever comes first. 0: no time goal")
 }
