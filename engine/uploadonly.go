@@ -27,9 +27,12 @@ type uploadOnlyState struct {
 }
 
 // wantsNothing reports whether the torrent wants no more pieces: complete,
-// or downloading only for readers and idle for uploadOnlyIdle.
+// or downloading only for readers and idle for uploadOnlyIdle; never while
+// super-seeding (as libtorrent).
 func (t *Torrent) wantsNothing(now time.Time) bool {
-	if t.picker == nil {
+	if t.picker == nil || t.super.active {
+		// A super-seed hides what it has: libtorrent drops an upload_only
+		// peer it wants nothing from, which is all of it at first.
 		return false
 	}
 	if t.isComplete {
