@@ -75,7 +75,7 @@ const superSeedIP = "127.0.0.6"
 // comparison.
 func TestSuperSeedFourLibtorrentLeechers(t *testing.T) {
 	swarmtest.RequireTools(t, "libtorrent", "opentracker")
-	files := []swarmtest.FileSpec{{Path: "video.bin", Size: 16 << 20}, {Path: "notes.txt", Size: 1234}}
+	files := []swarmtest.FileSpec{{Path: "video.bin", Size: 12 << 20}, {Path: "notes.txt", Size: 1234}}
 	size := swarmtest.TotalSize(files)
 	swarmfsSeed := func(super bool) func(t *testing.T, _, dataDir string, mi *metainfo.MetaInfo) func() int64 {
 		return func(t *testing.T, _, dataDir string, mi *metainfo.MetaInfo) func() int64 {
