@@ -11,7 +11,7 @@ import (
 
 // partialSeedFiles: a.bin fills whole pieces, so a client holding only
 // a.bin is a partial seed of the torrent.
-var partialSeedFiles = []swarmtest.FileSpec{{Path: "a.bin", Size: 1 << 20}, {Path: "b.bin", Size: 1 << 20}}
+var partialSeedFiles = []swarmtest.FileSpec{{Path: "a.bin", Size: 2 << 20}, {Path: "b.bin", Size: 2 << 20}}
 
 // partialSeed starts a swarmfs client that holds a.bin only and downloads
 // only for readers (none here).
@@ -39,7 +39,7 @@ func TestUploadOnlySent(t *testing.T) {
 	f := newLTFixture(t, partialSeedFiles, 64<<10, false)
 	c, _ := partialSeed(t, f, nil)
 	// Slowly, so that it still wants a.bin from us when we say upload_only.
-	lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.0.10", NoTrackers: true, DownloadRate: 256 << 10})
+	lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.0.10", NoTrackers: true, DownloadRate: 128 << 10})
 	lt.AddTorrent(f.path, t.TempDir(), false)
 	lt.ConnectPeer(f.mi.InfoHash, c.Addr().String())
 	deadline := time.Now().Add(15 * time.Second)
