@@ -437,6 +437,25 @@ type TorrentOptions struct {
 	Peers []netip.AddrPort
 	// Trackers overrides the metainfo's tiers.
 	Trackers [][]string
+	// SuperSeed makes a torrent that is complete when it starts an initial
+	// seed that hides what it has and hands each peer one piece at a time
+	// (BEP 16), so that a small uplink sends each piece about once.
+	// Ignored for a torrent that is not complete.
+	SuperSeed bool
+	// SeedRatio and SeedTime are seeding goals (0: none): the torrent
+	// uploads until its upload ratio (uploaded over downloaded, or over
+	// the bytes it holds when more) reaches SeedRatio, or until it has
+	// seeded for SeedTime (counted from completion, or from the start
+	// without DownloadAll), whichever comes first; then it uploads
+	// nothing more and, once complete on a store that does not evict,
+	// leaves the swarm (goal.go).
+	SeedRatio float64
+	SeedTime  time.Duration
+	// ExtraTrackers are announce URLs added, as a last tier, to a torrent
+	// added with its info that is not private (never to a private one,
+	// BEP 27; nor to a magnet, whose privacy is unknown until its info
+	// arrives). URLs already among its trackers are not repeated.
+	ExtraTrackers []string
 }
 
 // AddTorrent adds a torrent with known metainfo and starts it. Adding a
@@ -458,6 +477,9 @@ func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torren
 	tiers := opts.Trackers
 	if tiers == nil {
 		tiers = mi.Trackers()
+	}
+	if !mi.Info.Private {
+		tiers = withExtraTier(tiers, opts.ExtraTrackers)
 	}
 	t := newTorrent(c, mi.InfoHash, nil, opts, tiers)
 	if err := t.openInfo(mi); err != nil {

@@ -48,9 +48,22 @@
 // torrent_msgs.go (peer messages), torrent_requests.go (interest,
 // pipelines, requests), torrent_pieces.go (assembly, hashing, bans),
 // torrent_store.go (evictions and refusals), torrent_meta.go (BEP 9),
-// torrent_peers.go (candidates and slots), choke.go, torrent_pex.go,
+// torrent_peers.go (candidates and slots), choke.go, superseed.go
+// (BEP 16: a complete torrent with TorrentOptions.SuperSeed says HAVE
+// NONE and offers each peer one piece, the rarest it lacks, at a time;
+// the next once another peer announced it, or after superPassOn; a
+// leecher alone for superAlone is shown everything), goal.go (seeding
+// goals: once TorrentOptions.SeedRatio or SeedTime is met every peer stays
+// choked; a complete torrent then retires: trackers hear "stopped", the
+// DHT and LSD stop, peers go and new ones are refused), torrent_pex.go,
+// uploadonly.go (BEP 21: upload_only in our extension handshake, sent
+// again when it changes, once complete or, downloading only for readers,
+// idle for uploadOnlyIdle; a peer saying it with nothing we want is
+// dropped when we want nothing either, and evicted first for a newcomer),
 // torrent_dht.go, torrent_webseed.go (web seeds), torrent_waits.go
-// (reads waiting for a piece no source has) and torrent_stats.go. Two sub-machines are pure packages
+// (reads waiting for a piece no source has), torrent_scrape.go (a goroutine scrapes each tracker at
+// start and then at its announce interval; Stats.Swarm, NoSeeders,
+// Trackers) and torrent_stats.go. Two sub-machines are pure packages
 // the loop drives: picker (which blocks to ask whom) and metafetch (which
 // metadata piece to ask whom, and whom to blame for a bad copy). What the
 // loop shares with other goroutines sits in small mutex-guarded types
@@ -216,7 +229,7 @@
 // Close stops every torrent (waiting for each), closes the listener, waits
 // for that group, then closes LSD and the DHT node, which wait for their
 // own. A Torrent's WaitGroup counts its loop, its tracker and DHT
-// announcers, its dials, its web seed fetches, its connections' reader and writer goroutines,
+// announcers, its scraper, its dials, its web seed fetches, its connections' reader and writer goroutines,
 // its hashing and storing workers (hashing bounded by the Client's
 // hashSem) and its metadata checks; close waits for all of them before it
 // closes the store.
@@ -233,6 +246,7 @@
 //	Torrent.banned.mu    banned addresses, read by the accept path
 //	Torrent.readerQ.mu   readers' operations for the loop
 //	Torrent.stats.mu     the latest Stats snapshot
+//	Torrent.scrape.mu    each tracker's latest scrape (torrent_scrape.go)
 //	Torrent.evictions.mu pieces to re-check with the store
 //	Torrent.storeErr.mu  why the store refuses pieces
 //	Torrent.mem.mu       refused pieces held in memory (held while a read copies)

@@ -141,8 +141,11 @@ const (
 	// xattrWaiting says why a read of the torrent is stuck, when it waits
 	// for a piece no source has; empty otherwise.
 	xattrWaiting = "user.swarmfs.waiting"
+	// xattrSwarm is what the trackers count in the swarm (scrape), or
+	// "unknown".
+	xattrSwarm = "user.swarmfs.swarm"
 	// xattrList is what listxattr returns: the names, each NUL-terminated.
-	xattrList = xattrInfoHash + "\x00" + xattrProgress + "\x00" + xattrPeers + "\x00" + xattrWaiting + "\x00"
+	xattrList = xattrInfoHash + "\x00" + xattrProgress + "\x00" + xattrPeers + "\x00" + xattrSwarm + "\x00" + xattrWaiting + "\x00"
 )
 
 // xattrValue appends the value of attr to buf. progress returns the
@@ -158,6 +161,11 @@ func xattrValue(buf []byte, attr string, t Torrent, progress func() float64) ([]
 		return strconv.AppendInt(buf, int64(t.Stats().Peers), 10), true
 	case xattrWaiting:
 		return append(buf, t.Stats().Waiting...), true
+	case xattrSwarm:
+		if s := t.Stats().Swarm; s != "" {
+			return append(buf, s...), true
+		}
+		return append(buf, "unknown"...), true
 	}
 	return buf, false
 }

@@ -268,6 +268,7 @@ func TestStableInodes(t *testing.T) {
 func TestXattrs(t *testing.T) {
 	host, sample, _ := sampleHost()
 	sample.setPeers(7)
+	sample.setSwarm("seeders 0 leechers 3 completed 5 (no seeders)")
 	clip := sample.Info().Files[12]
 	// The first piece of clip.mp4 is missing.
 	sample.setHave(int(clip.Offset/samplePiece), int(clip.Offset/samplePiece)+1, false)
@@ -290,13 +291,16 @@ func TestXattrs(t *testing.T) {
 		if got := get(path, "user.swarmfs.peers"); got != "7" {
 			t.Errorf("%s: peers %q", p, got)
 		}
+		if got := get(path, "user.swarmfs.swarm"); got != "seeders 0 leechers 3 completed 5 (no seeders)" {
+			t.Errorf("%s: swarm %q", p, got)
+		}
 		buf := make([]byte, 256)
 		n, err := unix.Listxattr(path, buf)
 		if err != nil {
 			t.Fatalf("listxattr %s: %v", p, err)
 		}
 		names := strings.Split(strings.TrimSuffix(string(buf[:n]), "\x00"), "\x00")
-		if !slices.Equal(names, []string{"user.swarmfs.infohash", "user.swarmfs.progress", "user.swarmfs.peers", "user.swarmfs.waiting"}) {
+		if !slices.Equal(names, []string{"user.swarmfs.infohash", "user.swarmfs.progress", "user.swarmfs.peers", "user.swarmfs.swarm", "user.swarmfs.waiting"}) {
 			t.Errorf("%s: listxattr %q", p, names)
 		}
 		if _, err := unix.Getxattr(path, "user.nope", buf); !errors.Is(err, unix.ENODATA) {

@@ -202,7 +202,22 @@ class Peer:
                 return self.ses.listen_port()
         raise RuntimeError("not listening after %ss" % timeout)
 
+    def note_peers(self):
+        """Remember each connection's payload counters: libtorrent forgets
+        them when the connection closes. Called on every request and alert
+        wake-up, so what is lost is at most what flowed since the last one."""
+        for t in self.torrents.values():
+            for p in t["handle"].get_peer_info():
+                # A closing connection reports local port 0: it is still
+                # the connection last seen under its remote address.
+                local = p.local_endpoint[1] or t["local"].get((p.ip[0], p.ip[1]), 0)
+                t["local"][(p.ip[0], p.ip[1])] = local
+                key = (p.ip[0], p.ip[1], local)
+                d, u = t["conns"].get(key, (0, 0))
+                t["conns"][key] = (max(d, p.total_download), max(u, p.total_upload))
+
     def pump(self):
+        self.note_peers()
         for a in self.ses.pop_alerts():
             msg = a.message()
             if isinstance(a, lt.torrent_finished_alert):
@@ -225,6 +240,10 @@ class Peer:
         flags &= ~lt.torrent_flags.paused
         if req.get("seed") and self.cfg.get("seed_mode"):
             flags |= lt.torrent_flags.seed_mode
+        if req.get("super_seed"):
+            flags |= lt.torrent_flags.super_seeding
+        if req.get("upload_mode"):
+            flags |= lt.torrent_flags.upload_mode
         return flags
 
     def add(self, atp, ih):
@@ -232,7 +251,9 @@ class Peer:
             raise ValueError("torrent %s already added" % ih)
         now = time.monotonic()
         h = self.ses.add_torrent(atp)
-        self.torrents[ih] = {"handle": h, "added": now, "finished": None}
+        # conns: (ip, port, local port), a TCP connection, -> the highest payload totals seen on
+        # that connection, kept after it closes (see note_peers).
+        self.torrents[ih] = {"handle": h, "added": now, "finished": None, "conns": {}, "local": {}}
         return {"info_hash": ih}
 
     def cmd_add_torrent(self, req):
@@ -291,6 +312,28 @@ class Peer:
             "utp_peers": [hostport(p.ip[0], p.ip[1]) for p in t["handle"].get_peer_info()
                           if int(p.flags) & UTP_SOCKET],
         }
+
+    def cmd_peer_totals(self, req):
+        """Payload bytes exchanged with each IP over the torrent's life,
+        closed connections included, and the flags of the peers connected
+        now."""
+        t = self.find(req)
+        self.note_peers()
+        totals = {}
+        for (ip, _port, _local), (d, u) in t["conns"].items():
+            cur = totals.setdefault(ip, {"download": 0, "upload": 0})
+            cur["download"] += d
+            cur["upload"] += u
+        peers = []
+        for p in t["handle"].get_peer_info():
+            peers.append({
+                "addr": "%s:%d" % (p.ip[0], p.ip[1]),
+                "upload_only": bool(p.flags & lt.peer_info.upload_only),
+                "seed": bool(p.flags & lt.peer_info.seed),
+                "interesting": bool(p.flags & lt.peer_info.interesting),
+                "client": p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else p.client,
+            })
+        return {"totals": totals, "peers": peers}
 
     def cmd_dht_announce(self, req):
         # session.dht_announce is unusable from Python 2.0.8 (its flags type
