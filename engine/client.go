@@ -224,12 +224,6 @@ var ErrClosed = errors.New("engine: closed")
 // dictionary before a magnet's metadata has arrived; wait for InfoReady.
 var ErrNoInfo = errors.New("engine: metadata not known yet")
 
-// ErrV2Only is returned for a torrent or magnet that has only a v2
-// (BEP 52) info-hash: the engine checks pieces with SHA-1 so far, and
-// would fail every piece of it. Hybrid torrents are read through their v1
-// half.
-var ErrV2Only = errors.New("engine: v2-only torrents are not supported yet (hybrid and v1 torrents are)")
-
 // New starts a client listening on cfg.ListenAddr.
 func New(cfg Config) (*Client, error) {
 	if cfg.PeerID == ([20]byte{}) {
@@ -428,9 +422,6 @@ func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torren
 	if mi.Info == nil {
 		return nil, fmt.Errorf("engine: torrent %s has no info", mi.InfoHash)
 	}
-	if !mi.Info.HasV1() {
-		return nil, fmt.Errorf("engine: %q: %w", mi.Info.Name, ErrV2Only)
-	}
 	if t, ok, err := c.existing(mi.InfoHash); ok || err != nil {
 		if ok {
 			t.offerInfo(mi)
@@ -442,6 +433,7 @@ func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torren
 		tiers = mi.Trackers()
 	}
 	t := newTorrent(c, mi.InfoHash, nil, opts, tiers)
+	t.v2only = isV2Only(mi, nil)
 	if err := t.openInfo(mi); err != nil {
 		t.close()
 		return nil, err
@@ -457,9 +449,6 @@ func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torren
 func (c *Client) AddMagnet(m *metainfo.Magnet, opts TorrentOptions) (*Torrent, error) {
 	if m == nil || m.InfoHash.IsZero() {
 		return nil, errors.New("engine: magnet without an info-hash")
-	}
-	if !m.HasV1() {
-		return nil, fmt.Errorf("engine: magnet %s: %w", m.InfoHash, ErrV2Only)
 	}
 	if t, ok, err := c.existing(m.InfoHash); ok || err != nil {
 		return t, err

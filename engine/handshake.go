@@ -71,7 +71,7 @@ func (c *Client) handleIncoming(nc net.Conn, ip netip.Addr) {
 		nc.Close()
 		return
 	}
-	if err := peer.WriteHandshake(stream, peer.Handshake{Reserved: c.reserved(), InfoHash: ih, PeerID: c.peerID}); err != nil {
+	if err := peer.WriteHandshake(stream, peer.Handshake{Reserved: t.reserved(), InfoHash: ih, PeerID: c.peerID}); err != nil {
 		nc.Close()
 		return
 	}
@@ -257,7 +257,7 @@ func (t *Torrent) dialOnce(ctx context.Context, addr netip.AddrPort, k transport
 		return nil, [20]byte{}, peer.Reserved{}, err
 	}
 	deadline := time.Now().Add(handshakeTimeout)
-	hs := peer.Handshake{Reserved: c.reserved(), InfoHash: t.infoHash, PeerID: c.peerID}
+	hs := peer.Handshake{Reserved: t.reserved(), InfoHash: t.infoHash, PeerID: c.peerID}
 	var stream net.Conn = nc
 	if m == wireMSE {
 		// The BitTorrent handshake rides as the initial payload (IA):

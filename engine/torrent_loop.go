@@ -59,6 +59,7 @@ func (t *Torrent) tick(now time.Time) {
 		}
 		t.syncPins()
 		t.storeTick(now)
+		t.requestLayers(now)
 	} else {
 		t.metaTick(now)
 	}

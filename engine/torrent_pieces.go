@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"crypto/sha1"
 	"hash/crc32"
 	"net/netip"
 	"sync"
@@ -98,7 +97,13 @@ func (t *Torrent) writePiece(idx int, pp *partialPiece) {
 // hashPiece checks a complete piece off the loop and reports back.
 func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 	t.hashing++
-	want := t.info.PieceHash(idx)
+	check := t.hashCheck(idx)
+	if check == nil {
+		// v2: its file's piece layer is still being fetched; it stays
+		// counted in t.hashing until then (torrent_v2.go).
+		t.v2.waiting[idx] = pp
+		return
+	}
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -108,7 +113,7 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 			putPieceBuf(pp.buf)
 			return
 		}
-		ok := sha1.Sum(pp.buf) == want
+		ok := check(pp.buf)
 		<-t.client.hashSem
 		// The write happens outside the semaphore so that disk waits never
 		// hold back hashing of the next pieces.
