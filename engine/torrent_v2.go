@@ -326,3 +326,14 @@ func (t *Torrent) reserved() peer.Reserved {
 	}
 	return r
 }
+
+// servedPieceLen is how much of piece idx a peer may request. libtorrent
+// pads the last file of a v2 torrent to a whole piece too, so it asks for
+// a full last piece: the bytes past our (short) last piece are padding,
+// zeros, and served as such.
+func (t *Torrent) servedPieceLen(idx int) int64 {
+	if t.v2only && idx == t.info.NumPieces()-1 {
+		return t.info.PieceLength
+	}
+	return t.info.PieceLen(idx)
+}

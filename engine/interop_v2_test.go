@@ -1,0 +1,119 @@
+package engine
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/storage"
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
+)
+
+// newLTFixtureFormat is newLTFixture for a v1, v2 or hybrid torrent made
+// by libtorrent, announcing to a local opentracker over HTTP.
+func newLTFixtureFormat(t *testing.T, files []swarmtest.FileSpec, pieceLength int, format string) (ltFixture, swarmtest.TorrentInfo) {
+	t.Helper()
+	swarmtest.RequireTools(t, "libtorrent", "opentracker")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "data")
+	swarmtest.WriteFiles(t, root, files)
+	tr := swarmtest.StartTracker(t)
+	ti := swarmtest.MakeTorrentFormat(t, root, [][]string{{tr.HTTP}}, pieceLength, format)
+	tr.Allow(ti.InfoHash)
+	mi, err := metainfo.Load(ti.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if [20]byte(mi.InfoHash) != ti.InfoHash || [32]byte(mi.InfoHashV2) != ti.InfoHashV2 {
+		t.Fatalf("info-hashes %s %s, libtorrent says %x %x", mi.InfoHash, mi.InfoHashV2, ti.InfoHash, ti.InfoHashV2)
+	}
+	if want := format != "v2"; mi.Info.HasV1() != want || !mi.Info.HasV2() {
+		t.Fatalf("%s torrent parsed with v1 %v, v2 %v", format, mi.Info.HasV1(), mi.Info.HasV2())
+	}
+	return ltFixture{dir: dir, root: root, path: ti.Path, mi: mi, tracker: tr}, ti
+}
+
+// TestV2LibtorrentSeedsSwarmfs: libtorrent makes a v2-only and a hybrid
+// torrent (an empty file, files smaller than a piece, a file of a hundred
+// pieces) and seeds it; swarmfs downloads every file byte-exact, from the
+// .torrent and from a magnet (urn:btmh alone for the v2-only torrent,
+// with urn:btih for the hybrid), found through the tracker. For the
+// v2-only magnet the piece layers come from libtorrent's hashes messages.
+func TestV2LibtorrentSeedsSwarmfs(t *testing.T) {
+	for _, format := range []string{"v2", "hybrid"} {
+		for _, how := range []string{"torrent", "magnet"} {
+			t.Run(format+"/"+how, func(t *testing.T) {
+				f, ti := newLTFixtureFormat(t, swarmtest.StandardFiles(), 32<<10, format)
+				lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.0.2"})
+				lt.AddTorrent(f.path, f.dir, true)
+				lt.WaitSeeding(t, ti.InfoHash, 30*time.Second)
+
+				dir := t.TempDir()
+				logs := newLogLines(t)
+				c := newClient(t, Config{Storage: storage.File{Dir: dir}, Logf: logs.logf})
+				var tor *Torrent
+				var err error
+				if how == "torrent" {
+					tor, err = c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true})
+				} else {
+					ih := ti.InfoHash
+					if format == "v2" {
+						ih = [20]byte{} // btmh alone
+					}
+					var m *metainfo.Magnet
+					if m, err = metainfo.ParseMagnet(swarmtest.MagnetV2(ih, ti.InfoHashV2, f.tracker.HTTP)); err != nil {
+						t.Fatal(err)
+					}
+					tor, err = c.AddMagnet(m, TorrentOptions{DownloadAll: true})
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tor.InfoHash() != f.mi.InfoHash {
+					t.Fatalf("torrent named %s, want %s", tor.InfoHash(), f.mi.InfoHash)
+				}
+				waitComplete(t, tor, 90*time.Second)
+				swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+				if how == "magnet" {
+					checkInfo(t, tor, f.mi)
+					if format == "v2" {
+						if _, ok := logs.find("piece layer of", "big.bin", "received"); !ok {
+							t.Error("big.bin's piece layer was not fetched from libtorrent")
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestV2SwarmfsSeedsLibtorrent: swarmfs seeds a v2-only torrent made by
+// libtorrent to a libtorrent leecher that has the .torrent, and to one
+// that has only the btmh magnet: that one takes the info dictionary and
+// every piece layer from swarmfs (ut_metadata, hash requests).
+func TestV2SwarmfsSeedsLibtorrent(t *testing.T) {
+	for _, how := range []string{"torrent", "magnet"} {
+		t.Run(how, func(t *testing.T) {
+			f, ti := newLTFixtureFormat(t, swarmtest.StandardFiles(), 32<<10, "v2")
+			c := newClient(t, Config{Storage: storage.File{Dir: f.dir}, ListenAddr: "127.0.0.2:0"})
+			tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitComplete(t, tor, time.Second) // all data is on disk, checked against the trees
+			lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.0.3"})
+			got := t.TempDir()
+			if how == "torrent" {
+				lt.AddTorrent(f.path, got, false)
+			} else {
+				lt.AddMagnet(swarmtest.MagnetV2([20]byte{}, ti.InfoHashV2, f.tracker.HTTP), got)
+			}
+			lt.WaitComplete(t, ti.InfoHash, 90*time.Second)
+			swarmtest.VerifyTree(t, f.root, filepath.Join(got, "data"))
+			if tor.Stats().Uploaded == 0 {
+				t.Error("swarmfs reports no upload")
+			}
+		})
+	}
+}
