@@ -60,6 +60,7 @@ func (t *Torrent) tick(now time.Time) {
 		t.syncPins()
 		t.storeTick(now)
 		t.requestLayers(now)
+		t.blockTick(now)
 	} else {
 		t.metaTick(now)
 	}

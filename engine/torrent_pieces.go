@@ -195,6 +195,9 @@ func (t *Torrent) pieceFailed(idx int, pp *partialPiece) {
 		marks[b] = blockMark{from: a, sum: crc32.ChecksumIEEE(pp.buf[s:e])}
 	}
 	t.suspects[idx] = marks
+	if t.checkBlocksV2(idx, pp) {
+		return // the blocks' Merkle proofs will name the liar: no strikes
+	}
 	for a := range senders {
 		t.strikes[a]++
 		if t.strikes[a] >= maxStrikes {

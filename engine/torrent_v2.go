@@ -44,6 +44,11 @@ type v2State struct {
 	// waiting are complete pieces whose file's layer is not known yet;
 	// they count in t.hashing, which bounds them (maxHashBacklog).
 	waiting map[int]*partialPiece
+	// blocks are failed pieces whose blocks' hashes we asked for, to
+	// tell which sender lied (torrent_v2_blocks.go).
+	blocks map[int]*blockCheck
+	// serving counts the block-hash answers being prepared for each peer.
+	serving map[*conn]int
 }
 
 // layerAsk is one hash request for a part of a file's piece layer.
@@ -78,6 +83,8 @@ func (t *Torrent) initV2(info *metainfo.Info) {
 	v.trees = make(map[int]*merkle.Tree)
 	v.waiting = make(map[int]*partialPiece)
 	v.got = make(map[int]map[int][]merkle.Hash)
+	v.blocks = make(map[int]*blockCheck)
+	v.serving = make(map[*conn]int)
 	for j, f := range info.Files {
 		if f.V2 == nil || f.Length == 0 {
 			continue
@@ -179,7 +186,8 @@ func (t *Torrent) findAsk(m *peer.Message) (int, *layerAsk) {
 func (t *Torrent) onHashes(c *conn, m *peer.Message, now time.Time) {
 	i, a := t.findAsk(m)
 	if a == nil {
-		return // answered already by someone else, or never asked
+		t.onBlockHashes(c, m) // or answered already, or never asked
+		return
 	}
 	hs, err := merkle.Split(m.Hashes)
 	if err != nil || len(hs) < a.req.Length {
@@ -253,6 +261,9 @@ func (t *Torrent) onHashReject(c *conn, m *peer.Message, now time.Time) {
 func (t *Torrent) onHashRequest(c *conn, m *peer.Message) {
 	reply := *m
 	reply.Type = peer.HashReject
+	if t.serveBlockHashes(c, m) {
+		return
+	}
 	if p := t.answerHashes(m); p != nil {
 		reply.Type = peer.Hashes
 		reply.Hashes = merkle.Join(append(append([]merkle.Hash(nil), p.Nodes...), p.Uncles...))
@@ -273,29 +284,8 @@ func (t *Torrent) answerHashes(m *peer.Message) *merkle.Proof {
 	if r.Check(f.Length) != nil {
 		return nil
 	}
-	tree := t.v2.trees[j]
-	if tree == nil {
-		levels := merkle.PieceNodeLevels(f.Length, t.info.PieceLength)
-		layer := []merkle.Hash{f.V2.PiecesRoot}
-		if f.Length > t.info.PieceLength {
-			if f.V2.Layer == nil {
-				return nil
-			}
-			var err error
-			if layer, err = merkle.Split(f.V2.Layer); err != nil {
-				return nil
-			}
-		} else {
-			// A file of one piece: its tree starts at its root.
-			levels = merkle.FileLevels(f.Length)
-		}
-		var err error
-		if tree, err = merkle.NewTree(f.Length, levels, layer); err != nil || tree.Root() != f.V2.PiecesRoot {
-			return nil
-		}
-		t.v2.trees[j] = tree
-	}
-	if r.Base < tree.Base() {
+	tree := t.fileTree(j)
+	if tree == nil || r.Base < tree.Base() {
 		return nil
 	}
 	p, err := tree.Answer(r, nil)
@@ -303,6 +293,33 @@ func (t *Torrent) answerHashes(m *peer.Message) *merkle.Proof {
 		return nil
 	}
 	return p
+}
+
+// fileTree returns file j's tree from its piece layer up (for a file of
+// one piece, its root alone), built on first use; nil while the layer is
+// not known.
+func (t *Torrent) fileTree(j int) *merkle.Tree {
+	if tree := t.v2.trees[j]; tree != nil {
+		return tree
+	}
+	f := t.v2.info.Files[j]
+	levels := merkle.PieceNodeLevels(f.Length, t.info.PieceLength)
+	layer := []merkle.Hash{f.V2.PiecesRoot}
+	if f.Length > t.info.PieceLength {
+		if f.V2.Layer == nil {
+			return nil
+		}
+		var err error
+		if layer, err = merkle.Split(f.V2.Layer); err != nil {
+			return nil
+		}
+	}
+	tree, err := merkle.NewTree(f.Length, levels, layer)
+	if err != nil || tree.Root() != f.V2.PiecesRoot {
+		return nil
+	}
+	t.v2.trees[j] = tree
+	return tree
 }
 
 // infoMatches reports whether buf, an info dictionary from peers, is the

@@ -1,11 +1,14 @@
 package engine
 
 import (
+	"bytes"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
 
@@ -87,5 +90,71 @@ func TestV2MagnetWrongInfo(t *testing.T) {
 	case <-tor.InfoReady():
 		t.Fatal("info adopted although its SHA-256 is not the magnet's")
 	default:
+	}
+}
+
+// startBlockLiar runs a peer of a v2 torrent that claims every piece and
+// answers only requests for the second block of a piece, with junk; it
+// rejects every other request (fast extension), so each piece it touches
+// has other senders too and no piece ever comes from it alone.
+func startBlockLiar(t *testing.T, ip string, mi *metainfo.MetaInfo) *fakePeer {
+	t.Helper()
+	return listenFake(t, ip, func(nc net.Conn) {
+		if _, err := peer.ReadHandshake(nc); err != nil {
+			return
+		}
+		var rsv peer.Reserved
+		rsv.SetFast()
+		rsv.SetV2()
+		if peer.WriteHandshake(nc, peer.Handshake{Reserved: rsv, InfoHash: mi.InfoHash, PeerID: peer.NewPeerID()}) != nil {
+			return
+		}
+		out := peer.AppendMessage(nil, &peer.Message{Type: peer.HaveAll})
+		out = peer.AppendMessage(out, &peer.Message{Type: peer.Unchoke})
+		if _, err := nc.Write(out); err != nil {
+			return
+		}
+		dec := peer.NewDecoder(nc, peer.DefaultMaxMessageLength)
+		var m peer.Message
+		for {
+			if err := dec.Decode(&m); err != nil {
+				return
+			}
+			if m.Type != peer.Request {
+				continue
+			}
+			if m.Begin != peer.BlockSize {
+				out = peer.AppendMessage(out[:0], &peer.Message{Type: peer.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
+			} else {
+				out = peer.AppendMessage(out[:0], &peer.Message{Type: peer.Piece, Index: m.Index, Begin: m.Begin, Block: bytes.Repeat([]byte{0xAB}, int(m.Length))})
+			}
+			if _, err := nc.Write(out); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// TestV2BadBlockIdentified: in a v2 torrent, a peer that sends one bad
+// block of pieces whose other blocks come from an honest seeder is named
+// by the blocks' Merkle proof (asked of the seeder, which answers from its
+// data) and banned at the first such piece, while the seeder, which
+// contributed to every failed piece, is not; the download completes
+// byte-exact.
+func TestV2BadBlockIdentified(t *testing.T) {
+	f := newFixtureFormat(t, 64<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 2 << 20}, {Path: "b.bin", Size: 100 << 10}}, metainfo.FormatV2)
+	sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0", UploadRate: 4 << 20})
+	l := startBlockLiar(t, "127.0.0.5", f.mi)
+	logs := newLogLines(t)
+	_, tor, dir := leecher(t, f, Config{Logf: logs.logf}, l.addr(), sc.Addr())
+	waitComplete(t, tor, 90*time.Second)
+	swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+	if _, ok := logs.find("banning "+l.addr().Addr().String(), "does not match its Merkle proof"); !ok {
+		t.Errorf("the liar %v was not named by a Merkle proof (banned: %v)", l.addr(), tor.Banned())
+	}
+	for _, a := range tor.Banned() {
+		if a == sc.Addr().Addr() {
+			t.Errorf("the honest seeder %v was banned", a)
+		}
 	}
 }
