@@ -71,6 +71,7 @@ func (c *Client) handleIncoming(nc net.Conn, ip netip.Addr) {
 		nc.Close()
 		return
 	}
+	ih = t.upgradeTo(rsv, ih)
 	if err := peer.WriteHandshake(stream, peer.Handshake{Reserved: t.reserved(), InfoHash: ih, PeerID: c.peerID}); err != nil {
 		nc.Close()
 		return
@@ -81,6 +82,7 @@ func (c *Client) handleIncoming(nc net.Conn, ip netip.Addr) {
 		return
 	}
 	stream.SetDeadline(time.Time{})
+	t.upgraded(&rsv, ih)
 	t.handOver(hand, addr, pid, rsv, true)
 }
 
@@ -283,7 +285,7 @@ func (t *Torrent) dialOnce(ctx context.Context, addr netip.AddrPort, k transport
 		nc.Close()
 		return nil, [20]byte{}, peer.Reserved{}, err
 	}
-	if h.InfoHash != t.infoHash {
+	if h.InfoHash != t.infoHash && !t.upgraded(&h.Reserved, h.InfoHash) {
 		nc.Close()
 		return nil, [20]byte{}, peer.Reserved{}, fmt.Errorf("peer answered for info-hash %x", h.InfoHash)
 	}

@@ -119,9 +119,11 @@ func TestV2SwarmfsSeedsLibtorrent(t *testing.T) {
 }
 
 // TestV2HybridSeedsLibtorrent: swarmfs seeds a hybrid torrent made by
-// libtorrent to two libtorrent leechers at once, one with the .torrent,
-// one with only the btih magnet (it takes the info dictionary from
-// swarmfs): both get every file byte-exact.
+// libtorrent to three libtorrent leechers at once, one with the .torrent,
+// one with only the btih magnet and one with only the btmh magnet (both
+// take the info dictionary from swarmfs; the last names the swarm by the
+// v2 hash truncated, which swarmfs answers to as well): all get every
+// file byte-exact.
 //
 // The v1-only clients here cannot take part: aria2 1.36 computes another
 // info-hash for a hybrid's info dictionary (aria2c -S shows it) and after
@@ -135,15 +137,20 @@ func TestV2HybridSeedsLibtorrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitComplete(t, tor, time.Second)
-	dirs := []string{t.TempDir(), t.TempDir()}
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	lt1 := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.0.3"})
 	lt1.AddTorrent(f.path, dirs[0], false)
 	lt2 := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.0.4"})
 	lt2.AddMagnet(swarmtest.Magnet(ti.InfoHash, ""), dirs[1])
+	lt3 := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.0.5"})
+	lt3.AddMagnet(swarmtest.MagnetV2([20]byte{}, ti.InfoHashV2), dirs[2])
+	v2name := [20]byte(ti.InfoHashV2[:20])
 	lt1.ConnectPeer(ti.InfoHash, c.Addr().String())
 	lt2.ConnectPeer(ti.InfoHash, c.Addr().String())
+	lt3.ConnectPeer(v2name, c.Addr().String())
 	lt1.WaitComplete(t, ti.InfoHash, 90*time.Second)
 	lt2.WaitComplete(t, ti.InfoHash, 90*time.Second)
+	lt3.WaitComplete(t, v2name, 90*time.Second)
 	for _, d := range dirs {
 		swarmtest.VerifyTree(t, f.root, filepath.Join(d, "data"))
 	}

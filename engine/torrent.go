@@ -29,6 +29,7 @@ type Torrent struct {
 	infoHash  metainfo.Hash
 	magnet    *metainfo.Magnet // nil when added from a .torrent
 	v2only    bool             // named by its v2 info-hash, truncated (torrent_v2.go)
+	alias     metainfo.Hash    // a hybrid's v2 info-hash truncated, zero otherwise (torrent_v2.go)
 	tiers     [][]string       // trackers, for the announcer and MetaInfo
 	opts      TorrentOptions
 	events    chan func()
@@ -119,6 +120,7 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 		infoHash:   ih,
 		magnet:     mag,
 		v2only:     isV2Only(nil, mag),
+		alias:      v2Alias(nil, mag),
 		tiers:      tiers,
 		opts:       opts,
 		events:     make(chan func(), 1024),

@@ -333,15 +333,56 @@ func (t *Torrent) infoMatches(buf []byte) bool {
 }
 
 // reserved is the handshake's extension bits for this torrent: the
-// client's, and v2 (BEP 52) for a torrent named by its v2 info-hash. A
-// hybrid is named by its v1 hash and does not offer v2: the upgrade would
-// have the peer answer with the other hash.
+// client's, and v2 (BEP 52) for a torrent named by its v2 info-hash or a
+// hybrid. A hybrid is named by its v1 hash; with the bit, a v2 peer
+// (libtorrent 2.0) answers with the v2 hash truncated, upgrading the
+// connection to v2 (upgraded).
 func (t *Torrent) reserved() peer.Reserved {
 	r := t.client.reserved()
-	if t.v2only {
+	if t.v2only || !t.alias.IsZero() {
 		r.SetV2()
 	}
 	return r
+}
+
+// upgraded reports whether ih, from a peer's handshake, is the hybrid's v2
+// hash truncated: the connection is then a v2 one, which rsv (the peer's
+// bits as the loop keeps them) records with the v2 bit. libtorrent does
+// not set that bit in its own handshake; it is how the rest of the engine
+// knows the peer speaks v2 (peerV2).
+func (t *Torrent) upgraded(rsv *peer.Reserved, ih [20]byte) bool {
+	if t.alias.IsZero() || ih != [20]byte(t.alias) {
+		return false
+	}
+	rsv.SetV2()
+	return true
+}
+
+// upgradeTo is the info-hash to answer an incoming handshake for ih with:
+// a v2 peer (the v2 bit) naming a hybrid by its v1 hash is answered with
+// the v2 hash truncated, upgrading the connection to v2 as libtorrent
+// does (BEP 52).
+func (t *Torrent) upgradeTo(rsv peer.Reserved, ih [20]byte) [20]byte {
+	if rsv.V2() && !t.alias.IsZero() && ih == [20]byte(t.infoHash) {
+		return t.alias
+	}
+	return ih
+}
+
+// peerV2 reports whether c speaks v2: every peer of a v2-only torrent, and
+// a hybrid's peers whose connection was upgraded (or that set the bit).
+func (t *Torrent) peerV2(c *conn) bool { return t.v2only || c.reserved.V2() }
+
+// v2Alias is the second name of a hybrid torrent (its v2 info-hash
+// truncated), under which v2 peers may connect; zero for others.
+func v2Alias(mi *metainfo.MetaInfo, m *metainfo.Magnet) metainfo.Hash {
+	switch {
+	case mi != nil && mi.Info != nil && mi.Info.HasV1() && mi.Info.HasV2():
+		return mi.Info.InfoHashV2.Truncate()
+	case mi == nil && m != nil && m.HasV1() && !m.InfoHashV2.IsZero():
+		return m.InfoHashV2.Truncate()
+	}
+	return metainfo.Hash{}
 }
 
 // servedPieceLen is how much of piece idx a peer may request. libtorrent

@@ -11,7 +11,7 @@ import (
 )
 
 // Block-level blame in v2 (BEP 52): when a piece assembled from several
-// peers fails its check, the leaf hashes of its blocks are asked for, with
+// peers fails its check (SHA-256, or a hybrid's SHA-1) and a peer speaks v2, the leaf hashes of its blocks are asked for, with
 // a proof up to the piece's node; each block is then checked on its own
 // and whoever sent a bad one is banned at once, instead of waiting for the
 // piece to verify from other senders (smart ban, torrent_pieces.go, which
@@ -37,7 +37,7 @@ type blockCheck struct {
 // came from several peers; pp's buffer is read here, before it is reused.
 // It reports whether it did.
 func (t *Torrent) checkBlocksV2(idx int, pp *partialPiece) bool {
-	if !t.v2Checks() || len(t.conns) == 0 {
+	if t.v2.info == nil || len(t.conns) == 0 {
 		return false
 	}
 	pv, ok := t.v2.info.PieceV2(idx)
@@ -56,8 +56,10 @@ func (t *Torrent) checkBlocksV2(idx int, pp *partialPiece) bool {
 		bc.sums[b] = merkle.BlockHash(pp.buf[s:min(s+merkle.BlockSize, pv.Length)])
 		bc.from[b] = pp.from[b]
 	}
+	if t.askBlocks(bc, time.Now()); bc.by == nil {
+		return false // no peer speaks v2 (a hybrid's v1 peers)
+	}
 	t.v2.blocks[idx] = bc
-	t.askBlocks(bc, time.Now())
 	return true
 }
 
@@ -66,7 +68,7 @@ func (t *Torrent) checkBlocksV2(idx int, pp *partialPiece) bool {
 func (t *Torrent) askBlocks(bc *blockCheck, now time.Time) {
 	var best *conn
 	for c := range t.conns {
-		if c.removed || bc.nope[c] {
+		if c.removed || bc.nope[c] || !t.peerV2(c) {
 			continue
 		}
 		contributed := false

@@ -214,10 +214,11 @@ class Peer:
         for a in self.ses.pop_alerts():
             msg = a.message()
             if isinstance(a, lt.torrent_finished_alert):
-                ih = name(a.handle.info_hashes())
-                t = self.torrents.get(ih)
-                if t is not None and t["finished"] is None:
-                    t["finished"] = time.monotonic()
+                # By handle: a btmh magnet's torrent turns out a hybrid
+                # once its metadata is in, and its name() changes.
+                for t in self.torrents.values():
+                    if t["handle"] == a.handle and t["finished"] is None:
+                        t["finished"] = time.monotonic()
             log("alert", type(a).__name__, msg)
 
     def find(self, req):
