@@ -134,12 +134,20 @@ func (t *Torrent) requestLayers(now time.Time) {
 			load[a.by]++
 		}
 	}
+	room := 0 // requests the peers can still take: stop looking at none
+	for c := range t.conns {
+		room += max(0, maxLayerAsks-load[c])
+	}
 	for _, a := range t.v2.asks {
+		if room <= 0 {
+			break
+		}
 		if a.by != nil && !a.by.removed && now.Sub(a.at) < layerTimeout {
 			continue
 		}
 		if a.by != nil {
 			load[a.by]--
+			room++
 			if a.refused == nil {
 				a.refused = map[*conn]bool{}
 			}
@@ -164,6 +172,7 @@ func (t *Torrent) requestLayers(now time.Time) {
 		}
 		a.by, a.at = best, now
 		load[best]++
+		room--
 		best.send(peer.Message{Type: peer.HashRequest, PiecesRoot: a.root, BaseLayer: uint32(a.req.Base),
 			Index: uint32(a.req.Index), Length: uint32(a.req.Length), ProofLayers: uint32(a.req.ProofLayers)})
 	}
