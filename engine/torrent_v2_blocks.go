@@ -133,11 +133,15 @@ func (t *Torrent) onBlockHashes(c *conn, m *peer.Message) {
 			return
 		}
 		delete(t.v2.blocks, idx)
+		var liars []netip.Addr
 		for b, sum := range bc.sums {
 			if sum != p.Nodes[b] && bc.from[b].IsValid() {
+				liars = append(liars, bc.from[b])
 				t.ban(bc.from[b], "sent block %d of piece %d, which does not match its Merkle proof", b, idx)
 			}
 		}
+		// Said even when smart ban got there first.
+		t.client.logf("%s: piece %d: its blocks' Merkle proof names the senders of %d bad blocks: %v", t.name(), idx, len(liars), liars)
 		return
 	}
 }
