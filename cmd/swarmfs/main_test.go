@@ -29,7 +29,7 @@ func TestUsageErrors(t *testing.T) {
 		{"create without path", []string{"create"}, 2, "create needs exactly one PATH"},
 		{"create missing path", []string{"create", "/nonexistent/x"}, 1, "/nonexistent/x"},
 		{"create bad piece length", []string{"create", "-piece-length", "lots", "."}, 2, "-piece-length"},
-		{"create bad format", []string{"create", "--format", "v3", "."}, 2, "-format"},
+		{"create bad format", []string{"create", "--format", "v3", "."}, 1, "-format"}, // a flag value: exit 1, like every flag.Parse error
 		{"seed one arg", []string{"seed", "x.torrent"}, 2, "seed needs TORRENT and PATH"},
 		{"seed missing torrent", []string{"seed", "/nonexistent.torrent", "."}, 1, "nonexistent.torrent"},
 		{"get bad peer", []string{"get", "--peer", "nope", "x.torrent", "d"}, 1, ""},
