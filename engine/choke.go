@@ -129,7 +129,7 @@ func (t *Torrent) setChoke(c *conn, choke bool, now time.Time) {
 func (t *Torrent) onRequest(c *conn, m *peer.Message) {
 	n := t.info.NumPieces()
 	if int(m.Index) >= n || m.Length == 0 || m.Length > maxBlockRequest ||
-		int64(m.Begin)+int64(m.Length) > t.info.PieceLen(int(m.Index)) {
+		int64(m.Begin)+int64(m.Length) > t.servedPieceLen(int(m.Index)) {
 		t.violation(c, "request %d+%d/%d out of range", m.Index, m.Begin, m.Length)
 		return
 	}

@@ -28,6 +28,8 @@ type Torrent struct {
 	client    *Client
 	infoHash  metainfo.Hash
 	magnet    *metainfo.Magnet // nil when added from a .torrent
+	v2only    bool             // named by its v2 info-hash, truncated (torrent_v2.go)
+	alias     metainfo.Hash    // a hybrid's v2 info-hash truncated, zero otherwise (torrent_v2.go)
 	tiers     [][]string       // trackers, for the announcer and MetaInfo
 	opts      TorrentOptions
 	events    chan func()
@@ -98,6 +100,7 @@ type Torrent struct {
 	goal       goalState        // seeding goals (goal.go)
 	seedless   bool             // the last Stats said NoSeeders (torrent_scrape.go)
 	uploadOnly uploadOnlyState  // what BEP 21 said (uploadonly.go)
+	v2         v2State          // BEP 52 checks and piece layers (torrent_v2.go)
 }
 
 // published are a torrent's counters, read by any goroutine without the
@@ -127,6 +130,8 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 		client:     c,
 		infoHash:   ih,
 		magnet:     mag,
+		v2only:     isV2Only(nil, mag),
+		alias:      v2Alias(nil, mag),
 		tiers:      tiers,
 		opts:       opts,
 		events:     make(chan func(), 1024),
@@ -202,6 +207,7 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 	info := mi.Info
 	t.mi, t.info, t.store, t.infoBytes = mi, info, store, mi.InfoBytes
 	t.meta = nil // nothing left to fetch
+	t.initV2(info)
 	t.haveBits = newBitSet(info.NumPieces())
 	t.refusedBits = newBitSet(info.NumPieces())
 	t.evictions.set = newBitSet(info.NumPieces())

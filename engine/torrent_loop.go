@@ -63,6 +63,8 @@ func (t *Torrent) tick(now time.Time) {
 		t.storeTick(now)
 		t.checkWaits(now)
 		t.superTick(now)
+		t.requestLayers(now)
+		t.blockTick(now)
 	} else {
 		t.metaTick(now)
 	}

@@ -105,6 +105,12 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 		t.onPort(c, m.Port)
 	case peer.Extended:
 		t.onExtended(c, m)
+	case peer.HashRequest:
+		t.onHashRequest(c, m)
+	case peer.Hashes:
+		t.onHashes(c, m, now)
+	case peer.HashReject:
+		t.onHashReject(c, m, now)
 	}
 	if !c.removed && t.isComplete && t.peerIsSeed(c) {
 		c.close(errBothSeeding)

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
 )
 
 const samplePiece = 256 << 10
@@ -457,5 +460,43 @@ func TestManyFiles(t *testing.T) {
 	t.Logf("find -printf over %d files: %v", len(files), time.Since(start))
 	if many.opened.Load() != 0 {
 		t.Errorf("listing opened readers")
+	}
+}
+
+// TestXattrInfoHashV2: a v2 or hybrid torrent shows its SHA-256 info-hash
+// in user.swarmfs.infohash_v2 and lists it; a v1 torrent has no such
+// attribute.
+func TestXattrInfoHashV2(t *testing.T) {
+	v1 := newFakeTorrent("v1", 16, fakeFile{path: "v1", data: []byte("hello")})
+	v2 := newFakeTorrent("v2", 16, fakeFile{path: "v2", data: []byte("hello")})
+	info := *v2.Info()
+	info.MetaVersion = 2
+	info.InfoHashV2 = metainfo.HashV2(sha256.Sum256([]byte("v2 info")))
+	v2.setInfo(&info, []byte("hello"), true)
+	progress := func() float64 { return 1 }
+	for _, tc := range []struct {
+		name string
+		t    *fakeTorrent
+		want string // "" for none
+	}{
+		{"v1", v1, ""},
+		{"v2", v2, info.InfoHashV2.String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			buf := make([]byte, 256)
+			n, errno := torrentXattr(xattrInfoHashV2, buf, tc.t, progress)
+			listed := make([]byte, 256)
+			ln, _ := torrentListxattr(listed, tc.t)
+			hasName := strings.Contains(string(listed[:ln]), xattrInfoHashV2+"\x00")
+			if tc.want == "" {
+				if errno != syscall.ENODATA || hasName {
+					t.Fatalf("v1 torrent: infohash_v2 %q (%v), listed %v", buf[:n], errno, hasName)
+				}
+				return
+			}
+			if errno != 0 || string(buf[:n]) != tc.want || !hasName {
+				t.Fatalf("infohash_v2 = %q (%v), want %q; listed %v", buf[:n], errno, tc.want, hasName)
+			}
+		})
 	}
 }

@@ -104,6 +104,10 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tPROGRESS\tSIZE\tDOWN/s\tUP/s\tUPLOADED\tRATIO\tSEEDING\tPEERS\tSWARM S/L/DONE\tENCRYPTION\tTRANSPORT\tCACHED\tINFO-HASH")
 	for _, t := range ts {
+		ih := t.InfoHash
+		if t.InfoHashV2 != "" {
+			ih += " v2 " + t.InfoHashV2 // hybrid: both; v2-only: the first is the v2 truncated
+		}
 		prog := fmt.Sprintf("%.1f%%", 100*t.Progress)
 		size := humanBytes(t.Size)
 		if !t.HasInfo {
@@ -111,7 +115,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%d (%d seeds)\t%s\t%d rc4, %d plain\t%d tcp, %d utp\t%s\t%s\n", t.Name, prog, size,
 			humanBytes(int64(t.DownloadRate)), humanBytes(int64(t.UploadRate)), humanBytes(t.Uploaded), t.Ratio, seedingColumn(t), t.Peers, t.Seeds, swarmColumn(t),
-			t.EncryptedPeers, t.PlainPeers, t.TCPPeers, t.UTPPeers, humanBytes(t.CachedBytes), t.InfoHash)
+			t.EncryptedPeers, t.PlainPeers, t.TCPPeers, t.UTPPeers, humanBytes(t.CachedBytes), ih)
 	}
 	if err := w.Flush(); err != nil {
 		return err

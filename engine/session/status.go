@@ -13,8 +13,12 @@ import (
 
 // TorrentStatus is one torrent in "swarmfs status" and the control API.
 type TorrentStatus struct {
-	Name         string  `json:"name"`
-	InfoHash     string  `json:"info_hash"`
+	Name     string `json:"name"`
+	InfoHash string `json:"info_hash"`
+	// InfoHashV2 is the full v2 (SHA-256) info-hash of a v2 or hybrid
+	// torrent once its info is known; InfoHash is then the v1 hash
+	// (hybrid) or this one truncated (v2-only).
+	InfoHashV2   string  `json:"info_hash_v2,omitempty"`
 	HasInfo      bool    `json:"has_info"`
 	Progress     float64 `json:"progress"`
 	Size         int64   `json:"size"`
@@ -93,6 +97,9 @@ func (s *Session) Status() []TorrentStatus {
 			Ratio: st.Ratio, SeedGoal: st.SeedGoal, SeedState: st.SeedState,
 			SuperSeeding: st.SuperSeeding,
 			Swarm:        st.Swarm, NoSeeders: st.NoSeeders, Trackers: st.Trackers,
+		}
+		if info := t.Info(); info != nil && info.HasV2() {
+			ts.InfoHashV2 = info.InfoHashV2.String()
 		}
 		if st.TotalLength > 0 {
 			ts.Progress = float64(st.BytesCompleted) / float64(st.TotalLength)

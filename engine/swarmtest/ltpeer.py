@@ -41,6 +41,22 @@ def hexhash(h):
     return str(h)
 
 
+def name(ihs):
+    """The 20-byte hex name of a torrent, as swarmfs names it: the v1
+    info-hash, or for a v2-only torrent the v2 one truncated (libtorrent's
+    get_best prefers v2 for a hybrid)."""
+    if ihs.has_v1():
+        return str(ihs.v1)
+    return str(ihs.v2)[:40]
+
+
+FORMATS = {
+    "v1": lt.create_torrent.v1_only,
+    "v2": lt.create_torrent.v2_only,
+    "hybrid": 0,
+}
+
+
 def make(cfg):
     """Create a torrent for cfg["data"], write it to cfg["out"]."""
     data = os.path.abspath(cfg["data"])
@@ -48,7 +64,7 @@ def make(cfg):
     lt.add_files(fs, data)
     if fs.num_files() == 0:
         raise ValueError("no files under %s" % data)
-    flags = lt.create_torrent.v1_only
+    flags = FORMATS[cfg.get("format") or "v1"]
     ct = lt.create_torrent(fs, cfg.get("piece_length", 0), flags=flags)
     for tier, urls in enumerate(cfg.get("trackers") or []):
         for url in urls:
@@ -60,7 +76,8 @@ def make(cfg):
         f.write(buf)
     ti = lt.torrent_info(cfg["out"])
     return {
-        "info_hash": hexhash(ti.info_hashes().v1),
+        "info_hash": name(ti.info_hashes()),
+        "info_hash_v2": str(ti.info_hashes().v2) if ti.info_hashes().has_v2() else "",
         "piece_length": ti.piece_length(),
         "num_pieces": ti.num_pieces(),
         "total_size": ti.total_size(),
@@ -85,7 +102,7 @@ STATES = {
 class Peer:
     def __init__(self, cfg):
         self.cfg = cfg
-        self.torrents = {}  # hex v1 info-hash -> {"handle", "added", "finished"}
+        self.torrents = {}  # name (see name()) -> {"handle", "added", "finished"}
         ip = cfg["ip"]
         port = cfg.get("port", 0)
         ips = [ip] + list(cfg.get("also_ips") or [])
@@ -221,10 +238,11 @@ class Peer:
         for a in self.ses.pop_alerts():
             msg = a.message()
             if isinstance(a, lt.torrent_finished_alert):
-                ih = hexhash(a.handle.info_hashes().v1)
-                t = self.torrents.get(ih)
-                if t is not None and t["finished"] is None:
-                    t["finished"] = time.monotonic()
+                # By handle: a btmh magnet's torrent turns out a hybrid
+                # once its metadata is in, and its name() changes.
+                for t in self.torrents.values():
+                    if t["handle"] == a.handle and t["finished"] is None:
+                        t["finished"] = time.monotonic()
             log("alert", type(a).__name__, msg)
 
     def find(self, req):
@@ -269,7 +287,7 @@ class Peer:
         atp.ti = ti
         atp.save_path = req["save"]
         atp.flags = self.params(req)
-        return self.add(atp, hexhash(ti.info_hashes().v1))
+        return self.add(atp, name(ti.info_hashes()))
 
     def cmd_add_magnet(self, req):
         atp = lt.parse_magnet_uri(req["magnet"])
@@ -277,7 +295,7 @@ class Peer:
             atp.trackers = []
         atp.save_path = req["save"]
         atp.flags = self.params(req)
-        return self.add(atp, hexhash(atp.info_hashes.v1))
+        return self.add(atp, name(atp.info_hashes))
 
     def cmd_connect_peer(self, req):
         t = self.find(req)
