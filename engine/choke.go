@@ -21,20 +21,56 @@ type chokeState struct {
 	peerChoking, peerInterested bool
 	optimistic                  bool      // our optimistic unchoke
 	chokedAt                    time.Time // when we last choked it; zero while never unchoked
+	unchokedAt                  time.Time // when we last unchoked it
+	upAtUnchoke                 int64     // bytes uploaded to it when we last unchoked it
+	peerUnchokedAt              time.Time // when it last unchoked us
 	refused                     int       // requests refused that a well-behaved peer would not send
 }
 
-// Compared with BEP 3 and libtorrent 2.0's defaults (checked for issue 15):
-// the rechoke every 10 s, tit-for-tat by download rate while leeching and
-// one optimistic unchoke rotated every 30 s follow both. Differences,
-// left as they are for now: while seeding we rank by upload rate (BEP 3's
-// rule, libtorrent's fastest_upload) where libtorrent by default rotates
-// round-robin, which is fairer and harder for one greedy peer to hog;
-// libtorrent unchokes 8 peers (unchoke_slots_limit) to our UploadSlots
-// (4), fixed rather than derived from the upload limit, and gives
-// optimistic unchokes to a fifth of its slots, preferring newcomers; and
-// there is no anti-snubbing (a peer that has sent us nothing for a minute
-// keeps its regular slot, though a zero rate sorts it last).
+const (
+	// snubTime is how long a peer that unchoked us may send nothing we
+	// asked for before it counts as snubbing us (libtorrent: 60 s): it
+	// then loses its regular upload slot, keeping only a chance at the
+	// optimistic one.
+	snubTime = 60 * time.Second
+	// seedQuota is what a peer may take, while we seed, before its slot
+	// goes round to a peer that has waited (libtorrent's round robin
+	// rotates after seeding_piece_quota pieces); seedTurn is the least
+	// time it keeps the slot even so.
+	seedQuota = 8 << 20
+	seedTurn  = 30 * time.Second
+	// slotRate is the upload rate each regular slot should get at least,
+	// under --max-upload-rate: a low limit spread over many peers gives
+	// none of them enough to be worth reciprocating.
+	slotRate = 40 << 10
+)
+
+// uploadSlots is how many peers get a regular upload slot: Config's
+// UploadSlots when set, else 4, fewer under an upload limit too low to
+// feed 4 (slotRate each, at least 2).
+func uploadSlots(cfg *Config) int {
+	if cfg.UploadSlots > 0 {
+		return cfg.UploadSlots
+	}
+	if cfg.UploadRate > 0 {
+		return int(min(max(cfg.UploadRate/slotRate, 2), defaultUploadSlots))
+	}
+	return defaultUploadSlots
+}
+
+// defaultUploadSlots is the regular upload slots without a limit.
+const defaultUploadSlots = 4
+
+// Compared with BEP 3 and libtorrent 2.0's defaults (issue 15): the
+// rechoke every 10 s, tit-for-tat by download rate while leeching and one
+// optimistic unchoke rotated every 30 s follow both. While seeding the
+// slots go round as libtorrent's round_robin does: a peer keeps its slot
+// until it has taken seedQuota (and held it seedTurn), then the peers
+// that have waited longest come first. A peer that snubs us (snubTime)
+// loses its regular slot while we leech, as in libtorrent. The regular
+// slots are 4 (libtorrent: 8), fewer under a low --max-upload-rate
+// (uploadSlots). Left as it is: libtorrent gives optimistic unchokes to a
+// fifth of its slots and prefers newcomers; we give one, at random.
 
 // rechoke runs tit-for-tat: the interested peers that give us the most (or,
 // when we seed, take the most) are unchoked, plus one optimistic unchoke that
@@ -50,16 +86,24 @@ func (t *Torrent) rechoke(now time.Time) {
 			interested = append(interested, c)
 		}
 	}
-	score := func(c *conn) float64 {
-		if t.isComplete {
-			return c.flow.up.value
-		}
-		return c.flow.down.value
+	if t.isComplete {
+		t.rankSeeding(interested, now)
+	} else {
+		// Tit-for-tat: who gives us the most; a peer snubbing us last.
+		sort.SliceStable(interested, func(i, j int) bool {
+			a, b := interested[i], interested[j]
+			if sa, sb := t.snubbing(a, now), t.snubbing(b, now); sa != sb {
+				return sb
+			}
+			return a.flow.down.value > b.flow.down.value
+		})
 	}
-	sort.Slice(interested, func(i, j int) bool { return score(interested[i]) > score(interested[j]) })
-	slots := t.client.cfg.UploadSlots
+	slots := uploadSlots(&t.client.cfg)
 	unchoke := map[*conn]bool{}
 	for _, c := range interested[:min(slots, len(interested))] {
+		if !t.isComplete && t.snubbing(c, now) {
+			break // only the optimistic slot for it
+		}
 		unchoke[c] = true
 	}
 	var optimistic *conn
@@ -105,7 +149,7 @@ func (t *Torrent) unchokeIfFree(c *conn, now time.Time) {
 			n++
 		}
 	}
-	if n < t.client.cfg.UploadSlots+1 {
+	if n < uploadSlots(&t.client.cfg)+1 {
 		t.setChoke(c, false, now)
 	}
 }
@@ -121,8 +165,48 @@ func (t *Torrent) setChoke(c *conn, choke bool, now time.Time) {
 		c.dropUploads()
 	} else {
 		c.choke.refused = 0
+		c.choke.unchokedAt = now
+		c.choke.upAtUnchoke = c.uploaded.Load()
 		c.send(peer.Message{Type: peer.Unchoke})
 	}
+}
+
+// snubbing reports whether c, which unchoked us and has our interest,
+// has sent nothing we asked for in snubTime.
+func (t *Torrent) snubbing(c *conn, now time.Time) bool {
+	if !c.choke.amInterested || c.choke.peerChoking {
+		return false
+	}
+	last := c.choke.peerUnchokedAt
+	if c.flow.lastPiece.After(last) {
+		last = c.flow.lastPiece
+	}
+	return !last.IsZero() && now.Sub(last) > snubTime
+}
+
+// rankSeeding orders the interested peers for the slots while we seed,
+// round robin: first the unchoked peers still within their turn (they
+// have taken less than seedQuota or held the slot less than seedTurn),
+// then the choked ones by how long ago they last had a slot (never
+// first), and last the unchoked ones whose turn is over.
+func (t *Torrent) rankSeeding(cs []*conn, now time.Time) {
+	group := func(c *conn) int {
+		switch {
+		case c.choke.amChoking:
+			return 1
+		case c.uploaded.Load()-c.choke.upAtUnchoke < seedQuota || now.Sub(c.choke.unchokedAt) < seedTurn:
+			return 0
+		default:
+			return 2
+		}
+	}
+	sort.SliceStable(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
+		if ga, gb := group(a), group(b); ga != gb {
+			return ga < gb
+		}
+		return a.choke.unchokedAt.Before(b.choke.unchokedAt)
+	})
 }
 
 // onRequest validates and queues an upload request.

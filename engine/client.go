@@ -62,7 +62,8 @@ type Config struct {
 	// MaxHalfOpen bounds dials in progress across all torrents. Default 25.
 	MaxHalfOpen int
 	// UploadSlots is how many peers are unchoked by rate, plus one optimistic.
-	// Default 4.
+	// Default (0): 4, fewer (at least 2) under an UploadRate too low to give
+	// each 40 KiB/s.
 	UploadSlots int
 	// DownloadRate and UploadRate cap bytes per second; 0 means unlimited.
 	DownloadRate, UploadRate int64
@@ -252,9 +253,6 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.MaxHalfOpen <= 0 {
 		cfg.MaxHalfOpen = 25
-	}
-	if cfg.UploadSlots <= 0 {
-		cfg.UploadSlots = 4
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}

@@ -47,6 +47,9 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 		c.choke.peerChoking = true
 		t.picker.PeerChoked(c.id, true)
 	case peer.Unchoke:
+		if c.choke.peerChoking {
+			c.choke.peerUnchokedAt = now
+		}
 		c.choke.peerChoking = false
 		t.picker.PeerChoked(c.id, false)
 		t.fill(c, now)
