@@ -50,7 +50,9 @@ func (e *engineFlags) register(fs *flag.FlagSet) {
 		"prefer accepts both and dials with an encrypted (MSE) handshake first, offering RC4 and plaintext: "+
 		"it reaches peers that require encryption (they drop a plain handshake without a word) as well as "+
 		"those that merely allow it, and retries once in plain BitTorrent with a peer that hangs up on it; "+
-		"require talks RC4 only, off plain BitTorrent only")
+		"require talks RC4 only, off plain BitTorrent only. "+
+		"RC4 costs about 2 ns of CPU per byte each way (a third of a core at 150 MB/s); a peer that selects plaintext costs nothing, "+
+		"and off saves the handshake's round trips but misses the peers that require encryption")
 	fs.BoolVar(&e.noUTP, "no-utp", false, "do not use uTP (BEP 29): TCP only (default: uTP on the UDP port with the TCP port's number, shared with the DHT; peers known to speak uTP are dialled over it first, others over TCP first)")
 	fs.BoolVar(&e.noTCP, "no-tcp", false, "dial peers over uTP only and drop incoming TCP connections")
 	fs.BoolVar(&e.noWebSeeds, "no-webseeds", false, "do not fetch from the torrents' HTTP(S) web seeds (url-list, BEP 19)")
