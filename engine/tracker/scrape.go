@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/swarmfs/swarmfs/engine/bencode"
 )
@@ -167,63 +165,18 @@ func parseHTTPScrape(body []byte, ih [20]byte) (ScrapeResult, error) {
 }
 
 // scrape performs a BEP 15 scrape of one info-hash, with the same
-// connection IDs and retransmit schedule as announce.
+// connection IDs, retransmit schedule and choice of local address as
+// announce (see exchange).
 func (c *udpClient) scrape(ctx context.Context, u *url.URL, ih [20]byte, local netip.Addr) (ScrapeResult, error) {
-	if u.Hostname() == "" || u.Port() == "" {
-		return ScrapeResult{}, fmt.Errorf("tracker: %s: udp tracker URL needs a host and a port", redact(u.String()))
-	}
-	name := "udp://" + u.Host
-	key := strings.ToLower(u.Host)
-	var d net.Dialer
-	if local.IsValid() && !local.IsUnspecified() {
-		d.LocalAddr = &net.UDPAddr{IP: local.AsSlice()}
-	}
-	nc, err := d.DialContext(ctx, "udp", u.Host)
-	if err != nil {
-		return ScrapeResult{}, fmt.Errorf("tracker: %s: %w", name, err)
-	}
-	conn := nc.(*net.UDPConn)
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stop()
-	t := udpTransport{conn: conn, buf: make([]byte, udpMaxPacket)}
 	pkt := make([]byte, udpScrapeReqLen)
 	binary.BigEndian.PutUint32(pkt[8:], actionScrape)
 	copy(pkt[16:], ih[:])
-	for n := 0; n <= c.maxRetries; n++ {
-		timeout := c.baseTimeout << n
-		id, ok := c.cachedID(key)
-		if !ok {
-			var b []byte
-			b, err = t.transact(ctx, connectRequest(), timeout)
-			if errors.Is(err, errTimeout) {
-				continue
-			}
-			if err != nil {
-				return ScrapeResult{}, fmt.Errorf("tracker: %s: connect: %w", name, err)
-			}
-			if id, err = parseUDPConnect(b); err != nil {
-				return ScrapeResult{}, fmt.Errorf("tracker: %s: connect: %w", name, err)
-			}
-			c.storeID(key, id)
-		}
-		binary.BigEndian.PutUint64(pkt[0:], id)
-		var b []byte
-		b, err = t.transact(ctx, pkt, timeout)
-		if errors.Is(err, errTimeout) {
-			c.forgetID(key)
-			continue
-		}
-		if err != nil {
-			return ScrapeResult{}, fmt.Errorf("tracker: %s: scrape: %w", name, err)
-		}
-		r, err := parseUDPScrape(b)
-		if err != nil {
-			return ScrapeResult{}, fmt.Errorf("tracker: %s: scrape: %w", name, err)
-		}
-		return r, nil
-	}
-	return ScrapeResult{}, fmt.Errorf("tracker: %s: no answer after %d attempts", name, c.maxRetries+1)
+	var r ScrapeResult
+	err := c.exchange(ctx, u, local, "scrape", pkt, func(b []byte, _ bool) (err error) {
+		r, err = parseUDPScrape(b)
+		return err
+	})
+	return r, err
 }
 
 // parseUDPScrape decodes a scrape response for one info-hash: seeders,

@@ -102,19 +102,32 @@ func (c *udpClient) forgetID(key string) {
 	delete(c.conns, key)
 }
 
-// announce performs a BEP 15 announce to the tracker named by u. It
-// retransmits on silence after baseTimeout·2ⁿ, reconnecting first when the
-// connection ID has expired or the announce went unanswered, until ctx ends
-// or maxRetries is exhausted.
+// announce performs a BEP 15 announce to the tracker named by u (see
+// exchange).
 func (c *udpClient) announce(ctx context.Context, u *url.URL, req AnnounceRequest) (*AnnounceResponse, error) {
+	var r *AnnounceResponse
+	err := c.exchange(ctx, u, req.LocalIP, "announce", appendUDPAnnounce(nil, req, urlData(u)), func(b []byte, v6 bool) (err error) {
+		r, err = parseUDPAnnounce(b, v6)
+		return err
+	})
+	return r, err
+}
+
+// exchange sends pkt (an announce or a scrape, its connection ID left to
+// fill in) to the UDP tracker named by u, from local where it can (see
+// dialFrom), and hands the answer to parse with whether the tracker was
+// reached over IPv6. It retransmits on silence after baseTimeout·2ⁿ,
+// reconnecting first when the connection ID has expired or the request
+// went unanswered, until ctx ends or maxRetries is exhausted.
+func (c *udpClient) exchange(ctx context.Context, u *url.URL, local netip.Addr, what string, pkt []byte, parse func(b []byte, v6 bool) error) error {
 	if u.Hostname() == "" || u.Port() == "" {
-		return nil, fmt.Errorf("tracker: %s: udp tracker URL needs a host and a port", redact(u.String()))
+		return fmt.Errorf("tracker: %s: udp tracker URL needs a host and a port", redact(u.String()))
 	}
 	name := "udp://" + u.Host
 	key := strings.ToLower(u.Host)
-	nc, err := dialFrom(ctx, net.Dialer{}, "udp", u.Host, req.LocalIP)
+	nc, err := dialFrom(ctx, net.Dialer{}, "udp", u.Host, local)
 	if err != nil {
-		return nil, fmt.Errorf("tracker: %s: %w", name, err)
+		return fmt.Errorf("tracker: %s: %w", name, err)
 	}
 	conn := nc.(*net.UDPConn)
 	defer conn.Close()
@@ -128,7 +141,6 @@ func (c *udpClient) announce(ctx context.Context, u *url.URL, req AnnounceReques
 		}
 	}
 	t := udpTransport{conn: conn, buf: make([]byte, udpMaxPacket)}
-	pkt := appendUDPAnnounce(nil, req, urlData(u))
 	for n := 0; n <= c.maxRetries; n++ {
 		timeout := c.baseTimeout << n
 		id, ok := c.cachedID(key)
@@ -139,10 +151,10 @@ func (c *udpClient) announce(ctx context.Context, u *url.URL, req AnnounceReques
 				continue
 			}
 			if err != nil {
-				return nil, fmt.Errorf("tracker: %s: connect: %w", name, err)
+				return fmt.Errorf("tracker: %s: connect: %w", name, err)
 			}
 			if id, err = parseUDPConnect(b); err != nil {
-				return nil, fmt.Errorf("tracker: %s: connect: %w", name, err)
+				return fmt.Errorf("tracker: %s: connect: %w", name, err)
 			}
 			c.storeID(key, id)
 		}
@@ -155,15 +167,14 @@ func (c *udpClient) announce(ctx context.Context, u *url.URL, req AnnounceReques
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("tracker: %s: announce: %w", name, err)
+			return fmt.Errorf("tracker: %s: %s: %w", name, what, err)
 		}
-		r, err := parseUDPAnnounce(b, v6)
-		if err != nil {
-			return nil, fmt.Errorf("tracker: %s: announce: %w", name, err)
+		if err := parse(b, v6); err != nil {
+			return fmt.Errorf("tracker: %s: %s: %w", name, what, err)
 		}
-		return r, nil
+		return nil
 	}
-	return nil, fmt.Errorf("tracker: %s: no answer after %d attempts", name, c.maxRetries+1)
+	return fmt.Errorf("tracker: %s: no answer after %d attempts", name, c.maxRetries+1)
 }
 
 // udpTransport sends requests and matches answers on one connected socket.
