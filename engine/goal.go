@@ -95,7 +95,9 @@ func (t *Torrent) retire() {
 	t.annStop()
 	t.dhtStop()
 	if l := t.client.lsd; l != nil {
-		l.Remove(t.infoHash)
+		for _, ih := range t.names() {
+			l.Remove(ih)
+		}
 	}
 	for c := range t.conns {
 		c.close(errGoalReached)

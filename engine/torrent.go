@@ -88,19 +88,22 @@ type Torrent struct {
 	pinned     map[int]bool
 	pinVersion uint64 // picker.PinVersion at the last syncPins
 	announcer  *tracker.Announcer
-	lastChoke  time.Time
-	lastOptim  time.Time
-	hashing    int
-	isComplete bool
-	meta       *metafetch.Fetch // a magnet's metadata download (torrent_meta.go); nil once the info is known
-	st         storeState       // the store's refusals (torrent_store.go)
-	ws         webSeeds         // url-list sources (torrent_webseed.go)
-	waits      readWaits        // pieces reads wait for (torrent_waits.go)
-	super      superState       // super-seeding, BEP 16 (superseed.go)
-	goal       goalState        // seeding goals (goal.go)
-	seedless   bool             // the last Stats said NoSeeders (torrent_scrape.go)
-	uploadOnly uploadOnlyState  // what BEP 21 said (uploadonly.go)
-	v2         v2State          // BEP 52 checks and piece layers (torrent_v2.go)
+	// announcerV2 announces a hybrid under its truncated v2 hash; nil
+	// otherwise. Scrapes and status follow announcer only.
+	announcerV2 *tracker.Announcer
+	lastChoke   time.Time
+	lastOptim   time.Time
+	hashing     int
+	isComplete  bool
+	meta        *metafetch.Fetch // a magnet's metadata download (torrent_meta.go); nil once the info is known
+	st          storeState       // the store's refusals (torrent_store.go)
+	ws          webSeeds         // url-list sources (torrent_webseed.go)
+	waits       readWaits        // pieces reads wait for (torrent_waits.go)
+	super       superState       // super-seeding, BEP 16 (superseed.go)
+	goal        goalState        // seeding goals (goal.go)
+	seedless    bool             // the last Stats said NoSeeders (torrent_scrape.go)
+	uploadOnly  uploadOnlyState  // what BEP 21 said (uploadonly.go)
+	v2          v2State          // BEP 52 checks and piece layers (torrent_v2.go)
 }
 
 // published are a torrent's counters, read by any goroutine without the
@@ -157,29 +160,44 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 		pinned:     make(map[int]bool),
 	}
 	if !c.cfg.NoTrackers && len(tiers) > 0 && !(len(tiers) == 1 && len(tiers[0]) == 0) {
-		t.announcer = tracker.NewAnnouncer(tracker.AnnouncerConfig{
-			Tiers:    tiers,
-			InfoHash: ih,
-			PeerID:   c.peerID,
-			Port:     c.port,
-			// Trackers record where an announce comes from: announce from
-			// the address we listen on when it is a specific one.
-			LocalIP: c.Addr().Addr(),
-			IPv6:    c.ipv6,
-			Stats: func() (int64, int64, int64) {
-				left := int64(unknownLeft)
-				if t.hasInfo.Load() {
-					left = t.info.TotalLength - t.pub.bytesHave.Load()
-				}
-				return t.pub.uploaded.Load(), t.pub.downloaded.Load(), left
-			},
-			OnPeers: func(peers []netip.AddrPort) { t.post(func() { t.addCandidates(peers) }) },
-			Logf:    func(f string, a ...any) { c.logf("%s: tracker: "+f, append([]any{t.name()}, a...)...) },
-		})
+		t.announcer = t.newAnnouncer(tiers, ih)
 	}
 	t.meta = t.newMetaFetch()
 	t.refreshStats(time.Now())
 	return t
+}
+
+// newAnnouncer makes the tracker announcer for the torrent under name ih.
+func (t *Torrent) newAnnouncer(tiers [][]string, ih metainfo.Hash) *tracker.Announcer {
+	c := t.client
+	return tracker.NewAnnouncer(tracker.AnnouncerConfig{
+		Tiers:    tiers,
+		InfoHash: ih,
+		PeerID:   c.peerID,
+		Port:     c.port,
+		// Trackers record where an announce comes from: announce from
+		// the address we listen on when it is a specific one.
+		LocalIP: c.Addr().Addr(),
+		IPv6:    c.ipv6,
+		Stats: func() (int64, int64, int64) {
+			left := int64(unknownLeft)
+			if t.hasInfo.Load() {
+				left = t.info.TotalLength - t.pub.bytesHave.Load()
+			}
+			return t.pub.uploaded.Load(), t.pub.downloaded.Load(), left
+		},
+		OnPeers: func(peers []netip.AddrPort) { t.post(func() { t.addCandidates(peers) }) },
+		Logf:    func(f string, a ...any) { c.logf("%s: tracker: "+f, append([]any{t.name()}, a...)...) },
+	})
+}
+
+// names are the info-hashes the torrent is announced under: its name and,
+// for a hybrid, its truncated v2 hash.
+func (t *Torrent) names() []metainfo.Hash {
+	if t.alias.IsZero() {
+		return []metainfo.Hash{t.infoHash}
+	}
+	return []metainfo.Hash{t.infoHash, t.alias}
 }
 
 // openInfo opens storage for a torrent added with its info (the caller
@@ -246,7 +264,9 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 	if info.Private {
 		t.dhtStop()
 		if l := t.client.lsd; l != nil {
-			l.Remove(t.infoHash)
+			for _, ih := range t.names() {
+				l.Remove(ih)
+			}
 		}
 	}
 }
@@ -254,14 +274,25 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 // start launches the loop, the announcers and local discovery.
 func (t *Torrent) start() {
 	c := t.client
+	if t.announcer != nil && !t.alias.IsZero() {
+		// A hybrid is announced under both names, as libtorrent does,
+		// so peers that know only one find it. (Its alias is known by
+		// now: AddTorrent sets it after newTorrent.)
+		t.announcerV2 = t.newAnnouncer(t.tiers, t.alias)
+	}
 	t.wg.Add(1)
 	go t.run()
 	if t.announcer != nil {
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			t.announcer.Run(t.annCtx)
-		}()
+		for _, a := range []*tracker.Announcer{t.announcer, t.announcerV2} {
+			if a == nil {
+				continue
+			}
+			t.wg.Add(1)
+			go func() {
+				defer t.wg.Done()
+				a.Run(t.annCtx)
+			}()
+		}
 		t.wg.Add(1)
 		go t.scrapeLoop()
 	}
@@ -270,7 +301,9 @@ func (t *Torrent) start() {
 		go t.dhtLoop()
 	}
 	if c.lsd != nil && t.publicSources() {
-		c.lsd.Add(t.infoHash)
+		for _, ih := range t.names() {
+			c.lsd.Add(ih)
+		}
 	}
 	peers := append([]netip.AddrPort(nil), t.opts.Peers...)
 	if t.magnet != nil {
@@ -295,7 +328,9 @@ func (t *Torrent) close() {
 	})
 	t.wg.Wait()
 	if l := t.client.lsd; l != nil {
-		l.Remove(t.infoHash)
+		for _, ih := range t.names() {
+			l.Remove(ih)
+		}
 	}
 	if t.store != nil {
 		t.store.Close()

@@ -36,11 +36,16 @@ func (t *Torrent) dhtLoop() {
 		if !t.publicSources() {
 			return
 		}
-		actx, cancel := context.WithTimeout(ctx, dhtLookupBudget)
-		err := d.Announce(actx, t.infoHash, int(t.client.port), func(peers []netip.AddrPort) {
-			t.post(func() { t.addCandidates(peers) })
-		})
-		cancel()
+		var err error
+		for _, ih := range t.names() { // a hybrid under both names
+			actx, cancel := context.WithTimeout(ctx, dhtLookupBudget)
+			if e := d.Announce(actx, ih, int(t.client.port), func(peers []netip.AddrPort) {
+				t.post(func() { t.addCandidates(peers) })
+			}); e != nil && err == nil {
+				err = e
+			}
+			cancel()
+		}
 		if ctx.Err() != nil {
 			return
 		}

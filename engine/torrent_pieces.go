@@ -239,6 +239,9 @@ func (t *Torrent) checkComplete() {
 	if t.announcer != nil {
 		t.announcer.Completed()
 	}
+	if t.announcerV2 != nil {
+		t.announcerV2.Completed()
+	}
 	for c := range t.conns {
 		t.updateInterest(c)
 		if t.peerIsSeed(c) {

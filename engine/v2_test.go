@@ -10,6 +10,7 @@ import (
 
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/peer"
+	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
 
@@ -180,4 +181,28 @@ func TestV2BadBlockIdentified(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHybridAnnouncedUnderBothNames: a hybrid is announced to its trackers
+// under its v1 info-hash and its truncated v2 one, so a leecher that
+// knows only the btmh magnet finds the seeder through the tracker.
+func TestHybridAnnouncedUnderBothNames(t *testing.T) {
+	tr := swarmtest.StartGoTracker(t)
+	f := newFixtureFormat(t, 32<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 300 << 10}}, metainfo.FormatHybrid)
+	sc := newClient(t, Config{ListenAddr: "127.0.0.2:0", Storage: storage.File{Dir: f.dir}})
+	if _, err := sc.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Trackers: [][]string{{tr.HTTP4}}}); err != nil {
+		t.Fatal(err)
+	}
+	v2name := f.mi.InfoHashV2.Truncate()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(tr.Peers(f.mi.InfoHash)) == 0 || len(tr.Peers(v2name)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the tracker knows %v under the v1 name and %v under the v2 one", tr.Peers(f.mi.InfoHash), tr.Peers(v2name))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m := &metainfo.Magnet{InfoHash: v2name, InfoHashV2: f.mi.InfoHashV2, Trackers: []string{tr.HTTP4}}
+	_, tor, dir := magnetLeecher(t, m.String(), Config{ListenAddr: "127.0.0.3:0"})
+	waitComplete(t, tor, 60*time.Second)
+	swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
 }
