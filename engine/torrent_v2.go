@@ -109,9 +109,18 @@ func (t *Torrent) v2Checks() bool { return t.v2.info != nil && !t.info.HasV1() }
 
 // hashCheck returns the check of piece idx to run off the loop, or nil when
 // the piece cannot be checked yet (its file's layer is still being fetched).
+//
+// A hybrid's piece is checked against both its hashes where its layer is
+// known, as BEP 52 recommends: a torrent whose two views disagree is
+// broken, and a piece that passes one check only is not served.
 func (t *Torrent) hashCheck(idx int) func([]byte) bool {
 	if !t.v2Checks() {
 		want := t.info.PieceHash(idx)
+		if vi := t.v2.info; vi != nil {
+			if p, ok := vi.PieceV2(idx); ok && p.Known {
+				return func(b []byte) bool { return sha1.Sum(b) == want && vi.VerifyPieceV2(idx, b) == nil }
+			}
+		}
 		return func(b []byte) bool { return sha1.Sum(b) == want }
 	}
 	vi := t.v2.info

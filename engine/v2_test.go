@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -205,4 +206,59 @@ func TestHybridAnnouncedUnderBothNames(t *testing.T) {
 	_, tor, dir := magnetLeecher(t, m.String(), Config{ListenAddr: "127.0.0.3:0"})
 	waitComplete(t, tor, 60*time.Second)
 	swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+}
+
+// TestHybridCheckedBothWays: a hybrid's piece must pass its v2 (Merkle)
+// check as well as its SHA-1 where the piece layer is known. With the
+// piece's layer hash altered in the torrent's v2 view, the same correct
+// data that passes SHA-1 is refused.
+func TestHybridCheckedBothWays(t *testing.T) {
+	f := newFixtureFormat(t, 32<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 300 << 10}}, metainfo.FormatHybrid)
+	c := newClient(t, Config{Storage: storage.File{Dir: t.TempDir()}})
+	tor, err := c.AddTorrent(f.mi, TorrentOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(f.root, "a.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	piece := data[:32<<10]
+	type verdicts struct{ good, altered bool }
+	got := make(chan verdicts, 1)
+	tor.post(func() {
+		var v verdicts
+		if chk := tor.hashCheck(0); chk != nil {
+			v.good = chk(piece)
+		}
+		orig := tor.v2.info
+		p, ok := orig.PieceV2(0)
+		if !ok || !p.Known {
+			got <- v
+			return
+		}
+		alt := *orig
+		alt.Files = slices.Clone(orig.Files)
+		fh := *alt.Files[p.File].V2
+		fh.Layer = slices.Clone(fh.Layer)
+		fh.Layer[0] ^= 0xff
+		alt.Files[p.File].V2 = &fh
+		tor.v2.info = &alt
+		if chk := tor.hashCheck(0); chk != nil {
+			v.altered = chk(piece)
+		}
+		tor.v2.info = orig
+		got <- v
+	})
+	select {
+	case v := <-got:
+		if !v.good {
+			t.Fatal("the correct piece failed its checks")
+		}
+		if v.altered {
+			t.Fatal("a piece whose v2 hash disagrees passed: only SHA-1 was checked")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loop did not run the check")
+	}
 }
