@@ -179,6 +179,9 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 		t.registerWebSeed(ws)
 	}
 	rate := max(st.Rate, ws.down.value)
+	// The picker cannot time a seed's blocks (a piece's arrive at once):
+	// it is told what the seed measures.
+	t.picker.SetPeerStats(ws.id, rate, st.TTFB)
 	pipeline := min(max(int(2*rate/peer.BlockSize)+16, webSeedMinPipeline), webSeedMaxPipeline)
 	free := pipeline - t.picker.Outstanding(ws.id)
 	if free <= 0 {
