@@ -67,7 +67,9 @@
 //
 // Verified pieces: a complete piece goes to the hashing workers; a good piece
 // is written to storage by the worker, then the loop marks it had, sends HAVE
-// and wakes waiting readers. A bad piece is dropped; its sole contributor is
+// and wakes waiting readers. While the write is under way readers copy the
+// piece from memory (Torrent.mem), so a slow store write does not delay
+// them. A bad piece is dropped; its sole contributor is
 // banned at once, and when several peers contributed, each one's blocks are
 // remembered and compared with the piece once it verifies ("smart ban").
 //
@@ -235,7 +237,7 @@
 //	Torrent.stats.mu     the latest Stats snapshot
 //	Torrent.evictions.mu pieces to re-check with the store
 //	Torrent.storeErr.mu  why the store refuses pieces
-//	Torrent.mem.mu       refused pieces held in memory (held while a read copies)
+//	Torrent.mem.mu       pieces held in memory (held while a read copies)
 //	Reader.mu            closed (reader.go)
 //	conn.out.mu          a connection's send queue (conn_write.go)
 //
