@@ -166,7 +166,8 @@
 // added with its .torrent (unless Config.NoWebSeeds) is an
 // engine/webseed.Seed, sharing the Client's HTTP client. The loop makes
 // it a picker peer that has every piece it serves and never chokes, so
-// the picker weighs it by its measured rate and latency like any peer;
+// the picker weighs it by rate and latency like any peer (told by the
+// seed, SetPeerStats: a piece's blocks arrive at once and cannot be timed);
 // what the picker asks of it is rounded to whole pieces and fetched as
 // runs of consecutive pieces (at most 4 MiB, 4 at once per seed) on
 // goroutines of the torrent's, each piece posted back to the loop and

@@ -16,9 +16,10 @@ import (
 // Web seeds (BEP 19): each url-list URL of a torrent is a source that has
 // every piece. The loop drives it like a peer: it is a picker peer with
 // HAVE ALL (or, once files are gone from it, a bitfield of what it still
-// serves), never choking, whose rate and latency the picker measures from
-// the blocks it delivers, so urgent pieces and readers' windows go to it
-// when it is the fastest way and peers get the rest. What the picker asks
+// serves), never choking, whose rate and latency (measured by the seed
+// and told with SetPeerStats) the picker weighs, so urgent pieces and
+// readers' windows go to it when it is the fastest way and peers get the
+// rest. What the picker asks
 // of it is rounded to whole pieces and fetched as runs of consecutive
 // pieces, one webseed.Seed.Fetch each, on a goroutine of the torrent's
 // (t.wg), never on the loop and never under a lock. Each piece is posted
