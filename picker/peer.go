@@ -373,10 +373,15 @@ func (pe *peer) latOrDefault() float64 {
 // prior is what an unmeasured peer is assumed to do.
 type prior struct{ rate, lat float64 }
 
+// refreshPrior sets the prior to the mean of the measured peers. Peers whose statistics were told (SetPeerStats: web seeds) are not
+// counted: an HTTP mirror says nothing about what a new peer will do.
 func (p *Picker) refreshPrior() {
 	var r, l float64
 	var nr, nl int
 	for _, pe := range p.peers {
+		if pe.told {
+			continue
+		}
 		if pe.nRate > 0 {
 			r += pe.rate
 			nr++

@@ -44,3 +44,18 @@ func TestSetPeerStatsBursts(t *testing.T) {
 		t.Fatalf("rate %v after bursts, want %v as told", pe.rate, float64(rate))
 	}
 }
+
+// TestSetPeerStatsNotPrior: a told source (a web seed far faster than
+// any peer) does not make unmeasured peers look fast.
+func TestSetPeerStatsNotPrior(t *testing.T) {
+	p := New(bigCfg(All))
+	seed(p, 1)
+	seed(p, 2)
+	seed(p, 3)
+	train(p, 2, 1<<20, 50*time.Millisecond)
+	p.SetPeerStats(1, 1<<30, time.Millisecond)
+	p.Next(3, t0, 16)
+	if got := p.peer(3).rateOrDefault(); got != 1<<20 {
+		t.Fatalf("an unmeasured peer is assumed to do %v bytes/s, want the measured peer's %v", got, 1<<20)
+	}
+}
