@@ -81,7 +81,9 @@
 //
 // Verified pieces: a complete piece goes to the hashing workers; a good piece
 // is written to storage by the worker, then the loop marks it had, sends HAVE
-// and wakes waiting readers. A bad piece is dropped; its sole contributor is
+// and wakes waiting readers. While the write is under way readers copy the
+// piece from memory (Torrent.mem), so a slow store write does not delay
+// them. A bad piece is dropped; its sole contributor is
 // banned at once, and when several peers contributed, each one's blocks are
 // remembered and compared with the piece once it verifies ("smart ban").
 //
@@ -203,7 +205,8 @@
 // added with its .torrent (unless Config.NoWebSeeds) is an
 // engine/webseed.Seed, sharing the Client's HTTP client. The loop makes
 // it a picker peer that has every piece it serves and never chokes, so
-// the picker weighs it by its measured rate and latency like any peer;
+// the picker weighs it by rate and latency like any peer (told by the
+// seed, SetPeerStats: a piece's blocks arrive at once and cannot be timed);
 // what the picker asks of it is rounded to whole pieces and fetched as
 // runs of consecutive pieces (at most 4 MiB, 4 at once per seed) on
 // goroutines of the torrent's, each piece posted back to the loop and
@@ -275,7 +278,7 @@
 //	Torrent.scrape.mu    each tracker's latest scrape (torrent_scrape.go)
 //	Torrent.evictions.mu pieces to re-check with the store
 //	Torrent.storeErr.mu  why the store refuses pieces
-//	Torrent.mem.mu       refused pieces held in memory (held while a read copies)
+//	Torrent.mem.mu       pieces held in memory (held while a read copies)
 //	Reader.mu            closed (reader.go)
 //	conn.out.mu          a connection's send queue (conn_write.go)
 //

@@ -72,7 +72,7 @@ type Torrent struct {
 	storeErr    storeErrs    // why the store refuses pieces
 	refusals    atomic.Int64 // pieces refused since the start
 	bgPaused    atomic.Bool  // DownloadAll's background is paused: the store is full
-	mem         memPieces    // refused pieces held for their readers
+	mem         memPieces    // verified pieces being written, or refused, held for their readers
 
 	// loop-owned
 	picker     *picker.Picker // nil until the info is known

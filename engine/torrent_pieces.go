@@ -125,9 +125,15 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 		// hold back hashing of the next pieces.
 		var werr error
 		if ok {
+			// Verified: readers copy it from memory while the store
+			// writes it (a cache's write takes tens of ms, more than the
+			// download); pieceHashed withdraws it.
+			t.mem.put(idx, pp.buf)
+			t.waiters.wakeAll()
 			werr = t.store.WritePiece(idx, pp.buf)
 		}
 		if !t.post(func() { t.pieceHashed(idx, pp, ok, werr) }) {
+			t.mem.forget(idx)
 			putPieceBuf(pp.buf)
 		}
 	}()
@@ -141,6 +147,8 @@ func (t *Torrent) pieceHashed(idx int, pp *partialPiece, ok bool, werr error) {
 	}
 	if ok && werr != nil {
 		// Not PieceFailed: that would fetch it again at once, for ever.
+		// storeRefused holds it in memory again if it keeps it.
+		t.mem.forget(idx)
 		t.storeRefused(idx, werr, pp, time.Now()) // takes pp
 		return
 	}

@@ -16,9 +16,10 @@ import (
 // Web seeds (BEP 19): each url-list URL of a torrent is a source that has
 // every piece. The loop drives it like a peer: it is a picker peer with
 // HAVE ALL (or, once files are gone from it, a bitfield of what it still
-// serves), never choking, whose rate and latency the picker measures from
-// the blocks it delivers, so urgent pieces and readers' windows go to it
-// when it is the fastest way and peers get the rest. What the picker asks
+// serves), never choking, whose rate and latency (measured by the seed
+// and told with SetPeerStats) the picker weighs, so urgent pieces and
+// readers' windows go to it when it is the fastest way and peers get the
+// rest. What the picker asks
 // of it is rounded to whole pieces and fetched as runs of consecutive
 // pieces, one webseed.Seed.Fetch each, on a goroutine of the torrent's
 // (t.wg), never on the loop and never under a lock. Each piece is posted
@@ -179,6 +180,9 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 		t.registerWebSeed(ws)
 	}
 	rate := max(st.Rate, ws.down.value)
+	// The picker cannot time a seed's blocks (a piece's arrive at once):
+	// it is told what the seed measures.
+	t.picker.SetPeerStats(ws.id, rate, st.TTFB)
 	pipeline := min(max(int(2*rate/peer.BlockSize)+16, webSeedMinPipeline), webSeedMaxPipeline)
 	free := pipeline - t.picker.Outstanding(ws.id)
 	if free <= 0 {

@@ -20,8 +20,10 @@
 //     measured from BlockReceived: rate (bytes per second of busy time) and
 //     latency (request to first byte, minus the transfer of what was queued
 //     ahead, sampled only when the pipeline was nearly empty). A peer not
-//     measured yet is assumed to be average. Seeds are not counted in
-//     per-piece availability.
+//     measured yet is assumed to be average. A source that delivers whole
+//     pieces at once (a web seed) cannot be timed block by block: the
+//     engine measures it and tells the picker (SetPeerStats). Seeds are
+//     not counted in per-piece availability.
 //   - Reader: an open file handle (AddReader). Each read (ReaderRead) is
 //     pending until ReaderDone. The reader has a position, a measured read
 //     rate and a readahead window that follows the position.

@@ -38,7 +38,8 @@ type peer struct {
 
 	lastPreempt int64 // picker clock at the last preemptPeer that withdrew requests
 
-	// Statistics, all from BlockReceived.
+	// Statistics, from BlockReceived unless told (told: SetPeerStats).
+	told      bool
 	rate      float64 // bytes/s, EWMA over busy time
 	lat       float64 // seconds, request to first byte, EWMA
 	nRate     int
@@ -228,6 +229,29 @@ func (p *Picker) PeerChoked(id PeerID, choked bool) {
 	}
 }
 
+// SetPeerStats gives a peer's rate (bytes/s) and latency (request to
+// first byte) as measured by the engine, and from then on BlockReceived
+// no longer samples them: for a source that delivers whole pieces in
+// bursts (a web seed), whose blocks' arrival times say nothing about its
+// rate (all of a piece's blocks arrive at once, so per-block timing
+// counts one block in a piece). Call it again as the measurement
+// changes; a rate of 0 or less leaves the current estimate.
+func (p *Picker) SetPeerStats(id PeerID, rate float64, lat time.Duration) {
+	pe := p.peer(id)
+	if pe == nil || rate <= 0 {
+		return
+	}
+	l := max(lat.Seconds(), 0)
+	if pe.told && pe.rate == rate && pe.lat == l {
+		return
+	}
+	pe.told = true
+	pe.rate, pe.lat = rate, l
+	pe.nRate, pe.nLat = max(pe.nRate, 1), max(pe.nLat, 1)
+	pe.accBytes, pe.accNanos = 0, 0
+	p.rank.dirty = true
+}
+
 // PeerAllowedFast records an ALLOWED FAST message (BEP 6): the peer serves
 // piece even while choking us.
 func (p *Picker) PeerAllowedFast(id PeerID, piece int) {
@@ -349,10 +373,15 @@ func (pe *peer) latOrDefault() float64 {
 // prior is what an unmeasured peer is assumed to do.
 type prior struct{ rate, lat float64 }
 
+// refreshPrior sets the prior to the mean of the measured peers. Peers whose statistics were told (SetPeerStats: web seeds) are not
+// counted: an HTTP mirror says nothing about what a new peer will do.
 func (p *Picker) refreshPrior() {
 	var r, l float64
 	var nr, nl int
 	for _, pe := range p.peers {
+		if pe.told {
+			continue
+		}
 		if pe.nRate > 0 {
 			r += pe.rate
 			nr++
@@ -373,6 +402,10 @@ func (p *Picker) refreshPrior() {
 
 // sample updates pe's statistics for a block that arrived at t.
 func (pe *peer) sample(o outReq, t int64) {
+	if pe.told {
+		pe.lastRecv = t
+		return
+	}
 	dt := float64(t-o.at) / 1e9
 	if dt < 0 {
 		dt = 0

@@ -20,10 +20,12 @@ import (
 // past the bytes asked for (plus one, to catch a server that sends more).
 //
 // When piece is not nil, it is called with each piece, in order, as soon as
-// all of the piece's bytes are in; data aliases buf and the piece is not
-// hash-checked yet. It runs on Fetch's goroutine, while later parts of the
-// run may still be arriving; an error from it stops the fetch and is
-// returned as is.
+// all of the piece's bytes are in (a request's last piece once nothing
+// follows it: a body longer than its range hands out no more); data
+// aliases buf and the piece is not hash-checked yet. It runs on Fetch's
+// goroutine, while later parts of the run may still be arriving (a
+// request's body is read on once it returns); an error from it stops the
+// fetch and is returned as is.
 //
 // A run inside one file is one request; a run across files is one request
 // per file, up to Config.MaxParallel at a time. Pad files (BEP 47) are
@@ -113,9 +115,12 @@ func (s *Seed) run(ctx context.Context, segs []segment, buf []byte, deliver func
 	}
 	if nreq <= 1 {
 		// One file (the common case): no goroutine.
+		// Its pieces are handed on as the body arrives, not once all
+		// of it is in: a run's first piece is a reader's next.
 		for _, sg := range segs {
 			if !sg.pad {
-				if err := s.get(ctx, sg, dst(sg)); err != nil {
+				got := func(n int64) error { return deliver(sg.bufOff + n) }
+				if err := s.get(ctx, sg, dst(sg), got); err != nil {
 					return err
 				}
 			}
@@ -146,7 +151,7 @@ func (s *Seed) run(ctx context.Context, segs []segment, buf []byte, deliver func
 				}
 				var err error
 				if sg := segs[i]; !sg.pad {
-					err = s.get(ctx, sg, dst(sg))
+					err = s.get(ctx, sg, dst(sg), nil)
 				}
 				results <- result{i, err}
 			}
@@ -184,8 +189,10 @@ func (s *Seed) run(ctx context.Context, segs []segment, buf []byte, deliver func
 	return nil
 }
 
-// get makes one request for sg and reads its bytes into dst.
-func (s *Seed) get(ctx context.Context, sg segment, dst []byte) error {
+// get makes one request for sg and reads its bytes into dst. When got is
+// not nil, it is called with the length of dst filled so far as the body
+// arrives; its error ends the request and is returned as is.
+func (s *Seed) get(ctx context.Context, sg segment, dst []byte, got func(n int64) error) error {
 	fail := func(k Kind, status int, err error) *Error {
 		return &Error{Kind: k, URL: s.shown, File: sg.file, Status: status, Err: err}
 	}
@@ -247,7 +254,23 @@ func (s *Seed) get(ctx context.Context, sg segment, dst []byte) error {
 		return perr
 	}
 	body := &progressReader{r: resp.Body, t: watchdog, d: s.cfg.ProgressTimeout}
-	if err := readBody(body, p, dst); err != nil {
+	var progress func(int64) error
+	if got != nil {
+		progress = func(n int64) error {
+			// The caller may wait (a download rate limit): that is not
+			// the server stalling.
+			watchdog.Stop()
+			defer watchdog.Reset(s.cfg.ProgressTimeout)
+			if err := got(n); err != nil {
+				return callerError{err}
+			}
+			return nil
+		}
+	}
+	if err := readBody(body, p, dst, progress); err != nil {
+		if ce, ok := errors.AsType[callerError](err); ok {
+			return ce.err
+		}
 		if errors.Is(err, ErrLongBody) {
 			return fail(Bad, resp.StatusCode, err)
 		}
@@ -257,11 +280,18 @@ func (s *Seed) get(ctx context.Context, sg segment, dst []byte) error {
 	return nil
 }
 
+// callerError carries an error of get's caller through readBody.
+type callerError struct{ err error }
+
+func (e callerError) Error() string { return e.err.Error() }
+
 // readBody reads a checked response's body as p says: it discards p.Skip
 // bytes, fills dst, and with p.CheckEnd makes sure nothing follows. It never
 // reads more than p.Skip+len(dst)+1 bytes. A body that ends early yields
-// io.ErrUnexpectedEOF or io.EOF, one that goes on ErrLongBody.
-func readBody(body io.Reader, p plan, dst []byte) error {
+// io.ErrUnexpectedEOF or io.EOF, one that goes on ErrLongBody. progress, when
+// not nil, is called with the length of dst filled so far each time it
+// grows, short of full; its error stops the read and is returned as is.
+func readBody(body io.Reader, p plan, dst []byte, progress func(int64) error) error {
 	if p.Skip > 0 {
 		if n, err := io.CopyN(io.Discard, body, p.Skip); err != nil {
 			if err == io.EOF && n < p.Skip {
@@ -270,7 +300,7 @@ func readBody(body io.Reader, p plan, dst []byte) error {
 			return err
 		}
 	}
-	if _, err := io.ReadFull(body, dst); err != nil {
+	if err := readFull(body, dst, progress); err != nil {
 		return err
 	}
 	if p.CheckEnd {
@@ -279,6 +309,37 @@ func readBody(body io.Reader, p plan, dst []byte) error {
 		case n > 0:
 			return ErrLongBody
 		case err != io.EOF:
+			return err
+		}
+	}
+	return nil
+}
+
+// readFull is io.ReadFull, calling progress as dst fills (not when it is
+// full: the caller learns that from readBody's return).
+func readFull(body io.Reader, dst []byte, progress func(int64) error) error {
+	if progress == nil {
+		_, err := io.ReadFull(body, dst)
+		return err
+	}
+	n := 0
+	for n < len(dst) {
+		k, err := body.Read(dst[n:])
+		n += k
+		if k > 0 && n < len(dst) {
+			// Not once full: readBody checks the end first.
+			if perr := progress(int64(n)); perr != nil {
+				return perr
+			}
+		}
+		switch {
+		case n == len(dst):
+			return nil
+		case err == io.EOF && n == 0:
+			return io.EOF
+		case err == io.EOF:
+			return io.ErrUnexpectedEOF
+		case err != nil:
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/anacrolix/missinggo/v2/httptoo"
@@ -108,7 +109,20 @@ func FuzzResponse(f *testing.F) {
 		// readBody accepts must be the body's bytes at the skip.
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 		dst := make([]byte, n)
-		err = readBody(bytes.NewReader(body), p, dst)
+		err = readBody(bytes.NewReader(body), p, dst, nil)
+		// The same read in small steps, reporting progress: the same
+		// verdict and bytes, progress growing and short of full.
+		dst2, last := make([]byte, n), int64(0)
+		err2 := readBody(iotest.OneByteReader(bytes.NewReader(body)), p, dst2, func(k int64) error {
+			if k <= last || k >= n {
+				t.Fatalf("progress %d after %d, for %d bytes", k, last, n)
+			}
+			last = k
+			return nil
+		})
+		if (err == nil) != (err2 == nil) || err == nil && !bytes.Equal(dst, dst2) {
+			t.Fatalf("readBody with progress: %v, without: %v", err2, err)
+		}
 		if err != nil {
 			return
 		}
