@@ -64,6 +64,17 @@ func newFleetNet(tb testing.TB, rate int64) *fleetNet {
 	requireProgs(tb, "ip", "tc", "nsenter")
 	n := &fleetNet{prefix: fleetPrefix(), rate: rate}
 	n.bridge = n.prefix + "b"
+	// A run killed before its cleanup (SIGKILL) may have left namespaces
+	// under the same prefix (the same pid, later): they go first.
+	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], n.prefix+"-") {
+				n.nss = append(n.nss, f[0])
+			}
+		}
+		n.teardown()
+		n.nss = nil
+	}
 	probe := n.prefix + "-probe"
 	if out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput(); err != nil {
 		msg := fmt.Sprintf("ip netns add is not permitted here: %v: %s", err, out)
