@@ -24,11 +24,26 @@ type chokeState struct {
 	refused                     int       // requests refused that a well-behaved peer would not send
 }
 
+// Compared with BEP 3 and libtorrent 2.0's defaults (checked for issue 15):
+// the rechoke every 10 s, tit-for-tat by download rate while leeching and
+// one optimistic unchoke rotated every 30 s follow both. Differences,
+// left as they are for now: while seeding we rank by upload rate (BEP 3's
+// rule, libtorrent's fastest_upload) where libtorrent by default rotates
+// round-robin, which is fairer and harder for one greedy peer to hog;
+// libtorrent unchokes 8 peers (unchoke_slots_limit) to our UploadSlots
+// (4), fixed rather than derived from the upload limit, and gives
+// optimistic unchokes to a fifth of its slots, preferring newcomers; and
+// there is no anti-snubbing (a peer that has sent us nothing for a minute
+// keeps its regular slot, though a zero rate sorts it last).
+
 // rechoke runs tit-for-tat: the interested peers that give us the most (or,
 // when we seed, take the most) are unchoked, plus one optimistic unchoke that
 // rotates so newcomers get a chance to prove themselves.
 func (t *Torrent) rechoke(now time.Time) {
 	t.lastChoke = now
+	if t.goal.met {
+		return // goalMet choked everyone for good
+	}
 	var interested []*conn
 	for c := range t.conns {
 		if c.choke.peerInterested {
@@ -81,7 +96,7 @@ func (t *Torrent) rechoke(now time.Time) {
 // unchokeIfFree unchokes a newly interested peer at once when a slot is free,
 // instead of making it wait for the next rechoke.
 func (t *Torrent) unchokeIfFree(c *conn, now time.Time) {
-	if !c.choke.amChoking {
+	if !c.choke.amChoking || t.goal.met {
 		return
 	}
 	n := 0
@@ -114,7 +129,7 @@ func (t *Torrent) setChoke(c *conn, choke bool, now time.Time) {
 func (t *Torrent) onRequest(c *conn, m *peer.Message) {
 	n := t.info.NumPieces()
 	if int(m.Index) >= n || m.Length == 0 || m.Length > maxBlockRequest ||
-		int64(m.Begin)+int64(m.Length) > t.info.PieceLen(int(m.Index)) {
+		int64(m.Begin)+int64(m.Length) > t.servedPieceLen(int(m.Index)) {
 		t.violation(c, "request %d+%d/%d out of range", m.Index, m.Begin, m.Length)
 		return
 	}
@@ -125,6 +140,8 @@ func (t *Torrent) onRequest(c *conn, m *peer.Message) {
 		t.refuseRequest(c, m, c.choke.chokedAt.IsZero() || time.Since(c.choke.chokedAt) > chokeGrace)
 	case !t.HavePiece(int(m.Index)):
 		t.refuseRequest(c, m, false) // evicted since we announced it
+	case !t.superMayServe(c, int(m.Index)):
+		t.refuseRequest(c, m, false) // super-seeding: a piece we did not offer it
 	case !c.queueUpload(m):
 		t.refuseRequest(c, m, true) // beyond the queue we advertised
 	}

@@ -149,9 +149,10 @@ type Client struct {
 	// cores: hashing is CPU bound, and more at once would only add memory.
 	hashSem chan struct{}
 
-	mu       sync.Mutex // guards torrents, req2 and closed
+	mu       sync.Mutex // guards torrents, aliases, req2 and closed
 	torrents map[metainfo.Hash]*Torrent
-	req2     map[[20]byte][20]byte // mse.Req2(info-hash) -> info-hash, for incoming MSE
+	aliases  map[metainfo.Hash]metainfo.Hash // a hybrid's truncated v2 hash -> its name (torrent_v2.go)
+	req2     map[[20]byte][20]byte           // mse.Req2(info-hash) -> info-hash, for incoming MSE
 	closed   bool
 
 	// Lines that peers can provoke at will (refused and dropped
@@ -238,12 +239,6 @@ var ErrClosed = errors.New("engine: closed")
 // dictionary before a magnet's metadata has arrived; wait for InfoReady.
 var ErrNoInfo = errors.New("engine: metadata not known yet")
 
-// ErrV2Only is returned for a torrent or magnet that has only a v2
-// (BEP 52) info-hash: the engine checks pieces with SHA-1 so far, and
-// would fail every piece of it. Hybrid torrents are read through their v1
-// half.
-var ErrV2Only = errors.New("engine: v2-only torrents are not supported yet (hybrid and v1 torrents are)")
-
 // New starts a client listening on cfg.ListenAddr.
 func New(cfg Config) (*Client, error) {
 	if cfg.PeerID == ([20]byte{}) {
@@ -284,6 +279,7 @@ func New(cfg Config) (*Client, error) {
 		cancel:     cancel,
 		torrents:   make(map[metainfo.Hash]*Torrent),
 		req2:       make(map[[20]byte][20]byte),
+		aliases:    make(map[metainfo.Hash]metainfo.Hash),
 		handshakes: make(map[netip.Addr]int),
 	}
 	if !cfg.NoWebSeeds {
@@ -437,6 +433,25 @@ type TorrentOptions struct {
 	Peers []netip.AddrPort
 	// Trackers overrides the metainfo's tiers.
 	Trackers [][]string
+	// SuperSeed makes a torrent that is complete when it starts an initial
+	// seed that hides what it has and hands each peer one piece at a time
+	// (BEP 16), so that a small uplink sends each piece about once.
+	// Ignored for a torrent that is not complete.
+	SuperSeed bool
+	// SeedRatio and SeedTime are seeding goals (0: none): the torrent
+	// uploads until its upload ratio (uploaded over downloaded, or over
+	// the bytes it holds when more) reaches SeedRatio, or until it has
+	// seeded for SeedTime (counted from completion, or from the start
+	// without DownloadAll), whichever comes first; then it uploads
+	// nothing more and, once complete on a store that does not evict,
+	// leaves the swarm (goal.go).
+	SeedRatio float64
+	SeedTime  time.Duration
+	// ExtraTrackers are announce URLs added, as a last tier, to a torrent
+	// added with its info that is not private (never to a private one,
+	// BEP 27; nor to a magnet, whose privacy is unknown until its info
+	// arrives). URLs already among its trackers are not repeated.
+	ExtraTrackers []string
 }
 
 // AddTorrent adds a torrent with known metainfo and starts it. Adding a
@@ -445,9 +460,6 @@ type TorrentOptions struct {
 func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torrent, error) {
 	if mi.Info == nil {
 		return nil, fmt.Errorf("engine: torrent %s has no info", mi.InfoHash)
-	}
-	if !mi.Info.HasV1() {
-		return nil, fmt.Errorf("engine: %q: %w", mi.Info.Name, ErrV2Only)
 	}
 	if t, ok, err := c.existing(mi.InfoHash); ok || err != nil {
 		if ok {
@@ -459,7 +471,11 @@ func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torren
 	if tiers == nil {
 		tiers = mi.Trackers()
 	}
+	if !mi.Info.Private {
+		tiers = withExtraTier(tiers, opts.ExtraTrackers)
+	}
 	t := newTorrent(c, mi.InfoHash, nil, opts, tiers)
+	t.v2only, t.alias = isV2Only(mi, nil), v2Alias(mi, nil)
 	if err := t.openInfo(mi); err != nil {
 		t.close()
 		return nil, err
@@ -475,9 +491,6 @@ func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torren
 func (c *Client) AddMagnet(m *metainfo.Magnet, opts TorrentOptions) (*Torrent, error) {
 	if m == nil || m.InfoHash.IsZero() {
 		return nil, errors.New("engine: magnet without an info-hash")
-	}
-	if !m.HasV1() {
-		return nil, fmt.Errorf("engine: magnet %s: %w", m.InfoHash, ErrV2Only)
 	}
 	if t, ok, err := c.existing(m.InfoHash); ok || err != nil {
 		return t, err
@@ -496,7 +509,7 @@ func (c *Client) existing(ih metainfo.Hash) (*Torrent, bool, error) {
 	if c.closed {
 		return nil, false, ErrClosed
 	}
-	t, ok := c.torrents[ih]
+	t, ok := c.lookupLocked(ih)
 	return t, ok, nil
 }
 
@@ -509,7 +522,11 @@ func (c *Client) insert(t *Torrent, onOld func(*Torrent)) (*Torrent, error) {
 		t.close()
 		return nil, ErrClosed
 	}
-	if old, ok := c.torrents[t.infoHash]; ok {
+	old, ok := c.lookupLocked(t.infoHash)
+	if !ok && !t.alias.IsZero() {
+		old, ok = c.lookupLocked(t.alias)
+	}
+	if ok {
 		c.mu.Unlock()
 		t.close()
 		if onOld != nil {
@@ -519,16 +536,29 @@ func (c *Client) insert(t *Torrent, onOld func(*Torrent)) (*Torrent, error) {
 	}
 	c.torrents[t.infoHash] = t
 	c.req2[mse.Req2(t.infoHash)] = t.infoHash
+	if !t.alias.IsZero() {
+		c.aliases[t.alias] = t.infoHash
+		c.req2[mse.Req2(t.alias)] = t.alias
+	}
 	c.mu.Unlock()
 	t.start()
 	return t, nil
 }
 
-// Torrent returns the torrent with the given info-hash.
+// Torrent returns the torrent with the given info-hash (for a hybrid,
+// either hash: its v2 one truncated too).
 func (c *Client) Torrent(ih metainfo.Hash) (*Torrent, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t, ok := c.torrents[ih]
+	return c.lookupLocked(ih)
+}
+
+// lookupLocked finds a torrent by its name or its alias; c.mu held.
+func (c *Client) lookupLocked(ih metainfo.Hash) (*Torrent, bool) {
+	if t, ok := c.torrents[ih]; ok {
+		return t, true
+	}
+	t, ok := c.torrents[c.aliases[ih]]
 	return t, ok
 }
 
@@ -550,6 +580,10 @@ func (c *Client) RemoveTorrent(ih metainfo.Hash) error {
 	t, ok := c.torrents[ih]
 	delete(c.torrents, ih)
 	delete(c.req2, mse.Req2(ih))
+	if ok && !t.alias.IsZero() {
+		delete(c.aliases, t.alias)
+		delete(c.req2, mse.Req2(t.alias))
+	}
 	c.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("engine: no torrent %s", ih)
@@ -572,6 +606,7 @@ func (c *Client) Close() error {
 	}
 	c.torrents = map[metainfo.Hash]*Torrent{}
 	c.req2 = map[[20]byte][20]byte{}
+	c.aliases = map[metainfo.Hash]metainfo.Hash{}
 	c.mu.Unlock()
 
 	var wg sync.WaitGroup

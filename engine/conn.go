@@ -114,6 +114,7 @@ type conn struct {
 	flow    flowState  // rates, requests in flight, usefulness
 	meta    metaPeer   // ut_metadata both ways (torrent_meta.go)
 	pex     pexPeer    // peer exchange (torrent_pex.go)
+	super   superPeer  // what super-seeding showed it (superseed.go)
 }
 
 // peerPieces is what a peer announced it has. Loop-owned.

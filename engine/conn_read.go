@@ -75,6 +75,8 @@ func (c *conn) readLoop() {
 			ev.Bitfield = append([]byte(nil), m.Bitfield...)
 		case peer.Extended:
 			ev.Payload = append([]byte(nil), m.Payload...)
+		case peer.Hashes:
+			ev.Hashes = append([]byte(nil), m.Hashes...)
 		}
 		if !t.postConn(c, func() { t.onMessage(c, &ev) }) {
 			if ev.Type == peer.Piece {

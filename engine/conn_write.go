@@ -227,7 +227,12 @@ func (c *conn) appendBlock(buf []byte, u blockReq) ([]byte, error) {
 	buf = peer.AppendPieceHeader(buf, u.index, u.begin, int(u.length))
 	hdr := len(buf)
 	buf = append(buf, make([]byte, u.length)...)
-	if _, err := t.store.ReadAt(buf[hdr:], off); err != nil {
+	// Past the end: the padding of a v2 torrent's last piece, zeros.
+	var err error
+	if n := min(int64(u.length), t.info.TotalLength-off); n > 0 {
+		_, err = t.store.ReadAt(buf[hdr:hdr+int(n)], off)
+	}
+	if err != nil {
 		buf = buf[:start]
 		if errors.Is(err, storage.ErrNotStored) {
 			if c.fast {

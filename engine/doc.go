@@ -48,9 +48,23 @@
 // torrent_msgs.go (peer messages), torrent_requests.go (interest,
 // pipelines, requests), torrent_pieces.go (assembly, hashing, bans),
 // torrent_store.go (evictions and refusals), torrent_meta.go (BEP 9),
-// torrent_peers.go (candidates and slots), choke.go, torrent_pex.go,
+// torrent_peers.go (candidates and slots), choke.go, superseed.go
+// (BEP 16: a complete torrent with TorrentOptions.SuperSeed says HAVE
+// NONE and offers each peer one piece, the rarest it lacks, at a time;
+// the next once another peer announced it, or after superPassOn; a
+// leecher alone for superAlone is shown everything), goal.go (seeding
+// goals: once TorrentOptions.SeedRatio or SeedTime is met every peer stays
+// choked; a complete torrent then retires: trackers hear "stopped", the
+// DHT and LSD stop, peers go and new ones are refused), torrent_pex.go,
+// uploadonly.go (BEP 21: upload_only in our extension handshake, sent
+// again when it changes, once complete or, downloading only for readers,
+// idle for uploadOnlyIdle; a peer saying it with nothing we want is
+// dropped when we want nothing either, and evicted first for a newcomer),
 // torrent_dht.go, torrent_webseed.go (web seeds), torrent_waits.go
-// (reads waiting for a piece no source has) and torrent_stats.go. Two sub-machines are pure packages
+// (reads waiting for a piece no source has), torrent_scrape.go (a goroutine scrapes each tracker at
+// start and then at its announce interval; Stats.Swarm, NoSeeders,
+// Trackers), torrent_stats.go and torrent_v2.go, torrent_v2_blocks.go
+// (BEP 52). Two sub-machines are pure packages
 // the loop drives: picker (which blocks to ask whom) and metafetch (which
 // metadata piece to ask whom, and whom to blame for a bad copy). What the
 // loop shares with other goroutines sits in small mutex-guarded types
@@ -113,6 +127,31 @@
 // already held (we said HaveNone, or nothing, at the start). The reader
 // goroutine's decoder bound is raised or lowered through conn.maxMsg, which
 // it reads between messages.
+//
+// # BitTorrent v2 (BEP 52)
+//
+// A torrent is named by a 20-byte hash everywhere (trackers, DHT, the
+// handshake, the Client's map, storage): its v1 info-hash, or for a
+// v2-only torrent (or a btmh-only magnet) the v2 one truncated. A hybrid
+// also answers to its truncated v2 hash (Client.aliases): it offers the v2
+// bit, takes a v2 peer's upgrade (the other hash in its answer) and
+// upgrades incoming v2 peers itself, as libtorrent does; such connections
+// carry the v2 bit in conn.reserved (peerV2). A magnet's info is checked
+// against every hash it names (Magnet.Matches: SHA-1 and SHA-256).
+//
+// Pieces of a v2-only torrent are checked against their file's Merkle
+// tree (metainfo's VerifyPieceV2, in v2State.info, the info plus the piece
+// layers fetched so far); a hybrid's with SHA-1. A magnet's info has no
+// piece layers: they are fetched with hash requests, each answer proved up
+// to the file's pieces root, and a complete piece whose layer is still
+// missing waits (counted in hashing, so maxHashBacklog bounds them). We
+// answer hash requests from the layers we hold, and requests for a piece's
+// block hashes from its data in storage, off the loop. A failed piece with
+// several senders is settled by its blocks' leaf hashes, asked of a v2 peer:
+// the sender of a bad block is banned at once, and nobody gets a strike.
+// Files are piece-aligned in v2 (metainfo adds pad files), so the picker,
+// storage and readers need nothing else; libtorrent pads the last file too
+// and asks for a whole last piece, whose tail we serve as zeros.
 //
 // # What disconnects a peer
 //
@@ -216,7 +255,7 @@
 // Close stops every torrent (waiting for each), closes the listener, waits
 // for that group, then closes LSD and the DHT node, which wait for their
 // own. A Torrent's WaitGroup counts its loop, its tracker and DHT
-// announcers, its dials, its web seed fetches, its connections' reader and writer goroutines,
+// announcers, its scraper, its dials, its web seed fetches, its connections' reader and writer goroutines,
 // its hashing and storing workers (hashing bounded by the Client's
 // hashSem) and its metadata checks; close waits for all of them before it
 // closes the store.
@@ -233,6 +272,7 @@
 //	Torrent.banned.mu    banned addresses, read by the accept path
 //	Torrent.readerQ.mu   readers' operations for the loop
 //	Torrent.stats.mu     the latest Stats snapshot
+//	Torrent.scrape.mu    each tracker's latest scrape (torrent_scrape.go)
 //	Torrent.evictions.mu pieces to re-check with the store
 //	Torrent.storeErr.mu  why the store refuses pieces
 //	Torrent.mem.mu       refused pieces held in memory (held while a read copies)

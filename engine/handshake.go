@@ -71,7 +71,8 @@ func (c *Client) handleIncoming(nc net.Conn, ip netip.Addr) {
 		nc.Close()
 		return
 	}
-	if err := peer.WriteHandshake(stream, peer.Handshake{Reserved: c.reserved(), InfoHash: ih, PeerID: c.peerID}); err != nil {
+	ih = t.upgradeTo(rsv, ih)
+	if err := peer.WriteHandshake(stream, peer.Handshake{Reserved: t.reserved(), InfoHash: ih, PeerID: c.peerID}); err != nil {
 		nc.Close()
 		return
 	}
@@ -81,6 +82,7 @@ func (c *Client) handleIncoming(nc net.Conn, ip netip.Addr) {
 		return
 	}
 	stream.SetDeadline(time.Time{})
+	t.upgraded(&rsv, ih)
 	t.handOver(hand, addr, pid, rsv, true)
 }
 
@@ -257,7 +259,7 @@ func (t *Torrent) dialOnce(ctx context.Context, addr netip.AddrPort, k transport
 		return nil, [20]byte{}, peer.Reserved{}, err
 	}
 	deadline := time.Now().Add(handshakeTimeout)
-	hs := peer.Handshake{Reserved: c.reserved(), InfoHash: t.infoHash, PeerID: c.peerID}
+	hs := peer.Handshake{Reserved: t.reserved(), InfoHash: t.infoHash, PeerID: c.peerID}
 	var stream net.Conn = nc
 	if m == wireMSE {
 		// The BitTorrent handshake rides as the initial payload (IA):
@@ -283,7 +285,7 @@ func (t *Torrent) dialOnce(ctx context.Context, addr netip.AddrPort, k transport
 		nc.Close()
 		return nil, [20]byte{}, peer.Reserved{}, err
 	}
-	if h.InfoHash != t.infoHash {
+	if h.InfoHash != t.infoHash && !t.upgraded(&h.Reserved, h.InfoHash) {
 		nc.Close()
 		return nil, [20]byte{}, peer.Reserved{}, fmt.Errorf("peer answered for info-hash %x", h.InfoHash)
 	}

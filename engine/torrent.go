@@ -28,6 +28,8 @@ type Torrent struct {
 	client    *Client
 	infoHash  metainfo.Hash
 	magnet    *metainfo.Magnet // nil when added from a .torrent
+	v2only    bool             // named by its v2 info-hash, truncated (torrent_v2.go)
+	alias     metainfo.Hash    // a hybrid's v2 info-hash truncated, zero otherwise (torrent_v2.go)
 	tiers     [][]string       // trackers, for the announcer and MetaInfo
 	opts      TorrentOptions
 	events    chan func()
@@ -40,6 +42,8 @@ type Torrent struct {
 	infoReady chan struct{}  // closed once the info fields below are set
 	dhtCtx    context.Context
 	dhtStop   context.CancelFunc // ends DHT announcing (private torrent)
+	annCtx    context.Context
+	annStop   context.CancelFunc // ends tracker announcing with "stopped" (goal.go)
 
 	// The info fields are set once, before hasInfo is stored and infoReady
 	// closed: at construction for a .torrent, by the loop for a magnet. The
@@ -60,6 +64,7 @@ type Torrent struct {
 	banned  banList     // read by the accept path
 	readerQ readerQueue // readers' operations for the loop
 	stats   statsCell   // the latest snapshot (torrent_stats.go)
+	scrape  scrapeCell  // the trackers' counts (torrent_scrape.go)
 
 	// The store's evictions and refusals (torrent_store.go).
 	evictions   evictQueue   // pieces to re-check with the store
@@ -91,6 +96,11 @@ type Torrent struct {
 	st         storeState       // the store's refusals (torrent_store.go)
 	ws         webSeeds         // url-list sources (torrent_webseed.go)
 	waits      readWaits        // pieces reads wait for (torrent_waits.go)
+	super      superState       // super-seeding, BEP 16 (superseed.go)
+	goal       goalState        // seeding goals (goal.go)
+	seedless   bool             // the last Stats said NoSeeders (torrent_scrape.go)
+	uploadOnly uploadOnlyState  // what BEP 21 said (uploadonly.go)
+	v2         v2State          // BEP 52 checks and piece layers (torrent_v2.go)
 }
 
 // published are a torrent's counters, read by any goroutine without the
@@ -115,10 +125,13 @@ const unknownLeft = 1 << 30
 func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentOptions, tiers [][]string) *Torrent {
 	ctx, cancel := context.WithCancel(c.ctx)
 	dctx, dcancel := context.WithCancel(ctx)
+	actx, acancel := context.WithCancel(ctx)
 	t := &Torrent{
 		client:     c,
 		infoHash:   ih,
 		magnet:     mag,
+		v2only:     isV2Only(nil, mag),
+		alias:      v2Alias(nil, mag),
 		tiers:      tiers,
 		opts:       opts,
 		events:     make(chan func(), 1024),
@@ -127,6 +140,9 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 		cancel:     cancel,
 		dhtCtx:     dctx,
 		dhtStop:    dcancel,
+		annCtx:     actx,
+		annStop:    acancel,
+		goal:       goalState{done: make(chan struct{})},
 		complete:   make(chan struct{}),
 		infoReady:  make(chan struct{}),
 		readerQ:    readerQueue{poke: make(chan struct{}, 1)},
@@ -191,6 +207,7 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 	info := mi.Info
 	t.mi, t.info, t.store, t.infoBytes = mi, info, store, mi.InfoBytes
 	t.meta = nil // nothing left to fetch
+	t.initV2(info)
 	t.haveBits = newBitSet(info.NumPieces())
 	t.refusedBits = newBitSet(info.NumPieces())
 	t.evictions.set = newBitSet(info.NumPieces())
@@ -243,8 +260,10 @@ func (t *Torrent) start() {
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			t.announcer.Run(t.ctx)
+			t.announcer.Run(t.annCtx)
 		}()
+		t.wg.Add(1)
+		go t.scrapeLoop()
 	}
 	if c.dht != nil && t.publicSources() {
 		t.wg.Add(1)

@@ -21,6 +21,10 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 		nc.Close()
 		return
 	}
+	if err := t.goalRefuses(); err != nil {
+		nc.Close()
+		return
+	}
 	cand := t.candidates[addr]
 	var inherit *candidate // the candidate of a duplicate this one replaces
 	for o := range t.conns {
@@ -136,6 +140,8 @@ func (t *Torrent) sendIntro(c *conn) {
 		if c.fast {
 			c.send(peer.Message{Type: peer.HaveNone})
 		}
+	} else if t.super.active {
+		t.superIntro(c)
 	} else {
 		n := t.pub.numHave.Load()
 		switch {
@@ -176,6 +182,9 @@ func (t *Torrent) sendExtHandshake(c *conn) {
 		Reqq:         ourReqq,
 		Port:         int(t.client.port),
 		MetadataSize: len(t.infoBytes),
+	}
+	if t.uploadOnly.said {
+		h.UploadOnly = 1
 	}
 	if ip := c.addr.Addr(); ip.IsValid() {
 		h.YourIP = string(ip.AsSlice())

@@ -11,6 +11,7 @@ func (t *Torrent) run() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	t.checkComplete()
+	t.superStart()
 	for {
 		select {
 		case f := <-t.events:
@@ -61,9 +62,14 @@ func (t *Torrent) tick(now time.Time) {
 		t.syncPins()
 		t.storeTick(now)
 		t.checkWaits(now)
+		t.superTick(now)
+		t.requestLayers(now)
+		t.blockTick(now)
 	} else {
 		t.metaTick(now)
 	}
+	t.goalTick(now)
+	t.uploadOnlyTick(now)
 	t.pexTick(now)
 	t.reviewPeers(now)
 	t.connectMore(now)

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"crypto/sha1"
 	"net/netip"
 	"time"
 
@@ -212,7 +211,7 @@ func (t *Torrent) verifyInfo(buf []byte, marks []metafetch.Mark) {
 			have  []int
 			oerr  error
 		)
-		ok := sha1.Sum(buf) == [20]byte(t.infoHash)
+		ok := t.infoMatches(buf)
 		if ok {
 			info, perr = metainfo.ParseInfo(buf)
 		}
@@ -249,7 +248,7 @@ func (t *Torrent) metadataChecked(buf []byte, marks []metafetch.Mark, ok bool, i
 		t.client.logf("%s: open storage for %q: %v", t.name(), info.Name, oerr)
 		return
 	}
-	mi := &metainfo.MetaInfo{InfoBytes: buf, Info: info, InfoHash: t.infoHash, AnnounceList: t.tiers}
+	mi := &metainfo.MetaInfo{InfoBytes: buf, Info: info, InfoHash: t.infoHash, InfoHashV2: info.InfoHashV2, AnnounceList: t.tiers}
 	if len(t.tiers) > 0 && len(t.tiers[0]) > 0 {
 		mi.Announce = t.tiers[0][0]
 	}
@@ -259,6 +258,7 @@ func (t *Torrent) metadataChecked(buf []byte, marks []metafetch.Mark, ok bool, i
 	liars := t.meta.Liars(buf)
 	t.setInfo(mi, store, have) // drops the fetch
 	t.adoptInfo(now)
+	t.requestLayers(now)
 	// Whoever sent something else in an earlier failed copy lied.
 	for _, mk := range liars {
 		t.ban(mk.From, "sent a corrupt piece %d of the metadata", mk.Piece)

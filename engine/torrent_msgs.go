@@ -62,6 +62,7 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 		}
 		t.picker.PeerHave(c.id, int(m.Index))
 		t.notePeerHas(c, int(m.Index))
+		t.superPeerHas(c, int(m.Index), now)
 		t.updateInterest(c)
 		t.fill(c, now)
 	case peer.Bitfield:
@@ -73,12 +74,14 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 			return
 		}
 		t.setPeerPieces(c, m.Bitfield, false)
+		t.superPeerHas(c, -1, now)
 		t.fill(c, now)
 	case peer.HaveAll, peer.HaveNone:
 		// Also a new set at any time, and unambiguous without the fast
 		// extension too (libtorrent, transmission and aria2 disconnect;
 		// nothing is harmed by believing it).
 		t.setPeerPieces(c, nil, m.Type == peer.HaveAll)
+		t.superPeerHas(c, -1, now)
 		t.fill(c, now)
 	case peer.Request:
 		t.onRequest(c, m)
@@ -102,6 +105,12 @@ func (t *Torrent) onMessage(c *conn, m *peer.Message) {
 		t.onPort(c, m.Port)
 	case peer.Extended:
 		t.onExtended(c, m)
+	case peer.HashRequest:
+		t.onHashRequest(c, m)
+	case peer.Hashes:
+		t.onHashes(c, m, now)
+	case peer.HashReject:
+		t.onHashReject(c, m, now)
 	}
 	if !c.removed && t.isComplete && t.peerIsSeed(c) {
 		c.close(errBothSeeding)
@@ -215,6 +224,7 @@ func (t *Torrent) onExtHandshake(c *conn, payload []byte) {
 		c.pex.next = time.Now().Add(pexFirstDelay)
 	}
 	t.metaPeerSeen(c)
+	t.dropRedundant(c)
 }
 
 func (t *Torrent) setPeerPieces(c *conn, bits peer.Bits, all bool) {

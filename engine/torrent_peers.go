@@ -91,7 +91,7 @@ func (t *Torrent) dropWorstCandidate() {
 // then those reported most recently. Failed ones wait out their back-off.
 func (t *Torrent) connectMore(now time.Time) {
 	room := t.client.cfg.MaxConnsPerTorrent - len(t.conns) - t.dialing
-	if room <= 0 || t.isComplete && !t.opts.DownloadAll && len(t.conns) > 0 {
+	if room <= 0 || t.isComplete && !t.opts.DownloadAll && len(t.conns) > 0 || t.goal.retired {
 		return
 	}
 	// Connections and dials per address, within Config.MaxConnsPerIP.
@@ -207,6 +207,9 @@ func leastUseful(cs []*conn, now time.Time) *conn {
 	var worst *conn
 	idle := func(c *conn) bool { return !c.choke.amInterested && !c.choke.peerInterested }
 	for _, c := range cs {
+		if peerUploadOnly(c) && idle(c) {
+			return c // a partial seed with nothing we want (BEP 21): no grace
+		}
 		if now.Sub(c.flow.lastUseful) < evictGrace {
 			continue
 		}

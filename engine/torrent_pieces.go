@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"crypto/sha1"
 	"hash/crc32"
 	"net/netip"
 	"sync"
@@ -104,7 +103,13 @@ func (t *Torrent) writePiece(idx int, pp *partialPiece) {
 // hashPiece checks a complete piece off the loop and reports back.
 func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 	t.hashing++
-	want := t.info.PieceHash(idx)
+	check := t.hashCheck(idx)
+	if check == nil {
+		// v2: its file's piece layer is still being fetched; it stays
+		// counted in t.hashing until then (torrent_v2.go).
+		t.v2.waiting[idx] = pp
+		return
+	}
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -114,7 +119,7 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 			putPieceBuf(pp.buf)
 			return
 		}
-		ok := sha1.Sum(pp.buf) == want
+		ok := check(pp.buf)
 		<-t.client.hashSem
 		// The write happens outside the semaphore so that disk waits never
 		// hold back hashing of the next pieces.
@@ -197,6 +202,9 @@ func (t *Torrent) pieceFailed(idx int, pp *partialPiece) {
 		marks[b] = blockMark{from: a, sum: crc32.ChecksumIEEE(pp.buf[s:e])}
 	}
 	t.suspects[idx] = marks
+	if t.checkBlocksV2(idx, pp) {
+		return // the blocks' Merkle proofs will name the liar: no strikes
+	}
 	for a := range senders {
 		t.strikes[a]++
 		if t.strikes[a] >= maxStrikes {

@@ -36,6 +36,23 @@ type Stats struct {
 	UTPPeers       int // of Peers, those over uTP (BEP 29)
 	KnownPeers     int
 	Complete       bool
+	// SuperSeeding: the torrent hands out its pieces one at a time
+	// (TorrentOptions.SuperSeed, BEP 16).
+	SuperSeeding bool
+	// Ratio is Uploaded over Downloaded, or over BytesCompleted when more.
+	Ratio float64
+	// SeedGoal describes the seeding goal ("" for none), SeedState where
+	// the torrent stands: SeedStateDownloading, SeedStateSeeding or
+	// SeedStateGoalReached.
+	SeedGoal, SeedState string
+	// Swarm is what the tracker that sees most of the swarm counts in it
+	// (scraped at its announce interval); nil before any scrape answered.
+	Swarm *SwarmCounts
+	// NoSeeders: the torrent is incomplete, its trackers count no seeder
+	// and no connected peer is one, so missing pieces may never come.
+	NoSeeders bool
+	// Trackers is each tracker's last announce and scrape, tier by tier.
+	Trackers []TrackerStatus
 	// StoreError says why the store refuses pieces ("" while it takes
 	// them): a full disk, or a cache full of pieces readers hold. Reads of
 	// a piece refused for lack of space fail with ErrNoSpace (ENOSPC).
@@ -94,6 +111,8 @@ func (t *Torrent) Stats() Stats {
 	s.Downloaded = t.pub.downloaded.Load()
 	s.Wasted = t.pub.wasted.Load()
 	s.Uploaded = t.pub.uploaded.Load()
+	s.Ratio = t.ratio()
+	s.Trackers = t.trackers()
 	if err := t.storeErr.current(); err != nil {
 		s.StoreError = err.Error()
 	}
@@ -110,7 +129,16 @@ func (t *Torrent) refreshStats(now time.Time) {
 		Peers:      len(t.conns),
 		KnownPeers: len(t.candidates),
 		Complete:   t.isComplete,
+
+		SuperSeeding: t.super.active,
+		SeedGoal:     t.goalString(),
+		SeedState:    t.seedState(),
+		Swarm:        t.swarmCounts(),
 	}
+	if s.NoSeeders = t.noSeeders(s.Swarm); s.NoSeeders && !t.seedless {
+		t.client.logf("%s: no seeders: the trackers count %d leechers and no seeder; missing pieces wait for one", t.name(), s.Swarm.Leechers)
+	}
+	t.seedless = s.NoSeeders
 	if t.picker != nil {
 		s.HasInfo = true
 		s.Pieces = t.info.NumPieces()

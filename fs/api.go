@@ -72,6 +72,9 @@ type TorrentStats struct {
 	// Waiting names a read waiting for a piece no source has ("" when
 	// none): the user.swarmfs.waiting attribute.
 	Waiting string
+	// Swarm is what the trackers count, e.g. "seeders 0 leechers 3
+	// completed 5 (no seeders)"; "" while unknown.
+	Swarm string
 }
 
 // Reader reads one file of a torrent for one open file handle.

@@ -136,13 +136,19 @@ const nameMax = 255 - 11
 // Extended attributes, on torrent folders, their sub-folders and files.
 const (
 	xattrInfoHash = "user.swarmfs.infohash"
-	xattrProgress = "user.swarmfs.progress"
-	xattrPeers    = "user.swarmfs.peers"
+	// xattrInfoHashV2 is the full v2 (SHA-256) info-hash of a v2 or
+	// hybrid torrent; absent otherwise.
+	xattrInfoHashV2 = "user.swarmfs.infohash_v2"
+	xattrProgress   = "user.swarmfs.progress"
+	xattrPeers      = "user.swarmfs.peers"
 	// xattrWaiting says why a read of the torrent is stuck, when it waits
 	// for a piece no source has; empty otherwise.
 	xattrWaiting = "user.swarmfs.waiting"
+	// xattrSwarm is what the trackers count in the swarm (scrape), or
+	// "unknown".
+	xattrSwarm = "user.swarmfs.swarm"
 	// xattrList is what listxattr returns: the names, each NUL-terminated.
-	xattrList = xattrInfoHash + "\x00" + xattrProgress + "\x00" + xattrPeers + "\x00" + xattrWaiting + "\x00"
+	xattrList = xattrInfoHash + "\x00" + xattrProgress + "\x00" + xattrPeers + "\x00" + xattrSwarm + "\x00" + xattrWaiting + "\x00"
 )
 
 // xattrValue appends the value of attr to buf. progress returns the
@@ -158,6 +164,15 @@ func xattrValue(buf []byte, attr string, t Torrent, progress func() float64) ([]
 		return strconv.AppendInt(buf, int64(t.Stats().Peers), 10), true
 	case xattrWaiting:
 		return append(buf, t.Stats().Waiting...), true
+	case xattrSwarm:
+		if s := t.Stats().Swarm; s != "" {
+			return append(buf, s...), true
+		}
+		return append(buf, "unknown"...), true
+	case xattrInfoHashV2:
+		if info := t.Info(); info != nil && info.HasV2() {
+			return append(buf, info.InfoHashV2.String()...), true
+		}
 	}
 	return buf, false
 }
@@ -176,7 +191,7 @@ func copyXattr(dest, value []byte) (uint32, syscall.Errno) {
 
 // torrentXattr serves getxattr for any node of torrent t.
 func torrentXattr(attr string, dest []byte, t Torrent, progress func() float64) (uint32, syscall.Errno) {
-	var buf [64]byte
+	var buf [80]byte
 	v, ok := xattrValue(buf[:0], attr, t, progress)
 	if !ok {
 		return 0, syscall.ENODATA
@@ -184,8 +199,11 @@ func torrentXattr(attr string, dest []byte, t Torrent, progress func() float64) 
 	return copyXattr(dest, v)
 }
 
-// torrentListxattr serves listxattr for any node of a torrent.
-func torrentListxattr(dest []byte) (uint32, syscall.Errno) {
+// torrentListxattr serves listxattr for any node of torrent t.
+func torrentListxattr(dest []byte, t Torrent) (uint32, syscall.Errno) {
+	if info := t.Info(); info != nil && info.HasV2() {
+		return copyXattr(dest, []byte(xattrList+xattrInfoHashV2+"\x00"))
+	}
 	return copyXattr(dest, []byte(xattrList))
 }
 

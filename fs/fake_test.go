@@ -162,6 +162,7 @@ type fakeTorrent struct {
 	have    []bool
 	changed chan struct{} // closed (and replaced) when have changes
 	peers   int
+	swarm   string // Stats().Swarm
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -253,6 +254,12 @@ func (t *fakeTorrent) setPeers(n int) {
 	t.mu.Unlock()
 }
 
+func (t *fakeTorrent) setSwarm(s string) {
+	t.mu.Lock()
+	t.swarm = s
+	t.mu.Unlock()
+}
+
 func (t *fakeTorrent) InfoHash() metainfo.Hash { return t.ih }
 
 func (t *fakeTorrent) Name() string {
@@ -295,7 +302,7 @@ func (t *fakeTorrent) Stats() TorrentStats {
 			n++
 		}
 	}
-	st := TorrentStats{Peers: t.peers}
+	st := TorrentStats{Peers: t.peers, Swarm: t.swarm}
 	if len(t.have) > 0 {
 		st.Progress = float64(n) / float64(len(t.have))
 	}

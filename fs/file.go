@@ -81,7 +81,7 @@ func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 }
 
 func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return torrentListxattr(dest)
+	return torrentListxattr(dest, n.t)
 }
 
 func (n *fileNode) progress() float64 {

@@ -302,7 +302,7 @@ func (d *torrentDir) Getxattr(ctx context.Context, attr string, dest []byte) (ui
 }
 
 func (d *torrentDir) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return torrentListxattr(dest)
+	return torrentListxattr(dest, d.t)
 }
 
 func (d *torrentDir) progress() float64 { return clamp01(d.t.Stats().Progress) }
@@ -342,7 +342,7 @@ func (n *dirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint3
 }
 
 func (n *dirNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return torrentListxattr(dest)
+	return torrentListxattr(dest, n.t)
 }
 
 // fillChild fills the entry of a child of a torrent folder.

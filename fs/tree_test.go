@@ -2,6 +2,7 @@ package fs
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
 )
 
 const samplePiece = 256 << 10
@@ -268,6 +271,7 @@ func TestStableInodes(t *testing.T) {
 func TestXattrs(t *testing.T) {
 	host, sample, _ := sampleHost()
 	sample.setPeers(7)
+	sample.setSwarm("seeders 0 leechers 3 completed 5 (no seeders)")
 	clip := sample.Info().Files[12]
 	// The first piece of clip.mp4 is missing.
 	sample.setHave(int(clip.Offset/samplePiece), int(clip.Offset/samplePiece)+1, false)
@@ -290,13 +294,16 @@ func TestXattrs(t *testing.T) {
 		if got := get(path, "user.swarmfs.peers"); got != "7" {
 			t.Errorf("%s: peers %q", p, got)
 		}
+		if got := get(path, "user.swarmfs.swarm"); got != "seeders 0 leechers 3 completed 5 (no seeders)" {
+			t.Errorf("%s: swarm %q", p, got)
+		}
 		buf := make([]byte, 256)
 		n, err := unix.Listxattr(path, buf)
 		if err != nil {
 			t.Fatalf("listxattr %s: %v", p, err)
 		}
 		names := strings.Split(strings.TrimSuffix(string(buf[:n]), "\x00"), "\x00")
-		if !slices.Equal(names, []string{"user.swarmfs.infohash", "user.swarmfs.progress", "user.swarmfs.peers", "user.swarmfs.waiting"}) {
+		if !slices.Equal(names, []string{"user.swarmfs.infohash", "user.swarmfs.progress", "user.swarmfs.peers", "user.swarmfs.swarm", "user.swarmfs.waiting"}) {
 			t.Errorf("%s: listxattr %q", p, names)
 		}
 		if _, err := unix.Getxattr(path, "user.nope", buf); !errors.Is(err, unix.ENODATA) {
@@ -453,5 +460,43 @@ func TestManyFiles(t *testing.T) {
 	t.Logf("find -printf over %d files: %v", len(files), time.Since(start))
 	if many.opened.Load() != 0 {
 		t.Errorf("listing opened readers")
+	}
+}
+
+// TestXattrInfoHashV2: a v2 or hybrid torrent shows its SHA-256 info-hash
+// in user.swarmfs.infohash_v2 and lists it; a v1 torrent has no such
+// attribute.
+func TestXattrInfoHashV2(t *testing.T) {
+	v1 := newFakeTorrent("v1", 16, fakeFile{path: "v1", data: []byte("hello")})
+	v2 := newFakeTorrent("v2", 16, fakeFile{path: "v2", data: []byte("hello")})
+	info := *v2.Info()
+	info.MetaVersion = 2
+	info.InfoHashV2 = metainfo.HashV2(sha256.Sum256([]byte("v2 info")))
+	v2.setInfo(&info, []byte("hello"), true)
+	progress := func() float64 { return 1 }
+	for _, tc := range []struct {
+		name string
+		t    *fakeTorrent
+		want string // "" for none
+	}{
+		{"v1", v1, ""},
+		{"v2", v2, info.InfoHashV2.String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			buf := make([]byte, 256)
+			n, errno := torrentXattr(xattrInfoHashV2, buf, tc.t, progress)
+			listed := make([]byte, 256)
+			ln, _ := torrentListxattr(listed, tc.t)
+			hasName := strings.Contains(string(listed[:ln]), xattrInfoHashV2+"\x00")
+			if tc.want == "" {
+				if errno != syscall.ENODATA || hasName {
+					t.Fatalf("v1 torrent: infohash_v2 %q (%v), listed %v", buf[:n], errno, hasName)
+				}
+				return
+			}
+			if errno != 0 || string(buf[:n]) != tc.want || !hasName {
+				t.Fatalf("infohash_v2 = %q (%v), want %q; listed %v", buf[:n], errno, tc.want, hasName)
+			}
+		})
 	}
 }

@@ -102,16 +102,20 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tPROGRESS\tSIZE\tDOWN/s\tUP/s\tPEERS\tENCRYPTION\tTRANSPORT\tCACHED\tINFO-HASH")
+	fmt.Fprintln(w, "NAME\tPROGRESS\tSIZE\tDOWN/s\tUP/s\tUPLOADED\tRATIO\tSEEDING\tPEERS\tSWARM S/L/DONE\tENCRYPTION\tTRANSPORT\tCACHED\tINFO-HASH")
 	for _, t := range ts {
+		ih := t.InfoHash
+		if t.InfoHashV2 != "" {
+			ih += " v2 " + t.InfoHashV2 // hybrid: both; v2-only: the first is the v2 truncated
+		}
 		prog := fmt.Sprintf("%.1f%%", 100*t.Progress)
 		size := humanBytes(t.Size)
 		if !t.HasInfo {
 			prog, size = "metadata…", "?"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d (%d seeds)\t%d rc4, %d plain\t%d tcp, %d utp\t%s\t%s\n", t.Name, prog, size,
-			humanBytes(int64(t.DownloadRate)), humanBytes(int64(t.UploadRate)), t.Peers, t.Seeds,
-			t.EncryptedPeers, t.PlainPeers, t.TCPPeers, t.UTPPeers, humanBytes(t.CachedBytes), t.InfoHash)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%d (%d seeds)\t%s\t%d rc4, %d plain\t%d tcp, %d utp\t%s\t%s\n", t.Name, prog, size,
+			humanBytes(int64(t.DownloadRate)), humanBytes(int64(t.UploadRate)), humanBytes(t.Uploaded), t.Ratio, seedingColumn(t), t.Peers, t.Seeds, swarmColumn(t),
+			t.EncryptedPeers, t.PlainPeers, t.TCPPeers, t.UTPPeers, humanBytes(t.CachedBytes), ih)
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -136,6 +140,34 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// seedingColumn is the status table's SEEDING: the state, its goal, and
+// super-seeding.
+func seedingColumn(t session.TorrentStatus) string {
+	s := t.SeedState
+	if s == "" {
+		s = "-"
+	}
+	if t.SeedGoal != "" {
+		s += " (goal: " + t.SeedGoal + ")"
+	}
+	if t.SuperSeeding {
+		s += ", super-seeding"
+	}
+	if t.NoSeeders {
+		s += "; no seeders"
+	}
+	return s
+}
+
+// swarmColumn is the status table's SWARM: the trackers' seeders,
+// leechers and completed downloads, "-" before a scrape answered.
+func swarmColumn(t session.TorrentStatus) string {
+	if t.Swarm == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d/%d", t.Swarm.Seeders, t.Swarm.Leechers, t.Swarm.Completed)
 }
 
 func runCache(args []string, stdout, stderr io.Writer) error {

@@ -27,6 +27,8 @@ func runCreate(args []string, stdout, stderr io.Writer) error {
 	private := fs.Bool("private", false, "mark the torrent private (no DHT, PEX or local discovery)")
 	comment := fs.String("comment", "", "comment stored in the torrent")
 	name := fs.String("name", "", "torrent name (default: the base name of PATH)")
+	var format metainfo.Format // v1: the zero value
+	fs.Var(&format, "format", "v1, v2 (BEP 52) or hybrid (both, for v1 and v2 clients alike); default v1, which every client reads")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -38,6 +40,7 @@ func runCreate(args []string, stdout, stderr io.Writer) error {
 		Comment:  *comment,
 		Private:  *private,
 		Name:     *name,
+		Format:   format,
 	}
 	for _, t := range trackers {
 		opts.Trackers = append(opts.Trackers, strings.Split(t, ","))
@@ -64,9 +67,38 @@ func runCreate(args []string, stdout, stderr io.Writer) error {
 	if err := writeFileAtomic(dst, b); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "created %s\n  name       %s\n  info-hash  %s\n  size       %s in %d files\n  pieces     %d x %s\n  magnet     %s\n",
-		dst, mi.Info.Name, mi.InfoHash, humanBytes(mi.Info.TotalLength), len(mi.Info.Files), mi.Info.NumPieces(), humanBytes(mi.Info.PieceLength), mi.Magnet())
+	fmt.Fprintf(stdout, "created %s (%s)\n  name       %s\n", dst, format, mi.Info.Name)
+	if mi.Info.HasV1() {
+		fmt.Fprintf(stdout, "  info-hash  %s\n", mi.Info.InfoHashV1)
+	}
+	if mi.Info.HasV2() {
+		fmt.Fprintf(stdout, "  v2 hash    %s\n", mi.Info.InfoHashV2)
+	}
+	fmt.Fprintf(stdout, "  size       %s in %d files\n  pieces     %d x %s\n  magnet     %s\n",
+		humanBytes(realLength(mi.Info)), realFiles(mi.Info), mi.Info.NumPieces(), humanBytes(mi.Info.PieceLength), mi.Magnet())
 	return nil
+}
+
+// realLength is the torrent's size without its pad files.
+func realLength(info *metainfo.Info) int64 {
+	var n int64
+	for _, f := range info.Files {
+		if !f.Pad {
+			n += f.Length
+		}
+	}
+	return n
+}
+
+// realFiles counts the torrent's files without its pad files.
+func realFiles(info *metainfo.Info) int {
+	n := 0
+	for _, f := range info.Files {
+		if !f.Pad {
+			n++
+		}
+	}
+	return n
 }
 
 // writeFileAtomic writes through a temporary file so a crash never leaves a

@@ -79,7 +79,7 @@ func (f fsTorrent) Stats() fs.TorrentStats {
 	if s.TotalLength > 0 {
 		p = float64(s.BytesCompleted) / float64(s.TotalLength)
 	}
-	return fs.TorrentStats{Progress: p, Peers: s.Peers, DownloadRate: s.DownloadRate, UploadRate: s.UploadRate, Waiting: s.Waiting}
+	return fs.TorrentStats{Progress: p, Peers: s.Peers, DownloadRate: s.DownloadRate, UploadRate: s.UploadRate, Waiting: s.Waiting, Swarm: swarmString(s)}
 }
 
 // errReader fails every read with the error that prevented opening.

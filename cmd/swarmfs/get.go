@@ -21,11 +21,18 @@ func runGet(args []string, stdout, stderr io.Writer) error {
 	var ef engineFlags
 	ef.register(fs)
 	seedAfter := fs.Bool("seed", false, "keep seeding after the download completes, until interrupted")
+	var sf seedFlags
+	sf.register(fs)
+	var tf trackersFlag
+	tf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
 		return usageErr("get needs TORRENT (a .torrent file or a magnet link) and DIR")
+	}
+	if err := sf.check(); err != nil {
+		return err
 	}
 	src, dir := fs.Arg(0), fs.Arg(1)
 	var (
@@ -66,6 +73,10 @@ func runGet(args []string, stdout, stderr io.Writer) error {
 	defer c.Close()
 	start := time.Now()
 	opts := engine.TorrentOptions{Peers: peers, DownloadAll: true}
+	sf.set(&opts)
+	if err := tf.set(&opts); err != nil {
+		return err
+	}
 	var t *engine.Torrent
 	if mag != nil {
 		t, err = c.AddMagnet(mag, opts)
@@ -97,10 +108,31 @@ func runGet(args []string, stdout, stderr io.Writer) error {
 	}
 	el := time.Since(start)
 	fmt.Fprintf(stdout, "\ncompleted %s in %s (%.1f MB/s)\n", mi.Info.Name, el.Round(time.Millisecond), float64(mi.Info.TotalLength)/el.Seconds()/1e6)
-	if *seedAfter {
+	switch {
+	case *seedAfter:
 		fmt.Fprintf(stdout, "seeding on %s; Ctrl-C to stop\n", c.Addr())
 		progress(ctx, stdout, t, false)
 		fmt.Fprintln(stdout)
+	case sf.any():
+		fmt.Fprintf(stdout, "seeding on %s until %s\n", c.Addr(), t.Stats().SeedGoal)
+		gctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-t.GoalReached():
+				cancel()
+			case <-gctx.Done():
+			}
+		}()
+		progress(gctx, stdout, t, false)
+		fmt.Fprintln(stdout)
+		select {
+		case <-t.GoalReached():
+		default:
+			return fmt.Errorf("interrupted while seeding, before the goal")
+		}
+		s := t.Stats()
+		fmt.Fprintf(stdout, "seeding goal reached: uploaded %s, ratio %.2f\n", humanBytes(s.Uploaded), s.Ratio)
 	}
 	return nil
 }

@@ -1,28 +1,39 @@
 package main
 
 import (
-	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/swarmfs/swarmfs/engine/session"
 	"github.com/swarmfs/swarmfs/fs/httpfs"
 )
 
-// jsonKeys lists the top-level keys v marshals to.
+// jsonKeys lists the top-level keys v's type can marshal to, from its
+// struct tags (omitempty fields included, which a marshalled zero value
+// would leave out).
 func jsonKeys(t *testing.T, v any) map[string]bool {
 	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]json.RawMessage{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
 	keys := map[string]bool{}
-	for k := range m {
-		keys[k] = true
+	var walk func(rt reflect.Type)
+	walk = func(rt reflect.Type) {
+		for f := range rt.Fields() {
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			switch {
+			case name == "-":
+			case name == "" && f.Anonymous && f.Type.Kind() == reflect.Struct:
+				walk(f.Type)
+			case name == "":
+				keys[f.Name] = true
+			default:
+				keys[name] = true
+			}
+		}
 	}
+	walk(reflect.TypeOf(v))
 	return keys
 }
 

@@ -108,6 +108,18 @@ func (t httpTorrent) Stats() httpfs.TorrentStats {
 		HashFailures: s.HashFailures, Downloading: s.Downloading,
 		Requests:       httpfs.RequestCounters(s.Requests),
 		EncryptedPeers: s.EncryptedPeers, PlainPeers: s.PlainPeers, TCPPeers: s.TCPPeers, UTPPeers: s.UTPPeers,
+		Ratio: s.Ratio, SeedState: s.SeedState, NoSeeders: s.NoSeeders,
+		SeedGoal: s.SeedGoal, SuperSeeding: s.SuperSeeding, Waiting: s.Waiting,
+	}
+	// Typed nil slices would marshal as null rather than be left out.
+	if len(s.WebSeeds) > 0 {
+		st.WebSeeds = s.WebSeeds
+	}
+	if len(s.Trackers) > 0 {
+		st.Trackers = s.Trackers
+	}
+	if s.Swarm != nil {
+		st.Swarm = &httpfs.SwarmCounts{Seeders: s.Swarm.Seeders, Leechers: s.Swarm.Leechers, Completed: s.Swarm.Completed}
 	}
 	for _, r := range s.Readers {
 		st.Readers = append(st.Readers, httpfs.ReaderStats{File: r.File, Pos: r.Pos, Window: r.Window})

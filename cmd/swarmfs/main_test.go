@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
 
 func runCmd(args ...string) (int, string, string) {
@@ -28,6 +29,7 @@ func TestUsageErrors(t *testing.T) {
 		{"create without path", []string{"create"}, 2, "create needs exactly one PATH"},
 		{"create missing path", []string{"create", "/nonexistent/x"}, 1, "/nonexistent/x"},
 		{"create bad piece length", []string{"create", "-piece-length", "lots", "."}, 2, "-piece-length"},
+		{"create bad format", []string{"create", "--format", "v3", "."}, 1, "-format"}, // a flag value: exit 1, like every flag.Parse error
 		{"seed one arg", []string{"seed", "x.torrent"}, 2, "seed needs TORRENT and PATH"},
 		{"seed missing torrent", []string{"seed", "/nonexistent.torrent", "."}, 1, "nonexistent.torrent"},
 		{"get bad peer", []string{"get", "--peer", "nope", "x.torrent", "d"}, 1, ""},
@@ -80,6 +82,51 @@ func TestCreate(t *testing.T) {
 	tiers := mi.Trackers()
 	if len(tiers) != 2 || len(tiers[0]) != 2 {
 		t.Errorf("tiers %v", tiers)
+	}
+}
+
+// TestCreateFormat: create --format makes v1 (the default), v2 and hybrid
+// torrents, prints every info-hash they have, and for v2 and hybrid
+// libtorrent computes the same info-hashes for the same files and piece
+// length.
+func TestCreateFormat(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "stuff")
+	swarmtest.WriteFiles(t, data, []swarmtest.FileSpec{{Path: "a.bin", Size: 100000}, {Path: "sub/empty"}, {Path: "sub/small", Size: 100}})
+	for _, format := range []string{"", "v1", "v2", "hybrid"} {
+		t.Run("format="+format, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "stuff.torrent")
+			args := []string{"create", "-piece-length", "16KiB", "-o", out}
+			if format != "" {
+				args = append(args, "--format", format)
+			}
+			code, stdout, stderr := runCmd(append(args, data)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			mi, err := metainfo.Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := format
+			if want == "" {
+				want = "v1" // the default
+			}
+			if mi.Info.HasV1() != (want != "v2") || mi.Info.HasV2() != (want != "v1") {
+				t.Fatalf("%s: v1 %v, v2 %v", want, mi.Info.HasV1(), mi.Info.HasV2())
+			}
+			if mi.Info.HasV1() && !strings.Contains(stdout, mi.Info.InfoHashV1.String()) ||
+				mi.Info.HasV2() && !strings.Contains(stdout, mi.Info.InfoHashV2.String()) {
+				t.Errorf("output lacks an info-hash: %s", stdout)
+			}
+			if want == "v1" {
+				return // libtorrent's v1 info differs in ways of no consequence
+			}
+			lt := swarmtest.MakeTorrentFormat(t, data, nil, 16<<10, want)
+			if lt.InfoHash != [20]byte(mi.InfoHash) || lt.InfoHashV2 != [32]byte(mi.InfoHashV2) {
+				t.Errorf("info-hashes %s %s, libtorrent's %x %x", mi.InfoHash, mi.InfoHashV2, lt.InfoHash, lt.InfoHashV2)
+			}
+		})
 	}
 }
 

@@ -79,7 +79,7 @@ func TestCompletion(t *testing.T) {
 		{"swarmfs mount --log-format ", "text json"},
 		{"swarmfs mount -download a", "all"},
 		{"swarmfs status --j", "--json"},
-		{"swarmfs create -", "--comment --name -o --piece-length --private -t -w"},
+		{"swarmfs create -", "--comment --format --name -o --piece-length --private -t -w"},
 		{"swarmfs completion z", "zsh"},
 	}
 	for _, tc := range tests {

@@ -49,6 +49,11 @@ type sessionFlags struct {
 	cacheSize   *string
 	readTimeout *time.Duration
 	download    *string
+	goals       seedFlags
+	trackers    trackersFlag
+	// superSeed super-seeds each torrent that is complete in the cache
+	// when it starts.
+	superSeed *bool
 }
 
 // register adds the flags; failedRead says what a read that times out
@@ -59,6 +64,9 @@ func (sf *sessionFlags) register(f *flag.FlagSet, failedRead string) {
 	sf.cacheSize = f.String("cache-size", "10GiB", "piece cache capacity, e.g. 512MiB or 20GiB")
 	sf.readTimeout = f.Duration("read-timeout", fs.DefaultReadTimeout, "a read the swarm cannot serve in this time "+failedRead)
 	sf.download = f.String("download", "wanted", "what to download: \"wanted\" (what is read, plus readahead and media heads and tails) or \"all\"")
+	sf.goals.register(f)
+	sf.trackers.register(f)
+	sf.superSeed = f.Bool("super-seed", false, "super-seed (BEP 16) each torrent that is complete in the cache when it starts: hand peers one piece at a time, as seed --super-seed does")
 	sf.lf.register(f)
 }
 
@@ -83,8 +91,17 @@ func (sf *sessionFlags) start(stderr io.Writer, onInfo func(*session.Torrent)) (
 	if err != nil {
 		return nil, err
 	}
+	if err := sf.goals.check(); err != nil {
+		return nil, err
+	}
 	cfg, peers, err := sf.ef.config(stderr)
 	if err != nil {
+		return nil, err
+	}
+	topts := engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers}
+	topts.SuperSeed = *sf.superSeed
+	sf.goals.set(&topts)
+	if err := sf.trackers.set(&topts); err != nil {
 		return nil, err
 	}
 	logger, closeLog, err := sf.lf.open(stderr, sf.ef.verbose)
@@ -119,7 +136,7 @@ func (sf *sessionFlags) start(stderr io.Writer, onInfo func(*session.Torrent)) (
 	}
 	closers = append(closers, func() { client.Close() })
 	sess, err := session.New(session.Config{
-		Engine: session.NewEngine(client, engine.TorrentOptions{DownloadAll: downloadAll, Peers: peers}),
+		Engine: session.NewEngine(client, topts),
 		Store:  ca,
 		Logf:   logf,
 		OnInfo: onInfo,

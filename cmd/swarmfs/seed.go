@@ -19,11 +19,21 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("seed", stderr)
 	var ef engineFlags
 	ef.register(fs)
+	var sf seedFlags
+	sf.register(fs)
+	var tf trackersFlag
+	tf.register(fs)
+	superSeed := fs.Bool("super-seed", false, "super-seed (BEP 16): hide what we have and hand each peer one piece at a time, the rarest, "+
+		"offering its next only once another peer has announced the last; for an initial seed with a small uplink, so that "+
+		"each byte uploaded counts (peers with no one to share with are seeded normally)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
 		return usageErr("seed needs TORRENT and PATH")
+	}
+	if err := sf.check(); err != nil {
+		return err
 	}
 	mi, err := metainfo.Load(fs.Arg(0))
 	if err != nil {
@@ -46,9 +56,27 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	t, err := c.AddTorrent(mi, engine.TorrentOptions{Peers: peers, DownloadAll: true})
+	opts := engine.TorrentOptions{Peers: peers, DownloadAll: true, SuperSeed: *superSeed}
+	sf.set(&opts)
+	if err := tf.set(&opts); err != nil {
+		return err
+	}
+	t, err := c.AddTorrent(mi, opts)
 	if err != nil {
 		return err
+	}
+	if sf.any() {
+		// Seed until the goal, then exit.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-t.GoalReached():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 	}
 	st := t.Stats()
 	if st.PiecesHave < st.Pieces {
@@ -57,6 +85,11 @@ func runSeed(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "seeding %s (%s) on %s\n", mi.Info.Name, mi.InfoHash, c.Addr())
 	progress(ctx, stdout, t, false)
 	fmt.Fprintln(stdout)
+	s := t.Stats()
+	fmt.Fprintf(stdout, "uploaded %s, %.2fx the content's %s\n", humanBytes(s.Uploaded), float64(s.Uploaded)/float64(max(s.TotalLength, 1)), humanBytes(s.TotalLength))
+	if s.SeedState == engine.SeedStateGoalReached {
+		fmt.Fprintf(stdout, "seeding goal reached (%s)\n", s.SeedGoal)
+	}
 	return nil
 }
 

@@ -37,6 +37,7 @@ type ExtendedHandshake struct {
 	MetadataSize int            `bencode:"metadata_size,omitempty"` // BEP 9: size of the info dictionary
 	IPv4         string         `bencode:"ipv4,omitempty"`          // sender's own IPv4 address, 4 bytes
 	IPv6         string         `bencode:"ipv6,omitempty"`          // sender's own IPv6 address, 16 bytes
+	UploadOnly   int            `bencode:"upload_only,omitempty"`   // BEP 21: 1 when the sender wants nothing more (a partial seed)
 }
 
 // ParseExtendedHandshake decodes the payload of an extended handshake (the
@@ -87,6 +88,10 @@ func ParseExtendedHandshake(payload []byte) (*ExtendedHandshake, error) {
 		case "ipv6":
 			if s, ok := rawString(val); ok && len(s) == 16 {
 				h.IPv6 = string(s)
+			}
+		case "upload_only":
+			if n, ok := rawInt(val); ok && n != 0 {
+				h.UploadOnly = 1
 			}
 		}
 		return nil

@@ -24,6 +24,7 @@ func TestParseExtendedHandshake(t *testing.T) {
 			Reqq:         2000,
 			YourIP:       "\x7f\x00\x00\x01",
 			MetadataSize: 191,
+			UploadOnly:   1,
 		}},
 		{"empty", "de", ExtendedHandshake{}},
 		{"disable", "d1:md11:ut_metadatai0eee", ExtendedHandshake{M: map[string]int{"ut_metadata": 0}}},

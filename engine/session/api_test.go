@@ -11,6 +11,7 @@ import (
 
 	"github.com/swarmfs/swarmfs/engine"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/tracker"
 )
 
 // TestAPI drives the control API as "swarmfs add/rm/status/cache" do: the
@@ -57,6 +58,22 @@ func TestAPI(t *testing.T) {
 	}
 	if !strings.Contains(body, `"requests":{"dup_late":3,"dup_endgame":0,"withdrawn":0,"timed_out":0}`) {
 		t.Errorf("status JSON changed shape: %s", body)
+	}
+
+	// Seeding and the swarm: goal, state, the trackers' counts and each
+	// tracker's last result.
+	e.handle(mi.InfoHash).stats.Store(&engine.Stats{
+		TotalLength: 100, Uploaded: 150, Ratio: 1.5, SeedGoal: "ratio 2", SeedState: engine.SeedStateSeeding,
+		Swarm:     &engine.SwarmCounts{Seeders: 0, Leechers: 4, Completed: 9, Tracker: "udp://t:1/announce"},
+		NoSeeders: true,
+		Trackers:  []engine.TrackerStatus{{URL: "udp://t:1/announce", Peers: 3, Leechers: 4, Scrape: &tracker.ScrapeResult{Leechers: 4, Completed: 9}}, {URL: "http://dead/announce", Error: "refused"}},
+	})
+	_, body = do("GET", "/status", nil)
+	for _, want := range []string{`"uploaded":150`, `"ratio":1.5`, `"seed_goal":"ratio 2"`, `"seed_state":"seeding"`, `"no_seeders":true`,
+		`"swarm":{"seeders":0,"leechers":4,"completed":9`, `"url":"udp://t:1/announce"`, `"scrape":{"seeders":0,"leechers":4,"completed":9}`, `"error":"refused"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("status JSON lacks %s: %s", want, body)
+		}
 	}
 
 	// A torrent only in the cache, named after its record.

@@ -13,8 +13,12 @@ import (
 
 // TorrentStatus is one torrent in "swarmfs status" and the control API.
 type TorrentStatus struct {
-	Name         string  `json:"name"`
-	InfoHash     string  `json:"info_hash"`
+	Name     string `json:"name"`
+	InfoHash string `json:"info_hash"`
+	// InfoHashV2 is the full v2 (SHA-256) info-hash of a v2 or hybrid
+	// torrent once its info is known; InfoHash is then the v1 hash
+	// (hybrid) or this one truncated (v2-only).
+	InfoHashV2   string  `json:"info_hash_v2,omitempty"`
 	HasInfo      bool    `json:"has_info"`
 	Progress     float64 `json:"progress"`
 	Size         int64   `json:"size"`
@@ -26,6 +30,19 @@ type TorrentStatus struct {
 	// Requests counts the picker's costly decisions (duplicates, cancels).
 	Requests engine.RequestCounters `json:"requests"`
 	Uploaded int64                  `json:"uploaded"`
+	// Ratio is uploaded over downloaded (or over completed, when more);
+	// SeedGoal the seeding goal ("" for none); SeedState "downloading",
+	// "seeding" or "goal reached"; SuperSeeding says BEP 16 is on.
+	Ratio        float64 `json:"ratio"`
+	SeedGoal     string  `json:"seed_goal,omitempty"`
+	SeedState    string  `json:"seed_state"`
+	SuperSeeding bool    `json:"super_seeding,omitempty"`
+	// Swarm is what the trackers count (nil before a scrape answered);
+	// NoSeeders says the torrent waits while they count no seeder.
+	Swarm     *engine.SwarmCounts `json:"swarm,omitempty"`
+	NoSeeders bool                `json:"no_seeders,omitempty"`
+	// Trackers is each tracker's last announce and scrape result.
+	Trackers []engine.TrackerStatus `json:"trackers,omitempty"`
 	Peers    int                    `json:"peers"`
 	Seeds    int                    `json:"seeds"`
 	// EncryptedPeers and PlainPeers split Peers by MSE/PE: RC4, or
@@ -77,6 +94,12 @@ func (s *Session) Status() []TorrentStatus {
 			TCPPeers: st.TCPPeers, UTPPeers: st.UTPPeers,
 			CachedBytes: cached[t.ih],
 			WebSeeds:    st.WebSeeds, Waiting: st.Waiting,
+			Ratio: st.Ratio, SeedGoal: st.SeedGoal, SeedState: st.SeedState,
+			SuperSeeding: st.SuperSeeding,
+			Swarm:        st.Swarm, NoSeeders: st.NoSeeders, Trackers: st.Trackers,
+		}
+		if info := t.Info(); info != nil && info.HasV2() {
+			ts.InfoHashV2 = info.InfoHashV2.String()
 		}
 		if st.TotalLength > 0 {
 			ts.Progress = float64(st.BytesCompleted) / float64(st.TotalLength)

@@ -1,7 +1,7 @@
 // Package storage holds verified piece data for the engine.
 //
 // A Provider opens one Torrent store per torrent. The engine writes a piece only
-// after its SHA-1 matched, and reads only pieces it knows are stored, so a store
+// after its hash matched (SHA-1, or for v2 its file's Merkle tree), and reads only pieces it knows are stored, so a store
 // never has to judge data itself. Open reports which pieces are already present
 // and good: the file store hashes what it finds on disk (seeding existing data),
 // the cache store trusts its own checksummed index.

@@ -114,7 +114,7 @@ func (t *fileTorrent) check() ([]int, error) {
 				if _, err := t.readRaw(b, t.info.PieceOffset(p)); err != nil {
 					continue
 				}
-				if sha1.Sum(b) == t.info.PieceHash(p) {
+				if t.goodPiece(p, b) {
 					mu.Lock()
 					have = append(have, p)
 					mu.Unlock()
@@ -130,6 +130,16 @@ func (t *fileTorrent) check() ([]int, error) {
 	close(work)
 	wg.Wait()
 	return have, nil
+}
+
+// goodPiece checks data found on disk: SHA-1 where the torrent has it,
+// else the v2 tree (a piece of a file whose piece layer is not known yet,
+// in a magnet's info, cannot be checked and counts as missing).
+func (t *fileTorrent) goodPiece(p int, b []byte) bool {
+	if t.info.HasV1() {
+		return sha1.Sum(b) == t.info.PieceHash(p)
+	}
+	return t.info.VerifyPieceV2(p, b) == nil
 }
 
 // handle is an open file shared by concurrent reads and writes; refs counts

@@ -28,7 +28,10 @@
 //     check, or downloading and then stopping), bound to its address with
 //     --interface, trackers ignored, driven over JSON-RPC on 127.0.0.1.
 //   - MakeTorrent: a short python3 process using libtorrent's
-//     create_torrent (v1 only), independent of engine/metainfo.
+//     create_torrent, independent of engine/metainfo: v1, or with
+//     MakeTorrentFormat v2-only or hybrid (BEP 52). LT names every torrent
+//     as swarmfs does: by its v1 info-hash, or for a v2-only torrent by the
+//     v2 one truncated to 20 bytes (MagnetV2 makes its btmh magnet).
 //   - StartDelayRelay, NewDelayRelay: no process; a TCP relay that adds a
 //     fixed latency to each direction of every connection it forwards (in
 //     front of a seeder, for the latency the kernel's missing sch_netem

@@ -378,6 +378,52 @@ func (l *LT) AddTorrent(torrentPath, saveDir string, seed bool) {
 	l.must(l.call("add_torrent", map[string]any{"torrent": abs(torrentPath), "save": abs(saveDir), "seed": seed}, nil))
 }
 
+// AddSuperSeed adds a .torrent whose data is in saveDir, like
+// AddTorrent(..., seed=true), and super-seeds it (BEP 16).
+func (l *LT) AddSuperSeed(torrentPath, saveDir string) {
+	l.tb.Helper()
+	l.must(l.call("add_torrent", map[string]any{"torrent": abs(torrentPath), "save": abs(saveDir), "seed": true, "super_seed": true}, nil))
+}
+
+// AddUploadMode adds a .torrent in upload mode: the peer downloads
+// nothing and says upload_only (BEP 21), serving what saveDir holds.
+func (l *LT) AddUploadMode(torrentPath, saveDir string) {
+	l.tb.Helper()
+	l.must(l.call("add_torrent", map[string]any{"torrent": abs(torrentPath), "save": abs(saveDir), "upload_mode": true}, nil))
+}
+
+// LTPeerTotals is what a libtorrent peer exchanged with each IP over a
+// torrent's life (closed connections included: the peer notes each
+// connection's counters on every request it serves and every alert, so
+// what flowed after the last of those on a closed connection is missed),
+// and the peers connected now.
+type LTPeerTotals struct {
+	// Totals maps an IP to the payload bytes downloaded from it and
+	// uploaded to it.
+	Totals map[string]struct {
+		Download int64 `json:"download"`
+		Upload   int64 `json:"upload"`
+	} `json:"totals"`
+	Peers []LTPeer `json:"peers"`
+}
+
+// LTPeer is one connected peer as libtorrent sees it.
+type LTPeer struct {
+	Addr        string `json:"addr"`
+	UploadOnly  bool   `json:"upload_only"` // it said upload_only (BEP 21), or is a seed
+	Seed        bool   `json:"seed"`
+	Interesting bool   `json:"interesting"` // libtorrent wants something it has
+	Client      string `json:"client"`
+}
+
+// PeerTotals reports the torrent's per-IP payload totals and its peers.
+func (l *LT) PeerTotals(infoHash [20]byte) LTPeerTotals {
+	l.tb.Helper()
+	var pt LTPeerTotals
+	l.must(l.call("peer_totals", map[string]any{"info_hash": hexIH(infoHash)}, &pt))
+	return pt
+}
+
 // AddMagnet adds a magnet URI; the metadata comes from peers (BEP 9).
 func (l *LT) AddMagnet(magnet, saveDir string) {
 	l.tb.Helper()

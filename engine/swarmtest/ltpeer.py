@@ -41,6 +41,22 @@ def hexhash(h):
     return str(h)
 
 
+def name(ihs):
+    """The 20-byte hex name of a torrent, as swarmfs names it: the v1
+    info-hash, or for a v2-only torrent the v2 one truncated (libtorrent's
+    get_best prefers v2 for a hybrid)."""
+    if ihs.has_v1():
+        return str(ihs.v1)
+    return str(ihs.v2)[:40]
+
+
+FORMATS = {
+    "v1": lt.create_torrent.v1_only,
+    "v2": lt.create_torrent.v2_only,
+    "hybrid": 0,
+}
+
+
 def make(cfg):
     """Create a torrent for cfg["data"], write it to cfg["out"]."""
     data = os.path.abspath(cfg["data"])
@@ -48,7 +64,7 @@ def make(cfg):
     lt.add_files(fs, data)
     if fs.num_files() == 0:
         raise ValueError("no files under %s" % data)
-    flags = lt.create_torrent.v1_only
+    flags = FORMATS[cfg.get("format") or "v1"]
     ct = lt.create_torrent(fs, cfg.get("piece_length", 0), flags=flags)
     for tier, urls in enumerate(cfg.get("trackers") or []):
         for url in urls:
@@ -60,7 +76,8 @@ def make(cfg):
         f.write(buf)
     ti = lt.torrent_info(cfg["out"])
     return {
-        "info_hash": hexhash(ti.info_hashes().v1),
+        "info_hash": name(ti.info_hashes()),
+        "info_hash_v2": str(ti.info_hashes().v2) if ti.info_hashes().has_v2() else "",
         "piece_length": ti.piece_length(),
         "num_pieces": ti.num_pieces(),
         "total_size": ti.total_size(),
@@ -85,7 +102,7 @@ STATES = {
 class Peer:
     def __init__(self, cfg):
         self.cfg = cfg
-        self.torrents = {}  # hex v1 info-hash -> {"handle", "added", "finished"}
+        self.torrents = {}  # name (see name()) -> {"handle", "added", "finished"}
         ip = cfg["ip"]
         port = cfg.get("port", 0)
         ips = [ip] + list(cfg.get("also_ips") or [])
@@ -202,14 +219,30 @@ class Peer:
                 return self.ses.listen_port()
         raise RuntimeError("not listening after %ss" % timeout)
 
+    def note_peers(self):
+        """Remember each connection's payload counters: libtorrent forgets
+        them when the connection closes. Called on every request and alert
+        wake-up, so what is lost is at most what flowed since the last one."""
+        for t in self.torrents.values():
+            for p in t["handle"].get_peer_info():
+                # A closing connection reports local port 0: it is still
+                # the connection last seen under its remote address.
+                local = p.local_endpoint[1] or t["local"].get((p.ip[0], p.ip[1]), 0)
+                t["local"][(p.ip[0], p.ip[1])] = local
+                key = (p.ip[0], p.ip[1], local)
+                d, u = t["conns"].get(key, (0, 0))
+                t["conns"][key] = (max(d, p.total_download), max(u, p.total_upload))
+
     def pump(self):
+        self.note_peers()
         for a in self.ses.pop_alerts():
             msg = a.message()
             if isinstance(a, lt.torrent_finished_alert):
-                ih = hexhash(a.handle.info_hashes().v1)
-                t = self.torrents.get(ih)
-                if t is not None and t["finished"] is None:
-                    t["finished"] = time.monotonic()
+                # By handle: a btmh magnet's torrent turns out a hybrid
+                # once its metadata is in, and its name() changes.
+                for t in self.torrents.values():
+                    if t["handle"] == a.handle and t["finished"] is None:
+                        t["finished"] = time.monotonic()
             log("alert", type(a).__name__, msg)
 
     def find(self, req):
@@ -225,6 +258,10 @@ class Peer:
         flags &= ~lt.torrent_flags.paused
         if req.get("seed") and self.cfg.get("seed_mode"):
             flags |= lt.torrent_flags.seed_mode
+        if req.get("super_seed"):
+            flags |= lt.torrent_flags.super_seeding
+        if req.get("upload_mode"):
+            flags |= lt.torrent_flags.upload_mode
         return flags
 
     def add(self, atp, ih):
@@ -232,7 +269,9 @@ class Peer:
             raise ValueError("torrent %s already added" % ih)
         now = time.monotonic()
         h = self.ses.add_torrent(atp)
-        self.torrents[ih] = {"handle": h, "added": now, "finished": None}
+        # conns: (ip, port, local port), a TCP connection, -> the highest payload totals seen on
+        # that connection, kept after it closes (see note_peers).
+        self.torrents[ih] = {"handle": h, "added": now, "finished": None, "conns": {}, "local": {}}
         return {"info_hash": ih}
 
     def cmd_add_torrent(self, req):
@@ -248,7 +287,7 @@ class Peer:
         atp.ti = ti
         atp.save_path = req["save"]
         atp.flags = self.params(req)
-        return self.add(atp, hexhash(ti.info_hashes().v1))
+        return self.add(atp, name(ti.info_hashes()))
 
     def cmd_add_magnet(self, req):
         atp = lt.parse_magnet_uri(req["magnet"])
@@ -256,7 +295,7 @@ class Peer:
             atp.trackers = []
         atp.save_path = req["save"]
         atp.flags = self.params(req)
-        return self.add(atp, hexhash(atp.info_hashes.v1))
+        return self.add(atp, name(atp.info_hashes))
 
     def cmd_connect_peer(self, req):
         t = self.find(req)
@@ -291,6 +330,28 @@ class Peer:
             "utp_peers": [hostport(p.ip[0], p.ip[1]) for p in t["handle"].get_peer_info()
                           if int(p.flags) & UTP_SOCKET],
         }
+
+    def cmd_peer_totals(self, req):
+        """Payload bytes exchanged with each IP over the torrent's life,
+        closed connections included, and the flags of the peers connected
+        now."""
+        t = self.find(req)
+        self.note_peers()
+        totals = {}
+        for (ip, _port, _local), (d, u) in t["conns"].items():
+            cur = totals.setdefault(ip, {"download": 0, "upload": 0})
+            cur["download"] += d
+            cur["upload"] += u
+        peers = []
+        for p in t["handle"].get_peer_info():
+            peers.append({
+                "addr": "%s:%d" % (p.ip[0], p.ip[1]),
+                "upload_only": bool(p.flags & lt.peer_info.upload_only),
+                "seed": bool(p.flags & lt.peer_info.seed),
+                "interesting": bool(p.flags & lt.peer_info.interesting),
+                "client": p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else p.client,
+            })
+        return {"totals": totals, "peers": peers}
 
     def cmd_dht_announce(self, req):
         # session.dht_announce is unusable from Python 2.0.8 (its flags type

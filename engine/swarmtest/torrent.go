@@ -38,8 +38,14 @@ func ltpeerCmd(mode string, cfg []byte) (cmd *exec.Cmd, script *os.File, err err
 
 // TorrentInfo describes a torrent made by MakeTorrentInfo.
 type TorrentInfo struct {
-	Path        string   // the .torrent file
-	InfoHash    [20]byte // v1 info-hash (SHA-1 of the bencoded info dictionary)
+	Path string // the .torrent file
+	// InfoHash names the torrent to peers, trackers and the DHT (and
+	// to LT's methods): the v1 info-hash (SHA-1 of the bencoded info
+	// dictionary), or for a v2-only torrent the v2 one truncated.
+	InfoHash [20]byte
+	// InfoHashV2 is the v2 info-hash (SHA-256) of a v2 or hybrid torrent,
+	// zero for a v1 one.
+	InfoHashV2  [32]byte
 	PieceLength int
 	NumPieces   int
 	TotalSize   int64
@@ -64,6 +70,17 @@ func MakeTorrent(tb testing.TB, dataPath string, trackers [][]string, pieceLengt
 // MakeTorrentInfo is MakeTorrent returning the torrent's shape as well.
 func MakeTorrentInfo(tb testing.TB, dataPath string, trackers [][]string, pieceLength int) TorrentInfo {
 	tb.Helper()
+	return MakeTorrentFormat(tb, dataPath, trackers, pieceLength, "v1")
+}
+
+// MakeTorrentFormat is MakeTorrentInfo for a torrent of the given format:
+// "v1", "v2" (BEP 52 only) or "hybrid" (both, with pad files: what
+// libtorrent 2.0 makes by default). Other formats fail the test.
+func MakeTorrentFormat(tb testing.TB, dataPath string, trackers [][]string, pieceLength int, format string) TorrentInfo {
+	tb.Helper()
+	if format != "v1" && format != "v2" && format != "hybrid" {
+		tb.Fatalf("swarmtest.MakeTorrentFormat: unknown format %q", format)
+	}
 	RequireTools(tb, "libtorrent")
 	abs, err := filepath.Abs(dataPath)
 	if err != nil {
@@ -75,6 +92,7 @@ func MakeTorrentInfo(tb testing.TB, dataPath string, trackers [][]string, pieceL
 		"out":          out,
 		"trackers":     trackers,
 		"piece_length": pieceLength,
+		"format":       format,
 	})
 	if err != nil {
 		tb.Fatalf("swarmtest.MakeTorrent: %v", err)
@@ -91,6 +109,7 @@ func MakeTorrentInfo(tb testing.TB, dataPath string, trackers [][]string, pieceL
 	}
 	var res struct {
 		InfoHash    string `json:"info_hash"`
+		InfoHashV2  string `json:"info_hash_v2"`
 		PieceLength int    `json:"piece_length"`
 		NumPieces   int    `json:"num_pieces"`
 		TotalSize   int64  `json:"total_size"`
@@ -103,12 +122,21 @@ func MakeTorrentInfo(tb testing.TB, dataPath string, trackers [][]string, pieceL
 	if err != nil {
 		tb.Fatalf("swarmtest.MakeTorrent: %v", err)
 	}
+	var ih2 [32]byte
+	if res.InfoHashV2 != "" {
+		b, err := hex.DecodeString(res.InfoHashV2)
+		if err != nil || len(b) != 32 {
+			tb.Fatalf("swarmtest.MakeTorrent: bad v2 info-hash %q", res.InfoHashV2)
+		}
+		ih2 = [32]byte(b)
+	}
 	if _, err := os.Stat(out); err != nil {
 		tb.Fatalf("swarmtest.MakeTorrent: %v", err)
 	}
 	return TorrentInfo{
 		Path:        out,
 		InfoHash:    ih,
+		InfoHashV2:  ih2,
 		PieceLength: res.PieceLength,
 		NumPieces:   res.NumPieces,
 		TotalSize:   res.TotalSize,
@@ -124,6 +152,24 @@ func parseInfoHash(s string) ([20]byte, error) {
 	}
 	copy(ih[:], b)
 	return ih, nil
+}
+
+// MagnetV2 returns a magnet URI naming a torrent by its v2 info-hash
+// (urn:btmh, SHA2-256 multihash), with ih as urn:btih too unless it is
+// zero, and optional trackers.
+func MagnetV2(ih [20]byte, ih2 [32]byte, trackers ...string) string {
+	var b strings.Builder
+	b.WriteString("magnet:?xt=urn:btmh:1220")
+	b.WriteString(hex.EncodeToString(ih2[:]))
+	if ih != ([20]byte{}) {
+		b.WriteString("&xt=urn:btih:")
+		b.WriteString(hex.EncodeToString(ih[:]))
+	}
+	for _, tr := range trackers {
+		b.WriteString("&tr=")
+		b.WriteString(url.QueryEscape(tr))
+	}
+	return b.String()
 }
 
 // Magnet returns a magnet URI for ih with an optional display name and

@@ -20,6 +20,13 @@
 // tracker at a time: a silent tracker costs the round up to 60 s before the
 // next URL is tried.
 //
+// Scrape (scrape.go) asks one tracker for its counts of one torrent
+// (seeders, leechers, completed) without announcing: over HTTP at the URL
+// BEP 48 derives from the announce URL ("announce" in the last path
+// segment becomes "scrape"; other URLs give ErrNoScrape), over UDP with
+// BEP 15's action 2, sharing announce's connection IDs, retransmits and
+// bounds.
+//
 // # Tiers
 //
 // The URLs of each tier are shuffled once, at NewAnnouncer. A round walks the

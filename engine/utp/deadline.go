@@ -50,11 +50,13 @@ func (d *deadline) wait() chan struct{} {
 	return d.cancel
 }
 
-// stop releases the timer.
+// stop releases the timer. A timer that was stopped is forgotten, so a
+// later set does not wait for it to close cancel, which it never will;
+// one that has fired is kept, since its func will close cancel.
 func (d *deadline) stop() {
 	d.mu.Lock()
-	if d.timer != nil {
-		d.timer.Stop()
+	if d.timer != nil && d.timer.Stop() {
+		d.timer = nil
 	}
 	d.mu.Unlock()
 }

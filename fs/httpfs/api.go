@@ -86,6 +86,25 @@ type TorrentStats struct {
 	// Readers are the torrent's open readers (FUSE handles and HTTP
 	// requests); the JSON shows them as TorrentJSON.Readers.
 	Readers []ReaderStats `json:"-"`
+	// Ratio is uploaded over downloaded (or completed, when more);
+	// SeedState "downloading", "seeding" or "goal reached".
+	Ratio     float64 `json:"ratio"`
+	SeedState string  `json:"seed_state,omitempty"`
+	// Swarm is what the trackers count (scrape); nil while unknown.
+	// NoSeeders: the torrent waits while they count no seeder.
+	Swarm     *SwarmCounts `json:"swarm,omitempty"`
+	NoSeeders bool         `json:"no_seeders,omitempty"`
+	// SeedGoal is the seeding goal ("" for none); SuperSeeding says
+	// BEP 16 is on.
+	SeedGoal     string `json:"seed_goal,omitempty"`
+	SuperSeeding bool   `json:"super_seeding,omitempty"`
+	// Waiting names a read waiting for a piece no source has.
+	Waiting string `json:"waiting,omitempty"`
+	// WebSeeds and Trackers are the host's own records of the torrent's
+	// web seeds and trackers, shown as "swarmfs status --json" shows them
+	// (this package does not know the engine's types).
+	WebSeeds any `json:"web_seeds,omitempty"`
+	Trackers any `json:"trackers,omitempty"`
 }
 
 // RequestCounters count the block requests that cost bandwidth: asked of
@@ -106,6 +125,13 @@ type ReaderStats struct {
 	Pos int64
 	// Window is how many bytes past Pos are being fetched ahead.
 	Window int64
+}
+
+// SwarmCounts is what a tracker counts in a torrent's swarm.
+type SwarmCounts struct {
+	Seeders   int `json:"seeders"`
+	Leechers  int `json:"leechers"`
+	Completed int `json:"completed"`
 }
 
 // CacheStats describes the piece cache.

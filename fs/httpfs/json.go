@@ -19,7 +19,9 @@ type TorrentJSON struct {
 	Name     string `json:"name"`
 	Folder   string `json:"folder"`
 	InfoHash string `json:"info_hash"`
-	HasInfo  bool   `json:"has_info"`
+	// InfoHashV2 is the full SHA-256 info-hash of a v2 or hybrid torrent.
+	InfoHashV2 string `json:"info_hash_v2,omitempty"`
+	HasInfo    bool   `json:"has_info"`
 	// Progress is the fraction of the torrent verified, 0..1.
 	Progress float64 `json:"progress"`
 	TorrentStats
@@ -86,6 +88,9 @@ func describe(f folder) TorrentJSON {
 		return j
 	}
 	j.HasInfo = true
+	if info.HasV2() {
+		j.InfoHashV2 = info.InfoHashV2.String()
+	}
 	media := false
 	for i := range info.Files {
 		fi := &info.Files[i]
