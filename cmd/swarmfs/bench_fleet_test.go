@@ -30,8 +30,9 @@ const (
 	// envFleetMount: "1" has each host mount and read every file at once
 	// instead of "swarmfs get".
 	envFleetMount = "SWARMFS_FLEET_MOUNT"
-	// envFleetRuns: comma-separated, of alone, fleet, half, lsd (default
-	// all, in that order).
+	// envFleetRuns: comma-separated, of alone, fleet, super (the fleet
+	// with the origin super-seeding), half, lsd (default all, in that
+	// order).
 	envFleetRuns = "SWARMFS_FLEET_RUNS"
 	// envFleetFlags: extra flags for every host's swarmfs, space-separated.
 	envFleetFlags = "SWARMFS_FLEET_HOST_FLAGS"
@@ -75,7 +76,7 @@ func BenchmarkFleet(b *testing.B) {
 	hosts := envInt(b, envFleetHosts, 20)
 	mb := envInt(b, envFleetMB, 128)
 	rate := int64(envInt(b, envFleetMbit, 20)) * 1e6
-	runs := []string{"alone", "fleet", "half", "lsd"}
+	runs := []string{"alone", "fleet", "super", "half", "lsd"}
 	if v := os.Getenv(envFleetRuns); v != "" {
 		runs = strings.Split(v, ",")
 	}
@@ -96,6 +97,8 @@ func BenchmarkFleet(b *testing.B) {
 		case "alone":
 			cfg.Hosts = 1
 		case "fleet":
+		case "super":
+			cfg.OriginFlags = []string{"--super-seed"}
 		case "half":
 			cfg.Hosts = max(1, hosts/2)
 		case "lsd":
@@ -159,12 +162,20 @@ func fleetLine(name string, cfg fleetConfig, res fleetResult, size int64, ideal 
 	if a := alone(rows); a > 0 {
 		vsAlone = fmt.Sprintf("%.2fx", float64(pct(res.Done, 1))/float64(a))
 	}
-	return fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %s | %.2fx | %s | %.2f | %.2fx | %.2f / %.2f |",
-		name, cfg.Hosts, disc,
+	self := "-"
+	if res.OriginSelf > 0 {
+		self = fmt.Sprintf("%.2fx", res.OriginSelf)
+	}
+	origin := "seed"
+	if len(cfg.OriginFlags) > 0 {
+		origin = "seed " + strings.Join(cfg.OriginFlags, " ")
+	}
+	return fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %s | %s | %.2fx | %s | %.2f | %.2fx (%s) | %.2f / %.2f |",
+		name, cfg.Hosts, disc, origin,
 		secs(pct(res.Done, 0.5)), secs(pct(res.Done, 0.9)), secs(pct(res.Done, 0.99)), secs(pct(res.Done, 1)),
 		float64(pct(res.Done, 1))/float64(ideal), vsAlone,
 		float64(pct(res.Done, 0.99))/float64(max(1, pct(res.Done, 0.5))),
-		float64(res.OriginUp)/float64(size),
+		float64(res.OriginUp)/float64(size), self,
 		res.CPU.Seconds()/res.Wall.Seconds(), res.MachineBusy)
 }
 
@@ -176,8 +187,8 @@ func fleetTable(rows []fleetRunRow, data *fleetData, rate int64, ideal time.Dura
 	}
 	fmt.Fprintf(&s, "Dataset %.0f MiB in %d files (3 large, 16 medium, the rest small), 256 KiB pieces; every link %d Mbit/s each way; hosts: %s. Ideal (dataset / link rate): %s. Measured %s.\n\n",
 		float64(data.Size)/(1<<20), len(data.Files), rate/1e6, mode, secs(ideal), time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	s.WriteString("| run | hosts | discovery | p50 | p90 | p99 | max | max / ideal | max / alone | p99 / p50 | origin sent / dataset | swarmfs cores / machine busy |\n")
-	s.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	s.WriteString("| run | hosts | discovery | origin | p50 | p90 | p99 | max | max / ideal | max / alone | p99 / p50 | origin sent / dataset (its own count) | swarmfs cores / machine busy |\n")
+	s.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var done []fleetRunRow
 	for _, r := range rows {
 		done = append(done, r)
@@ -232,13 +243,14 @@ func writeFleetDoc(tb testing.TB, doc, table string, rows []fleetRunRow) {
 }
 
 // fleetPlot is the gnuplot script: hosts done over time (top), the
-// origin's upload rate over time (bottom), one line per run.
+// origin's upload rate over time (bottom, over 1 s: every fourth sample),
+// one line per run.
 func fleetPlot(runs []string) string {
 	var top, bottom []string
 	for _, r := range runs {
 		f := "fleet-" + r + ".csv"
 		top = append(top, fmt.Sprintf("'%s' skip 1 using 1:(100*$3/$4) with steps title '%s'", f, r))
-		bottom = append(bottom, fmt.Sprintf("'%s' skip 1 using 1:(d=$2-p, dt=$1-t, p=$2, t=$1, dt>0 ? d*8/dt/1e6 : 1/0) with lines title '%s'", f, r))
+		bottom = append(bottom, fmt.Sprintf("'%s' skip 1 every 4 using 1:(d=$2-p, dt=$1-t, p=$2, t=$1, dt>0 ? d*8/dt/1e6 : 1/0) with lines title '%s'", f, r))
 	}
 	return strings.Join([]string{
 		"set terminal pngcairo size 900,700 noenhanced",

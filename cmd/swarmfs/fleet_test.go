@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,8 +39,9 @@ type fleetConfig struct {
 	// (one reader per file, SHA-256 checked as it reads) instead of
 	// "swarmfs get".
 	Mount bool
-	// Extra flags for every host's swarmfs command.
-	HostFlags []string
+	// Extra flags for every host's swarmfs command, and for the origin's
+	// "swarmfs seed" (e.g. --super-seed).
+	HostFlags, OriginFlags []string
 	// Timeout bounds the hosts' part of the run.
 	Timeout time.Duration
 }
@@ -103,8 +105,11 @@ type fleetResult struct {
 	Hosts int
 	// Done is each host's completion time since the hosts started, sorted.
 	Done []time.Duration
-	// OriginUp is what the origin sent on its link while the hosts ran.
-	OriginUp int64
+	// OriginUp is what the origin sent on its link while the hosts ran
+	// (IP and TCP headers included); OriginSelf is what "swarmfs seed"
+	// says it uploaded, as a multiple of the dataset (0 if it did not say).
+	OriginUp   int64
+	OriginSelf float64
 	// Samples are taken every fleetSample: time, origin bytes sent, hosts
 	// done.
 	Samples []fleetSample
@@ -217,7 +222,7 @@ func runFleet(tb testing.TB, cfg fleetConfig, data *fleetData, work string) flee
 		common = append(common, "--no-lsd")
 		startOpentracker(tb, tracker, data.Torrent)
 	}
-	op := startFleetProc(tb, origin, "origin", "", slices.Concat([]string{"seed"}, common,
+	op := startFleetProc(tb, origin, "origin", "", slices.Concat([]string{"seed"}, common, cfg.OriginFlags,
 		[]string{"--listen", origin.IP + ":6881", data.Torrent, data.Dir})...)
 	op.waitOutput(tb, "seeding ", 5*time.Minute)
 	up0, err := txBytes(origin)
@@ -307,6 +312,13 @@ func runFleet(tb testing.TB, cfg fleetConfig, data *fleetData, work string) flee
 	for _, p := range procs {
 		res.CPU += p.cpu()
 	}
+	// "swarmfs seed" says what it uploaded when it stops.
+	op.c.signal(syscall.SIGTERM)
+	if op.c.wait(30 * time.Second) {
+		if m := originSelfRE.FindStringSubmatch(op.out.String()); m != nil {
+			res.OriginSelf, _ = strconv.ParseFloat(m[1], 64)
+		}
+	}
 	res.Done = slices.Clone(done)
 	slices.Sort(res.Done)
 	if !cfg.Mount {
@@ -318,6 +330,8 @@ func runFleet(tb testing.TB, cfg fleetConfig, data *fleetData, work string) flee
 	}
 	return res
 }
+
+var originSelfRE = regexp.MustCompile(`uploaded .*, ([0-9.]+)x the content`)
 
 // fleetSampleEvery is how often the driver looks at the hosts and the
 // origin's counter.
@@ -448,16 +462,32 @@ func startOpentracker(tb testing.TB, m fleetMachine, torrent string) {
 	}
 }
 
-// TestFleet runs a small fleet in network namespaces: three hosts fetch a
+// TestFleet runs small fleets in network namespaces: three hosts fetch a
 // few MiB from one origin over 20 Mbit/s links, found through opentracker,
-// and every host's bytes match. It needs root and ip netns (it fails under
-// CI=true without them).
+// with "swarmfs get"; then two hosts mount the torrent, found by LSD alone,
+// and read every file at once. Every host's bytes must match. It needs
+// root, ip netns and opentracker (it fails under CI=true without them).
 func TestFleet(t *testing.T) {
-	work := t.TempDir()
-	cfg := fleetConfig{Hosts: 3, Rate: 20e6, Timeout: 2 * time.Minute}
-	data := makeFleetData(t, work, 3<<20, "http://"+fleetIP(0)+":6969/announce")
-	res := runFleet(t, cfg, data, work)
-	t.Logf("fleet of %d: done %v, origin sent %.2fx the dataset", res.Hosts, res.Done, float64(res.OriginUp)/float64(data.Size))
+	requireProgs(t, "fusermount3")
+	for _, tc := range []struct {
+		name string
+		cfg  fleetConfig
+	}{
+		{"get-tracker", fleetConfig{Hosts: 3}},
+		{"mount-lsd", fleetConfig{Hosts: 2, Mount: true, LSD: true, HostFlags: []string{"--download", "all"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			work := t.TempDir()
+			cfg := tc.cfg
+			cfg.Rate, cfg.Timeout = 20e6, 2*time.Minute
+			data := makeFleetData(t, work, 3<<20, "http://"+fleetIP(0)+":6969/announce")
+			res := runFleet(t, cfg, data, work)
+			if len(res.Done) != cfg.Hosts || res.Done[0] <= 0 {
+				t.Fatalf("done times %v, want %d", res.Done, cfg.Hosts)
+			}
+			t.Logf("fleet of %d: done %v, origin sent %.2fx the dataset", res.Hosts, res.Done, float64(res.OriginUp)/float64(data.Size))
+		})
+	}
 }
 
 // cpuTimes is the machine's busy and total CPU time so far (the first line
