@@ -208,12 +208,12 @@ func (p *fleetProc) waitOutput(tb testing.TB, want string, timeout time.Duration
 // every byte, checked.
 func runFleet(tb testing.TB, cfg fleetConfig, data *fleetData, work string) fleetResult {
 	tb.Helper()
-	net := newFleetNet(tb, cfg.Rate)
-	tracker := net.add(tb, 0)
-	origin := net.add(tb, 1)
+	lan := newFleetNet(tb, cfg.Rate)
+	tracker := lan.add(tb, 0)
+	origin := lan.add(tb, 1)
 	hosts := make([]fleetMachine, cfg.Hosts)
 	for i := range hosts {
-		hosts[i] = net.add(tb, 2+i)
+		hosts[i] = lan.add(tb, 2+i)
 	}
 	common := []string{"--no-dht", "--encryption", "off"}
 	if cfg.LSD {
@@ -236,7 +236,11 @@ func runFleet(tb testing.TB, cfg fleetConfig, data *fleetData, work string) flee
 	busy0, total0 := cpuTimes()
 	start := time.Now()
 	procs := make([]*fleetProc, cfg.Hosts)
+	// The readers of the mounts end by themselves, or when their mount goes
+	// away: they are waited for after the hosts' cleanups (registered
+	// later, so run earlier) stopped the mounts.
 	var readers sync.WaitGroup
+	tb.Cleanup(readers.Wait)
 	for i, h := range hosts {
 		name := fmt.Sprintf("host %d (%s)", i, h.IP)
 		dir := filepath.Join(work, fmt.Sprintf("host-%d", i))
@@ -266,9 +270,6 @@ func runFleet(tb testing.TB, cfg fleetConfig, data *fleetData, work string) flee
 			done[i] = time.Since(start)
 		}()
 	}
-	// The readers end by themselves (their own deadline, or the mount
-	// going away at cleanup), and are waited for before the mounts are.
-	tb.Cleanup(readers.Wait)
 
 	res := fleetResult{Hosts: cfg.Hosts}
 	deadline := start.Add(cfg.Timeout)
