@@ -13,7 +13,7 @@ TORRENTFS_PKG := github.com/anacrolix/torrent/fs/cmd/torrentfs@v1.61.0
 DEB_PKGS := python3-libtorrent opentracker fuse3 ffmpeg mktorrent transmission-cli transmission-daemon aria2 btfs psmisc attr zsh groff-base chromium
 DEB_CHECK := /usr/bin/opentracker /usr/bin/fusermount3 /usr/bin/ffprobe /usr/bin/mktorrent /usr/bin/btfs /usr/bin/aria2c /usr/bin/transmission-cli /usr/bin/transmission-daemon /usr/bin/killall /usr/bin/getfattr /usr/bin/zsh /usr/bin/groff /usr/bin/chromium
 
-.PHONY: all build run test bench deps fmt vet clean deb
+.PHONY: all build run test bench fleet deps bench-deps fmt vet clean deb
 
 all: build
 
@@ -46,9 +46,21 @@ test: deps
 
 # bench: Go micro-benchmarks of every package, then the end-to-end benches
 # against local swarms (scripts/bench.sh). Figures go to stdout.
-bench: deps build $(TORRENTFS)
+bench: deps bench-deps build $(TORRENTFS)
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v '/engine$$')
 	./scripts/bench.sh
+	./scripts/fleet.sh
+
+# fleet: N hosts in network namespaces fetch one dataset through the swarm
+# over capped links (needs root); the table and plot go to docs/fleet.md.
+fleet: deps bench-deps build
+	SWARMFS_BIN=$(CURDIR)/$(BIN) ./scripts/fleet.sh
+
+# bench-deps: Debian packages only the benches need (gnuplot draws the
+# fleet plot).
+BENCH_DEB_PKGS := gnuplot-nox
+bench-deps:
+	@command -v gnuplot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_DEB_PKGS) >/dev/null; }
 
 $(TORRENTFS):
 	GOBIN=$(CURDIR)/bin/bench $(GO) install $(TORRENTFS_PKG)
