@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -242,6 +243,10 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 		// Readahead windows and pins must fit the cache, or the cache
 		// would evict what a reader is about to use.
 		MaxWindowBytes: t.client.cfg.MaxWindowBytes,
+		// Each client breaks ties among equally rare pieces its own way,
+		// from the random tail of its peer id: otherwise a fleet of
+		// hosts all start on the same pieces and all ask the seed.
+		Seed: binary.LittleEndian.Uint64(t.client.peerID[12:]),
 	})
 	t.initWebSeeds()
 	for _, p := range have {
