@@ -32,7 +32,7 @@ cleanup() {
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
 	done
 	# A host's mount lives under $tmp (the test's TMPDIR).
-	grep -o " $tmp/[^ ]*" /proc/self/mountinfo 2>/dev/null | while read -r mnt; do
+	{ grep -o " $tmp/[^ ]*" /proc/self/mountinfo 2>/dev/null || true; } | while read -r mnt; do
 		fusermount3 -u -z "$mnt" 2>/dev/null || true
 	done
 	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$SWARMFS_FLEET_PREFIX-" || true); do
