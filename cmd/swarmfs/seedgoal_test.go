@@ -31,8 +31,11 @@ func TestGetSeedRatio(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "seeding goal reached") {
 		t.Fatalf("get --seed-ratio 0.5: exit %d, want 0 and \"seeding goal reached\"", code)
 	}
+	// The leecher counts whole verified pieces; what we uploaded of the
+	// pieces it was still assembling when we stopped (a few of 256 KiB)
+	// is not in its count.
 	st := leech.Status(ih)
-	if size := swarmtest.TotalSize(files); st.TotalDone >= size || st.TotalDone < size/2 {
-		t.Errorf("the leecher has %d of %d bytes; want at least half, not all", st.TotalDone, size)
+	if size := swarmtest.TotalSize(files); st.TotalDone >= size || st.TotalDone < size/2-4*256<<10 {
+		t.Errorf("the leecher has %d of %d bytes; want about half (less the pieces in flight), not all", st.TotalDone, size)
 	}
 }
