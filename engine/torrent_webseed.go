@@ -92,7 +92,15 @@ func (t *Torrent) initWebSeeds() {
 	if c.web == nil || t.mi == nil || len(t.mi.URLList) == 0 {
 		return
 	}
-	layout, err := webseed.NewLayout(t.info, t.infoBytes)
+	// URLs use the torrent's raw names, which NewLayout reads from the v1
+	// "files" list; a v2-only torrent has none (its names are in its file
+	// tree), so its sanitised names are used, which differ only for
+	// names no file system takes as they are.
+	raw := t.infoBytes
+	if !t.info.HasV1() {
+		raw = nil
+	}
+	layout, err := webseed.NewLayout(t.info, raw)
 	if err != nil {
 		c.logf("%s: web seeds: %v", t.name(), err)
 		return

@@ -71,6 +71,12 @@ func (s *wsServer) setHook(h func(w http.ResponseWriter, r *http.Request) bool) 
 // wsFixture is a torrent of files on disk whose only source is urls.
 func wsFixture(t *testing.T, files []swarmtest.FileSpec, single bool, pieceLength int64) (root string, mi *metainfo.MetaInfo) {
 	t.Helper()
+	return wsFixtureFormat(t, files, single, pieceLength, metainfo.FormatV1)
+}
+
+// wsFixtureFormat is wsFixture for a v1, v2 or hybrid torrent.
+func wsFixtureFormat(t *testing.T, files []swarmtest.FileSpec, single bool, pieceLength int64, format metainfo.Format) (root string, mi *metainfo.MetaInfo) {
+	t.Helper()
 	dir := t.TempDir()
 	root = filepath.Join(dir, "data")
 	swarmtest.WriteFiles(t, root, files)
@@ -78,7 +84,7 @@ func wsFixture(t *testing.T, files []swarmtest.FileSpec, single bool, pieceLengt
 	if single {
 		src = filepath.Join(root, files[0].Path)
 	}
-	mi, err := metainfo.Create(src, metainfo.CreateOptions{PieceLength: pieceLength, NoDate: true})
+	mi, err := metainfo.Create(src, metainfo.CreateOptions{PieceLength: pieceLength, NoDate: true, Format: format})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +97,9 @@ func readAll(t *testing.T, tor *Torrent, root string, single bool, timeout time.
 	t.Helper()
 	info := tor.Info()
 	for i, f := range info.Files {
+		if f.Pad {
+			continue
+		}
 		want := filepath.Join(root, filepath.Join(f.Path...))
 		if single {
 			want = filepath.Join(root, info.Name)
@@ -129,14 +138,15 @@ func webSeedClient(t *testing.T, mi *metainfo.MetaInfo, cfg Config, urls ...stri
 }
 
 // TestWebSeedOnly reads torrents whose only source is a web seed,
-// single- and multi-file, byte-exact through the reader.
+// single- and multi-file, v1, v2 and hybrid, byte-exact through the reader.
 func TestWebSeedOnly(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		single bool
-	}{{"multi", false}, {"single", true}} {
+		format metainfo.Format
+	}{{"multi", false, metainfo.FormatV1}, {"single", true, metainfo.FormatV1}, {"v2-multi", false, metainfo.FormatV2}, {"hybrid-multi", false, metainfo.FormatHybrid}} {
 		t.Run(tc.name, func(t *testing.T) {
-			root, mi := wsFixture(t, webSeedFiles(), tc.single, 32<<10)
+			root, mi := wsFixtureFormat(t, webSeedFiles(), tc.single, 32<<10, tc.format)
 			srv := newWSServer(t, filepath.Dir(root))
 			url := srv.URL + "/"
 			if tc.single {
