@@ -172,25 +172,7 @@ func TestWebSeedFileGone(t *testing.T) {
 	_, tor := webSeedClient(t, mi, Config{}, srv.URL+"/")
 	info := tor.Info()
 	big := slices.IndexFunc(info.Files, func(f metainfo.File) bool { return strings.Join(f.Path, "/") == "b-gone.bin" })
-	r, err := tor.NewReader(big, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := r.ReadAt(ctx, make([]byte, 1000), 40000)
-		done <- err
-	}()
-	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(tor.Stats().Waiting, "no source has it") {
-		if time.Now().After(deadline) {
-			t.Fatalf("Stats.Waiting = %q, web seeds %+v", tor.Stats().Waiting, tor.Stats().WebSeeds)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitStuckRead(t, tor, big, 40000, "no source has it")
 	ws := waitWebSeedStats(t, tor, func(ws WebSeedStats) bool { return ws.DisabledFiles == 1 })
 	if ws.State != "active" {
 		t.Errorf("web seed %+v: want it active for the other files", ws)

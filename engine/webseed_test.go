@@ -267,25 +267,7 @@ func TestWebSeedUnreachable(t *testing.T) {
 	ln.Close() // nothing listens there now
 	logs := newLogLines(t)
 	_, tor := webSeedClient(t, mi, Config{Logf: logs.logf}, "http://"+addr+"/")
-	r, err := tor.NewReader(0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := r.ReadAt(ctx, make([]byte, 1000), 0)
-		done <- err
-	}()
-	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(tor.Stats().Waiting, "waiting for piece 0: no source has it") {
-		if time.Now().After(deadline) {
-			t.Fatalf("Stats.Waiting = %q", tor.Stats().Waiting)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitStuckRead(t, tor, 0, 0, "waiting for piece 0: no source has it")
 	if w := tor.Stats().Waiting; !strings.Contains(w, "backing off") || !strings.Contains(w, addr) {
 		t.Errorf("Stats.Waiting = %q: want the web seed's state", w)
 	}
@@ -362,6 +344,31 @@ func TestWebSeedAndLibtorrent(t *testing.T) {
 }
 
 // webseedTestConfig shortens back-offs so tests do not wait for them.
+// waitStuckRead starts a read of file at off that no source can serve,
+// waits until Stats.Waiting contains want, and cancels the read when the
+// test ends.
+func waitStuckRead(t *testing.T, tor *Torrent, file int, off int64, want string) {
+	t.Helper()
+	r, err := tor.NewReader(file, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.ReadAt(ctx, make([]byte, 1000), off)
+		done <- err
+	}()
+	t.Cleanup(func() { cancel(); <-done; r.Close() })
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(tor.Stats().Waiting, want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats.Waiting = %q, web seeds %+v", tor.Stats().Waiting, tor.Stats().WebSeeds)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func webseedTestConfig() webseed.Config {
 	return webseed.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
 }

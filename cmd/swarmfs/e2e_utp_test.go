@@ -105,42 +105,39 @@ poll:
 // downloads byte-exact from a libtorrent seeder that speaks uTP only and
 // requires encryption: MSE (RC4) over uTP.
 func TestE2EGetUTPEncrypted(t *testing.T) {
-	swarmtest.RequireTools(t, "libtorrent")
-	spec, root, ti := utpFixture(t, "utp-rc4.bin", 2<<20+777)
-	lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.11.3", UTPOnly: true, Encryption: swarmtest.EncryptionRequired})
-	lt.AddTorrent(ti.Path, root, true)
-	lt.WaitSeeding(t, ti.InfoHash, 30*time.Second)
-
-	dir := t.TempDir()
-	out, code, _ := runWatched(t, 2*time.Minute, "get", "-v", "--listen", "127.0.11.4:0", "--no-dht", "--no-lsd", "--no-trackers",
-		"--no-tcp", "--encryption", "require", "--peer", lt.Addr(), ti.Path, dir)
-	if code != 0 {
-		t.Fatalf("swarmfs get exited %d:\n%s", code, out)
-	}
-	checkFile(t, filepath.Join(dir, spec.Path), spec, out)
-	if !strings.Contains(out, lt.Addr()+": connected (outgoing, utp, rc4") {
-		t.Errorf("the log does not say the connection to %s is uTP and RC4:\n%s", lt.Addr(), out)
-	}
+	getOverUTP(t, "utp-rc4.bin", 2<<20+777, "127.0.11.3", "127.0.11.4",
+		swarmtest.LTOptions{Encryption: swarmtest.EncryptionRequired}, "require", "rc4")
 }
 
 // TestE2EGetUTPPlain: `swarmfs get --no-tcp` (plain handshake allowed)
 // from a uTP-only libtorrent seeder.
 func TestE2EGetUTPPlain(t *testing.T) {
+	getOverUTP(t, "utp-get.bin", 2<<20+4321, "127.0.11.5", "127.0.11.6",
+		swarmtest.LTOptions{EncPolicy: "disabled"}, "off", "plain")
+}
+
+// getOverUTP runs `swarmfs get --no-tcp --encryption encryption` on
+// getIP from a uTP-only libtorrent seeder on seedIP (opts), checks the
+// file byte-exact and that the log names the connection as uTP with
+// method ("rc4" or "plain").
+func getOverUTP(t *testing.T, name string, size int64, seedIP, getIP string, opts swarmtest.LTOptions, encryption, method string) {
+	t.Helper()
 	swarmtest.RequireTools(t, "libtorrent")
-	spec, root, ti := utpFixture(t, "utp-get.bin", 2<<20+4321)
-	lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.11.5", UTPOnly: true, EncPolicy: "disabled"})
+	spec, root, ti := utpFixture(t, name, size)
+	opts.IP, opts.UTPOnly = seedIP, true
+	lt := swarmtest.StartLibtorrent(t, opts)
 	lt.AddTorrent(ti.Path, root, true)
 	lt.WaitSeeding(t, ti.InfoHash, 30*time.Second)
 
 	dir := t.TempDir()
-	out, code, _ := runWatched(t, 2*time.Minute, "get", "-v", "--listen", "127.0.11.6:0", "--no-dht", "--no-lsd", "--no-trackers",
-		"--no-tcp", "--encryption", "off", "--peer", lt.Addr(), ti.Path, dir)
+	out, code, _ := runWatched(t, 2*time.Minute, "get", "-v", "--listen", getIP+":0", "--no-dht", "--no-lsd", "--no-trackers",
+		"--no-tcp", "--encryption", encryption, "--peer", lt.Addr(), ti.Path, dir)
 	if code != 0 {
 		t.Fatalf("swarmfs get exited %d:\n%s", code, out)
 	}
 	checkFile(t, filepath.Join(dir, spec.Path), spec, out)
-	if !strings.Contains(out, lt.Addr()+": connected (outgoing, utp, plain") {
-		t.Errorf("the log does not say the connection to %s is uTP and plain:\n%s", lt.Addr(), out)
+	if !strings.Contains(out, lt.Addr()+": connected (outgoing, utp, "+method) {
+		t.Errorf("the log does not say the connection to %s is uTP and %s:\n%s", lt.Addr(), method, out)
 	}
 }
 
