@@ -29,8 +29,10 @@
 // one stream per request and its readahead grows as the body is sent, as
 // for one open(2) on the mount. Reads pass the request's context, so a
 // client that goes away cancels them at once. Reads go through a buffer of
-// up to ReadChunk bytes that never crosses a piece boundary, so a small
-// range waits only for the pieces under it.
+// up to ReadChunk bytes that never crosses a piece boundary nor the end of
+// the range being sent, so a small range waits only for the bytes under
+// it; each fill is written and flushed to the client at once, so bytes
+// already there never wait in net/http's buffers for the next piece.
 //
 // net/http's ServeContent sends a multi-range reply from a goroutine of its
 // own, which may still be inside a Read when the handler returns; the

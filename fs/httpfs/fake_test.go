@@ -171,6 +171,7 @@ type fakeTorrent struct {
 	waiting   atomic.Int32 // ReadAt calls blocked right now
 	cancelled atomic.Int32 // ReadAt calls that ended with ctx done
 	reads     atomic.Int64 // ReadAt calls
+	readBytes atomic.Int64 // bytes asked by ReadAt calls
 	// closedMidRead counts readers closed while one of their ReadAt
 	// calls was still running (a broken contract).
 	closedMidRead atomic.Int32
@@ -361,6 +362,7 @@ type fakeReader struct {
 func (r *fakeReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	t := r.t
 	t.reads.Add(1)
+	t.readBytes.Add(int64(len(p)))
 	r.active.Add(1)
 	defer r.active.Add(-1)
 	if r.closed.Load() {

@@ -76,7 +76,9 @@ func (rs *readSeeker) Seek(offset int64, whence int) (int64, error) {
 }
 
 func (rs *readSeeker) Read(p []byte) (int, error) {
-	b, err := rs.next()
+	// Not len(p): io.Copy reads 32 KiB at a time, and each fill is a
+	// read of the engine's.
+	b, err := rs.next(ReadChunk)
 	if err != nil {
 		return 0, err
 	}
@@ -88,11 +90,14 @@ func (rs *readSeeker) Read(p []byte) (int, error) {
 // writeTo writes the next n bytes of the file to w straight from the
 // buffer the torrent's Reader filled, without the copy into a caller's
 // buffer that Read makes: one write of up to ReadChunk bytes per fill
-// where net/http's own copy would make 32 KiB ones.
-func (rs *readSeeker) writeTo(w io.Writer, n int64) (int64, error) {
+// where net/http's own copy would make 32 KiB ones. Each write is
+// flushed at once (flush, if not nil): the next fill may wait for the
+// swarm, and bytes a player could already use must not sit in net/http's
+// buffers meanwhile (a range that starts just before a missing piece).
+func (rs *readSeeker) writeTo(w io.Writer, flush func() error, n int64) (int64, error) {
 	var sent int64
 	for sent < n {
-		b, err := rs.next()
+		b, err := rs.next(n - sent)
 		if err == io.EOF {
 			return sent, io.ErrUnexpectedEOF
 		}
@@ -106,14 +111,21 @@ func (rs *readSeeker) writeTo(w io.Writer, n int64) (int64, error) {
 		if err != nil {
 			return sent, err
 		}
+		if flush != nil {
+			if err := flush(); err != nil {
+				return sent, err
+			}
+		}
 	}
 	return sent, nil
 }
 
 // next returns the bytes from the current offset to the end of the
-// buffer, filling the buffer first if it does not hold the offset. The
+// buffer, filling the buffer first if it does not hold the offset. A fill
+// reads no more than want bytes (what the caller is about to send): the
+// first byte of a small range waits only for the bytes under it. The
 // slice is valid until the next call.
-func (rs *readSeeker) next() ([]byte, error) {
+func (rs *readSeeker) next(want int64) ([]byte, error) {
 	if rs.off >= rs.size {
 		return nil, io.EOF
 	}
@@ -143,7 +155,7 @@ func (rs *readSeeker) next() ([]byte, error) {
 		abs := rs.start + rs.off
 		n = min(n, rs.pieceLen-abs%rs.pieceLen)
 	}
-	n = min(n, rs.size-rs.off)
+	n = min(n, rs.size-rs.off, max(want, 1))
 	ctx, cancel := context.WithTimeout(rs.ctx, rs.s.opts.ReadTimeout)
 	done := rs.s.metrics.startRead("http")
 	got, err := rs.r.ReadAt(ctx, (*rs.buf)[:n], rs.off)
@@ -175,7 +187,8 @@ type directWriter struct {
 
 func (w directWriter) ReadFrom(src io.Reader) (int64, error) {
 	if lr, ok := src.(*io.LimitedReader); ok && lr.R == io.Reader(w.rs) {
-		n, err := w.rs.writeTo(w.ResponseWriter, lr.N)
+		rc := http.NewResponseController(w.ResponseWriter)
+		n, err := w.rs.writeTo(w.ResponseWriter, rc.Flush, lr.N)
 		lr.N -= n
 		return n, err
 	}
