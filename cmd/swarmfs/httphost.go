@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine"
@@ -31,11 +32,14 @@ var _ httpfs.Host = httpHost{}
 
 func (h httpHost) Torrents() []httpfs.Torrent {
 	ts := h.s.Torrents()
-	cached := h.cached()
+	// Only Stats wants the cache's use, and working it out lists the
+	// cache's folder: a file request, which only looks the torrent up,
+	// must not pay for it before its first byte.
+	cached := sync.OnceValue(h.cached)
 	out := make([]httpfs.Torrent, 0, len(ts))
 	for _, t := range ts {
 		ht := h.torrent(t)
-		ht.cached = cached[t.InfoHash()]
+		ht.cached = cached
 		out = append(out, ht)
 	}
 	return out
@@ -85,7 +89,7 @@ func (h httpHost) Cache() httpfs.CacheStats {
 type httpTorrent struct {
 	*session.Torrent
 	et     *engine.Torrent
-	cached int64 // its bytes in the cache
+	cached func() map[metainfo.Hash]int64 // every torrent's bytes in the cache; nil for none
 }
 
 var _ httpfs.Torrent = httpTorrent{}
@@ -100,11 +104,15 @@ func (t httpTorrent) HavePiece(i int) bool { return t.et != nil && t.et.HavePiec
 
 func (t httpTorrent) Stats() httpfs.TorrentStats {
 	s := t.Torrent.Stats()
+	var cached int64
+	if t.cached != nil {
+		cached = t.cached()[t.InfoHash()]
+	}
 	st := httpfs.TorrentStats{
 		Size: s.TotalLength, Completed: s.BytesCompleted, Downloaded: s.Downloaded,
 		Uploaded: s.Uploaded, Wasted: s.Wasted, DownloadRate: s.DownloadRate,
 		UploadRate: s.UploadRate, Peers: s.Peers, Seeds: s.Seeds,
-		Pieces: s.Pieces, PiecesHave: s.PiecesHave, CachedBytes: t.cached,
+		Pieces: s.Pieces, PiecesHave: s.PiecesHave, CachedBytes: cached,
 		HashFailures: s.HashFailures, Downloading: s.Downloading,
 		Requests:       httpfs.RequestCounters(s.Requests),
 		EncryptedPeers: s.EncryptedPeers, PlainPeers: s.PlainPeers, TCPPeers: s.TCPPeers, UTPPeers: s.UTPPeers,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -38,6 +39,9 @@ func New(host Host, opts Options) *Server {
 		s.metrics = NewMetrics()
 	}
 	s.metrics.watch(host)
+	// The first call loads the system's MIME tables (a few ms, /etc/mime.types):
+	// here, not in the first file request, whose first byte a player waits for.
+	mime.TypeByExtension(".mp4")
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/torrents", s.apiTorrents)
 	mux.HandleFunc("POST /api/torrents", s.apiAdd)
