@@ -202,6 +202,7 @@ func (hf *httpFlags) options() (httpfs.Options, error) {
 // httpServer is the running HTTP front-end.
 type httpServer struct {
 	srv  *http.Server
+	h    *httpfs.Server
 	addr net.Addr
 	done chan struct{} // closed when Serve returned
 }
@@ -218,7 +219,7 @@ func startHTTP(hf *httpFlags, s *session.Session, client *engine.Client, changed
 		return nil, fmt.Errorf("http: %w", err)
 	}
 	h := httpfs.New(httpHost{s: s, client: client, changed: changed}, opts)
-	hs := &httpServer{srv: httpfs.NewHTTPServer(*hf.addr, h), addr: ln.Addr(), done: make(chan struct{})}
+	hs := &httpServer{srv: httpfs.NewHTTPServer(*hf.addr, h), h: h, addr: ln.Addr(), done: make(chan struct{})}
 	go func() {
 		defer close(hs.done)
 		if err := hs.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -240,4 +241,7 @@ func (hs *httpServer) close() {
 		hs.srv.Close()
 	}
 	<-hs.done
+	// The readers connections kept between requests, before the session
+	// closes.
+	hs.h.Close()
 }

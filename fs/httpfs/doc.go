@@ -24,11 +24,19 @@
 //
 // # Reads
 //
-// Each GET of a file opens one Reader, lazily at its first byte (a HEAD or
-// a 304 opens none), and closes it when the request ends: the engine sees
-// one stream per request and its readahead grows as the body is sent, as
-// for one open(2) on the mount. Reads pass the request's context, so a
-// client that goes away cancels them at once. Reads go through a buffer of
+// A GET of a file opens a Reader lazily at its first byte (a HEAD or a
+// 304 opens none): the engine sees one stream and its readahead grows as
+// the body is sent, as for one open(2) on the mount. When the request
+// ends, its connection keeps the Reader for the connection's next request
+// of the same file, for ReaderLinger (conns.go; set up by
+// ConfigureServer, which NewHTTPServer calls): a player streaming by
+// consecutive ranges on a keep-alive connection reads through one Reader
+// whose window carries over, not a new one per range. A request for
+// another file, the connection's close, or a client that went away
+// closes it. Reads pass the request's context, so a client that goes away
+// cancels them at once. A media file's head and tail are asked for only
+// by a request that starts in its first MediaHead bytes, as a player's
+// first request does: a seek near the end does not fetch the head. Reads go through a buffer of
 // up to ReadChunk bytes that never crosses a piece boundary nor the end of
 // the range being sent, so a small range waits only for the bytes under
 // it; each fill is written and flushed to the client at once, so bytes
@@ -75,6 +83,7 @@
 // # Concurrency
 //
 // A Server is safe for concurrent use; it keeps no state of its own but the
-// metrics. Each file request owns its reader; no lock is held across a call
-// into the Host, a Torrent or a Reader.
+// metrics and the Readers connections keep between requests (Close closes
+// them). Each file request owns its reader while it runs; no lock is held
+// across a call into the Host, a Torrent or a Reader.
 package httpfs

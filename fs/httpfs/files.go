@@ -209,6 +209,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, t Torrent, in
 		mtime = tt.Time()
 	}
 	rs := newReadSeeker(r.Context(), s, t, info, i, isMedia(name))
+	rs.conn = connReadersOf(r)
 	defer rs.Close()
 	http.ServeContent(directWriter{w, rs}, r, name, mtime, rs)
 }

@@ -25,9 +25,24 @@ func start(t testing.TB, host Host, opts Options) *httptest.Server {
 	if opts.Logf == nil {
 		opts.Logf = t.Logf
 	}
-	ts := httptest.NewServer(New(host, opts))
-	t.Cleanup(ts.Close)
+	s := New(host, opts)
+	ts := httptest.NewUnstartedServer(s)
+	s.ConfigureServer(ts.Config)
+	ts.Start()
+	t.Cleanup(func() {
+		ts.Close()
+		s.Close()
+	})
 	return ts
+}
+
+// closeIdle closes the connections of the test's client (http.DefaultClient),
+// whose keep-alive connections keep their last reader for the next
+// request, and waits for ft's readers to be closed.
+func closeIdle(t *testing.T, ft *fakeTorrent) {
+	t.Helper()
+	http.DefaultClient.CloseIdleConnections()
+	waitFor(t, "the readers of idle connections closed", func() bool { return ft.open() == 0 })
 }
 
 // fileURLOf is the URL of a file of the sample torrent.
@@ -73,9 +88,7 @@ func TestWholeFiles(t *testing.T) {
 			t.Errorf("%q: Content-Length %q, want %d", p, cl, len(want))
 		}
 	}
-	if n := ft.open(); n != 0 {
-		t.Errorf("%d readers left open", n)
-	}
+	closeIdle(t, ft)
 	if ft.opened.Load() != int32(len(data)-1) {
 		t.Errorf("%d readers opened for %d files (one empty): want one per non-empty file", ft.opened.Load(), len(data))
 	}
@@ -185,9 +198,7 @@ func TestHeadersAndConditionals(t *testing.T) {
 	if ft.opened.Load() != before {
 		t.Errorf("the empty file opened a reader")
 	}
-	if n := ft.open(); n != 0 {
-		t.Errorf("%d readers left open", n)
-	}
+	closeIdle(t, ft)
 }
 
 // rawGet sends path as it is, with nothing cleaned or re-escaped, and

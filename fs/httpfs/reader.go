@@ -29,6 +29,7 @@ var errClosed = errors.New("httpfs: reader closed")
 // while that writer is still reading: see Close.
 type readSeeker struct {
 	// read-only after construction
+	parent   context.Context // the request's
 	ctx      context.Context
 	cancel   context.CancelFunc
 	s        *Server
@@ -38,6 +39,7 @@ type readSeeker struct {
 	size     int64
 	start    int64 // the file's offset in the torrent
 	pieceLen int64
+	conn     *connReaders // where the Reader waits for the connection's next request; nil: closed with the request
 
 	// used by the one reading goroutine only
 	r      Reader
@@ -52,11 +54,20 @@ type readSeeker struct {
 }
 
 func newReadSeeker(ctx context.Context, s *Server, t Torrent, info *metainfo.Info, file int, media bool) *readSeeker {
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	f := info.Files[file]
-	return &readSeeker{ctx: ctx, cancel: cancel, s: s, t: t, file: file, media: media,
+	return &readSeeker{parent: parent, ctx: ctx, cancel: cancel, s: s, t: t, file: file, media: media,
 		size: f.Length, start: f.Offset, pieceLen: info.PieceLength}
 }
+
+// MediaHead is how far into a media file a request may start and still
+// have the torrent's Reader fetch the file's head and tail at once (where
+// containers keep their indexes). A player opens a file from its start;
+// a request that starts further on is a seek by a client that has read
+// the head already, and it must not spend the swarm on the head (or on
+// the tail, for a seek near the end).
+const MediaHead = 1 << 20
 
 func (rs *readSeeker) Seek(offset int64, whence int) (int64, error) {
 	switch whence {
@@ -141,12 +152,12 @@ func (rs *readSeeker) next(want int64) ([]byte, error) {
 		return (*rs.buf)[rs.off-rs.bufOff : rs.bufN], nil
 	}
 	if rs.r == nil {
-		r, err := rs.t.NewReader(rs.file, rs.media)
-		if err != nil {
-			return nil, fmt.Errorf("httpfs: open: %w", err)
+		if err := rs.open(); err != nil {
+			return nil, err
 		}
-		rs.r = r
-		rs.buf = chunkPool.Get().(*[]byte)
+		if rs.bufN > 0 && rs.off >= rs.bufOff && rs.off < rs.bufOff+int64(rs.bufN) {
+			return (*rs.buf)[rs.off-rs.bufOff : rs.bufN], nil
+		}
 	}
 	// Fill the buffer up to the next piece boundary, at most ReadChunk,
 	// so a small range never waits for a piece beyond it.
@@ -175,6 +186,25 @@ func (rs *readSeeker) next(want int64) ([]byte, error) {
 	return (*rs.buf)[:got], nil
 }
 
+// open takes the Reader the connection kept from its last request for
+// this file, with its buffer, or opens one.
+func (rs *readSeeker) open() error {
+	if rs.conn != nil {
+		if ir := rs.conn.take(rs.t.InfoHash(), rs.file); ir != nil {
+			rs.r, rs.buf, rs.bufOff, rs.bufN = ir.r, ir.buf, ir.bufOff, ir.bufN
+			return nil
+		}
+	}
+	r, err := rs.t.NewReader(rs.file, rs.media && rs.off < MediaHead)
+	if err != nil {
+		return fmt.Errorf("httpfs: open: %w", err)
+	}
+	rs.r = r
+	rs.buf = chunkPool.Get().(*[]byte)
+	rs.bufN = 0
+	return nil
+}
+
 // directWriter is the ResponseWriter ServeContent gets: when it copies
 // a single range of rs (io.CopyN hands ReadFrom an io.LimitedReader over
 // rs), the bytes go from rs's buffer to the connection in writes of up
@@ -199,8 +229,9 @@ func (w directWriter) ReadFrom(src io.Reader) (int64, error) {
 }
 
 // Close cancels the reads in flight, waits for them to return and closes
-// the torrent's Reader. It may be called while ServeContent's multi-range
-// goroutine is inside Read.
+// the torrent's Reader, or leaves it to the connection's next request if
+// the client is still there. It may be called while ServeContent's
+// multi-range goroutine is inside Read.
 func (rs *readSeeker) Close() error {
 	rs.mu.Lock()
 	if rs.closed {
@@ -209,15 +240,21 @@ func (rs *readSeeker) Close() error {
 	}
 	rs.closed = true
 	rs.mu.Unlock()
+	// Whether the client went away, before our own cancel hides it.
+	gone := rs.parent.Err() != nil
 	rs.cancel()
 	rs.reads.Wait()
 	// No Read runs now, nor can one start: the fields are ours.
-	var err error
-	if rs.r != nil {
-		err = rs.r.Close()
-		rs.r = nil
-		chunkPool.Put(rs.buf)
-		rs.buf = nil
+	if rs.r == nil {
+		return nil
 	}
+	r, buf := rs.r, rs.buf
+	rs.r, rs.buf = nil, nil
+	if rs.conn != nil && !gone {
+		rs.conn.park(&idleReader{ih: rs.t.InfoHash(), file: rs.file, r: r, buf: buf, bufOff: rs.bufOff, bufN: rs.bufN})
+		return nil
+	}
+	err := r.Close()
+	chunkPool.Put(buf)
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"testing"
 	"time"
 )
@@ -78,5 +79,100 @@ func TestSmallRangeReadsItsBytes(t *testing.T) {
 	}
 	if asked := ft.readBytes.Load() - before; asked != n {
 		t.Errorf("the reader was asked for %d bytes for a range of %d", asked, n)
+	}
+}
+
+// rangeOn GETs bytes [from, to] of p over client and checks them against
+// want; it reports whether the request went over a connection used
+// before.
+func rangeOn(t *testing.T, client *http.Client, u string, from, to int64, want []byte) (reused bool) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused },
+	}))
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusPartialContent || !bytes.Equal(b, want[from:to+1]) {
+		t.Fatalf("range %d-%d: %s, %d bytes, %v", from, to, resp.Status, len(b), err)
+	}
+	return reused
+}
+
+// TestReaderKeptAcrossRanges: consecutive ranges of one file on one
+// keep-alive connection (a TV streaming by ranges) read through one
+// Reader, so its readahead carries over; a request for another file, the
+// connection's end, or ReaderLinger without a request closes it.
+func TestReaderKeptAcrossRanges(t *testing.T) {
+	ft := newFakeTorrent("sample", 256<<10, sampleFiles()...)
+	ts := start(t, newFakeHost(ft), Options{})
+	_, data := bigOf(t, ft)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	u := fileURLOf(ts, "sample", "big.bin")
+	const chunk = 300 << 10
+	for i := range int64(4) {
+		if reused := rangeOn(t, client, u, i*chunk, (i+1)*chunk-1, data); reused != (i > 0) {
+			t.Fatalf("request %d: connection reused %v", i, reused)
+		}
+	}
+	if n := ft.opened.Load(); n != 1 {
+		t.Errorf("%d readers opened for 4 ranges on one connection, want 1", n)
+	}
+	if n := ft.open(); n != 1 {
+		t.Errorf("%d readers open between requests, want the connection's one", n)
+	}
+	// Another file: the first reader is closed at once.
+	rangeOn(t, client, fileURLOf(ts, "sample", "README.txt"), 0, 4, []byte("hello, swarm\n"))
+	if ft.opened.Load() != 2 || ft.open() != 1 {
+		t.Errorf("after another file: %d opened, %d open; want 2 and 1", ft.opened.Load(), ft.open())
+	}
+	// The connection's end closes the last.
+	tr.CloseIdleConnections()
+	waitFor(t, "the reader closed with its connection", func() bool { return ft.open() == 0 })
+
+	// Without a request for ReaderLinger, it is closed too.
+	defer func(d time.Duration) { readerLinger = d }(readerLinger)
+	readerLinger = 50 * time.Millisecond
+	rangeOn(t, client, u, 0, 99, data)
+	waitFor(t, "the idle reader closed after ReaderLinger", func() bool { return ft.open() == 0 })
+}
+
+// TestMediaHeadOnlyFromStart: a media file's head and tail are fetched at
+// once for a request from its start, as a player opening it makes, not
+// for a seek further on (a range near the end must not fetch the head).
+func TestMediaHeadOnlyFromStart(t *testing.T) {
+	ft := newFakeTorrent("sample", 256<<10, sampleFiles()...)
+	ts := start(t, newFakeHost(ft), Options{})
+	u := fileURLOf(ts, "sample", "video/clip.mp4")
+	for _, c := range []struct {
+		rng   string
+		media bool
+	}{
+		{"bytes=3000000-", false},
+		{"bytes=-1000", false},
+		{"bytes=2000000-2000100", false},
+		{"bytes=0-", true},
+		{"bytes=48-1000", true},
+	} {
+		before := ft.media.Load()
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req.Header.Set("Range", c.rng)
+		req.Close = true // a reader of its own
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if got := ft.media.Load() > before; got != c.media {
+			t.Errorf("%s: head and tail asked %v, want %v", c.rng, got, c.media)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 )
 
 // Server serves a Host over HTTP. Make it with New; it is an http.Handler,
@@ -22,6 +23,8 @@ type Server struct {
 	metrics *Metrics
 	logf    func(format string, args ...any)
 	api     http.Handler
+
+	conns sync.Map // net.Conn -> *connReaders, see ConfigureServer
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -161,11 +164,15 @@ func isLoopback(host string) bool {
 // needs against slow or greedy clients. It sets no WriteTimeout: a paused
 // player may hold a response open for hours.
 func NewHTTPServer(addr string, h http.Handler) *http.Server {
-	return &http.Server{
+	hs := &http.Server{
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		IdleTimeout:       2 * ReadHeaderTimeout * 6,
 	}
+	if s, ok := h.(*Server); ok {
+		s.ConfigureServer(hs)
+	}
+	return hs
 }
