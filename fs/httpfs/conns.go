@@ -56,7 +56,7 @@ type idleReader struct {
 // release closes the Reader and returns the buffer.
 func (ir *idleReader) release() {
 	ir.r.Close()
-	chunkPool.Put(ir.buf)
+	putBuf(ir.buf)
 }
 
 // take returns the idle Reader of file of ih, or nil. An idle Reader of

@@ -16,7 +16,41 @@ import (
 // throughput match.
 const ReadChunk = 1 << 20
 
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, ReadChunk); return &b }}
+// freeChunks keeps a few ReadChunk buffers between requests. Not a
+// sync.Pool, which every GC empties: a fresh megabyte costs its page
+// faults (milliseconds on a loaded VM), which the first byte of a request
+// would wait for.
+var freeChunks = make(chan *[]byte, 4)
+
+// getChunk returns a ReadChunk buffer, its pages already mapped.
+func getChunk() *[]byte {
+	select {
+	case b := <-freeChunks:
+		return b
+	default:
+	}
+	b := make([]byte, ReadChunk)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 0 // fault the page in now, not under the first fill
+	}
+	return &b
+}
+
+// putBuf gives a buffer back; only ReadChunk ones are kept.
+func putBuf(b *[]byte) {
+	if b == nil || len(*b) != ReadChunk {
+		return
+	}
+	select {
+	case freeChunks <- b:
+	default:
+	}
+}
+
+// smallFill is the largest fill made into a buffer of its own size rather
+// than a ReadChunk one: a short range (a player's probe, a first-byte
+// check) allocates only what it sends.
+const smallFill = 128 << 10
 
 // errClosed is a Read after Close.
 var errClosed = errors.New("httpfs: reader closed")
@@ -167,6 +201,16 @@ func (rs *readSeeker) next(want int64) ([]byte, error) {
 		n = min(n, rs.pieceLen-abs%rs.pieceLen)
 	}
 	n = min(n, rs.size-rs.off, max(want, 1))
+	if rs.buf == nil || int64(len(*rs.buf)) < n {
+		putBuf(rs.buf)
+		if n <= smallFill && want <= smallFill {
+			b := make([]byte, n)
+			rs.buf = &b
+		} else {
+			rs.buf = getChunk()
+		}
+		rs.bufN = 0
+	}
 	ctx, cancel := context.WithTimeout(rs.ctx, rs.s.opts.ReadTimeout)
 	done := rs.s.metrics.startRead("http")
 	got, err := rs.r.ReadAt(ctx, (*rs.buf)[:n], rs.off)
@@ -200,7 +244,6 @@ func (rs *readSeeker) open() error {
 		return fmt.Errorf("httpfs: open: %w", err)
 	}
 	rs.r = r
-	rs.buf = chunkPool.Get().(*[]byte)
 	rs.bufN = 0
 	return nil
 }
@@ -255,6 +298,6 @@ func (rs *readSeeker) Close() error {
 		return nil
 	}
 	err := r.Close()
-	chunkPool.Put(buf)
+	putBuf(buf)
 	return err
 }

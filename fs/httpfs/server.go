@@ -45,6 +45,8 @@ func New(host Host, opts Options) *Server {
 	// The first call loads the system's MIME tables (a few ms, /etc/mime.types):
 	// here, not in the first file request, whose first byte a player waits for.
 	mime.TypeByExtension(".mp4")
+	// Likewise a first read buffer, whose page faults take milliseconds.
+	putBuf(getChunk())
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/torrents", s.apiTorrents)
 	mux.HandleFunc("POST /api/torrents", s.apiAdd)
