@@ -230,6 +230,18 @@ func (rs *readSeeker) next(want int64) ([]byte, error) {
 	return (*rs.buf)[:got], nil
 }
 
+// ready tells whether the piece under the offset is verified, so the
+// next fill will not wait for the swarm (unless it is evicted meanwhile).
+func (rs *readSeeker) ready() bool {
+	if rs.off >= rs.size || rs.pieceLen <= 0 {
+		return true
+	}
+	if rs.bufN > 0 && rs.off >= rs.bufOff && rs.off < rs.bufOff+int64(rs.bufN) {
+		return true
+	}
+	return rs.t.HavePiece(int((rs.start + rs.off) / rs.pieceLen))
+}
+
 // open takes the Reader the connection kept from its last request for
 // this file, with its buffer, or opens one.
 func (rs *readSeeker) open() error {
@@ -261,6 +273,16 @@ type directWriter struct {
 func (w directWriter) ReadFrom(src io.Reader) (int64, error) {
 	if lr, ok := src.(*io.LimitedReader); ok && lr.R == io.Reader(w.rs) {
 		rc := http.NewResponseController(w.ResponseWriter)
+		if lr.N > 0 && !w.rs.ready() {
+			// The body waits for the swarm: send the headers now. A
+			// player that seeks by opening a new connection (ffmpeg)
+			// closes the old one once the new one's headers arrive,
+			// which cancels the old request's reads: they no longer
+			// compete with the new position's.
+			if err := rc.Flush(); err != nil {
+				return 0, err
+			}
+		}
 		n, err := w.rs.writeTo(w.ResponseWriter, rc.Flush, lr.N)
 		lr.N -= n
 		return n, err

@@ -176,3 +176,34 @@ func TestMediaHeadOnlyFromStart(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadersBeforeMissingPiece: a response whose first bytes wait for
+// the swarm sends its headers at once. ffmpeg seeks by opening a new
+// connection and closes the old one once the new one's headers arrive:
+// until then the old request's reads compete with the new position's.
+func TestHeadersBeforeMissingPiece(t *testing.T) {
+	ft := newFakeTorrent("sample", 256<<10, sampleFiles()...)
+	ts := start(t, newFakeHost(ft), Options{})
+	start, data := bigOf(t, ft)
+	pl := ft.pieceLen
+	from := 3*pl - start%pl + 10 // inside big.bin's fourth piece
+	missing := int((start + from) / pl)
+	ft.setHave(missing, missing+1, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fileURLOf(ts, "sample", "big.bin"), nil)
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-", from))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("no headers while piece %d is missing: %v", missing, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("%s", resp.Status)
+	}
+	ft.setHave(missing, missing+1, true)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(b, data[from:]) {
+		t.Fatalf("%d bytes, %v", len(b), err)
+	}
+}
