@@ -56,8 +56,9 @@ const smallFill = 128 << 10
 var errClosed = errors.New("httpfs: reader closed")
 
 // readSeeker is the io.ReadSeeker ServeContent reads a file through. It
-// opens the torrent's Reader at the first Read, reads through a buffer
-// that never crosses a piece boundary, and passes the request's context to
+// opens the torrent's Reader at the first Read (or takes the one its
+// connection kept, see connReaders), reads through a buffer that never
+// crosses a piece boundary, and passes the request's context to
 // every read. Read and Seek come from one goroutine at a time (the
 // handler's, or ServeContent's multi-range writer), but Close may come
 // while that writer is still reading: see Close.
@@ -73,7 +74,9 @@ type readSeeker struct {
 	size     int64
 	start    int64 // the file's offset in the torrent
 	pieceLen int64
-	conn     *connReaders // where the Reader waits for the connection's next request; nil: closed with the request
+	// conn is where the Reader waits for the connection's next request
+	// (nil: it is closed with the request); set before the first Read.
+	conn *connReaders
 
 	// used by the one reading goroutine only
 	r      Reader
