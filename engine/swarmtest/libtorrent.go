@@ -598,3 +598,16 @@ func lastLine(s string) string {
 	}
 	return s
 }
+
+// SessionStats returns the session's counters and gauges (libtorrent's
+// session_stats_metrics names, such as "utp.utp_packet_loss") whose names
+// start with one of prefixes (all of them without prefixes): what a
+// benchmark reads to tell which side of a transfer set its pace.
+func (l *LT) SessionStats(prefixes ...string) map[string]int64 {
+	l.tb.Helper()
+	var out struct {
+		Stats map[string]int64 `json:"stats"`
+	}
+	l.must(l.call("session_stats", map[string]any{"prefixes": prefixes}, &out))
+	return out.Stats
+}

@@ -103,6 +103,7 @@ class Peer:
     def __init__(self, cfg):
         self.cfg = cfg
         self.torrents = {}  # name (see name()) -> {"handle", "added", "finished"}
+        self.stats = None  # the last session_stats_alert's values
         ip = cfg["ip"]
         port = cfg.get("port", 0)
         ips = [ip] + list(cfg.get("also_ips") or [])
@@ -237,6 +238,9 @@ class Peer:
         self.note_peers()
         for a in self.ses.pop_alerts():
             msg = a.message()
+            if isinstance(a, lt.session_stats_alert):
+                self.stats = dict(a.values)
+                continue
             if isinstance(a, lt.torrent_finished_alert):
                 # By handle: a btmh magnet's torrent turns out a hybrid
                 # once its metadata is in, and its name() changes.
@@ -379,6 +383,20 @@ class Peer:
         self.ses.remove_torrent(t["handle"])
         del self.torrents[req["info_hash"]]
         return {}
+
+    def cmd_session_stats(self, req):
+        """The session's counters and gauges (session_stats_metrics names,
+        such as utp.utp_packet_loss) whose name starts with a prefix."""
+        self.stats = None
+        self.ses.post_session_stats()
+        deadline = time.monotonic() + 10
+        while self.stats is None and time.monotonic() < deadline:
+            self.ses.wait_for_alert(100)
+            self.pump()
+        if self.stats is None:
+            raise RuntimeError("no session_stats_alert")
+        prefixes = tuple(req.get("prefixes") or [""])
+        return {"stats": {k: v for k, v in self.stats.items() if k.startswith(prefixes)}}
 
     def cmd_set_rates(self, req):
         self.ses.apply_settings({

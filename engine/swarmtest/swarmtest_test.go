@@ -140,6 +140,15 @@ func TestDirectConnect(t *testing.T) {
 		d := leecher.WaitComplete(t, ih, 30*time.Second)
 		t.Logf("direct: complete in %v", d)
 		VerifyTree(t, dataDir, filepath.Join(got, "data"))
+		st := seeder.SessionStats("net.", "peer.")
+		if st["net.sent_payload_bytes"] <= 0 || len(st) == 0 {
+			t.Errorf("seeder's session stats: sent_payload_bytes %d of %d entries, want the payload it sent", st["net.sent_payload_bytes"], len(st))
+		}
+		for k := range st {
+			if !strings.HasPrefix(k, "net.") && !strings.HasPrefix(k, "peer.") {
+				t.Errorf("session stats for prefixes net. and peer. hold %q", k)
+			}
+		}
 	})
 }
 

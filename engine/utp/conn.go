@@ -123,6 +123,7 @@ type Conn struct {
 	eofSeq     uint16 // its sequence number
 	eof        bool   // everything up to the FIN arrived
 	needAck    bool
+	unacked    int  // data packets taken since our last packet carrying an ACK
 	ackQueued  bool // on the reader's list of ACKs to send at the end of a batch
 	lastAdv    int  // window advertised in the last packet
 	replyMicro uint32

@@ -8,6 +8,18 @@ import (
 // make a packet lost before its timeout.
 const dupAckLimit = 3
 
+// ackEvery and ackDelay shape delayed ACKs. At the end of a read batch
+// a connection ACKs once it took ackEvery data packets (about 22 KB)
+// since its last ACK; fewer wait for more until ackDelay after the batch
+// that made them wait. A sender whose window is under ackEvery packets
+// waits ackDelay more per round trip: nothing on a real path's round
+// trip, and it keeps an ACK per batch from costing both ends a system
+// call every few packets on a fast one.
+const (
+	ackEvery = 16
+	ackDelay = time.Millisecond
+)
+
 // event says what a packet changed, for the caller to act on after
 // unlocking.
 type event uint8
@@ -82,6 +94,17 @@ func (c *Conn) handleLocked(p *packet, now time.Time, ob *outbox) (ev event) {
 		ev |= evRemove
 	}
 	return ev
+}
+
+// ackDueLocked reports whether c's ACK must go at the end of this read
+// batch rather than wait for more data: enough packets came, a packet
+// is missing (the selective ACK tells the sender at once what to
+// resend), the peer's FIN came, the handshake is not over, c is closed,
+// or our receive window is so small that the sender may be waiting on
+// it.
+func (c *Conn) ackDueLocked() bool {
+	return c.state != stateConnected || c.unacked >= ackEvery || c.oooN > 0 || c.gotFIN || c.closed ||
+		c.advWndLocked() < 2*ackEvery*c.mss
 }
 
 // synSeqLocked is the sequence number of the peer's SYN (acceptor).
@@ -227,6 +250,7 @@ func (c *Conn) resendGuardLocked() time.Duration {
 // ST_FIN.
 func (c *Conn) handleDataLocked(p *packet) {
 	c.needAck = true
+	c.unacked++
 	d := seqDiff(p.seq, c.ackNr)
 	if p.typ == stFin {
 		if !c.gotFIN {

@@ -110,6 +110,7 @@ func (c *Conn) advWndLocked() int {
 func (c *Conn) headerLocked(typ uint8, seq uint16, now time.Time) header {
 	w := c.advWndLocked()
 	c.lastAdv = w
+	c.unacked = 0
 	return header{
 		typ:    typ,
 		connID: c.sendID,

@@ -44,9 +44,14 @@
 //     Fast retransmit: 3 duplicate ACKs, or a SACK showing 3 packets past
 //     a hole; a fast retransmission that is lost again is resent after
 //     about a round trip, not a whole RTO.
-//   - ACKs are delayed to the end of each read batch (one ACK covers every
-//     packet a recvmmsg brought) and ride on data packets; an ACK while
-//     packets are out of order carries a SACK bitmask (up to 1024 packets).
+//   - ACKs are delayed: at the end of a read batch a connection ACKs once
+//     16 data packets came since its last ACK (ackEvery); fewer wait for
+//     more, at most 1 ms (ackDelay, the reader's read deadline). A hole,
+//     the peer's FIN, a handshake or a nearly closed receive window is
+//     ACKed at the end of the batch. ACKs also ride on data packets; an
+//     ACK while packets are out of order carries a SACK bitmask (up to
+//     1024 packets). Acking every batch drew an ACK per 4-5 packets from
+//     a libtorrent seeder on loopback: a system call each on both ends.
 //   - Windows: each packet advertises our free receive buffer
 //     (Config.RecvBuffer less unread and out-of-order bytes); data past
 //     it, or more than 1024 packets ahead, is dropped. Reading that opens
@@ -71,7 +76,8 @@
 // # Who owns what
 //
 // A Socket owns two goroutines: the reader (all incoming datagrams, and
-// the ACKs and window-driven sends they cause, flushed per batch) and the
+// the ACKs and window-driven sends they cause, flushed per batch or when
+// its read deadline for deferred ACKs passes) and the
 // timer loop (every 20 ms while connections exist: RTO, SYN resends,
 // keep-alives every 29 s, idle timeout, half-open expiry, linger,
 // time-wait). No goroutine per connection or per packet. Read and Write

@@ -147,8 +147,10 @@ type Socket struct {
 	pktsIn, pktsOut, malformed, refused, otherDropped, writeErrs atomic.Uint64
 
 	// acks is the reader goroutine's list of connections that want an
-	// ACK at the end of the current batch (the reader's own).
-	acks []*Conn
+	// ACK at the end of the current batch or, deferred, by ackBy (both
+	// the reader's own; ackBy is zero when none is deferred).
+	acks  []*Conn
+	ackBy time.Time
 
 	mu       sync.Mutex // guards the following
 	conns    map[connKey]*Conn
