@@ -80,6 +80,7 @@ func (p *Picker) RequestRejected(id PeerID, r Request) {
 		if pa := p.partOf(r.Piece); pa != nil {
 			p.removeHolder(pa, b, id)
 		}
+		pe.noteRejected(k, p.clock)
 	}
 }
 
