@@ -146,7 +146,9 @@
 // layers fetched so far); a hybrid's with SHA-1. A magnet's info has no
 // piece layers: they are fetched with hash requests, each answer proved up
 // to the file's pieces root, and a complete piece whose layer is still
-// missing waits (counted in hashing, so maxHashBacklog bounds them). We
+// missing waits (counted in hashing, so maxHashBacklog bounds them). Once
+// every layer is known MetaInfo carries them and LayersReady is closed,
+// so the session can keep them with the torrent's record. We
 // answer hash requests from the layers we hold, and requests for a piece's
 // block hashes from its data in storage, off the loop. A failed piece with
 // several senders is settled by its blocks' leaf hashes, asked of a v2 peer:

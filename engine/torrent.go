@@ -46,6 +46,12 @@ type Torrent struct {
 	annCtx    context.Context
 	annStop   context.CancelFunc // ends tracker announcing with "stopped" (goal.go)
 
+	// layersDone is closed once MetaInfo is final; withLayers is then the
+	// metainfo with the piece layers fetched from peers, if any were
+	// (torrent_v2.go).
+	layersDone chan struct{}
+	withLayers atomic.Pointer[metainfo.MetaInfo]
+
 	// The info fields are set once, before hasInfo is stored and infoReady
 	// closed: at construction for a .torrent, by the loop for a magnet. The
 	// loop reads them freely; any other goroutine only after it has seen
@@ -149,6 +155,7 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 		goal:       goalState{done: make(chan struct{})},
 		complete:   make(chan struct{}),
 		infoReady:  make(chan struct{}),
+		layersDone: make(chan struct{}),
 		readerQ:    readerQueue{poke: make(chan struct{}, 1)},
 		evictions:  evictQueue{poke: make(chan struct{}, 1)},
 		conns:      make(map[*conn]struct{}),
@@ -414,10 +421,14 @@ func (t *Torrent) Done() <-chan struct{} { return t.done }
 
 // MetaInfo is the torrent's metainfo, or nil until the info is known. For a
 // magnet it carries the fetched InfoBytes and the magnet's trackers, so the
-// caller can save it as a .torrent.
+// caller can save it as a .torrent; for a v2 magnet, once LayersReady is
+// closed, the piece layers fetched from peers too.
 func (t *Torrent) MetaInfo() *metainfo.MetaInfo {
 	if !t.hasInfo.Load() {
 		return nil
+	}
+	if mi := t.withLayers.Load(); mi != nil {
+		return mi
 	}
 	return t.mi
 }

@@ -74,6 +74,7 @@ func isV2Only(mi *metainfo.MetaInfo, m *metainfo.Magnet) bool {
 // initV2 prepares v2 checking once the info is known. A v2-only torrent
 // whose info lacks piece layers (a magnet's) starts fetching them.
 func (t *Torrent) initV2(info *metainfo.Info) {
+	defer t.layersFetched()
 	if !info.HasV2() {
 		return
 	}
@@ -187,6 +188,27 @@ func (t *Torrent) requestLayers(now time.Time) {
 	}
 }
 
+// layersFetched closes layersDone once no piece layer is left to fetch,
+// publishing the metainfo with the layers fetched, if any, so the caller
+// can keep them with the torrent (a restart then need not ask peers, who
+// may not answer). Called when the info is set and when a layer arrives.
+func (t *Torrent) layersFetched() {
+	if len(t.v2.asks) > 0 {
+		return
+	}
+	if vi := t.v2.info; vi != nil && vi != t.info && vi.HasPieceLayers() {
+		mi := *t.mi
+		mi.Info = vi
+		t.withLayers.Store(&mi)
+	}
+	close(t.layersDone)
+}
+
+// LayersReady is closed once MetaInfo is final: when the info is known,
+// or for a v2 torrent whose info came without its piece layers (a
+// magnet's), once they are all fetched from peers and proved.
+func (t *Torrent) LayersReady() <-chan struct{} { return t.layersDone }
+
 // findAsk returns the outstanding request a hash message answers.
 func (t *Torrent) findAsk(m *peer.Message) (int, *layerAsk) {
 	for i, a := range t.v2.asks {
@@ -249,6 +271,7 @@ func (t *Torrent) onHashes(c *conn, m *peer.Message, now time.Time) {
 	}
 	t.v2.info = vi
 	t.client.logf("%s: piece layer of %q received (%d hashes)", t.name(), f.DisplayPath(), n)
+	t.layersFetched()
 	for idx, pp := range t.v2.waiting {
 		if t.hashCheck(idx) != nil {
 			delete(t.v2.waiting, idx)
