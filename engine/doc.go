@@ -135,7 +135,8 @@
 // A torrent is named by a 20-byte hash everywhere (trackers, DHT, the
 // handshake, the Client's map, storage): its v1 info-hash, or for a
 // v2-only torrent (or a btmh-only magnet) the v2 one truncated. A hybrid
-// also answers to its truncated v2 hash (Client.aliases): it offers the v2
+// also answers to its truncated v2 hash (Client.aliases; one added by its
+// btih magnet from when its info shows it a hybrid: nameHybrid): it offers the v2
 // bit, takes a v2 peer's upgrade (the other hash in its answer) and
 // upgrades incoming v2 peers itself, as libtorrent does; such connections
 // carry the v2 bit in conn.reserved (peerV2). A magnet's info is checked

@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/sha1"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/merkle"
@@ -78,6 +79,7 @@ func (t *Torrent) initV2(info *metainfo.Info) {
 	if !info.HasV2() {
 		return
 	}
+	t.nameHybrid()
 	v := &t.v2
 	v.info = info
 	v.byRoot = make(map[[32]byte]int)
@@ -380,7 +382,7 @@ func (t *Torrent) infoMatches(buf []byte) bool {
 // connection to v2 (upgraded).
 func (t *Torrent) reserved() peer.Reserved {
 	r := t.client.reserved()
-	if t.v2only || !t.alias.IsZero() {
+	if t.v2only || !t.alias.Load().IsZero() {
 		r.SetV2()
 	}
 	return r
@@ -392,7 +394,7 @@ func (t *Torrent) reserved() peer.Reserved {
 // not set that bit in its own handshake; it is how the rest of the engine
 // knows the peer speaks v2 (peerV2).
 func (t *Torrent) upgraded(rsv *peer.Reserved, ih [20]byte) bool {
-	if t.alias.IsZero() || ih != [20]byte(t.alias) {
+	if alias := t.alias.Load(); alias.IsZero() || ih != [20]byte(alias) {
 		return false
 	}
 	rsv.SetV2()
@@ -404,8 +406,8 @@ func (t *Torrent) upgraded(rsv *peer.Reserved, ih [20]byte) bool {
 // the v2 hash truncated, upgrading the connection to v2 as libtorrent
 // does (BEP 52).
 func (t *Torrent) upgradeTo(rsv peer.Reserved, ih [20]byte) [20]byte {
-	if rsv.V2() && !t.alias.IsZero() && ih == [20]byte(t.infoHash) {
-		return t.alias
+	if alias := t.alias.Load(); rsv.V2() && !alias.IsZero() && ih == [20]byte(t.infoHash) {
+		return alias
 	}
 	return ih
 }
@@ -413,6 +415,56 @@ func (t *Torrent) upgradeTo(rsv peer.Reserved, ih [20]byte) [20]byte {
 // peerV2 reports whether c speaks v2: every peer of a v2-only torrent, and
 // a hybrid's peers whose connection was upgraded (or that set the bit).
 func (t *Torrent) peerV2(c *conn) bool { return t.v2only || c.reserved.V2() }
+
+// aliasCell holds a hybrid's second name (its v2 info-hash truncated) for
+// any goroutine: set before start, or once by the loop when a btih
+// magnet's info shows a hybrid (nameHybrid).
+type aliasCell struct{ p atomic.Pointer[metainfo.Hash] }
+
+// Load returns the alias; zero when there is none.
+func (a *aliasCell) Load() metainfo.Hash {
+	if h := a.p.Load(); h != nil {
+		return *h
+	}
+	return metainfo.Hash{}
+}
+
+func (a *aliasCell) Store(h metainfo.Hash) { a.p.Store(&h) }
+
+// nameHybrid gives a torrent added by its btih magnet its second name once
+// its info shows a hybrid, as a hybrid added from its .torrent has from
+// the start: the client lets in v2 peers that name it so (and upgrades
+// the rest), and it is announced under it to its trackers, LSD and, from
+// its next announce, the DHT. On the loop, from setInfo.
+func (t *Torrent) nameHybrid() {
+	if t.magnet == nil || t.v2only || !t.alias.Load().IsZero() {
+		return
+	}
+	alias := v2Alias(t.mi, nil)
+	if alias.IsZero() {
+		return
+	}
+	// Set before the client's map points at t, so a peer naming t by
+	// its alias finds it set (upgraded).
+	t.alias.Store(alias)
+	if !t.client.addAlias(t, alias) {
+		t.alias.Store(metainfo.Hash{})
+		return
+	}
+	t.client.logf("%s: a hybrid: its v2 info-hash is %s, announced as %s too", t.name(), t.mi.InfoHashV2, alias)
+	if t.announcer != nil && t.announcerV2 == nil {
+		a := t.newAnnouncer(t.tiers, alias)
+		t.announcerV2 = a
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			a.Run(t.annCtx)
+		}()
+	}
+	if l := t.client.lsd; l != nil && !t.info.Private {
+		l.Add(alias)
+	}
+}
 
 // v2Alias is the second name of a hybrid torrent (its v2 info-hash
 // truncated), under which v2 peers may connect; zero for others.
