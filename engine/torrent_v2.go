@@ -284,10 +284,15 @@ func (t *Torrent) onHashes(c *conn, m *peer.Message, now time.Time) {
 	t.requestLayers(now)
 }
 
-// onHashReject moves a refused layer request to another peer.
+// onHashReject moves a refused layer (or block-hash) request to another
+// peer.
 func (t *Torrent) onHashReject(c *conn, m *peer.Message, now time.Time) {
 	_, a := t.findAsk(m)
-	if a == nil || a.by != c {
+	if a == nil {
+		t.onBlockReject(c, m, now)
+		return
+	}
+	if a.by != c {
 		return
 	}
 	a.by = nil
