@@ -27,12 +27,12 @@ type selection struct {
 	slow bool  // pe is far slower than the best peer: keep it off urgent work
 	gate int64 // slow peers skip window pieces due before this
 
+	refusedSkips int // blocks take left because pe refused them lately
+
 	preempted  bool
 	urgentLeft bool // an urgent piece still has unrequested blocks
 	tight      bool // a window piece is due before this peer's queue drains
 	gated      []span
-
-	refusedSkips int // blocks take left because pe refused them lately
 }
 
 // Next returns up to max new block requests for the peer and records them
