@@ -473,7 +473,8 @@ func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torren
 		tiers = withExtraTier(tiers, opts.ExtraTrackers)
 	}
 	t := newTorrent(c, mi.InfoHash, nil, opts, tiers)
-	t.v2only, t.alias = isV2Only(mi, nil), v2Alias(mi, nil)
+	t.v2only = isV2Only(mi, nil)
+	t.alias.Store(v2Alias(mi, nil))
 	if err := t.openInfo(mi); err != nil {
 		t.close()
 		return nil, err
@@ -521,8 +522,9 @@ func (c *Client) insert(t *Torrent, onOld func(*Torrent)) (*Torrent, error) {
 		return nil, ErrClosed
 	}
 	old, ok := c.lookupLocked(t.infoHash)
-	if !ok && !t.alias.IsZero() {
-		old, ok = c.lookupLocked(t.alias)
+	alias := t.alias.Load()
+	if !ok && !alias.IsZero() {
+		old, ok = c.lookupLocked(alias)
 	}
 	if ok {
 		c.mu.Unlock()
@@ -534,9 +536,9 @@ func (c *Client) insert(t *Torrent, onOld func(*Torrent)) (*Torrent, error) {
 	}
 	c.torrents[t.infoHash] = t
 	c.req2[mse.Req2(t.infoHash)] = t.infoHash
-	if !t.alias.IsZero() {
-		c.aliases[t.alias] = t.infoHash
-		c.req2[mse.Req2(t.alias)] = t.alias
+	if !alias.IsZero() {
+		c.aliases[alias] = t.infoHash
+		c.req2[mse.Req2(alias)] = alias
 	}
 	c.mu.Unlock()
 	t.start()
@@ -549,6 +551,23 @@ func (c *Client) Torrent(ih metainfo.Hash) (*Torrent, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lookupLocked(ih)
+}
+
+// addAlias registers alias as t's second name (a hybrid added by its btih
+// magnet, whose info showed it), unless t has left or another torrent
+// has that name (added by its btmh magnet). It reports whether it did.
+func (c *Client) addAlias(t *Torrent, alias metainfo.Hash) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.torrents[t.infoHash] != t {
+		return false
+	}
+	if _, taken := c.lookupLocked(alias); taken {
+		return false
+	}
+	c.aliases[alias] = t.infoHash
+	c.req2[mse.Req2(alias)] = alias
+	return true
 }
 
 // lookupLocked finds a torrent by its name or its alias; c.mu held.
@@ -578,9 +597,9 @@ func (c *Client) RemoveTorrent(ih metainfo.Hash) error {
 	t, ok := c.torrents[ih]
 	delete(c.torrents, ih)
 	delete(c.req2, mse.Req2(ih))
-	if ok && !t.alias.IsZero() {
-		delete(c.aliases, t.alias)
-		delete(c.req2, mse.Req2(t.alias))
+	if alias := t.alias.Load(); ok && !alias.IsZero() {
+		delete(c.aliases, alias)
+		delete(c.req2, mse.Req2(alias))
 	}
 	c.mu.Unlock()
 	if !ok {

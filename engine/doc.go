@@ -135,7 +135,8 @@
 // A torrent is named by a 20-byte hash everywhere (trackers, DHT, the
 // handshake, the Client's map, storage): its v1 info-hash, or for a
 // v2-only torrent (or a btmh-only magnet) the v2 one truncated. A hybrid
-// also answers to its truncated v2 hash (Client.aliases): it offers the v2
+// also answers to its truncated v2 hash (Client.aliases; one added by its
+// btih magnet from when its info shows it a hybrid: nameHybrid): it offers the v2
 // bit, takes a v2 peer's upgrade (the other hash in its answer) and
 // upgrades incoming v2 peers itself, as libtorrent does; such connections
 // carry the v2 bit in conn.reserved (peerV2). A magnet's info is checked
@@ -146,7 +147,9 @@
 // layers fetched so far); a hybrid's with SHA-1. A magnet's info has no
 // piece layers: they are fetched with hash requests, each answer proved up
 // to the file's pieces root, and a complete piece whose layer is still
-// missing waits (counted in hashing, so maxHashBacklog bounds them). We
+// missing waits (counted in hashing, so maxHashBacklog bounds them). Once
+// every layer is known MetaInfo carries them and LayersReady is closed,
+// so the session can keep them with the torrent's record. We
 // answer hash requests from the layers we hold, and requests for a piece's
 // block hashes from its data in storage, off the loop. A failed piece with
 // several senders is settled by its blocks' leaf hashes, asked of a v2 peer:

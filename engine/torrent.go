@@ -30,7 +30,7 @@ type Torrent struct {
 	infoHash  metainfo.Hash
 	magnet    *metainfo.Magnet // nil when added from a .torrent
 	v2only    bool             // named by its v2 info-hash, truncated (torrent_v2.go)
-	alias     metainfo.Hash    // a hybrid's v2 info-hash truncated, zero otherwise (torrent_v2.go)
+	alias     aliasCell        // a hybrid's v2 info-hash truncated, zero otherwise; set late for a btih magnet (torrent_v2.go)
 	tiers     [][]string       // trackers, for the announcer and MetaInfo
 	opts      TorrentOptions
 	events    chan func()
@@ -45,6 +45,12 @@ type Torrent struct {
 	dhtStop   context.CancelFunc // ends DHT announcing (private torrent)
 	annCtx    context.Context
 	annStop   context.CancelFunc // ends tracker announcing with "stopped" (goal.go)
+
+	// layersDone is closed once MetaInfo is final; withLayers is then the
+	// metainfo with the piece layers fetched from peers, if any were
+	// (torrent_v2.go).
+	layersDone chan struct{}
+	withLayers atomic.Pointer[metainfo.MetaInfo]
 
 	// The info fields are set once, before hasInfo is stored and infoReady
 	// closed: at construction for a .torrent, by the loop for a magnet. The
@@ -135,7 +141,6 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 		infoHash:   ih,
 		magnet:     mag,
 		v2only:     isV2Only(nil, mag),
-		alias:      v2Alias(nil, mag),
 		tiers:      tiers,
 		opts:       opts,
 		events:     make(chan func(), 1024),
@@ -149,6 +154,7 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 		goal:       goalState{done: make(chan struct{})},
 		complete:   make(chan struct{}),
 		infoReady:  make(chan struct{}),
+		layersDone: make(chan struct{}),
 		readerQ:    readerQueue{poke: make(chan struct{}, 1)},
 		evictions:  evictQueue{poke: make(chan struct{}, 1)},
 		conns:      make(map[*conn]struct{}),
@@ -165,6 +171,7 @@ func newTorrent(c *Client, ih metainfo.Hash, mag *metainfo.Magnet, opts TorrentO
 	}
 	t.meta = t.newMetaFetch()
 	t.refreshStats(time.Now())
+	t.alias.Store(v2Alias(nil, mag))
 	return t
 }
 
@@ -195,10 +202,11 @@ func (t *Torrent) newAnnouncer(tiers [][]string, ih metainfo.Hash) *tracker.Anno
 // names are the info-hashes the torrent is announced under: its name and,
 // for a hybrid, its truncated v2 hash.
 func (t *Torrent) names() []metainfo.Hash {
-	if t.alias.IsZero() {
+	alias := t.alias.Load()
+	if alias.IsZero() {
 		return []metainfo.Hash{t.infoHash}
 	}
-	return []metainfo.Hash{t.infoHash, t.alias}
+	return []metainfo.Hash{t.infoHash, alias}
 }
 
 // openInfo opens storage for a torrent added with its info (the caller
@@ -279,11 +287,11 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 // start launches the loop, the announcers and local discovery.
 func (t *Torrent) start() {
 	c := t.client
-	if t.announcer != nil && !t.alias.IsZero() {
+	if alias := t.alias.Load(); t.announcer != nil && !alias.IsZero() {
 		// A hybrid is announced under both names, as libtorrent does,
 		// so peers that know only one find it. (Its alias is known by
 		// now: AddTorrent sets it after newTorrent.)
-		t.announcerV2 = t.newAnnouncer(t.tiers, t.alias)
+		t.announcerV2 = t.newAnnouncer(t.tiers, alias)
 	}
 	t.wg.Add(1)
 	go t.run()
@@ -414,10 +422,14 @@ func (t *Torrent) Done() <-chan struct{} { return t.done }
 
 // MetaInfo is the torrent's metainfo, or nil until the info is known. For a
 // magnet it carries the fetched InfoBytes and the magnet's trackers, so the
-// caller can save it as a .torrent.
+// caller can save it as a .torrent; for a v2 magnet, once LayersReady is
+// closed, the piece layers fetched from peers too.
 func (t *Torrent) MetaInfo() *metainfo.MetaInfo {
 	if !t.hasInfo.Load() {
 		return nil
+	}
+	if mi := t.withLayers.Load(); mi != nil {
+		return mi
 	}
 	return t.mi
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/sha1"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/merkle"
@@ -74,9 +75,11 @@ func isV2Only(mi *metainfo.MetaInfo, m *metainfo.Magnet) bool {
 // initV2 prepares v2 checking once the info is known. A v2-only torrent
 // whose info lacks piece layers (a magnet's) starts fetching them.
 func (t *Torrent) initV2(info *metainfo.Info) {
+	defer t.layersFetched()
 	if !info.HasV2() {
 		return
 	}
+	t.nameHybrid()
 	v := &t.v2
 	v.info = info
 	v.byRoot = make(map[[32]byte]int)
@@ -187,6 +190,27 @@ func (t *Torrent) requestLayers(now time.Time) {
 	}
 }
 
+// layersFetched closes layersDone once no piece layer is left to fetch,
+// publishing the metainfo with the layers fetched, if any, so the caller
+// can keep them with the torrent (a restart then need not ask peers, who
+// may not answer). Called when the info is set and when a layer arrives.
+func (t *Torrent) layersFetched() {
+	if len(t.v2.asks) > 0 {
+		return
+	}
+	if vi := t.v2.info; vi != nil && vi != t.info && vi.HasPieceLayers() {
+		mi := *t.mi
+		mi.Info = vi
+		t.withLayers.Store(&mi)
+	}
+	close(t.layersDone)
+}
+
+// LayersReady is closed once MetaInfo is final: when the info is known,
+// or for a v2 torrent whose info came without its piece layers (a
+// magnet's), once they are all fetched from peers and proved.
+func (t *Torrent) LayersReady() <-chan struct{} { return t.layersDone }
+
 // findAsk returns the outstanding request a hash message answers.
 func (t *Torrent) findAsk(m *peer.Message) (int, *layerAsk) {
 	for i, a := range t.v2.asks {
@@ -249,6 +273,7 @@ func (t *Torrent) onHashes(c *conn, m *peer.Message, now time.Time) {
 	}
 	t.v2.info = vi
 	t.client.logf("%s: piece layer of %q received (%d hashes)", t.name(), f.DisplayPath(), n)
+	t.layersFetched()
 	for idx, pp := range t.v2.waiting {
 		if t.hashCheck(idx) != nil {
 			delete(t.v2.waiting, idx)
@@ -259,10 +284,15 @@ func (t *Torrent) onHashes(c *conn, m *peer.Message, now time.Time) {
 	t.requestLayers(now)
 }
 
-// onHashReject moves a refused layer request to another peer.
+// onHashReject moves a refused layer (or block-hash) request to another
+// peer.
 func (t *Torrent) onHashReject(c *conn, m *peer.Message, now time.Time) {
 	_, a := t.findAsk(m)
-	if a == nil || a.by != c {
+	if a == nil {
+		t.onBlockReject(c, m, now)
+		return
+	}
+	if a.by != c {
 		return
 	}
 	a.by = nil
@@ -357,7 +387,7 @@ func (t *Torrent) infoMatches(buf []byte) bool {
 // connection to v2 (upgraded).
 func (t *Torrent) reserved() peer.Reserved {
 	r := t.client.reserved()
-	if t.v2only || !t.alias.IsZero() {
+	if t.v2only || !t.alias.Load().IsZero() {
 		r.SetV2()
 	}
 	return r
@@ -369,7 +399,7 @@ func (t *Torrent) reserved() peer.Reserved {
 // not set that bit in its own handshake; it is how the rest of the engine
 // knows the peer speaks v2 (peerV2).
 func (t *Torrent) upgraded(rsv *peer.Reserved, ih [20]byte) bool {
-	if t.alias.IsZero() || ih != [20]byte(t.alias) {
+	if alias := t.alias.Load(); alias.IsZero() || ih != [20]byte(alias) {
 		return false
 	}
 	rsv.SetV2()
@@ -381,8 +411,8 @@ func (t *Torrent) upgraded(rsv *peer.Reserved, ih [20]byte) bool {
 // the v2 hash truncated, upgrading the connection to v2 as libtorrent
 // does (BEP 52).
 func (t *Torrent) upgradeTo(rsv peer.Reserved, ih [20]byte) [20]byte {
-	if rsv.V2() && !t.alias.IsZero() && ih == [20]byte(t.infoHash) {
-		return t.alias
+	if alias := t.alias.Load(); rsv.V2() && !alias.IsZero() && ih == [20]byte(t.infoHash) {
+		return alias
 	}
 	return ih
 }
@@ -390,6 +420,56 @@ func (t *Torrent) upgradeTo(rsv peer.Reserved, ih [20]byte) [20]byte {
 // peerV2 reports whether c speaks v2: every peer of a v2-only torrent, and
 // a hybrid's peers whose connection was upgraded (or that set the bit).
 func (t *Torrent) peerV2(c *conn) bool { return t.v2only || c.reserved.V2() }
+
+// aliasCell holds a hybrid's second name (its v2 info-hash truncated) for
+// any goroutine: set before start, or once by the loop when a btih
+// magnet's info shows a hybrid (nameHybrid).
+type aliasCell struct{ p atomic.Pointer[metainfo.Hash] }
+
+// Load returns the alias; zero when there is none.
+func (a *aliasCell) Load() metainfo.Hash {
+	if h := a.p.Load(); h != nil {
+		return *h
+	}
+	return metainfo.Hash{}
+}
+
+func (a *aliasCell) Store(h metainfo.Hash) { a.p.Store(&h) }
+
+// nameHybrid gives a torrent added by its btih magnet its second name once
+// its info shows a hybrid, as a hybrid added from its .torrent has from
+// the start: the client lets in v2 peers that name it so (and upgrades
+// the rest), and it is announced under it to its trackers, LSD and, from
+// its next announce, the DHT. On the loop, from setInfo.
+func (t *Torrent) nameHybrid() {
+	if t.magnet == nil || t.v2only || !t.alias.Load().IsZero() {
+		return
+	}
+	alias := v2Alias(t.mi, nil)
+	if alias.IsZero() {
+		return
+	}
+	// Set before the client's map points at t, so a peer naming t by
+	// its alias finds it set (upgraded).
+	t.alias.Store(alias)
+	if !t.client.addAlias(t, alias) {
+		t.alias.Store(metainfo.Hash{})
+		return
+	}
+	t.client.logf("%s: a hybrid: its v2 info-hash is %s, announced as %s too", t.name(), t.mi.InfoHashV2, alias)
+	if t.announcer != nil && t.announcerV2 == nil {
+		a := t.newAnnouncer(t.tiers, alias)
+		t.announcerV2 = a
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			a.Run(t.annCtx)
+		}()
+	}
+	if l := t.client.lsd; l != nil && !t.info.Private {
+		l.Add(alias)
+	}
+}
 
 // v2Alias is the second name of a hybrid torrent (its v2 info-hash
 // truncated), under which v2 peers may connect; zero for others.

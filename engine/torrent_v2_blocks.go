@@ -112,6 +112,26 @@ func (t *Torrent) blockTick(now time.Time) {
 	}
 }
 
+// onBlockReject moves a block check c refused to another peer at once,
+// rather than after layerTimeout (blockTick); with nobody left to ask it
+// is dropped (smart ban remains).
+func (t *Torrent) onBlockReject(c *conn, m *peer.Message, now time.Time) {
+	for idx, bc := range t.v2.blocks {
+		if bc.by != c || bc.root != m.PiecesRoot || bc.req.Base != int(m.BaseLayer) || bc.req.Index != int(m.Index) ||
+			bc.req.Length != int(m.Length) || bc.req.ProofLayers != int(m.ProofLayers) {
+			continue
+		}
+		if bc.nope == nil {
+			bc.nope = map[*conn]bool{}
+		}
+		bc.nope[c] = true
+		if t.askBlocks(bc, now); bc.by == nil {
+			delete(t.v2.blocks, idx)
+		}
+		return
+	}
+}
+
 // onBlockHashes takes the leaves of a failed piece: proved against the
 // piece's node, each names the sender of a bad block.
 func (t *Torrent) onBlockHashes(c *conn, m *peer.Message) {

@@ -13,6 +13,10 @@ const (
 	cancelRing     = 128  // recently withdrawn requests whose late blocks we still accept
 )
 
+// rejectBackoff is how long a block a peer refused is not asked of that
+// peer again (others may be asked at once).
+const rejectBackoff = 3 * time.Second
+
 // Estimates used before a peer has delivered anything.
 const (
 	defaultRate = 256 << 10 // bytes/s
@@ -35,6 +39,13 @@ type peer struct {
 
 	cancelled [cancelRing]int64
 	cancelPos int
+
+	// rejected are blocks pe refused lately (REJECT), by key, with the
+	// picker clock then (unix ns): not asked of pe again for
+	// rejectBackoff, so that a peer refusing blocks it claims to have
+	// cannot hold them (asked, refused, asked again at once, for ever)
+	// while others could send them. At most maxOutPerPeer entries.
+	rejected map[int64]int64
 
 	lastPreempt int64 // picker clock at the last preemptPeer that withdrew requests
 
@@ -316,6 +327,31 @@ func (pe *peer) noteCancelled(k int64) {
 
 func (pe *peer) wasCancelled(k int64) bool {
 	return slices.Contains(pe.cancelled[:], k)
+}
+
+// noteRejected remembers that pe refused block k at clock.
+func (pe *peer) noteRejected(k, clock int64) {
+	if pe.rejected == nil {
+		pe.rejected = make(map[int64]int64)
+	}
+	if len(pe.rejected) >= maxOutPerPeer {
+		for j, at := range pe.rejected {
+			if clock-at >= int64(rejectBackoff) {
+				delete(pe.rejected, j)
+			}
+		}
+		if len(pe.rejected) >= maxOutPerPeer {
+			clear(pe.rejected)
+		}
+	}
+	pe.rejected[k] = clock
+}
+
+// refusedLately reports whether pe refused block k less than
+// rejectBackoff before clock.
+func (pe *peer) refusedLately(k, clock int64) bool {
+	at, ok := pe.rejected[k]
+	return ok && clock-at < int64(rejectBackoff)
 }
 
 // dropOut returns pe's outstanding requests selected by f to the pool,

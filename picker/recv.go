@@ -68,7 +68,8 @@ func (p *Picker) BlockReceived(id PeerID, r Request, now time.Time) (cancels []P
 }
 
 // RequestRejected records a REJECT REQUEST (BEP 6): the block is
-// requestable again.
+// requestable again, from other peers at once and from this one after
+// rejectBackoff.
 func (p *Picker) RequestRejected(id PeerID, r Request) {
 	pe := p.peer(id)
 	b, ok := p.blockOf(r)
@@ -80,6 +81,7 @@ func (p *Picker) RequestRejected(id PeerID, r Request) {
 		if pa := p.partOf(r.Piece); pa != nil {
 			p.removeHolder(pa, b, id)
 		}
+		pe.noteRejected(k, p.clock)
 	}
 }
 

@@ -27,6 +27,8 @@ type selection struct {
 	slow bool  // pe is far slower than the best peer: keep it off urgent work
 	gate int64 // slow peers skip window pieces due before this
 
+	refusedSkips int // blocks take left because pe refused them lately
+
 	preempted  bool
 	urgentLeft bool // an urgent piece still has unrequested blocks
 	tight      bool // a window piece is due before this peer's queue drains
@@ -120,6 +122,10 @@ func (s *selection) take(piece, limit int, hot bool) int {
 	}
 	n := 0
 	for b := pa.nextUnreq(0); b >= 0 && n < limit; b = pa.nextUnreq(b + 1) {
+		if s.pe.refusedLately(s.p.key(piece, b), s.p.clock) {
+			s.refusedSkips++
+			continue // for others to send
+		}
 		s.out = append(s.out, s.p.addHolder(pa, b, s.pe, s.t, hot))
 		n++
 	}
@@ -220,7 +226,8 @@ func (s *selection) duplicateLate() {
 				return
 			}
 			bl := &pa.blocks[b]
-			if bl.recv || len(bl.holders) == 0 || len(bl.holders) >= maxDupHolders || holds(bl, s.pe.id) {
+			if bl.recv || len(bl.holders) == 0 || len(bl.holders) >= maxDupHolders || holds(bl, s.pe.id) ||
+				s.pe.refusedLately(p.key(u.piece, b), p.clock) {
 				continue
 			}
 			if s.sooner(bl, p.key(u.piece, b)) {
@@ -432,9 +439,13 @@ func (s *selection) background() {
 		if room <= 0 {
 			return
 		}
+		skips := s.refusedSkips
 		s.take(pa.piece, room, false)
 		if pa.openPos == i {
-			return // still open: pe took all it may
+			if s.refusedSkips == skips {
+				return // still open: pe took all it may
+			}
+			i++ // what is left pe refused: for others
 		}
 	}
 	for !s.full() {
@@ -509,7 +520,7 @@ func (s *selection) endgame() {
 			}
 			bl := &pa.blocks[b]
 			if !bl.recv && len(bl.holders) > 0 && len(bl.holders) < endgameHolders &&
-				!holds(bl, s.pe.id) && s.sooner(bl, p.key(pa.piece, b)) {
+				!holds(bl, s.pe.id) && !s.pe.refusedLately(p.key(pa.piece, b), p.clock) && s.sooner(bl, p.key(pa.piece, b)) {
 				p.stats.dupEndgame++
 				s.dup(pa, b)
 			}

@@ -24,7 +24,8 @@
 // Session.mu guards the torrent map, the adds in progress and the pending
 // drops. It is never held across a call into the engine or the store, nor
 // across a callback. The session's goroutines are one per magnet waiting
-// for its metadata (awaitInfo), one per removal in progress (drop) and the
+// for its metadata (awaitInfo; then, for a v2 torrent without piece
+// layers, for the layers: keepLayers), one per removal in progress (drop) and the
 // peer keeper (keepPeersLoop); Close waits for all of them. The caller owns the engine client and the cache:
 // close them after the session.
 //
@@ -32,7 +33,10 @@
 //
 // For each torrent the cache keeps its .torrent bytes or, for a magnet whose
 // metadata has not arrived, the magnet link, replaced by the metainfo once
-// it arrives; Restore adds them all back at the next start. A removal always
+// it arrives, and again once the engine has fetched a v2 torrent's piece
+// layers (so a restart can check pieces without asking peers for them;
+// Parse checks each against its pieces root); Restore adds them all back
+// at the next start. A removal always
 // wins over a write in flight: a write registers with its torrent (under mu,
 // and only while the torrent is in the map), and the drop waits for those
 // writes before it drops the torrent's record.

@@ -47,14 +47,17 @@ func (e *fakeEngine) start(h *fakeHandle, what string) (Handle, error) {
 }
 
 func (e *fakeEngine) AddTorrent(mi *metainfo.MetaInfo) (Handle, error) {
-	h := &fakeHandle{ih: mi.InfoHash, infoReady: make(chan struct{})}
+	h := &fakeHandle{ih: mi.InfoHash, infoReady: make(chan struct{}), layersReady: make(chan struct{})}
 	h.mi.Store(mi)
 	close(h.infoReady)
+	if !mi.Info.HasV2() || mi.Info.HasPieceLayers() {
+		close(h.layersReady)
+	}
 	return e.start(h, "add")
 }
 
 func (e *fakeEngine) AddMagnet(m *metainfo.Magnet) (Handle, error) {
-	h := &fakeHandle{ih: m.InfoHash, dn: m.DisplayName, infoReady: make(chan struct{})}
+	h := &fakeHandle{ih: m.InfoHash, dn: m.DisplayName, infoReady: make(chan struct{}), layersReady: make(chan struct{})}
 	return e.start(h, "magnet")
 }
 
@@ -101,11 +104,23 @@ type fakeHandle struct {
 	mi        atomic.Pointer[metainfo.MetaInfo]
 	infoReady chan struct{}
 	stats     atomic.Pointer[engine.Stats]
+
+	layersReady chan struct{} // closed by setLayers, or at once with the info when it has its layers
 }
 
 func (h *fakeHandle) setInfo(mi *metainfo.MetaInfo) {
 	h.mi.Store(mi)
 	close(h.infoReady)
+	if !mi.Info.HasV2() || mi.Info.HasPieceLayers() {
+		close(h.layersReady)
+	}
+}
+
+// setLayers is the piece layers of a v2 torrent fetched from peers: mi is
+// the metainfo with them.
+func (h *fakeHandle) setLayers(mi *metainfo.MetaInfo) {
+	h.mi.Store(mi)
+	close(h.layersReady)
 }
 
 func (h *fakeHandle) InfoHash() metainfo.Hash { return h.ih }
@@ -120,6 +135,7 @@ func (h *fakeHandle) Name() string {
 }
 func (h *fakeHandle) MetaInfo() *metainfo.MetaInfo { return h.mi.Load() }
 func (h *fakeHandle) InfoReady() <-chan struct{}   { return h.infoReady }
+func (h *fakeHandle) LayersReady() <-chan struct{} { return h.layersReady }
 func (h *fakeHandle) Stats() engine.Stats {
 	if s := h.stats.Load(); s != nil {
 		return *s

@@ -134,7 +134,18 @@ func (s *Session) AddTorrentFile(data []byte) (*Torrent, error) {
 	}
 	s.remember(t, data)
 	s.logf("added %s (%s)", mi.Info.Name, mi.InfoHash)
+	s.goKeepLayers(t, mi)
 	return t, nil
+}
+
+// goKeepLayers runs keepLayers for a torrent added with its metainfo.
+func (s *Session) goKeepLayers(t *Torrent, mi *metainfo.MetaInfo) {
+	if mi.Info == nil || !mi.Info.HasV2() || mi.Info.HasPieceLayers() {
+		return // nothing to wait for: no goroutine
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.goLocked(func() { s.keepLayers(t, mi) })
 }
 
 // AddMagnet adds a torrent by magnet URI. The link is recorded at once, so
@@ -221,10 +232,45 @@ func (s *Session) awaitInfo(t *Torrent) {
 			s.logf("recording %s: %v", mi.Info.Name, err)
 			return
 		}
-		if s.remember(t, b) && s.onInfo != nil {
+		if !s.remember(t, b) {
+			return
+		}
+		if s.onInfo != nil {
 			s.onInfo(t)
 		}
+		s.keepLayers(t, mi)
 	})
+}
+
+// keepLayers records t's metainfo again once the engine has fetched the
+// piece layers its recorded one (rec) lacks (a v2 magnet's, or a v2
+// .torrent's that left them out): after a restart its pieces are checked
+// at once, without asking peers, who may not answer hash requests. Parse
+// checks each layer against its file's pieces root when the record is
+// read back. Called on a goroutine Close waits for.
+func (s *Session) keepLayers(t *Torrent, rec *metainfo.MetaInfo) {
+	if rec == nil || rec.Info == nil || !rec.Info.HasV2() || rec.Info.HasPieceLayers() {
+		return
+	}
+	select {
+	case <-t.h.LayersReady():
+	case <-t.gone:
+		return
+	case <-s.ctx.Done():
+		return
+	}
+	mi := t.h.MetaInfo()
+	if mi == nil || mi == rec || !mi.Info.HasPieceLayers() {
+		return
+	}
+	b, err := mi.Marshal()
+	if err != nil {
+		s.logf("recording the piece layers of %s: %v", mi.Info.Name, err)
+		return
+	}
+	if s.remember(t, b) {
+		s.logf("recorded the piece layers of %s", mi.Info.Name)
+	}
 }
 
 // remember records meta (.torrent bytes or a magnet link) as what the
@@ -367,10 +413,12 @@ func (s *Session) Restore() int {
 			s.logf("restoring %x: %v", ih, err)
 			continue
 		}
-		if _, err := s.add(mi.InfoHash, mi.Info.Name, func() (Handle, error) { return s.eng.AddTorrent(mi) }); err != nil {
+		t, err := s.add(mi.InfoHash, mi.Info.Name, func() (Handle, error) { return s.eng.AddTorrent(mi) })
+		if err != nil {
 			s.logf("restoring %s: %v", mi.Info.Name, err)
 			continue
 		}
+		s.goKeepLayers(t, mi)
 		n++
 	}
 	return n

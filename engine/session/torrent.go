@@ -29,10 +29,14 @@ type Handle interface {
 	// Name is the info's name, else the magnet's display name
 	// (untrusted), else the info-hash in hex.
 	Name() string
-	// MetaInfo is nil until the info is known, then never changes.
+	// MetaInfo is nil until the info is known (see LayersReady).
 	MetaInfo() *metainfo.MetaInfo
 	// InfoReady is closed once MetaInfo is non-nil.
 	InfoReady() <-chan struct{}
+	// LayersReady is closed once MetaInfo is final: it may change once
+	// after InfoReady, to a copy carrying the v2 piece layers fetched from
+	// peers.
+	LayersReady() <-chan struct{}
 	Stats() engine.Stats
 	FileBytesCompleted(file int) int64
 	NewReader(file int, media bool) (Reader, error)
