@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,9 +80,6 @@ type webSeeds struct {
 // webSeedPrefix is 100::/64, the discard-only prefix (RFC 6666): no peer
 // connects from it, so an address in it names a web seed.
 var webSeedPrefix = netip.MustParsePrefix("100::/64")
-
-// runBufs recycles run buffers of webSeedRunBytes.
-var runBufs = sync.Pool{New: func() any { b := make([]byte, webSeedRunBytes); return &b }}
 
 // initWebSeeds makes the torrent's web seeds from its url-list. With the
 // info set, before the loop starts or on it.
@@ -241,7 +237,7 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 			j++
 		}
 		if ws.runs < maxWebSeedRuns {
-			t.startWebSeedRun(ws, pieces[i], j-i, n)
+			t.startWebSeedRun(ws, pieces[i], j-i)
 		} else {
 			for _, p := range pieces[i:j] {
 				for _, r := range byPiece[p] {
@@ -253,9 +249,11 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 	}
 }
 
-// startWebSeedRun fetches pieces [first, first+count), n bytes, off the
-// loop, posting each piece to the loop as it arrives.
-func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int, n int64) {
+// startWebSeedRun fetches pieces [first, first+count) off the loop, each
+// read from the HTTP body straight into a piece buffer of its own, which is
+// posted to the loop as soon as the piece is in (no copy between the body
+// and assembly).
+func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int) {
 	for p := first; p < first+count; p++ {
 		ws.fetching[p] = true
 	}
@@ -263,16 +261,17 @@ func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int, n int64) {
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
-		var buf []byte
-		if n <= webSeedRunBytes {
-			bp := runBufs.Get().(*[]byte)
-			defer runBufs.Put(bp)
-			buf = (*bp)[:n]
-		} else {
-			buf = make([]byte, n)
+		bufs := make([][]byte, count)
+		for i := range bufs {
+			bufs[i] = getPieceBuf(int(t.info.PieceLen(first + i)))
 		}
-		next := first
-		err := ws.seed.Fetch(t.ctx, first, count, buf, func(idx int, data []byte) error {
+		next := first // pieces before next were handed to the loop
+		defer func() {
+			for i := next - first; i < count; i++ {
+				putPieceBuf(bufs[i])
+			}
+		}()
+		err := ws.seed.FetchPieces(t.ctx, first, count, bufs, func(idx int, data []byte) error {
 			// --max-download-rate holds web seeds too: the rest of the
 			// run is read no faster than the limit allows.
 			if lim := t.client.downLim; lim != nil {
@@ -280,12 +279,10 @@ func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int, n int64) {
 					return err
 				}
 			}
-			cp := getPieceBuf(len(data))
-			copy(cp, data)
 			ws.bytes.Add(int64(len(data)))
 			t.pub.downloaded.Add(int64(len(data)))
-			if !t.post(func() { t.webSeedPiece(ws, idx, cp) }) {
-				putPieceBuf(cp)
+			buf := bufs[idx-first]
+			if !t.post(func() { t.webSeedPiece(ws, idx, buf) }) {
 				return ErrClosed
 			}
 			next = idx + 1
