@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"crypto/sha1"
 	"errors"
+	"hash"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -69,6 +71,7 @@ type webSeed struct {
 type stashed struct {
 	piece int
 	buf   []byte
+	good  bool // it matched its hash as it arrived
 }
 
 // webSeeds are a torrent's web seeds. Loop-owned; list is fixed once the
@@ -226,7 +229,7 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 	})
 	defer func() {
 		for _, s := range ready {
-			t.takeWebSeedPiece(ws, s.piece, s.buf)
+			t.takeWebSeedPiece(ws, s.piece, s.buf, s.good)
 		}
 	}()
 	maxRun := max(int64(webSeedRunBytes), t.info.PieceLength)
@@ -252,12 +255,18 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 // startWebSeedRun fetches pieces [first, first+count) off the loop, each
 // read from the HTTP body straight into a piece buffer of its own, which is
 // posted to the loop as soon as the piece is in (no copy between the body
-// and assembly).
+// and assembly). A v1 torrent's pieces are hashed as their bytes arrive, so
+// a piece's verdict is ready with its last byte: hashing no longer follows
+// the transfer (the time to the first byte after a seek is one piece's
+// transfer, not a transfer and then a hash).
 func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int) {
 	for p := first; p < first+count; p++ {
 		ws.fetching[p] = true
 	}
 	ws.runs++
+	// A v2 or hybrid torrent's piece needs its Merkle check too, which
+	// may wait for a piece layer: hashPiece checks those.
+	sha1Only := !t.info.HasV2()
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -271,7 +280,17 @@ func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int) {
 				putPieceBuf(bufs[i])
 			}
 		}()
-		err := ws.seed.FetchPieces(t.ctx, first, count, bufs, func(idx int, data []byte) error {
+		var h pieceHasher
+		var arrived func(idx, n int)
+		if sha1Only {
+			arrived = func(idx, n int) { h.add(idx, bufs[idx-first][:n]) }
+		}
+		err := ws.seed.FetchPieces(t.ctx, first, count, bufs, arrived, func(idx int, data []byte) error {
+			good := false
+			if sha1Only {
+				h.add(idx, data)
+				good = h.sum() == t.info.PieceHash(idx)
+			}
 			// --max-download-rate holds web seeds too: the rest of the
 			// run is read no faster than the limit allows.
 			if lim := t.client.downLim; lim != nil {
@@ -281,8 +300,7 @@ func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int) {
 			}
 			ws.bytes.Add(int64(len(data)))
 			t.pub.downloaded.Add(int64(len(data)))
-			buf := bufs[idx-first]
-			if !t.post(func() { t.webSeedPiece(ws, idx, buf) }) {
+			if !t.post(func() { t.webSeedPiece(ws, idx, data, good) }) {
 				return ErrClosed
 			}
 			next = idx + 1
@@ -292,22 +310,50 @@ func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int) {
 	}()
 }
 
-// webSeedPiece takes a piece from ws: the blocks the picker asked of it
-// (or withdrew, and nobody else delivered) go to assembly like a peer's.
-// Loop only; it takes buf.
-func (t *Torrent) webSeedPiece(ws *webSeed, idx int, buf []byte) {
+// pieceHasher hashes a run's pieces as their bytes arrive: add is given
+// each piece's growing prefix in turn.
+type pieceHasher struct {
+	idx  int
+	done int // bytes of piece idx hashed
+	h    hash.Hash
+}
+
+// add hashes what prefix holds beyond what was hashed of piece idx,
+// starting afresh on a new piece.
+func (p *pieceHasher) add(idx int, prefix []byte) {
+	if p.h == nil {
+		p.h = sha1.New()
+	}
+	if idx != p.idx || p.done > len(prefix) {
+		p.h.Reset()
+		p.idx, p.done = idx, 0
+	}
+	p.h.Write(prefix[p.done:])
+	p.done = len(prefix)
+}
+
+// sum returns the SHA-1 of the current piece's bytes hashed so far.
+func (p *pieceHasher) sum() (s [20]byte) {
+	p.h.Sum(s[:0])
+	return s
+}
+
+// webSeedPiece takes a piece from ws (good: it matched its hash already):
+// the blocks the picker asked of it (or withdrew, and nobody else
+// delivered) go to assembly like a peer's. Loop only; it takes buf.
+func (t *Torrent) webSeedPiece(ws *webSeed, idx int, buf []byte, good bool) {
 	delete(ws.fetching, idx)
 	if t.picker == nil || ws.dropped {
 		putPieceBuf(buf)
 		return
 	}
-	t.takeWebSeedPiece(ws, idx, buf)
+	t.takeWebSeedPiece(ws, idx, buf, good)
 	t.fillWebSeed(ws, time.Now())
 }
 
 // takeWebSeedPiece is webSeedPiece without the refill: what the picker
 // did not ask of ws yet goes to its stash.
-func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte) {
+func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte, good bool) {
 	now := time.Now()
 	nb := (len(buf) + peer.BlockSize - 1) / peer.BlockSize
 	useful := make([]bool, nb)
@@ -326,7 +372,7 @@ func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte) {
 		for b := range from {
 			from[b] = ws.addr
 		}
-		t.hashPiece(idx, &partialPiece{buf: buf, from: from, count: nb})
+		t.hashPiece(idx, &partialPiece{buf: buf, from: from, count: nb, good: good})
 	} else {
 		stored := false
 		for b, ok := range useful {
@@ -345,21 +391,21 @@ func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte) {
 		// is waiting for them, or nothing of it is here yet.
 		pp := t.partial[idx]
 		if !t.HavePiece(idx) && (pp != nil && pp.count < len(pp.from) || pp == nil && !stored) {
-			t.stashPiece(ws, idx, buf)
+			t.stashPiece(ws, stashed{idx, buf, good})
 		} else {
 			putPieceBuf(buf)
 		}
 	}
 }
 
-// stashPiece keeps buf for the blocks of idx the picker did not ask of ws
-// yet, dropping the oldest stashed piece past webSeedStash.
-func (t *Torrent) stashPiece(ws *webSeed, idx int, buf []byte) {
+// stashPiece keeps s for the blocks of its piece the picker did not ask
+// of ws yet, dropping the oldest stashed piece past webSeedStash.
+func (t *Torrent) stashPiece(ws *webSeed, s stashed) {
 	if len(ws.stash) >= webSeedStash {
 		putPieceBuf(ws.stash[0].buf)
 		ws.stash = slices.Delete(ws.stash, 0, 1)
 	}
-	ws.stash = append(ws.stash, stashed{piece: idx, buf: buf})
+	ws.stash = append(ws.stash, s)
 }
 
 // webSeedRunDone ends a run whose pieces before next were delivered:

@@ -32,7 +32,7 @@ func (s *Seed) Fetch(ctx context.Context, first, count int, buf []byte, piece fu
 		}
 		bufs[i] = buf[lo:hi:hi]
 	}
-	return s.FetchPieces(ctx, first, count, bufs, piece)
+	return s.FetchPieces(ctx, first, count, bufs, nil, piece)
 }
 
 // FetchPieces fetches the run of whole pieces [first, first+count), piece
@@ -41,6 +41,14 @@ func (s *Seed) Fetch(ctx context.Context, first, count int, buf []byte, piece fu
 // between. Each request's response is checked before a byte of it is used,
 // and a body is never read past the bytes asked for (plus one, to catch a
 // server that sends more).
+//
+// When arrived is not nil, it is called with the bytes of a piece that are
+// in so far, bufs[index-first][:n], each time they grow short of the whole
+// piece, so the caller can hash a piece as it arrives and have its verdict
+// the moment its last byte is in. It is called as the body of a run inside
+// one file arrives; a run across files calls it only as the run's complete
+// prefix grows. It runs on FetchPieces's goroutine, before piece is called
+// with the same index, and must not write to the buffer.
 //
 // When piece is not nil, it is called with each piece, in order, as soon as
 // all of the piece's bytes are in (a request's last piece once nothing
@@ -61,7 +69,7 @@ func (s *Seed) Fetch(ctx context.Context, first, count int, buf []byte, piece fu
 // seed's standing itself (back-off, disabled files, strikes, rate); only a
 // piece that fails its hash check must be reported, with BadPiece. On error,
 // the pieces not passed to piece may hold partial or no data.
-func (s *Seed) FetchPieces(ctx context.Context, first, count int, bufs [][]byte, piece func(index int, data []byte) error) error {
+func (s *Seed) FetchPieces(ctx context.Context, first, count int, bufs [][]byte, arrived func(index, n int), piece func(index int, data []byte) error) error {
 	info := s.layout.info
 	if first < 0 || count <= 0 || count > info.NumPieces()-first {
 		return fmt.Errorf("webseed: pieces %d+%d out of 0..%d", first, count, info.NumPieces())
@@ -90,12 +98,16 @@ func (s *Seed) FetchPieces(ctx context.Context, first, count int, bufs [][]byte,
 		}
 	}
 
-	// deliver hands out every piece whose bytes all lie below done.
+	// deliver hands out every piece whose bytes all lie below done, and
+	// tells arrived of the part of the next one that does.
 	next, lo := first, int64(0)
 	deliver := func(done int64) error {
 		for ; next <= last; next++ {
 			data := run[next-first]
 			if lo+int64(len(data)) > done {
+				if arrived != nil && done > lo {
+					arrived(next, int(done-lo))
+				}
 				break
 			}
 			lo += int64(len(data))

@@ -279,7 +279,7 @@ func TestFetchPiecesIntoCallerBuffers(t *testing.T) {
 				bufs[i] = bytes.Repeat([]byte{0xAA}, 1024) // longer than a piece
 			}
 			var handed []int
-			err := s.FetchPieces(t.Context(), 0, n, bufs, func(i int, data []byte) error {
+			err := s.FetchPieces(t.Context(), 0, n, bufs, nil, func(i int, data []byte) error {
 				if len(data) == 0 || &data[0] != &bufs[i][0] || int64(len(data)) != tt.info.PieceLen(i) {
 					t.Errorf("piece %d: %d bytes, not its own buffer", i, len(data))
 				} else if !bytes.Equal(data, tt.pieces(i, 1)) {
@@ -291,7 +291,7 @@ func TestFetchPiecesIntoCallerBuffers(t *testing.T) {
 			if err != nil || !slices.Equal(handed, seq(0, n)) {
 				t.Fatalf("handed out %v: %v", handed, err)
 			}
-			if err := s.FetchPieces(t.Context(), 0, 2, [][]byte{make([]byte, 1000), make([]byte, 999)}, nil); err == nil {
+			if err := s.FetchPieces(t.Context(), 0, 2, [][]byte{make([]byte, 1000), make([]byte, 999)}, nil, nil); err == nil {
 				t.Errorf("a buffer shorter than its piece was taken")
 			}
 		})
