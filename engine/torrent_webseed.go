@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"cmp"
+	"context"
 	"crypto/sha1"
 	"errors"
 	"hash"
@@ -55,17 +57,38 @@ type webSeed struct {
 	disabled int           // Stats.DisabledFiles when it was last registered
 	fetching map[int]bool  // pieces of runs in flight not delivered yet
 	runs     int           // fetches in flight
-	dropped  bool
-	choked   bool         // backing off: a choking peer to the picker, which then plans without it
-	bytes    atomic.Int64 // payload received, for down
-	down     rateMeter
-	lastErr  string // the last failure logged, so a repeat is not logged again
+	active   []*webSeedRun // the runs in flight, oldest first
+	// asked counts, per piece, the blocks the picker has asked of this
+	// seed and not withdrawn: a run whose remaining pieces are no longer
+	// asked (a seek withdrew them) is cut short (trimWebSeedRun).
+	asked   map[int]int
+	dropped bool
+	choked  bool         // backing off: a choking peer to the picker, which then plans without it
+	bytes   atomic.Int64 // payload received, for down
+	down    rateMeter
+	lastErr string // the last failure logged, so a repeat is not logged again
 	// stash keeps pieces fetched whole of which the picker had asked
 	// only some blocks (it hands out blocks, not pieces): when it asks
 	// for the rest, they are here, not fetched again. Oldest first,
 	// at most webSeedStash.
 	stash []stashed
 }
+
+// webSeedRun is one fetch of pieces [first, end) in flight. Loop-owned,
+// except stopAt and cancel, which the fetch's goroutine reads.
+type webSeedRun struct {
+	first, end int
+	next       int       // pieces before next were delivered to the loop
+	started    time.Time // when the fetch began
+	stopped    bool      // cut short by trimWebSeedRun: its end is no failure
+	// stopAt: the fetch ends once the pieces before it are delivered
+	// (end: it runs to its end).
+	stopAt atomic.Int64
+	cancel context.CancelFunc // ends the fetch at once
+}
+
+// errRunStopped ends a web-seed run whose remaining pieces were withdrawn.
+var errRunStopped = errors.New("web seed run no longer wanted")
 
 // stashed is a piece a web seed fetched and the picker did not take whole.
 type stashed struct {
@@ -115,7 +138,7 @@ func (t *Torrent) initWebSeeds() {
 		a := webSeedPrefix.Addr().As16()
 		n := len(t.ws.list) + 1
 		a[14], a[15] = byte(n>>8), byte(n)
-		ws := &webSeed{seed: s, addr: netip.AddrFrom16(a), fetching: map[int]bool{}}
+		ws := &webSeed{seed: s, addr: netip.AddrFrom16(a), fetching: map[int]bool{}, asked: map[int]int{}}
 		t.ws.list = append(t.ws.list, ws)
 		t.registerWebSeed(ws)
 		c.logf("%s: web seed %s", t.name(), s.URL())
@@ -214,6 +237,14 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 			pieces = append(pieces, r.Piece)
 		}
 		byPiece[r.Piece] = append(byPiece[r.Piece], r)
+		ws.asked[r.Piece]++
+	}
+	// Each piece's place in the picker's order, which is by need.
+	rank := make(map[int]int, len(pieces))
+	for i, r := range reqs {
+		if _, ok := rank[r.Piece]; !ok {
+			rank[r.Piece] = i
+		}
 	}
 	slices.Sort(pieces)
 	// Pieces already here from an earlier fetch are delivered at once.
@@ -233,23 +264,61 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 		}
 	}()
 	maxRun := max(int64(webSeedRunBytes), t.info.PieceLength)
+	// Runs are started in the picker's order (the most urgent piece
+	// first), one at a time: a run starts only once the one before it
+	// has delivered its first piece (see webSeedStarting), so after a
+	// seek the piece under the read has the link to itself instead of
+	// sharing it with the window behind it, and later runs follow it
+	// while it is still streaming, so the link does not idle between
+	// runs either.
+	type span struct{ i, j, rank int } // pieces[i:j], consecutive
+	var spans []span
 	for i := 0; i < len(pieces); {
 		j, n := i+1, t.info.PieceLen(pieces[i])
 		for j < len(pieces) && pieces[j] == pieces[j-1]+1 && n+t.info.PieceLen(pieces[j]) <= maxRun {
 			n += t.info.PieceLen(pieces[j])
 			j++
 		}
-		if ws.runs < maxWebSeedRuns {
-			t.startWebSeedRun(ws, pieces[i], j-i)
-		} else {
-			for _, p := range pieces[i:j] {
-				for _, r := range byPiece[p] {
-					t.picker.RequestRejected(ws.id, r)
-				}
-			}
+		r := rank[pieces[i]]
+		for _, p := range pieces[i:j] {
+			r = min(r, rank[p])
 		}
+		spans = append(spans, span{i, j, r})
 		i = j
 	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.rank, b.rank) })
+	for k, sp := range spans {
+		if k == 0 && ws.runs < maxWebSeedRuns && !t.webSeedStarting(ws, now) {
+			t.startWebSeedRun(ws, pieces[sp.i], sp.j-sp.i)
+			continue
+		}
+		for _, p := range pieces[sp.i:sp.j] {
+			for _, r := range byPiece[p] {
+				t.picker.RequestRejected(ws.id, r)
+			}
+			delete(ws.asked, p)
+		}
+	}
+}
+
+// webSeedStarting reports whether a run of ws is still waiting for its
+// first piece, recently enough that it is not stalled: no other run
+// starts meanwhile (fillWebSeed). A run counts as stalled past twice the
+// seed's expected time to a piece (its time to first byte plus a piece at
+// its rate), bounded to [250 ms, 2 s].
+func (t *Torrent) webSeedStarting(ws *webSeed, now time.Time) bool {
+	st := ws.seed.Stats()
+	expect := 2 * time.Second
+	if r := max(st.Rate, ws.down.value); r > 0 {
+		expect = st.TTFB + time.Duration(float64(t.info.PieceLength)/r*float64(time.Second))
+	}
+	expect = min(max(2*expect, 250*time.Millisecond), 2*time.Second)
+	for _, r := range ws.active {
+		if r.next == r.first && !r.stopped && now.Sub(r.started) < expect {
+			return true
+		}
+	}
+	return false
 }
 
 // startWebSeedRun fetches pieces [first, first+count) off the loop, each
@@ -264,12 +333,17 @@ func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int) {
 		ws.fetching[p] = true
 	}
 	ws.runs++
+	ctx, cancel := context.WithCancel(t.ctx)
+	run := &webSeedRun{first: first, end: first + count, next: first, started: time.Now(), cancel: cancel}
+	run.stopAt.Store(int64(run.end))
+	ws.active = append(ws.active, run)
 	// A v2 or hybrid torrent's piece needs its Merkle check too, which
 	// may wait for a piece layer: hashPiece checks those.
 	sha1Only := !t.info.HasV2()
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
+		defer cancel()
 		bufs := make([][]byte, count)
 		for i := range bufs {
 			bufs[i] = getPieceBuf(int(t.info.PieceLen(first + i)))
@@ -285,7 +359,7 @@ func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int) {
 		if sha1Only {
 			arrived = func(idx, n int) { h.add(idx, bufs[idx-first][:n]) }
 		}
-		err := ws.seed.FetchPieces(t.ctx, first, count, bufs, arrived, func(idx int, data []byte) error {
+		err := ws.seed.FetchPieces(ctx, first, count, bufs, arrived, func(idx int, data []byte) error {
 			good := false
 			if sha1Only {
 				h.add(idx, data)
@@ -294,19 +368,22 @@ func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int) {
 			// --max-download-rate holds web seeds too: the rest of the
 			// run is read no faster than the limit allows.
 			if lim := t.client.downLim; lim != nil {
-				if err := waitN(t.ctx, lim, len(data)); err != nil {
+				if err := waitN(ctx, lim, len(data)); err != nil {
 					return err
 				}
 			}
 			ws.bytes.Add(int64(len(data)))
 			t.pub.downloaded.Add(int64(len(data)))
-			if !t.post(func() { t.webSeedPiece(ws, idx, data, good) }) {
+			if !t.post(func() { t.webSeedPiece(ws, run, idx, data, good) }) {
 				return ErrClosed
 			}
 			next = idx + 1
+			if stop := int(run.stopAt.Load()); stop < run.end && next >= stop {
+				return errRunStopped
+			}
 			return nil
 		})
-		t.post(func() { t.webSeedRunDone(ws, next, first+count, err) })
+		t.post(func() { t.webSeedRunDone(ws, run, next, err) })
 	}()
 }
 
@@ -341,8 +418,10 @@ func (p *pieceHasher) sum() (s [20]byte) {
 // webSeedPiece takes a piece from ws (good: it matched its hash already):
 // the blocks the picker asked of it (or withdrew, and nobody else
 // delivered) go to assembly like a peer's. Loop only; it takes buf.
-func (t *Torrent) webSeedPiece(ws *webSeed, idx int, buf []byte, good bool) {
+func (t *Torrent) webSeedPiece(ws *webSeed, run *webSeedRun, idx int, buf []byte, good bool) {
 	delete(ws.fetching, idx)
+	delete(ws.asked, idx)
+	run.next = idx + 1
 	if t.picker == nil || ws.dropped {
 		putPieceBuf(buf)
 		return
@@ -410,10 +489,16 @@ func (t *Torrent) stashPiece(ws *webSeed, s stashed) {
 
 // webSeedRunDone ends a run whose pieces before next were delivered:
 // what the picker asked of the rest is requestable again.
-func (t *Torrent) webSeedRunDone(ws *webSeed, next, end int, err error) {
+func (t *Torrent) webSeedRunDone(ws *webSeed, run *webSeedRun, next int, err error) {
+	end := run.end
 	ws.runs--
+	ws.active = slices.DeleteFunc(ws.active, func(r *webSeedRun) bool { return r == run })
 	for p := next; p < end; p++ {
 		delete(ws.fetching, p)
+		delete(ws.asked, p)
+	}
+	if run.stopped && (errors.Is(err, errRunStopped) || errors.Is(err, context.Canceled)) {
+		err = nil // cut short by us: not the seed's failure
 	}
 	if t.picker == nil || ws.dropped {
 		return
@@ -441,10 +526,56 @@ func (t *Torrent) webSeedRunDone(ws *webSeed, next, end int, err error) {
 				t.client.logf("%s: web seed: %v", t.name(), err)
 			}
 		}
-	} else if err == nil {
+	} else if err == nil && !run.stopped {
 		ws.lastErr = ""
 	}
 	t.fillWebSeed(ws, now)
+}
+
+// webSeedWithdrawn notes that the picker took back its request for a block
+// of piece from ws (a seek, an urgent read elsewhere, or a peer that
+// delivered it first) and cuts short the run fetching it once none of that
+// run's remaining pieces is asked of ws any more. Loop only.
+func (t *Torrent) webSeedWithdrawn(ws *webSeed, piece int) {
+	if ws.asked[piece] > 1 {
+		ws.asked[piece]--
+		return
+	}
+	delete(ws.asked, piece)
+	for _, run := range ws.active {
+		if piece >= run.next && piece < run.end {
+			t.trimWebSeedRun(ws, run)
+		}
+	}
+}
+
+// trimWebSeedRun ends run after its last piece still asked of ws: at once
+// (cancelling the request) when none of its remaining pieces is, or once
+// the pieces before the unwanted tail are in. The picker may ask for a
+// trimmed piece again: it is fetched by a later run.
+func (t *Torrent) trimWebSeedRun(ws *webSeed, run *webSeedRun) {
+	stop := int(run.stopAt.Load())
+	for stop > run.next && ws.asked[stop-1] == 0 {
+		stop--
+	}
+	if stop == int(run.stopAt.Load()) {
+		return
+	}
+	run.stopped = true
+	run.stopAt.Store(int64(stop))
+	if stop <= run.next {
+		run.cancel()
+	}
+}
+
+// webSeedByID returns the web seed whose picker peer is id, or nil.
+func (t *Torrent) webSeedByID(id picker.PeerID) *webSeed {
+	for _, ws := range t.ws.list {
+		if ws.id == id && !ws.dropped {
+			return ws
+		}
+	}
+	return nil
 }
 
 // webSeedBadPiece gives ws a strike for a piece that failed its hash
