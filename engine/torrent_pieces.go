@@ -16,6 +16,9 @@ type partialPiece struct {
 	buf   []byte
 	from  []netip.Addr // sender of each block; zero Addr = not yet received
 	count int
+	// good: buf is known to match the piece's hash already (a web seed's
+	// piece, hashed as it arrived), so hashPiece skips the check.
+	good bool
 }
 
 // blockMark remembers who sent a block of a piece that failed its hash, and
@@ -113,14 +116,17 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
-		select {
-		case t.client.hashSem <- struct{}{}:
-		case <-t.done:
-			putPieceBuf(pp.buf)
-			return
+		ok := pp.good
+		if !ok {
+			select {
+			case t.client.hashSem <- struct{}{}:
+			case <-t.done:
+				putPieceBuf(pp.buf)
+				return
+			}
+			ok = check(pp.buf)
+			<-t.client.hashSem
 		}
-		ok := check(pp.buf)
-		<-t.client.hashSem
 		// The write happens outside the semaphore so that disk waits never
 		// hold back hashing of the next pieces.
 		var werr error

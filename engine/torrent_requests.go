@@ -102,12 +102,15 @@ func (t *Torrent) fillAll() {
 	t.fillWebSeeds(now)
 }
 
-// sendCancels tells peers about requests the picker withdrew (after a seek,
-// for an urgent read, or because they timed out).
+// sendCancels tells peers (and web seeds, see webSeedWithdrawn) about
+// requests the picker withdrew (after a seek, for an urgent read, or
+// because they timed out).
 func (t *Torrent) sendCancels(prs []picker.PeerRequest) {
 	for _, pr := range prs {
 		if c := t.byID[pr.Peer]; c != nil {
 			c.send(peer.Message{Type: peer.Cancel, Index: uint32(pr.Piece), Begin: pr.Begin, Length: pr.Length})
+		} else if ws := t.webSeedByID(pr.Peer); ws != nil {
+			t.webSeedWithdrawn(ws, pr.Piece) // no CANCEL: cut its run short
 		}
 	}
 }

@@ -1,10 +1,9 @@
 package engine
 
 import (
-	"errors"
+	"cmp"
 	"net/netip"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,12 +20,16 @@ import (
 // readers' windows go to it when it is the fastest way and peers get the
 // rest. What the picker asks
 // of it is rounded to whole pieces and fetched as runs of consecutive
-// pieces, one webseed.Seed.Fetch each, on a goroutine of the torrent's
-// (t.wg), never on the loop and never under a lock. Each piece is posted
-// to the loop as it arrives and goes through storeBlock, hashing and the
-// store like a peer's blocks. A piece that fails its hash check blames the
-// seed through its pseudo-address (ban calls webSeedBadPiece): strikes
-// drop it, by webseed's rules.
+// pieces, one webseed.Seed.FetchPieces each, on a goroutine of the
+// torrent's (t.wg), never on the loop and never under a lock; runs start
+// one at a time, the most urgent first, and a run whose remaining pieces
+// the picker withdraws (a seek) is cut short. The body is read straight
+// into piece buffers; a v1 piece is hashed as it arrives. Each piece is
+// posted to the loop as it arrives and goes through storeBlock, hashing
+// (skipped when it matched already) and the store like a peer's blocks. A
+// piece that fails its hash check blames the seed through its
+// pseudo-address (ban calls webSeedBadPiece): strikes drop it, by
+// webseed's rules.
 
 const (
 	// maxWebSeedRuns bounds the fetches in flight per seed (webseed's
@@ -54,11 +57,16 @@ type webSeed struct {
 	disabled int           // Stats.DisabledFiles when it was last registered
 	fetching map[int]bool  // pieces of runs in flight not delivered yet
 	runs     int           // fetches in flight
-	dropped  bool
-	choked   bool         // backing off: a choking peer to the picker, which then plans without it
-	bytes    atomic.Int64 // payload received, for down
-	down     rateMeter
-	lastErr  string // the last failure logged, so a repeat is not logged again
+	active   []*webSeedRun // the runs in flight, oldest first
+	// asked counts, per piece, the blocks the picker has asked of this
+	// seed and not withdrawn: a run whose remaining pieces are no longer
+	// asked (a seek withdrew them) is cut short (trimWebSeedRun).
+	asked   map[int]int
+	dropped bool
+	choked  bool         // backing off: a choking peer to the picker, which then plans without it
+	bytes   atomic.Int64 // payload received, for down
+	down    rateMeter
+	lastErr string // the last failure logged, so a repeat is not logged again
 	// stash keeps pieces fetched whole of which the picker had asked
 	// only some blocks (it hands out blocks, not pieces): when it asks
 	// for the rest, they are here, not fetched again. Oldest first,
@@ -70,6 +78,7 @@ type webSeed struct {
 type stashed struct {
 	piece int
 	buf   []byte
+	good  bool // it matched its hash as it arrived
 }
 
 // webSeeds are a torrent's web seeds. Loop-owned; list is fixed once the
@@ -81,9 +90,6 @@ type webSeeds struct {
 // webSeedPrefix is 100::/64, the discard-only prefix (RFC 6666): no peer
 // connects from it, so an address in it names a web seed.
 var webSeedPrefix = netip.MustParsePrefix("100::/64")
-
-// runBufs recycles run buffers of webSeedRunBytes.
-var runBufs = sync.Pool{New: func() any { b := make([]byte, webSeedRunBytes); return &b }}
 
 // initWebSeeds makes the torrent's web seeds from its url-list. With the
 // info set, before the loop starts or on it.
@@ -116,7 +122,7 @@ func (t *Torrent) initWebSeeds() {
 		a := webSeedPrefix.Addr().As16()
 		n := len(t.ws.list) + 1
 		a[14], a[15] = byte(n>>8), byte(n)
-		ws := &webSeed{seed: s, addr: netip.AddrFrom16(a), fetching: map[int]bool{}}
+		ws := &webSeed{seed: s, addr: netip.AddrFrom16(a), fetching: map[int]bool{}, asked: map[int]int{}}
 		t.ws.list = append(t.ws.list, ws)
 		t.registerWebSeed(ws)
 		c.logf("%s: web seed %s", t.name(), s.URL())
@@ -215,6 +221,14 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 			pieces = append(pieces, r.Piece)
 		}
 		byPiece[r.Piece] = append(byPiece[r.Piece], r)
+		ws.asked[r.Piece]++
+	}
+	// Each piece's place in the picker's order, which is by need.
+	rank := make(map[int]int, len(pieces))
+	for i, r := range reqs {
+		if _, ok := rank[r.Piece]; !ok {
+			rank[r.Piece] = i
+		}
 	}
 	slices.Sort(pieces)
 	// Pieces already here from an earlier fetch are delivered at once.
@@ -230,87 +244,65 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 	})
 	defer func() {
 		for _, s := range ready {
-			t.takeWebSeedPiece(ws, s.piece, s.buf)
+			t.takeWebSeedPiece(ws, s.piece, s.buf, s.good)
 		}
 	}()
 	maxRun := max(int64(webSeedRunBytes), t.info.PieceLength)
+	// Runs are started in the picker's order (the most urgent piece
+	// first), one at a time: a run starts only once the one before it
+	// has delivered its first piece (see webSeedStarting), so after a
+	// seek the piece under the read has the link to itself instead of
+	// sharing it with the window behind it, and later runs follow it
+	// while it is still streaming, so the link does not idle between
+	// runs either.
+	type span struct{ i, j, rank int } // pieces[i:j], consecutive
+	var spans []span
 	for i := 0; i < len(pieces); {
 		j, n := i+1, t.info.PieceLen(pieces[i])
 		for j < len(pieces) && pieces[j] == pieces[j-1]+1 && n+t.info.PieceLen(pieces[j]) <= maxRun {
 			n += t.info.PieceLen(pieces[j])
 			j++
 		}
-		if ws.runs < maxWebSeedRuns {
-			t.startWebSeedRun(ws, pieces[i], j-i, n)
-		} else {
-			for _, p := range pieces[i:j] {
-				for _, r := range byPiece[p] {
-					t.picker.RequestRejected(ws.id, r)
-				}
-			}
+		r := rank[pieces[i]]
+		for _, p := range pieces[i:j] {
+			r = min(r, rank[p])
 		}
+		spans = append(spans, span{i, j, r})
 		i = j
 	}
-}
-
-// startWebSeedRun fetches pieces [first, first+count), n bytes, off the
-// loop, posting each piece to the loop as it arrives.
-func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int, n int64) {
-	for p := first; p < first+count; p++ {
-		ws.fetching[p] = true
-	}
-	ws.runs++
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		var buf []byte
-		if n <= webSeedRunBytes {
-			bp := runBufs.Get().(*[]byte)
-			defer runBufs.Put(bp)
-			buf = (*bp)[:n]
-		} else {
-			buf = make([]byte, n)
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.rank, b.rank) })
+	for k, sp := range spans {
+		if k == 0 && ws.runs < maxWebSeedRuns && !t.webSeedStarting(ws, now) {
+			t.startWebSeedRun(ws, pieces[sp.i], sp.j-sp.i)
+			continue
 		}
-		next := first
-		err := ws.seed.Fetch(t.ctx, first, count, buf, func(idx int, data []byte) error {
-			// --max-download-rate holds web seeds too: the rest of the
-			// run is read no faster than the limit allows.
-			if lim := t.client.downLim; lim != nil {
-				if err := waitN(t.ctx, lim, len(data)); err != nil {
-					return err
-				}
+		for _, p := range pieces[sp.i:sp.j] {
+			for _, r := range byPiece[p] {
+				t.picker.RequestRejected(ws.id, r)
 			}
-			cp := getPieceBuf(len(data))
-			copy(cp, data)
-			ws.bytes.Add(int64(len(data)))
-			t.pub.downloaded.Add(int64(len(data)))
-			if !t.post(func() { t.webSeedPiece(ws, idx, cp) }) {
-				putPieceBuf(cp)
-				return ErrClosed
-			}
-			next = idx + 1
-			return nil
-		})
-		t.post(func() { t.webSeedRunDone(ws, next, first+count, err) })
-	}()
+			delete(ws.asked, p)
+		}
+	}
 }
 
-// webSeedPiece takes a piece from ws: the blocks the picker asked of it
-// (or withdrew, and nobody else delivered) go to assembly like a peer's.
-// Loop only; it takes buf.
-func (t *Torrent) webSeedPiece(ws *webSeed, idx int, buf []byte) {
+// webSeedPiece takes a piece from ws (good: it matched its hash already):
+// the blocks the picker asked of it (or withdrew, and nobody else
+// delivered) go to assembly like a peer's. Loop only; it takes buf.
+func (t *Torrent) webSeedPiece(ws *webSeed, run *webSeedRun, idx int, buf []byte, good bool) {
 	delete(ws.fetching, idx)
+	delete(ws.asked, idx)
+	run.next = idx + 1
 	if t.picker == nil || ws.dropped {
 		putPieceBuf(buf)
 		return
 	}
-	t.takeWebSeedPiece(ws, idx, buf)
+	t.takeWebSeedPiece(ws, idx, buf, good)
 	t.fillWebSeed(ws, time.Now())
 }
 
 // takeWebSeedPiece is webSeedPiece without the refill: what the picker
 // did not ask of ws yet goes to its stash.
-func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte) {
+func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte, good bool) {
 	now := time.Now()
 	nb := (len(buf) + peer.BlockSize - 1) / peer.BlockSize
 	useful := make([]bool, nb)
@@ -329,7 +321,7 @@ func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte) {
 		for b := range from {
 			from[b] = ws.addr
 		}
-		t.hashPiece(idx, &partialPiece{buf: buf, from: from, count: nb})
+		t.hashPiece(idx, &partialPiece{buf: buf, from: from, count: nb, good: good})
 	} else {
 		stored := false
 		for b, ok := range useful {
@@ -348,60 +340,21 @@ func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte) {
 		// is waiting for them, or nothing of it is here yet.
 		pp := t.partial[idx]
 		if !t.HavePiece(idx) && (pp != nil && pp.count < len(pp.from) || pp == nil && !stored) {
-			t.stashPiece(ws, idx, buf)
+			t.stashPiece(ws, stashed{idx, buf, good})
 		} else {
 			putPieceBuf(buf)
 		}
 	}
 }
 
-// stashPiece keeps buf for the blocks of idx the picker did not ask of ws
-// yet, dropping the oldest stashed piece past webSeedStash.
-func (t *Torrent) stashPiece(ws *webSeed, idx int, buf []byte) {
+// stashPiece keeps s for the blocks of its piece the picker did not ask
+// of ws yet, dropping the oldest stashed piece past webSeedStash.
+func (t *Torrent) stashPiece(ws *webSeed, s stashed) {
 	if len(ws.stash) >= webSeedStash {
 		putPieceBuf(ws.stash[0].buf)
 		ws.stash = slices.Delete(ws.stash, 0, 1)
 	}
-	ws.stash = append(ws.stash, stashed{piece: idx, buf: buf})
-}
-
-// webSeedRunDone ends a run whose pieces before next were delivered:
-// what the picker asked of the rest is requestable again.
-func (t *Torrent) webSeedRunDone(ws *webSeed, next, end int, err error) {
-	ws.runs--
-	for p := next; p < end; p++ {
-		delete(ws.fetching, p)
-	}
-	if t.picker == nil || ws.dropped {
-		return
-	}
-	if next < end {
-		for p := next; p < end; p++ {
-			pl := t.info.PieceLen(p)
-			for b := int64(0); b < pl; b += peer.BlockSize {
-				t.picker.RequestRejected(ws.id, picker.Request{Piece: p, Begin: uint32(b), Length: uint32(min(peer.BlockSize, pl-b))})
-			}
-		}
-	}
-	now := time.Now()
-	if err != nil && !errors.Is(err, ErrClosed) && t.ctx.Err() == nil {
-		st := ws.seed.Stats()
-		if errors.Is(err, webseed.ErrDropped) || st.State == webseed.Dropped {
-			t.dropWebSeed(ws, err.Error())
-			return
-		}
-		if msg := err.Error(); msg != ws.lastErr {
-			ws.lastErr = msg
-			if st.State == webseed.BackingOff {
-				t.client.logf("%s: web seed: %v (backing off until %s)", t.name(), err, st.RetryAt.Format("15:04:05"))
-			} else {
-				t.client.logf("%s: web seed: %v", t.name(), err)
-			}
-		}
-	} else if err == nil {
-		ws.lastErr = ""
-	}
-	t.fillWebSeed(ws, now)
+	ws.stash = append(ws.stash, s)
 }
 
 // webSeedBadPiece gives ws a strike for a piece that failed its hash

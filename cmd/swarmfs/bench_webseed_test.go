@@ -9,6 +9,14 @@ package main
 //	go test -run '^$' -bench WebSeed ./cmd/swarmfs
 //
 // SWARMFS_BENCH_WS_MB sets the file's size in MiB (default 128).
+//
+// BenchmarkWebSeedSwarm: the other web seed figure of issue 12, ffprobe
+// and seek-and-play of an MP4 indexed at its end, on a fresh mount each,
+// from a slow swarm alone (four libtorrent seeders capped at 2 MB/s each,
+// as BenchmarkE2E's "slow") against the same swarm plus a web seed (an HTTP
+// server in this process capped at 20 MB/s), alternating, medians of 3.
+//
+//	go test -run '^$' -bench WebSeedSwarm -benchtime 1x ./cmd/swarmfs
 
 import (
 	"context"
@@ -19,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,5 +149,83 @@ func BenchmarkWebSeed(b *testing.B) {
 			b.ReportMetric(ourFirst/k, "ms-first-byte-50%")
 			b.ReportMetric(curlFirst/k, "ms-curl-first-byte")
 		})
+	}
+}
+
+func BenchmarkWebSeedSwarm(b *testing.B) {
+	swarmtest.RequireTools(b, "libtorrent", "opentracker", "fuse", "ffprobe", "ffmpeg")
+	swarmfsBin(b) // built before anything is timed
+	dir := b.TempDir()
+	video := filepath.Join(dir, "wsv", "video.mp4")
+	makeVideo(b, video, benchVideoSecs, "1280x720", "3M")
+	vidDur := probeDuration(b, video)
+	ih := swarmtest.MakeTorrentInfo(b, filepath.Join(dir, "wsv"), nil, benchPiece).InfoHash
+	tr := startTracker(b, ih)
+	swarm := swarmtest.MakeTorrentInfo(b, filepath.Join(dir, "wsv"), [][]string{{tr.HTTP}}, benchPiece)
+	for i := range benchSeeders {
+		s := swarmtest.StartLibtorrent(b, swarmtest.LTOptions{IP: fmt.Sprintf("127.0.0.%d", 91+i), SeedMode: true})
+		s.AddTorrent(swarm.Path, dir, true)
+		s.WaitSeeding(b, swarm.InfoHash, 2*time.Minute)
+		s.SetRates(benchSlowRate, 0)
+	}
+	// The web seed: the same folder over HTTP, capped at 20 MB/s for all
+	// its connections, named in a copy of the .torrent (url-list is
+	// outside the info: the same info-hash, the same swarm).
+	files := http.FileServer(http.Dir(dir))
+	lim := rate.NewLimiter(rate.Limit(20e6), 256<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		files.ServeHTTP(cappedWriter{w, lim}, r)
+	}))
+	defer srv.Close()
+	mi, err := metainfo.Load(swarm.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mi.URLList = []string{srv.URL + "/"}
+	raw, err := mi.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	withSeed := filepath.Join(b.TempDir(), "wsv-webseed.torrent")
+	if err := os.WriteFile(withSeed, raw, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if got, err := metainfo.Load(withSeed); err != nil || got.InfoHash != swarm.InfoHash {
+		b.Fatalf("the web seed's torrent: %v", err)
+	}
+	variants := []struct{ name, torrent string }{{"swarm", swarm.Path}, {"webseed+swarm", withSeed}}
+	res := samples{}
+	for b.Loop() {
+		for rep := range 3 {
+			order := slices.Clone(variants)
+			if rep%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, v := range order {
+				for _, fig := range []string{"ffprobe", "seekplay"} {
+					// One fresh mount (cold cache) per timed figure.
+					m := startMount(b, mountOpts{IP: "127.0.0.90", Sources: []string{v.torrent}})
+					file := filepath.Join(m.Dir, "wsv", "video.mp4")
+					waitPath(b, file, time.Minute)
+					time.Sleep(benchSettle) // the swarm's peers connect, as in BenchmarkE2E
+					var el time.Duration
+					if fig == "ffprobe" {
+						el = timeIt(b, func() { ffprobeOK(b, file, vidDur) })
+					} else {
+						el = timeIt(b, func() { seekPlay(b, file, vidDur) })
+					}
+					res.add(fig, v.name, "swarmfs", el.Seconds())
+					m.StopClean(b)
+				}
+			}
+		}
+	}
+	for _, fig := range []string{"ffprobe", "seekplay"} {
+		alone, _ := res.median(fig, "swarm", "swarmfs")
+		both, _ := res.median(fig, "webseed+swarm", "swarmfs")
+		b.ReportMetric(alone, "s-"+fig+"-swarm")
+		b.ReportMetric(both, "s-"+fig+"-webseed+swarm")
+		b.Logf("%s: swarm alone %.3f s, web seed + swarm %.3f s (samples %v / %v)", fig, alone, both,
+			res[sampleKey(fig, "swarm", "swarmfs")], res[sampleKey(fig, "webseed+swarm", "swarmfs")])
 	}
 }

@@ -8,12 +8,15 @@
 //
 // A Layout is built once per torrent (NewLayout) from its metainfo.Info and
 // the info dictionary's bytes, and shared by its seeds. A Seed is one
-// url-list URL of that torrent (New). Seed.Fetch fetches a run of whole
-// pieces, [first, first+count), into the caller's buffer, and hands each
-// piece to a callback, in order, as soon as its bytes are in: one request
-// fills a reader's window, not one 16 KiB block at a time. The pieces are not
-// hash-checked here; the engine checks them like any peer's and reports a
-// bad one with Seed.BadPiece.
+// url-list URL of that torrent (New). Seed.FetchPieces fetches a run of
+// whole pieces, [first, first+count), reading the body straight into the
+// caller's buffer for each piece (no copy in between), tells the caller of
+// each piece's bytes as they arrive (so it can hash them on the way), and
+// hands each piece to a callback, in order, as soon as its bytes are in: one
+// request fills a reader's window, not one 16 KiB block at a time.
+// Seed.Fetch is the same into one buffer for the whole run. The pieces are
+// not hash-checked here; the engine checks them like any peer's and reports
+// a bad one with Seed.BadPiece.
 //
 // The seed keeps its own standing, updated by every Fetch: a back-off after
 // failures (Ready), files it no longer serves (Has), strikes that drop it
@@ -63,7 +66,7 @@
 // the range starts within Config.MaxSkip (1 MiB) of the file's start: the
 // prefix is read and discarded, the range read, the rest never read. Further
 // in, it is a Bad error rather than gigabytes read to find one piece. The
-// body is read straight into the caller's buffer and never past the range
+// body is read straight into the caller's buffers and never past the range
 // (plus one byte, to catch a body that goes on); nothing is allocated from
 // a length the server sends.
 //

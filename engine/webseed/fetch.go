@@ -15,14 +15,46 @@ import (
 
 // Fetch fetches the run of whole pieces [first, first+count) into buf, which
 // must hold at least the run's length (the sum of the pieces' lengths; the
-// run's bytes land at the start of buf, piece after piece). Each request's
-// response is checked before a byte of it is used, and a body is never read
-// past the bytes asked for (plus one, to catch a server that sends more).
+// run's bytes land at the start of buf, piece after piece). It is FetchPieces
+// with buf cut into the run's pieces.
+func (s *Seed) Fetch(ctx context.Context, first, count int, buf []byte, piece func(index int, data []byte) error) error {
+	info := s.layout.info
+	if first < 0 || count <= 0 || count > info.NumPieces()-first {
+		return fmt.Errorf("webseed: pieces %d+%d out of 0..%d", first, count, info.NumPieces())
+	}
+	start := info.PieceOffset(first)
+	bufs := make([][]byte, count)
+	for i := range bufs {
+		lo := info.PieceOffset(first+i) - start
+		hi := lo + info.PieceLen(first+i)
+		if int64(len(buf)) < hi {
+			return fmt.Errorf("webseed: buffer of %d bytes for a run of %d", len(buf), info.PieceOffset(first+count-1)+info.PieceLen(first+count-1)-start)
+		}
+		bufs[i] = buf[lo:hi:hi]
+	}
+	return s.FetchPieces(ctx, first, count, bufs, nil, piece)
+}
+
+// FetchPieces fetches the run of whole pieces [first, first+count), piece
+// first+i into bufs[i], which must hold at least that piece's length: the
+// body is read straight into the caller's piece buffers, with no copy in
+// between. Each request's response is checked before a byte of it is used,
+// and a body is never read past the bytes asked for (plus one, to catch a
+// server that sends more).
+//
+// When arrived is not nil, it is called with the bytes of a piece that are
+// in so far, bufs[index-first][:n], each time they grow short of the whole
+// piece, so the caller can hash a piece as it arrives and have its verdict
+// the moment its last byte is in. It is called as the body of a run inside
+// one file arrives; a run across files calls it only as the run's complete
+// prefix grows. It runs on FetchPieces's goroutine, before piece is called
+// with the same index, and must not write to the buffer.
 //
 // When piece is not nil, it is called with each piece, in order, as soon as
 // all of the piece's bytes are in (a request's last piece once nothing
-// follows it: a body longer than its range hands out no more); data
-// aliases buf and the piece is not hash-checked yet. It runs on Fetch's
+// follows it: a body longer than its range hands out no more); data is
+// bufs[i] cut to the piece's length, which FetchPieces never writes again,
+// and the piece is not hash-checked yet. It runs on FetchPieces's
 // goroutine, while later parts of the run may still be arriving (a
 // request's body is read on once it returns); an error from it stops the
 // fetch and is returned as is.
@@ -33,50 +65,61 @@ import (
 // fails at once with a FileGone error, without a request (check Has first).
 //
 // The error is nil, an *Error (see Kind), ErrDropped, an argument error, the
-// context's error when ctx ended, or piece's error. Fetch updates the seed's
-// standing itself (back-off, disabled files, strikes, rate); only a piece
-// that fails its hash check must be reported, with BadPiece. On error, the
-// pieces not passed to piece may hold partial or no data.
-func (s *Seed) Fetch(ctx context.Context, first, count int, buf []byte, piece func(index int, data []byte) error) error {
+// context's error when ctx ended, or piece's error. FetchPieces updates the
+// seed's standing itself (back-off, disabled files, strikes, rate); only a
+// piece that fails its hash check must be reported, with BadPiece. On error,
+// the pieces not passed to piece may hold partial or no data.
+func (s *Seed) FetchPieces(ctx context.Context, first, count int, bufs [][]byte, arrived func(index, n int), piece func(index int, data []byte) error) error {
 	info := s.layout.info
 	if first < 0 || count <= 0 || count > info.NumPieces()-first {
 		return fmt.Errorf("webseed: pieces %d+%d out of 0..%d", first, count, info.NumPieces())
 	}
+	if len(bufs) != count {
+		return fmt.Errorf("webseed: %d buffers for %d pieces", len(bufs), count)
+	}
+	run := make(vec, count)
+	for i := range bufs {
+		n := info.PieceLen(first + i)
+		if int64(len(bufs[i])) < n {
+			return fmt.Errorf("webseed: buffer of %d bytes for piece %d of %d", len(bufs[i]), first+i, n)
+		}
+		run[i] = bufs[i][:n:n]
+	}
 	last := first + count - 1
 	start := info.PieceOffset(first)
 	end := info.PieceOffset(last) + info.PieceLen(last)
-	if int64(len(buf)) < end-start {
-		return fmt.Errorf("webseed: buffer of %d bytes for a run of %d", len(buf), end-start)
-	}
-	buf = buf[:end-start]
 	segs := s.layout.segments(start, end)
 	if err := s.usable(segs); err != nil {
 		return err
 	}
 	for _, sg := range segs {
 		if sg.pad {
-			clear(buf[sg.bufOff : sg.bufOff+sg.sp.Len])
+			run.sub(sg.bufOff, sg.sp.Len).clear()
 		}
 	}
 
-	// deliver hands out every piece whose bytes all lie below done.
-	next := first
+	// deliver hands out every piece whose bytes all lie below done, and
+	// tells arrived of the part of the next one that does.
+	next, lo := first, int64(0)
 	deliver := func(done int64) error {
 		for ; next <= last; next++ {
-			lo := info.PieceOffset(next) - start
-			hi := lo + info.PieceLen(next)
-			if hi > done {
+			data := run[next-first]
+			if lo+int64(len(data)) > done {
+				if arrived != nil && done > lo {
+					arrived(next, int(done-lo))
+				}
 				break
 			}
+			lo += int64(len(data))
 			if piece != nil {
-				if err := piece(next, buf[lo:hi]); err != nil {
+				if err := piece(next, data); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	}
-	err := s.run(ctx, segs, buf, deliver)
+	err := s.run(ctx, segs, run, end-start, deliver)
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -103,10 +146,10 @@ func (s *Seed) usable(segs []segment) error {
 	return nil
 }
 
-// run fetches every segment into buf and calls deliver with the length of
-// the prefix of buf that is complete, each time it grows.
-func (s *Seed) run(ctx context.Context, segs []segment, buf []byte, deliver func(done int64) error) error {
-	dst := func(sg segment) []byte { return buf[sg.bufOff : sg.bufOff+sg.sp.Len] }
+// run fetches every segment into buf (size bytes) and calls deliver with
+// the length of the prefix of buf that is complete, each time it grows.
+func (s *Seed) run(ctx context.Context, segs []segment, buf vec, size int64, deliver func(done int64) error) error {
+	dst := func(sg segment) vec { return buf.sub(sg.bufOff, sg.sp.Len) }
 	var nreq int
 	for _, sg := range segs {
 		if !sg.pad {
@@ -125,7 +168,7 @@ func (s *Seed) run(ctx context.Context, segs []segment, buf []byte, deliver func
 				}
 			}
 		}
-		return deliver(int64(len(buf)))
+		return deliver(size)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -177,7 +220,7 @@ func (s *Seed) run(ctx context.Context, segs []segment, buf []byte, deliver func
 		for prefix < len(segs) && done[prefix] {
 			prefix++
 		}
-		upTo := int64(len(buf))
+		upTo := size
 		if prefix < len(segs) {
 			upTo = segs[prefix].bufOff
 		}
@@ -192,7 +235,7 @@ func (s *Seed) run(ctx context.Context, segs []segment, buf []byte, deliver func
 // get makes one request for sg and reads its bytes into dst. When got is
 // not nil, it is called with the length of dst filled so far as the body
 // arrives; its error ends the request and is returned as is.
-func (s *Seed) get(ctx context.Context, sg segment, dst []byte, got func(n int64) error) error {
+func (s *Seed) get(ctx context.Context, sg segment, dst vec, got func(n int64) error) error {
 	fail := func(k Kind, status int, err error) *Error {
 		return &Error{Kind: k, URL: s.shown, File: sg.file, Status: status, Err: err}
 	}
@@ -276,7 +319,7 @@ func (s *Seed) get(ctx context.Context, sg segment, dst []byte, got func(n int64
 		}
 		return ioErr(resp.StatusCode, err)
 	}
-	s.sample(int64(len(dst)), t1.Sub(t0), time.Since(t1))
+	s.sample(sg.sp.Len, t1.Sub(t0), time.Since(t1))
 	return nil
 }
 
@@ -291,7 +334,7 @@ func (e callerError) Error() string { return e.err.Error() }
 // io.ErrUnexpectedEOF or io.EOF, one that goes on ErrLongBody. progress, when
 // not nil, is called with the length of dst filled so far each time it
 // grows, short of full; its error stops the read and is returned as is.
-func readBody(body io.Reader, p plan, dst []byte, progress func(int64) error) error {
+func readBody(body io.Reader, p plan, dst vec, progress func(int64) error) error {
 	if p.Skip > 0 {
 		if n, err := io.CopyN(io.Discard, body, p.Skip); err != nil {
 			if err == io.EOF && n < p.Skip {
@@ -315,35 +358,73 @@ func readBody(body io.Reader, p plan, dst []byte, progress func(int64) error) er
 	return nil
 }
 
-// readFull is io.ReadFull, calling progress as dst fills (not when it is
-// full: the caller learns that from readBody's return).
-func readFull(body io.Reader, dst []byte, progress func(int64) error) error {
-	if progress == nil {
-		_, err := io.ReadFull(body, dst)
-		return err
-	}
-	n := 0
-	for n < len(dst) {
-		k, err := body.Read(dst[n:])
-		n += k
-		if k > 0 && n < len(dst) {
-			// Not once full: readBody checks the end first.
-			if perr := progress(int64(n)); perr != nil {
-				return perr
+// readFull is io.ReadFull into the slices of dst in turn, calling progress
+// with the bytes in so far as dst fills (not when it is full: the caller
+// learns that from readBody's return).
+func readFull(body io.Reader, dst vec, progress func(int64) error) error {
+	total := dst.len()
+	var n int64
+	for _, d := range dst {
+		for k := 0; k < len(d); {
+			m, err := body.Read(d[k:])
+			k += m
+			n += int64(m)
+			if m > 0 && n < total && progress != nil {
+				// Not once full: readBody checks the end first.
+				if perr := progress(n); perr != nil {
+					return perr
+				}
 			}
-		}
-		switch {
-		case n == len(dst):
-			return nil
-		case err == io.EOF && n == 0:
-			return io.EOF
-		case err == io.EOF:
-			return io.ErrUnexpectedEOF
-		case err != nil:
-			return err
+			switch {
+			case k == len(d):
+				// this slice is full; a pending error shows on the next read
+			case err == io.EOF && n == 0:
+				return io.EOF
+			case err == io.EOF:
+				return io.ErrUnexpectedEOF
+			case err != nil:
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// vec is a buffer in pieces: a run's bytes, slice after slice.
+type vec [][]byte
+
+// len returns the bytes v holds.
+func (v vec) len() int64 {
+	var n int64
+	for _, b := range v {
+		n += int64(len(b))
+	}
+	return n
+}
+
+// sub returns the slices of v that hold its bytes [off, off+n).
+func (v vec) sub(off, n int64) vec {
+	var out vec
+	for _, b := range v {
+		if n <= 0 {
+			break
+		}
+		if off >= int64(len(b)) {
+			off -= int64(len(b))
+			continue
+		}
+		k := min(int64(len(b))-off, n)
+		out = append(out, b[off:off+k])
+		off, n = 0, n-k
+	}
+	return out
+}
+
+// clear zeroes v's bytes.
+func (v vec) clear() {
+	for _, b := range v {
+		clear(b)
+	}
 }
 
 // progressReader restarts the watchdog whenever bytes arrive.

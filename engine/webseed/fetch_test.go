@@ -249,3 +249,51 @@ func TestFetchArguments(t *testing.T) {
 		t.Errorf("argument errors counted: %+v", st)
 	}
 }
+
+// TestFetchPiecesIntoCallerBuffers: FetchPieces reads the body straight
+// into each piece's own buffer (the engine hands them on without a copy):
+// every piece handed out is its buffer, byte-exact, for a run inside one
+// file and a run across files and a pad file, with buffers longer than
+// their pieces (pooled ones).
+func TestFetchPiecesIntoCallerBuffers(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		single bool
+		files  []tfile
+	}{
+		{"one file", true, []tfile{{size: 10_500}}},
+		{"across files", false, []tfile{
+			{path: []string{"a"}, size: 1700},
+			{path: []string{"pad"}, size: 300, attr: "p"},
+			{path: []string{"b"}, size: 2500},
+			{path: []string{"c"}, size: 2100},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tt := makeTorrent(t, "t", 1000, tc.single, tc.files...)
+			srv := newServer(t, tt)
+			s := newSeed(t, srv.URL+"/", tt.layout(t), Config{})
+			n := tt.info.NumPieces()
+			bufs := make([][]byte, n)
+			for i := range bufs {
+				bufs[i] = bytes.Repeat([]byte{0xAA}, 1024) // longer than a piece
+			}
+			var handed []int
+			err := s.FetchPieces(t.Context(), 0, n, bufs, nil, func(i int, data []byte) error {
+				if len(data) == 0 || &data[0] != &bufs[i][0] || int64(len(data)) != tt.info.PieceLen(i) {
+					t.Errorf("piece %d: %d bytes, not its own buffer", i, len(data))
+				} else if !bytes.Equal(data, tt.pieces(i, 1)) {
+					t.Errorf("piece %d: wrong bytes", i)
+				}
+				handed = append(handed, i)
+				return nil
+			})
+			if err != nil || !slices.Equal(handed, seq(0, n)) {
+				t.Fatalf("handed out %v: %v", handed, err)
+			}
+			if err := s.FetchPieces(t.Context(), 0, 2, [][]byte{make([]byte, 1000), make([]byte, 999)}, nil, nil); err == nil {
+				t.Errorf("a buffer shorter than its piece was taken")
+			}
+		})
+	}
+}

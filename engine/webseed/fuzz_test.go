@@ -109,11 +109,14 @@ func FuzzResponse(f *testing.F) {
 		// readBody accepts must be the body's bytes at the skip.
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 		dst := make([]byte, n)
-		err = readBody(bytes.NewReader(body), p, dst, nil)
-		// The same read in small steps, reporting progress: the same
-		// verdict and bytes, progress growing and short of full.
+		err = readBody(bytes.NewReader(body), p, vec{dst}, nil)
+		// The same read in small steps, into a buffer in three pieces
+		// (as a run of pieces is), reporting progress: the same verdict
+		// and bytes, progress growing and short of full.
 		dst2, last := make([]byte, n), int64(0)
-		err2 := readBody(iotest.OneByteReader(bytes.NewReader(body)), p, dst2, func(k int64) error {
+		cut1, cut2 := n/3, n/3+n/2
+		parts := vec{dst2[:cut1], dst2[cut1:cut2], dst2[cut2:]}
+		err2 := readBody(iotest.OneByteReader(bytes.NewReader(body)), p, parts, func(k int64) error {
 			if k <= last || k >= n {
 				t.Fatalf("progress %d after %d, for %d bytes", k, last, n)
 			}

@@ -85,3 +85,66 @@ func TestFetchCallerErrorMidBody(t *testing.T) {
 		t.Fatalf("stats %+v after the caller stopped", st)
 	}
 }
+
+// TestFetchPiecesReportsArrival: FetchPieces tells arrived of a piece's
+// bytes while the piece is still incomplete (so the engine can hash it as
+// it arrives): the server sends half of piece 0 and holds the rest until
+// arrived has seen that half (or a few seconds pass, when the test fails);
+// each report grows within its piece, stays short of it, and comes before
+// the piece itself.
+func TestFetchPiecesReportsArrival(t *testing.T) {
+	const pieceLen = 64 << 10
+	tt := makeTorrent(t, "f.bin", pieceLen, true, tfile{size: 3 * pieceLen})
+	srv := newServer(t, tt)
+	release := make(chan struct{})
+	var timedOut atomic.Bool
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		b := tt.files["/f.bin"]
+		w.Header().Set("Content-Range", "bytes 0-"+strconv.Itoa(len(b)-1)+"/"+strconv.Itoa(len(b)))
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(http.StatusPartialContent)
+		w.Write(b[:pieceLen/2])
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(2 * time.Second):
+			timedOut.Store(true)
+		case <-r.Context().Done():
+		}
+		w.Write(b[pieceLen/2:])
+		return true
+	})
+	s := newSeed(t, srv.URL+"/", tt.layout(t), Config{})
+	bufs := [][]byte{make([]byte, pieceLen), make([]byte, pieceLen), make([]byte, pieceLen)}
+	cur, seen, early := -1, 0, false
+	released := false
+	err := s.FetchPieces(t.Context(), 0, 3, bufs, func(i, n int) {
+		if i != cur {
+			cur, seen = i, 0
+		}
+		if n <= seen || n >= pieceLen {
+			t.Errorf("piece %d: %d bytes in after %d", i, n, seen)
+		}
+		if !bytes.Equal(bufs[i][:n], tt.pieces(i, 1)[:n]) {
+			t.Errorf("piece %d: wrong bytes in its first %d", i, n)
+		}
+		seen = n
+		if i == 0 && n >= pieceLen/2 && !released {
+			early = !timedOut.Load()
+			released = true
+			close(release)
+		}
+	}, func(i int, data []byte) error {
+		if i == cur && seen >= len(data) {
+			t.Errorf("piece %d handed out before its arrival reports ended", i)
+		}
+		cur, seen = i, len(data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !early {
+		t.Error("arrived did not hear of the first half of piece 0 while the rest was held back")
+	}
+}

@@ -1,0 +1,240 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"hash"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/peer"
+	"github.com/swarmfs/swarmfs/engine/webseed"
+	"github.com/swarmfs/swarmfs/picker"
+)
+
+// A web seed's runs: how each fetch of consecutive pieces starts, reads
+// into piece buffers and hashes as it goes, ends, and is cut short when the
+// picker withdraws what remains of it (see torrent_webseed.go for the rest).
+
+// webSeedRun is one fetch of pieces [first, end) in flight. Loop-owned,
+// except stopAt and cancel, which the fetch's goroutine reads.
+type webSeedRun struct {
+	first, end int
+	next       int       // pieces before next were delivered to the loop
+	started    time.Time // when the fetch began
+	stopped    bool      // cut short by trimWebSeedRun: its end is no failure
+	// stopAt: the fetch ends once the pieces before it are delivered
+	// (end: it runs to its end).
+	stopAt atomic.Int64
+	cancel context.CancelFunc // ends the fetch at once
+}
+
+// errRunStopped ends a web-seed run whose remaining pieces were withdrawn.
+var errRunStopped = errors.New("web seed run no longer wanted")
+
+// webSeedStarting reports whether a run of ws is still waiting for its
+// first piece, recently enough that it is not stalled: no other run
+// starts meanwhile (fillWebSeed). A run counts as stalled past twice the
+// seed's expected time to a piece (its time to first byte plus a piece at
+// its rate), bounded to [250 ms, 2 s].
+func (t *Torrent) webSeedStarting(ws *webSeed, now time.Time) bool {
+	st := ws.seed.Stats()
+	expect := 2 * time.Second
+	if r := max(st.Rate, ws.down.value); r > 0 {
+		expect = st.TTFB + time.Duration(float64(t.info.PieceLength)/r*float64(time.Second))
+	}
+	expect = min(max(2*expect, 250*time.Millisecond), 2*time.Second)
+	for _, r := range ws.active {
+		if r.next == r.first && !r.stopped && now.Sub(r.started) < expect {
+			return true
+		}
+	}
+	return false
+}
+
+// startWebSeedRun fetches pieces [first, first+count) off the loop, each
+// read from the HTTP body straight into a piece buffer of its own, which is
+// posted to the loop as soon as the piece is in (no copy between the body
+// and assembly). A v1 torrent's pieces are hashed as their bytes arrive, so
+// a piece's verdict is ready with its last byte: hashing no longer follows
+// the transfer (the time to the first byte after a seek is one piece's
+// transfer, not a transfer and then a hash).
+func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int) {
+	for p := first; p < first+count; p++ {
+		ws.fetching[p] = true
+	}
+	ws.runs++
+	ctx, cancel := context.WithCancel(t.ctx)
+	run := &webSeedRun{first: first, end: first + count, next: first, started: time.Now(), cancel: cancel}
+	run.stopAt.Store(int64(run.end))
+	ws.active = append(ws.active, run)
+	// A v2 or hybrid torrent's piece needs its Merkle check too, which
+	// may wait for a piece layer: hashPiece checks those.
+	sha1Only := !t.info.HasV2()
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		defer cancel()
+		bufs := make([][]byte, count)
+		for i := range bufs {
+			bufs[i] = getPieceBuf(int(t.info.PieceLen(first + i)))
+		}
+		next := first // pieces before next were handed to the loop
+		defer func() {
+			for i := next - first; i < count; i++ {
+				putPieceBuf(bufs[i])
+			}
+		}()
+		var h pieceHasher
+		var arrived func(idx, n int)
+		if sha1Only {
+			arrived = func(idx, n int) { h.add(idx, bufs[idx-first][:n]) }
+		}
+		err := ws.seed.FetchPieces(ctx, first, count, bufs, arrived, func(idx int, data []byte) error {
+			good := false
+			if sha1Only {
+				h.add(idx, data)
+				good = h.sum() == t.info.PieceHash(idx)
+			}
+			// --max-download-rate holds web seeds too: the rest of the
+			// run is read no faster than the limit allows.
+			if lim := t.client.downLim; lim != nil {
+				if err := waitN(ctx, lim, len(data)); err != nil {
+					return err
+				}
+			}
+			ws.bytes.Add(int64(len(data)))
+			t.pub.downloaded.Add(int64(len(data)))
+			if !t.post(func() { t.webSeedPiece(ws, run, idx, data, good) }) {
+				return ErrClosed
+			}
+			next = idx + 1
+			if stop := int(run.stopAt.Load()); stop < run.end && next >= stop {
+				return errRunStopped
+			}
+			return nil
+		})
+		t.post(func() { t.webSeedRunDone(ws, run, next, err) })
+	}()
+}
+
+// pieceHasher hashes a run's pieces as their bytes arrive: add is given
+// each piece's growing prefix in turn.
+type pieceHasher struct {
+	idx  int
+	done int // bytes of piece idx hashed
+	h    hash.Hash
+}
+
+// add hashes what prefix holds beyond what was hashed of piece idx,
+// starting afresh on a new piece.
+func (p *pieceHasher) add(idx int, prefix []byte) {
+	if p.h == nil {
+		p.h = sha1.New()
+	}
+	if idx != p.idx || p.done > len(prefix) {
+		p.h.Reset()
+		p.idx, p.done = idx, 0
+	}
+	p.h.Write(prefix[p.done:])
+	p.done = len(prefix)
+}
+
+// sum returns the SHA-1 of the current piece's bytes hashed so far.
+func (p *pieceHasher) sum() (s [20]byte) {
+	p.h.Sum(s[:0])
+	return s
+}
+
+// webSeedRunDone ends a run whose pieces before next were delivered:
+// what the picker asked of the rest is requestable again.
+func (t *Torrent) webSeedRunDone(ws *webSeed, run *webSeedRun, next int, err error) {
+	end := run.end
+	ws.runs--
+	ws.active = slices.DeleteFunc(ws.active, func(r *webSeedRun) bool { return r == run })
+	for p := next; p < end; p++ {
+		delete(ws.fetching, p)
+		delete(ws.asked, p)
+	}
+	if run.stopped && (errors.Is(err, errRunStopped) || errors.Is(err, context.Canceled)) {
+		err = nil // cut short by us: not the seed's failure
+	}
+	if t.picker == nil || ws.dropped {
+		return
+	}
+	if next < end {
+		for p := next; p < end; p++ {
+			pl := t.info.PieceLen(p)
+			for b := int64(0); b < pl; b += peer.BlockSize {
+				t.picker.RequestRejected(ws.id, picker.Request{Piece: p, Begin: uint32(b), Length: uint32(min(peer.BlockSize, pl-b))})
+			}
+		}
+	}
+	now := time.Now()
+	if err != nil && !errors.Is(err, ErrClosed) && t.ctx.Err() == nil {
+		st := ws.seed.Stats()
+		if errors.Is(err, webseed.ErrDropped) || st.State == webseed.Dropped {
+			t.dropWebSeed(ws, err.Error())
+			return
+		}
+		if msg := err.Error(); msg != ws.lastErr {
+			ws.lastErr = msg
+			if st.State == webseed.BackingOff {
+				t.client.logf("%s: web seed: %v (backing off until %s)", t.name(), err, st.RetryAt.Format("15:04:05"))
+			} else {
+				t.client.logf("%s: web seed: %v", t.name(), err)
+			}
+		}
+	} else if err == nil && !run.stopped {
+		ws.lastErr = ""
+	}
+	t.fillWebSeed(ws, now)
+}
+
+// webSeedWithdrawn notes that the picker took back its request for a block
+// of piece from ws (a seek, an urgent read elsewhere, or a peer that
+// delivered it first) and cuts short the run fetching it once none of that
+// run's remaining pieces is asked of ws any more. Loop only.
+func (t *Torrent) webSeedWithdrawn(ws *webSeed, piece int) {
+	if ws.asked[piece] > 1 {
+		ws.asked[piece]--
+		return
+	}
+	delete(ws.asked, piece)
+	for _, run := range ws.active {
+		if piece >= run.next && piece < run.end {
+			t.trimWebSeedRun(ws, run)
+		}
+	}
+}
+
+// trimWebSeedRun ends run after its last piece still asked of ws: at once
+// (cancelling the request) when none of its remaining pieces is, or once
+// the pieces before the unwanted tail are in. The picker may ask for a
+// trimmed piece again: it is fetched by a later run.
+func (t *Torrent) trimWebSeedRun(ws *webSeed, run *webSeedRun) {
+	stop := int(run.stopAt.Load())
+	for stop > run.next && ws.asked[stop-1] == 0 {
+		stop--
+	}
+	if stop == int(run.stopAt.Load()) {
+		return
+	}
+	run.stopped = true
+	run.stopAt.Store(int64(stop))
+	if stop <= run.next {
+		run.cancel()
+	}
+}
+
+// webSeedByID returns the web seed whose picker peer is id, or nil.
+func (t *Torrent) webSeedByID(id picker.PeerID) *webSeed {
+	for _, ws := range t.ws.list {
+		if ws.id == id && !ws.dropped {
+			return ws
+		}
+	}
+	return nil
+}

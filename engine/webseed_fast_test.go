@@ -1,0 +1,104 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
+)
+
+// TestWebSeedHashesAsItArrives: a v1 torrent's pieces from a web seed are
+// hashed while their bytes arrive, not queued for the hashing pool after
+// the transfer: with every hashing slot held, a read from a web seed still
+// completes (before, it waited for a slot).
+func TestWebSeedHashesAsItArrives(t *testing.T) {
+	files := []swarmtest.FileSpec{{Path: "big.bin", Size: 3<<20 + 4321}}
+	root, mi := wsFixture(t, files, true, 256<<10)
+	srv := newWSServer(t, filepath.Dir(root))
+	c, tor := webSeedClient(t, mi, Config{}, srv.URL+"/data/big.bin")
+	for range cap(c.hashSem) {
+		c.hashSem <- struct{}{}
+	}
+	t.Cleanup(func() {
+		for range cap(c.hashSem) {
+			<-c.hashSem
+		}
+	})
+	readAll(t, tor, root, true, 10*time.Second)
+}
+
+// TestWebSeedSeekCutsRuns: after a seek, the web seed's runs for the old
+// window, which the picker withdraws, are cut short (their requests
+// cancelled) instead of holding the seed's connections and link while the
+// read at the new offset waits. The server stalls every request for the
+// old window (until the client gives up or 5 s pass) and serves the rest.
+func TestWebSeedSeekCutsRuns(t *testing.T) {
+	const pieceLen = 256 << 10
+	const size = 32 << 20
+	const seekTo = 30 << 20
+	files := []swarmtest.FileSpec{{Path: "big.bin", Size: size}}
+	root, mi := wsFixture(t, files, true, pieceLen)
+	srv := newWSServer(t, filepath.Dir(root))
+	var stalled, cancelled, timedOut atomic.Int64
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		var first int64
+		fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &first)
+		if first < 1<<20 || first >= seekTo-pieceLen {
+			return false // served
+		}
+		stalled.Add(1)
+		select {
+		case <-r.Context().Done():
+			cancelled.Add(1)
+		case <-time.After(5 * time.Second):
+			timedOut.Add(1)
+		}
+		return true
+	})
+	_, tor := webSeedClient(t, mi, Config{}, srv.URL+"/data/big.bin")
+	r, err := tor.NewReader(0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	buf := make([]byte, 64<<10)
+	// Read the first MiB in order: the reader's window opens, and the
+	// seed's runs for it stall.
+	for off := int64(0); off < 1<<20; off += int64(len(buf)) {
+		if _, err := r.ReadAt(ctx, buf, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(8 * time.Second)
+	for stalled.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests for the window, want 2 or more", stalled.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t0 := time.Now()
+	if _, err := r.ReadAt(ctx, buf[:1], seekTo); err != nil {
+		t.Fatal(err)
+	}
+	el := time.Since(t0)
+	// The picker keeps the few oldest blocks asked (probably on the
+	// wire): all runs but one are cut.
+	deadline = time.Now().Add(3 * time.Second)
+	for cancelled.Load() < stalled.Load()-1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n, c := stalled.Load(), cancelled.Load(); c < n-1 || timedOut.Load() > 0 {
+		t.Fatalf("%d stalled requests for the old window, %d cancelled by the client, %d ran to the server's timeout (the read after the seek took %v)", n, c, timedOut.Load(), el)
+	}
+	t.Logf("%d stalled, %d cancelled; read after the seek %v", stalled.Load(), cancelled.Load(), el)
+	if el > 4*time.Second {
+		t.Errorf("the read after the seek took %v", el)
+	}
+}
