@@ -53,8 +53,11 @@
 //     pieces, beyond the few probably on the wire already, are withdrawn:
 //     the remote peer serves requests in order, and an urgent request must
 //     not wait behind a second of other work. While an urgent piece still
-//     has unrequested blocks, peers queue nothing else, so they come back
-//     for more as soon as their part arrives.
+//     has unrequested blocks, the peers that have it queue nothing else, so
+//     they come back for more as soon as their part arrives. A peer that
+//     lacks it goes on with the layers below: a read waiting on a piece no
+//     peer has yet (a super-seed shows each host a piece at a time) does
+//     not stop the rest of the download.
 //  2. Late urgent blocks are requested again from a peer that would deliver
 //     sooner than the holder is expected to (a holder past its expected
 //     arrival is assumed to take as long again); when the first copy

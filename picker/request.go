@@ -28,7 +28,7 @@ type selection struct {
 	gate int64 // slow peers skip window pieces due before this
 
 	preempted  bool
-	urgentLeft bool // an urgent piece still has unrequested blocks
+	urgentLeft bool // an urgent piece pe has still has unrequested blocks
 	tight      bool // a window piece is due before this peer's queue drains
 	gated      []span
 }
@@ -92,9 +92,10 @@ func (s *selection) full() bool { return len(s.out) >= s.max }
 // room is how many more non-urgent blocks pe may queue: about queueTime of
 // its rate, so an urgent request later waits behind little.
 //
-// While an urgent piece still has unrequested blocks, nothing else is
-// queued: this peer asks again as soon as its part arrives, and the other
-// peers' shares are computed against queues that hold urgent work only.
+// While an urgent piece that pe has still has unrequested blocks, nothing
+// else is queued: this peer asks again as soon as its part arrives, and
+// the other peers' shares are computed against queues that hold urgent
+// work only.
 // While a window piece is due before the queue drains, a quarter second.
 func (s *selection) room() int {
 	if s.urgentLeft {
@@ -149,7 +150,11 @@ func (s *selection) urgent() {
 		s.take(u.piece, min(s.share(u.piece), s.max-len(s.out)), true)
 	}
 	for _, u := range p.urgent {
-		if !p.busy.get(u.piece) {
+		// Only urgent pieces pe could serve hold its queue back: a read
+		// waiting on a piece pe lacks (no source has it yet, as under a
+		// super-seed that offers each host a piece at a time) must not
+		// keep pe from fetching what it does have, or the swarm stalls.
+		if !p.busy.get(u.piece) && s.pe.hasPiece(u.piece) {
 			s.urgentLeft = true
 			return
 		}

@@ -416,3 +416,20 @@ func TestOutstandingBounded(t *testing.T) {
 		t.Fatalf("%d outstanding", n)
 	}
 }
+
+// TestUrgentNobodyHasDoesNotBlock: a read waits on a piece no peer has
+// (a super-seeding origin has not offered it yet); a peer that has other
+// wanted pieces must still be asked for them, or a fleet of mounts
+// reading every file stalls against a super-seed.
+func TestUrgentNobodyHasDoesNotBlock(t *testing.T) {
+	p := New(bigCfg(All))
+	p.AddPeer(1)
+	p.PeerHave(1, 7)
+	p.PeerChoked(1, false)
+	train(p, 1, 10<<20, 10*time.Millisecond)
+	r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
+	p.ReaderRead(r, 0, 4096, t0)
+	if got := pieces(p.Next(1, at(time.Millisecond), 64)); !slices.Equal(got, []int{7}) {
+		t.Fatalf("peer with piece 7 while a read waits on piece 0 nobody has: got pieces %v, want [7]", got)
+	}
+}
