@@ -23,9 +23,12 @@ import (
 //     piece to be passed on, at most superPassOn;
 //   - it stood superStale unfetched (the peer does not want it).
 //
-// A peer that wants none of its offers (its readers wait for other pieces)
-// is not stuck: the pieces it does fetch are passed on, which frees its
-// offers. Peers without anyone to share with fall back to normal seeding.
+// A peer that downloads everything but whose readers wait for other pieces
+// fetches its offers anyway (the picker does not let a read block the
+// rest), passes them on, and so gets the next. A peer that wants none of
+// its offers at all (it fetches only what its readers want) says so by
+// staying uninterested, and is shown every piece after superUnwanted.
+// Peers without anyone to share with fall back to normal seeding.
 // All of it is loop-owned.
 
 const (
@@ -40,6 +43,12 @@ const (
 	// superStale is how long an offer that the peer has not fetched stands
 	// before it is replaced by another (the peer does not want it).
 	superStale = 60 * time.Second
+	// superUnwanted is how long a peer may hold an offer it has not
+	// fetched without being interested before it is shown every piece:
+	// it downloads only what its readers want (a mount without
+	// --download all), which is none of what we offered, and we cannot
+	// know what that is; it takes only what it reads.
+	superUnwanted = 5 * time.Second
 	// superAlone is how long a leecher may be the only one connected
 	// before it is shown every piece: with no one to pass pieces on to,
 	// super-seeding would only slow it down.
@@ -60,6 +69,7 @@ type superState struct {
 type superPeer struct {
 	offers   []superOffer // pieces offered and not yet passed on, at most superOffers
 	filledAt time.Time    // when offers were last topped up (or tried)
+	coldAt   time.Time    // since when it holds an unfetched offer and is not interested; zero otherwise
 	shown    peer.Bits    // every piece we announced to it (it may request those)
 	revealed bool         // shown everything: served like a normal seed serves
 }
@@ -290,6 +300,16 @@ func (t *Torrent) superTick(now time.Time) {
 	for _, c := range leechers {
 		if !t.superHides(c) {
 			continue
+		}
+		if !c.choke.peerInterested && slices.ContainsFunc(c.super.offers, func(o superOffer) bool { return o.got.IsZero() }) {
+			if c.super.coldAt.IsZero() {
+				c.super.coldAt = now
+			} else if now.Sub(c.super.coldAt) >= superUnwanted {
+				t.superReveal(c, "it wants none of the pieces offered")
+				continue
+			}
+		} else {
+			c.super.coldAt = time.Time{}
 		}
 		n := len(c.super.offers)
 		c.super.offers = slices.DeleteFunc(c.super.offers, func(o superOffer) bool {

@@ -132,3 +132,42 @@ func readWhole(ctx context.Context, tor *Torrent, i int, want string) error {
 	}
 	return nil
 }
+
+// TestSuperSeedReadersOnly: two hosts that download only what their
+// readers want (a mount without --download all) read a file from a
+// super-seeding origin. The pieces it offers are not the ones they read,
+// so they stay uninterested; after superUnwanted the origin shows them
+// every piece and the reads complete, instead of waiting for one offer
+// after another to go stale.
+func TestSuperSeedReadersOnly(t *testing.T) {
+	files := []swarmtest.FileSpec{{Path: "a.bin", Size: 24 << 14}, {Path: "b.bin", Size: 24 << 14}}
+	f := newFixture(t, 16<<10, files)
+	origin := newClient(t, Config{ListenAddr: "127.0.0.6:0", Storage: storage.File{Dir: f.dir}})
+	otor, err := origin.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, SuperSeed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitComplete(t, otor, 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), superUnwanted+15*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for h := range 2 {
+		c := newClient(t, Config{ListenAddr: fmt.Sprintf("127.0.0.%d:0", 2+h), Storage: storage.File{Dir: t.TempDir()}})
+		tor, err := c.AddTorrent(f.mi, TorrentOptions{Peers: []netip.AddrPort{origin.Addr()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[h] = readWhole(ctx, tor, h, filepath.Join(f.root, files[h].Path))
+		}()
+	}
+	wg.Wait()
+	for h, err := range errs {
+		if err != nil {
+			t.Errorf("host %d reading %s: %v", h, files[h].Path, err)
+		}
+	}
+}

@@ -108,6 +108,7 @@ func TestSuperSeedWire(t *testing.T) {
 	if m, ok := b.next(5*time.Second, have...); !ok || m.Type != peer.HaveNone {
 		t.Fatalf("first announce to B: %v %v, want HAVE NONE", m.Type, ok)
 	}
+	b.send(peer.Message{Type: peer.Interested}) // wants its offers: not shown everything (superUnwanted)
 	offerB := offers(b, "B", superOffers)
 	// A asks for B's piece, which it was not offered: refused.
 	a.send(peer.Message{Type: peer.Interested})
