@@ -76,6 +76,13 @@
 //     peer may duplicate a block that it would deliver sooner than its
 //     holder (at most endgameHolders copies).
 //
+// A seed (in a fleet, the origin) is not asked for readahead, head/tail or
+// background pieces that an unchoked partial peer about as fast has and
+// has room in its queue for: the seed's upload is best spent on pieces
+// nobody else can give, and a fleet's hosts reading the same files in the
+// same order would otherwise all take the window pieces from the origin.
+// Urgent pieces are shared among every peer that has them, seeds too.
+//
 // # Windows: evidence, size, budget
 //
 // A window opens only with evidence of sequential reading: two reads and

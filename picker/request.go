@@ -15,6 +15,8 @@ const (
 	queueTime        = 1.0                          // seconds of non-urgent work queued on a peer
 	urgentQueueTime  = 0.25                         // the same while urgent blocks wait for a peer
 	sparseScan       = 128                          // peers with fewer pieces are scanned by bitfield
+	partnerFactor    = 2.0                          // a partial peer this much slower than a seed still counts as comparable
+	partnerScan      = 512                          // pieces a seed skips for partners before it waits
 )
 
 // selection is one Next call's work.
@@ -31,6 +33,8 @@ type selection struct {
 	urgentLeft bool // an urgent piece pe has still has unrequested blocks
 	tight      bool // a window piece is due before this peer's queue drains
 	gated      []span
+	partners   []*peer // when pe is a seed: comparable partial peers with room (partnersOf)
+	partnersOK bool    // partners computed
 }
 
 // Next returns up to max new block requests for the peer and records them
@@ -385,11 +389,42 @@ func (s *selection) headTail() {
 func (s *selection) nextFree(from, to int) int {
 	for {
 		i := nextFree(s.p.busy, s.pe.has, from, to)
-		if i < 0 || !s.p.isUrgent(i) {
+		if i < 0 || !s.p.isUrgent(i) && !s.leave(i) {
 			return i
 		}
 		from = i + 1
 	}
+}
+
+// leave reports whether pe, a seed, should leave piece to a partial peer
+// that has it: a seed (in a fleet, the origin) has every piece, so its
+// upload is best spent on the pieces nobody else can give. A partial peer
+// counts when it unchokes us, is not far slower than pe (partnerFactor)
+// and has room in its queue; when every such peer is busy, the seed takes
+// the piece after all. Readers' urgent pieces are never left: they are
+// shared among all peers that have them.
+func (s *selection) leave(piece int) bool {
+	if !s.pe.seed || s.p.strategy != stratStreaming {
+		return false
+	}
+	if !s.partnersOK {
+		s.partnersOK = true
+		p := s.p
+		for _, o := range p.peers {
+			if o.seed || o.choked || o.rateOrDefault()*partnerFactor < s.pe.rateOrDefault() {
+				continue
+			}
+			if len(o.out) < max(4, int(o.rateOrDefault()*queueTime/float64(p.blk))) {
+				s.partners = append(s.partners, o)
+			}
+		}
+	}
+	for _, o := range s.partners {
+		if o.has.get(piece) {
+			return true
+		}
+	}
+	return false
 }
 
 // avoid reports whether a slow peer must leave piece to faster ones.
@@ -429,7 +464,7 @@ func (s *selection) background() {
 	for i := 0; i < len(p.open) && !s.full(); {
 		pa := p.open[i]
 		if !p.wanted.get(pa.piece) || !s.pe.hasPiece(pa.piece) || s.avoid(pa.piece) ||
-			p.strategy == stratStreaming && p.isUrgent(pa.piece) {
+			p.strategy == stratStreaming && p.isUrgent(pa.piece) || s.leave(pa.piece) {
 			i++
 			continue
 		}
@@ -478,9 +513,16 @@ func (s *selection) rarestNew() int {
 	if !pe.seed {
 		from = p.rar.start[2] // pe's own pieces are seen by at least one peer
 	}
+	left := 0
 	for _, pc := range p.rar.order[from:] {
-		if pe.hasPiece(int(pc)) && !s.avoid(int(pc)) {
+		if !pe.hasPiece(int(pc)) || s.avoid(int(pc)) {
+			continue
+		}
+		if !s.leave(int(pc)) {
 			return int(pc)
+		}
+		if left++; left >= partnerScan {
+			return -1 // the partners have plenty to give: let them
 		}
 	}
 	return -1

@@ -433,3 +433,48 @@ func TestUrgentNobodyHasDoesNotBlock(t *testing.T) {
 		t.Fatalf("peer with piece 7 while a read waits on piece 0 nobody has: got pieces %v, want [7]", got)
 	}
 }
+
+// TestSeedLeavesPiecesToPartners: the missing pieces are 3, 4 and 5, and
+// a partial peer has them. A seed (in a fleet, the origin) is asked for
+// none of them while that peer is about as fast and has room in its
+// queue, so the origin's upload goes to pieces nobody else has; it is
+// asked when the partial peer is far slower or its queue is full.
+func TestSeedLeavesPiecesToPartners(t *testing.T) {
+	tests := []struct {
+		name        string
+		partnerRate float64
+		fillPartner bool // the partial peer's queue is full first
+		wantSeed    bool // the seed is asked for something
+	}{
+		{"comparable partner with room", 128 << 10, false, false},
+		{"slow partner", 16 << 10, false, true},
+		{"busy partner", 128 << 10, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(bigCfg(All))
+			for i := range 64 {
+				if i < 3 || i > 5 {
+					p.SetHave(i)
+				}
+			}
+			seed(p, 1)
+			train(p, 1, 160<<10, 10*time.Millisecond)
+			p.AddPeer(2)
+			for i := 3; i <= 5; i++ {
+				p.PeerHave(2, i)
+			}
+			p.PeerChoked(2, false)
+			train(p, 2, tc.partnerRate, 10*time.Millisecond)
+			if tc.fillPartner {
+				if got := p.Next(2, t0, 64); len(got) == 0 {
+					t.Fatal("the partial peer was asked for nothing")
+				}
+			}
+			got := p.Next(1, at(time.Millisecond), 64)
+			if (len(got) > 0) != tc.wantSeed {
+				t.Fatalf("the seed was asked for pieces %v; want some: %v", pieces(got), tc.wantSeed)
+			}
+		})
+	}
+}
