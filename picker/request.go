@@ -502,8 +502,10 @@ func (s *selection) rarestNew() int {
 	p, pe := s.p, s.pe
 	if !pe.seed && pe.count < sparseScan {
 		best, bk := -1, uint8(0)
+		// Ties go by the seeded order, as in the full scan: by index,
+		// every host of a fleet would ask a peer for the same piece.
 		forEach(pe.has, func(i int) {
-			if k := p.rar.key[i]; k != 0 && (best < 0 || k < bk) && !s.avoid(i) {
+			if k := p.rar.key[i]; k != 0 && (best < 0 || k < bk || k == bk && p.rar.pos[i] < p.rar.pos[best]) && !s.avoid(i) {
 				best, bk = i, k
 			}
 		})

@@ -478,3 +478,29 @@ func TestSeedLeavesPiecesToPartners(t *testing.T) {
 		})
 	}
 }
+
+// TestSparseTieBreakSeeded: a peer with few pieces (scanned through its
+// own bitfield) is asked for the rarest of them with ties broken by the
+// picker's seeded order, not by index: hosts of a fleet asking one peer
+// must not all ask for the same piece.
+func TestSparseTieBreakSeeded(t *testing.T) {
+	first := map[int]bool{}
+	for s := uint64(1); s <= 8; s++ {
+		cfg := bigCfg(All)
+		cfg.Seed = s
+		p := New(cfg)
+		p.AddPeer(1)
+		for i := 10; i < 40; i++ {
+			p.PeerHave(1, i)
+		}
+		p.PeerChoked(1, false)
+		got := pieces(p.Next(1, t0, 1))
+		if len(got) != 1 {
+			t.Fatalf("seed %d: pieces %v, want one", s, got)
+		}
+		first[got[0]] = true
+	}
+	if len(first) < 4 {
+		t.Fatalf("8 differently seeded pickers asked for only %d distinct pieces %v; want at least 4", len(first), first)
+	}
+}
