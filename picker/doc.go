@@ -182,4 +182,15 @@
 //
 //	go test -run TestSimulator -v -sim.table ./picker
 //	go test -run '^$' -bench SimTable ./picker
+//
+// sim_fleet_test.go simulates a fleet instead: one origin and many hosts,
+// each driven by its own Picker, over links of one capacity (no CPU, no
+// latency), with the engine's upload slots and, optionally, its
+// super-seeding. It reports each host's completion (p50, p90, p99, max)
+// against one host alone and the origin's upload against the dataset, and
+// checks the fleet goals (last host within 2x one host alone, p99 <= 1.8x
+// p50, origin <= 3x). go test runs 100 hosts; the 1,000 hosts and
+// 1 GiB run with
+//
+//	go test -run '^$' -bench FleetSim -benchtime 1x ./picker
 package picker
