@@ -50,9 +50,11 @@
 // torrent_store.go (evictions and refusals), torrent_meta.go (BEP 9),
 // torrent_peers.go (candidates and slots), choke.go, superseed.go
 // (BEP 16: a complete torrent with TorrentOptions.SuperSeed says HAVE
-// NONE and offers each peer one piece, the rarest it lacks, at a time;
-// the next once another peer announced it, or after superPassOn; a
-// leecher alone for superAlone is shown everything), goal.go (seeding
+// NONE and offers each peer superOffers pieces at a time, the rarest it
+// lacks; an offer is replaced once another peer announced it, once the
+// peer announced it while some piece is still unshown (the first pass),
+// or after superPassOn; a leecher alone for superAlone is shown
+// everything), goal.go (seeding
 // goals: once TorrentOptions.SeedRatio or SeedTime is met every peer stays
 // choked; a complete torrent then retires: trackers hear "stopped", the
 // DHT and LSD stop, peers go and new ones are refused), torrent_pex.go,

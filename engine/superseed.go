@@ -2,27 +2,53 @@ package engine
 
 import (
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/peer"
 )
 
 // Super-seeding (BEP 16): an initial seed with a small uplink hides what it
-// has and hands each peer one piece at a time, the rarest that peer lacks,
-// announced with a HAVE. It offers a peer its next piece only once another
-// peer has announced the previous one: the piece was passed on, so each
-// byte we upload reaches the swarm once instead of the same popular pieces
-// going out again and again. Peers without anyone to share with fall back
-// to normal seeding. All of it is loop-owned.
+// has and hands each peer a few pieces at a time (superOffers), the rarest
+// it lacks, each announced with a HAVE, so each byte we upload reaches the
+// swarm once instead of the same popular pieces going out again and again.
+//
+// An offer is done, and replaced by the next, when:
+//   - another peer announces the piece: it was passed on, or reached the
+//     swarm another way (BEP 16's strict rule);
+//   - the peer itself announces it while some piece has still been shown
+//     to nobody: the first pass goes as fast as the peers fetch, as
+//     libtorrent's default (non-strict) super-seeding does, and still sends
+//     each piece once before any twice; after it, the peer waits for its
+//     piece to be passed on, at most superPassOn;
+//   - it stood superStale unfetched (the peer does not want it).
+//
+// A peer that downloads everything but whose readers wait for other pieces
+// fetches its offers anyway (the picker does not let a read block the
+// rest), passes them on, and so gets the next. A peer that wants none of
+// its offers at all (it fetches only what its readers want) says so by
+// staying uninterested, and is shown every piece after superUnwanted.
+// Peers without anyone to share with fall back to normal seeding.
+// All of it is loop-owned.
 
 const (
-	// superPassOn is how long a peer that holds its offered piece may wait
+	// superOffers is how many offers a peer holds at once: with one, the
+	// seed's link idles while each peer announces a piece and asks for
+	// the next (libtorrent offers two as well).
+	superOffers = 2
+	// superPassOn is how long a peer that holds an offered piece may wait
 	// for another peer to announce it before it gets the next one anyway
 	// (no one else wants it, or no one else shares).
 	superPassOn = 20 * time.Second
 	// superStale is how long an offer that the peer has not fetched stands
 	// before it is replaced by another (the peer does not want it).
 	superStale = 60 * time.Second
+	// superUnwanted is how long a peer may hold an offer it has not
+	// fetched without being interested before it is shown every piece:
+	// it downloads only what its readers want (a mount without
+	// --download all), which is none of what we offered, and we cannot
+	// know what that is; it takes only what it reads.
+	superUnwanted = 5 * time.Second
 	// superAlone is how long a leecher may be the only one connected
 	// before it is shown every piece: with no one to pass pieces on to,
 	// super-seeding would only slow it down.
@@ -41,11 +67,18 @@ type superState struct {
 
 // superPeer is what super-seeding has shown one peer. Loop-owned.
 type superPeer struct {
-	offer     int       // the piece offered and not yet passed on; -1 for none
-	offeredAt time.Time // when offer was made
-	gotAt     time.Time // when the peer announced offer; zero before
-	shown     peer.Bits // every piece we announced to it (it may request those)
-	revealed  bool      // shown everything: served like a normal seed serves
+	offers   []superOffer // pieces offered and not yet passed on, at most superOffers
+	filledAt time.Time    // when offers were last topped up (or tried)
+	coldAt   time.Time    // since when it holds an unfetched offer and is not interested; zero otherwise
+	shown    peer.Bits    // every piece we announced to it (it may request those)
+	revealed bool         // shown everything: served like a normal seed serves
+}
+
+// superOffer is one piece offered to a peer.
+type superOffer struct {
+	piece int
+	at    time.Time // when it was offered
+	got   time.Time // when the peer announced it; zero before
 }
 
 // superStart turns super-seeding on for a torrent that asked for it and is
@@ -70,7 +103,7 @@ func (t *Torrent) superHides(c *conn) bool {
 
 // superIntro is what a super-seed says first: that it has nothing.
 func (t *Torrent) superIntro(c *conn) {
-	c.super.offer, c.super.offeredAt = -1, time.Now()
+	c.super.offers, c.super.filledAt = nil, time.Now()
 	c.super.shown = peer.NewBits(t.info.NumPieces())
 	if c.fast {
 		c.send(peer.Message{Type: peer.HaveNone})
@@ -94,23 +127,49 @@ func (t *Torrent) superPeerHas(c *conn, i int, now time.Time) {
 		// Peers that were offered i and saw another peer announce it have
 		// passed it on: each gets its next piece (BEP 16's strict rule).
 		for o := range t.conns {
-			if o != c && t.superHides(o) && o.super.offer == i {
-				t.superOfferNext(o, now)
+			if o != c && t.superHides(o) && o.super.drop(i) {
+				t.superFill(o, now)
 			}
 		}
-		if c.super.offer == i && c.super.gotAt.IsZero() {
-			c.super.gotAt = now
+	}
+	if !t.superHides(c) {
+		return
+	}
+	got := false
+	for k := range c.super.offers {
+		o := &c.super.offers[k]
+		if o.got.IsZero() && t.peerHasPiece(c, o.piece) {
+			o.got, got = now, true
 		}
 	}
-	if t.superHides(c) && (c.super.offer < 0 || t.peerHasPiece(c, c.super.offer) && t.superPassedOn(c)) {
-		t.superOfferNext(c, now)
+	if got {
+		// It fetched an offer: done if passed on already, or, while some
+		// piece is still unshown, at once (the first pass's pace is the
+		// peers' own).
+		fresh := t.superFresh(c)
+		c.super.offers = slices.DeleteFunc(c.super.offers, func(o superOffer) bool {
+			return !o.got.IsZero() && (fresh || t.superPassedOn(c, o.piece))
+		})
 	}
+	t.superFill(c, now)
 }
 
-// superPassedOn reports whether a peer other than c holds c's offered piece.
-func (t *Torrent) superPassedOn(c *conn) bool {
+// drop forgets the offer of piece i; it reports whether there was one.
+func (sp *superPeer) drop(i int) bool {
+	n := len(sp.offers)
+	sp.offers = slices.DeleteFunc(sp.offers, func(o superOffer) bool { return o.piece == i })
+	return len(sp.offers) < n
+}
+
+// offered reports whether piece i is among the peer's offers.
+func (sp *superPeer) offered(i int) bool {
+	return slices.ContainsFunc(sp.offers, func(o superOffer) bool { return o.piece == i })
+}
+
+// superPassedOn reports whether a peer other than c holds piece i.
+func (t *Torrent) superPassedOn(c *conn, i int) bool {
 	for o := range t.conns {
-		if o != c && t.peerHasPiece(o, c.super.offer) {
+		if o != c && t.peerHasPiece(o, i) {
 			return true
 		}
 	}
@@ -127,10 +186,34 @@ func (t *Torrent) peerHasPiece(c *conn, i int) bool {
 	return c.has.bits != nil && c.has.bits.Has(i)
 }
 
-// superOfferNext offers c the rarest piece it lacks: the fewest connected
-// peers hold it or are being offered it; ties are broken at random so that
-// peers connected at once get different pieces.
-func (t *Torrent) superOfferNext(c *conn, now time.Time) {
+// superFill tops c's offers up to superOffers.
+func (t *Torrent) superFill(c *conn, now time.Time) {
+	c.super.filledAt = now
+	for len(c.super.offers) < superOffers {
+		best, _ := t.superPick(c)
+		if best < 0 {
+			return // it has, or is offered, everything we have
+		}
+		c.super.offers = append(c.super.offers, superOffer{piece: best, at: now})
+		if !c.super.shown.Has(best) {
+			c.super.shown.Set(best)
+			c.send(peer.Message{Type: peer.Have, Index: uint32(best)})
+		}
+	}
+}
+
+// superFresh reports whether the next offer for c would be a piece that no
+// connected peer holds or is being offered.
+func (t *Torrent) superFresh(c *conn) bool {
+	best, avail := t.superPick(c)
+	return best >= 0 && avail == 0
+}
+
+// superPick returns the rarest piece c lacks and is not offered, and how
+// many connected peers hold it or are being offered it; ties are broken
+// at random so that peers connected at once get different pieces. -1 when
+// there is none. O(pieces × peers).
+func (t *Torrent) superPick(c *conn) (int, int32) {
 	n := t.info.NumPieces()
 	avail := make([]int32, n)
 	for o := range t.conns {
@@ -145,8 +228,10 @@ func (t *Torrent) superOfferNext(c *conn, now time.Time) {
 				}
 			}
 		}
-		if o != c && t.superHides(o) && o.super.offer >= 0 {
-			avail[o.super.offer]++
+		if o != c && t.superHides(o) {
+			for _, of := range o.super.offers {
+				avail[of.piece]++
+			}
 		}
 	}
 	// A piece shown before and not fetched counts as a little less rare:
@@ -156,21 +241,17 @@ func (t *Torrent) superOfferNext(c *conn, now time.Time) {
 	start := rand.IntN(n)
 	for k := range n {
 		i := (start + k) % n
-		if t.peerHasPiece(c, i) || !t.HavePiece(i) {
+		if t.peerHasPiece(c, i) || !t.HavePiece(i) || c.super.offered(i) {
 			continue
 		}
 		if best < 0 || score(i) < score(best) {
 			best = i
 		}
 	}
-	c.super.offer, c.super.offeredAt, c.super.gotAt = best, now, time.Time{}
 	if best < 0 {
-		return // it has everything we have
+		return -1, 0
 	}
-	if !c.super.shown.Has(best) {
-		c.super.shown.Set(best)
-		c.send(peer.Message{Type: peer.Have, Index: uint32(best)})
-	}
+	return best, avail[best]
 }
 
 func boolInt(b bool) int32 {
@@ -186,7 +267,7 @@ func (t *Torrent) superReveal(c *conn, why string) {
 		return
 	}
 	c.super.revealed = true
-	c.super.offer = -1
+	c.super.offers = nil
 	t.client.logf("%s: %s: super-seeding: showing it every piece: %s", t.name(), c.addr, why)
 	if c.fast && t.pub.numHave.Load() == int64(t.info.NumPieces()) {
 		c.send(peer.Message{Type: peer.HaveAll})
@@ -220,14 +301,23 @@ func (t *Torrent) superTick(now time.Time) {
 		if !t.superHides(c) {
 			continue
 		}
-		switch {
-		case c.super.offer < 0:
-			if now.Sub(c.super.offeredAt) >= time.Second {
-				t.superOfferNext(c, now)
+		if !c.choke.peerInterested && slices.ContainsFunc(c.super.offers, func(o superOffer) bool { return o.got.IsZero() }) {
+			if c.super.coldAt.IsZero() {
+				c.super.coldAt = now
+			} else if now.Sub(c.super.coldAt) >= superUnwanted {
+				t.superReveal(c, "it wants none of the pieces offered")
+				continue
 			}
-		case !c.super.gotAt.IsZero() && now.Sub(c.super.gotAt) >= superPassOn,
-			c.super.gotAt.IsZero() && now.Sub(c.super.offeredAt) >= superStale:
-			t.superOfferNext(c, now)
+		} else {
+			c.super.coldAt = time.Time{}
+		}
+		n := len(c.super.offers)
+		c.super.offers = slices.DeleteFunc(c.super.offers, func(o superOffer) bool {
+			return !o.got.IsZero() && now.Sub(o.got) >= superPassOn ||
+				o.got.IsZero() && now.Sub(o.at) >= superStale
+		})
+		if len(c.super.offers) < n || len(c.super.offers) < superOffers && now.Sub(c.super.filledAt) >= time.Second {
+			t.superFill(c, now)
 		}
 	}
 	if now.Sub(t.super.loggedAt) >= superLogEvery {

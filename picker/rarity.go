@@ -16,6 +16,7 @@ type rarity struct {
 	pos   []int32 // piece -> index in order
 	key   []uint8
 	start [maxRarKey + 2]int32 // start[k] = index of the first piece with key >= k
+	rs    uint64               // seeded state for the tie-break of pieces that change bucket
 }
 
 func (r *rarity) init(n int, seed uint64) {
@@ -31,6 +32,7 @@ func (r *rarity) init(n int, seed uint64) {
 		j := int(s % uint64(i+1))
 		r.order[i], r.order[j] = r.order[j], r.order[i]
 	}
+	r.rs = s
 	for i, pc := range r.order {
 		r.pos[pc] = int32(i)
 		r.key[pc] = 1
@@ -70,5 +72,16 @@ func (r *rarity) setKey(piece int, k uint8) {
 		r.swap(r.pos[piece], first)
 		r.start[c]++
 		r.key[piece] = c - 1
+	}
+	// A piece enters its bucket at an edge; left there, pieces announced
+	// in the same order (a fleet's hosts all hear one peer's HAVEs in the
+	// order it sends them) would line up alike in every client. A seeded
+	// swap within the bucket keeps the tie-break random.
+	if k > 0 && k < maxRarKey {
+		lo, hi := r.start[k], r.start[k+1]
+		if hi-lo > 1 {
+			r.rs = splitmix(r.rs)
+			r.swap(r.pos[piece], lo+int32(r.rs%uint64(hi-lo)))
+		}
 	}
 }

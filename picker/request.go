@@ -15,6 +15,8 @@ const (
 	queueTime        = 1.0                          // seconds of non-urgent work queued on a peer
 	urgentQueueTime  = 0.25                         // the same while urgent blocks wait for a peer
 	sparseScan       = 128                          // peers with fewer pieces are scanned by bitfield
+	partnerFactor    = 2.0                          // a partial peer this much slower than a seed still counts as comparable
+	partnerScan      = 512                          // pieces a seed skips for partners before it waits
 )
 
 // selection is one Next call's work.
@@ -30,9 +32,11 @@ type selection struct {
 	refusedSkips int // blocks take left because pe refused them lately
 
 	preempted  bool
-	urgentLeft bool // an urgent piece still has unrequested blocks
+	urgentLeft bool // an urgent piece pe has still has unrequested blocks
 	tight      bool // a window piece is due before this peer's queue drains
 	gated      []span
+	partners   []*peer // when pe is a seed: comparable partial peers with room (partnersOf)
+	partnersOK bool    // partners computed
 }
 
 // Next returns up to max new block requests for the peer and records them
@@ -94,9 +98,10 @@ func (s *selection) full() bool { return len(s.out) >= s.max }
 // room is how many more non-urgent blocks pe may queue: about queueTime of
 // its rate, so an urgent request later waits behind little.
 //
-// While an urgent piece still has unrequested blocks, nothing else is
-// queued: this peer asks again as soon as its part arrives, and the other
-// peers' shares are computed against queues that hold urgent work only.
+// While an urgent piece that pe has still has unrequested blocks, nothing
+// else is queued: this peer asks again as soon as its part arrives, and
+// the other peers' shares are computed against queues that hold urgent
+// work only.
 // While a window piece is due before the queue drains, a quarter second.
 func (s *selection) room() int {
 	if s.urgentLeft {
@@ -155,7 +160,11 @@ func (s *selection) urgent() {
 		s.take(u.piece, min(s.share(u.piece), s.max-len(s.out)), true)
 	}
 	for _, u := range p.urgent {
-		if !p.busy.get(u.piece) {
+		// Only urgent pieces pe could serve hold its queue back: a read
+		// waiting on a piece pe lacks (no source has it yet, as under a
+		// super-seed that offers each host a piece at a time) must not
+		// keep pe from fetching what it does have, or the swarm stalls.
+		if !p.busy.get(u.piece) && s.pe.hasPiece(u.piece) {
 			s.urgentLeft = true
 			return
 		}
@@ -387,11 +396,42 @@ func (s *selection) headTail() {
 func (s *selection) nextFree(from, to int) int {
 	for {
 		i := nextFree(s.p.busy, s.pe.has, from, to)
-		if i < 0 || !s.p.isUrgent(i) {
+		if i < 0 || !s.p.isUrgent(i) && !s.leave(i) {
 			return i
 		}
 		from = i + 1
 	}
+}
+
+// leave reports whether pe, a seed, should leave piece to a partial peer
+// that has it: a seed (in a fleet, the origin) has every piece, so its
+// upload is best spent on the pieces nobody else can give. A partial peer
+// counts when it unchokes us, is not far slower than pe (partnerFactor)
+// and has room in its queue; when every such peer is busy, the seed takes
+// the piece after all. Readers' urgent pieces are never left: they are
+// shared among all peers that have them.
+func (s *selection) leave(piece int) bool {
+	if !s.pe.seed || s.p.strategy != stratStreaming {
+		return false
+	}
+	if !s.partnersOK {
+		s.partnersOK = true
+		p := s.p
+		for _, o := range p.peers {
+			if o.seed || o.choked || o.rateOrDefault()*partnerFactor < s.pe.rateOrDefault() {
+				continue
+			}
+			if len(o.out) < max(4, int(o.rateOrDefault()*queueTime/float64(p.blk))) {
+				s.partners = append(s.partners, o)
+			}
+		}
+	}
+	for _, o := range s.partners {
+		if o.has.get(piece) {
+			return true
+		}
+	}
+	return false
 }
 
 // avoid reports whether a slow peer must leave piece to faster ones.
@@ -431,7 +471,7 @@ func (s *selection) background() {
 	for i := 0; i < len(p.open) && !s.full(); {
 		pa := p.open[i]
 		if !p.wanted.get(pa.piece) || !s.pe.hasPiece(pa.piece) || s.avoid(pa.piece) ||
-			p.strategy == stratStreaming && p.isUrgent(pa.piece) {
+			p.strategy == stratStreaming && p.isUrgent(pa.piece) || s.leave(pa.piece) {
 			i++
 			continue
 		}
@@ -473,8 +513,10 @@ func (s *selection) rarestNew() int {
 	p, pe := s.p, s.pe
 	if !pe.seed && pe.count < sparseScan {
 		best, bk := -1, uint8(0)
+		// Ties go by the seeded order, as in the full scan: by index,
+		// every host of a fleet would ask a peer for the same piece.
 		forEach(pe.has, func(i int) {
-			if k := p.rar.key[i]; k != 0 && (best < 0 || k < bk) && !s.avoid(i) {
+			if k := p.rar.key[i]; k != 0 && (best < 0 || k < bk || k == bk && p.rar.pos[i] < p.rar.pos[best]) && !s.avoid(i) {
 				best, bk = i, k
 			}
 		})
@@ -484,9 +526,16 @@ func (s *selection) rarestNew() int {
 	if !pe.seed {
 		from = p.rar.start[2] // pe's own pieces are seen by at least one peer
 	}
+	left := 0
 	for _, pc := range p.rar.order[from:] {
-		if pe.hasPiece(int(pc)) && !s.avoid(int(pc)) {
+		if !pe.hasPiece(int(pc)) || s.avoid(int(pc)) {
+			continue
+		}
+		if !s.leave(int(pc)) {
 			return int(pc)
+		}
+		if left++; left >= partnerScan {
+			return -1 // the partners have plenty to give: let them
 		}
 	}
 	return -1

@@ -416,3 +416,91 @@ func TestOutstandingBounded(t *testing.T) {
 		t.Fatalf("%d outstanding", n)
 	}
 }
+
+// TestUrgentNobodyHasDoesNotBlock: a read waits on a piece no peer has
+// (a super-seeding origin has not offered it yet); a peer that has other
+// wanted pieces must still be asked for them, or a fleet of mounts
+// reading every file stalls against a super-seed.
+func TestUrgentNobodyHasDoesNotBlock(t *testing.T) {
+	p := New(bigCfg(All))
+	p.AddPeer(1)
+	p.PeerHave(1, 7)
+	p.PeerChoked(1, false)
+	train(p, 1, 10<<20, 10*time.Millisecond)
+	r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
+	p.ReaderRead(r, 0, 4096, t0)
+	if got := pieces(p.Next(1, at(time.Millisecond), 64)); !slices.Equal(got, []int{7}) {
+		t.Fatalf("peer with piece 7 while a read waits on piece 0 nobody has: got pieces %v, want [7]", got)
+	}
+}
+
+// TestSeedLeavesPiecesToPartners: the missing pieces are 3, 4 and 5, and
+// a partial peer has them. A seed (in a fleet, the origin) is asked for
+// none of them while that peer is about as fast and has room in its
+// queue, so the origin's upload goes to pieces nobody else has; it is
+// asked when the partial peer is far slower or its queue is full.
+func TestSeedLeavesPiecesToPartners(t *testing.T) {
+	tests := []struct {
+		name        string
+		partnerRate float64
+		fillPartner bool // the partial peer's queue is full first
+		wantSeed    bool // the seed is asked for something
+	}{
+		{"comparable partner with room", 128 << 10, false, false},
+		{"slow partner", 16 << 10, false, true},
+		{"busy partner", 128 << 10, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(bigCfg(All))
+			for i := range 64 {
+				if i < 3 || i > 5 {
+					p.SetHave(i)
+				}
+			}
+			seed(p, 1)
+			train(p, 1, 160<<10, 10*time.Millisecond)
+			p.AddPeer(2)
+			for i := 3; i <= 5; i++ {
+				p.PeerHave(2, i)
+			}
+			p.PeerChoked(2, false)
+			train(p, 2, tc.partnerRate, 10*time.Millisecond)
+			if tc.fillPartner {
+				if got := p.Next(2, t0, 64); len(got) == 0 {
+					t.Fatal("the partial peer was asked for nothing")
+				}
+			}
+			got := p.Next(1, at(time.Millisecond), 64)
+			if (len(got) > 0) != tc.wantSeed {
+				t.Fatalf("the seed was asked for pieces %v; want some: %v", pieces(got), tc.wantSeed)
+			}
+		})
+	}
+}
+
+// TestSparseTieBreakSeeded: a peer with few pieces (scanned through its
+// own bitfield) is asked for the rarest of them with ties broken by the
+// picker's seeded order, not by index: hosts of a fleet asking one peer
+// must not all ask for the same piece.
+func TestSparseTieBreakSeeded(t *testing.T) {
+	first := map[int]bool{}
+	for s := uint64(1); s <= 8; s++ {
+		cfg := bigCfg(All)
+		cfg.Seed = s
+		p := New(cfg)
+		p.AddPeer(1)
+		for i := 10; i < 40; i++ {
+			p.PeerHave(1, i)
+		}
+		p.PeerChoked(1, false)
+		got := pieces(p.Next(1, t0, 1))
+		if len(got) != 1 {
+			t.Fatalf("seed %d: pieces %v, want one", s, got)
+		}
+		first[got[0]] = true
+	}
+	if len(first) < 4 {
+		t.Fatalf("8 differently seeded pickers asked for only %d distinct pieces %v; want at least 4", len(first), first)
+	}
+}

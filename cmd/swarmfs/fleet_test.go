@@ -466,22 +466,30 @@ func startOpentracker(tb testing.TB, m fleetMachine, torrent string) {
 // TestFleet runs small fleets in network namespaces: three hosts fetch a
 // few MiB from one origin over 20 Mbit/s links, found through opentracker,
 // with "swarmfs get"; then two hosts mount the torrent, found by LSD alone,
-// and read every file at once. Every host's bytes must match. It needs
+// and read every file at once; then three mount hosts read every file from
+// an origin that super-seeds (they stalled once the readers wanted pieces
+// it had offered nobody). Every host's bytes must match. It needs
 // root, ip netns and opentracker (it fails under CI=true without them).
 func TestFleet(t *testing.T) {
 	requireProgs(t, "fusermount3")
 	for _, tc := range []struct {
 		name string
 		cfg  fleetConfig
+		size int64 // 3 MiB when 0
 	}{
-		{"get-tracker", fleetConfig{Hosts: 3}},
-		{"mount-lsd", fleetConfig{Hosts: 2, Mount: true, LSD: true, HostFlags: []string{"--download", "all"}}},
+		{"get-tracker", fleetConfig{Hosts: 3}, 0},
+		{"mount-lsd", fleetConfig{Hosts: 2, Mount: true, LSD: true, HostFlags: []string{"--download", "all"}}, 0},
+		// Enough pieces that most are under no reader at first.
+		{"mount-super", fleetConfig{Hosts: 4, Mount: true, HostFlags: []string{"--download", "all"}, OriginFlags: []string{"--super-seed"}}, 12 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			work := t.TempDir()
 			cfg := tc.cfg
 			cfg.Rate, cfg.Timeout = 20e6, 2*time.Minute
-			data := makeFleetData(t, work, 3<<20, "http://"+fleetIP(0)+":6969/announce")
+			if tc.size == 0 {
+				tc.size = 3 << 20
+			}
+			data := makeFleetData(t, work, tc.size, "http://"+fleetIP(0)+":6969/announce")
 			res := runFleet(t, cfg, data, work)
 			if len(res.Done) != cfg.Hosts || res.Done[0] <= 0 {
 				t.Fatalf("done times %v, want %d", res.Done, cfg.Hosts)
