@@ -111,7 +111,10 @@
 // each) and Next for every peer: that is what turns a seek into requests
 // within the same loop iteration. About once a second, Timeouts (it also
 // drains Cancels). Sync cache pins from PinnedPieces when PinVersion
-// changed. Interesting says whether to be interested in a peer. When the
+// changed. Interesting says whether to be interested in a peer; under
+// OnlyWanted it stays true for interestLinger after the last reader
+// activity and after the start, since a peer chokes us when we lose
+// interest and unchokes us a round trip after we regain it. When the
 // store refuses a verified piece, call neither SetHave nor PieceFailed:
 // the piece is then asked of nobody until PieceFailed (when it may be
 // tried again). SetBackground pauses the All policy while the cache is

@@ -262,18 +262,35 @@ func (p *Picker) PeerAllowedFast(id PeerID, piece int) {
 	pe.fast = append(pe.fast, piece)
 }
 
+// interestLinger is how long, under OnlyWanted, interest in a peer with
+// pieces we lack outlasts the last reader activity (and the torrent's
+// start). A remote peer chokes us when we lose interest (libtorrent does
+// at once, dropping our queued requests) and unchokes us only a round trip
+// after we regain it: a player's next seek, or the first read right after
+// a mount, would wait for that round trip, and its first urgent piece
+// would go to whichever peer unchoked first instead of being spread over
+// all of them.
+const interestLinger = 20 * time.Second
+
 // Interesting reports whether the peer has a piece we still want under the
 // current policy: something a reader waits for or will soon, or under All
-// any wanted piece we lack.
+// any wanted piece we lack. Under OnlyWanted, any wanted piece we lack
+// also counts until interestLinger after the last reader activity (or the
+// first time the picker was given), so that peers keep us unchoked while
+// a file is in use.
 func (p *Picker) Interesting(id PeerID) bool {
 	pe := p.peer(id)
 	if pe == nil {
 		return false
 	}
+	lacks := pe.seed && p.wantedMissing > 0 || !pe.seed && pe.wantedMissing > 0
 	if p.policy == All || p.strategy != stratStreaming {
-		if pe.seed && p.wantedMissing > 0 || !pe.seed && pe.wantedMissing > 0 {
+		if lacks {
 			return true
 		}
+	}
+	if lacks && p.strategy == stratStreaming && p.clock-p.lastWant < int64(interestLinger) {
+		return true
 	}
 	return p.readersWantFrom(pe)
 }

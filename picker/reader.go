@@ -69,6 +69,7 @@ type urgentEntry struct {
 func (p *Picker) AddReader(opts ReaderOptions, now time.Time) ReaderID {
 	p.tick(now)
 	t := p.ts(now)
+	p.lastWant = p.clock
 	start := min(max(opts.Start, 0), p.total)
 	end := min(max(opts.End, start), p.total)
 	r := &reader{id: p.nextReader, start: start, end: end, lastRead: t}
@@ -147,6 +148,7 @@ func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
 		return
 	}
 	t := p.ts(now)
+	p.lastWant = p.clock
 	n = int(min(int64(n), p.total-off))
 	end := off + int64(n)
 	var fresh []int // missing pieces this read makes urgent

@@ -65,6 +65,11 @@ func TestPriorityOrder(t *testing.T) {
 func TestOnlyWantedIdle(t *testing.T) {
 	p := New(bigCfg(OnlyWanted))
 	seed(p, 1)
+	p.tick(t0)
+	if !p.Interesting(1) {
+		t.Fatal("not interesting right after the start: the first read would wait for an unchoke")
+	}
+	p.tick(t0.Add(interestLinger))
 	if p.Interesting(1) {
 		t.Fatal("interesting with no reader")
 	}
