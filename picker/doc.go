@@ -40,21 +40,22 @@
 //
 // # Priorities, highest first
 //
-//  1. Urgent pieces: the first read after an open or a seek before the
-//     others (someone stares at a frozen player, while a cp blocked at the
-//     download frontier loses little by waiting a moment), then oldest read
-//     first. Only peers not far slower than the
-//     best unchoked peer (urgentSlowFactor) take urgent blocks, unless no
-//     faster peer has the piece. Each peer takes a share of the piece's
-//     unrequested blocks computed by water-filling, so that all peers finish
-//     their parts at the same moment: a far or busy peer takes fewer. Before
-//     a peer takes an urgent block (and when a read makes a piece urgent),
-//     its queued requests for background, readahead and lower-ranked urgent
-//     pieces, beyond the few probably on the wire already, are withdrawn:
-//     the remote peer serves requests in order, and an urgent request must
-//     not wait behind a second of other work. While an urgent piece still
-//     has unrequested blocks, peers queue nothing else, so they come back
-//     for more as soon as their part arrives.
+//  1. Urgent pieces: the first read after an open or a seek before the others
+//     (someone stares at a frozen player, while a cp blocked at the download
+//     frontier loses little by waiting a moment), then oldest read first. Only
+//     peers that deliver a block well within the time the unchoked peers
+//     together need for a whole piece (urgentSlow) take urgent blocks, unless
+//     no faster peer has the piece: a far 20 KB/s peer would hold the piece
+//     back, a rate-capped seeder caught in a pause of its limiter would not.
+//     Each peer takes a share of the piece's unrequested blocks computed by
+//     water-filling, so that all peers finish their parts at the same moment: a
+//     far or busy peer takes fewer. Before a peer takes an urgent block (and
+//     when a read makes a piece urgent), its queued requests for background,
+//     readahead and lower-ranked urgent pieces, beyond the few probably on the
+//     wire already, are withdrawn: the remote peer serves requests in order,
+//     and an urgent request must not wait behind a second of other work. While
+//     an urgent piece still has unrequested blocks, peers queue nothing else,
+//     so they come back for more as soon as their part arrives.
 //  2. Late urgent blocks are requested again from a peer that would deliver
 //     sooner than the holder is expected to (a holder past its expected
 //     arrival is assumed to take as long again); when the first copy

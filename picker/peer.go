@@ -486,8 +486,8 @@ const (
 type rankCache struct {
 	dirty      bool
 	at         int64
-	bestBlk    float64 // lowest speed(one block) among unchoked peers
-	bestPiece  float64 // lowest speed(one piece)
+	bestPiece  float64 // lowest speed(one piece) among unchoked peers
+	pieceAll   float64 // seconds for one piece shared by all unchoked peers
 	sumRate    float64 // unchoked peers' rates
 	sumRateLat float64 // sum of rate*latency over the same peers
 }
@@ -499,22 +499,34 @@ func (p *Picker) refreshRank(t int64) {
 		return
 	}
 	p.refreshPrior()
-	rc := rankCache{at: t, bestBlk: -1, bestPiece: -1}
+	rc := rankCache{at: t, bestPiece: -1}
 	for _, pe := range p.peers {
 		if pe.choked {
 			continue
 		}
-		b, pc := pe.speed(p.blk), pe.speed(p.pieceLen)
-		if rc.bestBlk < 0 || b < rc.bestBlk {
-			rc.bestBlk = b
-		}
+		pc := pe.speed(p.pieceLen)
 		if rc.bestPiece < 0 || pc < rc.bestPiece {
 			rc.bestPiece = pc
 		}
 		rc.sumRate += pe.rateOrDefault()
 		rc.sumRateLat += pe.rateOrDefault() * pe.latOrDefault()
 	}
+	if rc.sumRate > 0 {
+		// Water-filling over every unchoked peer: each starts after its
+		// latency, all finish together.
+		rc.pieceAll = (float64(p.pieceLen) + rc.sumRateLat) / rc.sumRate
+	}
 	p.rank = rc
+}
+
+// urgentSlow reports whether pe is too slow for urgent blocks: one block
+// from it would take longer than urgentSlowFactor times what the unchoked
+// peers together need for a whole piece. Comparing with the best peer's
+// time for one block instead shunned a rate-capped seeder whose single
+// latency sample caught a pause of its limiter (100 ms against 10 ms):
+// a quarter of a slow swarm left idle while a read waits.
+func (p *Picker) urgentSlow(pe *peer) bool {
+	return pe.speed(p.blk) > urgentSlowFactor*p.rank.pieceAll+urgentSlack
 }
 
 // swarmRateNow is the download rate used for window sizing.

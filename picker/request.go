@@ -6,7 +6,7 @@ import (
 
 // Selection tuning. See doc.go.
 const (
-	urgentSlowFactor = 2.0                          // a peer this much slower than the best gets no urgent blocks
+	urgentSlowFactor = 2.0                          // see urgentSlow
 	urgentSlack      = 0.05                         // seconds added to that comparison
 	dupMargin        = int64(20 * time.Millisecond) // a duplicate must beat the holder by this much
 	holderStall      = 500 * time.Millisecond       // a holder silent this long is not delivering
@@ -72,7 +72,7 @@ func (p *Picker) Next(id PeerID, now time.Time, max int) []Request {
 		s.endgame()
 		return s.out
 	}
-	s.slow = pe.speed(p.blk) > urgentSlowFactor*p.rank.bestBlk+urgentSlack
+	s.slow = p.urgentSlow(pe)
 	if pe.speed(p.pieceLen) > urgentSlowFactor*p.rank.bestPiece+urgentSlack {
 		s.gate = t + pe.estNanos(p.pieceLen)
 	}
@@ -160,8 +160,7 @@ func (s *selection) urgent() {
 func (s *selection) fasterHas(piece int) bool {
 	p := s.p
 	for _, o := range p.peers {
-		if o != s.pe && !o.choked && o.hasPiece(piece) &&
-			o.speed(p.blk) <= urgentSlowFactor*p.rank.bestBlk+urgentSlack {
+		if o != s.pe && !o.choked && o.hasPiece(piece) && !p.urgentSlow(o) {
 			return true
 		}
 	}
@@ -184,7 +183,7 @@ func (s *selection) share(piece int) int {
 	}
 	var sumR, sumRE float64
 	for _, o := range p.peers {
-		if o.choked || !o.hasPiece(piece) || o != pe && o.speed(p.blk) > urgentSlowFactor*p.rank.bestBlk+urgentSlack {
+		if o.choked || !o.hasPiece(piece) || o != pe && p.urgentSlow(o) {
 			continue
 		}
 		r := o.rateOrDefault()

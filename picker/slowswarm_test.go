@@ -1,0 +1,47 @@
+package picker
+
+import (
+	"testing"
+	"time"
+)
+
+// Rules for a slow swarm: a few rate-capped seeders (libtorrent's limiter
+// hands out its quota in bursts, so one peer's latency sample is often
+// 100 ms where another's is 10 ms). A piece from one 2 MB/s seeder takes
+// half a second; from four, an eighth: every urgent piece must be spread
+// over all of them.
+
+// TestUrgentSharedByAllCappedPeers: four 2 MB/s seeds, one of which
+// measured 100 ms of latency (a quota pause) against 10 ms for the others,
+// all take a part of an urgent 1 MiB piece. The old rule compared a peer's
+// time for one block with the best peer's (0.108 s against 2 × 0.018 s +
+// slack) and left the fourth peer idle, a quarter of the swarm, while the
+// others would need 0.16 s for the whole piece.
+func TestUrgentSharedByAllCappedPeers(t *testing.T) {
+	p := New(bigCfg(OnlyWanted))
+	lats := map[PeerID]time.Duration{1: 10 * time.Millisecond, 2: 10 * time.Millisecond, 3: 10 * time.Millisecond, 4: 100 * time.Millisecond}
+	for id := PeerID(1); id <= 4; id++ {
+		seed(p, id)
+		train(p, id, 2e6, lats[id])
+	}
+	r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
+	p.ReaderRead(r, 3<<20, 4096, t0)
+	got := map[PeerID]int{}
+	for id := PeerID(1); id <= 4; id++ {
+		for _, q := range p.Next(id, t0, 64) {
+			if q.Piece != 3 {
+				t.Fatalf("peer %d asked for piece %d", id, q.Piece)
+			}
+			got[id]++
+		}
+	}
+	for id := PeerID(1); id <= 4; id++ {
+		if got[id] < 4 || got[id] > 24 {
+			t.Fatalf("blocks of the urgent piece per peer %v: want all four peers to share it", got)
+		}
+	}
+	// The peer that answers later takes less: all finish together.
+	if got[4] >= got[1] {
+		t.Fatalf("blocks per peer %v: the 100 ms peer took as much as a 10 ms one", got)
+	}
+}
