@@ -89,7 +89,10 @@
 // collapses the window at once: the old window's pieces are unpinned and,
 // under OnlyWanted, their queued requests withdrawn. A reader that has
 // proven sequential keeps that evidence across seeks and restarts from a
-// one-piece window, since a player that seeks goes on playing.
+// one-piece window, since a player that seeks goes on playing. So does a
+// media reader whose seek lands past its head and tail, where scanners and
+// probes stop: a player seeking into a video it has just opened (a
+// thumbnailer seeking once costs at most one piece more).
 //
 // The sum of all windows and head/tail pins is capped by
 // Config.MaxWindowBytes (derive it from the cache size). Head/tail takes at

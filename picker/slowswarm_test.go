@@ -45,3 +45,54 @@ func TestUrgentSharedByAllCappedPeers(t *testing.T) {
 		t.Fatalf("blocks per peer %v: the 100 ms peer took as much as a 10 ms one", got)
 	}
 }
+
+// TestMediaSeekToMiddleOpensWindow: a player opens a video, reads its head
+// and its index at the tail, then seeks to the middle. The piece after the
+// seek's must be asked right behind it: ffmpeg's next reads (the kernel's
+// readahead) reach it within a few hundred milliseconds, and at 8 MB/s a
+// piece takes 130 ms. A scanner that stays within the head and tail, or a
+// reader that is not media, earns no window.
+func TestMediaSeekToMiddleOpensWindow(t *testing.T) {
+	tests := []struct {
+		name   string
+		media  bool
+		seekTo int64
+		window bool
+	}{
+		{"player seeks to the middle", true, 30<<20 + 1000, true},
+		{"scanner reads the head again", true, 64 << 10, false},
+		{"not media", false, 30<<20 + 1000, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(bigCfg(OnlyWanted))
+			for id := PeerID(1); id <= 4; id++ {
+				seed(p, id)
+				train(p, id, 2e6, 10*time.Millisecond)
+			}
+			r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20, Media: tc.media}, t0)
+			now := t0
+			for _, rd := range [][2]int64{{0, 32 << 10}, {63<<20 + 500<<10, 32 << 10}, {tc.seekTo, 36 << 10}} {
+				now = now.Add(100 * time.Millisecond)
+				p.ReaderRead(r, rd[0], int(rd[1]), now)
+				if rd[0] != tc.seekTo {
+					p.SetHave(int(rd[0] >> 20)) // head and tail arrived
+					p.ReaderDone(r, rd[0], int(rd[1]))
+				}
+			}
+			next := int(tc.seekTo>>20) + 1
+			if got := p.Pinned(next); got != tc.window {
+				t.Fatalf("piece %d after the seek pinned %v, want %v (pins %v)", next, got, tc.window, p.PinnedPieces())
+			}
+			asked := false
+			for id := PeerID(1); id <= 4; id++ {
+				for _, q := range p.Next(id, now, 128) {
+					asked = asked || q.Piece == next
+				}
+			}
+			if asked != tc.window {
+				t.Fatalf("piece %d after the seek asked %v, want %v", next, asked, tc.window)
+			}
+		})
+	}
+}
