@@ -49,8 +49,13 @@
 //     back, a rate-capped seeder caught in a pause of its limiter would not.
 //     Each peer takes a share of the piece's unrequested blocks computed by
 //     water-filling, so that all peers finish their parts at the same moment: a
-//     far or busy peer takes fewer. Before a peer takes an urgent block (and
-//     when a read makes a piece urgent), its queued requests for background,
+//     far or busy peer takes fewer. No peer holds more urgent blocks than it
+//     delivers in urgentHorizon (at least urgentMinHold): the shares know only
+//     the peers unchoked at that instant, and right after a mount the first
+//     seeder to unchoke would otherwise take a whole piece that the others, a
+//     millisecond later, could have shared; the rest goes to whoever comes back
+//     first as its blocks arrive. Before a peer takes an urgent block (and when
+//     a read makes a piece urgent), its queued requests for background,
 //     readahead and lower-ranked urgent pieces, beyond the few probably on the
 //     wire already, are withdrawn: the remote peer serves requests in order,
 //     and an urgent request must not wait behind a second of other work. While

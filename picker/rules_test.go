@@ -125,7 +125,7 @@ func TestSlowPeerGetsNoUrgent(t *testing.T) {
 func TestDuplicateLateUrgentAndCancelLoser(t *testing.T) {
 	p := New(bigCfg(OnlyWanted))
 	seed(p, 1)
-	train(p, 1, 1<<20, 50*time.Millisecond)
+	train(p, 1, 4<<20, 50*time.Millisecond) // may hold a whole piece (urgentHorizon)
 	r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
 	p.ReaderRead(r, 0, 4096, t0)
 	first := p.Next(1, t0, 64)

@@ -96,3 +96,36 @@ func TestMediaSeekToMiddleOpensWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestUrgentPieceNotAllToFirstPeer: right after a mount, a read waits and
+// the seeders' handshakes complete a fraction of a millisecond apart. The
+// first peer to unchoke us must not take the whole urgent piece (half a
+// second from one 2 MB/s seeder) just because it is the only peer known
+// at that instant: it takes what it can deliver soon, and the peers that
+// unchoke next share the rest, each block asked once.
+func TestUrgentPieceNotAllToFirstPeer(t *testing.T) {
+	p := New(bigCfg(OnlyWanted))
+	r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
+	p.ReaderRead(r, 3<<20, 16<<10, t0)
+	got := map[PeerID]int{}
+	asked := map[Request]bool{}
+	for id := PeerID(1); id <= 4; id++ {
+		now := at(time.Duration(id) * 300 * time.Microsecond)
+		seed(p, id)
+		for _, q := range p.Next(id, now, 256) {
+			if q.Piece != 3 {
+				t.Fatalf("peer %d asked for piece %d", id, q.Piece)
+			}
+			if asked[q] {
+				t.Fatalf("peer %d asked %+v again", id, q)
+			}
+			asked[q] = true
+			got[id]++
+		}
+	}
+	for id := PeerID(1); id <= 4; id++ {
+		if got[id] < 4 || got[id] > 32 {
+			t.Fatalf("blocks of the urgent piece per peer as they unchoke: %v", got)
+		}
+	}
+}
