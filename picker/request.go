@@ -15,8 +15,8 @@ const (
 	queueTime        = 1.0                          // seconds of non-urgent work queued on a peer
 	urgentQueueTime  = 0.25                         // the same while urgent blocks wait for a peer
 	sparseScan       = 128                          // peers with fewer pieces are scanned by bitfield
-	urgentHorizon    = 0.25                         // seconds of a peer's rate it may hold for urgent pieces
-	urgentMinHold    = 8                            // blocks any peer may hold for urgent pieces
+	urgentHorizon    = 0.25                         // seconds of a peer's rate, beyond its latency, it may hold for urgent pieces
+	urgentMinHold    = 16                           // blocks any peer may hold for urgent pieces
 )
 
 // selection is one Next call's work.
@@ -202,14 +202,16 @@ func (s *selection) share(piece int) int {
 }
 
 // holdCap is how many more urgent blocks pe may take now: its queue is
-// kept to what it delivers in urgentHorizon (at least urgentMinHold
-// blocks), whatever the shares say. The shares know only the peers
+// kept to what it delivers in its latency plus urgentHorizon (at least
+// urgentMinHold blocks, a quarter of a 1 MiB piece, enough to cover a
+// 60 ms round trip at 4 MB/s before its rate is known), whatever the
+// shares say. The shares know only the peers
 // unchoked at this instant: right after a mount, the first seeder to
 // unchoke us would take a whole piece that the others, unchoking a
 // millisecond later, could have shared. What is left is taken by whoever
 // comes back first as its blocks arrive.
 func (s *selection) holdCap() int {
-	limit := max(urgentMinHold, int(s.pe.rateOrDefault()*urgentHorizon/float64(s.p.blk)))
+	limit := max(urgentMinHold, int(s.pe.rateOrDefault()*(s.pe.latOrDefault()+urgentHorizon)/float64(s.p.blk)))
 	return max(0, limit-len(s.pe.out))
 }
 
