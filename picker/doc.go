@@ -50,21 +50,25 @@
 //     Each peer takes a share of the piece's unrequested blocks computed by
 //     water-filling, so that all peers finish their parts at the same moment: a
 //     far or busy peer takes fewer. No peer holds more urgent blocks than it
-//     delivers in urgentHorizon (at least urgentMinHold): the shares know only
-//     the peers unchoked at that instant, and right after a mount the first
-//     seeder to unchoke would otherwise take a whole piece that the others, a
-//     millisecond later, could have shared; the rest goes to whoever comes back
-//     first as its blocks arrive. Before a peer takes an urgent block (and when
-//     a read makes a piece urgent), its queued requests for background,
-//     readahead and lower-ranked urgent pieces, beyond the few probably on the
-//     wire already, are withdrawn: the remote peer serves requests in order,
-//     and an urgent request must not wait behind a second of other work. While
-//     an urgent piece still has unrequested blocks, peers queue nothing else,
-//     so they come back for more as soon as their part arrives.
+//     delivers in its latency plus urgentHorizon (at least urgentMinHold): the
+//     shares know only the peers unchoked at that instant, and right after a
+//     mount the first seeder to unchoke would otherwise take a whole piece that
+//     the others, a millisecond later, could have shared; the rest goes to
+//     whoever comes back first as its blocks arrive. Before a peer takes an
+//     urgent block (and when a read makes a piece urgent), its queued requests
+//     for background, readahead and lower-ranked urgent pieces, beyond the few
+//     probably on the wire already, are withdrawn: the remote peer serves
+//     requests in order, and an urgent request must not wait behind a second of
+//     other work. While an urgent piece still has unrequested blocks, peers
+//     queue nothing else, so they come back for more as soon as their part
+//     arrives.
 //  2. Late urgent blocks are requested again from a peer that would deliver
 //     sooner than the holder is expected to (a holder past its expected
 //     arrival is assumed to take as long again); when the first copy
-//     arrives, BlockReceived returns the loser as a cancel.
+//     arrives, BlockReceived returns the loser as a cancel. A holder not
+//     measured yet is left alone while it delivers: its estimates come
+//     from the prior, and a remote peer sends what it has read for us,
+//     CANCEL or not.
 //  3. Readahead windows of all readers merged by deadline, so two players
 //     and a cp share bandwidth by who needs data first, not by who asked
 //     first. A peer far slower than the best skips window pieces due before

@@ -254,6 +254,9 @@ func (s *selection) duplicateLate() {
 // holder). Duplicating blocks that are merely queued a little would only
 // waste bandwidth.
 func (s *selection) sooner(bl *block, k int64) bool {
+	if s.newHolderDelivering(bl) {
+		return false
+	}
 	mine := s.t + s.pe.estNanos(s.p.blk) + dupMargin
 	if s.t > bl.eta+dupMargin {
 		return mine < s.t+(s.t-bl.reqAt) && !s.holderDelivering(bl, k, mine)
@@ -289,6 +292,25 @@ func (s *selection) holderDelivering(bl *block, k int64, mine int64) bool {
 			}
 		}
 		if s.t+int64(float64(ahead)/h.rate*1e9) <= mine {
+			return true
+		}
+	}
+	return false
+}
+
+// newHolderDelivering reports whether a holder of bl has no measured rate
+// yet but is delivering: it sent a block within holderStall, or was asked
+// less than holderStall ago. Its blocks' arrival estimates come from the
+// prior (256 KiB/s before any peer is measured), so a peer measured since
+// would find it slow and duplicate its whole queue: wasted bandwidth, as a
+// remote peer sends what it has read for us, CANCEL or not.
+func (s *selection) newHolderDelivering(bl *block) bool {
+	for _, id := range bl.holders {
+		h := s.p.peer(id)
+		if h == nil || h.told || h.nRate > 0 {
+			continue
+		}
+		if s.t-max(h.lastRecv, bl.reqAt) < int64(holderStall) {
 			return true
 		}
 	}

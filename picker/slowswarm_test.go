@@ -129,3 +129,44 @@ func TestUrgentPieceNotAllToFirstPeer(t *testing.T) {
 		}
 	}
 }
+
+// TestNoDuplicateOfNewPeerStillDelivering: a seeder that has just
+// unchoked us and is delivering has no measured rate yet, so the arrival
+// times of its queued blocks were estimated from the 256 KiB/s prior. A
+// peer measured since must not duplicate those blocks on that estimate: a
+// rate-capped libtorrent seeder sends what it has read for us, CANCEL or
+// not, so each duplicate costs a block of the swarm's bandwidth. Once the
+// new peer falls silent, its blocks may be duplicated.
+func TestNoDuplicateOfNewPeerStillDelivering(t *testing.T) {
+	p := New(bigCfg(OnlyWanted))
+	seed(p, 1)
+	r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
+	p.ReaderRead(r, 3<<20, 16<<10, t0)
+	held := p.Next(1, t0, 16)
+	if len(held) == 0 {
+		t.Fatal("peer 1 took nothing")
+	}
+	// Peer 1 delivers its first block 70 ms later, and is still unmeasured.
+	if _, ok := p.BlockReceived(1, held[0], at(70*time.Millisecond)); !ok {
+		t.Fatal("block not useful")
+	}
+	seed(p, 2)
+	train(p, 2, 2e6, 10*time.Millisecond)
+	for _, q := range p.Next(2, at(100*time.Millisecond), 64) {
+		for _, h := range held {
+			if q == h {
+				t.Fatalf("peer 2 duplicated %+v, held by a peer that is delivering", q)
+			}
+		}
+	}
+	// Silent for a second: its blocks are fair game.
+	dup := false
+	for _, q := range p.Next(2, at(1200*time.Millisecond), 64) {
+		for _, h := range held {
+			dup = dup || q == h
+		}
+	}
+	if !dup {
+		t.Fatal("no duplicate of a silent holder's blocks")
+	}
+}
