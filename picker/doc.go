@@ -74,8 +74,11 @@
 //     first. A peer far slower than the best skips window pieces due before
 //     it could deliver them. When a window piece is due before the peer's
 //     queue would drain, queued background is withdrawn and little new
-//     background is queued behind it.
-//  4. Head and tail of media readers.
+//     background is queued behind it. Each window piece is shared by the
+//     unchoked peers (spreadCap): taken whole, pieces would complete all
+//     at once, each at one peer's rate; shared, they complete one after
+//     another in the order the reader needs them.
+//  4. Head and tail of media readers, shared the same way.
 //  5. The background policy: with All, partial pieces first (so few pieces
 //     are half done at once), then new pieces rarest first with a seeded
 //     random tie-break; with OnlyWanted, nothing. Endgame: once every

@@ -488,6 +488,7 @@ type rankCache struct {
 	at         int64
 	bestPiece  float64 // lowest speed(one piece) among unchoked peers
 	pieceAll   float64 // seconds for one piece shared by all unchoked peers
+	unchoked   int     // unchoked peers
 	sumRate    float64 // unchoked peers' rates
 	sumRateLat float64 // sum of rate*latency over the same peers
 }
@@ -508,6 +509,7 @@ func (p *Picker) refreshRank(t int64) {
 		if rc.bestPiece < 0 || pc < rc.bestPiece {
 			rc.bestPiece = pc
 		}
+		rc.unchoked++
 		rc.sumRate += pe.rateOrDefault()
 		rc.sumRateLat += pe.rateOrDefault() * pe.latOrDefault()
 	}

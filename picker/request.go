@@ -17,6 +17,7 @@ const (
 	sparseScan       = 128                          // peers with fewer pieces are scanned by bitfield
 	urgentHorizon    = 0.25                         // seconds of a peer's rate, beyond its latency, it may hold for urgent pieces
 	urgentMinHold    = 16                           // blocks any peer may hold for urgent pieces
+	spreadMin        = 8                            // blocks of a readahead piece a peer may take, at least
 )
 
 // selection is one Next call's work.
@@ -377,8 +378,7 @@ func (s *selection) windows() {
 		if room <= 0 {
 			return
 		}
-		s.take(c.next, room, true)
-		if !p.busy.get(c.next) {
+		if n := s.take(c.next, min(room, s.spreadCap(c.next)), true); n == room && !p.busy.get(c.next) {
 			return // pe took all it may
 		}
 		c.next = s.nextFree(c.next+1, c.sp.last)
@@ -402,14 +402,29 @@ func (s *selection) headTail() {
 				if room <= 0 {
 					return
 				}
-				s.take(i, room, true)
-				if !p.busy.get(i) {
+				if n := s.take(i, min(room, s.spreadCap(i)), true); n == room && !p.busy.get(i) {
 					return
 				}
 				sp.first = i + 1
 			}
 		}
 	}
+}
+
+// spreadCap is how many more blocks of readahead piece pe may take: its
+// share when every unchoked peer takes part (at least spreadMin), less
+// what it holds. A peer taking whole pieces from a window completes them
+// all at once, each at one peer's rate (half a second from a 2 MB/s
+// seeder); shared, they complete one after the other in the order the
+// reader needs them. A peer that comes back for more as its blocks arrive
+// takes more: the faster peers end up with the larger parts.
+func (s *selection) spreadCap(piece int) int {
+	p := s.p
+	per := max(spreadMin, (p.numBlocks(piece)+max(p.rank.unchoked, 1)-1)/max(p.rank.unchoked, 1))
+	if pa := p.partOf(piece); pa != nil {
+		per -= pa.heldCount(s.pe.id)
+	}
+	return max(per, 0)
 }
 
 // nextFree is the first piece in [from, to] that pe has, with unrequested

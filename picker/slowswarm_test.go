@@ -170,3 +170,32 @@ func TestNoDuplicateOfNewPeerStillDelivering(t *testing.T) {
 		t.Fatal("no duplicate of a silent holder's blocks")
 	}
 }
+
+// TestReadaheadSpreadOverPeers: a media reader's head and tail (and a
+// window) are asked of four 2 MB/s seeds. Each piece is shared by the
+// peers, so the pieces complete one after another in the order they are
+// needed (the head in 130 ms, the index 130 ms later) instead of all at
+// once after half a second, each from one peer; when ffprobe then reads
+// the index, it is not waiting on a single seeder.
+func TestReadaheadSpreadOverPeers(t *testing.T) {
+	p := New(bigCfg(OnlyWanted))
+	for id := PeerID(1); id <= 4; id++ {
+		seed(p, id)
+		train(p, id, 2e6, 10*time.Millisecond)
+	}
+	p.AddReader(ReaderOptions{Start: 0, End: 64 << 20, Media: true}, t0)
+	perPiece := map[int]map[PeerID]int{}
+	for id := PeerID(1); id <= 4; id++ {
+		for _, q := range p.Next(id, t0, 256) {
+			if perPiece[q.Piece] == nil {
+				perPiece[q.Piece] = map[PeerID]int{}
+			}
+			perPiece[q.Piece][id]++
+		}
+	}
+	for _, piece := range []int{0, 63} {
+		if len(perPiece[piece]) != 4 {
+			t.Fatalf("piece %d asked of peers %v, want all four (all: %v)", piece, perPiece[piece], perPiece)
+		}
+	}
+}
