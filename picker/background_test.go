@@ -29,6 +29,7 @@ func TestSetBackground(t *testing.T) {
 	if reqs := p.Next(1, now, 200); len(reqs) != 0 {
 		t.Fatalf("paused background still requested %v", reqs)
 	}
+	p.tick(now.Add(interestLinger))
 	if p.Interesting(1) {
 		t.Fatal("interested in a seed with the background paused and no reader")
 	}

@@ -40,35 +40,47 @@
 //
 // # Priorities, highest first
 //
-//  1. Urgent pieces: the first read after an open or a seek before the
-//     others (someone stares at a frozen player, while a cp blocked at the
-//     download frontier loses little by waiting a moment), then oldest read
-//     first. Only peers not far slower than the
-//     best unchoked peer (urgentSlowFactor) take urgent blocks, unless no
-//     faster peer has the piece. Each peer takes a share of the piece's
-//     unrequested blocks computed by water-filling, so that all peers finish
-//     their parts at the same moment: a far or busy peer takes fewer. Before
-//     a peer takes an urgent block (and when a read makes a piece urgent),
-//     its queued requests for background, readahead and lower-ranked urgent
-//     pieces, beyond the few probably on the wire already, are withdrawn:
-//     the remote peer serves requests in order, and an urgent request must
-//     not wait behind a second of other work. While an urgent piece still
-//     has unrequested blocks, the peers that have it queue nothing else, so
-//     they come back for more as soon as their part arrives. A peer that
-//     lacks it goes on with the layers below: a read waiting on a piece no
-//     peer has yet (a super-seed shows each host a piece at a time) does
-//     not stop the rest of the download.
+//  1. Urgent pieces: the first read after an open or a seek before the others
+//     (someone stares at a frozen player, while a cp blocked at the download
+//     frontier loses little by waiting a moment), then oldest read first. Only
+//     peers that deliver a block well within the time the unchoked peers
+//     together need for a whole piece (urgentSlow) take urgent blocks, unless
+//     no faster peer has the piece: a far 20 KB/s peer would hold the piece
+//     back, a rate-capped seeder caught in a pause of its limiter would not.
+//     Each peer takes a share of the piece's unrequested blocks computed by
+//     water-filling, so that all peers finish their parts at the same moment: a
+//     far or busy peer takes fewer. No peer holds more urgent blocks than it
+//     delivers in its latency plus urgentHorizon (at least urgentMinHold): the
+//     shares know only the peers unchoked at that instant, and right after a
+//     mount the first seeder to unchoke would otherwise take a whole piece that
+//     the others, a millisecond later, could have shared; the rest goes to
+//     whoever comes back first as its blocks arrive. Before a peer takes an
+//     urgent block (and when a read makes a piece urgent), its queued requests
+//     for background, readahead and lower-ranked urgent pieces, beyond the few
+//     probably on the wire already, are withdrawn: the remote peer serves
+//     requests in order, and an urgent request must not wait behind a second of
+//     other work. While an urgent piece still has unrequested blocks, the peers
+//     that have it queue nothing else, so they come back for more as soon as
+//     their part arrives. A peer that lacks it goes on with the layers below: a
+//     read waiting on a piece no peer has yet (a super-seed shows each host a
+//     piece at a time) does not stop the rest of the download.
 //  2. Late urgent blocks are requested again from a peer that would deliver
 //     sooner than the holder is expected to (a holder past its expected
 //     arrival is assumed to take as long again); when the first copy
-//     arrives, BlockReceived returns the loser as a cancel.
+//     arrives, BlockReceived returns the loser as a cancel. A holder not
+//     measured yet is left alone while it delivers: its estimates come
+//     from the prior, and a remote peer sends what it has read for us,
+//     CANCEL or not.
 //  3. Readahead windows of all readers merged by deadline, so two players
 //     and a cp share bandwidth by who needs data first, not by who asked
 //     first. A peer far slower than the best skips window pieces due before
 //     it could deliver them. When a window piece is due before the peer's
 //     queue would drain, queued background is withdrawn and little new
-//     background is queued behind it.
-//  4. Head and tail of media readers.
+//     background is queued behind it. Each window piece is shared by the
+//     unchoked peers (spreadCap): taken whole, pieces would complete all
+//     at once, each at one peer's rate; shared, they complete one after
+//     another in the order the reader needs them.
+//  4. Head and tail of media readers, shared the same way.
 //  5. The background policy: with All, partial pieces first (so few pieces
 //     are half done at once), then new pieces rarest first with a seeded
 //     random tie-break; with OnlyWanted, nothing. Endgame: once every
@@ -98,7 +110,10 @@
 // collapses the window at once: the old window's pieces are unpinned and,
 // under OnlyWanted, their queued requests withdrawn. A reader that has
 // proven sequential keeps that evidence across seeks and restarts from a
-// one-piece window, since a player that seeks goes on playing.
+// one-piece window, since a player that seeks goes on playing. So does a
+// media reader whose seek lands past its head and tail, where scanners and
+// probes stop: a player seeking into a video it has just opened (a
+// thumbnailer seeking once costs at most one piece more).
 //
 // The sum of all windows and head/tail pins is capped by
 // Config.MaxWindowBytes (derive it from the cache size). Head/tail takes at
@@ -121,7 +136,10 @@
 // each) and Next for every peer: that is what turns a seek into requests
 // within the same loop iteration. About once a second, Timeouts (it also
 // drains Cancels). Sync cache pins from PinnedPieces when PinVersion
-// changed. Interesting says whether to be interested in a peer. When the
+// changed. Interesting says whether to be interested in a peer; under
+// OnlyWanted it stays true for interestLinger after the last reader
+// activity and after the start, since a peer chokes us when we lose
+// interest and unchokes us a round trip after we regain it. When the
 // store refuses a verified piece, call neither SetHave nor PieceFailed:
 // the piece is then asked of nobody until PieceFailed (when it may be
 // tried again). SetBackground pauses the All policy while the cache is

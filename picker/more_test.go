@@ -69,7 +69,8 @@ func TestInterestingFollowsPolicyAndSelection(t *testing.T) {
 		{"all, piece deselected", All, func(p *Picker) { p.PeerHave(1, 3); p.SetWanted(3<<20, 4<<20, false) }, false},
 		{"all, piece verified", All, func(p *Picker) { p.PeerHave(1, 3); p.SetHave(3) }, false},
 		{"all, piece lost again", All, func(p *Picker) { p.PeerHave(1, 3); p.SetHave(3); p.Lost(3) }, true},
-		{"only wanted, no reader", OnlyWanted, func(p *Picker) { p.PeerHave(1, 3) }, false},
+		{"only wanted, just started", OnlyWanted, func(p *Picker) { p.PeerHave(1, 3); p.tick(t0) }, true},
+		{"only wanted, no reader", OnlyWanted, func(p *Picker) { p.PeerHave(1, 3); p.tick(t0); p.tick(t0.Add(interestLinger)) }, false},
 		{"only wanted, reader on it", OnlyWanted, func(p *Picker) {
 			p.PeerHave(1, 3)
 			r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
@@ -79,7 +80,25 @@ func TestInterestingFollowsPolicyAndSelection(t *testing.T) {
 			p.PeerHave(1, 3)
 			r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
 			p.ReaderRead(r, 9<<20, 10, t0)
+			p.tick(t0.Add(interestLinger))
 		}, false},
+		// A remote peer chokes us when we lose interest and unchokes us a
+		// round trip after we regain it: the next seek must not wait.
+		{"only wanted, reader elsewhere, lingering", OnlyWanted, func(p *Picker) {
+			p.PeerHave(1, 3)
+			r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
+			p.ReaderRead(r, 9<<20, 10, t0)
+			p.tick(t0.Add(interestLinger - time.Second))
+		}, true},
+		{"only wanted, read done, lingering", OnlyWanted, func(p *Picker) {
+			p.PeerHave(1, 3)
+			p.PeerHave(1, 9)
+			r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
+			p.ReaderRead(r, 9<<20, 10, t0)
+			p.SetHave(9)
+			p.ReaderDone(r, 9<<20, 10)
+			p.tick(t0.Add(time.Second))
+		}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

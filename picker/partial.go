@@ -189,6 +189,17 @@ func (p *Picker) withdraw(id PeerID, pa *partial, b int, cancel bool) {
 	}
 }
 
+// heldCount is how many blocks of pa id holds.
+func (pa *partial) heldCount(id PeerID) int {
+	n := 0
+	for i := range pa.blocks {
+		if holds(&pa.blocks[i], id) {
+			n++
+		}
+	}
+	return n
+}
+
 // heldBy reports whether id holds any block of pa.
 func (pa *partial) heldBy(id PeerID) bool {
 	for i := range pa.blocks {

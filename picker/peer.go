@@ -273,18 +273,35 @@ func (p *Picker) PeerAllowedFast(id PeerID, piece int) {
 	pe.fast = append(pe.fast, piece)
 }
 
+// interestLinger is how long, under OnlyWanted, interest in a peer with
+// pieces we lack outlasts the last reader activity (and the torrent's
+// start). A remote peer chokes us when we lose interest (libtorrent does
+// at once, dropping our queued requests) and unchokes us only a round trip
+// after we regain it: a player's next seek, or the first read right after
+// a mount, would wait for that round trip, and its first urgent piece
+// would go to whichever peer unchoked first instead of being spread over
+// all of them.
+const interestLinger = 20 * time.Second
+
 // Interesting reports whether the peer has a piece we still want under the
 // current policy: something a reader waits for or will soon, or under All
-// any wanted piece we lack.
+// any wanted piece we lack. Under OnlyWanted, any wanted piece we lack
+// also counts until interestLinger after the last reader activity (or the
+// first time the picker was given), so that peers keep us unchoked while
+// a file is in use.
 func (p *Picker) Interesting(id PeerID) bool {
 	pe := p.peer(id)
 	if pe == nil {
 		return false
 	}
+	lacks := pe.seed && p.wantedMissing > 0 || !pe.seed && pe.wantedMissing > 0
 	if p.policy == All || p.strategy != stratStreaming {
-		if pe.seed && p.wantedMissing > 0 || !pe.seed && pe.wantedMissing > 0 {
+		if lacks {
 			return true
 		}
+	}
+	if lacks && p.strategy == stratStreaming && p.clock-p.lastWant < int64(interestLinger) {
+		return true
 	}
 	return p.readersWantFrom(pe)
 }
@@ -505,8 +522,9 @@ const (
 type rankCache struct {
 	dirty      bool
 	at         int64
-	bestBlk    float64 // lowest speed(one block) among unchoked peers
-	bestPiece  float64 // lowest speed(one piece)
+	bestPiece  float64 // lowest speed(one piece) among unchoked peers
+	pieceAll   float64 // seconds for one piece shared by all unchoked peers
+	unchoked   int     // unchoked peers
 	sumRate    float64 // unchoked peers' rates
 	sumRateLat float64 // sum of rate*latency over the same peers
 }
@@ -518,22 +536,35 @@ func (p *Picker) refreshRank(t int64) {
 		return
 	}
 	p.refreshPrior()
-	rc := rankCache{at: t, bestBlk: -1, bestPiece: -1}
+	rc := rankCache{at: t, bestPiece: -1}
 	for _, pe := range p.peers {
 		if pe.choked {
 			continue
 		}
-		b, pc := pe.speed(p.blk), pe.speed(p.pieceLen)
-		if rc.bestBlk < 0 || b < rc.bestBlk {
-			rc.bestBlk = b
-		}
+		pc := pe.speed(p.pieceLen)
 		if rc.bestPiece < 0 || pc < rc.bestPiece {
 			rc.bestPiece = pc
 		}
+		rc.unchoked++
 		rc.sumRate += pe.rateOrDefault()
 		rc.sumRateLat += pe.rateOrDefault() * pe.latOrDefault()
 	}
+	if rc.sumRate > 0 {
+		// Water-filling over every unchoked peer: each starts after its
+		// latency, all finish together.
+		rc.pieceAll = (float64(p.pieceLen) + rc.sumRateLat) / rc.sumRate
+	}
 	p.rank = rc
+}
+
+// urgentSlow reports whether pe is too slow for urgent blocks: one block
+// from it would take longer than urgentSlowFactor times what the unchoked
+// peers together need for a whole piece. Comparing with the best peer's
+// time for one block instead shunned a rate-capped seeder whose single
+// latency sample caught a pause of its limiter (100 ms against 10 ms):
+// a quarter of a slow swarm left idle while a read waits.
+func (p *Picker) urgentSlow(pe *peer) bool {
+	return pe.speed(p.blk) > urgentSlowFactor*p.rank.pieceAll+urgentSlack
 }
 
 // swarmRateNow is the download rate used for window sizing.

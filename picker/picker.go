@@ -75,6 +75,10 @@ type Picker struct {
 	// clock is the latest time a caller passed in (unix nanos): what
 	// internal decisions without a time argument take as now.
 	clock int64
+	// lastWant is the clock at the last reader activity (open, read,
+	// close), or at the first time seen: under OnlyWanted, interest in
+	// peers lingers interestLinger after it (see Interesting).
+	lastWant int64
 
 	// Geometry, read-only after New.
 	n         int
@@ -396,5 +400,8 @@ func (p *Picker) rarKey(piece int) uint8 {
 func (p *Picker) tick(now time.Time) {
 	if n := now.UnixNano(); n > p.clock {
 		p.clock = n
+	}
+	if p.lastWant == 0 {
+		p.lastWant = p.clock // a fresh torrent: its first read is near
 	}
 }

@@ -42,6 +42,7 @@ type reader struct {
 	rateAcc  int64
 	target   int64 // wanted window bytes; the budget may grant less
 	proven   bool  // has read sequentially before: a player, not a scanner
+	media    bool  // ReaderOptions.Media
 }
 
 type pendingRead struct {
@@ -69,9 +70,10 @@ type urgentEntry struct {
 func (p *Picker) AddReader(opts ReaderOptions, now time.Time) ReaderID {
 	p.tick(now)
 	t := p.ts(now)
+	p.lastWant = p.clock
 	start := min(max(opts.Start, 0), p.total)
 	end := min(max(opts.End, start), p.total)
-	r := &reader{id: p.nextReader, start: start, end: end, lastRead: t}
+	r := &reader{id: p.nextReader, start: start, end: end, lastRead: t, media: opts.Media}
 	r.ht[0], r.ht[1] = span{1, 0}, span{1, 0}
 	p.nextReader++
 	if opts.Media && end > start && p.n > 0 {
@@ -139,7 +141,8 @@ func (p *Picker) RemoveReader(id ReaderID) {
 // are urgent until they arrive; a read continuing the previous ones is
 // evidence of sequential reading and grows the window; any other read is
 // a seek, which releases the old window at once (a proven reader restarts
-// from one piece at the new position, a scanner from none).
+// from one piece at the new position, a scanner from none). A media
+// reader's seek past its head and tail proves it: a player.
 func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
 	p.tick(now)
 	r := p.reader(id)
@@ -147,6 +150,7 @@ func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
 		return
 	}
 	t := p.ts(now)
+	p.lastWant = p.clock
 	n = int(min(int64(n), p.total-off))
 	end := off + int64(n)
 	var fresh []int // missing pieces this read makes urgent
@@ -165,6 +169,13 @@ func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
 
 	if seek {
 		hadWindow := r.target > 0
+		if r.media && off >= r.start+headTailSize && end <= r.end-headTailSize {
+			// A media file read away from its head and tail, where
+			// scanners and probes stop: a player seeking, which goes
+			// on playing. Its next piece should be on its way behind
+			// the urgent ones, not wait for two more reads' evidence.
+			r.proven = true
+		}
 		r.hasPos, r.pos, r.seq, r.reads = true, end, int64(n), 1
 		r.rateAt, r.rateAcc = t, int64(n)
 		p.setTarget(r, p.targetFor(r, t))

@@ -6,7 +6,7 @@ import (
 
 // Selection tuning. See doc.go.
 const (
-	urgentSlowFactor = 2.0                          // a peer this much slower than the best gets no urgent blocks
+	urgentSlowFactor = 2.0                          // see urgentSlow
 	urgentSlack      = 0.05                         // seconds added to that comparison
 	dupMargin        = int64(20 * time.Millisecond) // a duplicate must beat the holder by this much
 	holderStall      = 500 * time.Millisecond       // a holder silent this long is not delivering
@@ -17,6 +17,9 @@ const (
 	sparseScan       = 128                          // peers with fewer pieces are scanned by bitfield
 	partnerFactor    = 2.0                          // a partial peer this much slower than a seed still counts as comparable
 	partnerScan      = 512                          // pieces a seed skips for partners before it waits
+	urgentHorizon    = 0.25                         // seconds of a peer's rate, beyond its latency, it may hold for urgent pieces
+	urgentMinHold    = 16                           // blocks any peer may hold for urgent pieces
+	spreadMin        = 8                            // blocks of a readahead piece a peer may take, at least
 )
 
 // selection is one Next call's work.
@@ -78,7 +81,7 @@ func (p *Picker) Next(id PeerID, now time.Time, max int) []Request {
 		s.endgame()
 		return s.out
 	}
-	s.slow = pe.speed(p.blk) > urgentSlowFactor*p.rank.bestBlk+urgentSlack
+	s.slow = p.urgentSlow(pe)
 	if pe.speed(p.pieceLen) > urgentSlowFactor*p.rank.bestPiece+urgentSlack {
 		s.gate = t + pe.estNanos(p.pieceLen)
 	}
@@ -175,8 +178,7 @@ func (s *selection) urgent() {
 func (s *selection) fasterHas(piece int) bool {
 	p := s.p
 	for _, o := range p.peers {
-		if o != s.pe && !o.choked && o.hasPiece(piece) &&
-			o.speed(p.blk) <= urgentSlowFactor*p.rank.bestBlk+urgentSlack {
+		if o != s.pe && !o.choked && o.hasPiece(piece) && !p.urgentSlow(o) {
 			return true
 		}
 	}
@@ -199,19 +201,34 @@ func (s *selection) share(piece int) int {
 	}
 	var sumR, sumRE float64
 	for _, o := range p.peers {
-		if o.choked || !o.hasPiece(piece) || o != pe && o.speed(p.blk) > urgentSlowFactor*p.rank.bestBlk+urgentSlack {
+		if o.choked || !o.hasPiece(piece) || o != pe && p.urgentSlow(o) {
 			continue
 		}
 		r := o.rateOrDefault()
 		sumR += r
 		sumRE += r * o.est(0)
 	}
+	hold := s.holdCap()
 	if sumR <= 0 {
-		return unreq
+		return min(unreq, hold)
 	}
 	T := (float64(unreq)*float64(p.blk) + sumRE) / sumR
 	mine := (T - pe.est(0)) * pe.rateOrDefault() / float64(p.blk)
-	return max(1, int(mine+0.5))
+	return min(max(1, int(mine+0.5)), hold)
+}
+
+// holdCap is how many more urgent blocks pe may take now: its queue is
+// kept to what it delivers in its latency plus urgentHorizon (at least
+// urgentMinHold blocks, a quarter of a 1 MiB piece, enough to cover a
+// 60 ms round trip at 4 MB/s before its rate is known), whatever the
+// shares say. The shares know only the peers
+// unchoked at this instant: right after a mount, the first seeder to
+// unchoke us would take a whole piece that the others, unchoking a
+// millisecond later, could have shared. What is left is taken by whoever
+// comes back first as its blocks arrive.
+func (s *selection) holdCap() int {
+	limit := max(urgentMinHold, int(s.pe.rateOrDefault()*(s.pe.latOrDefault()+urgentHorizon)/float64(s.p.blk)))
+	return max(0, limit-len(s.pe.out))
 }
 
 // duplicateLate asks pe again for urgent blocks another peer holds when pe
@@ -254,6 +271,9 @@ func (s *selection) duplicateLate() {
 // holder). Duplicating blocks that are merely queued a little would only
 // waste bandwidth.
 func (s *selection) sooner(bl *block, k int64) bool {
+	if s.newHolderDelivering(bl) {
+		return false
+	}
 	mine := s.t + s.pe.estNanos(s.p.blk) + dupMargin
 	if s.t > bl.eta+dupMargin {
 		return mine < s.t+(s.t-bl.reqAt) && !s.holderDelivering(bl, k, mine)
@@ -289,6 +309,25 @@ func (s *selection) holderDelivering(bl *block, k int64, mine int64) bool {
 			}
 		}
 		if s.t+int64(float64(ahead)/h.rate*1e9) <= mine {
+			return true
+		}
+	}
+	return false
+}
+
+// newHolderDelivering reports whether a holder of bl has no measured rate
+// yet but is delivering: it sent a block within holderStall, or was asked
+// less than holderStall ago. Its blocks' arrival estimates come from the
+// prior (256 KiB/s before any peer is measured), so a peer measured since
+// would find it slow and duplicate its whole queue: wasted bandwidth, as a
+// remote peer sends what it has read for us, CANCEL or not.
+func (s *selection) newHolderDelivering(bl *block) bool {
+	for _, id := range bl.holders {
+		h := s.p.peer(id)
+		if h == nil || h.told || h.nRate > 0 {
+			continue
+		}
+		if s.t-max(h.lastRecv, bl.reqAt) < int64(holderStall) {
 			return true
 		}
 	}
@@ -355,8 +394,7 @@ func (s *selection) windows() {
 		if room <= 0 {
 			return
 		}
-		s.take(c.next, room, true)
-		if !p.busy.get(c.next) {
+		if n := s.take(c.next, min(room, s.spreadCap(c.next)), true); n == room && !p.busy.get(c.next) {
 			return // pe took all it may
 		}
 		c.next = s.nextFree(c.next+1, c.sp.last)
@@ -380,14 +418,29 @@ func (s *selection) headTail() {
 				if room <= 0 {
 					return
 				}
-				s.take(i, room, true)
-				if !p.busy.get(i) {
+				if n := s.take(i, min(room, s.spreadCap(i)), true); n == room && !p.busy.get(i) {
 					return
 				}
 				sp.first = i + 1
 			}
 		}
 	}
+}
+
+// spreadCap is how many more blocks of readahead piece pe may take: its
+// share when every unchoked peer takes part (at least spreadMin), less
+// what it holds. A peer taking whole pieces from a window completes them
+// all at once, each at one peer's rate (half a second from a 2 MB/s
+// seeder); shared, they complete one after the other in the order the
+// reader needs them. A peer that comes back for more as its blocks arrive
+// takes more: the faster peers end up with the larger parts.
+func (s *selection) spreadCap(piece int) int {
+	p := s.p
+	per := max(spreadMin, (p.numBlocks(piece)+max(p.rank.unchoked, 1)-1)/max(p.rank.unchoked, 1))
+	if pa := p.partOf(piece); pa != nil {
+		per -= pa.heldCount(s.pe.id)
+	}
+	return max(per, 0)
 }
 
 // nextFree is the first piece in [from, to] that pe has, with unrequested

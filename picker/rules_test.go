@@ -65,6 +65,11 @@ func TestPriorityOrder(t *testing.T) {
 func TestOnlyWantedIdle(t *testing.T) {
 	p := New(bigCfg(OnlyWanted))
 	seed(p, 1)
+	p.tick(t0)
+	if !p.Interesting(1) {
+		t.Fatal("not interesting right after the start: the first read would wait for an unchoke")
+	}
+	p.tick(t0.Add(interestLinger))
 	if p.Interesting(1) {
 		t.Fatal("interesting with no reader")
 	}
@@ -120,7 +125,7 @@ func TestSlowPeerGetsNoUrgent(t *testing.T) {
 func TestDuplicateLateUrgentAndCancelLoser(t *testing.T) {
 	p := New(bigCfg(OnlyWanted))
 	seed(p, 1)
-	train(p, 1, 1<<20, 50*time.Millisecond)
+	train(p, 1, 4<<20, 50*time.Millisecond) // may hold a whole piece (urgentHorizon)
 	r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
 	p.ReaderRead(r, 0, 4096, t0)
 	first := p.Next(1, t0, 64)
