@@ -91,6 +91,7 @@ var blockPool = sync.Pool{New: func() any { b := make([]byte, peer.BlockSize); r
 
 // getBlockBuf returns a buffer of n bytes, pooled for the usual block size.
 func getBlockBuf(n int) []byte {
+	held.add(int64(n))
 	if n == peer.BlockSize {
 		return *(blockPool.Get().(*[]byte))
 	}
@@ -98,6 +99,7 @@ func getBlockBuf(n int) []byte {
 }
 
 func putBlockBuf(b []byte) {
+	held.add(-int64(len(b)))
 	if cap(b) == peer.BlockSize {
 		b = b[:peer.BlockSize]
 		blockPool.Put(&b)

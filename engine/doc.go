@@ -256,6 +256,18 @@
 // keep-alives keep it open without making it useful. Log lines about
 // refused and dropped peers are rate-limited (logLimiter).
 //
+// # What a download holds in memory
+//
+// Piece and block buffers, bounded per torrent whatever its size, the
+// cache's or the number of peers: requests in flight over all peers
+// within maxOutstandingBytes (8 MiB; each peer may keep
+// minOwnOutstanding, 16 blocks, beyond it), so the blocks queued for the
+// loop and the pieces they open are too; and the pieces waiting to be
+// hashed and written within hashLimit (maxHashBytes, 8 MiB, at least 2
+// pieces), past which nothing new is asked. Buffers are pooled (one
+// sync.Pool per piece length). TestInFlightBounded measures the peak
+// (held) with sixteen fast peers and a slow store.
+//
 // # Goroutines and lock order
 //
 // Every goroutine has an owner that waits for it. The Client's WaitGroup

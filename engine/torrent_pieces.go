@@ -4,6 +4,7 @@ import (
 	"hash/crc32"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/peer"
@@ -31,8 +32,10 @@ type blockMark struct {
 const (
 	// maxHashBacklog bounds the pieces waiting to be hashed and written: past
 	// it no new blocks are requested, so a slow disk costs download speed,
-	// never unbounded memory.
+	// never unbounded memory. maxHashBytes bounds their bytes (hashLimit):
+	// 24 pieces of 4 MiB were 96 MiB.
 	maxHashBacklog = 24
+	maxHashBytes   = 8 << 20
 	// maxStrikes bans a peer involved in this many failed pieces even when
 	// it was never proven to be the liar.
 	maxStrikes = 5
@@ -145,10 +148,17 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 	}()
 }
 
+// hashLimit is how many pieces may wait to be hashed and written before
+// fill stops asking for more: maxHashBacklog, within maxHashBytes, at
+// least 2. Loop only, once the info is known.
+func (t *Torrent) hashLimit() int {
+	return max(2, min(maxHashBacklog, int(maxHashBytes/max(t.info.PieceLength, 1))))
+}
+
 // pieceHashed runs on the loop once a piece was checked (and stored if good).
 func (t *Torrent) pieceHashed(idx int, pp *partialPiece, ok bool, werr error) {
 	t.hashing--
-	if t.hashing == maxHashBacklog-1 {
+	if t.hashing == t.hashLimit()-1 {
 		defer t.fillAll()
 	}
 	if ok && werr != nil {
@@ -269,11 +279,33 @@ var piecePools sync.Map // piece length -> *sync.Pool
 
 func getPieceBuf(n int) []byte {
 	p, _ := piecePools.LoadOrStore(n, &sync.Pool{New: func() any { b := make([]byte, n); return &b }})
+	held.add(int64(n))
 	return *(p.(*sync.Pool).Get().(*[]byte))
 }
 
 func putPieceBuf(b []byte) {
+	held.add(-int64(len(b)))
 	if p, ok := piecePools.Load(len(b)); ok {
 		p.(*sync.Pool).Put(&b)
 	}
 }
+
+// held counts the bytes of piece and block buffers handed out and not yet
+// returned, in all torrents of the process, and their peak: what
+// maxOutstandingBytes and hashLimit bound (TestInFlightBounded).
+var held heldBytes
+
+type heldBytes struct{ now, peak atomic.Int64 }
+
+func (h *heldBytes) add(n int64) {
+	v := h.now.Add(n)
+	for {
+		p := h.peak.Load()
+		if v <= p || h.peak.CompareAndSwap(p, v) {
+			return
+		}
+	}
+}
+
+// resetPeak starts a new peak from what is held now.
+func (h *heldBytes) resetPeak() { h.peak.Store(h.now.Load()) }

@@ -25,6 +25,20 @@ const (
 	// slowAnswer is the mean wait of a request (outstanding bytes over the
 	// rate, Little's law) past which a peer gets maxSlowPipeline.
 	slowAnswer = 250 * time.Millisecond
+
+	// maxOutstandingBytes bounds a torrent's requests in flight over all
+	// its peers, and so the blocks waiting for the loop and the piece
+	// buffers they open: without it every peer's pipeline counted, and 4
+	// peers looking slow because our own loop lagged (maxSlowPipeline)
+	// had 32 MiB in flight and 16 MiB of blocks queued to the loop. 8
+	// MiB is 28 ms at 300 MB/s; the first peers to ask take it, then each
+	// block that arrives frees a request for its sender, so the share
+	// follows who delivers. Each peer may still keep minOwnOutstanding
+	// requests of its own (an urgent read on a peer that got nothing
+	// must not wait for the tick): memory per peer stays bounded, as the
+	// number of peers is.
+	maxOutstandingBytes = 8 << 20
+	minOwnOutstanding   = 16
 )
 
 // pipelineFor sizes c's request pipeline at a tick: two seconds of its
@@ -75,12 +89,21 @@ func (t *Torrent) fill(c *conn, now time.Time) {
 	if c.removed || t.picker == nil {
 		return
 	}
-	if t.hashing >= maxHashBacklog {
+	if t.hashing >= t.hashLimit() {
 		return // pieceHashed refills once the disk has caught up
 	}
-	free := c.flow.pipeline - t.picker.Outstanding(c.id)
+	out := t.picker.Outstanding(c.id)
+	free := c.flow.pipeline - out
 	if free <= 0 {
 		return
+	}
+	// The torrent's requests in flight share maxOutstandingBytes, beyond
+	// each peer's floor (minOwnOutstanding).
+	if left := (maxOutstandingBytes - t.outstandingBytes()) / peer.BlockSize; free > left {
+		free = min(free, max(left, minOwnOutstanding-out))
+		if free <= 0 {
+			return // the next block to arrive or the next tick refills
+		}
 	}
 	reqs := t.picker.Next(c.id, now, free)
 	// Next may withdraw queued requests to make room for urgent ones.
@@ -89,6 +112,17 @@ func (t *Torrent) fill(c *conn, now time.Time) {
 		return
 	}
 	c.sendRequests(reqs)
+}
+
+// outstandingBytes is what the torrent's peers owe it: the bytes of every
+// request in flight, which each become part of a piece buffer when they
+// arrive, and meanwhile may wait in the loop's queue as blocks. O(peers).
+func (t *Torrent) outstandingBytes() int {
+	n := 0
+	for c := range t.conns {
+		n += t.picker.Outstanding(c.id)
+	}
+	return n * peer.BlockSize
 }
 
 func (t *Torrent) fillAll() {

@@ -360,6 +360,13 @@ func parseDownload(s string) (bool, error) {
 	return false, usageErr("--download %q: want \"wanted\" or \"all\"", s)
 }
 
+// memLimit is the default soft memory limit for a cache of capacity
+// bytes: 64 MiB, plus room for the cache's index (about 270 bytes a piece,
+// counted for 256 KiB pieces).
+func memLimit(capacity int64) int64 {
+	return 64<<20 + capacity/(256<<10)*270
+}
+
 // openStore makes dataDir, opens the piece cache under it and points cfg at it, as
 // mount and serve both run the engine: pieces in the cache, readahead and
 // pins within a quarter of it (at most 256 MiB), the DHT's state beside it.
@@ -379,6 +386,15 @@ func openStore(dataDir string, capacity int64, cfg *engine.Config, logf func(str
 		// instead of 100% keeps peak memory near what is live, for about 1%
 		// more CPU.
 		debug.SetGCPercent(50)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit on the Go heap and runtime: near it the collector
+		// runs earlier than GOGC alone would, so the garbage of piece
+		// buffers and badger's write buffers does not pile up on top of
+		// what is live (about 40 MiB streaming at full speed). The cache's
+		// index grows with the pieces it holds (see package cache), so the
+		// limit does too: past it the collector would run all the time.
+		debug.SetMemoryLimit(memLimit(capacity))
 	}
 	if cfg.DHT && cfg.DHTStatePath != "" {
 		// Everything of a mount's own lives under its data directory.
