@@ -55,11 +55,11 @@ func TestConcurrent(t *testing.T) {
 		go func() {
 			defer writers.Done()
 			r := rand.New(rand.NewPCG(uint64(w), 1))
-			for time.Since(start) < minTime || puts.Load() < minPuts {
-				if time.Since(start) > 30*time.Second {
-					report(errors.New("writers too slow"))
-					return
-				}
+			// On a machine so busy that minPuts takes over 30 s, stop
+			// there: the checks below still want puts, reads and
+			// evictions, and a correctness test should not fail on
+			// speed.
+			for (time.Since(start) < minTime || puts.Load() < minPuts) && time.Since(start) < 30*time.Second {
 				ih := torrents[r.IntN(len(torrents))]
 				p := r.IntN(pieces)
 				err := c.Put(ih, p, pieceData(ih, p, size(ih, p)))
