@@ -22,8 +22,8 @@ import (
 // of it is rounded to whole pieces and fetched as runs of consecutive
 // pieces, one webseed.Seed.FetchPieces each, on a goroutine of the
 // torrent's (t.wg), never on the loop and never under a lock; runs start
-// one at a time, the most urgent first, and a run whose remaining pieces
-// the picker withdraws (a seek) is cut short. The body is read straight
+// most urgent first, and a run whose remaining pieces the picker withdraws
+// (after a seek) is cut short. The body is read straight
 // into piece buffers; a v1 piece is hashed as it arrives. Each piece is
 // posted to the loop as it arrives and goes through storeBlock, hashing
 // (skipped when it matched already) and the store like a peer's blocks. A
@@ -248,13 +248,8 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 		}
 	}()
 	maxRun := max(int64(webSeedRunBytes), t.info.PieceLength)
-	// Runs are started in the picker's order (the most urgent piece
-	// first), one at a time: a run starts only once the one before it
-	// has delivered its first piece (see webSeedStarting), so after a
-	// seek the piece under the read has the link to itself instead of
-	// sharing it with the window behind it, and later runs follow it
-	// while it is still streaming, so the link does not idle between
-	// runs either.
+	// Runs are started in the picker's order, the most urgent piece
+	// first, while the seed has run slots.
 	type span struct{ i, j, rank int } // pieces[i:j], consecutive
 	var spans []span
 	for i := 0; i < len(pieces); {
@@ -271,8 +266,8 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 		i = j
 	}
 	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.rank, b.rank) })
-	for k, sp := range spans {
-		if k == 0 && ws.runs < maxWebSeedRuns && !t.webSeedStarting(ws, now) {
+	for _, sp := range spans {
+		if ws.runs < maxWebSeedRuns {
 			t.startWebSeedRun(ws, pieces[sp.i], sp.j-sp.i)
 			continue
 		}

@@ -22,9 +22,8 @@ import (
 // except stopAt and cancel, which the fetch's goroutine reads.
 type webSeedRun struct {
 	first, end int
-	next       int       // pieces before next were delivered to the loop
-	started    time.Time // when the fetch began
-	stopped    bool      // cut short by trimWebSeedRun: its end is no failure
+	next       int  // pieces before next were delivered to the loop
+	stopped    bool // cut short by trimWebSeedRun: its end is no failure
 	// stopAt: the fetch ends once the pieces before it are delivered
 	// (end: it runs to its end).
 	stopAt atomic.Int64
@@ -33,26 +32,6 @@ type webSeedRun struct {
 
 // errRunStopped ends a web-seed run whose remaining pieces were withdrawn.
 var errRunStopped = errors.New("web seed run no longer wanted")
-
-// webSeedStarting reports whether a run of ws is still waiting for its
-// first piece, recently enough that it is not stalled: no other run
-// starts meanwhile (fillWebSeed). A run counts as stalled past twice the
-// seed's expected time to a piece (its time to first byte plus a piece at
-// its rate), bounded to [250 ms, 2 s].
-func (t *Torrent) webSeedStarting(ws *webSeed, now time.Time) bool {
-	st := ws.seed.Stats()
-	expect := 2 * time.Second
-	if r := max(st.Rate, ws.down.value); r > 0 {
-		expect = st.TTFB + time.Duration(float64(t.info.PieceLength)/r*float64(time.Second))
-	}
-	expect = min(max(2*expect, 250*time.Millisecond), 2*time.Second)
-	for _, r := range ws.active {
-		if r.next == r.first && !r.stopped && now.Sub(r.started) < expect {
-			return true
-		}
-	}
-	return false
-}
 
 // startWebSeedRun fetches pieces [first, first+count) off the loop, each
 // read from the HTTP body straight into a piece buffer of its own, which is
@@ -67,7 +46,7 @@ func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int) {
 	}
 	ws.runs++
 	ctx, cancel := context.WithCancel(t.ctx)
-	run := &webSeedRun{first: first, end: first + count, next: first, started: time.Now(), cancel: cancel}
+	run := &webSeedRun{first: first, end: first + count, next: first, cancel: cancel}
 	run.stopAt.Store(int64(run.end))
 	ws.active = append(ws.active, run)
 	// A v2 or hybrid torrent's piece needs its Merkle check too, which
@@ -194,9 +173,9 @@ func (t *Torrent) webSeedRunDone(ws *webSeed, run *webSeedRun, next int, err err
 }
 
 // webSeedWithdrawn notes that the picker took back its request for a block
-// of piece from ws (a seek, an urgent read elsewhere, or a peer that
-// delivered it first) and cuts short the run fetching it once none of that
-// run's remaining pieces is asked of ws any more. Loop only.
+// of piece from ws (a seek, an urgent read elsewhere, a peer that delivered
+// it first, or a timeout) and cuts short the run fetching it once none of
+// that run's remaining pieces is asked of ws any more. Loop only.
 func (t *Torrent) webSeedWithdrawn(ws *webSeed, piece int) {
 	if ws.asked[piece] > 1 {
 		ws.asked[piece]--

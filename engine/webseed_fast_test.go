@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -36,22 +37,36 @@ func TestWebSeedHashesAsItArrives(t *testing.T) {
 // window, which the picker withdraws, are cut short (their requests
 // cancelled) instead of holding the seed's connections and link while the
 // read at the new offset waits. The server stalls every request for the
-// old window (until the client gives up or 5 s pass) and serves the rest.
+// old window after its first piece (until the client gives up or 5 s
+// pass) and serves the rest.
 func TestWebSeedSeekCutsRuns(t *testing.T) {
 	const pieceLen = 256 << 10
 	const size = 32 << 20
 	const seekTo = 30 << 20
+	const served = 2 << 20 // read in order before the seek
 	files := []swarmtest.FileSpec{{Path: "big.bin", Size: size}}
 	root, mi := wsFixture(t, files, true, pieceLen)
 	srv := newWSServer(t, filepath.Dir(root))
+	data, err := os.ReadFile(filepath.Join(root, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var stalled, cancelled, timedOut atomic.Int64
 	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
-		var first int64
-		fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &first)
-		if first < 1<<20 || first >= seekTo-pieceLen {
+		var first, last int64
+		fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &first, &last)
+		if first < served || first >= seekTo-pieceLen || last < first || last >= size {
 			return false // served
 		}
+		// The run's first piece, then nothing: the run frees room in
+		// the seed's pipeline, so the picker asks for more and the next
+		// run starts, and stalls likewise.
 		stalled.Add(1)
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, size))
+		w.Header().Set("Content-Length", fmt.Sprint(last-first+1))
+		w.WriteHeader(http.StatusPartialContent)
+		w.Write(data[first:min(first+pieceLen, last+1)])
+		w.(http.Flusher).Flush()
 		select {
 		case <-r.Context().Done():
 			cancelled.Add(1)
@@ -69,9 +84,9 @@ func TestWebSeedSeekCutsRuns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	buf := make([]byte, 64<<10)
-	// Read the first MiB in order: the reader's window opens, and the
-	// seed's runs for it stall.
-	for off := int64(0); off < 1<<20; off += int64(len(buf)) {
+	// Read the start in order: the reader's window opens and grows, and
+	// the seed's runs for it stall.
+	for off := int64(0); off < served; off += int64(len(buf)) {
 		if _, err := r.ReadAt(ctx, buf, off); err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,8 @@ package main
 // and seek-and-play of an MP4 indexed at its end, on a fresh mount each,
 // from a slow swarm alone (four libtorrent seeders capped at 2 MB/s each,
 // as BenchmarkE2E's "slow") against the same swarm plus a web seed (an HTTP
-// server in this process capped at 20 MB/s), alternating, medians of 3.
+// server in this process capped at 20 MB/s), alternating, medians of 3;
+// and the same on the original file, for scale.
 //
 //	go test -run '^$' -bench WebSeedSwarm -benchtime 1x ./cmd/swarmfs
 
@@ -201,6 +202,9 @@ func BenchmarkWebSeedSwarm(b *testing.B) {
 			if rep%2 == 1 {
 				slices.Reverse(order)
 			}
+			// The original file, for scale (and the machine's load).
+			res.add("ffprobe", "local", "local", timeIt(b, func() { ffprobeOK(b, video, vidDur) }).Seconds())
+			res.add("seekplay", "local", "local", timeIt(b, func() { seekPlay(b, video, vidDur) }).Seconds())
 			for _, v := range order {
 				for _, fig := range []string{"ffprobe", "seekplay"} {
 					// One fresh mount (cold cache) per timed figure.
@@ -223,9 +227,11 @@ func BenchmarkWebSeedSwarm(b *testing.B) {
 	for _, fig := range []string{"ffprobe", "seekplay"} {
 		alone, _ := res.median(fig, "swarm", "swarmfs")
 		both, _ := res.median(fig, "webseed+swarm", "swarmfs")
+		local, _ := res.median(fig, "local", "local")
 		b.ReportMetric(alone, "s-"+fig+"-swarm")
 		b.ReportMetric(both, "s-"+fig+"-webseed+swarm")
-		b.Logf("%s: swarm alone %.3f s, web seed + swarm %.3f s (samples %v / %v)", fig, alone, both,
+		b.ReportMetric(local, "s-"+fig+"-local")
+		b.Logf("%s: swarm alone %.3f s, web seed + swarm %.3f s, the original file %.3f s (samples %v / %v)", fig, alone, both, local,
 			res[sampleKey(fig, "swarm", "swarmfs")], res[sampleKey(fig, "webseed+swarm", "swarmfs")])
 	}
 }
