@@ -140,7 +140,7 @@
 // and first reads do. The pager goroutine keeps that in check: it drops the
 // mappings (madvise MADV_DONTNEED, see dropPages) of pieces written or read
 // through the mapping, once they add up to twice Options.KeepMapped
-// (default 8 MiB), keeping the most recently used KeepMapped bytes, and of
+// (default 4 MiB), keeping the most recently used KeepMapped bytes, and of
 // all of them after 2 s without activity; the data stays in the page cache.
 // KeepMapped < 0 turns unmapping off. A piece evicted before the sweep
 // cannot be found by key any more (a cache smaller than what streams

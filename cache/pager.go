@@ -50,7 +50,7 @@ import (
 // DefaultKeepMapped is used when Options.KeepMapped is 0. Small, since
 // reads of verified pieces do not go through the mapping: what stays mapped
 // is mostly what was just written.
-const DefaultKeepMapped int64 = 8 << 20
+const DefaultKeepMapped int64 = 4 << 20
 
 const (
 	writebackBytes = 4 << 20 // written bytes between writebacks
