@@ -56,8 +56,9 @@ const (
 	writebackBytes = 4 << 20 // written bytes between writebacks
 	// sweepGap bounds the sweeping cost when many pieces are read a little
 	// (random small reads): at most 1/sweepGap sweeps a second. Writes
-	// at 500 MB/s map 10 MiB in that time.
-	sweepGap = 20 * time.Millisecond
+	// at 300 MB/s map 15 MiB in that time. (20 ms slowed a writer that
+	// evicts all the time, TestCrashSIGKILL's, by a third under -race.)
+	sweepGap = 50 * time.Millisecond
 	// sweepIdle sweeps what is left once activity stops.
 	sweepIdle = 2 * time.Second
 )
