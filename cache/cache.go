@@ -124,6 +124,7 @@ type Cache struct {
 	dirty    []*entry // entries whose seq changed since the last flush
 	mapped   []*entry // entries whose pages may be mapped since the last sweep
 	listed   int64    // their total size
+	lastPut  *entry   // the piece Put last (its value is in the newest value-log file, or moved by GC)
 	opening  bool     // the first sweep after Open is due
 	garbage  int64    // bytes deleted since the last value-log collection
 	closed   bool

@@ -140,9 +140,16 @@
 // and first reads do. The pager goroutine keeps that in check: it drops the
 // mappings (madvise MADV_DONTNEED, see dropPages) of pieces written or read
 // through the mapping, once they add up to twice Options.KeepMapped
-// (default 8 MiB), keeping the most recently used KeepMapped bytes, and of
+// (default 4 MiB), keeping the most recently used KeepMapped bytes, and of
 // all of them after 2 s without activity; the data stays in the page cache.
-// KeepMapped < 0 turns unmapping off. MADV_DONTNEED would zero memory of our
+// KeepMapped < 0 turns unmapping off. A piece evicted before the sweep
+// cannot be found by key any more (a cache smaller than what streams
+// through it evicts most of what it writes): then the sweep drops whole
+// files, see gcsweep.go. Value-log GC reads the file it rewrites whole
+// through badger's mapping, and writes what it moves through the newest
+// file's: while it runs, a sweeper drops both every 5 ms (gcsweep.go says
+// why that is safe), where a collect used to map a whole value-log file
+// (64-128 MiB) into the process (TestGCSweepsValueLog). MADV_DONTNEED would zero memory of our
 // own, so a range is advised only if /proc/self/maps shows it inside a shared
 // mapping of the value-log file badger says holds the piece; anything else is
 // skipped, counted and logged once.
@@ -225,8 +232,9 @@
 //
 // Open starts two goroutines that Close stops and waits for: maintenance
 // (recency flush, compaction and value-log GC; see maint.go) and the pager
-// (writeback and unmapping; see pager.go). Locks, in the order they are
-// taken:
+// (writeback and unmapping; see pager.go). Value-log GC runs a third,
+// its sweeper, for as long as each RunValueLogGC call (gcsweep.go). Locks,
+// in the order they are taken:
 //
 //	life     RWMutex: keeps db open under running calls; Close takes it exclusively
 //	gcMu     Mutex: one collect at a time (maintenance; tests)

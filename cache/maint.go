@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -200,5 +201,14 @@ func (c *Cache) runValueLogGC(ratio float64) error {
 		c.raceWrites.Lock()
 		defer c.raceWrites.Unlock()
 	}
+	if c.keepMapped < 0 {
+		return c.db.RunValueLogGC(ratio)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go c.gcSweeper(stop, &wg) // see gcsweep.go
+	defer wg.Wait()
+	defer close(stop)
 	return c.db.RunValueLogGC(ratio)
 }

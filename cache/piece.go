@@ -184,6 +184,7 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 		c.lru.pushFront(e)
 	}
 	sweep := c.markMappedLocked(e)
+	c.lastPut = e
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	c.noteWritten(size)
