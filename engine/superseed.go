@@ -43,11 +43,13 @@ const (
 	// superStale is how long an offer that the peer has not fetched stands
 	// before it is replaced by another (the peer does not want it).
 	superStale = 60 * time.Second
-	// superUnwanted is how long a peer may hold an offer it has not
-	// fetched without being interested before it is shown every piece:
-	// it downloads only what its readers want (a mount without
-	// --download all), which is none of what we offered, and we cannot
-	// know what that is; it takes only what it reads.
+	// superUnwanted is how long a peer may hold offers it has not fetched
+	// nor asked for, while it is uninterested or unchoked, before it is
+	// shown every piece: it downloads only what its readers want (a mount
+	// without --download all), which is none of what we offered, and we
+	// cannot know what that is; it takes only what it reads. Interest
+	// alone does not say it wants our offers: a mount stays interested
+	// for a while after each read (the picker's interest linger).
 	superUnwanted = 5 * time.Second
 	// superAlone is how long a leecher may be the only one connected
 	// before it is shown every piece: with no one to pass pieces on to,
@@ -69,7 +71,7 @@ type superState struct {
 type superPeer struct {
 	offers   []superOffer // pieces offered and not yet passed on, at most superOffers
 	filledAt time.Time    // when offers were last topped up (or tried)
-	coldAt   time.Time    // since when it holds an unfetched offer and is not interested; zero otherwise
+	coldAt   time.Time    // since when it holds unfetched offers, none asked for, and is uninterested or unchoked; zero otherwise
 	shown    peer.Bits    // every piece we announced to it (it may request those)
 	revealed bool         // shown everything: served like a normal seed serves
 }
@@ -79,6 +81,7 @@ type superOffer struct {
 	piece int
 	at    time.Time // when it was offered
 	got   time.Time // when the peer announced it; zero before
+	asked bool      // the peer requested a block of it
 }
 
 // superStart turns super-seeding on for a torrent that asked for it and is
@@ -112,9 +115,21 @@ func (t *Torrent) superIntro(c *conn) {
 	}
 }
 
-// superMayServe reports whether c may have piece i: we announced it to c.
+// superMayServe reports whether c may have piece i, which it requested: we
+// announced it to c. A request for an offer marks it asked (superTick).
 func (t *Torrent) superMayServe(c *conn, i int) bool {
-	return !t.superHides(c) || c.super.shown != nil && c.super.shown.Has(i)
+	if !t.superHides(c) {
+		return true
+	}
+	if c.super.shown == nil || !c.super.shown.Has(i) {
+		return false
+	}
+	for k := range c.super.offers {
+		if c.super.offers[k].piece == i {
+			c.super.offers[k].asked = true // it wants what we offered: not cold
+		}
+	}
+	return true
 }
 
 // superPeerHas is told that c announced piece i (a HAVE), or its whole set
@@ -301,7 +316,12 @@ func (t *Torrent) superTick(now time.Time) {
 		if !t.superHides(c) {
 			continue
 		}
-		if !c.choke.peerInterested && slices.ContainsFunc(c.super.offers, func(o superOffer) bool { return o.got.IsZero() }) {
+		// Cold: it holds offers it has neither fetched nor asked for,
+		// and it is uninterested, or unchoked and free to ask (a choked
+		// peer that is interested cannot ask).
+		unfetched := slices.ContainsFunc(c.super.offers, func(o superOffer) bool { return o.got.IsZero() })
+		asked := slices.ContainsFunc(c.super.offers, func(o superOffer) bool { return o.got.IsZero() && o.asked })
+		if unfetched && !asked && (!c.choke.peerInterested || !c.choke.amChoking) {
 			if c.super.coldAt.IsZero() {
 				c.super.coldAt = now
 			} else if now.Sub(c.super.coldAt) >= superUnwanted {
