@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -93,23 +94,37 @@ func TestInteropLibtorrent(t *testing.T) {
 	}
 	infoHash, addr, numPieces, _, payload := startLibtorrentSeeder(t)
 
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-
 	var res Reserved
 	res.SetFast()
 	res.SetExtended()
-	if err := WriteHandshake(conn, Handshake{Reserved: res, InfoHash: infoHash, PeerID: NewPeerID()}); err != nil {
-		t.Fatal(err)
+	// libtorrent now and then hangs up on a connection that arrives just
+	// as its torrent starts (EOF before its handshake, about one run in
+	// fifty): a fresh connection a moment later is answered, as a real
+	// client's retry would be.
+	var conn net.Conn
+	var hs Handshake
+	for attempt := 1; ; attempt++ {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		if err := WriteHandshake(c, Handshake{Reserved: res, InfoHash: infoHash, PeerID: NewPeerID()}); err != nil {
+			t.Fatal(err)
+		}
+		hs, err = ReadHandshake(c)
+		if err == nil {
+			conn = c
+			break
+		}
+		c.Close()
+		if !errors.Is(err, io.EOF) || attempt == 5 {
+			t.Fatalf("handshake, attempt %d: %v", attempt, err)
+		}
+		t.Logf("libtorrent closed attempt %d before its handshake; retrying", attempt)
+		time.Sleep(200 * time.Millisecond)
 	}
-	hs, err := ReadHandshake(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer conn.Close()
 	if hs.InfoHash != infoHash || !hs.Reserved.Fast() || !hs.Reserved.Extended() {
 		t.Fatalf("libtorrent handshake: %+v (fast %v, extended %v)", hs, hs.Reserved.Fast(), hs.Reserved.Extended())
 	}
