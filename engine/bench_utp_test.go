@@ -30,7 +30,9 @@ import (
 // stack) against about 0.65 over TCP. The seeders keep libtorrent's
 // defaults apart from ltpeer.py's (no rate limits).
 // SWARMFS_BENCH_MB and SWARMFS_BENCH_ROUNDS change the size (default 256)
-// and the rounds (3).
+// and the rounds (3). SWARMFS_BENCH_PIN=1 runs swarmfs on CPU 0 and every
+// libtorrent on CPU 1, so that each side has a core of its own and the
+// seeder's uTP cost shows apart from ours.
 func BenchmarkColdDownloadUTPvsTCP(b *testing.B) {
 	swarmtest.RequireTools(b, "libtorrent")
 	sizeMB, rounds := 256, 3
@@ -47,6 +49,11 @@ func BenchmarkColdDownloadUTPvsTCP(b *testing.B) {
 	path, ih := swarmtest.MakeTorrent(b, root, nil, 1<<20)
 	tcpSeed := swarmtest.StartLibtorrent(b, swarmtest.LTOptions{IP: "127.0.0.2", SeedMode: true})
 	utpSeed := swarmtest.StartLibtorrent(b, swarmtest.LTOptions{IP: "127.0.0.4", SeedMode: true, UTPOnly: true})
+	pin := os.Getenv("SWARMFS_BENCH_PIN") == "1"
+	if pin {
+		pinCPU(b, tcpSeed.Pid(), 1)
+		pinCPU(b, utpSeed.Pid(), 1)
+	}
 	for _, s := range []*swarmtest.LT{tcpSeed, utpSeed} {
 		s.AddTorrent(path, base, true)
 		s.WaitSeeding(b, ih, 5*time.Minute)
@@ -58,8 +65,12 @@ func BenchmarkColdDownloadUTPvsTCP(b *testing.B) {
 		syscall.Sync()
 		seedCPU := procCPU(seed.Pid())
 		got := b.TempDir()
-		cmd := exec.Command(bin, "get", "--listen", "127.0.0.3:0", "--no-dht", "--no-lsd", "--no-trackers", flag,
-			"--peer", seed.Addr(), path, got)
+		args := []string{bin, "get", "--listen", "127.0.0.3:0", "--no-dht", "--no-lsd", "--no-trackers", flag,
+			"--peer", seed.Addr(), path, got}
+		if pin {
+			args = append([]string{"taskset", "-c", "0"}, args...)
+		}
+		cmd := exec.Command(args[0], args[1:]...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
@@ -98,6 +109,9 @@ func BenchmarkColdDownloadUTPvsTCP(b *testing.B) {
 			// sender sets.
 			syscall.Sync()
 			lt := swarmtest.StartLibtorrent(b, swarmtest.LTOptions{IP: fmt.Sprintf("127.0.0.%d", 10+r), UTPOnly: true})
+			if pin {
+				pinCPU(b, lt.Pid(), 0) // in swarmfs's place
+			}
 			lt.AddTorrent(path, b.TempDir(), false)
 			lt.ConnectPeer(ih, utpSeed.Addr())
 			ltT = append(ltT, lt.WaitComplete(b, ih, 10*time.Minute))
