@@ -53,8 +53,8 @@
 // NONE and offers each peer superOffers pieces at a time, the rarest it
 // lacks; an offer is replaced once another peer announced it, once the
 // peer announced it while some piece is still unshown (the first pass),
-// or after superPassOn; a leecher alone for superAlone, or uninterested
-// in its offers for superUnwanted, is shown everything), goal.go (seeding
+// or after superPassOn; a leecher alone for superAlone, or asking for none
+// of its offers for superUnwanted, is shown everything), goal.go (seeding
 // goals: once TorrentOptions.SeedRatio or SeedTime is met every peer stays
 // choked; a complete torrent then retires: trackers hear "stopped", the
 // DHT and LSD stop, peers go and new ones are refused), torrent_pex.go,

@@ -27,7 +27,8 @@ import (
 // fetches its offers anyway (the picker does not let a read block the
 // rest), passes them on, and so gets the next. A peer that wants none of
 // its offers at all (it fetches only what its readers want) says so by
-// staying uninterested, and is shown every piece after superUnwanted.
+// asking for none of them while it is uninterested or unchoked, and is
+// shown every piece after superUnwanted.
 // Peers without anyone to share with fall back to normal seeding.
 // All of it is loop-owned.
 
@@ -319,8 +320,12 @@ func (t *Torrent) superTick(now time.Time) {
 		// Cold: it holds offers it has neither fetched nor asked for,
 		// and it is uninterested, or unchoked and free to ask (a choked
 		// peer that is interested cannot ask).
-		unfetched := slices.ContainsFunc(c.super.offers, func(o superOffer) bool { return o.got.IsZero() })
-		asked := slices.ContainsFunc(c.super.offers, func(o superOffer) bool { return o.got.IsZero() && o.asked })
+		unfetched, asked := false, false
+		for _, o := range c.super.offers {
+			if o.got.IsZero() {
+				unfetched, asked = true, asked || o.asked
+			}
+		}
 		if unfetched && !asked && (!c.choke.peerInterested || !c.choke.amChoking) {
 			if c.super.coldAt.IsZero() {
 				c.super.coldAt = now
