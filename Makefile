@@ -57,10 +57,10 @@ fleet: deps bench-deps build
 	SWARMFS_BIN=$(CURDIR)/$(BIN) ./scripts/fleet.sh
 
 # bench-deps: Debian packages only the benches need (gnuplot draws the
-# fleet plot).
-BENCH_DEB_PKGS := gnuplot-nox
+# fleet plot; curl is the independent client of the web-seed and HTTP benches).
+BENCH_DEB_PKGS := gnuplot-nox curl
 bench-deps:
-	@command -v gnuplot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_DEB_PKGS) >/dev/null; }
+	@{ command -v gnuplot && command -v curl; } >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_DEB_PKGS) >/dev/null; }
 
 $(TORRENTFS):
 	GOBIN=$(CURDIR)/bin/bench $(GO) install $(TORRENTFS_PKG)

@@ -7,8 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +24,10 @@ import (
 type httpBenchFrontend struct {
 	readAt func(off int64, p []byte) // fails b on error
 	drain  func() int64              // reads big.bin through, returns the bytes
-	video  string                    // a path or a URL
+	// curl reads big.bin through with curl, a client other than ours
+	// (HTTP only), and returns the bytes it counted.
+	curl  func() int64
+	video string // a path or a URL
 }
 
 // BenchmarkHTTPvsFUSE compares the HTTP front-end with the mount on one
@@ -30,7 +36,8 @@ type httpBenchFrontend struct {
 // with empty caches, the two front-ends in alternating order: time to
 // first byte (64 KiB) at 0, 50 and 90% of the file, ffprobe on the MP4,
 // seek to its middle and play 5 s, cold sequential MB/s, and the cached
-// re-read (through the mount: the page cache, as a program sees it). Each
+// re-read (through the mount: the page cache, as a program sees it; over
+// HTTP also with curl, a client that is not ours). Each
 // first-byte request over HTTP makes its own connection, as each on the
 // mount opens the file. The floor-file and floor-http figures are ffprobe
 // and the seek-and-play on the original video from disk and from a plain
@@ -39,7 +46,7 @@ type httpBenchFrontend struct {
 //
 //	go test -run '^$' -bench HTTPvsFUSE -benchtime 3x ./cmd/swarmfs
 func BenchmarkHTTPvsFUSE(b *testing.B) {
-	swarmtest.RequireTools(b, "libtorrent", "opentracker", "fuse", "ffprobe", "ffmpeg")
+	swarmtest.RequireTools(b, "libtorrent", "opentracker", "fuse", "ffprobe", "ffmpeg", "curl")
 	root := b.TempDir()
 	dir := filepath.Join(root, "m")
 	const size = 256 << 20
@@ -152,6 +159,17 @@ func BenchmarkHTTPvsFUSE(b *testing.B) {
 				defer resp.Body.Close()
 				return drainFrom(resp.Body)
 			},
+			curl: func() int64 {
+				out, err := exec.Command("curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}", u).Output()
+				if err != nil {
+					b.Fatalf("curl %s: %v", u, err)
+				}
+				n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+				if err != nil || n != size {
+					b.Fatalf("curl %s: %q bytes, want %d", u, out, size)
+				}
+				return n
+			},
 			video: sp.base + "/files/m/video.mp4",
 		}, func() { sp.c.signal(os.Interrupt); sp.c.wait(time.Minute) }
 	}
@@ -217,6 +235,11 @@ func BenchmarkHTTPvsFUSE(b *testing.B) {
 			t0 = time.Now()
 			n = fe.drain()
 			add(name, "cached-MB/s", mbps(n, time.Since(t0)))
+			if fe.curl != nil {
+				t0 = time.Now()
+				n = fe.curl()
+				add(name, "cached-curl-MB/s", mbps(n, time.Since(t0)))
+			}
 			stop()
 		}
 		floorFigures(add)

@@ -35,6 +35,7 @@ var toolChecks = map[string]func() error{
 	"transmission-cli":    lookPath("transmission-cli"),
 	"transmission-daemon": lookPath("transmission-daemon"),
 	"aria2c":              lookPath("aria2c"),
+	"curl":                lookPath("curl"),
 	"btfs":                lookPath("btfs"),
 	// fuse is a mount being possible at all: the fusermount3 helper and a
 	// usable /dev/fuse (containers often lack one).
