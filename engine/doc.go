@@ -218,7 +218,11 @@
 // assembled, hashed and stored like a peer's blocks. Its blocks carry a
 // pseudo-address in 100::/64, so the smart-ban code blames it like a
 // peer: ban turns that into webseed.Seed.BadPiece, whose strikes drop it.
-// Back-off, Retry-After and files gone are the webseed package's.
+// Back-off, Retry-After and files gone are the webseed package's. Runs
+// whose pieces the picker withdraws (a seek) are cut short; when all 4
+// run slots are busy and a read waits for a piece the seed has and nobody
+// was asked for (picker.UrgentUnasked), the last started run with no
+// piece under a pending read is cut, so the slot goes to the read.
 //
 // A read that waits more than 2 s for a piece that no connected peer has
 // and no web seed can serve now is named in Stats.Waiting and, once per

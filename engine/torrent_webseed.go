@@ -179,7 +179,11 @@ func (t *Torrent) fillWebSeeds(now time.Time) {
 // fillWebSeed asks the picker for ws's share and fetches it as runs of
 // whole pieces.
 func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
-	if ws.dropped || t.picker == nil || ws.runs >= maxWebSeedRuns || t.hashing >= maxHashBacklog {
+	if ws.dropped || t.picker == nil || t.hashing >= maxHashBacklog {
+		return
+	}
+	if ws.runs >= maxWebSeedRuns {
+		t.preemptWebSeedRun(ws)
 		return
 	}
 	if ready := ws.seed.Ready(now); ready == ws.choked {

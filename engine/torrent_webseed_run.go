@@ -24,6 +24,7 @@ type webSeedRun struct {
 	first, end int
 	next       int  // pieces before next were delivered to the loop
 	stopped    bool // cut short by trimWebSeedRun: its end is no failure
+	preempted  bool // ended by preemptWebSeedRun for an urgent read
 	// stopAt: the fetch ends once the pieces before it are delivered
 	// (end: it runs to its end).
 	stopAt atomic.Int64
@@ -206,6 +207,37 @@ func (t *Torrent) trimWebSeedRun(ws *webSeed, run *webSeedRun) {
 	if stop <= run.next {
 		run.cancel()
 	}
+}
+
+// preemptWebSeedRun ends one of ws's runs at once when every run slot is
+// taken and a read waits for a piece ws has that nobody was asked for. The
+// runs then hold background work, or an old window the picker still asks
+// for, and the read would wait for one of them to end: seconds at a slow
+// seed, a stalled request's timeout at a stuck one. The last started run
+// with no piece under a pending read is cut; its piece in progress is
+// fetched again later, and the freed slot goes to the urgent piece (the
+// picker's Next gives urgent work first). One cut at a time: nothing more
+// is cut while a cut run has not ended. Loop only.
+func (t *Torrent) preemptWebSeedRun(ws *webSeed) {
+	var victim *webSeedRun
+	for _, run := range ws.active {
+		if run.preempted {
+			return
+		}
+		urgent := false
+		for p := run.next; p < int(run.stopAt.Load()) && !urgent; p++ {
+			urgent = t.waits.pending[p] > 0
+		}
+		if !urgent {
+			victim = run
+		}
+	}
+	if victim == nil || !t.picker.UrgentUnasked(ws.id) {
+		return
+	}
+	victim.preempted, victim.stopped = true, true
+	victim.stopAt.Store(int64(victim.next))
+	victim.cancel()
 }
 
 // webSeedByID returns the web seed whose picker peer is id, or nil.

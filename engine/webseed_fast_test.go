@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -115,5 +117,103 @@ func TestWebSeedSeekCutsRuns(t *testing.T) {
 	t.Logf("%d stalled, %d cancelled; read after the seek %v", stalled.Load(), cancelled.Load(), el)
 	if el > 4*time.Second {
 		t.Errorf("the read after the seek took %v", el)
+	}
+}
+
+// TestWebSeedPreemptsForUrgentRead: while players' readahead windows hold
+// a web seed's four run slots and another reader's read waits for a piece
+// nobody was asked for, the seed makes room at once: a run is cut and the
+// read's piece is fetched. Four players each read the first MiB of their
+// eighth of the file, which the server serves; it stalls every request
+// for their windows after half a piece, until the client gives up or 5 s
+// pass, and serves the range holding the other read's piece. Before, that
+// read waited for the picker's request timeout (about 3 s).
+func TestWebSeedPreemptsForUrgentRead(t *testing.T) {
+	// Small pieces: the window's runs take the seed's four run slots
+	// before its pipeline (64 blocks while it has no rate) is full.
+	const pieceLen = 64 << 10
+	const size = 48 << 20
+	const served = 1 << 20 // each player's start
+	const part = size / 8  // player k starts at k*part
+	files := []swarmtest.FileSpec{{Path: "big.bin", Size: size}}
+	root, mi := wsFixture(t, files, true, pieceLen)
+	srv := newWSServer(t, filepath.Dir(root))
+	data, err := os.ReadFile(filepath.Join(root, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var ranges [][2]int64 // the stalled requests' ranges
+	var readAt atomic.Int64
+	readAt.Store(-1)
+	var cancelled, timedOut atomic.Int64
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		var first, last int64
+		fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &first, &last)
+		if at := readAt.Load(); first%part < served || at >= first && at <= last || last < first || last >= size {
+			return false // served
+		}
+		mu.Lock()
+		ranges = append(ranges, [2]int64{first, last})
+		mu.Unlock()
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, size))
+		w.Header().Set("Content-Length", fmt.Sprint(last-first+1))
+		w.WriteHeader(http.StatusPartialContent)
+		w.Write(data[first : first+pieceLen/2]) // half a piece: the run holds its slot
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			cancelled.Add(1)
+		case <-time.After(5 * time.Second):
+			timedOut.Add(1)
+		}
+		return true
+	})
+	stalled := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ranges)
+	}
+	_, tor := webSeedClient(t, mi, Config{}, srv.URL+"/data/big.bin")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	buf := make([]byte, 64<<10)
+	for k := range int64(maxWebSeedRuns) {
+		player, err := tor.NewReader(0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer player.Close()
+		for off := k * part; off < k*part+served; off += int64(len(buf)) {
+			if _, err := player.ReadAt(ctx, buf, off); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for stalled() < maxWebSeedRuns {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d stalled runs for the players' windows after 10 s, want %d", stalled(), maxWebSeedRuns)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	at := int64(maxWebSeedRuns*part + part/2) // past every player's window
+	readAt.Store(at)
+	r, err := tor.NewReader(0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	t0 := time.Now()
+	if _, err := r.ReadAt(ctx, buf, at); err != nil {
+		t.Fatal(err)
+	}
+	el := time.Since(t0)
+	t.Logf("%d stalled runs, %d cut by the client, %d ran to the server's timeout; the second read took %v", stalled(), cancelled.Load(), timedOut.Load(), el)
+	if el > 2*time.Second || timedOut.Load() > 0 {
+		t.Fatalf("the second read waited %v (%d stalled runs ran to the server's 5 s timeout) while the players' windows held the web seed", el, timedOut.Load())
+	}
+	if !bytes.Equal(buf, data[at:at+int64(len(buf))]) {
+		t.Fatal("wrong data")
 	}
 }

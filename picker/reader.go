@@ -355,6 +355,27 @@ func (p *Picker) isUrgent(piece int) bool {
 	return p.urgentSet.get(piece)
 }
 
+// UrgentUnasked reports whether a pending read waits for a piece that peer
+// id has and of which some block is asked of nobody. A source that takes
+// work in large units and is full (a web seed with every connection busy
+// on background or old-window runs) ends one of them when this holds, so
+// that its next Next gives it the urgent piece.
+func (p *Picker) UrgentUnasked(id PeerID) bool {
+	pe := p.peer(id)
+	if pe == nil || pe.choked {
+		return false
+	}
+	if p.urgentDirty {
+		p.rebuildUrgent()
+	}
+	for _, u := range p.urgent {
+		if !p.busy.get(u.piece) && pe.hasPiece(u.piece) {
+			return true
+		}
+	}
+	return false
+}
+
 // hot returns the pinned set as a bitset, rebuilt when readers changed
 // (cost: the words between the lowest and highest pin, plus the pins).
 func (p *Picker) hot() bitset {

@@ -54,3 +54,39 @@ func TestRejectedNotAskedAgainAtOnce(t *testing.T) {
 		t.Fatalf("refused block %+v not asked again after the back-off: %v", reqs[0], got)
 	}
 }
+
+// TestUrgentUnasked: a full source learns that a read waits for a piece
+// it has and nobody was asked for, and only then.
+func TestUrgentUnasked(t *testing.T) {
+	cfg := smallCfg()
+	cfg.Background = OnlyWanted
+	p := New(cfg)
+	seed(p, 1)
+	p.AddPeer(2) // has piece 0 only
+	p.PeerHave(2, 0)
+	p.PeerChoked(2, false)
+	if p.UrgentUnasked(1) {
+		t.Fatal("no read is pending, yet UrgentUnasked")
+	}
+	r := p.AddReader(ReaderOptions{Start: 0, End: cfg.TotalLength}, t0)
+	p.ReaderRead(r, 3*cfg.PieceLength, 100, t0)
+	if !p.UrgentUnasked(1) {
+		t.Fatal("a read waits for piece 3, asked of nobody, and peer 1 has it: want UrgentUnasked")
+	}
+	if p.UrgentUnasked(2) {
+		t.Fatal("peer 2 lacks piece 3: want no UrgentUnasked for it")
+	}
+	reqs := p.Next(1, t0, 64)
+	if len(reqs) == 0 {
+		t.Fatal("peer 1 got nothing for the urgent read")
+	}
+	if p.UrgentUnasked(1) {
+		t.Fatalf("every block of piece 3 is asked of peer 1 (%d requests), yet UrgentUnasked", len(reqs))
+	}
+	p.ReaderDone(r, 3*cfg.PieceLength, 100)
+	p.PeerChoked(1, true)
+	p.ReaderRead(r, 5*cfg.PieceLength, 100, t0)
+	if p.UrgentUnasked(1) {
+		t.Fatal("peer 1 chokes us: want no UrgentUnasked")
+	}
+}
