@@ -450,6 +450,13 @@ type TorrentOptions struct {
 	// BEP 27; nor to a magnet, whose privacy is unknown until its info
 	// arrives). URLs already among its trackers are not repeated.
 	ExtraTrackers []string
+	// Name, for AddTorrent of a hybrid, may be its truncated v2 hash: the
+	// torrent then goes by that name alone (its cache entries too), as
+	// when it was first added by a v2-only (btmh) magnet; a restore of
+	// such a torrent from its record must, or it would not find its
+	// cached pieces. Zero, or the v1 hash: the v1 hash, with the v2 one
+	// as its alias. Anything else is an error.
+	Name metainfo.Hash
 }
 
 // AddTorrent adds a torrent with known metainfo and starts it. Adding a
@@ -459,7 +466,14 @@ func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torren
 	if mi.Info == nil {
 		return nil, fmt.Errorf("engine: torrent %s has no info", mi.InfoHash)
 	}
-	if t, ok, err := c.existing(mi.InfoHash); ok || err != nil {
+	name, alias := mi.InfoHash, v2Alias(mi, nil)
+	if !opts.Name.IsZero() && opts.Name != name {
+		if opts.Name != alias {
+			return nil, fmt.Errorf("engine: %s is not a name of torrent %s", opts.Name, mi.InfoHash)
+		}
+		name, alias = alias, metainfo.Hash{}
+	}
+	if t, ok, err := c.existing(name); ok || err != nil {
 		if ok {
 			t.offerInfo(mi)
 		}
@@ -472,9 +486,9 @@ func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opts TorrentOptions) (*Torren
 	if !mi.Info.Private {
 		tiers = withExtraTier(tiers, opts.ExtraTrackers)
 	}
-	t := newTorrent(c, mi.InfoHash, nil, opts, tiers)
+	t := newTorrent(c, name, nil, opts, tiers)
 	t.v2only = isV2Only(mi, nil)
-	t.alias.Store(v2Alias(mi, nil))
+	t.alias.Store(alias)
 	if err := t.openInfo(mi); err != nil {
 		t.close()
 		return nil, err

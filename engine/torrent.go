@@ -212,7 +212,7 @@ func (t *Torrent) names() []metainfo.Hash {
 // openInfo opens storage for a torrent added with its info (the caller
 // waits: storage may check files) and sets the info before the loop starts.
 func (t *Torrent) openInfo(mi *metainfo.MetaInfo) error {
-	store, have, err := t.provider().Open(mi.InfoHash, mi.Info)
+	store, have, err := t.provider().Open(t.infoHash, mi.Info)
 	if err != nil {
 		return fmt.Errorf("engine: open storage for %q: %w", mi.Info.Name, err)
 	}

@@ -46,8 +46,12 @@ func (e *fakeEngine) start(h *fakeHandle, what string) (Handle, error) {
 	return h, nil
 }
 
-func (e *fakeEngine) AddTorrent(mi *metainfo.MetaInfo) (Handle, error) {
-	h := &fakeHandle{ih: mi.InfoHash, infoReady: make(chan struct{}), layersReady: make(chan struct{})}
+func (e *fakeEngine) AddTorrent(mi *metainfo.MetaInfo, name metainfo.Hash) (Handle, error) {
+	ih := mi.InfoHash
+	if !name.IsZero() {
+		ih = name
+	}
+	h := &fakeHandle{ih: ih, infoReady: make(chan struct{}), layersReady: make(chan struct{})}
 	h.mi.Store(mi)
 	close(h.infoReady)
 	if !mi.Info.HasV2() || mi.Info.HasPieceLayers() {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 )
 
@@ -81,5 +82,39 @@ func TestMagnetLayersRecorded(t *testing.T) {
 	}
 	if mi := e2.handle(full.InfoHash).MetaInfo(); mi == nil || !mi.Info.HasPieceLayers() {
 		t.Fatal("the restored torrent has no piece layers")
+	}
+}
+
+// TestRestoreHybridByV2Name: a hybrid first added by its btmh magnet is
+// recorded, and cached, under its truncated v2 hash; a restore adds it
+// under that name, where its cached pieces are, not under its v1 hash.
+func TestRestoreHybridByV2Name(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big.bin")
+	if err := os.WriteFile(p, bytes.Repeat([]byte("hybrid "), 20000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mi, err := metainfo.Create(p, metainfo.CreateOptions{NoDate: true, Format: metainfo.FormatHybrid, PieceLength: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2name := mi.Info.InfoHashV2.Truncate()
+	rec, err := mi.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newFakeStore()
+	if err := st.PutMeta(cache.InfoHash(v2name), rec); err != nil {
+		t.Fatal(err)
+	}
+	e := newFakeEngine()
+	s := newTestSession(t, e, st, nil)
+	if n := s.Restore(); n != 1 {
+		t.Fatalf("Restore = %d, want 1", n)
+	}
+	if e.handle(v2name) == nil {
+		t.Fatalf("the hybrid was restored as %v, want under its v2 name %s (v1: %s)", e.calls(), v2name, mi.InfoHash)
+	}
+	if _, err := s.Find(v2name.String()); err != nil {
+		t.Fatalf("the session does not know the restored hybrid by its v2 name: %v", err)
 	}
 }

@@ -128,7 +128,7 @@ func (s *Session) AddTorrentFile(data []byte) (*Torrent, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.add(mi.InfoHash, mi.Info.Name, func() (Handle, error) { return s.eng.AddTorrent(mi) })
+	t, err := s.add(mi.InfoHash, mi.Info.Name, func() (Handle, error) { return s.eng.AddTorrent(mi, metainfo.Hash{}) })
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +413,14 @@ func (s *Session) Restore() int {
 			s.logf("restoring %x: %v", ih, err)
 			continue
 		}
-		t, err := s.add(mi.InfoHash, mi.Info.Name, func() (Handle, error) { return s.eng.AddTorrent(mi) })
+		// A hybrid first added by its btmh magnet is recorded (and
+		// cached) under its truncated v2 hash: it comes back under that
+		// name, or its cached pieces would not be found.
+		name := mi.InfoHash
+		if ih != name && mi.Info.HasV1() && mi.Info.HasV2() && ih == mi.Info.InfoHashV2.Truncate() {
+			name = ih
+		}
+		t, err := s.add(name, mi.Info.Name, func() (Handle, error) { return s.eng.AddTorrent(mi, name) })
 		if err != nil {
 			s.logf("restoring %s: %v", mi.Info.Name, err)
 			continue

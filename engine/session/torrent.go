@@ -13,8 +13,10 @@ import (
 // Engine is what the session needs of a BitTorrent client: NewEngine adapts
 // an *engine.Client. Its methods may be called concurrently.
 type Engine interface {
-	// AddTorrent starts a torrent whose metainfo is known.
-	AddTorrent(mi *metainfo.MetaInfo) (Handle, error)
+	// AddTorrent starts a torrent whose metainfo is known, under name:
+	// its v1 hash, or for a hybrid either hash (engine.TorrentOptions.Name;
+	// zero: the v1 hash).
+	AddTorrent(mi *metainfo.MetaInfo, name metainfo.Hash) (Handle, error)
 	// AddMagnet starts a torrent that knows only its magnet link.
 	AddMagnet(m *metainfo.Magnet) (Handle, error)
 	// RemoveTorrent stops a torrent; it may take seconds (trackers are
@@ -78,8 +80,10 @@ type clientEngine struct {
 	opts engine.TorrentOptions
 }
 
-func (e clientEngine) AddTorrent(mi *metainfo.MetaInfo) (Handle, error) {
-	t, err := e.c.AddTorrent(mi, e.opts)
+func (e clientEngine) AddTorrent(mi *metainfo.MetaInfo, name metainfo.Hash) (Handle, error) {
+	opts := e.opts
+	opts.Name = name
+	t, err := e.c.AddTorrent(mi, opts)
 	if err != nil {
 		return nil, err
 	}
