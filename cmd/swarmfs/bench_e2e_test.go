@@ -613,6 +613,26 @@ func firstByte(b *testing.B, path string, off int64, spec swarmtest.FileSpec) ti
 	return el
 }
 
+// readThrough reads r to its end in reads of len(buf), as cp and curl read
+// (128 KiB and up), and returns the bytes read. Not io.CopyBuffer into
+// io.Discard: that takes io.Discard's ReadFrom, which reads 8 KiB at a
+// time whatever buffer it is given (and an *os.File's WriteTo, 32 KiB),
+// so the bench's own reads would cost more CPU than the filesystem's or
+// the server's work on the two cores they share.
+func readThrough(r io.Reader, buf []byte) (int64, error) {
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		n += int64(m)
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
 // seqRead reads path from start to end with 1 MiB reads and returns MB/s.
 // It checks a few MiB along the way against spec (all of it would cost
 // more CPU than the read).

@@ -73,26 +73,11 @@ func BenchmarkHTTPvsFUSE(b *testing.B) {
 			b.Fatalf("%s: wrong data at %d", what, off)
 		}
 	}
-	// drainFrom reads r through in reads of 1 MiB, as cp and curl read
-	// (128 KiB and up). Not io.CopyBuffer into io.Discard: that takes
-	// io.Discard's ReadFrom, which reads 8 KiB at a time whatever buffer
-	// it is given, and a loopback HTTP client then spends more CPU on
-	// its 32,768 reads than the server on its 256 MiB.
 	drainBuf := make([]byte, 1<<20)
 	drainFrom := func(r io.Reader) int64 {
-		var n int64
-		for {
-			m, err := r.Read(drainBuf)
-			n += int64(m)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatalf("read %d bytes: %v", n, err)
-			}
-		}
-		if n != size {
-			b.Fatalf("read %d bytes, want %d", n, size)
+		n, err := readThrough(r, drainBuf)
+		if err != nil || n != size {
+			b.Fatalf("read %d bytes, want %d: %v", n, size, err)
 		}
 		return n
 	}
