@@ -35,6 +35,23 @@ func TestWebSeedHashesAsItArrives(t *testing.T) {
 	readAll(t, tor, root, true, 10*time.Second)
 }
 
+// stallRange answers r, a request for data[first:last+1], with a 206 that
+// carries its first n bytes and then nothing until the client gives up
+// (counted in cancelled) or 5 s pass (timedOut).
+func stallRange(w http.ResponseWriter, r *http.Request, data []byte, first, last, n int64, cancelled, timedOut *atomic.Int64) {
+	w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, len(data)))
+	w.Header().Set("Content-Length", fmt.Sprint(last-first+1))
+	w.WriteHeader(http.StatusPartialContent)
+	w.Write(data[first : first+n])
+	w.(http.Flusher).Flush()
+	select {
+	case <-r.Context().Done():
+		cancelled.Add(1)
+	case <-time.After(5 * time.Second):
+		timedOut.Add(1)
+	}
+}
+
 // TestWebSeedSeekCutsRuns: after a seek, the web seed's runs for the old
 // window, which the picker withdraws, are cut short (their requests
 // cancelled) instead of holding the seed's connections and link while the
@@ -64,17 +81,7 @@ func TestWebSeedSeekCutsRuns(t *testing.T) {
 		// the seed's pipeline, so the picker asks for more and the next
 		// run starts, and stalls likewise.
 		stalled.Add(1)
-		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, size))
-		w.Header().Set("Content-Length", fmt.Sprint(last-first+1))
-		w.WriteHeader(http.StatusPartialContent)
-		w.Write(data[first:min(first+pieceLen, last+1)])
-		w.(http.Flusher).Flush()
-		select {
-		case <-r.Context().Done():
-			cancelled.Add(1)
-		case <-time.After(5 * time.Second):
-			timedOut.Add(1)
-		}
+		stallRange(w, r, data, first, last, min(pieceLen, last+1-first), &cancelled, &timedOut)
 		return true
 	})
 	_, tor := webSeedClient(t, mi, Config{}, srv.URL+"/data/big.bin")
@@ -156,17 +163,8 @@ func TestWebSeedPreemptsForUrgentRead(t *testing.T) {
 		mu.Lock()
 		ranges = append(ranges, [2]int64{first, last})
 		mu.Unlock()
-		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, size))
-		w.Header().Set("Content-Length", fmt.Sprint(last-first+1))
-		w.WriteHeader(http.StatusPartialContent)
-		w.Write(data[first : first+pieceLen/2]) // half a piece: the run holds its slot
-		w.(http.Flusher).Flush()
-		select {
-		case <-r.Context().Done():
-			cancelled.Add(1)
-		case <-time.After(5 * time.Second):
-			timedOut.Add(1)
-		}
+		// Half a piece: the run holds its slot.
+		stallRange(w, r, data, first, last, pieceLen/2, &cancelled, &timedOut)
 		return true
 	})
 	stalled := func() int {
