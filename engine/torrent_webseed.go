@@ -277,7 +277,7 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 		}
 		for _, p := range pieces[sp.i:sp.j] {
 			for _, r := range byPiece[p] {
-				t.picker.RequestRejected(ws.id, r)
+				t.picker.RequestReturned(ws.id, r)
 			}
 			delete(ws.asked, p)
 		}

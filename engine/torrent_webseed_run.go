@@ -148,7 +148,7 @@ func (t *Torrent) webSeedRunDone(ws *webSeed, run *webSeedRun, next int, err err
 		for p := next; p < end; p++ {
 			pl := t.info.PieceLen(p)
 			for b := int64(0); b < pl; b += peer.BlockSize {
-				t.picker.RequestRejected(ws.id, picker.Request{Piece: p, Begin: uint32(b), Length: uint32(min(peer.BlockSize, pl-b))})
+				t.picker.RequestReturned(ws.id, picker.Request{Piece: p, Begin: uint32(b), Length: uint32(min(peer.BlockSize, pl-b))})
 			}
 		}
 	}

@@ -222,3 +222,27 @@ func TestWebSeedPreemptsForUrgentRead(t *testing.T) {
 		t.Fatal("wrong data")
 	}
 }
+
+// TestWebSeedOnlyDownloadsWithoutStalls: a torrent whose only source is a
+// web seed downloads all of its 512 small pieces at the seed's pace. The
+// requests that do not fit in its runs go back to the picker, which must
+// not hold them from the seed for the back-off it gives a peer's REJECT:
+// then the download stalled 3 s at a time (19 s here, 1.3 s without).
+func TestWebSeedOnlyDownloadsWithoutStalls(t *testing.T) {
+	files := []swarmtest.FileSpec{{Path: "big.bin", Size: 32 << 20}}
+	root, mi := wsFixture(t, files, true, 64<<10)
+	srv := newWSServer(t, filepath.Dir(root))
+	mi.URLList = []string{srv.URL + "/data/big.bin"}
+	c := newClient(t, Config{})
+	t0 := time.Now()
+	tor, err := c.AddTorrent(mi, TorrentOptions{DownloadAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitComplete(t, tor, 60*time.Second)
+	el := time.Since(t0)
+	t.Logf("32 MiB from the web seed in %v", el)
+	if el > 10*time.Second {
+		t.Fatalf("32 MiB from a loopback web seed took %v: the download stalled", el)
+	}
+}

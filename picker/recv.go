@@ -71,6 +71,20 @@ func (p *Picker) BlockReceived(id PeerID, r Request, now time.Time) (cancels []P
 // requestable again, from other peers at once and from this one after
 // rejectBackoff.
 func (p *Picker) RequestRejected(id PeerID, r Request) {
+	p.giveBack(id, r, true)
+}
+
+// RequestReturned gives back a request that id will not serve after all,
+// though it could: a source that fetches in runs (a web seed) returns what
+// did not fit in a run, or what a run cut short did not fetch. Unlike a
+// rejected one, the block may be asked of id again at once: a web seed
+// that is a torrent's only source must not wait rejectBackoff for the
+// blocks it handed back.
+func (p *Picker) RequestReturned(id PeerID, r Request) {
+	p.giveBack(id, r, false)
+}
+
+func (p *Picker) giveBack(id PeerID, r Request, refused bool) {
 	pe := p.peer(id)
 	b, ok := p.blockOf(r)
 	if pe == nil || !ok {
@@ -81,7 +95,9 @@ func (p *Picker) RequestRejected(id PeerID, r Request) {
 		if pa := p.partOf(r.Piece); pa != nil {
 			p.removeHolder(pa, b, id)
 		}
-		pe.noteRejected(k, p.clock)
+		if refused {
+			pe.noteRejected(k, p.clock)
+		}
 	}
 }
 

@@ -90,3 +90,18 @@ func TestUrgentUnasked(t *testing.T) {
 		t.Fatal("peer 1 chokes us: want no UrgentUnasked")
 	}
 }
+
+// TestReturnedAskedAgainAtOnce: a block a source hands back unserved
+// (RequestReturned: a web seed's run that was full or cut short) may be
+// asked of it again at once, unlike a rejected one: for a torrent whose
+// only source is a web seed, a 3 s back-off on every returned block cut
+// its download from about 130 to 15 MB/s.
+func TestReturnedAskedAgainAtOnce(t *testing.T) {
+	p := New(smallCfg())
+	seed(p, 1)
+	reqs := p.Next(1, t0, 1)
+	p.RequestReturned(1, reqs[0])
+	if got := p.Next(1, at(time.Millisecond), 1); len(got) != 1 || got[0] != reqs[0] {
+		t.Fatalf("returned block %+v not asked again at once: %v", reqs[0], got)
+	}
+}
