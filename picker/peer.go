@@ -14,8 +14,14 @@ const (
 )
 
 // rejectBackoff is how long a block a peer refused is not asked of that
-// peer again (others may be asked at once).
-const rejectBackoff = 3 * time.Second
+// peer again while another unchoked peer has its piece (others may be
+// asked at once); rejectBackoffAlone, when none has: a lone source that
+// refused a block (a seeder's full request queue) is asked again soon,
+// or the read behind it would wait the whole back-off.
+const (
+	rejectBackoff      = 3 * time.Second
+	rejectBackoffAlone = 250 * time.Millisecond
+)
 
 // Estimates used before a peer has delivered anything.
 const (
@@ -367,8 +373,18 @@ func (pe *peer) noteRejected(k, clock int64) {
 // refusedLately reports whether pe refused block k less than
 // rejectBackoff before clock.
 func (pe *peer) refusedLately(k, clock int64) bool {
+	_, ok := pe.refusedAgo(k, clock)
+	return ok
+}
+
+// refusedAgo reports how long before clock pe refused block k, if it did
+// within rejectBackoff.
+func (pe *peer) refusedAgo(k, clock int64) (int64, bool) {
 	at, ok := pe.rejected[k]
-	return ok && clock-at < int64(rejectBackoff)
+	if !ok || clock-at >= int64(rejectBackoff) {
+		return 0, false
+	}
+	return clock - at, true
 }
 
 // dropOut returns pe's outstanding requests selected by f to the pool,

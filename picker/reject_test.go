@@ -42,15 +42,29 @@ func TestRejectedNotAskedAgainAtOnce(t *testing.T) {
 		t.Fatalf("have %d of 8 pieces: the blocks peer 1 refuses stay with it", p.NumHave())
 	}
 
-	// After the back-off the refuser is asked again.
+	// After the back-off the refuser is asked again. Peer 2 has the
+	// piece but is choked, then unchoked.
 	p = New(smallCfg())
 	seed(p, 1)
+	p.AddPeer(2)
+	p.PeerHaveAll(2)
 	reqs := p.Next(1, t0, 1)
 	p.RequestRejected(1, reqs[0])
-	if got := p.Next(1, at(time.Second), 1); len(got) != 1 || got[0] == reqs[0] {
+	if got := p.Next(1, at(100*time.Millisecond), 1); len(got) != 1 || got[0] == reqs[0] {
 		t.Fatalf("refused block %+v asked again at once: %v", reqs[0], got)
 	}
-	if got := p.Next(1, at(rejectBackoff+2*time.Second), 1); !slices.Contains(got, reqs[0]) {
+	// The only unchoked source: asked again after the short back-off, or
+	// a read behind the block would wait the whole of it.
+	if got := p.Next(1, at(rejectBackoffAlone+100*time.Millisecond), 1); !slices.Contains(got, reqs[0]) {
+		t.Fatalf("refused block %+v not asked again of the only source after %v: %v", reqs[0], rejectBackoffAlone, got)
+	}
+	p.RequestRejected(1, reqs[0])
+	p.PeerChoked(2, false)
+	now = at(rejectBackoffAlone + 200*time.Millisecond)
+	if got := p.Next(1, now.Add(time.Second), 1); len(got) != 1 || got[0] == reqs[0] {
+		t.Fatalf("refused block %+v asked again of peer 1 while peer 2 has it: %v", reqs[0], got)
+	}
+	if got := p.Next(1, now.Add(rejectBackoff+time.Second), 1); !slices.Contains(got, reqs[0]) {
 		t.Fatalf("refused block %+v not asked again after the back-off: %v", reqs[0], got)
 	}
 }

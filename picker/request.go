@@ -32,7 +32,9 @@ type selection struct {
 	slow bool  // pe is far slower than the best peer: keep it off urgent work
 	gate int64 // slow peers skip window pieces due before this
 
-	refusedSkips int // blocks take left because pe refused them lately
+	refusedSkips int  // blocks take left because pe refused them lately
+	othersPiece  int  // 1 + the piece othersAns answers for (0: none yet)
+	othersAns    bool // whether another unchoked peer has othersPiece
 
 	preempted  bool
 	urgentLeft bool // an urgent piece pe has still has unrequested blocks
@@ -130,7 +132,7 @@ func (s *selection) take(piece, limit int, hot bool) int {
 	}
 	n := 0
 	for b := pa.nextUnreq(0); b >= 0 && n < limit; b = pa.nextUnreq(b + 1) {
-		if s.pe.refusedLately(s.p.key(piece, b), s.p.clock) {
+		if ago, ok := s.pe.refusedAgo(s.p.key(piece, b), s.p.clock); ok && (ago < int64(rejectBackoffAlone) || s.othersHave(piece)) {
 			s.refusedSkips++
 			continue // for others to send
 		}
@@ -172,6 +174,22 @@ func (s *selection) urgent() {
 			return
 		}
 	}
+}
+
+// othersHave reports whether an unchoked peer other than pe has piece
+// (remembered for the last piece asked: take asks per refused block).
+func (s *selection) othersHave(piece int) bool {
+	if s.othersPiece == piece+1 {
+		return s.othersAns
+	}
+	s.othersPiece, s.othersAns = piece+1, false
+	for _, o := range s.p.peers {
+		if o != s.pe && !o.choked && o.hasPiece(piece) {
+			s.othersAns = true
+			break
+		}
+	}
+	return s.othersAns
 }
 
 // fasterHas reports whether an unchoked peer that is not slow has piece.
