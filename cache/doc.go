@@ -176,7 +176,10 @@
 // write faults leave its value log. So when badger starts a value-log file,
 // the Put that notices (one stat per Put) prefills the page cache for it in
 // 2 MiB folios (prefill in pager.go; no disk I/O, the blocks are
-// preallocated and unwritten), on a goroutine of its own. What the kernel
+// preallocated and unwritten, but the kernel zeroes each page), on a
+// goroutine of its own, 32 MiB ahead of what was put into the file and
+// further as Puts come near (prefillAhead): a whole file prefilled at
+// once zeroed up to 128 MiB that a download might never write. What the kernel
 // had read around badger's first write fault by then (read_ahead_kb of the
 // disk: 128 KiB by default, 8 MiB on some virtual disks) is redone once the
 // file is full (refolio: written back, dropped from the page cache, read

@@ -364,7 +364,7 @@ func TestPrefill(t *testing.T) {
 		t.Fatalf("resetting the peak RSS: %v", err)
 	}
 	before := peakRSS(t)
-	prefill(f, size)
+	prefill(f, 0, size)
 	grew := peakRSS(t) - before
 	cached, pages := cachedPages(t, f, size)
 	t.Logf("prefill of %s: %d of %d pages in the page cache; peak RSS grew %s",
@@ -447,4 +447,61 @@ func cachedPages(t *testing.T, f *os.File, size int) (cached, pages int) {
 		cached += int(v & 1)
 	}
 	return cached, len(vec)
+}
+
+// TestPrefillFollowsWrites: a new value-log file is prefilled a bounded
+// distance ahead of what was put into it, and further as more is put, not
+// whole as soon as it starts (64-128 MiB zeroed, mapped and unmapped for a
+// file that a download might end in at once).
+func TestPrefillFollowsWrites(t *testing.T) {
+	dir := t.TempDir()
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err == nil && fs.Type == unix.TMPFS_MAGIC {
+		t.Skip("tmpfs: fallocate puts the whole file in memory, there is nothing to prefill")
+	}
+	probe, err := os.Create(filepath.Join(dir, "probe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ferr := unix.Fallocate(int(probe.Fd()), 0, 0, 1<<20)
+	probe.Close()
+	os.Remove(probe.Name())
+	if ferr != nil {
+		t.Skipf("fallocate: %v (prefill only follows a preallocation)", ferr)
+	}
+	c := openT(t, Options{Dir: dir, Capacity: 512 << 20})
+	defer c.Close()
+	const piece = 1 << 20
+	ih := ihOf(1)
+	n := 0
+	put := func(mb int) {
+		for range mb {
+			mustPut(t, c, ih, n, piece)
+			n++
+		}
+		c.prefills.Wait()
+	}
+	head := func() int {
+		name, _ := newestValueLog(c.dir)
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cached, _ := cachedPages(t, f, int(c.vlogSize))
+		return cached * pageSize
+	}
+	put(4)
+	// What was put, the prefill ahead of it, what badger's first write
+	// fault read ahead (read_ahead_kb, up to 8 MiB), a step of slack.
+	bound := 4*piece + prefillAhead + 8<<20 + prefillStep
+	if got := head(); got > bound {
+		t.Errorf("after 4 MiB put, %d MiB of the %d MiB value-log file are in the page cache, want at most %d MiB",
+			got>>20, c.vlogSize>>20, bound>>20)
+	}
+	put(36)
+	if got := head(); got < 40*piece+prefillAhead-prefillStep {
+		t.Errorf("after 40 MiB put, %d MiB of the value-log file are in the page cache, want the prefill %d MiB ahead",
+			got>>20, prefillAhead>>20)
+	}
 }

@@ -116,14 +116,12 @@ func (t *Torrent) fill(c *conn, now time.Time) {
 
 // outstandingBytes is what the torrent's peers owe it: the bytes of every
 // request in flight, which each become part of a piece buffer when they
-// arrive, and meanwhile may wait in the loop's queue as blocks. O(peers).
-func (t *Torrent) outstandingBytes() int {
-	n := 0
-	for c := range t.conns {
-		n += t.picker.Outstanding(c.id)
-	}
-	return n * peer.BlockSize
-}
+// arrive, and meanwhile may wait in the loop's queue as blocks. Web seeds'
+// runs are not counted (registerWebSeed uncounts them): their pipeline
+// bounds them. O(1): the picker keeps the sum, and fill asks for it
+// before every request it sends (it was a walk over every connection's
+// count, per block received).
+func (t *Torrent) outstandingBytes() int { return int(t.picker.OutstandingBytes()) }
 
 func (t *Torrent) fillAll() {
 	if t.picker == nil {

@@ -138,6 +138,7 @@ func (t *Torrent) registerWebSeed(ws *webSeed) {
 	t.nextPeerID++
 	ws.id = t.nextPeerID
 	t.picker.AddPeer(ws.id)
+	t.picker.Uncount(ws.id) // its runs stay out of maxOutstandingBytes
 	ws.disabled = ws.seed.Stats().DisabledFiles
 	n := t.info.NumPieces()
 	bits, all := peer.NewBits(n), true

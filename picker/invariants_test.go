@@ -89,6 +89,15 @@ func checkInvariants(p *Picker) error {
 			return fmt.Errorf("piece %d busy without part", i)
 		}
 	}
+	var counted int64
+	for _, pe := range p.peers {
+		if pe.total != nil {
+			counted += pe.outBytes
+		}
+	}
+	if counted != p.OutstandingBytes() {
+		return fmt.Errorf("OutstandingBytes %d, want %d (the counted peers' outBytes)", p.OutstandingBytes(), counted)
+	}
 	for _, pe := range p.peers {
 		var ob, cb int64
 		for k, o := range pe.out {
@@ -156,6 +165,9 @@ func TestRandomOperations(t *testing.T) {
 						p.PeerBitfield(id, bf)
 					}
 					p.PeerChoked(id, rng.IntN(4) == 0)
+					if rng.IntN(5) == 0 {
+						p.Uncount(id) // a web seed: out of OutstandingBytes
+					}
 					live = append(live, id)
 				case op < 8:
 					i := rng.IntN(len(live))
@@ -167,6 +179,9 @@ func TestRandomOperations(t *testing.T) {
 					id := live[rng.IntN(len(live))]
 					p.PeerChoked(id, rng.IntN(2) == 0)
 					p.PeerAllowedFast(id, rng.IntN(n))
+					if rng.IntN(8) == 0 {
+						p.Uncount(id) // with requests outstanding, perhaps
+					}
 				case op < 45:
 					id := live[rng.IntN(len(live))]
 					max := rng.IntN(12)

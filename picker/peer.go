@@ -38,8 +38,9 @@ type peer struct {
 	fast          []int
 	out           map[int64]outReq
 	outBytes      int64
-	coldBytes     int64 // outstanding bytes not asked for a reader
-	wantedMissing int   // |has ∩ wanted ∩ ¬have| (non-seeds)
+	total         *int64 // the picker's outBytes, nil once uncounted (Uncount)
+	coldBytes     int64  // outstanding bytes not asked for a reader
+	wantedMissing int    // |has ∩ wanted ∩ ¬have| (non-seeds)
 
 	prior *prior // estimates for a peer not yet measured
 
@@ -87,7 +88,7 @@ func (p *Picker) AddPeer(id PeerID) {
 	if _, ok := p.peerIdx[id]; ok {
 		return
 	}
-	pe := &peer{id: id, choked: true, has: newBitset(p.n), out: make(map[int64]outReq), prior: &p.prior}
+	pe := &peer{id: id, choked: true, has: newBitset(p.n), out: make(map[int64]outReq), prior: &p.prior, total: &p.outBytes}
 	for i := range pe.cancelled {
 		pe.cancelled[i] = -1
 	}
@@ -320,12 +321,30 @@ func (p *Picker) Outstanding(id PeerID) int {
 	return 0
 }
 
+// OutstandingBytes returns the bytes of all requests outstanding from
+// peers, but those of peers given to Uncount. O(1): an engine may check a
+// budget of bytes in flight before every request it sends.
+func (p *Picker) OutstandingBytes() int64 { return p.outBytes }
+
+// Uncount leaves the peer's requests, now and later, out of
+// OutstandingBytes: a source whose requests the engine bounds on their
+// own, such as a web seed's runs.
+func (p *Picker) Uncount(id PeerID) {
+	if pe := p.peer(id); pe != nil && pe.total != nil {
+		*pe.total -= pe.outBytes
+		pe.total = nil
+	}
+}
+
 func (pe *peer) addOut(k, t, eta, length int64, hot bool) {
 	if len(pe.out) == 0 {
 		pe.busySince = t
 	}
 	pe.out[k] = outReq{at: t, eta: eta, ahead: pe.outBytes, length: length, hot: hot}
 	pe.outBytes += length
+	if pe.total != nil {
+		*pe.total += length
+	}
 	if !hot {
 		pe.coldBytes += length
 	}
@@ -336,6 +355,9 @@ func (pe *peer) removeOut(k int64) (outReq, bool) {
 	if ok {
 		delete(pe.out, k)
 		pe.outBytes -= o.length
+		if pe.total != nil {
+			*pe.total -= o.length
+		}
 		if !o.hot {
 			pe.coldBytes -= o.length
 		}

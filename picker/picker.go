@@ -114,6 +114,10 @@ type Picker struct {
 	numSeeds int
 	rank     rankCache
 	prior    prior
+	// outBytes is the sum of the counted peers' outBytes (all but those
+	// given to Uncount): OutstandingBytes in O(1), for an engine that
+	// checks its in-flight budget before every request it sends.
+	outBytes int64
 
 	// Readers.
 	readers      []*reader
