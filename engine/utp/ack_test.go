@@ -1,6 +1,7 @@
 package utp
 
 import (
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -137,5 +138,54 @@ func TestDelayedAcks(t *testing.T) {
 	p := r.recv(2 * time.Second)
 	if p == nil || p.typ != stState || p.sack == nil || p.sack[0]&1 == 0 {
 		t.Fatalf("after a hole: got %+v, want an ACK with a selective ACK of the next packet", p)
+	}
+}
+
+// TestReaderWokenPerBatch: data arriving in one read batch wakes the
+// connection's reader once, at the end of the batch, not once per
+// packet. Woken per packet, a reader on the other core took the lock
+// and a 1.4 KB packet at a time while the socket's goroutine was still
+// handling the batch, and went back to sleep: a futex wake and a
+// context switch per packet on both sides.
+func TestReaderWokenPerBatch(t *testing.T) {
+	s := testSocket(t, Config{})
+	r, c := dialRaw(t, s)
+	tx := newPacketIO(r.uc, true) // sendmmsg where Linux has it; no GSO
+	to := r.to.AddrPort()
+	const n = maxBatch
+	payload := make([]byte, 1000)
+	for try := 0; ; try++ {
+		before := s.Stats()
+		ms := make([]msg, n)
+		for i := range ms {
+			b := make([]byte, headerLen+len(payload))
+			h := header{typ: stData, connID: r.id + 1, tsUS: uint32(time.Now().UnixMicro()), wnd: 1 << 20, seq: r.seq, ack: r.ackFor}
+			r.seq++
+			putHeader(b, &h, extNone)
+			copy(b[headerLen:], payload)
+			ms[i] = msg{buf: b, n: len(b), addr: to}
+		}
+		if err := tx.writeBatch(ms); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, n*len(payload))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		after := s.Stats()
+		batches, wakes := after.ReadBatches-before.ReadBatches, after.ReaderWakeups-before.ReaderWakeups
+		t.Logf("%d packets came in %d read batches and woke the reader %d times", n, batches, wakes)
+		if batches >= n {
+			// Each packet came alone: nothing to coalesce, try again.
+			if try == 4 {
+				t.Fatalf("%d packets sent in one sendmmsg came in %d read batches in 5 tries", n, batches)
+			}
+			continue
+		}
+		if wakes > batches {
+			t.Fatalf("%d packets in %d read batches woke the reader %d times, want at most once per batch", n, batches, wakes)
+		}
+		return
 	}
 }
