@@ -189,3 +189,49 @@ func TestReaderWokenPerBatch(t *testing.T) {
 		return
 	}
 }
+
+// TestDataCarriesLatestAck: a data packet built before the peer's next
+// packets came, and sent after the socket acknowledged them, carries the
+// latest ack_nr, not the one of the moment it was built. The writer and
+// the socket's reader both send: a request built, then delayed, went
+// out behind ACKs that acknowledged more than it did, and libtorrent
+// drops a packet whose ack_nr is over 3 behind the best it has seen. The
+// lost request stalled the transfer for a 500 ms retransmission timeout.
+func TestDataCarriesLatestAck(t *testing.T) {
+	s := testSocket(t, Config{})
+	r, c := dialRaw(t, s)
+	ob := getOutbox()
+	defer putOutbox(ob)
+	c.mu.Lock()
+	c.enqueueLocked([]byte("a request"))
+	c.sendLocked(time.Now(), ob)
+	built := c.ackNr
+	c.mu.Unlock()
+	if ob.n != 1 {
+		t.Fatalf("the write built %d packets, want 1", ob.n)
+	}
+	payload := make([]byte, 1000)
+	for range 8 {
+		r.send(stData, r.id+1, payload)
+	}
+	latest := r.seq - 1
+	waitFor(t, 5*time.Second, "the socket to take the peer's packets", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.ackNr == latest
+	})
+	s.flush(ob)
+	for {
+		p := r.recv(2 * time.Second)
+		if p == nil {
+			t.Fatal("the data packet never came")
+		}
+		if p.typ != stData {
+			continue
+		}
+		if p.ack != latest {
+			t.Fatalf("data packet acknowledges %d (as built: %d), want the latest, %d", p.ack, built, latest)
+		}
+		return
+	}
+}

@@ -87,6 +87,7 @@ func (c *Conn) handleLocked(p *packet, now time.Time, ob *outbox) (ev event) {
 			ev |= evRead
 		}
 	}
+	c.ackWire.Store(uint32(c.ackNr))
 	if c.state == stateConnected {
 		c.sendLocked(now, ob)
 	}

@@ -234,6 +234,7 @@ func (s *Socket) handleSyn(p *packet, from netip.AddrPort, now time.Time, ob *ou
 
 	c.mu.Lock()
 	c.initAck, c.ackNr = p.seq, p.seq
+	c.ackWire.Store(uint32(c.ackNr))
 	c.seq = s.cfg.initSeq()
 	c.initSeq = c.seq
 	c.replyMicro = s.micros(now) - p.tsUS
