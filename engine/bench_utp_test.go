@@ -122,9 +122,12 @@ func BenchmarkColdDownloadUTPvsTCP(b *testing.B) {
 			after := utpSeed.SessionStats("utp.")
 			// The seeder's view of the uTP round: datagrams it sent and
 			// took (our ACKs), losses, timeouts and delay samples over
-			// its 100 ms target (which shrink its window).
-			b.Logf("round %d: seeder uTP: %d packets out, %d in, %d lost, %d fast resent, %d timeouts, %d of %d delay samples over target",
+			// its 100 ms target (which shrink its window), and our
+			// packets it ignored as redundant (among them, those whose
+			// ack_nr was over 3 behind the best it had seen).
+			b.Logf("round %d: seeder uTP: %d packets out, %d in (%d ignored as redundant), %d lost, %d fast resent, %d timeouts, %d of %d delay samples over target",
 				r+1, after["utp.utp_packets_out"]-before["utp.utp_packets_out"], after["utp.utp_packets_in"]-before["utp.utp_packets_in"],
+				after["utp.utp_redundant_pkts_in"]-before["utp.utp_redundant_pkts_in"],
 				after["utp.utp_packet_loss"]-before["utp.utp_packet_loss"], after["utp.utp_fast_retransmit"]-before["utp.utp_fast_retransmit"],
 				after["utp.utp_timeout"]-before["utp.utp_timeout"], after["utp.utp_samples_above_target"]-before["utp.utp_samples_above_target"],
 				after["utp.utp_samples_above_target"]+after["utp.utp_samples_below_target"]-before["utp.utp_samples_above_target"]-before["utp.utp_samples_below_target"])
