@@ -235,3 +235,52 @@ func TestDataCarriesLatestAck(t *testing.T) {
 		return
 	}
 }
+
+// TestEarlyRetransmit: with three packets in flight and nothing more to
+// send (a request stream), a hole with the two packets after it SACKed
+// is resent at once, not after the retransmission timeout (at least
+// 500 ms): no third packet will come to be SACKed past it.
+func TestEarlyRetransmit(t *testing.T) {
+	s := testSocket(t, Config{})
+	r, c := dialRaw(t, s)
+	var first *packet
+	for i := range 3 {
+		if _, err := c.Write([]byte{'a' + byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		p := r.recv(2 * time.Second)
+		for p != nil && p.typ != stData {
+			p = r.recv(2 * time.Second)
+		}
+		if p == nil {
+			t.Fatalf("data packet %d never came", i)
+		}
+		if i == 0 {
+			first = p
+		}
+	}
+	// The first is lost: ACK the one before it, SACK the two after.
+	b := make([]byte, headerLen+2+4)
+	h := header{typ: stState, connID: r.id + 1, tsUS: uint32(time.Now().UnixMicro()), wnd: 1 << 20, seq: r.seq, ack: first.seq - 1}
+	putHeader(b, &h, extSACK)
+	b[headerLen], b[headerLen+1] = extNone, 4
+	b[headerLen+2] = 0b11 // first.seq+1 and first.seq+2
+	start := time.Now()
+	if _, err := r.uc.WriteToUDP(b, r.to); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p := r.recv(2 * time.Second)
+		if p == nil {
+			t.Fatal("the lost packet was never resent")
+		}
+		if p.typ == stData && p.seq == first.seq {
+			d := time.Since(start)
+			t.Logf("resent after %v", d)
+			if d > 250*time.Millisecond {
+				t.Fatalf("resent after %v, want at once (the retransmission timeout is at least 500 ms)", d)
+			}
+			return
+		}
+	}
+}

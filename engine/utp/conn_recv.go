@@ -150,7 +150,7 @@ func (c *Conn) handleAckLocked(p *packet, acked int, now time.Time, ob *outbox) 
 		signal(c.writeSig)
 	} else if p.typ == stState && len(p.payload) == 0 && c.nsent > 0 && int(p.wnd) <= c.peerWnd {
 		c.dupAcks++
-		if c.dupAcks >= dupAckLimit {
+		if c.dupAcks >= c.lossEvidenceLocked() {
 			c.fastResendLocked(0, now, ob)
 		}
 	}
@@ -206,9 +206,10 @@ func (c *Conn) handleSACKLocked(mask []byte, now time.Time, ob *outbox, rtt *tim
 			*rtt = now.Sub(q.sentAt)
 		}
 	}
-	// A hole with dupAckLimit SACKed packets after it is lost.
+	// A hole with dupAckLimit SACKed packets after it is lost (fewer
+	// when fewer are in flight, lossEvidenceLocked).
 	seen := 0
-	for i := 0; i < c.nsent && total-seen >= dupAckLimit; i++ {
+	for i, need := 0, c.lossEvidenceLocked(); i < c.nsent && total-seen >= need; i++ {
 		if i > 0 && sackBit(mask, i-1) {
 			seen++
 			continue
@@ -216,6 +217,20 @@ func (c *Conn) handleSACKLocked(mask []byte, now time.Time, ob *outbox, rtt *tim
 		c.fastResendLocked(i, now, ob)
 	}
 	return bytes
+}
+
+// lossEvidenceLocked is how many duplicate ACKs, or packets SACKed past
+// a hole, make the hole lost: dupAckLimit, or one less than the packets
+// in flight when 2 to dupAckLimit are and nothing waits to be sent
+// (early retransmit, RFC 5827). A peer-wire request stream has a packet
+// or two in flight at a time; without this, a lost request waited for
+// the retransmission timeout (500 ms at least), as no third packet came
+// to be SACKed past it.
+func (c *Conn) lossEvidenceLocked() int {
+	if c.nsent >= 2 && c.nsent <= dupAckLimit && c.sendq.len() == c.nsent {
+		return c.nsent - 1
+	}
+	return dupAckLimit
 }
 
 // fastResendLocked resends sendq[i] once before its timeout and counts a

@@ -42,8 +42,10 @@
 //     sample from a resent packet). A timeout marks every unacked packet
 //     lost; Config.MaxRetransmits timeouts in a row end the connection.
 //     Fast retransmit: 3 duplicate ACKs, or a SACK showing 3 packets past
-//     a hole; a fast retransmission that is lost again is resent after
-//     about a round trip, not a whole RTO.
+//     a hole (with 2 or 3 packets in flight and nothing more to send, one
+//     less than in flight: early retransmit, for request streams); a fast
+//     retransmission that is lost again is resent after about a round
+//     trip, not a whole RTO.
 //   - ACKs are delayed: at the end of a read batch a connection ACKs once
 //     16 data packets came since its last ACK (ackEvery); fewer wait for
 //     more, at most 1 ms (ackDelay, the reader's read deadline). A hole,
@@ -90,7 +92,10 @@
 // Conn.mu guards all of a connection's protocol state. Socket.mu guards
 // the connection table and the half-open count. Lock order: the two are
 // never held together; packets are built into an outbox under Conn.mu and
-// sent after it is released (never I/O under a lock). Wake-ups are
+// sent after it is released (never I/O under a lock); a packet's ack_nr
+// is refreshed from Conn.ackWire just before its system call, since the
+// writer's and the reader's sends race and libtorrent drops a packet
+// whose ack_nr is more than 3 behind one it already had. Wake-ups are
 // non-blocking sends on capacity-1 channels, which may happen under
 // Conn.mu. deadline.mu is a leaf. Buffers (send packets, received
 // payload, outboxes, mmsg arrays) come from sync.Pools: no allocation per
