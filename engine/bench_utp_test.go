@@ -32,7 +32,12 @@ import (
 // SWARMFS_BENCH_MB and SWARMFS_BENCH_ROUNDS change the size (default 256)
 // and the rounds (3). SWARMFS_BENCH_PIN=1 runs swarmfs on CPU 0 and every
 // libtorrent on CPU 1, so that each side has a core of its own and the
-// seeder's uTP cost shows apart from ours.
+// seeder's uTP cost shows apart from ours. SWARMFS_BIN_OLD=PATH also
+// runs that binary each round, interleaved with the one under test (which
+// goes first alternates by round), and reports its figures as old-*, so
+// a change is judged against its base under the same load.
+// SWARMFS_BENCH_LT=0 leaves out the libtorrent leecher (its rounds take
+// 10-20 s each).
 func BenchmarkColdDownloadUTPvsTCP(b *testing.B) {
 	swarmtest.RequireTools(b, "libtorrent")
 	sizeMB, rounds := 256, 3
@@ -43,6 +48,14 @@ func BenchmarkColdDownloadUTPvsTCP(b *testing.B) {
 		fmt.Sscan(s, &rounds)
 	}
 	bin := swarmfsBinary(b)
+	oldBin := os.Getenv("SWARMFS_BIN_OLD")
+	if oldBin != "" {
+		var err error
+		if oldBin, err = filepath.Abs(oldBin); err != nil {
+			b.Fatal(err)
+		}
+	}
+	withLT := os.Getenv("SWARMFS_BENCH_LT") != "0"
 	base := b.TempDir()
 	root := filepath.Join(base, "bench")
 	swarmtest.WriteFiles(b, root, []swarmtest.FileSpec{{Path: "payload.bin", Size: int64(sizeMB) << 20}})
@@ -61,7 +74,7 @@ func BenchmarkColdDownloadUTPvsTCP(b *testing.B) {
 	// get returns the download time, the swarmfs process's CPU time and
 	// the seeder's (libtorrent's uTP sender is one thread that pays a
 	// sendto per 1.4 KB datagram, loopback delivery included).
-	get := func(seed *swarmtest.LT, flag string) (time.Duration, time.Duration, time.Duration) {
+	get := func(bin string, seed *swarmtest.LT, flag string) (time.Duration, time.Duration, time.Duration) {
 		syscall.Sync()
 		seedCPU := procCPU(seed.Pid())
 		got := b.TempDir()
@@ -90,21 +103,44 @@ func BenchmarkColdDownloadUTPvsTCP(b *testing.B) {
 	}
 	for b.Loop() {
 		var utpT, tcpT, utpCPU, tcpCPU, utpSeedCPU, tcpSeedCPU, ltT []time.Duration
+		var oldUTP, oldTCP, oldUTPCPU, oldTCPCPU []time.Duration
 		for r := range rounds {
+			// runOld runs the base binary's two rounds.
+			runOld := func() {
+				d, cpu, _ := get(oldBin, utpSeed, "--no-tcp")
+				oldUTP, oldUTPCPU = append(oldUTP, d), append(oldUTPCPU, cpu)
+				d2, cpu2, _ := get(oldBin, tcpSeed, "--no-utp")
+				oldTCP, oldTCPCPU = append(oldTCP, d2), append(oldTCPCPU, cpu2)
+				b.Logf("round %d: old binary: uTP %v (CPU %v), TCP %v (CPU %v)", r+1, d, cpu, d2, cpu2)
+			}
+			if oldBin != "" && r%2 == 1 {
+				runOld()
+			}
 			before := utpSeed.SessionStats("utp.")
-			d, cpu, scpu := get(utpSeed, "--no-tcp")
+			d, cpu, scpu := get(bin, utpSeed, "--no-tcp")
 			utpT, utpCPU, utpSeedCPU = append(utpT, d), append(utpCPU, cpu), append(utpSeedCPU, scpu)
 			after := utpSeed.SessionStats("utp.")
 			// The seeder's view of the uTP round: datagrams it sent and
 			// took (our ACKs), losses, timeouts and delay samples over
-			// its 100 ms target (which shrink its window).
-			b.Logf("round %d: seeder uTP: %d packets out, %d in, %d lost, %d fast resent, %d timeouts, %d of %d delay samples over target",
+			// its 100 ms target (which shrink its window), and our
+			// packets it ignored as redundant (among them, those whose
+			// ack_nr was over 3 behind the best it had seen).
+			b.Logf("round %d: seeder uTP: %d packets out, %d in (%d ignored as redundant), %d lost, %d fast resent, %d timeouts, %d of %d delay samples over target",
 				r+1, after["utp.utp_packets_out"]-before["utp.utp_packets_out"], after["utp.utp_packets_in"]-before["utp.utp_packets_in"],
+				after["utp.utp_redundant_pkts_in"]-before["utp.utp_redundant_pkts_in"],
 				after["utp.utp_packet_loss"]-before["utp.utp_packet_loss"], after["utp.utp_fast_retransmit"]-before["utp.utp_fast_retransmit"],
 				after["utp.utp_timeout"]-before["utp.utp_timeout"], after["utp.utp_samples_above_target"]-before["utp.utp_samples_above_target"],
 				after["utp.utp_samples_above_target"]+after["utp.utp_samples_below_target"]-before["utp.utp_samples_above_target"]-before["utp.utp_samples_below_target"])
-			d, cpu, scpu = get(tcpSeed, "--no-utp")
+			d, cpu, scpu = get(bin, tcpSeed, "--no-utp")
 			tcpT, tcpCPU, tcpSeedCPU = append(tcpT, d), append(tcpCPU, cpu), append(tcpSeedCPU, scpu)
+			if oldBin != "" && r%2 == 0 {
+				runOld()
+			}
+			if !withLT {
+				b.Logf("round %d: uTP %v (CPU %v, seeder %v), TCP %v (CPU %v, seeder %v)",
+					r+1, utpT[r], utpCPU[r], utpSeedCPU[r], tcpT[r], tcpCPU[r], tcpSeedCPU[r])
+				continue
+			}
 			// libtorrent's own uTP from the same seeder: the ceiling its
 			// sender sets.
 			syscall.Sync()
@@ -121,7 +157,16 @@ func BenchmarkColdDownloadUTPvsTCP(b *testing.B) {
 		mb := float64(int64(sizeMB)<<20) / 1e6
 		b.ReportMetric(mb/median(utpT).Seconds(), "utp-MB/s")
 		b.ReportMetric(mb/median(tcpT).Seconds(), "tcp-MB/s")
-		b.ReportMetric(mb/median(ltT).Seconds(), "libtorrent-utp-MB/s")
+		if withLT {
+			b.ReportMetric(mb/median(ltT).Seconds(), "libtorrent-utp-MB/s")
+		}
+		if oldBin != "" {
+			b.ReportMetric(mb/median(oldUTP).Seconds(), "old-utp-MB/s")
+			b.ReportMetric(mb/median(oldTCP).Seconds(), "old-tcp-MB/s")
+			b.ReportMetric(median(oldUTPCPU).Seconds(), "old-utp-cpu-s")
+			b.ReportMetric(median(oldTCPCPU).Seconds(), "old-tcp-cpu-s")
+			b.ReportMetric(median(oldTCP).Seconds()/median(oldUTP).Seconds(), "old-utp/tcp-speed")
+		}
 		b.ReportMetric(median(utpCPU).Seconds(), "utp-cpu-s")
 		b.ReportMetric(median(tcpCPU).Seconds(), "tcp-cpu-s")
 		b.ReportMetric(median(utpSeedCPU).Seconds(), "utp-seeder-cpu-s")

@@ -1,6 +1,7 @@
 package utp
 
 import (
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -137,5 +138,149 @@ func TestDelayedAcks(t *testing.T) {
 	p := r.recv(2 * time.Second)
 	if p == nil || p.typ != stState || p.sack == nil || p.sack[0]&1 == 0 {
 		t.Fatalf("after a hole: got %+v, want an ACK with a selective ACK of the next packet", p)
+	}
+}
+
+// TestReaderWokenPerBatch: data arriving in one read batch wakes the
+// connection's reader once, at the end of the batch, not once per
+// packet. Woken per packet, a reader on the other core took the lock
+// and a 1.4 KB packet at a time while the socket's goroutine was still
+// handling the batch, and went back to sleep: a futex wake and a
+// context switch per packet on both sides.
+func TestReaderWokenPerBatch(t *testing.T) {
+	s := testSocket(t, Config{})
+	r, c := dialRaw(t, s)
+	tx := newPacketIO(r.uc, true) // sendmmsg where Linux has it; no GSO
+	to := r.to.AddrPort()
+	const n = maxBatch
+	payload := make([]byte, 1000)
+	for try := 0; ; try++ {
+		before := s.Stats()
+		ms := make([]msg, n)
+		for i := range ms {
+			b := make([]byte, headerLen+len(payload))
+			h := header{typ: stData, connID: r.id + 1, tsUS: uint32(time.Now().UnixMicro()), wnd: 1 << 20, seq: r.seq, ack: r.ackFor}
+			r.seq++
+			putHeader(b, &h, extNone)
+			copy(b[headerLen:], payload)
+			ms[i] = msg{buf: b, n: len(b), addr: to}
+		}
+		if err := tx.writeBatch(ms); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, n*len(payload))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		after := s.Stats()
+		batches, wakes := after.ReadBatches-before.ReadBatches, after.ReaderWakeups-before.ReaderWakeups
+		t.Logf("%d packets came in %d read batches and woke the reader %d times", n, batches, wakes)
+		if batches >= n {
+			// Each packet came alone: nothing to coalesce, try again.
+			if try == 4 {
+				t.Fatalf("%d packets sent in one sendmmsg came in %d read batches in 5 tries", n, batches)
+			}
+			continue
+		}
+		if wakes > batches {
+			t.Fatalf("%d packets in %d read batches woke the reader %d times, want at most once per batch", n, batches, wakes)
+		}
+		return
+	}
+}
+
+// TestDataCarriesLatestAck: a data packet built before the peer's next
+// packets came, and sent after the socket acknowledged them, carries the
+// latest ack_nr, not the one of the moment it was built. The writer and
+// the socket's reader both send: a request built, then delayed, went
+// out behind ACKs that acknowledged more than it did, and libtorrent
+// drops a packet whose ack_nr is over 3 behind the best it has seen. The
+// lost request stalled the transfer for a 500 ms retransmission timeout.
+func TestDataCarriesLatestAck(t *testing.T) {
+	s := testSocket(t, Config{})
+	r, c := dialRaw(t, s)
+	ob := getOutbox()
+	defer putOutbox(ob)
+	c.mu.Lock()
+	c.enqueueLocked([]byte("a request"))
+	c.sendLocked(time.Now(), ob)
+	built := c.ackNr
+	c.mu.Unlock()
+	if ob.n != 1 {
+		t.Fatalf("the write built %d packets, want 1", ob.n)
+	}
+	payload := make([]byte, 1000)
+	for range 8 {
+		r.send(stData, r.id+1, payload)
+	}
+	latest := r.seq - 1
+	waitFor(t, 5*time.Second, "the socket to take the peer's packets", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.ackNr == latest
+	})
+	s.flush(ob)
+	for {
+		p := r.recv(2 * time.Second)
+		if p == nil {
+			t.Fatal("the data packet never came")
+		}
+		if p.typ != stData {
+			continue
+		}
+		if p.ack != latest {
+			t.Fatalf("data packet acknowledges %d (as built: %d), want the latest, %d", p.ack, built, latest)
+		}
+		return
+	}
+}
+
+// TestEarlyRetransmit: with three packets in flight and nothing more to
+// send (a request stream), a hole with the two packets after it SACKed
+// is resent at once, not after the retransmission timeout (at least
+// 500 ms): no third packet will come to be SACKed past it.
+func TestEarlyRetransmit(t *testing.T) {
+	s := testSocket(t, Config{})
+	r, c := dialRaw(t, s)
+	var first *packet
+	for i := range 3 {
+		if _, err := c.Write([]byte{'a' + byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		p := r.recv(2 * time.Second)
+		for p != nil && p.typ != stData {
+			p = r.recv(2 * time.Second)
+		}
+		if p == nil {
+			t.Fatalf("data packet %d never came", i)
+		}
+		if i == 0 {
+			first = p
+		}
+	}
+	// The first is lost: ACK the one before it, SACK the two after.
+	b := make([]byte, headerLen+2+4)
+	h := header{typ: stState, connID: r.id + 1, tsUS: uint32(time.Now().UnixMicro()), wnd: 1 << 20, seq: r.seq, ack: first.seq - 1}
+	putHeader(b, &h, extSACK)
+	b[headerLen], b[headerLen+1] = extNone, 4
+	b[headerLen+2] = 0b11 // first.seq+1 and first.seq+2
+	start := time.Now()
+	if _, err := r.uc.WriteToUDP(b, r.to); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p := r.recv(2 * time.Second)
+		if p == nil {
+			t.Fatal("the lost packet was never resent")
+		}
+		if p.typ == stData && p.seq == first.seq {
+			d := time.Since(start)
+			t.Logf("resent after %v", d)
+			if d > 250*time.Millisecond {
+				t.Fatalf("resent after %v, want at once (the retransmission timeout is at least 500 ms)", d)
+			}
+			return
+		}
 	}
 }

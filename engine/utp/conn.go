@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -123,9 +124,10 @@ type Conn struct {
 	eofSeq     uint16 // its sequence number
 	eof        bool   // everything up to the FIN arrived
 	needAck    bool
-	unacked    int  // data packets taken since our last packet carrying an ACK
-	ackQueued  bool // on the reader's list of ACKs to send at the end of a batch
-	lastAdv    int  // window advertised in the last packet
+	unacked    int           // data packets taken since our last packet carrying an ACK
+	ackQueued  bool          // on the reader's list of ACKs to send at the end of a batch
+	lastAdv    int           // window advertised in the last packet
+	ackWire    atomic.Uint32 // ackNr for packets on their way out (msg.refreshAck): stored under mu, read without
 	replyMicro uint32
 	lastRecv   time.Time
 }

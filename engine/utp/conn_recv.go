@@ -29,6 +29,7 @@ const (
 	evPromote                   // a half-open connection proved its peer: queue it for Accept
 	evAck                       // it wants an ACK at the end of the read batch
 	evReset                     // it must answer with a RESET (the connection is gone)
+	evRead                      // it has new data for Read: wake a waiting reader at the end of the batch
 )
 
 // handleLocked processes one packet addressed to c.
@@ -82,8 +83,11 @@ func (c *Conn) handleLocked(p *packet, now time.Time, ob *outbox) (ev event) {
 	c.handleAckLocked(p, acked, now, ob)
 	c.peerWnd = int(p.wnd)
 	if p.typ == stData || p.typ == stFin {
-		c.handleDataLocked(p)
+		if c.handleDataLocked(p) {
+			ev |= evRead
+		}
 	}
+	c.ackWire.Store(uint32(c.ackNr))
 	if c.state == stateConnected {
 		c.sendLocked(now, ob)
 	}
@@ -146,7 +150,7 @@ func (c *Conn) handleAckLocked(p *packet, acked int, now time.Time, ob *outbox) 
 		signal(c.writeSig)
 	} else if p.typ == stState && len(p.payload) == 0 && c.nsent > 0 && int(p.wnd) <= c.peerWnd {
 		c.dupAcks++
-		if c.dupAcks >= dupAckLimit {
+		if c.dupAcks >= c.lossEvidenceLocked() {
 			c.fastResendLocked(0, now, ob)
 		}
 	}
@@ -202,9 +206,10 @@ func (c *Conn) handleSACKLocked(mask []byte, now time.Time, ob *outbox, rtt *tim
 			*rtt = now.Sub(q.sentAt)
 		}
 	}
-	// A hole with dupAckLimit SACKed packets after it is lost.
+	// A hole with dupAckLimit SACKed packets after it is lost (fewer
+	// when fewer are in flight, lossEvidenceLocked).
 	seen := 0
-	for i := 0; i < c.nsent && total-seen >= dupAckLimit; i++ {
+	for i, need := 0, c.lossEvidenceLocked(); i < c.nsent && total-seen >= need; i++ {
 		if i > 0 && sackBit(mask, i-1) {
 			seen++
 			continue
@@ -212,6 +217,20 @@ func (c *Conn) handleSACKLocked(mask []byte, now time.Time, ob *outbox, rtt *tim
 		c.fastResendLocked(i, now, ob)
 	}
 	return bytes
+}
+
+// lossEvidenceLocked is how many duplicate ACKs, or packets SACKed past
+// a hole, make the hole lost: dupAckLimit, or one less than the packets
+// in flight when 2 to dupAckLimit are and nothing waits to be sent
+// (early retransmit, RFC 5827). A peer-wire request stream has a packet
+// or two in flight at a time; without this, a lost request waited for
+// the retransmission timeout (500 ms at least), as no third packet came
+// to be SACKed past it.
+func (c *Conn) lossEvidenceLocked() int {
+	if c.nsent >= 2 && c.nsent <= dupAckLimit && c.sendq.len() == c.nsent {
+		return c.nsent - 1
+	}
+	return dupAckLimit
 }
 
 // fastResendLocked resends sendq[i] once before its timeout and counts a
@@ -247,8 +266,11 @@ func (c *Conn) resendGuardLocked() time.Duration {
 }
 
 // handleDataLocked takes the payload of an ST_DATA or the end of an
-// ST_FIN.
-func (c *Conn) handleDataLocked(p *packet) {
+// ST_FIN. It reports whether Read has something new (data or EOF); the
+// caller wakes the reader once per batch of datagrams rather than per
+// packet, so a reader is not woken, run and parked again for each
+// 1.4 KB packet while the socket's reader is still handling the batch.
+func (c *Conn) handleDataLocked(p *packet) bool {
 	c.needAck = true
 	c.unacked++
 	d := seqDiff(p.seq, c.ackNr)
@@ -259,15 +281,15 @@ func (c *Conn) handleDataLocked(p *packet) {
 		if d == 1 {
 			c.ackNr = p.seq
 			c.eof = true
-			signal(c.readSig)
+			return true
 		}
-		return
+		return false
 	}
 	if d <= 0 || d > reorderSlots || c.gotFIN && !seqLess(p.seq, c.eofSeq) {
-		return // a duplicate, too far ahead, or past the FIN
+		return false // a duplicate, too far ahead, or past the FIN
 	}
 	if !c.closed && c.readBytes+c.oooBytes+len(p.payload) > c.s.cfg.RecvBuffer {
-		return // over the window we advertised
+		return false // over the window we advertised
 	}
 	if d > 1 {
 		if c.ooo == nil {
@@ -275,14 +297,14 @@ func (c *Conn) handleDataLocked(p *packet) {
 		}
 		slot := &c.ooo[int(p.seq)&(reorderSlots-1)]
 		if *slot != nil {
-			return
+			return false
 		}
 		r := rxPool.Get().(*rxBuf)
 		r.seq, r.off, r.n = p.seq, 0, copy(r.b[:], p.payload)
 		*slot = r
 		c.oooN++
 		c.oooBytes += r.n
-		return
+		return false
 	}
 	c.deliverLocked(p.payload, nil)
 	c.ackNr++
@@ -302,7 +324,7 @@ func (c *Conn) handleDataLocked(p *packet) {
 		c.ackNr = c.eofSeq
 		c.eof = true
 	}
-	signal(c.readSig)
+	return true
 }
 
 // deliverLocked appends in-order payload to the read queue, into the

@@ -131,6 +131,9 @@ func (c *Conn) transmitLocked(p *outPacket, seq uint16, now time.Time, ob *outbo
 	}
 	putHeader(m.buf, &h, extNone)
 	m.n = headerLen + copy(m.buf[headerLen:], p.payload[:p.n])
+	if p.typ != stSyn {
+		m.ack = &c.ackWire
+	}
 	p.transmissions++
 	c.nSent++
 	if p.transmissions > 1 {
@@ -180,6 +183,7 @@ func (c *Conn) stateLocked(now time.Time, ob *outbox) {
 	}
 	putHeader(m.buf, &h, extNone)
 	m.n = n
+	m.ack = &c.ackWire
 	c.needAck = false
 	c.lastSend = now
 }

@@ -7,10 +7,16 @@ import (
 
 // deadline is a read or write deadline: a channel closed when the
 // deadline passes, re-armed by set. Its mutex is a leaf lock.
+//
+// The engine sets a read deadline per peer-wire message (about one per
+// 16 KiB block), so set re-arms its timer with Reset where it can
+// rather than allocate a new one each time.
 type deadline struct {
-	mu     sync.Mutex // guards timer and cancel
-	timer  *time.Timer
-	cancel chan struct{} // closed when the deadline has passed
+	mu      sync.Mutex // guards the following
+	timer   *time.Timer
+	timerCh chan struct{} // the channel timer's func closes
+	armed   bool          // timer is scheduled, or fired and closing timerCh
+	cancel  chan struct{} // closed when the deadline has passed
 }
 
 func newDeadline() *deadline { return &deadline{cancel: make(chan struct{})} }
@@ -19,10 +25,13 @@ func newDeadline() *deadline { return &deadline{cancel: make(chan struct{})} }
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the timer fired: wait until its func closed cancel
+	if d.armed {
+		d.armed = false
+		if !d.timer.Stop() {
+			<-d.timerCh // the timer fired: wait until its func closed it
+			d.timer = nil
+		}
 	}
-	d.timer = nil
 	closed := isClosed(d.cancel)
 	if t.IsZero() {
 		if closed {
@@ -34,8 +43,14 @@ func (d *deadline) set(t time.Time) {
 		if closed {
 			d.cancel = make(chan struct{})
 		}
-		c := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(c) })
+		if d.timer != nil && d.timerCh == d.cancel {
+			// Stopped before it fired, and its channel is still ours.
+			d.timer.Reset(dur)
+		} else {
+			c := d.cancel
+			d.timer, d.timerCh = time.AfterFunc(dur, func() { close(c) }), c
+		}
+		d.armed = true
 		return
 	}
 	if !closed {
@@ -55,7 +70,8 @@ func (d *deadline) wait() chan struct{} {
 // one that has fired is kept, since its func will close cancel.
 func (d *deadline) stop() {
 	d.mu.Lock()
-	if d.timer != nil && d.timer.Stop() {
+	if d.armed && d.timer.Stop() {
+		d.armed = false
 		d.timer = nil
 	}
 	d.mu.Unlock()

@@ -42,8 +42,10 @@
 //     sample from a resent packet). A timeout marks every unacked packet
 //     lost; Config.MaxRetransmits timeouts in a row end the connection.
 //     Fast retransmit: 3 duplicate ACKs, or a SACK showing 3 packets past
-//     a hole; a fast retransmission that is lost again is resent after
-//     about a round trip, not a whole RTO.
+//     a hole (with 2 or 3 packets in flight and nothing more to send, one
+//     less than in flight: early retransmit, for request streams); a fast
+//     retransmission that is lost again is resent after about a round
+//     trip, not a whole RTO.
 //   - ACKs are delayed: at the end of a read batch a connection ACKs once
 //     16 data packets came since its last ACK (ackEvery); fewer wait for
 //     more, at most 1 ms (ackDelay, the reader's read deadline). A hole,
@@ -80,14 +82,20 @@
 // its read deadline for deferred ACKs passes) and the
 // timer loop (every 20 ms while connections exist: RTO, SYN resends,
 // keep-alives every 29 s, idle timeout, half-open expiry, linger,
-// time-wait). No goroutine per connection or per packet. Read and Write
+// time-wait). No goroutine per connection or per packet. The reader
+// wakes a connection's Read once per batch of datagrams, after the
+// whole batch (woken per packet, Read ran on the other core a packet at
+// a time, a futex wake and a context switch each). Read and Write
 // run on the caller's goroutine; Write sends what the windows allow
 // itself. Close stops and waits for both goroutines.
 //
 // Conn.mu guards all of a connection's protocol state. Socket.mu guards
 // the connection table and the half-open count. Lock order: the two are
 // never held together; packets are built into an outbox under Conn.mu and
-// sent after it is released (never I/O under a lock). Wake-ups are
+// sent after it is released (never I/O under a lock); a packet's ack_nr
+// is refreshed from Conn.ackWire just before its system call, since the
+// writer's and the reader's sends race and libtorrent drops a packet
+// whose ack_nr is more than 3 behind one it already had. Wake-ups are
 // non-blocking sends on capacity-1 channels, which may happen under
 // Conn.mu. deadline.mu is a leaf. Buffers (send packets, received
 // payload, outboxes, mmsg arrays) come from sync.Pools: no allocation per

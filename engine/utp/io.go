@@ -1,9 +1,11 @@
 package utp
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 // msg is one datagram in a batch.
@@ -14,6 +16,25 @@ type msg struct {
 	// seg, on a read, is the size of the datagrams that buf[:n] holds
 	// back to back (a GRO run, the last one maybe shorter); 0 for one.
 	seg int
+	// ack, on a write, is the connection's ack_nr as it is when the
+	// datagram leaves (Conn.ackWire), or nil: see refreshAck.
+	ack *atomic.Uint32
+}
+
+// refreshAck writes the connection's latest ack_nr into a packet just
+// before the system call that sends it. A packet is built under its
+// connection's lock but sent after, and the writer's and the socket
+// reader's sends race: a data packet built before a burst came in could
+// leave after the ACKs of that burst, acknowledging less than they did.
+// libtorrent drops a packet whose ack_nr is more than 3 behind the
+// best it has seen (as "redundant"): a request lost that way cost a
+// 500 ms retransmission timeout whenever fewer than 3 packets followed
+// it. Only packets without extensions are patched (a selective ACK's
+// bitmask counts from its ack_nr).
+func (m *msg) refreshAck() {
+	if m.ack != nil && m.n >= headerLen && m.buf[1] == extNone {
+		binary.BigEndian.PutUint16(m.buf[18:20], uint16(m.ack.Load()))
+	}
 }
 
 // packetIO moves batches of datagrams. readBatch blocks until at least
@@ -39,7 +60,7 @@ func (o *outbox) next(addr netip.AddrPort) *msg {
 	}
 	m := &o.msgs[o.n]
 	o.n++
-	m.addr, m.n = addr, 0
+	m.addr, m.n, m.ack = addr, 0, nil
 	return m
 }
 
@@ -89,6 +110,7 @@ func (u *udpIO) readBatch(ms []msg) (int, error) {
 func (u *udpIO) writeBatch(ms []msg) error {
 	var first error
 	for i := range ms {
+		ms[i].refreshAck()
 		var err error
 		if u.uc != nil {
 			_, err = u.uc.WriteToUDPAddrPort(ms[i].buf[:ms[i].n], ms[i].addr)

@@ -116,6 +116,13 @@ func (b *mmsgBatch) init() {
 		return true
 	}
 	b.send = func(fd uintptr) bool {
+		if b.n < b.nh {
+			// Under the socket's write lock: packets leave in the order
+			// their acks were refreshed.
+			for i := b.first[b.n]; i < len(b.ms); i++ {
+				b.ms[i].refreshAck()
+			}
+		}
 		for b.n < b.nh {
 			n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.n])), uintptr(b.nh-b.n), 0, 0, 0)
 			switch {

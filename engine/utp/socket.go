@@ -145,12 +145,16 @@ type Socket struct {
 
 	// Counters.
 	pktsIn, pktsOut, malformed, refused, otherDropped, writeErrs atomic.Uint64
+	readBatches, readerWakes                                     atomic.Uint64
 
 	// acks is the reader goroutine's list of connections that want an
 	// ACK at the end of the current batch or, deferred, by ackBy (both
 	// the reader's own; ackBy is zero when none is deferred).
 	acks  []*Conn
 	ackBy time.Time
+	// wakes is the reader goroutine's list of connections whose readers
+	// it wakes at the end of the current batch.
+	wakes []*Conn
 
 	mu       sync.Mutex // guards the following
 	conns    map[connKey]*Conn
@@ -243,6 +247,13 @@ type SocketStats struct {
 	OtherDropped   uint64 // non-uTP datagrams dropped (no Others reader, or its queue full)
 	WriteErrors    uint64
 	OtherDelivered uint64
+	// ReadBatches counts the reads that returned datagrams (one system
+	// call each, at most one GRO run or maxBatch datagrams); PacketsIn
+	// over it is the batch size that sets the reader's cost per packet.
+	ReadBatches uint64
+	// ReaderWakeups counts the signals to connections' readers that
+	// data came: at most one per connection per read batch.
+	ReaderWakeups uint64
 }
 
 // Stats returns a snapshot.
@@ -256,6 +267,8 @@ func (s *Socket) Stats() SocketStats {
 	st.Refused = s.refused.Load()
 	st.OtherDropped = s.otherDropped.Load()
 	st.WriteErrors = s.writeErrs.Load()
+	st.ReadBatches = s.readBatches.Load()
+	st.ReaderWakeups = s.readerWakes.Load()
 	if o := s.others.Load(); o != nil {
 		st.OtherDelivered = o.delivered.Load()
 	}

@@ -51,6 +51,7 @@ func (s *Socket) readLoop() {
 			continue
 		}
 		now := time.Now()
+		s.readBatches.Add(1)
 		for i := range n {
 			m := &ms[i]
 			if m.seg <= 0 || m.seg >= m.n {
@@ -61,9 +62,21 @@ func (s *Socket) readLoop() {
 				s.handleDatagram(m.buf[off:min(m.n, off+m.seg)], m.addr, now, ob)
 			}
 		}
+		s.wakeReaders()
 		s.sendAcks(now, ob, false)
 		s.flush(ob)
 	}
+}
+
+// wakeReaders wakes, once per read batch, the readers of connections
+// that took data in it.
+func (s *Socket) wakeReaders() {
+	for _, c := range s.wakes {
+		signal(c.readSig)
+	}
+	s.readerWakes.Add(uint64(len(s.wakes)))
+	clear(s.wakes)
+	s.wakes = s.wakes[:0]
 }
 
 // sendAcks puts in ob the ACKs that connections on s.acks owe, at the
@@ -149,6 +162,11 @@ func (s *Socket) deliver(c *Conn, p *packet, now time.Time, ob *outbox) {
 	if queue {
 		s.acks = append(s.acks, c)
 	}
+	if ev&evRead != 0 && (len(s.wakes) == 0 || s.wakes[len(s.wakes)-1] != c) {
+		// Repeats (packets of several connections interleaved) only
+		// signal again.
+		s.wakes = append(s.wakes, c)
+	}
 	if ev&evRemove != 0 {
 		c.wake()
 		s.remove(c)
@@ -216,6 +234,7 @@ func (s *Socket) handleSyn(p *packet, from netip.AddrPort, now time.Time, ob *ou
 
 	c.mu.Lock()
 	c.initAck, c.ackNr = p.seq, p.seq
+	c.ackWire.Store(uint32(c.ackNr))
 	c.seq = s.cfg.initSeq()
 	c.initSeq = c.seq
 	c.replyMicro = s.micros(now) - p.tsUS
