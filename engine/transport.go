@@ -51,7 +51,7 @@ func (c *Client) listenUTP() error {
 		}
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(int(c.port)))
-	s, err := utp.Listen("udp", addr, utp.Config{})
+	s, err := utp.Listen("udp", addr, utp.Config{Logf: c.logf})
 	if err != nil {
 		if c.cfg.NoTCP {
 			return fmt.Errorf("engine: uTP: %w", err)
