@@ -104,7 +104,7 @@ echo "read2: $(cat ` + mnt[1] + `/f.txt/f.txt)"
 umount ` + mnt[1] + `
 mount -t swarmfs none ` + mnt[2] + ` -o listen=127.0.0.1:0,no-dht,no-lsd,data-dir=` + dd[2] + `
 echo "empty: $(ls -A ` + mnt[2] + ` | wc -l)"
-grep -c swarmfs /proc/self/mounts | sed 's/^/mounts: /'
+grep swarmfs /proc/self/mounts | grep -c ' ` + tmp + `/' | sed 's/^/mounts: /'
 umount ` + mnt[2] + `
 i=0
 while pgrep -x swarmfs >/dev/null; do
