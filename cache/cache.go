@@ -89,6 +89,7 @@ type Cache struct {
 	pageKick   chan struct{} // cap 1: wake the pager goroutine
 	isClosed   atomic.Bool   // set first thing in Close
 	gcMu       sync.Mutex    // serializes collect
+	sweepMu    sync.Mutex    // serializes sweeps (the pager's and Puts')
 	// raceWrites keeps writes out of value-log GC in -race builds only
 	// (see runValueLogGC).
 	raceWrites sync.RWMutex

@@ -137,19 +137,23 @@
 // File-backed memory: badger writes the value log through mmap, and every
 // page the process touches counts in its RSS until the kernel reclaims it.
 // Reads of verified pieces do not touch the mapping (see "Reads"); writes
-// and first reads do. The pager goroutine keeps that in check: it drops the
-// mappings (madvise MADV_DONTNEED, see dropPages) of pieces written or read
-// through the mapping, once they add up to twice Options.KeepMapped
-// (default 4 MiB), keeping the most recently used KeepMapped bytes, and of
-// all of them after 2 s without activity; the data stays in the page cache.
-// KeepMapped < 0 turns unmapping off. A piece evicted before the sweep
-// cannot be found by key any more (a cache smaller than what streams
-// through it evicts most of what it writes): then the sweep drops whole
-// files, see gcsweep.go. Value-log GC reads the file it rewrites whole
-// through badger's mapping, and writes what it moves through the newest
-// file's: while it runs, a sweeper drops both every 5 ms (gcsweep.go says
-// why that is safe), where a collect used to map a whole value-log file
-// (64-128 MiB) into the process (TestGCSweepsValueLog). MADV_DONTNEED would zero memory of our
+// and first reads do. Sweeps keep that in check: they drop the mappings
+// (madvise MADV_DONTNEED, see dropPages) of pieces written or read through
+// the mapping, once they add up to twice Options.KeepMapped (default
+// 4 MiB), keeping the most recently used KeepMapped bytes, and of all of
+// them after 2 s without activity; the data stays in the page cache. The
+// Put that reaches twice KeepMapped sweeps itself, so a writer never maps
+// much more than that (TestPutSweepsWhatItMapped); the pager sweeps what
+// reads mapped. KeepMapped < 0 turns unmapping off. A piece evicted before
+// the sweep cannot be found by key any more (a cache smaller than what
+// streams through it evicts most of what it writes), and many pieces would
+// cost a lookup each: then the sweep drops whole files, see gcsweep.go.
+// Value-log GC reads the file it rewrites whole through badger's mapping,
+// and writes what it moves through the newest file's: while it runs, a
+// sweeper drops the older files every millisecond and the newest every
+// 5 ms (gcsweep.go says why that is safe), where a collect used to map a
+// whole value-log file (64-128 MiB) into the process
+// (TestGCSweepsValueLog). MADV_DONTNEED would zero memory of our
 // own, so a range is advised only if /proc/self/maps shows it inside a shared
 // mapping of the value-log file badger says holds the piece; anything else is
 // skipped, counted and logged once.
@@ -244,6 +248,8 @@
 //	raceWrites  RWMutex, -race builds only: keeps our writes out of
 //	         value-log GC, whose start races benignly with badger's writer
 //	         (see runValueLogGC)
+//	sweepMu  Mutex: one sweep of value-log mappings at a time (the pager,
+//	         or a Put that wrote the pages due for one; see pager.go)
 //	mu       Mutex: the index, LRU list, pins, dirty and mapped lists
 //	diskGuard.mu  leaf
 //

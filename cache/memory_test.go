@@ -448,3 +448,32 @@ func cachedPages(t *testing.T, f *os.File, size int) (cached, pages int) {
 	}
 	return cached, len(vec)
 }
+
+// TestPutSweepsWhatItMapped: a writer faster than the pager's sweeps (at
+// most one every sweepGap, later when the pager is held up) must not pile
+// up the value-log pages it maps: the Put that brings the pieces written
+// since the last sweep to 2*KeepMapped sweeps them itself. 64 MiB of 1 MiB
+// pieces as fast as they go, the value log's resident pages read after
+// every Put: at most 2*KeepMapped, a piece and large folios at both ends
+// (8 MiB measured; 24-30 MiB when only the pager swept).
+func TestPutSweepsWhatItMapped(t *testing.T) {
+	dir := t.TempDir()
+	c := openT(t, Options{Dir: dir, Capacity: 1 << 30})
+	defer c.Close()
+	ih := ihOf(1)
+	const size = 1 << 20
+	d := pieceData(ih, 0, size)
+	var peak int64
+	for p := 0; p < 64; p++ {
+		d[0] = byte(p)
+		if err := c.Put(ih, p, d); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, vlogRSS(t, dir))
+	}
+	limit := 2*DefaultKeepMapped + size + 4<<20
+	t.Logf("64 MiB of 1 MiB pieces: value-log RSS at most %s after a Put (limit %s)", formatSize(peak), formatSize(limit))
+	if peak > limit {
+		t.Errorf("value-log pages mapped: %s after a Put, want at most %s", formatSize(peak), formatSize(limit))
+	}
+}
