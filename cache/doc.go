@@ -67,7 +67,7 @@
 // after tens of thousands of puts, gigabytes of data: without help, deleted
 // pieces would not be counted, and the disk would not shrink, for a long
 // time. So the maintenance goroutine, after each eviction of a sixteenth of
-// the capacity (or half a value-log file, whichever is larger) and every
+// the capacity (or 32 MiB, whichever is larger) and every
 // minute:
 //
 //  1. flushes the memtables (DropPrefix of the throwaway 'z' key, the only
@@ -97,11 +97,13 @@
 //   - ValueThreshold 1 KiB (default 1 MiB): pieces always go to the value
 //     log; the default would keep pieces under 1 MiB in the LSM tree, to be
 //     rewritten by every compaction. Records and tiny last pieces stay inline.
-//   - ValueLogFileSize Capacity/16 clamped to [64 MiB, 128 MiB] (default
-//     1 GiB): GC reclaims space a file at a time, so smaller files mean finer
-//     steps, and a shorter msync when a file is closed. It is also the largest
-//     piece accepted. A 50 GiB cache has about 400 files (one descriptor and
-//     one mapping each).
+//   - ValueLogFileSize Capacity/16 clamped to [64 MiB, 128 MiB], and a
+//     quarter of a cache under 256 MiB, at least 16 MiB (default 1 GiB): GC
+//     reclaims space a file at a time, so smaller files mean finer steps,
+//     and a shorter msync when a file is closed; and GC may map the whole
+//     file it rewrites into the process (see "Memory"). It is also the
+//     largest piece accepted. A 50 GiB cache has about 400 files (one
+//     descriptor and one mapping each).
 //   - MemTableSize 4 MiB, NumMemtables 2 (defaults 64 MiB and 5): memtables
 //     hold keys and pointers only; each costs its size plus arena slack in
 //     anonymous memory, so ~10 MiB instead of ~350 MiB.
