@@ -426,7 +426,8 @@ func badgerOptions(dir string, vlogSize int64, logger badger.Logger) badger.Opti
 		WithSyncWrites(false).
 		WithValueThreshold(valueThreshold).
 		WithValueLogFileSize(vlogSize).
-		WithMemTableSize(4 << 20).
+		WithMemTableSize(2 << 20).
+		WithBaseTableSize(1 << 20).
 		WithNumMemtables(2).
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(0).

@@ -104,9 +104,16 @@
 //     file it rewrites into the process (see "Memory"). It is also the
 //     largest piece accepted. A 50 GiB cache has about 400 files (one
 //     descriptor and one mapping each).
-//   - MemTableSize 4 MiB, NumMemtables 2 (defaults 64 MiB and 5): memtables
-//     hold keys and pointers only; each costs its size plus arena slack in
-//     anonymous memory, so ~10 MiB instead of ~350 MiB.
+//   - MemTableSize 2 MiB, NumMemtables 2 (defaults 64 MiB and 5): memtables
+//     hold keys and pointers only (about 100 bytes a piece, so 20,000
+//     pieces fill one); each costs its size plus arena slack in anonymous
+//     memory, so ~5 MiB instead of ~350 MiB. A transaction holds at most
+//     about 3,200 entries (deleteBatch stays well inside that).
+//   - BaseTableSize 1 MiB (default 2 MiB): a table builder takes twice it
+//     from a pool badger keeps, and every collection flushes a memtable
+//     into a table; tables of a few hundred KiB are all a cache's tree
+//     needs. With the smaller memtables that is 5 MiB less of live Go heap
+//     (TestBadgerBuffersHeap), under a soft memory limit of 64 MiB.
 //   - BlockCacheSize 0 (default 256 MiB): with compression off, table blocks
 //     are read straight from their memory map; a cache would duplicate them.
 //   - IndexCacheSize 0 (all table indexes and bloom filters in memory): the
@@ -131,7 +138,7 @@
 //
 // Anonymous memory: the index (~200-270 bytes of Go heap a piece: about
 // 14 MiB for 50 GiB of 1 MiB pieces, 40 MiB for 50 GiB of 256 KiB pieces),
-// memtables (~10 MiB), table indexes (small), and transient buffers while
+// memtables (~5 MiB), table indexes (small), and transient buffers while
 // writing (badger encodes each write in a buffer of the piece's size).
 // TestIndexMemory measures it: the process grows by ~21 MiB of anonymous
 // memory for 51,200 pieces, ~55-68 MiB for 204,800.
