@@ -149,7 +149,7 @@
 // and first reads do. Sweeps keep that in check: they drop the mappings
 // (madvise MADV_DONTNEED, see dropPages) of pieces written or read through
 // the mapping, once they add up to twice Options.KeepMapped (default
-// 4 MiB), keeping the most recently used KeepMapped bytes, and of all of
+// 2 MiB), keeping the most recently used KeepMapped bytes, and of all of
 // them after 2 s without activity; the data stays in the page cache. The
 // Put that reaches twice KeepMapped sweeps itself, so a writer never maps
 // much more than that (TestPutSweepsWhatItMapped); the pager sweeps what

@@ -51,8 +51,10 @@ import (
 
 // DefaultKeepMapped is used when Options.KeepMapped is 0. Small, since
 // reads of verified pieces do not go through the mapping: what stays mapped
-// is mostly what was just written.
-const DefaultKeepMapped int64 = 4 << 20
+// is mostly what was just written, and a writer sweeps every 2*KeepMapped
+// (a lookup or two, tens of microseconds), so it maps at most about
+// 2*KeepMapped.
+const DefaultKeepMapped int64 = 2 << 20
 
 const (
 	writebackBytes = 4 << 20 // written bytes between writebacks
