@@ -394,13 +394,20 @@ func (c *Cache) sweep(keep int64) {
 		// Pieces evicted since they were written (a cache smaller than
 		// what streams through it) left their pages mapped, and cannot be
 		// found by key; many pieces cost a lookup each. Drop whole files
-		// instead (gcsweep.go): the older ones, and the one holding the
-		// newest piece, the one badger writes. That unmaps the pieces
+		// instead (gcsweep.go): the older ones, and the one badger
+		// writes. That unmaps the pieces
 		// kept too; reads of verified pieces do not use the mapping
 		// (direct.go), so little is lost.
 		c.dropOldMappings()
+		// Found through the first of a few recent pieces it holds.
+		var in [][]byte
 		if newest != nil {
-			c.dropFileOf(-1, [][]byte{newest})
+			in = append(in, newest)
+		}
+		in = append(in, c.recentKeys(4)...)
+		in = append(in, keys[:min(len(keys), sweepByKeyMax)]...)
+		if _, head := newestValueLog(c.dir); head >= 0 {
+			c.dropFileOf(head, in)
 		}
 		return
 	}
