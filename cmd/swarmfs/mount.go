@@ -361,15 +361,10 @@ func parseDownload(s string) (bool, error) {
 }
 
 // memLimit is the default soft memory limit for a cache of capacity
-// bytes: 56 MiB, plus room for the cache's index (about 270 bytes a piece,
-// counted for 256 KiB pieces). Streaming at full speed keeps 35-40 MiB
-// live (piece and block buffers within the engine's bounds, go-fuse's
-// buffers, badger's memtable): the rest is room for garbage between
-// collections. The peak RSS is this plus the binary's pages (about
-// 16 MiB) and the value log mapped between sweeps (see package cache), so
-// 64 MiB put a mount streaming through a small cache past 100 MiB.
+// bytes: 64 MiB, plus room for the cache's index (about 270 bytes a piece,
+// counted for 256 KiB pieces).
 func memLimit(capacity int64) int64 {
-	return 56<<20 + capacity/(256<<10)*270
+	return 64<<20 + capacity/(256<<10)*270
 }
 
 // openStore makes dataDir, opens the piece cache under it and points cfg at it, as
