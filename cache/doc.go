@@ -67,7 +67,7 @@
 // after tens of thousands of puts, gigabytes of data: without help, deleted
 // pieces would not be counted, and the disk would not shrink, for a long
 // time. So the maintenance goroutine, after each eviction of a sixteenth of
-// the capacity (or half a value-log file, whichever is larger) and every
+// the capacity (or 32 MiB, whichever is larger) and every
 // minute:
 //
 //  1. flushes the memtables (DropPrefix of the throwaway 'z' key, the only
@@ -97,13 +97,16 @@
 //   - ValueThreshold 1 KiB (default 1 MiB): pieces always go to the value
 //     log; the default would keep pieces under 1 MiB in the LSM tree, to be
 //     rewritten by every compaction. Records and tiny last pieces stay inline.
-//   - ValueLogFileSize Capacity/16 clamped to [64 MiB, 128 MiB] (default
-//     1 GiB): GC reclaims space a file at a time, so smaller files mean finer
-//     steps, and a shorter msync when a file is closed. It is also the largest
-//     piece accepted. A 50 GiB cache has about 400 files (one descriptor and
-//     one mapping each). (Files of 16 MiB for a 64 MiB cache bound what one
-//     GC can map, but cost a quarter more CPU streaming through it for 3 MiB
-//     less peak RSS.)
+//   - ValueLogFileSize Capacity/16 clamped to [64 MiB, 128 MiB], and a
+//     quarter of a cache under 256 MiB, at least 16 MiB (default 1 GiB): GC
+//     reclaims space a file at a time, so smaller files mean finer steps,
+//     and a shorter msync when a file is closed; and GC may map the whole
+//     file it rewrites into the process (see "Memory"). It is also the
+//     largest piece accepted. A 50 GiB cache has about 400 files (one
+//     descriptor and one mapping each). Streaming 1 GiB through a 64 MiB
+//     cache peaked at 99-105 MiB of RSS with 16 MiB files against 117-118
+//     with 64 MiB ones, for about a third more CPU (more files to start,
+//     prefill and close, more collections).
 //   - MemTableSize 2 MiB, NumMemtables 2 (defaults 64 MiB and 5): memtables
 //     hold keys and pointers only (about 100 bytes a piece, so 20,000
 //     pieces fill one); each costs its size plus arena slack in anonymous
@@ -113,7 +116,7 @@
 //     from a pool badger keeps, and every collection flushes a memtable
 //     into a table; tables of a few hundred KiB are all a cache's tree
 //     needs. With the smaller memtables that is 5 MiB less of live Go heap
-//     (TestBadgerBuffersHeap), under the mount's soft memory limit.
+//     (TestBadgerBuffersHeap), under a soft memory limit of 64 MiB.
 //   - BlockCacheSize 0 (default 256 MiB): with compression off, table blocks
 //     are read straight from their memory map; a cache would duplicate them.
 //   - IndexCacheSize 0 (all table indexes and bloom filters in memory): the
