@@ -89,6 +89,7 @@ type Cache struct {
 	pageKick   chan struct{} // cap 1: wake the pager goroutine
 	isClosed   atomic.Bool   // set first thing in Close
 	gcMu       sync.Mutex    // serializes collect
+	sweepMu    sync.Mutex    // serializes sweeps (the pager's and Puts')
 	// raceWrites keeps writes out of value-log GC in -race builds only
 	// (see runValueLogGC).
 	raceWrites sync.RWMutex
@@ -171,7 +172,10 @@ func Open(opts Options) (*Cache, error) {
 		c.keepMapped = DefaultKeepMapped
 	}
 	c.vlogSize = valueLogFileSize(capacity)
-	c.trigger = max(capacity/16, c.vlogSize/2)
+	// Half a value-log file for the files of 64 MiB and more, 32 MiB
+	// for a small cache's smaller ones: each collection flushes and
+	// compacts the tree first, too costly to do every few MiB.
+	c.trigger = max(capacity/16, 32<<20)
 
 	dir := opts.Dir
 	if opts.InMemory {
@@ -387,9 +391,16 @@ func (c *Cache) OnEvict(fn func(ih InfoHash, piece int)) {
 
 // valueLogFileSize picks the value-log file size for a capacity: large enough
 // for big pieces (it is also the largest piece accepted), small enough that
-// GC, which rewrites one file at a time, reclaims space in fine steps.
+// GC, which rewrites one file at a time, reclaims space in fine steps. A
+// cache under 256 MiB gets files of a quarter of it (at least 16 MiB): GC
+// reads the file it rewrites whole through badger's mapping, faster than its
+// sweeper can always follow (see gcsweep.go), so the file size is also what
+// one GC can map into the process at worst; files as large as the whole
+// cache made that the largest item of a small cache's peak RSS. Such a
+// cache has no use for larger pieces: its readahead window is a quarter of
+// it too (see cmd/swarmfs).
 func valueLogFileSize(capacity int64) int64 {
-	return min(max(capacity/16, 64<<20), 128<<20)
+	return min(max(capacity/16, min(capacity/4, 64<<20), 16<<20), 128<<20)
 }
 
 // valueThreshold: values this size or larger go to the value log. Pieces
@@ -415,7 +426,8 @@ func badgerOptions(dir string, vlogSize int64, logger badger.Logger) badger.Opti
 		WithSyncWrites(false).
 		WithValueThreshold(valueThreshold).
 		WithValueLogFileSize(vlogSize).
-		WithMemTableSize(4 << 20).
+		WithMemTableSize(2 << 20).
+		WithBaseTableSize(1 << 20).
 		WithNumMemtables(2).
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(0).

@@ -67,7 +67,7 @@
 // after tens of thousands of puts, gigabytes of data: without help, deleted
 // pieces would not be counted, and the disk would not shrink, for a long
 // time. So the maintenance goroutine, after each eviction of a sixteenth of
-// the capacity (or half a value-log file, whichever is larger) and every
+// the capacity (or 32 MiB, whichever is larger) and every
 // minute:
 //
 //  1. flushes the memtables (DropPrefix of the throwaway 'z' key, the only
@@ -97,14 +97,26 @@
 //   - ValueThreshold 1 KiB (default 1 MiB): pieces always go to the value
 //     log; the default would keep pieces under 1 MiB in the LSM tree, to be
 //     rewritten by every compaction. Records and tiny last pieces stay inline.
-//   - ValueLogFileSize Capacity/16 clamped to [64 MiB, 128 MiB] (default
-//     1 GiB): GC reclaims space a file at a time, so smaller files mean finer
-//     steps, and a shorter msync when a file is closed. It is also the largest
-//     piece accepted. A 50 GiB cache has about 400 files (one descriptor and
-//     one mapping each).
-//   - MemTableSize 4 MiB, NumMemtables 2 (defaults 64 MiB and 5): memtables
-//     hold keys and pointers only; each costs its size plus arena slack in
-//     anonymous memory, so ~10 MiB instead of ~350 MiB.
+//   - ValueLogFileSize Capacity/16 clamped to [64 MiB, 128 MiB], and a
+//     quarter of a cache under 256 MiB, at least 16 MiB (default 1 GiB): GC
+//     reclaims space a file at a time, so smaller files mean finer steps,
+//     and a shorter msync when a file is closed; and GC may map the whole
+//     file it rewrites into the process (see "Memory"). It is also the
+//     largest piece accepted. A 50 GiB cache has about 400 files (one
+//     descriptor and one mapping each). Streaming 1 GiB through a 64 MiB
+//     cache peaked at 99-105 MiB of RSS with 16 MiB files against 117-118
+//     with 64 MiB ones, for about a third more CPU (more files to start,
+//     prefill and close, more collections).
+//   - MemTableSize 2 MiB, NumMemtables 2 (defaults 64 MiB and 5): memtables
+//     hold keys and pointers only (about 100 bytes a piece, so 20,000
+//     pieces fill one); each costs its size plus arena slack in anonymous
+//     memory, so ~5 MiB instead of ~350 MiB. A transaction holds at most
+//     about 3,200 entries (deleteBatch stays well inside that).
+//   - BaseTableSize 1 MiB (default 2 MiB): a table builder takes twice it
+//     from a pool badger keeps, and every collection flushes a memtable
+//     into a table; tables of a few hundred KiB are all a cache's tree
+//     needs. With the smaller memtables that is 5 MiB less of live Go heap
+//     (TestBadgerBuffersHeap), under a soft memory limit of 64 MiB.
 //   - BlockCacheSize 0 (default 256 MiB): with compression off, table blocks
 //     are read straight from their memory map; a cache would duplicate them.
 //   - IndexCacheSize 0 (all table indexes and bloom filters in memory): the
@@ -129,7 +141,7 @@
 //
 // Anonymous memory: the index (~200-270 bytes of Go heap a piece: about
 // 14 MiB for 50 GiB of 1 MiB pieces, 40 MiB for 50 GiB of 256 KiB pieces),
-// memtables (~10 MiB), table indexes (small), and transient buffers while
+// memtables (~5 MiB), table indexes (small), and transient buffers while
 // writing (badger encodes each write in a buffer of the piece's size).
 // TestIndexMemory measures it: the process grows by ~21 MiB of anonymous
 // memory for 51,200 pieces, ~55-68 MiB for 204,800.
@@ -137,19 +149,23 @@
 // File-backed memory: badger writes the value log through mmap, and every
 // page the process touches counts in its RSS until the kernel reclaims it.
 // Reads of verified pieces do not touch the mapping (see "Reads"); writes
-// and first reads do. The pager goroutine keeps that in check: it drops the
-// mappings (madvise MADV_DONTNEED, see dropPages) of pieces written or read
-// through the mapping, once they add up to twice Options.KeepMapped
-// (default 4 MiB), keeping the most recently used KeepMapped bytes, and of
-// all of them after 2 s without activity; the data stays in the page cache.
-// KeepMapped < 0 turns unmapping off. A piece evicted before the sweep
-// cannot be found by key any more (a cache smaller than what streams
-// through it evicts most of what it writes): then the sweep drops whole
-// files, see gcsweep.go. Value-log GC reads the file it rewrites whole
-// through badger's mapping, and writes what it moves through the newest
-// file's: while it runs, a sweeper drops both every 5 ms (gcsweep.go says
-// why that is safe), where a collect used to map a whole value-log file
-// (64-128 MiB) into the process (TestGCSweepsValueLog). MADV_DONTNEED would zero memory of our
+// and first reads do. Sweeps keep that in check: they drop the mappings
+// (madvise MADV_DONTNEED, see dropPages) of pieces written or read through
+// the mapping, once they add up to twice Options.KeepMapped (default
+// 2 MiB), keeping the most recently used KeepMapped bytes, and of all of
+// them after 2 s without activity; the data stays in the page cache. The
+// Put that reaches twice KeepMapped sweeps itself, so a writer never maps
+// much more than that (TestPutSweepsWhatItMapped); the pager sweeps what
+// reads mapped. KeepMapped < 0 turns unmapping off. A piece evicted before
+// the sweep cannot be found by key any more (a cache smaller than what
+// streams through it evicts most of what it writes), and many pieces would
+// cost a lookup each: then the sweep drops whole files, see gcsweep.go.
+// Value-log GC reads the file it rewrites whole through badger's mapping,
+// and writes what it moves through the newest file's: while it runs, a
+// sweeper drops the older files every millisecond and the newest every
+// 5 ms (gcsweep.go says why that is safe), where a collect used to map a
+// whole value-log file (64-128 MiB) into the process
+// (TestGCSweepsValueLog). MADV_DONTNEED would zero memory of our
 // own, so a range is advised only if /proc/self/maps shows it inside a shared
 // mapping of the value-log file badger says holds the piece; anything else is
 // skipped, counted and logged once.
@@ -247,6 +263,8 @@
 //	raceWrites  RWMutex, -race builds only: keeps our writes out of
 //	         value-log GC, whose start races benignly with badger's writer
 //	         (see runValueLogGC)
+//	sweepMu  Mutex: one sweep of value-log mappings at a time (the pager,
+//	         or a Put that wrote the pages due for one; see pager.go)
 //	mu       Mutex: the index, LRU list, pins, dirty and mapped lists
 //	diskGuard.mu  leaf
 //

@@ -8,7 +8,7 @@ import (
 )
 
 // deleteBatch bounds the pieces deleted per transaction, well inside badger's
-// batch limits (about 7,800 entries with a 4 MiB memtable).
+// batch limits (about 3,200 entries with a 2 MiB memtable).
 const deleteBatch = 512
 
 // victimsLocked picks least recently used unpinned pieces until used fits the

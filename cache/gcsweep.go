@@ -37,25 +37,89 @@ import (
 // callback, where badger's lock on the file keeps the mapping in place
 // (dropFileOf).
 
-// gcSweepEvery is how often the files behind a running GC are swept.
-const gcSweepEvery = 5 * time.Millisecond
+// gcSweepEvery is how often the older files behind a running GC are
+// swept, and gcHeadEvery how often the newest one is. GC reads the file it
+// rewrites at memory speed, tens of MiB in a few milliseconds where it
+// meets mostly garbage: each millisecond a sweep comes late is more RSS. A
+// sweep of the older files is only madvise calls on mappings listed once
+// (see gcSweeper), so it can run this often; the newest file's costs a
+// badger lookup.
+const (
+	gcSweepEvery = time.Millisecond
+	gcHeadEvery  = 5 * time.Millisecond
+)
 
 // gcSweeper sweeps the value-log files behind a running GC until stop is
-// closed: the older files it reads, and the newest, which it writes.
+// closed: the older files it reads, and, on a goroutine of its own, the
+// newest, which it writes. The two are apart because the newest file's
+// sweep waits on badger's lock of that file, which badger holds while it
+// msyncs a full file (hundreds of milliseconds): meanwhile GC goes on
+// reading an older one.
+//
+// It keeps one iterator open the whole time: badger defers deleting a
+// value-log file while any iterator is open, so the mappings of the files
+// older than the newest stay exactly as listed (badger never remaps those)
+// until it closes the iterator; closing it deletes the file GC rewrote. A
+// newer file found on the way adds the files before it to the list.
 func (c *Cache) gcSweeper(stop <-chan struct{}, wg *sync.WaitGroup) {
 	defer wg.Done()
+	txn := c.db.NewTransactionAt(c.ts.Load(), false)
+	defer txn.Discard()
+	it := txn.NewIterator(badger.IteratorOptions{}) // defers value-log deletions
+	defer it.Close()
+	var headWG sync.WaitGroup
+	defer headWG.Wait()
+	headWG.Add(1)
+	go c.gcHeadSweeper(stop, &headWG)
+
+	head := -1
+	var old []mapSpan
+	relist := func() {
+		_, h := newestValueLog(c.dir)
+		if h <= head {
+			return
+		}
+		head = h
+		old = old[:0]
+		for _, s := range badgerValueLogMaps(c.mapsDir) {
+			if s.fid < head {
+				old = append(old, s)
+			}
+		}
+	}
+	relist()
 	t := time.NewTicker(gcSweepEvery)
+	defer t.Stop()
+	relistEvery := int(gcHeadEvery / gcSweepEvery)
+	for n := 1; ; n++ {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if n%relistEvery == 0 {
+			relist()
+		}
+		for _, s := range old {
+			_ = madvise(s.lo, s.hi-s.lo, unix.MADV_DONTNEED)
+		}
+	}
+}
+
+// gcHeadSweeper drops the mapping of the newest value-log file, where GC
+// writes what it moves, every gcHeadEvery until stop is closed.
+func (c *Cache) gcHeadSweeper(stop <-chan struct{}, wg *sync.WaitGroup) {
+	defer wg.Done()
+	t := time.NewTicker(gcHeadEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
-			c.dropOldMappings()
-			// What GC moves is written into the newest file.
-			if _, head := newestValueLog(c.dir); head >= 0 {
-				c.dropFileOf(head, c.recentKeys(16))
-			}
+		}
+		if _, head := newestValueLog(c.dir); head >= 0 {
+			c.dropFileOf(head, c.recentKeys(16))
 		}
 	}
 }

@@ -505,3 +505,66 @@ func TestPrefillFollowsWrites(t *testing.T) {
 			got>>20, prefillAhead>>20)
 	}
 }
+
+// TestPutSweepsWhatItMapped: a writer faster than the pager's sweeps (at
+// most one every sweepGap, later when the pager is held up) must not pile
+// up the value-log pages it maps: the Put that brings the pieces written
+// since the last sweep to 2*KeepMapped sweeps them itself. 64 MiB of 1 MiB
+// pieces as fast as they go, the value log's resident pages read after
+// every Put: at most 6 MiB, 2*KeepMapped and a large folio (4 MiB
+// measured; 8 MiB with KeepMapped at 4 MiB, 24-30 MiB when only the pager
+// swept).
+func TestPutSweepsWhatItMapped(t *testing.T) {
+	dir := t.TempDir()
+	c := openT(t, Options{Dir: dir, Capacity: 1 << 30})
+	defer c.Close()
+	ih := ihOf(1)
+	const size = 1 << 20
+	d := pieceData(ih, 0, size)
+	var peak int64
+	for p := 0; p < 64; p++ {
+		d[0] = byte(p)
+		if err := c.Put(ih, p, d); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, vlogRSS(t, dir))
+	}
+	const limit = 6 << 20
+	t.Logf("64 MiB of 1 MiB pieces: value-log RSS at most %s after a Put (limit %s)", formatSize(peak), formatSize(limit))
+	if peak > limit {
+		t.Errorf("value-log pages mapped: %s after a Put, want at most %s", formatSize(peak), formatSize(limit))
+	}
+}
+
+// TestBadgerBuffersHeap: what badger keeps of the Go heap for a cache's
+// memtable and its table builders, after a flush and a compaction, as every
+// collection does: they stay live all the time, under the soft memory limit
+// the mount sets. Memtables of 2 MiB and tables of 1 MiB hold a cache's keys
+// and value pointers as well (about 100 bytes a piece); at 4 MiB and 2 MiB
+// badger kept about 10 MiB (a 5.3 MiB arena and a pooled 4 MiB builder).
+func TestBadgerBuffersHeap(t *testing.T) {
+	if raceBuild {
+		t.Skip("the race detector inflates memory")
+	}
+	heap := func() int64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	base := heap()
+	c := openT(t, Options{Dir: t.TempDir(), Capacity: 1 << 30})
+	defer c.Close()
+	ih := ihOf(1)
+	for p := 0; p < 64; p++ {
+		mustPut(t, c, ih, p, 64<<10)
+	}
+	if err := c.compact(); err != nil {
+		t.Fatal(err)
+	}
+	grew := heap() - base
+	t.Logf("Go heap held after Open, 64 puts and a compaction: %s", formatSize(grew))
+	if limit := int64(6 << 20); grew > limit {
+		t.Errorf("Go heap grew by %s, want at most %s", formatSize(grew), formatSize(limit))
+	}
+}

@@ -37,30 +37,36 @@ import (
 //     file to its real length when it closes it, and Open does after a
 //     crash) and its page cache filled in large folios (see prefill) a
 //     little ahead of the writes (prefillAhead).
-//   - sweep (pager): every page of a mapped file that the process touches
-//     stays in its page tables and counts in its RSS (as RssFile) until the
-//     kernel reclaims it, so writing tens of gigabytes would show as
-//     gigabytes of RSS. (A fault maps more than the page touched: the
+//   - sweep (Puts and pager): every page of a mapped file that the process
+//     touches stays in its page tables and counts in its RSS (as RssFile)
+//     until the kernel reclaims it, so writing tens of gigabytes would show
+//     as gigabytes of RSS. (A fault maps more than the page touched: the
 //     fault-around window, or a whole large folio of the page cache.) Once
 //     the pieces written, or read through the mapping, since the last sweep
-//     add up to twice Options.KeepMapped, the pager drops the mappings
-//     (madvise MADV_DONTNEED) of all but the most recently used KeepMapped
-//     bytes of them, at most every sweepGap, and of all of them after
-//     sweepIdle without activity. The data stays in the page cache. Reads of
-//     verified pieces use pread (direct.go) and map nothing.
+//     add up to twice Options.KeepMapped, the Put that wrote the last of
+//     them (or the pager, for reads, at most every sweepGap) drops the
+//     mappings (madvise MADV_DONTNEED) of all but the most recently used
+//     KeepMapped bytes of them, or of whole files when they are many; the
+//     pager drops all of them after sweepIdle without activity. The data
+//     stays in the page cache. Reads of verified pieces use pread
+//     (direct.go) and map nothing.
 
 // DefaultKeepMapped is used when Options.KeepMapped is 0. Small, since
 // reads of verified pieces do not go through the mapping: what stays mapped
-// is mostly what was just written.
-const DefaultKeepMapped int64 = 4 << 20
+// is mostly what was just written, and a writer sweeps every 2*KeepMapped
+// (a lookup or two, tens of microseconds), so it maps at most about
+// 2*KeepMapped.
+const DefaultKeepMapped int64 = 2 << 20
 
 const (
 	writebackBytes = 4 << 20 // written bytes between writebacks
 	// sweepGap bounds the sweeping cost when many pieces are read a little
 	// (random small reads): at most 1/sweepGap sweeps a second. Writes
-	// at 300 MB/s map 15 MiB in that time. (20 ms slowed a writer that
-	// evicts all the time, TestCrashSIGKILL's, by a third under -race.)
+	// sweep themselves (see Put). (20 ms slowed a writer that evicts all
+	// the time, TestCrashSIGKILL's, by a third under -race.)
 	sweepGap = 50 * time.Millisecond
+	// sweepByKeyMax is the most pieces a sweep unmaps one by one.
+	sweepByKeyMax = 8
 	// sweepIdle sweeps what is left once activity stops.
 	sweepIdle = 2 * time.Second
 )
@@ -158,7 +164,9 @@ func (c *Cache) pager() {
 		case <-c.stop:
 			return
 		case <-idle.C:
+			c.sweepMu.Lock()
 			c.sweep(0)
+			c.sweepMu.Unlock()
 			c.files.invalidate()
 			continue
 		case <-gap:
@@ -175,7 +183,9 @@ func (c *Cache) pager() {
 		c.opening = false
 		c.mu.Unlock()
 		if due && gap == nil {
+			c.sweepMu.Lock()
 			c.sweep(c.keepMapped)
+			c.sweepMu.Unlock()
 			gap = time.After(sweepGap)
 		}
 	}
@@ -413,8 +423,9 @@ func newestValueLog(dir string) (string, int) {
 }
 
 // sweep drops the page mappings of the pieces listed since the last sweep,
-// but for the most recently used keep bytes of them. It runs on the pager
-// goroutine, which Close stops before closing db.
+// but for the most recently used keep bytes of them. The caller holds
+// sweepMu, and db is open: it runs on the pager goroutine, which Close
+// stops before closing db, or in a Put.
 func (c *Cache) sweep(keep int64) {
 	c.mu.Lock()
 	list := c.mapped
@@ -442,14 +453,26 @@ func (c *Cache) sweep(keep int64) {
 	}
 	c.mapped, c.listed = kept, keptBytes
 	c.mu.Unlock()
-	if gone {
+	if gone || len(keys) > sweepByKeyMax {
 		// Pieces evicted since they were written (a cache smaller than
-		// what streams through it) left their pages mapped: drop whole
-		// files instead (gcsweep.go).
+		// what streams through it) left their pages mapped, and cannot be
+		// found by key; many pieces cost a lookup each. Drop whole files
+		// instead (gcsweep.go): the older ones, and the one badger
+		// writes. That unmaps the pieces
+		// kept too; reads of verified pieces do not use the mapping
+		// (direct.go), so little is lost.
 		c.dropOldMappings()
+		// Found through the first of a few recent pieces it holds.
+		var in [][]byte
 		if newest != nil {
-			c.dropFileOf(-1, [][]byte{newest})
+			in = append(in, newest)
 		}
+		in = append(in, c.recentKeys(4)...)
+		in = append(in, keys[:min(len(keys), sweepByKeyMax)]...)
+		if _, head := newestValueLog(c.dir); head >= 0 {
+			c.dropFileOf(head, in)
+		}
+		return
 	}
 	maps := valueLogMaps{dir: c.mapsDir}
 	for _, k := range keys {

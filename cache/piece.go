@@ -189,7 +189,18 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 	c.mu.Unlock()
 	c.noteWritten(size)
 	if sweep {
-		c.kickPager()
+		// Sweep here rather than leave it to the pager: the pager can be
+		// held up (in writeback, behind badger's lock of a file being
+		// closed, or waiting for a CPU), and a fast writer maps tens of
+		// MiB meanwhile. Here no Put maps more than 2*KeepMapped plus a
+		// piece before the sweep, at the cost of one badger lookup per
+		// 2*KeepMapped written (see sweep).
+		if c.sweepMu.TryLock() {
+			c.sweep(c.keepMapped)
+			c.sweepMu.Unlock()
+		} else {
+			c.kickPager() // sweeping already; it may have listed e too late
+		}
 	}
 	return nil
 }
