@@ -133,6 +133,14 @@ func (c *connReaders) close() {
 	c.timers.Wait()
 }
 
+// SendBuffer is each client connection's socket send buffer (SO_SNDBUF;
+// Linux doubles it). Small, so a response runs ahead of what its client
+// has read by little: a player that reads the head of a file and then
+// seeks to its index (ffprobe, ffmpeg) would otherwise have the head's
+// response keep reading the next pieces into a buffer of megabytes, and
+// those pieces, urgent to the engine, go before the index it waits for.
+const SendBuffer = 128 << 10
+
 // ConfigureServer makes hs give each connection a place to keep the
 // Reader of its last file request for the next (see ReaderLinger), and
 // close it with the connection. NewHTTPServer calls it; without it, each
@@ -143,6 +151,9 @@ func (s *Server) ConfigureServer(hs *http.Server) {
 	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if connContext != nil {
 			ctx = connContext(ctx, c)
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetWriteBuffer(SendBuffer)
 		}
 		cr := &connReaders{}
 		s.conns.Store(c, cr)

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -209,5 +211,44 @@ func TestHeadersBeforeMissingPiece(t *testing.T) {
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || !bytes.Equal(b, data[from:]) {
 		t.Fatalf("%d bytes, %v", len(b), err)
+	}
+}
+
+// TestResponseRunsAheadLittle: a client that reads the head of a file and
+// then stops (ffprobe, before it seeks to the index at the end) leaves the
+// server reading little beyond what it took: the connection's small send
+// buffer (SendBuffer) stops the response's writes, and with them its
+// fills, each of which may make the engine fetch the next piece first.
+// Before, the server read 5-6 MiB ahead into the socket's buffers.
+func TestResponseRunsAheadLittle(t *testing.T) {
+	const size = 32 << 20
+	ft := newFakeTorrent("big", 1<<20, fakeFile{path: "big.bin", data: randomBytes(7, size)})
+	ts := start(t, newFakeHost(ft), Options{})
+	u, err := url.Parse(fileURLOf(ts, "big", "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nRange: bytes=0-\r\n\r\n", u.EscapedPath(), u.Host)
+	if _, err := io.ReadFull(c, make([]byte, 32<<10)); err != nil {
+		t.Fatal(err)
+	}
+	// The server reads ahead until its writes block; wait until the
+	// bytes it read stop growing.
+	last := int64(-1)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		n := ft.readBytes.Load()
+		if n == last {
+			break
+		}
+		last = n
+	}
+	t.Logf("the server read %d KiB for a client that took 32 KiB", last>>10)
+	if limit := int64(3 << 20); last > limit {
+		t.Errorf("the server read %d MiB ahead of a client that took 32 KiB, want at most %d MiB", last>>20, limit>>20)
 	}
 }
