@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -230,7 +231,9 @@ func BenchmarkHTTPvsFUSE(b *testing.B) {
 		floorFigures(add)
 	}
 	b.StopTimer()
-	for k, v := range figures {
+	for _, k := range slices.Sorted(maps.Keys(figures)) {
+		v := figures[k]
+		b.Logf("%s: %v", k, v) // in the order taken
 		slices.Sort(v)
 		b.ReportMetric(v[len(v)/2], k)
 	}
