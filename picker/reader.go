@@ -368,6 +368,12 @@ func (p *Picker) UrgentUnasked(id PeerID) bool {
 	if p.urgentDirty {
 		p.rebuildUrgent()
 	}
+	return p.urgentUnaskedFor(pe)
+}
+
+// urgentUnaskedFor reports whether a piece under a pending read that pe
+// has still has blocks asked of nobody.
+func (p *Picker) urgentUnaskedFor(pe *peer) bool {
 	for _, u := range p.urgent {
 		if !p.busy.get(u.piece) && pe.hasPiece(u.piece) {
 			return true

@@ -164,16 +164,11 @@ func (s *selection) urgent() {
 		}
 		s.take(u.piece, min(s.share(u.piece), s.max-len(s.out)), true)
 	}
-	for _, u := range p.urgent {
-		// Only urgent pieces pe could serve hold its queue back: a read
-		// waiting on a piece pe lacks (no source has it yet, as under a
-		// super-seed that offers each host a piece at a time) must not
-		// keep pe from fetching what it does have, or the swarm stalls.
-		if !p.busy.get(u.piece) && s.pe.hasPiece(u.piece) {
-			s.urgentLeft = true
-			return
-		}
-	}
+	// Only urgent pieces pe could serve hold its queue back: a read
+	// waiting on a piece pe lacks (no source has it yet, as under a
+	// super-seed that offers each host a piece at a time) must not keep
+	// pe from fetching what it does have, or the swarm stalls.
+	s.urgentLeft = p.urgentUnaskedFor(s.pe)
 }
 
 // othersHave reports whether an unchoked peer other than pe has piece
@@ -182,21 +177,19 @@ func (s *selection) othersHave(piece int) bool {
 	if s.othersPiece == piece+1 {
 		return s.othersAns
 	}
-	s.othersPiece, s.othersAns = piece+1, false
-	for _, o := range s.p.peers {
-		if o != s.pe && !o.choked && o.hasPiece(piece) {
-			s.othersAns = true
-			break
-		}
-	}
+	s.othersPiece, s.othersAns = piece+1, s.otherHas(piece, false)
 	return s.othersAns
 }
 
 // fasterHas reports whether an unchoked peer that is not slow has piece.
-func (s *selection) fasterHas(piece int) bool {
+func (s *selection) fasterHas(piece int) bool { return s.otherHas(piece, true) }
+
+// otherHas reports whether an unchoked peer other than pe has piece (and,
+// with fast, is not slow).
+func (s *selection) otherHas(piece int, fast bool) bool {
 	p := s.p
 	for _, o := range p.peers {
-		if o != s.pe && !o.choked && o.hasPiece(piece) && !p.urgentSlow(o) {
+		if o != s.pe && !o.choked && o.hasPiece(piece) && !(fast && p.urgentSlow(o)) {
 			return true
 		}
 	}
