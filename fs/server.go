@@ -118,6 +118,12 @@ func Mount(mountpoint string, host Host, opts Options) (*Server, error) {
 			// it sends a request: with AllowOther, other users may
 			// read but not add or remove torrents (see perm.go).
 			Options: []string{"default_permissions"},
+			// Where the process may mount (root, or CAP_SYS_ADMIN in its
+			// namespace), mount(2) directly instead of starting the
+			// setuid fusermount3: a fork and exec less on the way to the
+			// first listing (several ms, more on a busy machine). Anyone
+			// else falls back to fusermount3 after one refused syscall.
+			DirectMount: true,
 		},
 		EntryTimeout:    &long,
 		AttrTimeout:     &long,
