@@ -29,7 +29,7 @@ tmp=$(mktemp -d /tmp/swarmfs-bench-fs.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
 if [ -z "${SWARMFS_BIN:-}" ]; then
-	"$GO" build -o "$tmp/swarmfs" ./cmd/swarmfs
+	CGO_ENABLED=0 "$GO" build -o "$tmp/swarmfs" ./cmd/swarmfs
 	SWARMFS_BIN=$tmp/swarmfs
 fi
 export SWARMFS_BIN

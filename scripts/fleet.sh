@@ -45,7 +45,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if [ -z "${SWARMFS_BIN:-}" ]; then
-	"$GO" build -o "$tmp/swarmfs" ./cmd/swarmfs
+	CGO_ENABLED=0 "$GO" build -o "$tmp/swarmfs" ./cmd/swarmfs
 	SWARMFS_BIN=$tmp/swarmfs
 fi
 export SWARMFS_BIN

@@ -156,10 +156,15 @@ func swarmfsBin(tb testing.TB) string {
 		}
 		out := filepath.Join(e2eTemp, "swarmfs")
 		args := []string{"build", "-o", out}
+		// Static, as make build makes it, unless the race detector
+		// (which needs cgo) is wanted.
+		cgo := "CGO_ENABLED=0"
 		if raceEnabled && os.Getenv("SWARMFS_E2E_RACE") != "0" {
 			args = append(args, "-race")
+			cgo = "CGO_ENABLED=1"
 		}
 		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, ".")...)
+		cmd.Env = append(os.Environ(), cgo)
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			binOnce.err = fmt.Errorf("go build: %v\n%s", err, msg)
 			return
