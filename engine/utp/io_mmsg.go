@@ -9,16 +9,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // mmsgIO moves up to maxBatch datagrams per system call with recvmmsg
-// and sendmmsg, through the socket's RawConn (so Go's poller still does
-// the waiting) and without allocating per datagram. Reads happen on the
-// socket's one reader goroutine; writes come from any goroutine, each
-// with a batch state from a pool.
+// and sendmmsg, on a descriptor of its own outside Go's poller (ownFD),
+// without allocating per datagram. Reads happen on the socket's one
+// reader goroutine; writes come from any goroutine, each with a batch
+// state from a pool.
 //
 // Where the kernel offers them (Linux 4.18 and 5.0), it also uses UDP
 // segmentation offload: a run of equal-sized datagrams to one address
@@ -30,11 +31,14 @@ import (
 // checksum offload answers EIO) turns GSO off for the socket and the
 // run is sent datagram by datagram.
 type mmsgIO struct {
-	rc  syscall.RawConn
+	fd  *ownFD
 	is6 bool        // an AF_INET6 socket: IPv4 peers take mapped addresses
 	gro bool        // UDP_GRO is on: reads may return runs (msg.seg)
 	gso atomic.Bool // UDP_SEGMENT works on this socket (so far)
 	r   mmsgBatch   // the reader's
+	// drained: the reader's last read took fewer datagrams than it had
+	// room for, so the next one waits for more before reading.
+	drained bool
 }
 
 // GSO bounds: the kernel's UDP_MAX_SEGMENTS (64 before Linux 5.19) and
@@ -73,35 +77,50 @@ type mmsgBatch struct {
 	send   func(fd uintptr) bool
 }
 
+// newPacketIO takes pc: a *net.UDPConn's socket leaves Go's poller for
+// an mmsgIO (pc is closed, the socket kept open through a duplicate of
+// its descriptor); anything else, or a socket whose descriptor cannot be
+// had, is read and written through pc.
 func newPacketIO(pc net.PacketConn, noOffload bool) packetIO {
 	uc, ok := pc.(*net.UDPConn)
 	if !ok {
 		return &udpIO{pc: pc}
 	}
-	rc, err := uc.SyscallConn()
+	sa, err := getsockname(uc)
 	if err != nil {
 		return &udpIO{pc: pc, uc: uc}
 	}
-	m := &mmsgIO{rc: rc}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		var sa unix.Sockaddr
-		sa, serr = unix.Getsockname(int(fd))
-		_, m.is6 = sa.(*unix.SockaddrInet6)
-		if serr != nil || noOffload {
-			return
-		}
+	fd, err := takeFD(uc)
+	if err != nil {
+		return &udpIO{pc: pc, uc: uc}
+	}
+	m := &mmsgIO{fd: fd}
+	_, m.is6 = sa.(*unix.SockaddrInet6)
+	if !noOffload {
 		// Probes: each option is known to the kernel or not.
-		if _, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT); err == nil {
+		if _, err := unix.GetsockoptInt(fd.fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT); err == nil {
 			m.gso.Store(true)
 		}
-		m.gro = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
-	}); err != nil || serr != nil {
-		return &udpIO{pc: pc, uc: uc}
+		m.gro = unix.SetsockoptInt(fd.fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
 	}
 	m.r.init()
 	return m
 }
+
+func getsockname(uc *net.UDPConn) (unix.Sockaddr, error) {
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var sa unix.Sockaddr
+	var serr error
+	if err := rc.Control(func(fd uintptr) { sa, serr = unix.Getsockname(int(fd)) }); err != nil {
+		return nil, err
+	}
+	return sa, serr
+}
+
+func (m *mmsgIO) close() error { return m.fd.close() }
 
 func (b *mmsgBatch) init() {
 	b.recv = func(fd uintptr) bool {
@@ -157,7 +176,7 @@ func (m *mmsgIO) readShape() (count, size int) {
 	return maxBatch, readBufSize
 }
 
-func (m *mmsgIO) readBatch(ms []msg) (int, error) {
+func (m *mmsgIO) readBatch(ms []msg, deadline time.Time) (int, error) {
 	b := &m.r
 	b.ms = ms[:min(len(ms), maxBatch)]
 	for i := range b.ms {
@@ -174,12 +193,14 @@ func (m *mmsgIO) readBatch(ms []msg) (int, error) {
 			h.SetControllen(cmsgSize)
 		}
 	}
-	if err := m.rc.Read(b.recv); err != nil {
+	if err := m.fd.do(unix.POLLIN, deadline, m.drained, b.recv); err != nil {
+		m.drained = false
 		return 0, err
 	}
 	if b.err != nil {
 		return 0, &net.OpError{Op: "recvmmsg", Net: "udp", Err: b.err}
 	}
+	m.drained = b.n < len(b.ms)
 	k := 0
 	for i := range b.n {
 		if b.hdrs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
@@ -235,7 +256,7 @@ func (m *mmsgIO) writeBatch(ms []msg) error {
 		b.nh++
 		i = j
 	}
-	err := m.rc.Write(b.send)
+	err := m.fd.do(unix.POLLOUT, time.Time{}, false, b.send)
 	rest := 0
 	if b.gsoErr {
 		rest = b.first[b.n]

@@ -428,7 +428,7 @@ func (s *Socket) Close() error {
 		}
 		s.flush(ob)
 		putOutbox(ob)
-		s.closeErr = s.pc.Close()
+		s.closeErr = s.io.close()
 		s.wg.Wait()
 		if o := s.others.Load(); o != nil {
 			o.close()

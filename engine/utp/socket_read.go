@@ -20,14 +20,9 @@ func (s *Socket) readLoop() {
 		ms[i].buf = make([]byte, size)
 	}
 	ob := &outbox{}
-	var deadline time.Time // the read deadline set on s.pc
 	for {
-		if !s.ackBy.Equal(deadline) {
-			// Deferred ACKs bound the wait for more datagrams.
-			_ = s.pc.SetReadDeadline(s.ackBy)
-			deadline = s.ackBy
-		}
-		n, err := s.io.readBatch(ms)
+		// Deferred ACKs bound the wait for more datagrams.
+		n, err := s.io.readBatch(ms, s.ackBy)
 		if err != nil {
 			select {
 			case <-s.closing:
