@@ -88,7 +88,11 @@
 // time-wait). No goroutine per connection or per packet. The reader
 // wakes a connection's Read once per batch of datagrams, after the
 // whole batch (woken per packet, Read ran on the other core a packet at
-// a time, a futex wake and a context switch each). Read and Write
+// a time, a futex wake and a context switch each), and then yields its
+// thread to them, so they run on this core rather than on another thread
+// woken for them. A reader whose last read emptied the socket but took
+// several datagrams naps 50 µs before the next (readNap), letting a fast
+// sender's datagrams gather into one read. Read and Write
 // run on the caller's goroutine; Write sends what the windows allow
 // itself. Close stops and waits for both goroutines.
 //

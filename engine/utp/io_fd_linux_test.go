@@ -4,13 +4,19 @@ package utp
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSocketOutsidePoller: the socket's descriptor is in no epoll set of
@@ -108,4 +114,162 @@ func epollSets(t *testing.T) map[int][]int {
 		t.Fatal("no epoll descriptor in this process: Go's poller should have one")
 	}
 	return sets
+}
+
+// TestReadNap: a read after one that emptied the socket yet took
+// several datagrams (they come faster than the reader handles them)
+// waits readNap for more to gather; after a lone datagram, or a full
+// batch, it reads at once.
+func TestReadNap(t *testing.T) {
+	rxc, rx := openMmsg(t, nil)
+	_, tx := openMmsg(t, nil)
+	to := rxc.LocalAddr().(*net.UDPAddr).AddrPort()
+	count, size := rx.readShape()
+	in := make([]msg, count)
+	for i := range in {
+		in[i].buf = make([]byte, size)
+	}
+	send := func(k int) {
+		t.Helper()
+		ms := make([]msg, k)
+		for i := range ms {
+			ms[i] = msg{buf: []byte("datagram"), n: 8, addr: to}
+		}
+		if err := tx.writeBatch(ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() (int, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		n, err := rx.readBatch(in, start.Add(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, time.Since(start)
+	}
+	send(1)
+	if n, _ := read(); n != 1 || rx.napFor() != 0 {
+		t.Fatalf("after a lone datagram (%d read): nap %v, want none", n, rx.napFor())
+	}
+	send(3) // maybe one GRO run: it counts as 3
+	if _, _ = read(); rx.napFor() != readNap {
+		t.Fatalf("after a read of 3 datagrams that emptied the socket: nap %v, want %v", rx.napFor(), readNap)
+	}
+	send(1)
+	if n, d := read(); n != 1 || d < readNap {
+		t.Fatalf("read %d datagrams after %v, want a nap of %v first", n, d, readNap)
+	}
+	// More than one read takes (sent one by one, not as one GSO run
+	// that a GRO read would take whole): the first does not empty the
+	// socket.
+	for range count + 1 {
+		if err := tx.writeBatch([]msg{{buf: []byte("datagram"), n: 8, addr: to}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := read(); n != count || rx.napFor() != 0 {
+		t.Fatalf("after a full read (%d): nap %v, want none", n, rx.napFor())
+	}
+}
+
+// TestReaderYieldsToWoken: the connection reader that the socket's
+// reader wakes after a batch runs on the socket reader's thread, not on
+// another thread woken for it (a futex wake and two context switches a
+// batch, on the cores a loopback seeder needs). Data streamed in small
+// batches from a raw peer, to a socket that yields and one that does not
+// (Config.noYield), alternating: the process's voluntary context
+// switches per read batch (4.3-5.2 against 6.6-8.4 on a 2-core VM).
+func TestReaderYieldsToWoken(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	var yield, noYield []float64
+	for i := range 3 {
+		for _, no := range []bool{i%2 == 0, i%2 == 1} { // alternating which goes first
+			sw := switchesPerBatch(t, Config{noYield: no})
+			if no {
+				noYield = append(noYield, sw)
+			} else {
+				yield = append(yield, sw)
+			}
+		}
+	}
+	slices.Sort(yield)
+	slices.Sort(noYield)
+	t.Logf("context switches per read batch: %.1f yielding, %.1f not (medians of 3)", yield[1], noYield[1])
+	if yield[1] > 0.75*noYield[1] {
+		t.Fatalf("yielding to woken readers: %.1f context switches per read batch against %.1f without, want under 75%%", yield[1], noYield[1])
+	}
+}
+
+// switchesPerBatch streams 300 batches of 3 data packets to a socket
+// of cfg and returns the process's voluntary context switches per read
+// batch.
+func switchesPerBatch(t *testing.T, cfg Config) float64 {
+	t.Helper()
+	s := testSocket(t, cfg)
+	r, c := dialRaw(t, s)
+	tx := newPacketIO(r.uc, true)
+	defer tx.close()
+	defer c.Close()
+	to := r.to.AddrPort()
+	const batches, per = 300, 3
+	payload := make([]byte, 1000)
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, batches*per*len(payload))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := io.ReadFull(c, buf)
+		done <- err
+	}()
+	// The sender's own thread (its sleeps) is not counted.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self := unix.Gettid()
+	before, st0 := ctxSwitches(t, self), s.Stats()
+	for range batches {
+		ms := make([]msg, per)
+		for i := range ms {
+			b := make([]byte, headerLen+len(payload))
+			h := header{typ: stData, connID: r.id + 1, tsUS: uint32(time.Now().UnixMicro()), wnd: 1 << 20, seq: r.seq, ack: r.ackFor}
+			r.seq++
+			putHeader(b, &h, extNone)
+			ms[i] = msg{buf: b, n: len(b), addr: to}
+		}
+		if err := tx.writeBatch(ms); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sw, reads := ctxSwitches(t, self)-before, s.Stats().ReadBatches-st0.ReadBatches
+	return float64(sw) / float64(max(reads, 1))
+}
+
+// ctxSwitches sums the voluntary context switches of this process's
+// threads but one.
+func ctxSwitches(t *testing.T, except int) int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, task := range tasks {
+		if task.Name() == strconv.Itoa(except) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "voluntary_ctxt_switches:" {
+				n, _ := strconv.Atoi(f[1])
+				total += n
+			}
+		}
+	}
+	return total
 }

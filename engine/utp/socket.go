@@ -76,9 +76,11 @@ type Config struct {
 	Logf func(format string, args ...any)
 
 	// Test hooks: the first sequence number of each connection (random
-	// if nil) and how long a cleanly closed one answers late FINs.
+	// if nil), how long a cleanly closed one answers late FINs, and
+	// whether the reader yields to the connection readers it woke.
 	initSeq  func() uint16
 	timeWait time.Duration
+	noYield  bool
 }
 
 func (cfg *Config) setDefaults() {
