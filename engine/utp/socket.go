@@ -132,7 +132,6 @@ type Socket struct {
 	// Read-only after construction.
 	cfg      Config
 	io       packetIO
-	pc       net.PacketConn
 	laddr    net.Addr
 	only4    bool // an IPv4 socket: it cannot send to IPv6 addresses
 	epoch    time.Time
@@ -181,7 +180,9 @@ func Listen(network, addr string, cfg Config) (*Socket, error) {
 
 // NewSocket runs uTP on pc, which it owns from now on: it reads every
 // datagram (one goroutine) and closes pc on Close. A *net.UDPConn gets
-// batched reads and writes on Linux.
+// batched reads and writes on Linux, on a duplicate of its descriptor
+// outside Go's poller: pc itself is closed at once (the socket stays
+// open until Close), so nothing else may use it.
 func NewSocket(pc net.PacketConn, cfg Config) (*Socket, error) {
 	if pc == nil {
 		return nil, errors.New("utp: nil packet conn")
@@ -197,7 +198,6 @@ func NewSocket(pc net.PacketConn, cfg Config) (*Socket, error) {
 	s := &Socket{
 		cfg:      cfg,
 		io:       newPacketIO(pc, cfg.NoOffload),
-		pc:       pc,
 		laddr:    pc.LocalAddr(),
 		only4:    isOnly4(pc.LocalAddr()),
 		epoch:    time.Now(),
