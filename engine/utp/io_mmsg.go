@@ -132,6 +132,8 @@ func newPacketIO(pc net.PacketConn, noOffload bool) packetIO {
 	return m
 }
 
+// getsockname is uc's local address as the kernel has it (its family
+// says how to encode destinations).
 func getsockname(uc *net.UDPConn) (unix.Sockaddr, error) {
 	rc, err := uc.SyscallConn()
 	if err != nil {
@@ -145,6 +147,8 @@ func getsockname(uc *net.UDPConn) (unix.Sockaddr, error) {
 	return sa, serr
 }
 
+// close shuts the socket, waking a reader or writer that waits, and
+// closes it.
 func (m *mmsgIO) close() error { return m.fd.close() }
 
 func (b *mmsgBatch) init() {
@@ -302,7 +306,8 @@ func (m *mmsgIO) writeBatch(ms []msg) error {
 	if err == nil && b.err != nil {
 		err = &net.OpError{Op: "sendmmsg", Net: "udp", Err: b.err}
 	}
-	if err != nil && errors.Is(err, syscall.EBADF) {
+	if err != nil && (errors.Is(err, syscall.EBADF) || m.fd.closing.Load()) {
+		// A send racing Close meets the shut socket (EPIPE).
 		err = net.ErrClosed
 	}
 	if err == nil && b.gsoErr {
