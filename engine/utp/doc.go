@@ -90,7 +90,8 @@
 // whole batch (woken per packet, Read ran on the other core a packet at
 // a time, a futex wake and a context switch each), and then yields its
 // thread to them, so they run on this core rather than on another thread
-// woken for them. A reader whose last read emptied the socket but took
+// woken for them; ACKs go after that, so that what the woken readers
+// write at once (requests) carries them. A reader whose last read emptied the socket but took
 // several datagrams naps 50 µs before the next (readNap), letting a fast
 // sender's datagrams gather into one read. Read and Write
 // run on the caller's goroutine; Write sends what the windows allow

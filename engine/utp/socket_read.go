@@ -58,18 +58,20 @@ func (s *Socket) readLoop() {
 				s.handleDatagram(m.buf[off:min(m.n, off+m.seg)], m.addr, now, ob)
 			}
 		}
-		woke := s.wakeReaders()
-		s.sendAcks(now, ob, false)
-		s.flush(ob)
-		if woke && !s.cfg.noYield {
+		if s.wakeReaders() && !s.cfg.noYield {
 			// The readers just woken wait on this thread's run queue,
 			// and the next read may block it in ppoll, where only
 			// another thread stealing them or Go's monitor taking the
 			// thread's P back (20 µs to 10 ms) gets them going. Yield:
 			// they run here now, with the data still in this core's
-			// cache, and no other thread is woken for them.
+			// cache, and no other thread is woken for them. What the
+			// batch made us send goes first; ACKs wait for their
+			// requests to carry them.
+			s.flush(ob)
 			runtime.Gosched()
 		}
+		s.sendAcks(time.Now(), ob, false)
+		s.flush(ob)
 	}
 }
 
