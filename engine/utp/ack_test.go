@@ -150,7 +150,8 @@ func TestDelayedAcks(t *testing.T) {
 func TestReaderWokenPerBatch(t *testing.T) {
 	s := testSocket(t, Config{})
 	r, c := dialRaw(t, s)
-	tx := newPacketIO(r.uc, true) // sendmmsg where Linux has it; no GSO
+	tx := newPacketIO(r.uc, true) // sendmmsg where Linux has it; no GSO; it takes r.uc
+	t.Cleanup(func() { tx.close() })
 	to := r.to.AddrPort()
 	const n = maxBatch
 	payload := make([]byte, 1000)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // msg is one datagram in a batch.
@@ -38,12 +39,15 @@ func (m *msg) refreshAck() {
 }
 
 // packetIO moves batches of datagrams. readBatch blocks until at least
-// one arrives and fills ms[:n]; writeBatch sends every message.
-// readShape is how many read buffers of which size readBatch wants.
+// one arrives and fills ms[:n], or until deadline (zero: none) passes
+// (os.ErrDeadlineExceeded); writeBatch sends every message. readShape
+// is how many read buffers of which size readBatch wants. close ends
+// both and releases the socket.
 type packetIO interface {
-	readBatch(ms []msg) (int, error)
+	readBatch(ms []msg, deadline time.Time) (int, error)
 	writeBatch(ms []msg) error
 	readShape() (count, size int)
+	close() error
 }
 
 // outbox collects datagrams built under a connection's lock, to be sent
@@ -78,13 +82,20 @@ func putOutbox(o *outbox) {
 
 // udpIO is the portable packetIO: one datagram per system call.
 type udpIO struct {
-	pc net.PacketConn
-	uc *net.UDPConn // pc, when it is one (no allocation per datagram)
+	pc       net.PacketConn
+	uc       *net.UDPConn // pc, when it is one (no allocation per datagram)
+	deadline time.Time    // the read deadline set on pc
 }
+
+func (u *udpIO) close() error { return u.pc.Close() }
 
 func (u *udpIO) readShape() (count, size int) { return 1, readBufSize }
 
-func (u *udpIO) readBatch(ms []msg) (int, error) {
+func (u *udpIO) readBatch(ms []msg, deadline time.Time) (int, error) {
+	if !deadline.Equal(u.deadline) {
+		_ = u.pc.SetReadDeadline(deadline)
+		u.deadline = deadline
+	}
 	if u.uc != nil {
 		n, from, err := u.uc.ReadFromUDPAddrPort(ms[0].buf)
 		if err != nil {

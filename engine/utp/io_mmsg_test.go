@@ -122,6 +122,7 @@ func openMmsg(t *testing.T, setup func(fd int) error) (*net.UDPConn, *mmsgIO) {
 	if !ok {
 		t.Fatal("no mmsgIO on a UDP socket")
 	}
+	t.Cleanup(func() { m.close() })
 	return uc, m
 }
 
@@ -149,11 +150,11 @@ func sendRun(t *testing.T, tx *mmsgIO, rxc *net.UDPConn, rx *mmsgIO) int {
 	for i := range in {
 		in[i].buf = make([]byte, size)
 	}
-	rxc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	deadline := time.Now().Add(5 * time.Second)
 	var got []byte
 	var datagrams, reads int
 	for len(got) < len(want) {
-		n, err := rx.readBatch(in)
+		n, err := rx.readBatch(in, deadline)
 		if err != nil {
 			t.Fatalf("after %d of %d bytes: %v", len(got), len(want), err)
 		}

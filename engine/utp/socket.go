@@ -76,9 +76,11 @@ type Config struct {
 	Logf func(format string, args ...any)
 
 	// Test hooks: the first sequence number of each connection (random
-	// if nil) and how long a cleanly closed one answers late FINs.
+	// if nil), how long a cleanly closed one answers late FINs, and
+	// whether the reader yields to the connection readers it woke.
 	initSeq  func() uint16
 	timeWait time.Duration
+	noYield  bool
 }
 
 func (cfg *Config) setDefaults() {
@@ -130,7 +132,6 @@ type Socket struct {
 	// Read-only after construction.
 	cfg      Config
 	io       packetIO
-	pc       net.PacketConn
 	laddr    net.Addr
 	only4    bool // an IPv4 socket: it cannot send to IPv6 addresses
 	epoch    time.Time
@@ -179,7 +180,9 @@ func Listen(network, addr string, cfg Config) (*Socket, error) {
 
 // NewSocket runs uTP on pc, which it owns from now on: it reads every
 // datagram (one goroutine) and closes pc on Close. A *net.UDPConn gets
-// batched reads and writes on Linux.
+// batched reads and writes on Linux, on a duplicate of its descriptor
+// outside Go's poller: pc itself is closed at once (the socket stays
+// open until Close), so nothing else may use it.
 func NewSocket(pc net.PacketConn, cfg Config) (*Socket, error) {
 	if pc == nil {
 		return nil, errors.New("utp: nil packet conn")
@@ -195,7 +198,6 @@ func NewSocket(pc net.PacketConn, cfg Config) (*Socket, error) {
 	s := &Socket{
 		cfg:      cfg,
 		io:       newPacketIO(pc, cfg.NoOffload),
-		pc:       pc,
 		laddr:    pc.LocalAddr(),
 		only4:    isOnly4(pc.LocalAddr()),
 		epoch:    time.Now(),
@@ -428,7 +430,7 @@ func (s *Socket) Close() error {
 		}
 		s.flush(ob)
 		putOutbox(ob)
-		s.closeErr = s.pc.Close()
+		s.closeErr = s.io.close()
 		s.wg.Wait()
 		if o := s.others.Load(); o != nil {
 			o.close()
