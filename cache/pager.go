@@ -115,7 +115,9 @@ const (
 func (c *Cache) noteWritten(n int64) {
 	h := &c.head
 	wrote := h.wrote.Add(n)
+	rotated := false
 	if h.mu.TryLock() {
+		known, fid := h.known, h.fid
 		if h.follow(c.dir, c.vlogSize) {
 			// A new file: prefill it from its start, a step ahead of
 			// badger; the start of the one before is redone once.
@@ -123,6 +125,7 @@ func (c *Cache) noteWritten(n int64) {
 			wrote = 0
 			h.filled, h.prev, h.prevSmall, h.small = 0, h.fid-1, h.small, 0
 		}
+		rotated = known && h.fid != fid
 		if h.f != nil && h.filled < c.vlogSize && wrote+prefillAhead >= h.filled+prefillStep {
 			// Prefill on a goroutine of its own, holding the head's
 			// lock: in the Put it stalled the engine's writes (streaming
@@ -148,6 +151,15 @@ func (c *Cache) noteWritten(n int64) {
 		} else {
 			h.mu.Unlock()
 		}
+	}
+	if rotated && c.keepMapped >= 0 {
+		// Badger finished the file before the new one, and its pages
+		// written since the last sweep are still mapped: with files of
+		// 8 MiB, a whole file's worth at the peak, beside the new file
+		// and the one GC reads. The sweeps by key leave what lies
+		// between the pieces they list, and the pager may be late. Drop
+		// the older files whole (cheap: they are never remapped).
+		c.dropOldMappings()
 	}
 	if c.written.Add(n) >= writebackBytes {
 		c.kickPager()
