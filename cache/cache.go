@@ -81,6 +81,7 @@ type Cache struct {
 	lock       *dirLock
 	guard      diskGuard
 	files      valueLogFiles  // descriptors for direct reads (direct.go)
+	newestSeen atomic.Int64   // the newest value-log file Puts saw, 0 before the first (see dropFinished)
 	head       headLog        // the value-log file being written (pager.go)
 	prefills   sync.WaitGroup // a running prefill (pager.go); Puts add to it
 	onEvict    atomic.Pointer[func(ih InfoHash, piece int)]
