@@ -161,6 +161,12 @@
 // the sweep cannot be found by key any more (a cache smaller than what
 // streams through it evicts most of what it writes), and many pieces would
 // cost a lookup each: then the sweep drops whole files, see gcsweep.go.
+// Sweeps by key also leave what lies between the pieces they list, and a
+// Put may find another sweep running; so when badger starts a new
+// value-log file, the next Put drops the older files' mappings whole
+// (dropFinished; TestRotationUnmapsOlderFiles). What a file being written
+// maps is bounded by its size too, which is why a small cache's files are
+// small (see "Badger options").
 // Value-log GC reads the file it rewrites whole through badger's mapping,
 // and writes what it moves through the newest file's: while it runs, a
 // sweeper drops the older files every millisecond and the newest every
