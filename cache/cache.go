@@ -85,6 +85,7 @@ type Cache struct {
 	lock       *dirLock
 	guard      diskGuard
 	files      valueLogFiles  // descriptors for direct reads (direct.go)
+	newestSeen atomic.Int64   // the newest value-log file Puts saw, 0 before the first (see dropFinished)
 	head       headLog        // the value-log file being written (pager.go)
 	prefills   sync.WaitGroup // a running prefill (pager.go); Puts add to it
 	onEvict    atomic.Pointer[func(ih InfoHash, piece int)]
@@ -399,15 +400,21 @@ func (c *Cache) OnEvict(fn func(ih InfoHash, piece int)) {
 // valueLogFileSize picks the value-log file size for a capacity: large enough
 // for big pieces (it is also the largest piece accepted), small enough that
 // GC, which rewrites one file at a time, reclaims space in fine steps. A
-// cache under 256 MiB gets files of a quarter of it (at least 16 MiB): GC
+// cache under 256 MiB gets files of an eighth of it (at least 8 MiB): GC
 // reads the file it rewrites whole through badger's mapping, faster than its
-// sweeper can always follow (see gcsweep.go), so the file size is also what
-// one GC can map into the process at worst; files as large as the whole
-// cache made that the largest item of a small cache's peak RSS. Such a
-// cache has no use for larger pieces: its readahead window is a quarter of
-// it too (see cmd/swarmfs).
+// sweeper can always follow (see gcsweep.go), and the file being written is
+// mapped as fast as it is written, between sweeps; so the file size bounds
+// what each of them maps into the process. Files as large as the whole
+// cache made that the largest item of a small cache's peak RSS, and with a
+// quarter of it, what still grew with the length of a stream (a 64 MiB
+// cache streaming 1 GiB peaked at 106-109 MiB with 16 MiB files, 96-97 with
+// 8 MiB ones). Such a cache has little use for larger pieces: its readahead
+// window is a quarter of it (see cmd/swarmfs), two of them.
 func valueLogFileSize(capacity int64) int64 {
-	return min(max(capacity/16, min(capacity/4, 64<<20), 16<<20), 128<<20)
+	if capacity < 256<<20 {
+		return max(capacity/8, 8<<20)
+	}
+	return min(max(capacity/16, 64<<20), 128<<20)
 }
 
 // valueThreshold: values this size or larger go to the value log. Pieces

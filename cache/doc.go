@@ -97,8 +97,8 @@
 //   - ValueThreshold 1 KiB (default 1 MiB): pieces always go to the value
 //     log; the default would keep pieces under 1 MiB in the LSM tree, to be
 //     rewritten by every compaction. Records and tiny last pieces stay inline.
-//   - ValueLogFileSize Capacity/16 clamped to [64 MiB, 128 MiB], and a
-//     quarter of a cache under 256 MiB, at least 16 MiB (default 1 GiB): GC
+//   - ValueLogFileSize Capacity/16 clamped to [64 MiB, 128 MiB], and an
+//     eighth of a cache under 256 MiB, at least 8 MiB (default 1 GiB): GC
 //     reclaims space a file at a time, so smaller files mean finer steps,
 //     and a shorter msync when a file is closed; and GC may map the whole
 //     file it rewrites into the process (see "Memory"). It is also the
@@ -106,7 +106,8 @@
 //     descriptor and one mapping each). Streaming 1 GiB through a 64 MiB
 //     cache peaked at 99-105 MiB of RSS with 16 MiB files against 117-118
 //     with 64 MiB ones, for about a third more CPU (more files to start,
-//     prefill and close, more collections).
+//     prefill and close, more collections); at 96-97 MiB with 8 MiB files
+//     against 106-109 with 16 MiB ones, on a busier machine.
 //   - MemTableSize 2 MiB, NumMemtables 2 (defaults 64 MiB and 5): memtables
 //     hold keys and pointers only (about 100 bytes a piece, so 20,000
 //     pieces fill one); each costs its size plus arena slack in anonymous
@@ -160,6 +161,12 @@
 // the sweep cannot be found by key any more (a cache smaller than what
 // streams through it evicts most of what it writes), and many pieces would
 // cost a lookup each: then the sweep drops whole files, see gcsweep.go.
+// Sweeps by key also leave what lies between the pieces they list, and a
+// Put may find another sweep running; so when badger starts a new
+// value-log file, the next Put drops the older files' mappings whole
+// (dropFinished; TestRotationUnmapsOlderFiles). What a file being written
+// maps is bounded by its size too, which is why a small cache's files are
+// small (see "Badger options").
 // Value-log GC reads the file it rewrites whole through badger's mapping,
 // and writes what it moves through the newest file's: while it runs, a
 // sweeper drops the older files every millisecond and the newest every

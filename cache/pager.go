@@ -149,8 +149,37 @@ func (c *Cache) noteWritten(n int64) {
 			h.mu.Unlock()
 		}
 	}
+	if c.keepMapped >= 0 {
+		c.dropFinished()
+	}
 	if c.written.Add(n) >= writebackBytes {
 		c.kickPager()
+	}
+}
+
+// dropFinished drops the page mappings of the value-log files older than
+// the newest, once for each new file badger starts. Badger finished the
+// file before it, and the pages written into it since the last sweep are
+// still mapped: with files of 8 MiB, a whole file's worth at the peak,
+// beside the file being written and the one GC reads. The sweeps by key
+// leave what lies between the pieces they list, and the pager may be late.
+// The older files are never remapped, so dropping them whole is cheap.
+// Every Put checks, with one stat, whether the file after the newest it
+// saw exists: not only the Put that follows the head (see noteWritten),
+// which skips while a prefill runs.
+func (c *Cache) dropFinished() {
+	seen := c.newestSeen.Load()
+	if seen > 0 {
+		if _, err := os.Stat(valueLogPath(c.dir, int(seen)+1)); err != nil {
+			return
+		}
+	}
+	_, head := newestValueLog(c.dir)
+	if head <= int(seen) || !c.newestSeen.CompareAndSwap(seen, int64(head)) {
+		return
+	}
+	if seen > 0 {
+		c.dropOldMappings()
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/peer"
@@ -87,13 +86,16 @@ func (c *conn) readLoop() {
 	}
 }
 
-var blockPool = sync.Pool{New: func() any { b := make([]byte, peer.BlockSize); return &b }}
+// blockBufs keeps received blocks' buffers for the next blocks. Each
+// block is copied into its piece's buffer as soon as the loop takes it, so
+// few are held at once; half of what may be in flight is plenty.
+var blockBufs = newBufList(maxOutstandingBytes / 2)
 
 // getBlockBuf returns a buffer of n bytes, pooled for the usual block size.
 func getBlockBuf(n int) []byte {
 	held.add(int64(n))
 	if n == peer.BlockSize {
-		return *(blockPool.Get().(*[]byte))
+		return blockBufs.get(n)
 	}
 	return make([]byte, n)
 }
@@ -101,7 +103,6 @@ func getBlockBuf(n int) []byte {
 func putBlockBuf(b []byte) {
 	held.add(-int64(len(b)))
 	if cap(b) == peer.BlockSize {
-		b = b[:peer.BlockSize]
-		blockPool.Put(&b)
+		blockBufs.put(b[:peer.BlockSize])
 	}
 }

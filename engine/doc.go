@@ -268,8 +268,8 @@
 // minOwnOutstanding, 16 blocks, beyond it), so the blocks queued for the
 // loop and the pieces they open are too; and the pieces waiting to be
 // hashed and written within hashLimit (maxHashBytes, 8 MiB, at least 2
-// pieces), past which nothing new is asked. Buffers are pooled (one
-// sync.Pool per piece length). TestInFlightBounded measures the peak
+// pieces), past which nothing new is asked. Buffers are reused through bounded free
+// lists (bufList) that outlive garbage collections. TestInFlightBounded measures the peak
 // (held) with sixteen fast peers and a slow store.
 //
 // # Goroutines and lock order

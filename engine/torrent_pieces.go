@@ -3,7 +3,6 @@ package engine
 import (
 	"hash/crc32"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -275,19 +274,20 @@ func (t *Torrent) checkComplete() {
 	}
 }
 
-var piecePools sync.Map // piece length -> *sync.Pool
+// pieceBufs keeps the piece buffers downloads return, for the next
+// pieces: as many as a download holds at once (maxOutstandingBytes in
+// flight plus maxHashBytes waiting for the hash), so a steady download
+// allocates none.
+var pieceBufs = newBufList(maxOutstandingBytes + maxHashBytes)
 
 func getPieceBuf(n int) []byte {
-	p, _ := piecePools.LoadOrStore(n, &sync.Pool{New: func() any { b := make([]byte, n); return &b }})
 	held.add(int64(n))
-	return *(p.(*sync.Pool).Get().(*[]byte))
+	return pieceBufs.get(n)
 }
 
 func putPieceBuf(b []byte) {
 	held.add(-int64(len(b)))
-	if p, ok := piecePools.Load(len(b)); ok {
-		p.(*sync.Pool).Put(&b)
-	}
+	pieceBufs.put(b)
 }
 
 // held counts the bytes of piece and block buffers handed out and not yet

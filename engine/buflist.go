@@ -1,0 +1,64 @@
+package engine
+
+import "sync"
+
+// bufList keeps returned buffers for reuse, by length, up to max bytes in
+// all. The piece and block buffers a download cycles through are large and
+// many (a fast swarm takes a 1 MiB piece buffer every few milliseconds):
+// a sync.Pool is emptied by every second garbage collection, and a mount
+// collects often (it runs under a soft memory limit), so most of them were
+// allocated afresh, and the garbage they left made the collector run
+// more often still. A bufList outlives collections; what it keeps is
+// bounded (max), and it only ever holds buffers that were in use at the
+// same time, so it does not raise the peak either. Safe for concurrent
+// use.
+type bufList struct {
+	max int64 // most bytes kept; read-only after construction
+
+	mu    sync.Mutex // guards the fields below
+	free  map[int][][]byte
+	bytes int64
+}
+
+func newBufList(max int64) *bufList {
+	return &bufList{max: max, free: map[int][][]byte{}}
+}
+
+// get returns a buffer of n bytes, a kept one when there is one (its bytes
+// are not cleared: the callers overwrite them all).
+func (l *bufList) get(n int) []byte {
+	l.mu.Lock()
+	if s := l.free[n]; len(s) > 0 {
+		b := s[len(s)-1]
+		s[len(s)-1] = nil
+		l.free[n] = s[:len(s)-1]
+		l.bytes -= int64(n)
+		l.mu.Unlock()
+		return b
+	}
+	l.mu.Unlock()
+	return make([]byte, n)
+}
+
+// put keeps b for a later get of its length, unless that would take the
+// kept bytes past max: then the collector has it.
+func (l *bufList) put(b []byte) {
+	n := len(b)
+	if n == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.bytes+int64(n) > l.max {
+		return
+	}
+	l.free[n] = append(l.free[n], b)
+	l.bytes += int64(n)
+}
+
+// kept is how many bytes l keeps now.
+func (l *bufList) kept() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bytes
+}

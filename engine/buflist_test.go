@@ -1,0 +1,47 @@
+package engine
+
+import (
+	"runtime"
+	"testing"
+)
+
+// TestPieceBuffersOutliveGC: a download returns each piece buffer and takes
+// another a moment later, with garbage collections in between (a mount
+// collects often, under its soft memory limit). A sync.Pool dropped its
+// buffers at every second collection, so each piece allocated a new one.
+func TestPieceBuffersOutliveGC(t *testing.T) {
+	const n = 1 << 20
+	putPieceBuf(getPieceBuf(n)) // one kept
+	allocs := testing.AllocsPerRun(20, func() {
+		b := getPieceBuf(n)
+		putPieceBuf(b)
+		runtime.GC()
+		runtime.GC()
+	})
+	if allocs >= 1 {
+		t.Errorf("%.1f allocations per piece across garbage collections, want none", allocs)
+	}
+}
+
+// TestBufListBounded: what a bufList keeps never exceeds its bound, and it
+// hands out buffers of the length asked for.
+func TestBufListBounded(t *testing.T) {
+	l := newBufList(3 << 20)
+	var bufs [][]byte
+	for range 5 {
+		bufs = append(bufs, l.get(1<<20))
+	}
+	bufs = append(bufs, l.get(512<<10))
+	for _, b := range bufs {
+		l.put(b)
+	}
+	if got := l.kept(); got > 3<<20 {
+		t.Errorf("kept %d bytes, want at most %d", got, 3<<20)
+	}
+	if got := len(l.get(512 << 10)); got != 512<<10 {
+		t.Errorf("get(512 KiB) returned %d bytes", got)
+	}
+	if got := len(l.get(1 << 20)); got != 1<<20 {
+		t.Errorf("get(1 MiB) returned %d bytes", got)
+	}
+}
