@@ -1,6 +1,9 @@
 package engine
 
-import "sync"
+import (
+	"os"
+	"sync"
+)
 
 // bufList keeps returned buffers for reuse, by length, up to max bytes in
 // all. The piece and block buffers a download cycles through are large and
@@ -61,4 +64,30 @@ func (l *bufList) kept() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.bytes
+}
+
+// warm makes l keep at least count buffers of n bytes, allocating the
+// missing ones and writing to each of their pages. A process's first
+// touch of fresh memory costs a page fault per page (on some virtual
+// machines tens of µs each: about 13 ms per MiB measured here), which the
+// first piece of a new torrent paid while its reader waited.
+func (l *bufList) warm(n, count int) {
+	l.mu.Lock()
+	missing := count - len(l.free[n])
+	l.mu.Unlock()
+	page := os.Getpagesize()
+	for range missing {
+		b := make([]byte, n)
+		for i := 0; i < n; i += page {
+			b[i] = 0
+		}
+		l.put(b)
+	}
+}
+
+// count is how many buffers of n bytes l keeps now.
+func (l *bufList) count(n int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.free[n])
 }

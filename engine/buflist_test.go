@@ -3,6 +3,9 @@ package engine
 import (
 	"runtime"
 	"testing"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
 
 // TestPieceBuffersOutliveGC: a download returns each piece buffer and takes
@@ -43,5 +46,33 @@ func TestBufListBounded(t *testing.T) {
 	}
 	if got := len(l.get(1 << 20)); got != 1<<20 {
 		t.Errorf("get(1 MiB) returned %d bytes", got)
+	}
+}
+
+// TestWarmPieceBuffers: a torrent with pieces to download readies buffers
+// for its first pieces before any arrive; a complete one readies none.
+func TestWarmPieceBuffers(t *testing.T) {
+	const pl = 2 << 20
+	for pieceBufs.count(pl) > 0 {
+		pieceBufs.get(pl) // what earlier tests left
+	}
+	f := newFixture(t, pl, []swarmtest.FileSpec{{Path: "a.bin", Size: 4 * pl}})
+	seeder(t, f, Config{ListenAddr: "127.0.0.2:0", NoTrackers: true})
+	time.Sleep(50 * time.Millisecond)
+	if n := pieceBufs.count(pl); n != 0 {
+		t.Fatalf("a complete torrent readied %d piece buffers", n)
+	}
+	leecher(t, f, Config{ListenAddr: "127.0.0.3:0", NoTrackers: true})
+	deadline := time.Now().Add(10 * time.Second)
+	for pieceBufs.count(pl) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d piece buffers ready 10 s after the torrent started, want 2", pieceBufs.count(pl))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Bounded: a length past warmPieces readies none.
+	warmPieceBufs(warmPieces + 1<<20)
+	if n := pieceBufs.count(warmPieces + 1<<20); n != 0 {
+		t.Fatalf("%d buffers of %d bytes readied", n, warmPieces+1<<20)
 	}
 }

@@ -266,6 +266,13 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 		// Complete from the start (seeding): no "completed" announce.
 		t.isComplete = true
 		close(t.complete)
+	} else {
+		// Off the loop: the first read's piece must not wait for it.
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			warmPieceBufs(info.PieceLength)
+		}()
 	}
 	if ev, ok := store.(storage.Evicter); ok {
 		// Evictions since Open listed have are replayed now: the loop

@@ -280,6 +280,18 @@ func (t *Torrent) checkComplete() {
 // allocates none.
 var pieceBufs = newBufList(maxOutstandingBytes + maxHashBytes)
 
+// warmPieces is how many bytes of piece buffers a torrent with pieces to
+// download has ready before its first piece arrives (see bufList.warm):
+// two pieces of up to 2 MiB, one of up to 4 MiB, none of larger ones.
+const warmPieces = 4 << 20
+
+// warmPieceBufs readies the buffers the first pieces of length n go into.
+func warmPieceBufs(n int64) {
+	if count := int(warmPieces / max(n, 1)); count > 0 {
+		pieceBufs.warm(int(n), min(count, 2))
+	}
+}
+
 func getPieceBuf(n int) []byte {
 	held.add(int64(n))
 	return pieceBufs.get(n)
