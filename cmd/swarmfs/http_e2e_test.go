@@ -151,8 +151,20 @@ func TestServeHTTP(t *testing.T) {
 		if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
 			t.Fatal(err)
 		}
-		tj := waitTorrent(t, p.base, "a reader of big.bin", func(tj httpfs.TorrentJSON) bool {
-			return len(tj.Readers) == 1 && tj.Readers[0].Path == "big.bin" && tj.Readers[0].Position > 0
+		// The client goes on reading, so that its reader reaches pieces
+		// the trickle has not brought yet (the seeder's new rate may take
+		// a moment to apply, and the window it started with may be here
+		// already, with nothing left to fetch for it).
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			io.Copy(io.Discard, resp.Body)
+		}()
+		defer func() { <-drained }()
+		defer resp.Body.Close()
+		tj := waitTorrent(t, p.base, "a reader of big.bin waiting on a piece in flight", func(tj httpfs.TorrentJSON) bool {
+			return len(tj.Readers) == 1 && tj.Readers[0].Path == "big.bin" && tj.Readers[0].Position > 0 &&
+				strings.Trim(tj.Downloading, "0") != ""
 		})
 		t.Logf("reader %+v, pieces in flight %q", tj.Readers[0], tj.Downloading)
 		if browse != nil {
