@@ -115,6 +115,12 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 		t.v2.waiting[idx] = pp
 		return
 	}
+	if pp.good {
+		// Verified as it arrived (a web seed's piece): its readers copy
+		// it from memory at once, not after the hop to the goroutine.
+		t.mem.put(idx, pp.buf)
+		t.waiters.wakeAll()
+	}
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -136,8 +142,10 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 			// Verified: readers copy it from memory while the store
 			// writes it (a cache's write takes tens of ms, more than the
 			// download); pieceHashed withdraws it.
-			t.mem.put(idx, pp.buf)
-			t.waiters.wakeAll()
+			if !pp.good {
+				t.mem.put(idx, pp.buf)
+				t.waiters.wakeAll()
+			}
 			werr = t.store.WritePiece(idx, pp.buf)
 		}
 		if !t.post(func() { t.pieceHashed(idx, pp, ok, werr) }) {

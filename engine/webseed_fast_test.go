@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
 
@@ -244,5 +246,39 @@ func TestWebSeedOnlyDownloadsWithoutStalls(t *testing.T) {
 	t.Logf("32 MiB from the web seed in %v", el)
 	if el > 10*time.Second {
 		t.Fatalf("32 MiB from a loopback web seed took %v: the download stalled", el)
+	}
+}
+
+// TestGoodPieceReadableAtOnce: a piece already verified as it arrived (a
+// web seed's) is in memory for its readers when the loop hands it on, not
+// after the goroutine that writes it to the store got a thread.
+func TestGoodPieceReadableAtOnce(t *testing.T) {
+	const pl = 256 << 10
+	f := newFixture(t, pl, []swarmtest.FileSpec{{Path: "a.bin", Size: 4 * pl}})
+	_, tor, _ := leecher(t, f, Config{ListenAddr: "127.0.0.3:0", NoTrackers: true})
+	data, err := os.ReadFile(filepath.Join(f.root, "a.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inMem := make(chan bool, 1)
+	ok := tor.post(func() {
+		nb := pl / peer.BlockSize
+		buf := getPieceBuf(pl)
+		copy(buf, data[:pl])
+		tor.hashPiece(0, &partialPiece{buf: buf, from: make([]netip.Addr, nb), count: nb, good: true})
+		inMem <- tor.mem.has(0) || tor.HavePiece(0)
+	})
+	if !ok {
+		t.Fatal("the torrent's loop is gone")
+	}
+	if !<-inMem {
+		t.Error("a verified piece was not readable when hashPiece returned")
+	}
+	waitComplete := time.Now().Add(10 * time.Second)
+	for !tor.HavePiece(0) {
+		if time.Now().After(waitComplete) {
+			t.Fatal("piece 0 not stored after 10 s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
