@@ -3,6 +3,7 @@ package utp
 import (
 	"io"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -62,6 +63,21 @@ func (r *rawPeer) sendSeq(typ uint8, connID, seq uint16, payload []byte) {
 }
 
 // recv returns the next uTP packet within d, or nil.
+// dataBatch makes n data packets carrying payload, in sequence from r.seq
+// on, addressed to to, for a packetIO's writeBatch.
+func (r *rawPeer) dataBatch(n int, payload []byte, to netip.AddrPort) []msg {
+	ms := make([]msg, n)
+	for i := range ms {
+		b := make([]byte, headerLen+len(payload))
+		h := header{typ: stData, connID: r.id + 1, tsUS: uint32(time.Now().UnixMicro()), wnd: 1 << 20, seq: r.seq, ack: r.ackFor}
+		r.seq++
+		putHeader(b, &h, extNone)
+		copy(b[headerLen:], payload)
+		ms[i] = msg{buf: b, n: len(b), addr: to}
+	}
+	return ms
+}
+
 func (r *rawPeer) recv(d time.Duration) *packet {
 	r.t.Helper()
 	buf := make([]byte, 2048)
@@ -157,15 +173,7 @@ func TestReaderWokenPerBatch(t *testing.T) {
 	payload := make([]byte, 1000)
 	for try := 0; ; try++ {
 		before := s.Stats()
-		ms := make([]msg, n)
-		for i := range ms {
-			b := make([]byte, headerLen+len(payload))
-			h := header{typ: stData, connID: r.id + 1, tsUS: uint32(time.Now().UnixMicro()), wnd: 1 << 20, seq: r.seq, ack: r.ackFor}
-			r.seq++
-			putHeader(b, &h, extNone)
-			copy(b[headerLen:], payload)
-			ms[i] = msg{buf: b, n: len(b), addr: to}
-		}
+		ms := r.dataBatch(n, payload, to)
 		if err := tx.writeBatch(ms); err != nil {
 			t.Fatal(err)
 		}

@@ -227,14 +227,7 @@ func switchesPerBatch(t *testing.T, cfg Config) float64 {
 	self := unix.Gettid()
 	before, st0 := ctxSwitches(t, self), s.Stats()
 	for range batches {
-		ms := make([]msg, per)
-		for i := range ms {
-			b := make([]byte, headerLen+len(payload))
-			h := header{typ: stData, connID: r.id + 1, tsUS: uint32(time.Now().UnixMicro()), wnd: 1 << 20, seq: r.seq, ack: r.ackFor}
-			r.seq++
-			putHeader(b, &h, extNone)
-			ms[i] = msg{buf: b, n: len(b), addr: to}
-		}
+		ms := r.dataBatch(per, payload, to)
 		if err := tx.writeBatch(ms); err != nil {
 			t.Fatal(err)
 		}
@@ -311,14 +304,7 @@ func TestAckRidesReply(t *testing.T) {
 	}
 	pureAcks := 0
 	for range rounds {
-		ms := make([]msg, ackEvery)
-		for i := range ms {
-			b := make([]byte, headerLen+len(payload))
-			h := header{typ: stData, connID: r.id + 1, tsUS: uint32(time.Now().UnixMicro()), wnd: 1 << 20, seq: r.seq, ack: r.ackFor}
-			r.seq++
-			putHeader(b, &h, extNone)
-			ms[i] = msg{buf: b, n: len(b), addr: to}
-		}
+		ms := r.dataBatch(ackEvery, payload, to)
 		if err := tx.writeBatch(ms); err != nil {
 			t.Fatal(err)
 		}
