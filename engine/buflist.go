@@ -43,15 +43,26 @@ func (l *bufList) get(n int) []byte {
 	return make([]byte, n)
 }
 
-// put keeps b for a later get of its length, unless that would take the
-// kept bytes past max: then the collector has it.
+// put keeps b for a later get of its length. Past max it makes room by
+// letting go of buffers of other lengths (those of a torrent that finished,
+// or a last piece), then, if that is not enough, of b: the collector has
+// them.
 func (l *bufList) put(b []byte) {
 	n := len(b)
-	if n == 0 {
+	if n == 0 || int64(n) > l.max {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for m, s := range l.free {
+		if l.bytes+int64(n) <= l.max {
+			break
+		}
+		if m != n {
+			l.bytes -= int64(m * len(s))
+			delete(l.free, m)
+		}
+	}
 	if l.bytes+int64(n) > l.max {
 		return
 	}

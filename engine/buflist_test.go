@@ -76,3 +76,24 @@ func TestWarmPieceBuffers(t *testing.T) {
 		t.Fatalf("%d buffers of %d bytes readied", n, warmPieces+1<<20)
 	}
 }
+
+// TestBufListMakesRoomForNewLength: buffers of a length nobody asks for any
+// more (a finished torrent's pieces) do not keep a new length out.
+func TestBufListMakesRoomForNewLength(t *testing.T) {
+	l := newBufList(8 << 20)
+	var old [][]byte
+	for range 2 {
+		old = append(old, l.get(4<<20))
+	}
+	for _, b := range old {
+		l.put(b)
+	}
+	b := l.get(1 << 20)
+	l.put(b)
+	if got := l.get(1 << 20); &got[0] != &b[0] {
+		t.Errorf("a 1 MiB buffer was not kept beside 8 MiB of 4 MiB ones")
+	}
+	if got := l.kept(); got > 8<<20 {
+		t.Errorf("kept %d bytes, want at most %d", got, 8<<20)
+	}
+}

@@ -88,8 +88,8 @@ func (c *conn) readLoop() {
 
 // blockBufs keeps received blocks' buffers for the next blocks. Each
 // block is copied into its piece's buffer as soon as the loop takes it, so
-// few are held at once; half of what may be in flight is plenty.
-var blockBufs = newBufList(maxOutstandingBytes / 2)
+// few are held at once: 64 blocks are plenty.
+var blockBufs = newBufList(1 << 20)
 
 // getBlockBuf returns a buffer of n bytes, pooled for the usual block size.
 func getBlockBuf(n int) []byte {
