@@ -62,10 +62,6 @@ type Options struct {
 	// unmaps: RSS then grows with what is written (and read for the first
 	// time) until the kernel reclaims it.
 	KeepMapped int64
-	// OnLocked, if set, is called once Open holds the data directory's
-	// lock, before it opens the store (badger's open syncs several files:
-	// milliseconds a caller may spend on other work, such as mounting).
-	OnLocked func()
 }
 
 // Cache is a bounded, persistent store of verified pieces keyed by
@@ -212,9 +208,6 @@ func Open(opts Options) (*Cache, error) {
 		return fail(err)
 	}
 	c.lock = lock
-	if opts.OnLocked != nil {
-		opts.OnLocked()
-	}
 	c.guard = diskGuard{dir: dir, reserve: diskReserve(c.vlogSize)}
 	c.files = valueLogFiles{dir: dir, logf: logf}
 	if err := c.guard.admit(0); err != nil {

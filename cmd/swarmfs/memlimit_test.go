@@ -20,7 +20,7 @@ func TestOpenStoreSetsMemoryLimit(t *testing.T) {
 	debug.SetMemoryLimit(math.MaxInt64)
 	var cfg engine.Config
 	const capacity = 4 << 30
-	ca, err := openStore(t.TempDir(), capacity, &cfg, t.Logf, nil)
+	ca, err := openStore(t.TempDir(), capacity, &cfg, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,10 +54,6 @@ type sessionFlags struct {
 	// superSeed super-seeds each torrent that is complete in the cache
 	// when it starts.
 	superSeed *bool
-	// onLocked, if set, is called with the session's log once start holds
-	// the cache's data directory, while the cache opens (mount: see
-	// earlyMount).
-	onLocked func(logf func(string, ...any))
 }
 
 // register adds the flags; failedRead says what a read that times out
@@ -129,11 +125,7 @@ func (sf *sessionFlags) start(stderr io.Writer, onInfo func(*session.Torrent)) (
 	if logger.Enabled(context.Background(), slog.LevelDebug) {
 		cfg.Logf = slogf(logger, slog.LevelDebug)
 	}
-	var onLocked func()
-	if sf.onLocked != nil {
-		onLocked = func() { sf.onLocked(logf) }
-	}
-	ca, err := openStore(*sf.dataDir, capacity, &cfg, logf, onLocked)
+	ca, err := openStore(*sf.dataDir, capacity, &cfg, logf)
 	if err != nil {
 		return nil, err
 	}
@@ -201,32 +193,27 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 		}
 	}
 
-	// The filesystem is mounted while the session starts (see earlyMount),
-	// and shows its torrents once they are added. The session may need to
-	// refresh it (a magnet's metadata arrived, a torrent added through the
-	// control socket).
+	// The filesystem is made after the session, which may need to refresh
+	// it (a magnet's metadata arrived, a torrent added through the control
+	// socket).
 	var mounted atomic.Pointer[fs.Server]
 	refresh := func() {
 		if srv := mounted.Load(); srv != nil {
 			srv.Refresh()
 		}
 	}
-	em := startEarlyMount(mountpoint, fs.Options{ReadTimeout: *sf.readTimeout, Debug: *debugFuse, AllowOther: *allowOther})
-	sf.onLocked = em.lock
 	rs, err := sf.start(stderr, func(*session.Torrent) { refresh() })
 	if err != nil {
-		em.stop(err)
 		return err
 	}
 	defer rs.close()
 	sess, logf := rs.sess, rs.logf
 	sess.Restore()
 	if err := addSources(sess, f.Args()[1:], stderr); err != nil {
-		em.stop(err)
 		return err
 	}
 
-	srv, err := em.ready(fsHost{sess, hf.metrics})
+	srv, err := fs.Mount(mountpoint, fsHost{sess, hf.metrics}, fs.Options{ReadTimeout: *sf.readTimeout, Debug: *debugFuse, AllowOther: *allowOther, Logf: logf})
 	if err != nil {
 		return err
 	}
@@ -384,11 +371,11 @@ func memLimit(capacity int64) int64 {
 // mount and serve both run the engine: pieces in the cache, readahead and
 // pins within a quarter of it (at most 256 MiB), the DHT's state beside it.
 // The caller closes the cache after the engine.
-func openStore(dataDir string, capacity int64, cfg *engine.Config, logf func(string, ...any), onLocked func()) (*cache.Cache, error) {
+func openStore(dataDir string, capacity int64, cfg *engine.Config, logf func(string, ...any)) (*cache.Cache, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	ca, err := cache.Open(cache.Options{Dir: filepath.Join(dataDir, "cache"), Capacity: capacity, Logf: logf, OnLocked: onLocked})
+	ca, err := cache.Open(cache.Options{Dir: filepath.Join(dataDir, "cache"), Capacity: capacity, Logf: logf})
 	if err != nil {
 		return nil, err
 	}
