@@ -12,7 +12,7 @@ import (
 // Socket and sends data packets whose timing the test controls, and
 // reads the ACKs they draw.
 type rawPeer struct {
-	t      *testing.T
+	t      testing.TB
 	uc     *net.UDPConn
 	to     *net.UDPAddr
 	id     uint16 // our receive id; we send with id+1
@@ -21,7 +21,7 @@ type rawPeer struct {
 }
 
 // dialRaw connects a rawPeer to s and returns it with the accepted Conn.
-func dialRaw(t *testing.T, s *Socket) (*rawPeer, *Conn) {
+func dialRaw(t testing.TB, s *Socket) (*rawPeer, *Conn) {
 	t.Helper()
 	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

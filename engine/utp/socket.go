@@ -147,6 +147,7 @@ type Socket struct {
 	// Counters.
 	pktsIn, pktsOut, malformed, refused, otherDropped, writeErrs atomic.Uint64
 	readBatches, readerWakes                                     atomic.Uint64
+	readerYields                                                 atomic.Uint64 // batches after which the reader yielded (tests)
 
 	// acks is the reader goroutine's list of connections that want an
 	// ACK at the end of the current batch or, deferred, by ackBy (both

@@ -68,6 +68,7 @@ func (s *Socket) readLoop() {
 			// batch made us send goes first; ACKs wait for their
 			// requests to carry them.
 			s.flush(ob)
+			s.readerYields.Add(1)
 			runtime.Gosched()
 		}
 		s.sendAcks(time.Now(), ob, false)
