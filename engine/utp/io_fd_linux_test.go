@@ -245,39 +245,16 @@ func batchesWith(tb testing.TB, s *Socket, n int) {
 
 // switchesPerBatch streams 300 batches of 3 data packets to a socket
 // of cfg and returns the process's voluntary context switches per read
-// batch.
+// batch (the handshake's few included).
 func switchesPerBatch(t testing.TB, cfg Config) float64 {
 	t.Helper()
 	s := testSocket(t, cfg)
-	r, c := dialRaw(t, s)
-	tx := newPacketIO(r.uc, true)
-	defer tx.close()
-	defer c.Close()
-	to := r.to.AddrPort()
-	const batches, per = 300, 3
-	payload := make([]byte, 1000)
-	done := make(chan error, 1)
-	go func() {
-		buf := make([]byte, batches*per*len(payload))
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, err := io.ReadFull(c, buf)
-		done <- err
-	}()
 	// The sender's own thread (its sleeps) is not counted.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	self := unix.Gettid()
 	before, st0 := ctxSwitches(t, self), s.Stats()
-	for range batches {
-		ms := r.dataBatch(per, payload, to)
-		if err := tx.writeBatch(ms); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(200 * time.Microsecond)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	batchesWith(t, s, 300)
 	sw, reads := ctxSwitches(t, self)-before, s.Stats().ReadBatches-st0.ReadBatches
 	return float64(sw) / float64(max(reads, 1))
 }
