@@ -12,9 +12,9 @@ import (
 // collects often (it runs under a soft memory limit), so most of them were
 // allocated afresh, and the garbage they left made the collector run
 // more often still. A bufList outlives collections; what it keeps is
-// bounded (max), and it only ever holds buffers that were in use at the
-// same time, so it does not raise the peak either. Safe for concurrent
-// use.
+// bounded (max), and besides what warm readies it holds only buffers that
+// were in use at the same time, so it hardly raises the peak. Safe for
+// concurrent use.
 type bufList struct {
 	max int64 // most bytes kept; read-only after construction
 

@@ -29,12 +29,7 @@ func TestWebSeedOutsideInFlightBudget(t *testing.T) {
 		}
 		return true
 	})
-	_, tor := webSeedClient(t, mi, Config{}, srv.URL+"/data/big.bin")
-	r, err := tor.NewReader(0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	tor, r := webSeedReader(t, mi, srv.URL+"/data/big.bin")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	readDone := make(chan struct{})

@@ -65,13 +65,7 @@ func TestWebSeedSeekCutsRuns(t *testing.T) {
 	const size = 32 << 20
 	const seekTo = 30 << 20
 	const served = 2 << 20 // read in order before the seek
-	files := []swarmtest.FileSpec{{Path: "big.bin", Size: size}}
-	root, mi := wsFixture(t, files, true, pieceLen)
-	srv := newWSServer(t, filepath.Dir(root))
-	data, err := os.ReadFile(filepath.Join(root, "big.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mi, srv, data := wsServedFile(t, size, pieceLen)
 	var stalled, cancelled, timedOut atomic.Int64
 	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
 		var first, last int64
@@ -86,12 +80,7 @@ func TestWebSeedSeekCutsRuns(t *testing.T) {
 		stallRange(w, r, data, first, last, min(pieceLen, last+1-first), 5*time.Second, &cancelled, &timedOut)
 		return true
 	})
-	_, tor := webSeedClient(t, mi, Config{}, srv.URL+"/data/big.bin")
-	r, err := tor.NewReader(0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	_, r := webSeedReader(t, mi, srv.URL+"/data/big.bin")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	buf := make([]byte, 64<<10)
@@ -145,13 +134,7 @@ func TestWebSeedPreemptsForUrgentRead(t *testing.T) {
 	const size = 48 << 20
 	const served = 1 << 20 // each player's start
 	const part = size / 8  // player k starts at k*part
-	files := []swarmtest.FileSpec{{Path: "big.bin", Size: size}}
-	root, mi := wsFixture(t, files, true, pieceLen)
-	srv := newWSServer(t, filepath.Dir(root))
-	data, err := os.ReadFile(filepath.Join(root, "big.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mi, srv, data := wsServedFile(t, size, pieceLen)
 	var mu sync.Mutex
 	var ranges [][2]int64 // the stalled requests' ranges
 	var readAt atomic.Int64

@@ -126,6 +126,32 @@ func readAll(t *testing.T, tor *Torrent, root string, single bool, timeout time.
 	}
 }
 
+// webSeedReader adds mi with url as its only web seed and opens a reader
+// of its first file, closed when the test ends.
+func webSeedReader(t *testing.T, mi *metainfo.MetaInfo, url string) (*Torrent, *Reader) {
+	t.Helper()
+	_, tor := webSeedClient(t, mi, Config{}, url)
+	r, err := tor.NewReader(0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return tor, r
+}
+
+// wsServedFile makes a single-file torrent of one file big.bin of size
+// bytes and a web server for it, and returns the file's bytes too.
+func wsServedFile(t *testing.T, size, pieceLen int64) (*metainfo.MetaInfo, *wsServer, []byte) {
+	t.Helper()
+	root, mi := wsFixture(t, []swarmtest.FileSpec{{Path: "big.bin", Size: size}}, true, pieceLen)
+	srv := newWSServer(t, filepath.Dir(root))
+	data, err := os.ReadFile(filepath.Join(root, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mi, srv, data
+}
+
 func webSeedClient(t *testing.T, mi *metainfo.MetaInfo, cfg Config, urls ...string) (*Client, *Torrent) {
 	t.Helper()
 	mi.URLList = urls
