@@ -117,7 +117,8 @@
 //     from a pool badger keeps, and every collection flushes a memtable
 //     into a table; tables of a few hundred KiB are all a cache's tree
 //     needs. With the smaller memtables that is 5 MiB less of live Go heap
-//     (TestBadgerBuffersHeap), under a soft memory limit of 64 MiB.
+//     (TestBadgerBuffersHeap), under a mount's soft memory limit of
+//     56 MiB plus the index's room.
 //   - BlockCacheSize 0 (default 256 MiB): with compression off, table blocks
 //     are read straight from their memory map; a cache would duplicate them.
 //   - IndexCacheSize 0 (all table indexes and bloom filters in memory): the

@@ -222,7 +222,10 @@
 // whose pieces the picker withdraws (a seek) are cut short; when all 4
 // run slots are busy and a read waits for a piece the seed has and nobody
 // was asked for (picker.UrgentUnasked), the last started run with no
-// piece under a pending read is cut, so the slot goes to the read.
+// piece under a pending read is cut, so the slot goes to the read. A
+// torrent with pieces to fetch connects to up to 4 of its seeds as it
+// starts (webseed.Seed.Preconnect; an origin once a minute per Client), so
+// a read soon after does not wait for a lookup and the handshakes.
 //
 // A read that waits more than 2 s for a piece that no connected peer has
 // and no web seed can serve now is named in Stats.Waiting and, once per
@@ -289,8 +292,9 @@
 // package (the send queue's encoding by package peer, which locks nothing,
 // is the one call made under one). They are:
 //
-//	Client.mu            the torrent map and closed (client.go)
+//	Client.mu            the torrent map and closed (client.go, client_torrents.go)
 //	Client.hsMu          incoming handshakes in progress
+//	Client.preconnected  web seed origins connected to ahead (torrent_webseed.go)
 //	logLimiter.mu        a rate-limited log's next slot and skipped count
 //	Torrent.waiters.mu   the channel readers wait on (torrent_shared.go)
 //	Torrent.banned.mu    banned addresses, read by the accept path

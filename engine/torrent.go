@@ -273,6 +273,7 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 			defer t.wg.Done()
 			warmPieceBufs(info.PieceLength)
 		}()
+		t.preconnectWebSeeds()
 	}
 	if ev, ok := store.(storage.Evicter); ok {
 		// Evictions since Open listed have are replayed now: the loop

@@ -12,6 +12,9 @@ func (t *Torrent) run() {
 	defer tick.Stop()
 	t.checkComplete()
 	t.superStart()
+	// Sources already known start now, not at the first tick: a web seed
+	// of a torrent downloaded whole (swarmfs get) waited a second.
+	t.fillAll()
 	for {
 		select {
 		case f := <-t.events:
@@ -39,6 +42,9 @@ func (t *Torrent) shutdown() {
 	}
 	t.partial = nil
 	t.dropParked()
+	for _, ws := range t.ws.list {
+		ws.seed.Close() // a body it keeps open for its next run
+	}
 }
 
 func (t *Torrent) tick(now time.Time) {

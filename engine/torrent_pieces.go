@@ -267,6 +267,9 @@ func (t *Torrent) checkComplete() {
 	}
 	t.isComplete = true
 	close(t.complete)
+	for _, ws := range t.ws.list {
+		ws.seed.CloseCursor()
+	}
 	if t.announcer != nil {
 		t.announcer.Completed()
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/webseed"
 )
 
 // Statistics: the snapshot the loop refreshes every second, and the one
@@ -75,7 +76,10 @@ type Stats struct {
 	// file and position, as of the snapshot.
 	Readers []ReaderStats
 	// WebSeeds are the url-list sources (BEP 19), unless Config.NoWebSeeds.
+	// Their rates are as of the snapshot; the rest is read when Stats is
+	// called.
 	WebSeeds []WebSeedStats
+	webSeeds []*webseed.Seed // behind WebSeeds, for Torrent.Stats
 	// Waiting says why a read has been waiting a while when no source has
 	// its piece ("waiting for piece 3: no source has it ..."); "" otherwise.
 	Waiting string
@@ -119,6 +123,16 @@ func (t *Torrent) Stats() Stats {
 	s.Refused = t.refusals.Load()
 	s.BackgroundPaused = t.bgPaused.Load()
 	s.HashFailures = t.pub.hashFailed.Load()
+	// A web seed's bytes, state and errors as they are now, not as of the
+	// last tick: a status right after a read shows what it received. A
+	// copy, since the snapshot's slice is shared.
+	if len(s.webSeeds) > 0 {
+		live := make([]WebSeedStats, len(s.WebSeeds))
+		for i, sd := range s.webSeeds {
+			live[i] = webSeedStat(sd.Stats(), s.WebSeeds[i].Rate)
+		}
+		s.WebSeeds = live
+	}
 	return s
 }
 
@@ -146,7 +160,7 @@ func (t *Torrent) refreshStats(now time.Time) {
 		s.Requests = RequestCounters(t.picker.Counters())
 		s.Downloading, s.Readers = t.activity()
 		s.DownloadRate = t.webSeedRate()
-		s.WebSeeds = t.webSeedStats()
+		s.WebSeeds, s.webSeeds = t.webSeedStats()
 		s.Waiting = t.waits.msg
 	}
 	for c := range t.conns {

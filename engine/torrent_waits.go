@@ -83,12 +83,12 @@ func (t *Torrent) checkWaits(now time.Time) {
 	if len(starved) > 1 {
 		msg += fmt.Sprintf(" (and %d more pieces)", len(starved)-1)
 	}
-	msg += t.sourcesSummary()
+	msg += t.sourcesSummary(now)
 	w.msg = msg
 	for _, p := range starved {
 		if !w.logged[p] {
 			w.logged[p] = true
-			t.client.logf("%s: a read is waiting for piece %d: no source has it%s", t.name(), p, t.sourcesSummary())
+			t.client.logf("%s: a read is waiting for piece %d: no source has it%s", t.name(), p, t.sourcesSummary(now))
 		}
 	}
 }
@@ -110,12 +110,14 @@ func (t *Torrent) hasSource(p int, now time.Time) bool {
 }
 
 // sourcesSummary says what the torrent's sources are doing, for a
-// starved read: the peers, and each web seed's state and last error.
-func (t *Torrent) sourcesSummary() string {
+// starved read: the peers, and each web seed's state and last error, as
+// of the now hasSource judged by (a back-off that ends in between would
+// otherwise show a seed as active beside a read it is not serving).
+func (t *Torrent) sourcesSummary(now time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, " (%d peers", len(t.conns))
 	for _, ws := range t.ws.list {
-		st := ws.seed.Stats()
+		st := ws.seed.StatsAt(now)
 		fmt.Fprintf(&b, "; web seed %s %s", st.URL, st.State)
 		if st.LastError != "" {
 			fmt.Fprintf(&b, ": %s", st.LastError)

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/peer"
@@ -49,7 +48,7 @@ const (
 )
 
 // webSeed is one url-list URL of a torrent. Loop-owned, except seed (safe
-// for concurrent use) and bytes.
+// for concurrent use).
 type webSeed struct {
 	seed     *webseed.Seed
 	addr     netip.Addr    // pseudo-address in 100::/64 (discard-only), for partialPiece.from and strikes
@@ -63,15 +62,32 @@ type webSeed struct {
 	// asked (a seek withdrew them) is cut short (trimWebSeedRun).
 	asked   map[int]int
 	dropped bool
-	choked  bool         // backing off: a choking peer to the picker, which then plans without it
-	bytes   atomic.Int64 // payload received, for down
-	down    rateMeter
-	lastErr string // the last failure logged, so a repeat is not logged again
+	// noRanges: the server answers ranges with whole files (logged once).
+	// Each run then reads its file from its start, or on from where the
+	// last run left its body: one run at a time (maxRuns), and the
+	// picker's background pieces in order from streamAt, and runs nearest
+	// ahead of it first, so that the next run reads on.
+	noRanges bool
+	streamAt int       // the piece after the last one delivered
+	choked   bool      // backing off: a choking peer to the picker, which then plans without it
+	down     rateMeter // of the payload the seed counts as it arrives
+	lastErr  string    // the last failure logged, so a repeat is not logged again
 	// stash keeps pieces fetched whole of which the picker had asked
 	// only some blocks (it hands out blocks, not pieces): when it asks
 	// for the rest, they are here, not fetched again. Oldest first,
 	// at most webSeedStash.
 	stash []stashed
+}
+
+// maxRuns is how many runs ws may have in flight, st its stats: one until
+// a first answer tells whether the server honours Range (each run of a
+// server that does not would read its file from the start), and one for
+// such a server.
+func (ws *webSeed) maxRuns(st webseed.Stats) int {
+	if ws.noRanges || !st.Answered {
+		return 1
+	}
+	return maxWebSeedRuns
 }
 
 // stashed is a piece a web seed fetched and the picker did not take whole.
@@ -129,6 +145,58 @@ func (t *Torrent) initWebSeeds() {
 	}
 }
 
+// preconnectWebSeeds opens a connection to each web seed's server as a
+// torrent with pieces to fetch starts, off the loop, so that the first
+// read's request does not wait for a lookup and a handshake (on a real
+// mirror, one to three round trips).
+//
+// At most maxPreconnect seeds a torrent, and an origin (scheme, host and
+// port) once per preconnectEvery for the whole client: a mount of many
+// torrents on one mirror opens one connection, not one per torrent.
+func (t *Torrent) preconnectWebSeeds() {
+	n := 0
+	for _, ws := range t.ws.list {
+		s := ws.seed
+		if n == maxPreconnect || !t.client.preconnectOrigin(s.Origin(), time.Now()) {
+			continue
+		}
+		n++
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			if err := s.Preconnect(t.ctx); err != nil && t.ctx.Err() == nil {
+				t.client.logf("%s: %v", t.name(), err)
+			}
+		}()
+	}
+}
+
+const (
+	maxPreconnect   = 4
+	preconnectEvery = time.Minute // within net/http's 90 s idle timeout
+)
+
+// preconnectOrigin reports whether origin may be connected to ahead of a
+// request at now, and if so notes it.
+func (c *Client) preconnectOrigin(origin string, now time.Time) bool {
+	p := &c.preconnected
+	p.Lock()
+	defer p.Unlock()
+	if at, ok := p.at[origin]; ok && now.Sub(at) < preconnectEvery {
+		return false
+	}
+	if p.at == nil {
+		p.at = make(map[string]time.Time)
+	}
+	for o, at := range p.at { // keep the map small
+		if now.Sub(at) >= preconnectEvery {
+			delete(p.at, o)
+		}
+	}
+	p.at[origin] = now
+	return true
+}
+
 // registerWebSeed makes ws a picker peer holding what it serves, under a
 // new id when it had one: the picker has no way to take pieces back.
 func (t *Torrent) registerWebSeed(ws *webSeed) {
@@ -155,6 +223,9 @@ func (t *Torrent) registerWebSeed(ws *webSeed) {
 		t.picker.PeerBitfield(ws.id, bits)
 	}
 	t.picker.PeerChoked(ws.id, ws.choked)
+	if ws.noRanges {
+		t.picker.SetPeerInOrder(ws.id, ws.streamAt)
+	}
 }
 
 // webSeedAt returns the web seed whose pseudo-address is a, or nil.
@@ -183,7 +254,14 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 	if ws.dropped || t.picker == nil || t.hashing >= maxHashBacklog {
 		return
 	}
-	if ws.runs >= maxWebSeedRuns {
+	st := ws.seed.Stats()
+	if st.NoRanges && !ws.noRanges {
+		ws.noRanges = true
+		t.picker.SetPeerInOrder(ws.id, ws.streamAt)
+		t.client.logf("%s: web seed %s ignores Range requests (it answers with whole files): its files are read from their start, one run at a time", t.name(), st.URL)
+		t.cutWebSeedRunsButFirst(ws)
+	}
+	if ws.runs >= ws.maxRuns(st) {
 		t.preemptWebSeedRun(ws)
 		return
 	}
@@ -194,7 +272,6 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 	if ws.choked {
 		return
 	}
-	st := ws.seed.Stats()
 	if st.DisabledFiles != ws.disabled {
 		t.registerWebSeed(ws)
 	}
@@ -270,9 +347,24 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 		spans = append(spans, span{i, j, r})
 		i = j
 	}
+	if ws.noRanges {
+		// One run reads on from where the last left the body: a span a
+		// read waits for first, then the nearest ahead of the stream.
+		n := t.info.NumPieces()
+		for k := range spans {
+			sp := &spans[k]
+			sp.rank = (pieces[sp.i] - ws.streamAt + n) % n
+			for _, p := range pieces[sp.i:sp.j] {
+				if t.waits.pending[p] > 0 {
+					sp.rank -= n
+					break
+				}
+			}
+		}
+	}
 	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.rank, b.rank) })
 	for _, sp := range spans {
-		if ws.runs < maxWebSeedRuns {
+		if ws.runs < ws.maxRuns(st) {
 			t.startWebSeedRun(ws, pieces[sp.i], sp.j-sp.i)
 			continue
 		}
@@ -292,6 +384,10 @@ func (t *Torrent) webSeedPiece(ws *webSeed, run *webSeedRun, idx int, buf []byte
 	delete(ws.fetching, idx)
 	delete(ws.asked, idx)
 	run.next = idx + 1
+	ws.streamAt = idx + 1
+	if ws.noRanges && t.picker != nil {
+		t.picker.SetPeerInOrder(ws.id, ws.streamAt)
+	}
 	if t.picker == nil || ws.dropped {
 		putPieceBuf(buf)
 		return
@@ -382,7 +478,7 @@ func (t *Torrent) dropWebSeed(ws *webSeed, why string) {
 // has passed.
 func (t *Torrent) webSeedTick(now time.Time) {
 	for _, ws := range t.ws.list {
-		ws.down.update(ws.bytes.Load(), now)
+		ws.down.update(ws.seed.Stats().Bytes, now)
 	}
 	t.fillWebSeeds(now)
 }
@@ -408,24 +504,35 @@ type WebSeedStats struct {
 	DisabledFiles int    `json:"disabled_files,omitempty"`
 	Strikes       int    `json:"strikes,omitempty"`
 	LastError     string `json:"last_error,omitempty"`
+	// NoRanges: the server ignores Range; a seek into a file costs the
+	// bytes before it.
+	NoRanges bool `json:"no_ranges,omitempty"`
 }
 
-// webSeedStats describes the seeds for refreshStats. Loop only.
-func (t *Torrent) webSeedStats() []WebSeedStats {
+// webSeedStats describes the seeds for refreshStats, and returns the
+// seeds too. Loop only.
+func (t *Torrent) webSeedStats() ([]WebSeedStats, []*webseed.Seed) {
 	if len(t.ws.list) == 0 {
-		return nil
+		return nil, nil
 	}
 	out := make([]WebSeedStats, 0, len(t.ws.list))
+	seeds := make([]*webseed.Seed, 0, len(t.ws.list))
 	for _, ws := range t.ws.list {
-		st := ws.seed.Stats()
-		w := WebSeedStats{
-			URL: st.URL, State: st.State.String(), Rate: ws.down.value, Bytes: st.Bytes,
-			DisabledFiles: st.DisabledFiles, Strikes: st.Strikes, LastError: st.LastError,
-		}
-		if st.State == webseed.BackingOff {
-			w.RetryAt = st.RetryAt
-		}
-		out = append(out, w)
+		out = append(out, webSeedStat(ws.seed.Stats(), ws.down.value))
+		seeds = append(seeds, ws.seed)
 	}
-	return out
+	return out, seeds
+}
+
+// webSeedStat is a seed's entry in Stats.WebSeeds, rate its download rate.
+func webSeedStat(st webseed.Stats, rate float64) WebSeedStats {
+	w := WebSeedStats{
+		URL: st.URL, State: st.State.String(), Rate: rate, Bytes: st.Bytes,
+		DisabledFiles: st.DisabledFiles, Strikes: st.Strikes, LastError: st.LastError,
+		NoRanges: st.NoRanges,
+	}
+	if st.State == webseed.BackingOff {
+		w.RetryAt = st.RetryAt
+	}
+	return w
 }

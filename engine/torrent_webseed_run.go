@@ -85,7 +85,6 @@ func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int) {
 					return err
 				}
 			}
-			ws.bytes.Add(int64(len(data)))
 			t.pub.downloaded.Add(int64(len(data)))
 			if !t.post(func() { t.webSeedPiece(ws, run, idx, data, good) }) {
 				return ErrClosed
@@ -202,6 +201,12 @@ func (t *Torrent) trimWebSeedRun(ws *webSeed, run *webSeedRun) {
 	if stop == int(run.stopAt.Load()) {
 		return
 	}
+	run.cut(stop)
+}
+
+// cut ends run once the pieces before stop are delivered, at once when
+// none is left to deliver before it; its end is no failure. Loop only.
+func (run *webSeedRun) cut(stop int) {
 	run.stopped = true
 	run.stopAt.Store(int64(stop))
 	if stop <= run.next {
@@ -235,9 +240,28 @@ func (t *Torrent) preemptWebSeedRun(ws *webSeed) {
 	if victim == nil || !t.picker.UrgentUnasked(ws.id) {
 		return
 	}
-	victim.preempted, victim.stopped = true, true
-	victim.stopAt.Store(int64(victim.next))
-	victim.cancel()
+	victim.preempted = true
+	victim.cut(victim.next)
+}
+
+// cutWebSeedRunsButFirst ends every run of ws but the one that starts
+// lowest, once ws is found to ignore Range: the runs started before that
+// was known each read their file from its start to reach their pieces
+// (gigabytes, deep in a large file), while the picker now hands ws its
+// pieces in order, for one run to read on from the last. The cut runs'
+// pieces go back to the picker; their end is no failure. Loop only.
+func (t *Torrent) cutWebSeedRunsButFirst(ws *webSeed) {
+	var keep *webSeedRun
+	for _, run := range ws.active {
+		if keep == nil || run.first < keep.first {
+			keep = run
+		}
+	}
+	for _, run := range ws.active {
+		if run != keep && !run.stopped {
+			run.cut(run.next)
+		}
+	}
 }
 
 // webSeedByID returns the web seed whose picker peer is id, or nil.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -38,7 +39,8 @@ func TestWebSeedHashesAsItArrives(t *testing.T) {
 }
 
 // stallRange answers r, a request for data[first:last+1], with a 206 that
-// carries its first n bytes and then nothing until the client gives up
+// carries its first n bytes (n < last+1-first: a response sent whole has
+// nothing left to stall) and then nothing until the client gives up
 // (counted in cancelled) or hold passes (timedOut).
 func stallRange(w http.ResponseWriter, r *http.Request, data []byte, first, last, n int64, hold time.Duration, cancelled, timedOut *atomic.Int64) {
 	w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, len(data)))
@@ -73,11 +75,18 @@ func TestWebSeedSeekCutsRuns(t *testing.T) {
 		if first < served || first >= seekTo-pieceLen || last < first || last >= size {
 			return false // served
 		}
-		// The run's first piece, then nothing: the run frees room in
-		// the seed's pipeline, so the picker asks for more and the next
-		// run starts, and stalls likewise.
+		// The run's first piece (half of it, when it is the only one),
+		// then nothing: the run frees room in the seed's pipeline, so
+		// the picker asks for more and the next run starts, and stalls
+		// likewise.
+		n := last + 1 - first
+		if n > pieceLen {
+			n = pieceLen
+		} else {
+			n /= 2
+		}
 		stalled.Add(1)
-		stallRange(w, r, data, first, last, min(pieceLen, last+1-first), 5*time.Second, &cancelled, &timedOut)
+		stallRange(w, r, data, first, last, n, 5*time.Second, &cancelled, &timedOut)
 		return true
 	})
 	_, r := webSeedReader(t, mi, srv.URL+"/data/big.bin")
@@ -264,4 +273,109 @@ func TestGoodPieceReadableAtOnce(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestWebSeedPreconnect: a torrent with pieces to fetch opens a connection
+// to its web seed as it starts, before any read, and the first read's
+// request goes over it.
+func TestWebSeedPreconnect(t *testing.T) {
+	mi, srv, data := wsServedFile(t, 3<<20, 1<<20)
+	var mu sync.Mutex
+	var methods, remotes []string
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		methods = append(methods, r.Method)
+		remotes = append(remotes, r.RemoteAddr)
+		mu.Unlock()
+		return false
+	})
+	tor, r := webSeedReader(t, mi, srv.URL+"/data/big.bin")
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.idle.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no request reached the web seed within 10 s of the torrent's start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The server has answered; a read now must not race the answer on
+	// its way back into the client's pool of idle connections (net/http
+	// pools a body-less response's connection before handing it over, so
+	// this is only the time for the answer to cross loopback, with room
+	// for a loaded CI machine).
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	first := methods[0]
+	mu.Unlock()
+	if first != http.MethodHead {
+		t.Fatalf("first request %s, want the HEAD that opens the connection", first)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	off := int64(2 << 20)
+	got := make([]byte, 100)
+	if _, err := r.ReadAt(ctx, got, off); err != nil {
+		t.Fatalf("read: %v (status %+v)", err, tor.Stats())
+	}
+	if !bytes.Equal(got, data[off:off+100]) {
+		t.Fatal("read bytes differ from the file's")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, m := range methods {
+		if m == http.MethodGet {
+			if remotes[i] != remotes[0] {
+				t.Errorf("first GET from %s, the HEAD's connection was from %s", remotes[i], remotes[0])
+			}
+			return
+		}
+	}
+	t.Errorf("no GET reached the web seed (requests %q)", methods)
+}
+
+// TestWebSeedPreconnectBounded: a torrent connects ahead to at most
+// maxPreconnect of its web seeds, and to an origin once a minute for the
+// whole client.
+func TestWebSeedPreconnectBounded(t *testing.T) {
+	root, mi := wsFixture(t, []swarmtest.FileSpec{{Path: "big.bin", Size: 1 << 20}}, true, 256<<10)
+	var heads atomic.Int64
+	var urls []string
+	for range maxPreconnect + 2 {
+		srv := newWSServer(t, filepath.Dir(root))
+		srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method == http.MethodHead {
+				heads.Add(1)
+			}
+			return false
+		})
+		urls = append(urls, srv.URL+"/data/big.bin")
+	}
+	c, _ := webSeedClient(t, mi, Config{}, urls...)
+	deadline := time.Now().Add(10 * time.Second)
+	for heads.Load() < maxPreconnect {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d web seeds connected to ahead, want %d", heads.Load(), maxPreconnect)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := heads.Load(); n != maxPreconnect {
+		t.Errorf("%d web seeds of %d connected to ahead, want %d", n, len(urls), maxPreconnect)
+	}
+
+	now := time.Now()
+	if c.preconnectOrigin(webseedOrigin(t, urls[0]), now) {
+		t.Error("an origin connected to ahead a moment ago may be again")
+	}
+	if !c.preconnectOrigin(webseedOrigin(t, urls[0]), now.Add(preconnectEvery)) {
+		t.Errorf("an origin connected to ahead %v ago may not be again", preconnectEvery)
+	}
+}
+
+func webseedOrigin(t *testing.T, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Scheme + "://" + u.Host
 }

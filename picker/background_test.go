@@ -1,6 +1,7 @@
 package picker
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -79,5 +80,47 @@ func TestCompletePieceNotRequested(t *testing.T) {
 	reqs := p.Next(1, now.Add(10*time.Second), 100)
 	if len(reqs) == 0 || reqs[0].Piece != 3 {
 		t.Fatalf("piece 3 not requested again after PieceFailed: %v", reqs)
+	}
+}
+
+// TestPeerInOrder: a peer set in order gets its background pieces lowest
+// first from the piece given, then from the start, skipping pieces had
+// or busy; a reader's piece still comes first; -1 restores rarest first.
+func TestPeerInOrder(t *testing.T) {
+	const n = 64
+	cfg := Config{NumPieces: n, PieceLength: 64 << 10, Background: All}
+	bpp := int(cfg.PieceLength / (16 << 10))
+	pieces := func(reqs []Request) []int {
+		var out []int
+		for _, r := range reqs {
+			if len(out) == 0 || out[len(out)-1] != r.Piece {
+				out = append(out, r.Piece)
+			}
+		}
+		return out
+	}
+	p := New(cfg)
+	seed(p, 1)
+	p.SetHave(61)
+	p.SetPeerInOrder(1, 60)
+	now := t0
+	if got := pieces(p.Next(1, now, 4*bpp)); !slices.Equal(got, []int{60, 62, 63, 0}) {
+		t.Fatalf("in order from 60: pieces %v, want [60 62 63 0]", got)
+	}
+	r := p.AddReader(ReaderOptions{Start: 0, End: cfg.PieceLength * n}, now)
+	p.ReaderRead(r, 40*cfg.PieceLength, 1000, now)
+	if got := pieces(p.Next(1, now, bpp)); len(got) != 1 || got[0] != 40 {
+		t.Fatalf("a reader's piece: pieces %v, want [40]", got)
+	}
+	p.ReaderDone(r, 40*cfg.PieceLength, 1000)
+	p.RemoveReader(r)
+
+	// Rarest first again: the seeded shuffle, not the order of indexes.
+	q := New(cfg)
+	seed(q, 1)
+	q.SetPeerInOrder(1, 5)
+	q.SetPeerInOrder(1, -1)
+	if got := pieces(q.Next(1, now, 8*bpp)); slices.Equal(got, []int{5, 6, 7, 8, 9, 10, 11, 12}) || slices.Equal(got, []int{0, 1, 2, 3, 4, 5, 6, 7}) {
+		t.Fatalf("rarest first asked pieces in order: %v", got)
 	}
 }

@@ -83,7 +83,9 @@
 //  4. Head and tail of media readers, shared the same way.
 //  5. The background policy: with All, partial pieces first (so few pieces
 //     are half done at once), then new pieces rarest first with a seeded
-//     random tie-break; with OnlyWanted, nothing. Endgame: once every
+//     random tie-break (for a peer set with SetPeerInOrder, a source that
+//     serves best in order, lowest first from the piece given, wrapping);
+//     with OnlyWanted, nothing. Endgame: once every
 //     missing wanted piece is started and no block is left unrequested, a
 //     peer may duplicate a block that it would deliver sooner than its
 //     holder (at most endgameHolders copies).

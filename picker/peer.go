@@ -41,6 +41,9 @@ type peer struct {
 	total         *int64 // the picker's outBytes, nil once uncounted (Uncount)
 	coldBytes     int64  // outstanding bytes not asked for a reader
 	wantedMissing int    // |has ∩ wanted ∩ ¬have| (non-seeds)
+	// inOrder: background pieces go lowest first from this piece on,
+	// wrapping (SetPeerInOrder); -1: rarest first.
+	inOrder int
 
 	prior *prior // estimates for a peer not yet measured
 
@@ -88,7 +91,7 @@ func (p *Picker) AddPeer(id PeerID) {
 	if _, ok := p.peerIdx[id]; ok {
 		return
 	}
-	pe := &peer{id: id, choked: true, has: newBitset(p.n), out: make(map[int64]outReq), prior: &p.prior, total: &p.outBytes}
+	pe := &peer{id: id, choked: true, has: newBitset(p.n), out: make(map[int64]outReq), prior: &p.prior, total: &p.outBytes, inOrder: -1}
 	for i := range pe.cancelled {
 		pe.cancelled[i] = -1
 	}
@@ -268,6 +271,21 @@ func (p *Picker) SetPeerStats(id PeerID, rate float64, lat time.Duration) {
 	pe.nRate, pe.nLat = max(pe.nRate, 1), max(pe.nLat, 1)
 	pe.accBytes, pe.accNanos = 0, 0
 	p.rank.dirty = true
+}
+
+// SetPeerInOrder makes the peer's background pieces (what no reader asks
+// for) go lowest first from piece from on, wrapping to the start, instead
+// of rarest first: for a source that serves pieces best in order, such as
+// a web seed that ignores Range and is read as a stream (from is where
+// its stream stands). Readers' pieces go to it as to any peer. A from
+// below 0 restores rarest first.
+func (p *Picker) SetPeerInOrder(id PeerID, from int) {
+	if pe := p.peer(id); pe != nil {
+		if from >= p.n {
+			from = 0
+		}
+		pe.inOrder = max(from, -1)
+	}
 }
 
 // PeerAllowedFast records an ALLOWED FAST message (BEP 6): the peer serves

@@ -170,7 +170,7 @@ func (p *Picker) preemptFor(piece int) {
 		if pe.choked || !pe.hasPiece(piece) || pa != nil && !pa.heldBy(pe.id) {
 			continue
 		}
-		p.preemptPeer(pe, p.urgentRank(piece))
+		p.preemptPeer(pe, p.urgentRank(piece), true)
 	}
 }
 
@@ -212,7 +212,7 @@ func (p *Picker) releaseUnwanted() {
 		return
 	}
 	for _, pe := range p.peers {
-		p.preemptPeer(pe, -1)
+		p.preemptPeer(pe, -1, false)
 	}
 }
 
@@ -227,7 +227,13 @@ const preemptGap = 500 * time.Millisecond
 // another reader's window, nor a seek behind a cp blocked at the download
 // frontier; they are re-requested right after, behind it. With rank < 0,
 // only requests no reader wants go.
-func (p *Picker) preemptPeer(pe *peer, rank int) {
+//
+// paced preemptions of a peer are at least preemptGap apart. A release
+// after a seek or a close is not paced: what it withdraws nobody wants, so
+// it is not asked again and cannot livelock, and a seek soon after another
+// (a user scrubbing) must not leave the window it left queued ahead of
+// the new one.
+func (p *Picker) preemptPeer(pe *peer, rank int, paced bool) {
 	forUrgent := rank >= 0
 	if len(pe.out) == 0 || !forUrgent && pe.coldBytes == 0 {
 		return
@@ -240,10 +246,12 @@ func (p *Picker) preemptPeer(pe *peer, rank int) {
 	// again right away, at the back of the peer's queue, and withdrawing
 	// them again before a slow peer could serve them livelocked eight
 	// random readers on a 2 MB/s seeder (the transfer stopped).
-	if pe.lastPreempt != 0 && p.clock-pe.lastPreempt < int64(preemptGap) {
-		return
+	if paced {
+		if pe.lastPreempt != 0 && p.clock-pe.lastPreempt < int64(preemptGap) {
+			return
+		}
+		pe.lastPreempt = p.clock
 	}
-	pe.lastPreempt = p.clock
 	type kv struct {
 		k  int64
 		at int64

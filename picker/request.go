@@ -160,7 +160,7 @@ func (s *selection) urgent() {
 			// Our request joins the end of the peer's queue: take back the
 			// queued work nobody waits for so it does not go first.
 			s.preempted = true
-			p.preemptPeer(s.pe, p.urgentRank(u.piece))
+			p.preemptPeer(s.pe, p.urgentRank(u.piece), true)
 		}
 		s.take(u.piece, min(s.share(u.piece), s.max-len(s.out)), true)
 	}
@@ -398,7 +398,7 @@ func (s *selection) windows() {
 			s.tight = true
 			if !s.preempted && float64(s.pe.coldBytes) > s.pe.rateOrDefault()*urgentQueueTime {
 				s.preempted = true
-				p.preemptPeer(s.pe, -1)
+				p.preemptPeer(s.pe, -1, true)
 			}
 		}
 		room := s.room()
@@ -557,9 +557,12 @@ func (s *selection) background() {
 			return
 		}
 		piece := -1
-		if p.strategy == stratSequential {
-			piece = s.lowestNew()
-		} else {
+		switch {
+		case p.strategy == stratSequential:
+			piece = s.lowestNew(0)
+		case s.pe.inOrder >= 0:
+			piece = s.inOrderNew()
+		default:
 			piece = s.rarestNew()
 		}
 		if piece < 0 {
@@ -605,10 +608,33 @@ func (s *selection) rarestNew() int {
 	return -1
 }
 
-// lowestNew returns the lowest-index untouched wanted piece pe has, or -1.
-func (s *selection) lowestNew() int {
+// inOrderNew returns, for a peer that serves pieces best in order
+// (SetPeerInOrder), the lowest untouched wanted piece it has from
+// pe.inOrder on, wrapping to the start, with rarestNew's exceptions, or -1.
+func (s *selection) inOrderNew() int {
+	p, from := s.p, s.pe.inOrder
+	left := 0
+	for _, r := range [2][2]int{{from, p.n - 1}, {0, from - 1}} {
+		for i := nextFree(p.busy, s.pe.has, r[0], r[1]); i >= 0; i = nextFree(p.busy, s.pe.has, i+1, r[1]) {
+			if p.rar.key[i] == 0 || s.avoid(i) {
+				continue
+			}
+			if !s.leave(i) {
+				return i
+			}
+			if left++; left >= partnerScan {
+				return -1 // the partners have plenty to give: let them
+			}
+		}
+	}
+	return -1
+}
+
+// lowestNew returns the lowest-index untouched wanted piece pe has from
+// piece from on, or -1.
+func (s *selection) lowestNew(from int) int {
 	p := s.p
-	for i := nextFree(p.busy, s.pe.has, 0, p.n-1); i >= 0; i = nextFree(p.busy, s.pe.has, i+1, p.n-1) {
+	for i := nextFree(p.busy, s.pe.has, from, p.n-1); i >= 0; i = nextFree(p.busy, s.pe.has, i+1, p.n-1) {
 		if p.rar.key[i] != 0 {
 			return i
 		}

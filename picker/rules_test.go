@@ -177,10 +177,10 @@ func TestWindowGrowsOnlyWithEvidence(t *testing.T) {
 	}
 }
 
-func TestSeekReleasesWindow(t *testing.T) {
-	p := New(bigCfg(OnlyWanted))
-	seed(p, 1)
-	r := p.AddReader(ReaderOptions{Start: 0, End: 64 << 20}, t0)
+// playFromStart adds a reader of the whole torrent that reads its first 5
+// MiB in order over 2 s (a proven player with a window), and returns it.
+func playFromStart(p *Picker) ReaderID {
+	r := p.AddReader(ReaderOptions{Start: 0, End: p.total}, t0)
 	var off int64
 	for i := 0; i < 40; i++ {
 		now := at(time.Duration(i) * 50 * time.Millisecond)
@@ -188,6 +188,13 @@ func TestSeekReleasesWindow(t *testing.T) {
 		p.ReaderDone(r, off, 128<<10)
 		off += 128 << 10
 	}
+	return r
+}
+
+func TestSeekReleasesWindow(t *testing.T) {
+	p := New(bigCfg(OnlyWanted))
+	seed(p, 1)
+	r := playFromStart(p)
 	pins := p.PinnedPieces()
 	if len(pins) < 3 || pins[0] != 5 {
 		t.Fatalf("window pins %v after 5 MiB sequential", pins)
@@ -507,5 +514,44 @@ func TestSparseTieBreakSeeded(t *testing.T) {
 	}
 	if len(first) < 4 {
 		t.Fatalf("8 differently seeded pickers asked for only %d distinct pieces %v; want at least 4", len(first), first)
+	}
+}
+
+// TestQuickSeeksReleaseWindows: a seek right after another (a user
+// scrubbing) withdraws the requests for the window it leaves, however
+// soon after the peer's last preemption: before, preemptions of a peer
+// were at least preemptGap apart, so the second window's requests stayed
+// queued ahead of the third position's.
+func TestQuickSeeksReleaseWindows(t *testing.T) {
+	p := New(bigCfg(OnlyWanted))
+	seed(p, 1)
+	train(p, 1, 2<<20, 50*time.Millisecond) // keeps 7 blocks on a preemption
+	r := playFromStart(p)
+	p.Next(1, at(2*time.Second), 128)
+	now := at(3 * time.Second)
+	positions := []int64{50 << 20, 40 << 20, 20 << 20}
+	for i, pos := range positions {
+		p.Cancels()
+		p.ReaderRead(r, pos, 4096, now)
+		p.ReaderDone(r, pos, 4096)
+		if i > 0 {
+			left := map[int]bool{}
+			for _, q := range p.Cancels() {
+				left[q.Piece] = true
+			}
+			if prev := int(positions[i-1] >> 20); !left[prev+1] && !left[prev] {
+				t.Fatalf("seek %d to %d MiB withdrew %v, nothing of the window at %d MiB it left", i, pos>>20, left, prev)
+			}
+		}
+		// The reader plays on at the new position for a moment, so its
+		// window grows and is asked for.
+		for k := range int64(8) {
+			p.ReaderRead(r, pos+k*(128<<10), 128<<10, now)
+			p.ReaderDone(r, pos+k*(128<<10), 128<<10)
+		}
+		if len(p.Next(1, now, 128)) == 0 {
+			t.Fatalf("nothing asked at %d MiB", pos>>20)
+		}
+		now = now.Add(100 * time.Millisecond)
 	}
 }

@@ -130,6 +130,9 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 			if ws.DisabledFiles > 0 {
 				line += fmt.Sprintf(", %d files gone", ws.DisabledFiles)
 			}
+			if ws.NoRanges {
+				line += ", ignores ranges (files read from their start)"
+			}
 			if ws.LastError != "" {
 				line += ", last error: " + ws.LastError
 			}

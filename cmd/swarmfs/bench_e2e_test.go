@@ -531,7 +531,9 @@ func BenchmarkE2E(b *testing.B) {
 					if fs.name == "swarmfs" && swarm == "fast" && rep == 0 && benchWants("rsssmall", swarm) {
 						small := samples{}
 						withMount(b, smallCache, d, swarm, small, benchSettle, func(mnt string, m benchMount) {
-							seqRead(b, filepath.Join(mnt, bigRel), d.big)
+							cpu0 := procCPU(m.Pid())
+							rate := seqRead(b, filepath.Join(mnt, bigRel), d.big)
+							b.Logf("swarmfs %s swarm, 64 MiB cache: cold read %.1f MB/s, %.2f CPU s", swarm, rate, procCPU(m.Pid())-cpu0)
 						})
 						for _, v := range small[sampleKey("rss", swarm, fs.name)] {
 							res.add("rsssmall", swarm, fs.name, v)

@@ -4,7 +4,11 @@ package main
 // sequential read through a mount of a torrent whose only source is a web
 // seed (an HTTP server in this process), against curl fetching the same
 // file from the same server, and the time to the first byte at 50% of the
-// file. Uncapped, and with the server capped at 20 MB/s.
+// file right after the mount. Uncapped, with the server capped at 20 MB/s,
+// and capped behind 30 ms of latency each way (a delaying relay, as
+// BenchmarkE2E's "slowlat", where a connection's handshake costs a round
+// trip too), where the first byte is also timed on a second
+// mount one second after its listing, as when a player is started by hand.
 //
 //	go test -run '^$' -bench WebSeed ./cmd/swarmfs
 //
@@ -76,9 +80,10 @@ func BenchmarkWebSeed(b *testing.B) {
 	swarmtest.WriteFiles(b, dir, []swarmtest.FileSpec{{Path: "ws-bench.bin", Size: size}})
 	src := filepath.Join(dir, "ws-bench.bin")
 	for _, tc := range []struct {
-		name string
-		cap  float64 // bytes/s, 0 = none
-	}{{"uncapped", 0}, {"capped-20MBps", 20e6}} {
+		name  string
+		cap   float64       // bytes/s, 0 = none
+		delay time.Duration // each way, 0 = none
+	}{{"uncapped", 0, 0}, {"capped-20MBps", 20e6, 0}, {"capped-20MBps-30ms", 20e6, 30 * time.Millisecond}} {
 		b.Run(tc.name, func(b *testing.B) {
 			files := http.FileServer(http.Dir(dir))
 			// One cap for the whole server, however many connections.
@@ -90,7 +95,13 @@ func BenchmarkWebSeed(b *testing.B) {
 				files.ServeHTTP(w, r)
 			}))
 			defer srv.Close()
-			mi, err := metainfo.Create(src, metainfo.CreateOptions{PieceLength: 1 << 20, NoDate: true, WebSeeds: []string{srv.URL + "/"}})
+			base := srv.URL
+			if tc.delay > 0 {
+				relay := swarmtest.StartDelayRelay(b, "127.0.0.1:0", srv.Listener.Addr().String(), tc.delay)
+				relay.ChargeConnect() // a new connection costs a round trip
+				base = "http://" + relay.Addr()
+			}
+			mi, err := metainfo.Create(src, metainfo.CreateOptions{PieceLength: 1 << 20, NoDate: true, WebSeeds: []string{base + "/"}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -102,10 +113,10 @@ func BenchmarkWebSeed(b *testing.B) {
 			if err := os.WriteFile(tor, raw, 0o644); err != nil {
 				b.Fatal(err)
 			}
-			var curlRate, ourRate, curlFirst, ourFirst float64
+			var curlRate, ourRate, curlFirst, ourFirst, ourLater float64
 			for i := 0; i < b.N; i++ {
 				// curl: the same file, the same server, one stream.
-				out, err := exec.Command("curl", "-s", "-o", "/dev/null", "-w", "%{size_download} %{time_total} %{time_starttransfer}", srv.URL+"/ws-bench.bin").Output()
+				out, err := exec.Command("curl", "-s", "-o", "/dev/null", "-w", "%{size_download} %{time_total} %{time_starttransfer}", base+"/ws-bench.bin").Output()
 				if err != nil {
 					b.Fatalf("curl: %v", err)
 				}
@@ -116,21 +127,11 @@ func BenchmarkWebSeed(b *testing.B) {
 				curlRate += n / total / 1e6
 				curlFirst += first * 1000
 
-				m := startMount(b, mountOpts{IP: "127.0.0.83", Sources: []string{tor}})
-				file := filepath.Join(m.Dir, "ws-bench.bin", "ws-bench.bin")
-				waitPath(b, file, time.Minute)
-				f, err := os.Open(file)
-				if err != nil {
-					b.Fatal(err)
-				}
 				// First byte at 50%, on a fresh mount (its piece is
 				// then cached: one piece in 128 of the cold read).
+				m, f, ms := mountFirstByte(b, tor, size/2, 0)
+				ourFirst += ms
 				start := time.Now()
-				if _, err := f.ReadAt(make([]byte, 1), size/2); err != nil {
-					b.Fatal(err)
-				}
-				ourFirst += float64(time.Since(start).Microseconds()) / 1000
-				start = time.Now()
 				got, err := readThrough(f, make([]byte, 1<<20))
 				el := time.Since(start)
 				f.Close()
@@ -141,8 +142,17 @@ func BenchmarkWebSeed(b *testing.B) {
 				out2, _ := swarmfsCmd(b, "status", "--data-dir", m.DataDir)
 				b.Logf("status after the read:\n%s", strings.TrimSpace(out2))
 				m.StopClean(b)
+				if tc.delay > 0 {
+					m, f, ms := mountFirstByte(b, tor, size/2, time.Second)
+					ourLater += ms
+					f.Close()
+					m.StopClean(b)
+				}
 			}
 			k := float64(b.N)
+			if tc.delay > 0 {
+				b.ReportMetric(ourLater/k, "ms-first-byte-50%-1s-after")
+			}
 			b.ReportMetric(ourRate/k, "MB/s-swarmfs")
 			b.ReportMetric(curlRate/k, "MB/s-curl")
 			b.ReportMetric(100*ourRate/curlRate, "%-of-curl")
@@ -150,6 +160,25 @@ func BenchmarkWebSeed(b *testing.B) {
 			b.ReportMetric(curlFirst/k, "ms-curl-first-byte")
 		})
 	}
+}
+
+// mountFirstByte mounts tor afresh, waits wait after its listing, opens
+// its file and returns the milliseconds a read of one byte at off takes;
+// the caller closes the file and stops the mount.
+func mountFirstByte(b *testing.B, tor string, off int64, wait time.Duration) (*mountProc, *os.File, float64) {
+	m := startMount(b, mountOpts{IP: "127.0.0.83", Sources: []string{tor}})
+	file := filepath.Join(m.Dir, "ws-bench.bin", "ws-bench.bin")
+	waitPath(b, file, time.Minute)
+	time.Sleep(wait)
+	f, err := os.Open(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := f.ReadAt(make([]byte, 1), off); err != nil {
+		b.Fatal(err)
+	}
+	return m, f, float64(time.Since(start).Microseconds()) / 1000
 }
 
 func BenchmarkWebSeedSwarm(b *testing.B) {

@@ -595,6 +595,10 @@ func TestE2EEarlySignal(t *testing.T) {
 		time.Sleep(delay)
 		m.c.signal(os.Interrupt)
 		if !m.c.wait(kernelSlack) {
+			// SIGQUIT: Go's runtime writes every goroutine's stack to
+			// the output, which shows where it hangs.
+			m.c.signal(syscall.SIGQUIT)
+			m.c.wait(10 * time.Second)
 			t.Fatalf("SIGINT %v after start: swarmfs mount still running %v later:\n%s", delay, kernelSlack, m.Output())
 		}
 		// Before Go's runtime is up the signal kills the process, which

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -79,6 +80,12 @@ func TestWebSeedMount(t *testing.T) {
 			return
 		}
 		r.URL.Path = strings.TrimPrefix(r.URL.Path, "/new")
+		if r.Method != http.MethodGet {
+			// The HEAD a torrent sends as it starts, to open the
+			// connection: the 503 and the lie are for piece requests.
+			files.ServeHTTP(w, r)
+			return
+		}
 		mu.Lock()
 		busy++
 		first := busy == 1
@@ -203,6 +210,79 @@ func TestWebSeedUnreachableMount(t *testing.T) {
 	}
 	if !reader.running() {
 		t.Error("the read ended; it should still wait")
+	}
+	m.StopClean(t)
+}
+
+// TestWebSeedPythonServer: a web seed served by Python's http.server,
+// which answers every range with the whole file. A read deep into a file
+// first, then every file of a multi-file torrent and a single-file one,
+// read byte-exact through the mount; status names the seed as ignoring
+// ranges, with no strike and no error.
+func TestWebSeedPythonServer(t *testing.T) {
+	swarmtest.RequireTools(t, "fuse", "python3-http.server")
+	const ip = "127.0.0.86"
+	root := t.TempDir()
+	multi := filepath.Join(root, "pydata")
+	swarmtest.WriteFiles(t, multi, swarmtest.StandardFiles())
+	swarmtest.WriteFiles(t, root, []swarmtest.FileSpec{{Path: "pysolo.bin", Size: 6<<20 + 777}})
+	port := swarmtest.FreePort(t, ip)
+	base := "http://" + net.JoinHostPort(ip, strconv.Itoa(port))
+	startBg(t, nil, swarmtest.Python, "-m", "http.server", strconv.Itoa(port), "--bind", ip, "--directory", root)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", net.JoinHostPort(ip, strconv.Itoa(port))); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("python3 -m http.server did not listen on %s:%d", ip, port)
+		}
+	}
+
+	mt := webSeedTorrent(t, multi, base+"/")
+	st := webSeedTorrent(t, filepath.Join(root, "pysolo.bin"), base+"/pysolo.bin")
+	m := startMount(t, mountOpts{IP: ip, Flags: []string{"-v", "--read-timeout", "60s"}, Sources: []string{mt, st}})
+
+	want, err := os.ReadFile(filepath.Join(root, "pysolo.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	solo := filepath.Join(m.Dir, "pysolo.bin", "pysolo.bin")
+	waitPath(t, solo, time.Minute)
+	f, err := os.Open(solo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := int64(len(want)) * 4 / 5
+	buf := make([]byte, 100000)
+	n, err := f.ReadAt(buf, off)
+	f.Close()
+	if err != nil || !bytes.Equal(buf[:n], want[off:off+int64(n)]) {
+		t.Fatalf("read at %d: %d bytes, %v, or bytes that differ", off, n, err)
+	}
+	got, err := os.ReadFile(solo)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("pysolo.bin: %d bytes (%v) differ from the file's %d", len(got), err, len(want))
+	}
+	swarmtest.VerifyTree(t, multi, filepath.Join(m.Dir, "pydata"))
+
+	var seen int
+	for deadline := time.Now().Add(10 * time.Second); seen < 2; time.Sleep(100 * time.Millisecond) {
+		seen = 0
+		for _, s := range statusJSON(t, m.DataDir) {
+			if len(s.WebSeeds) == 1 && s.WebSeeds[0].NoRanges {
+				if ws := s.WebSeeds[0]; ws.Strikes != 0 || ws.State != "active" {
+					t.Errorf("%s: web seed %+v: want active, no strike", s.Name, ws)
+				}
+				seen++
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status --json: %+v", statusJSON(t, m.DataDir))
+		}
+	}
+	if out, _ := swarmfsCmd(t, "status", "--data-dir", m.DataDir); !strings.Contains(out, "ignores ranges") {
+		t.Errorf("status does not say the seed ignores ranges:\n%s", out)
 	}
 	m.StopClean(t)
 }

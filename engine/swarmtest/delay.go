@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -31,7 +32,17 @@ type DelayRelay struct {
 	mu     sync.Mutex // guards conns and closed
 	conns  map[net.Conn]struct{}
 	closed bool
+
+	chargeConnect atomic.Bool
 }
+
+// ChargeConnect makes each new connection pay the round trip of TCP's
+// handshake, as over a real link: a client's first bytes reach the target
+// three one-way delays after its connect (SYN, SYN-ACK, then the data)
+// instead of one. The client's connect itself still returns at once, so a
+// connection opened ahead of its first request gains that round trip, as
+// it would on a real link.
+func (r *DelayRelay) ChargeConnect() { r.chargeConnect.Store(true) }
 
 // delayChunk is the largest chunk read at once; delayQueue is how many
 // chunks a direction holds in flight, so delayQueueBytes bounds its memory.
@@ -130,6 +141,10 @@ func (r *DelayRelay) accept() {
 // serve forwards one connection both ways, then closes both sides.
 func (r *DelayRelay) serve(in net.Conn) {
 	defer r.wg.Done()
+	var notBefore time.Time
+	if r.chargeConnect.Load() {
+		notBefore = time.Now().Add(3 * r.delay)
+	}
 	defer func() { r.untrack(in); in.Close() }()
 	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
 	// Dial from the relay's own address: a seeder that dials back the
@@ -151,8 +166,8 @@ func (r *DelayRelay) serve(in net.Conn) {
 	defer func() { r.untrack(out); out.Close() }()
 	var dirs sync.WaitGroup
 	dirs.Add(2)
-	go func() { defer dirs.Done(); r.pipe(out, in) }()
-	go func() { defer dirs.Done(); r.pipe(in, out) }()
+	go func() { defer dirs.Done(); r.pipe(out, in, notBefore) }()
+	go func() { defer dirs.Done(); r.pipe(in, out, time.Time{}) }()
 	dirs.Wait()
 }
 
@@ -162,10 +177,11 @@ type delayed struct {
 	due time.Time
 }
 
-// pipe copies src to dst, each byte delay after it was read. At src's end
-// it half-closes dst once everything queued is written; on an error either
-// way it closes both, which ends the other direction too.
-func (r *DelayRelay) pipe(dst, src net.Conn) {
+// pipe copies src to dst, each byte delay after it was read and not before
+// notBefore. At src's end it half-closes dst once everything queued is
+// written; on an error either way it closes both, which ends the other
+// direction too.
+func (r *DelayRelay) pipe(dst, src net.Conn, notBefore time.Time) {
 	q := make(chan delayed, delayQueue)
 	var writer sync.WaitGroup
 	writer.Add(1)
@@ -201,8 +217,12 @@ func (r *DelayRelay) pipe(dst, src net.Conn) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			due := time.Now().Add(r.delay)
+			if due.Before(notBefore) {
+				due = notBefore
+			}
 			select {
-			case q <- delayed{b: append([]byte(nil), buf[:n]...), due: time.Now().Add(r.delay)}:
+			case q <- delayed{b: append([]byte(nil), buf[:n]...), due: due}:
 			case <-r.ctx.Done():
 				return
 			}

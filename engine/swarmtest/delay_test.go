@@ -107,6 +107,49 @@ func TestDelayRelay(t *testing.T) {
 	t.Logf("round trip of 8 MiB in 4 KiB writes: %v", el)
 }
 
+// TestDelayRelayChargeConnect: with ChargeConnect, the first round trip of
+// a connection written at once takes four delays (the handshake's round
+// trip, then its own), later ones two; a connection opened ahead and
+// written after the handshake's round trip pays only its own.
+func TestDelayRelayChargeConnect(t *testing.T) {
+	const delay = 50 * time.Millisecond
+	r := StartDelayRelay(t, "127.0.0.1:0", echoServer(t), delay)
+	r.ChargeConnect()
+	rtt := func(c net.Conn) time.Duration {
+		t.Helper()
+		one := []byte{7}
+		t0 := time.Now()
+		if _, err := c.Write(one); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, one); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(t0)
+	}
+	within := func(what string, got, want time.Duration) {
+		t.Helper()
+		if got < want || got > want+time.Second {
+			t.Errorf("%s: %v, want %v (plus a little)", what, got, want)
+		}
+	}
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", r.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(time.Minute))
+		return c
+	}
+	c := dial()
+	within("first round trip", rtt(c), 4*delay)
+	within("second round trip", rtt(c), 2*delay)
+	ahead := dial()
+	time.Sleep(3 * delay)
+	within("first round trip of a connection opened ahead", rtt(ahead), 2*delay)
+}
+
 // TestDelayRelayClose: Close ends open connections and the relay's
 // goroutines (TestMain's goleak checks the latter).
 func TestDelayRelayClose(t *testing.T) {

@@ -27,6 +27,13 @@ var toolChecks = map[string]func() error{
 		}
 		return nil
 	},
+	"python3-http.server": func() error {
+		out, err := exec.Command(Python, "-c", "import http.server").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s -c 'import http.server': %v: %s (apt-get install python3)", Python, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	},
 	"opentracker":         lookPath("opentracker"),
 	"ffmpeg":              lookPath("ffmpeg"),
 	"ffprobe":             lookPath("ffprobe"),
@@ -99,7 +106,8 @@ func ToolNames() []string {
 // RequireTools skips the test when one of the named tools is missing, or
 // fails it when the environment variable CI is "true": CI must never pass by
 // skipping the tests that use real peers. Names: "libtorrent" (the Python
-// module, through /usr/bin/python3), "opentracker", "ffmpeg", "ffprobe",
+// module, through /usr/bin/python3), "python3-http.server" (its web
+// server, which ignores Range), "opentracker", "ffmpeg", "ffprobe",
 // "fusermount3", "fuse" (fusermount3 and an openable /dev/fuse), "mktorrent",
 // "transmission-cli", "transmission-daemon", "aria2c", "btfs". An unknown name fails the test.
 func RequireTools(tb testing.TB, names ...string) {

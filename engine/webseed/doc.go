@@ -24,7 +24,12 @@
 // for the picker to compare it with peers. The HTTP client is shared:
 // NewClient makes one for all seeds (keep-alive, MaxConnsPerHost
 // connections per host, at most MaxRedirects redirects, dial, TLS and
-// response-header timeouts, no transparent compression).
+// response-header timeouts, no transparent compression). Seed.Preconnect
+// opens a connection to the seed's server ahead of the first request (a
+// HEAD of its first file, whose answer counts for nothing), so that a read
+// soon after a torrent starts does not wait for a DNS lookup and the TCP and
+// TLS handshakes; the engine calls it when a torrent with pieces to fetch
+// starts.
 //
 // # URLs (BEP 19)
 //
@@ -61,14 +66,17 @@
 // (checkResponse): a 206 must carry exactly one Content-Range equal to the
 // range asked for, with the file's length or "*" as its total, a
 // Content-Length (when given) of the range's length, and no
-// Content-Encoding. A 200 is the whole file (a server ignoring Range): its
-// Content-Length, when given, must be the file's, and it is used only when
-// the range starts within Config.MaxSkip (1 MiB) of the file's start: the
-// prefix is read and discarded, the range read, the rest never read. Further
-// in, it is a Bad error rather than gigabytes read to find one piece. The
-// body is read straight into the caller's buffers and never past the range
-// (plus one byte, to catch a body that goes on); nothing is allocated from
-// a length the server sends.
+// Content-Encoding. A 200 is the whole file (a server ignoring Range, as
+// Python's http.server does): its Content-Length, when given, must be the
+// file's; the bytes before the range are read and discarded, and the body
+// is then parked at the range's end for the next run in that file to read
+// on from (cursor.go), so a file read in order is read from such a server
+// once, whatever the offset. Stats.NoRanges tells such a seed; the time
+// spent discarding counts in its time to first byte, so the picker weighs
+// it fairly against peers. The body is read straight into the caller's
+// buffers and never past the range (plus one byte, to catch a body that
+// goes on, when the range ends the file); nothing is allocated from a
+// length the server sends.
 //
 // Content-Range is parsed by our own strict parser. missinggo's
 // httptoo.ParseBytesContentRange, which the design names for this, panics
@@ -102,8 +110,8 @@
 //     ErrFileDisabled. Other files are still served; a seed with no file
 //     left is dropped.
 //   - Bad (a Content-Range, Content-Length or Content-Encoding other than
-//     asked for, a body longer than the range, a 200 for a range deep in a
-//     file, another status, too many redirects): a strike and a back-off.
+//     asked for, a body longer than the range, another status, too many
+//     redirects): a strike and a back-off.
 //     Strikes also come from BadPiece; Config.MaxStrikes (3) of them drop
 //     the seed for good (bad data is never served, but a liar wastes time).
 //

@@ -67,10 +67,6 @@ var (
 	// ErrRangeMismatch is the cause of a Bad error when the response does not
 	// describe exactly the range asked for.
 	ErrRangeMismatch = errors.New("response range mismatch")
-	// ErrIgnoredRange is the cause of a Bad error when the server answered 200
-	// with the whole file to a request for a part of it that starts further
-	// in than Config.MaxSkip.
-	ErrIgnoredRange = errors.New("server ignored the range")
 	// ErrSizeMismatch is the cause of a FileGone error when the server's file
 	// is not the torrent's length.
 	ErrSizeMismatch = errors.New("file size differs from the torrent")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -232,95 +231,188 @@ func (s *Seed) run(ctx context.Context, segs []segment, buf vec, size int64, del
 	return nil
 }
 
-// get makes one request for sg and reads its bytes into dst. When got is
+// get reads sg's bytes into dst: from the body parked for the next run
+// when it can serve them (cursor.go), else with one request. When got is
 // not nil, it is called with the length of dst filled so far as the body
 // arrives; its error ends the request and is returned as is.
 func (s *Seed) get(ctx context.Context, sg segment, dst vec, got func(n int64) error) error {
-	fail := func(k Kind, status int, err error) *Error {
-		return &Error{Kind: k, URL: s.shown, File: sg.file, Status: status, Err: err}
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	if c := s.takeCursor(sg.file, sg.sp.Off); c != nil {
+		// got's errors come only once bytes are in (filled > 0).
+		filled, err := s.read(ctx, sg, c, sg.sp.wholePlan(c.pos), http.StatusOK, dst, got, time.Now())
+		if err == nil || filled > 0 || ctx.Err() != nil {
+			return err
+		}
+		// The parked body failed before any of its bytes reached dst:
+		// the server most likely closed it while it waited. Ask again.
 	}
-	// Every wait (connect, headers, each read of the body) is bounded by
-	// ProgressTimeout, restarted by each byte that arrives.
-	rctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	// The request outlives get when its body is parked, so its context is
+	// not the caller's: the caller's end ends it only while get runs.
+	rctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	st := &stream{file: sg.file, ctx: rctx, cancel: cancel}
+	stop := context.AfterFunc(ctx, func() { cancel(ctx.Err()) })
+	// The wait for the headers is bounded by ProgressTimeout too.
 	watchdog := time.AfterFunc(s.cfg.ProgressTimeout, func() { cancel(ErrStalled) })
-	defer watchdog.Stop()
-	// ioErr turns an I/O failure into the error Fetch returns.
-	ioErr := func(status int, err error) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if errors.Is(context.Cause(rctx), ErrStalled) {
-			return fail(Transient, status, fmt.Errorf("%w for %v", ErrStalled, s.cfg.ProgressTimeout))
-		}
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			err = ue.Err // its text holds the URL with the query
-		}
-		if errors.Is(err, ErrTooManyRedirects) {
-			return fail(Bad, status, err)
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			err = ErrShortBody
-		}
-		return fail(Transient, status, err)
-	}
-
-	req := &http.Request{
-		Method: http.MethodGet,
-		URL:    s.url.fileURL(s.layout, sg.file),
-		Header: http.Header{
-			"Range":           {"bytes=" + strconv.FormatInt(sg.sp.Off, 10) + "-" + strconv.FormatInt(sg.sp.Off+sg.sp.Len-1, 10)},
-			"Accept-Encoding": {"identity"},
-			"User-Agent":      {s.cfg.UserAgent},
-		},
-	}
-	req = req.WithContext(rctx)
+	req := s.request(rctx, http.MethodGet, sg.file)
+	req.Header.Set("Range", "bytes="+strconv.FormatInt(sg.sp.Off, 10)+"-"+strconv.FormatInt(sg.sp.Off+sg.sp.Len-1, 10))
 	s.mu.Lock()
 	s.requests++
 	s.mu.Unlock()
 	t0 := time.Now()
 	resp, err := s.cfg.Client.Do(req)
+	watchdog.Stop()
+	stop()
 	if err != nil {
-		return ioErr(0, err)
+		err = s.ioErr(ctx, st, sg.file, 0, err)
+		cancel(nil)
+		return err
 	}
-	defer resp.Body.Close()
-	t1 := time.Now()
-	watchdog.Reset(s.cfg.ProgressTimeout)
-
-	p, perr := checkResponse(resp.StatusCode, resp.Header, resp.ContentLength, sg.sp, s.cfg.MaxSkip, s.cfg.Now())
+	p, perr := checkResponse(resp.StatusCode, resp.Header, resp.ContentLength, sg.sp, s.cfg.Now())
 	if perr != nil {
 		perr.URL, perr.File = s.shown, sg.file
 		if resp.ContentLength >= 0 && resp.ContentLength <= 4<<10 {
 			// A short error body is read so the connection can be kept.
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		}
+		resp.Body.Close()
+		cancel(nil)
 		return perr
 	}
-	body := &progressReader{r: resp.Body, t: watchdog, d: s.cfg.ProgressTimeout}
-	var progress func(int64) error
-	if got != nil {
-		progress = func(n int64) error {
-			// The caller may wait (a download rate limit): that is not
-			// the server stalling.
-			watchdog.Stop()
-			defer watchdog.Reset(s.cfg.ProgressTimeout)
-			if err := got(n); err != nil {
-				return callerError{err}
+	s.mu.Lock()
+	s.answered = true
+	s.noRanges = s.noRanges || p.Whole && (sg.sp.Off > 0 || sg.sp.Len < sg.sp.FileLen)
+	s.mu.Unlock()
+	st.body, st.whole = resp.Body, p.Whole
+	_, err = s.read(ctx, sg, st, p, resp.StatusCode, dst, got, t0)
+	return err
+}
+
+// read reads sg's bytes into dst from st's body as p says (a whole-file
+// body standing at st.pos first discards the bytes before sg), then parks
+// a whole-file body that has more of its file to give, and closes any
+// other. It returns how much of dst it filled and got's error as is, or
+// the body's as an *Error. The time from t0 to sg's first byte is the
+// sample's time to first byte.
+func (s *Seed) read(ctx context.Context, sg segment, st *stream, p plan, status int, dst vec, got func(n int64) error, t0 time.Time) (filled int64, err error) {
+	stop := context.AfterFunc(ctx, func() { st.cancel(ctx.Err()) })
+	defer stop()
+	// Every wait for the body is bounded by ProgressTimeout, restarted
+	// by each byte that arrives.
+	watchdog := time.AfterFunc(s.cfg.ProgressTimeout, func() { st.cancel(ErrStalled) })
+	defer watchdog.Stop()
+	keep := false
+	defer func() {
+		if !keep {
+			st.close()
+		}
+	}()
+	body := &progressReader{r: st.body, t: watchdog, d: s.cfg.ProgressTimeout}
+	if p.Skip > 0 {
+		n, err := io.CopyN(io.Discard, countReader{body, &s.bytes}, p.Skip)
+		st.pos += n
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
 			}
+			if ctx.Err() != nil && n > 0 {
+				// Cut short while it skipped: what it took so far is a
+				// lower bound of this seed's time to reach such bytes.
+				s.sampleTTFB(time.Since(t0))
+			}
+			return 0, s.ioErr(ctx, st, sg.file, status, err)
+		}
+	}
+	t1 := time.Now()
+	var counted int64 // of dst's bytes in, those added to s.bytes
+	count := func(n int64) {
+		s.bytes.Add(n - counted)
+		counted = n
+	}
+	progress := func(n int64) error {
+		count(n)
+		if got == nil {
 			return nil
 		}
+		// The caller may wait (a download rate limit): that is not the
+		// server stalling.
+		watchdog.Stop()
+		defer watchdog.Reset(s.cfg.ProgressTimeout)
+		if err := got(n); err != nil {
+			return callerError{err}
+		}
+		return nil
 	}
-	if err := readBody(body, p, dst, progress); err != nil {
+	if err := readBody(body, plan{CheckEnd: p.CheckEnd}, dst, progress); err != nil {
 		if ce, ok := errors.AsType[callerError](err); ok {
-			return ce.err
+			return counted, ce.err
 		}
 		if errors.Is(err, ErrLongBody) {
-			return fail(Bad, resp.StatusCode, err)
+			return counted, &Error{Kind: Bad, URL: s.shown, File: sg.file, Status: status, Err: err}
 		}
-		return ioErr(resp.StatusCode, err)
+		return counted, s.ioErr(ctx, st, sg.file, status, err)
 	}
+	count(sg.sp.Len) // the last read, which readBody does not report
 	s.sample(sg.sp.Len, t1.Sub(t0), time.Since(t1))
-	return nil
+	st.pos += sg.sp.Len
+	// Parked only when no other request of the seed's is under way: one
+	// may be waiting for the connection or the server thread this body
+	// holds (a server that ignores Range is often a simple one).
+	if st.whole && !p.CheckEnd && s.inflight.Load() == 1 && stop() {
+		keep = true
+		watchdog.Stop()
+		s.park(st)
+	}
+	return sg.sp.Len, nil
+}
+
+// ioErr turns an I/O failure of st's request into the error Fetch
+// returns: the caller's context's error when it ended, a Transient error
+// otherwise (Bad for too many redirects).
+func (s *Seed) ioErr(ctx context.Context, st *stream, file, status int, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	fail := func(k Kind, err error) *Error {
+		return &Error{Kind: k, URL: s.shown, File: file, Status: status, Err: err}
+	}
+	if errors.Is(context.Cause(st.ctx), ErrStalled) {
+		return fail(Transient, fmt.Errorf("%w for %v", ErrStalled, s.cfg.ProgressTimeout))
+	}
+	err = withoutURL(err)
+	if errors.Is(err, ErrTooManyRedirects) {
+		return fail(Bad, err)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = ErrShortBody
+	}
+	return fail(Transient, err)
+}
+
+// countReader adds the bytes read through it to n.
+type countReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countReader) Read(b []byte) (int, error) {
+	k, err := c.r.Read(b)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// request is a request of method for the seed's URL of file, with the
+// headers every request carries.
+func (s *Seed) request(ctx context.Context, method string, file int) *http.Request {
+	req := &http.Request{
+		Method: method,
+		URL:    s.url.fileURL(s.layout, file),
+		Header: http.Header{
+			"Accept-Encoding": {"identity"},
+			"User-Agent":      {s.cfg.UserAgent},
+		},
+	}
+	return req.WithContext(ctx)
 }
 
 // callerError carries an error of get's caller through readBody.

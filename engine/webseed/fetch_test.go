@@ -220,7 +220,7 @@ func TestFetchRedirect(t *testing.T) {
 	srv.mu.Lock()
 	for i, u := range srv.requests {
 		// Range survives each hop (a 200 of the whole file would also pass
-		// checkAll, through MaxSkip).
+		// checkAll, by skipping).
 		if want := fmt.Sprintf("bytes=%d-%d", i/4*1000, i/4*1000+999); i < 20 && srv.ranges[i] != want {
 			t.Errorf("request %d (%s): Range %q, want %q", i, u, srv.ranges[i], want)
 		}

@@ -1,7 +1,6 @@
 package webseed
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,51 +21,50 @@ func TestFetchLiars(t *testing.T) {
 		w.Write(body)
 	}
 	tests := []struct {
-		name    string
-		maxSkip int64
-		serve   func(w http.ResponseWriter, r *http.Request)
-		kind    Kind
-		cause   error
+		name  string
+		serve func(w http.ResponseWriter, r *http.Request)
+		kind  Kind
+		cause error
 	}{
-		{"start off by one", 0, func(w http.ResponseWriter, r *http.Request) {
+		{"start off by one", func(w http.ResponseWriter, r *http.Request) {
 			partial(w, "bytes 2001-3000/5000", data[2001:3001])
 		}, Bad, ErrRangeMismatch},
-		{"end short", 0, func(w http.ResponseWriter, r *http.Request) {
+		{"end short", func(w http.ResponseWriter, r *http.Request) {
 			partial(w, "bytes 2000-2998/5000", data[2000:2999])
 		}, Bad, ErrRangeMismatch},
-		{"other total", 0, func(w http.ResponseWriter, r *http.Request) {
+		{"other total", func(w http.ResponseWriter, r *http.Request) {
 			partial(w, "bytes 2000-2999/5001", good)
 		}, FileGone, ErrSizeMismatch},
-		{"junk Content-Range", 0, func(w http.ResponseWriter, r *http.Request) {
+		{"junk Content-Range", func(w http.ResponseWriter, r *http.Request) {
 			partial(w, "bytes 2000-2999/5000x", good)
 		}, Bad, ErrRangeMismatch},
-		{"no Content-Range", 0, func(w http.ResponseWriter, r *http.Request) {
+		{"no Content-Range", func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusPartialContent)
 			w.Write(good)
 		}, Bad, ErrRangeMismatch},
-		{"two Content-Ranges", 0, func(w http.ResponseWriter, r *http.Request) {
+		{"two Content-Ranges", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Add("Content-Range", "bytes 2000-2999/5000")
 			w.Header().Add("Content-Range", "bytes 2000-2999/5000")
 			w.WriteHeader(http.StatusPartialContent)
 			w.Write(good)
 		}, Bad, ErrRangeMismatch},
-		{"multipart", 0, func(w http.ResponseWriter, r *http.Request) {
+		{"multipart", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "multipart/byteranges; boundary=x")
 			w.WriteHeader(http.StatusPartialContent)
 			fmt.Fprintf(w, "--x\r\nContent-Range: bytes 2000-2999/5000\r\n\r\n%s\r\n--x--\r\n", good)
 		}, Bad, ErrRangeMismatch},
-		{"Content-Length too long", 0, func(w http.ResponseWriter, r *http.Request) {
+		{"Content-Length too long", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "1001")
 			partial(w, "bytes 2000-2999/5000", data[2000:3001])
 		}, Bad, ErrRangeMismatch},
-		{"long chunked body", 0, func(w http.ResponseWriter, r *http.Request) {
+		{"long chunked body", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Range", "bytes 2000-2999/5000")
 			w.WriteHeader(http.StatusPartialContent)
 			w.Write(good)
 			w.(http.Flusher).Flush() // chunked: no Content-Length
 			w.Write([]byte("more"))
 		}, Bad, ErrLongBody},
-		{"short body", 0, func(w http.ResponseWriter, r *http.Request) {
+		{"short body", func(w http.ResponseWriter, r *http.Request) {
 			conn, rw, err := w.(http.Hijacker).Hijack()
 			if err != nil {
 				return
@@ -75,21 +73,18 @@ func TestFetchLiars(t *testing.T) {
 			fmt.Fprintf(rw, "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2000-2999/5000\r\nContent-Length: 1000\r\n\r\n%s", good[:600])
 			rw.Flush()
 		}, Transient, ErrShortBody},
-		{"short body, Content-Length says so", 0, func(w http.ResponseWriter, r *http.Request) {
+		{"short body, Content-Length says so", func(w http.ResponseWriter, r *http.Request) {
 			partial(w, "bytes 2000-2999/5000", good[:999]) // small write: ServeMux adds Content-Length
 		}, Bad, ErrRangeMismatch},
-		{"200 for a partial range", 100, func(w http.ResponseWriter, r *http.Request) {
-			w.Write(data)
-		}, Bad, ErrIgnoredRange},
-		{"200 with another file", 1 << 20, func(w http.ResponseWriter, r *http.Request) {
+		{"200 with another file", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "4999")
 			w.Write(data[:4999])
 		}, FileGone, ErrSizeMismatch},
-		{"200 with a short chunked body", 1 << 20, func(w http.ResponseWriter, r *http.Request) {
+		{"200 with a short chunked body", func(w http.ResponseWriter, r *http.Request) {
 			w.(http.Flusher).Flush()
 			w.Write(data[:2500])
 		}, Transient, ErrShortBody},
-		{"gzip", 0, func(w http.ResponseWriter, r *http.Request) {
+		{"gzip", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Encoding", "gzip")
 			partial(w, "bytes 2000-2999/5000", good)
 		}, Bad, ErrRangeMismatch},
@@ -101,7 +96,7 @@ func TestFetchLiars(t *testing.T) {
 				tc.serve(w, r)
 				return true
 			})
-			s := newSeed(t, srv.URL+"/", tt.layout(t), Config{MaxSkip: tc.maxSkip})
+			s := newSeed(t, srv.URL+"/", tt.layout(t), Config{})
 			buf := make([]byte, 1000)
 			handed := false
 			err := s.Fetch(t.Context(), 2, 1, buf, func(int, []byte) error { handed = true; return nil })
@@ -116,25 +111,6 @@ func TestFetchLiars(t *testing.T) {
 				t.Errorf("strikes %d, want %d", st.Strikes, wantStrikes)
 			}
 		})
-	}
-}
-
-// TestFetchIgnoredRangeNearStart checks that a server ignoring Range is
-// still usable for bytes near the start of a file: the prefix is read and
-// discarded, the rest not read.
-func TestFetchIgnoredRangeNearStart(t *testing.T) {
-	tt := makeTorrent(t, "f", 1000, true, tfile{size: 5000})
-	srv := newServer(t, tt)
-	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
-		w.Write(tt.data) // 200, whole file, Content-Length set
-		return true
-	})
-	s := newSeed(t, srv.URL+"/f", tt.layout(t), Config{MaxSkip: 4000})
-	for _, p := range []int{0, 3, 4} {
-		got, _, err := fetch(t, s, p, 1)
-		if err != nil || !bytes.Equal(got, tt.pieces(p, 1)) {
-			t.Fatalf("piece %d: %v", p, err)
-		}
 	}
 }
 

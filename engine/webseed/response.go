@@ -86,21 +86,29 @@ type span struct {
 	Off, Len, FileLen int64
 }
 
+// wholePlan is the plan for reading sp from a body of the whole file whose
+// next byte is the file's byte at from (a 200's body: 0).
+func (sp span) wholePlan(from int64) plan {
+	return plan{Skip: sp.Off - from, CheckEnd: sp.Off+sp.Len == sp.FileLen, Whole: true}
+}
+
 // plan is how to read a response body that passed checkResponse: discard
 // Skip bytes, read the span's Len bytes, then (when CheckEnd) make sure the
-// body ends there.
+// body ends there. Whole marks a 200, the whole file: its body may serve
+// later spans of the file too.
 type plan struct {
 	Skip     int64
 	CheckEnd bool
+	Whole    bool
 }
 
 // checkResponse decides, from the status and headers alone and before any
 // byte of the body is used, whether a response carries exactly sp. It
 // returns an *Error (without URL and File, which the caller fills in) when
-// it does not. maxSkip is how far into the file a 200 response may be read
-// and discarded to reach the span (see Config.MaxSkip). contentLength is
+// it does not. A 200 is the whole file (a server that ignores Range): its
+// plan skips the bytes before the span. contentLength is
 // http.Response.ContentLength (-1 when unknown).
-func checkResponse(status int, h http.Header, contentLength int64, sp span, maxSkip int64, now time.Time) (plan, *Error) {
+func checkResponse(status int, h http.Header, contentLength int64, sp span, now time.Time) (plan, *Error) {
 	fail := func(k Kind, err error) (plan, *Error) {
 		return plan{}, &Error{Kind: k, Status: status, Err: err}
 	}
@@ -132,15 +140,13 @@ func checkResponse(status int, h http.Header, contentLength int64, sp span, maxS
 		return fail(Bad, fmt.Errorf("%w: Content-Encoding %.32q", ErrRangeMismatch, ce))
 	}
 	if status == http.StatusOK {
-		// The whole file: usable when it is the file we know and the span
-		// starts near enough to its beginning.
+		// The whole file: usable when it is the file we know. The bytes
+		// before the span are read and discarded (see cursor.go for how
+		// a file is then not read from its start for every run).
 		if contentLength >= 0 && contentLength != sp.FileLen {
 			return fail(FileGone, fmt.Errorf("%w: 200 with %d bytes for a file of %d", ErrSizeMismatch, contentLength, sp.FileLen))
 		}
-		if sp.Off > maxSkip {
-			return fail(Bad, fmt.Errorf("%w: 200 for a range at %d", ErrIgnoredRange, sp.Off))
-		}
-		return plan{Skip: sp.Off, CheckEnd: sp.Off+sp.Len == sp.FileLen}, nil
+		return sp.wholePlan(0), nil
 	}
 	v := h.Values("Content-Range")
 	if len(v) != 1 {

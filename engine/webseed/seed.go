@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,11 +21,10 @@ type Config struct {
 	// ProgressTimeout is how long a request may go without a byte, from the
 	// request to its headers and between reads of its body (default 20 s).
 	ProgressTimeout time.Duration
-	// MaxSkip is how far into a file a 200 response (a server ignoring
-	// Range) is read and discarded to reach the bytes asked for (default
-	// 1 MiB). Past it the response is a Bad error: reading gigabytes to
-	// find one piece would be worse than having no web seed.
-	MaxSkip int64
+	// CursorIdle is how long the body of a server that ignores Range is
+	// kept open after a run, for the next run in that file to continue
+	// from (default 30 s; see cursor.go).
+	CursorIdle time.Duration
 	// MinBackoff and MaxBackoff bound the exponential back-off after
 	// consecutive failures: MinBackoff after the first, doubling up to
 	// MaxBackoff (defaults 1 s and 5 min).
@@ -46,7 +46,7 @@ func (c *Config) withDefaults() Config {
 	d := *c
 	setDefault(&d.MaxParallel, 4)
 	setDefault(&d.ProgressTimeout, 20*time.Second)
-	setDefault(&d.MaxSkip, 1<<20)
+	setDefault(&d.CursorIdle, 30*time.Second)
 	setDefault(&d.MinBackoff, time.Second)
 	setDefault(&d.MaxBackoff, 5*time.Minute)
 	setDefault(&d.MaxRetryAfter, time.Hour)
@@ -98,7 +98,9 @@ type Stats struct {
 	// TTFB is the moving average of the time from sending a request to its
 	// response's headers; 0 until measured.
 	TTFB time.Duration
-	// Bytes counts the payload bytes received (before hash checks).
+	// Bytes counts the payload bytes received (before hash checks), as
+	// they arrive: those of a response cut short count too, and those a
+	// server that ignores Range sends before the range asked for.
 	Bytes int64
 	// Requests and Failures count HTTP requests and failed fetches.
 	Requests, Failures int64
@@ -111,6 +113,14 @@ type Stats struct {
 	DisabledFiles int
 	// LastError is the last failure's text, "" when none.
 	LastError string
+	// Answered: a request for a range got a usable answer (206, or 200
+	// and the whole file), so NoRanges is known.
+	Answered bool
+	// NoRanges: the server answered a request for a range with the whole
+	// file (it ignores Range). Its files are read from their start, each
+	// at most once while a reader goes through it in order (cursor.go); a
+	// seek into a file costs the bytes before it.
+	NoRanges bool
 }
 
 // ETA estimates how long fetching n bytes from the seed would take: one
@@ -146,10 +156,18 @@ type Seed struct {
 	servable    int          // non-pad, non-empty files not disabled
 	rate        ewma
 	ttfb        ewma
-	bytes       int64
 	requests    int64
 	failedTotal int64
 	lastErr     string
+	answered    bool    // a range request got a usable answer (206 or 200)
+	noRanges    bool    // the server answered a range with the whole file
+	parked      *stream // a whole-file body kept for the next run (cursor.go)
+	closed      bool
+	// inflight counts the requests under way (get calls).
+	inflight atomic.Int32
+	// bytes counts the payload read from bodies as it arrives, cut-short
+	// responses' included (outside mu: added per read).
+	bytes atomic.Int64
 }
 
 // New returns a seed for the url-list entry rawURL of the torrent laid out
@@ -187,9 +205,14 @@ func New(rawURL string, l *Layout, cfg Config) (*Seed, error) {
 // URL returns the seed's URL without query or user info.
 func (s *Seed) URL() string { return s.shown }
 
-// Close releases the seed's own client's idle connections. A shared
+// Close closes the body the seed keeps open for its next run, if any (see
+// cursor.go), and its own client's idle connections. A shared
 // Config.Client is left alone: its owner closes it.
 func (s *Seed) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.CloseCursor()
 	if s.ownClient {
 		s.cfg.Client.CloseIdleConnections()
 	}
@@ -236,8 +259,11 @@ func (s *Seed) BadPiece() (dropped bool) {
 }
 
 // Stats returns a snapshot of the seed.
-func (s *Seed) Stats() Stats {
-	now := s.cfg.Now()
+func (s *Seed) Stats() Stats { return s.StatsAt(s.cfg.Now()) }
+
+// StatsAt returns a snapshot of the seed with its State as of now, so a
+// caller that has just asked Ready(now) describes the same standing.
+func (s *Seed) StatsAt(now time.Time) Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Stats{
@@ -245,13 +271,15 @@ func (s *Seed) Stats() Stats {
 		RetryAt:             s.retryAt,
 		Rate:                s.rate.value,
 		TTFB:                time.Duration(s.ttfb.value),
-		Bytes:               s.bytes,
+		Bytes:               s.bytes.Load(),
 		Requests:            s.requests,
 		Failures:            s.failedTotal,
 		ConsecutiveFailures: s.failures,
 		Strikes:             s.strikes,
 		DisabledFiles:       len(s.disabled),
 		LastError:           s.lastErr,
+		Answered:            s.answered,
+		NoRanges:            s.noRanges,
 	}
 	switch {
 	case s.dropped:
@@ -337,11 +365,18 @@ func (s *Seed) record(err error, now time.Time) {
 func (s *Seed) sample(n int64, ttfb, body time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.bytes += n
 	s.ttfb.add(float64(ttfb))
 	if n >= minRateSample && body > 0 {
 		s.rate.add(float64(n) / body.Seconds())
 	}
+}
+
+// sampleTTFB records a time to first byte alone: that of a fetch cut
+// short before its first byte, a lower bound worth knowing.
+func (s *Seed) sampleTTFB(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ttfb.add(float64(d))
 }
 
 // minRateSample is the smallest body whose transfer time says something

@@ -57,6 +57,35 @@ func TestCancelStopsFetch(t *testing.T) {
 	}
 }
 
+// TestBytesCountedAsTheyArrive: a body's bytes count in Stats as they
+// arrive, not when the response completes: a response that stalls and is
+// cut short (a run the engine withdrew after a seek, which streaming does
+// all the time) counted nothing before, and `swarmfs status` showed a web
+// seed that had served megabytes as having sent none.
+func TestBytesCountedAsTheyArrive(t *testing.T) {
+	tt := makeTorrent(t, "f", 1000, true, tfile{size: 5000})
+	srv := newServer(t, tt)
+	srv.setHook(stallAfter(tt, 500))
+	s := newSeed(t, srv.URL+"/", tt.layout(t), Config{ProgressTimeout: time.Minute})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Fetch(ctx, 2, 1, make([]byte, 1000), nil) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().Bytes < 500 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := s.Stats().Bytes; got != 500 {
+		t.Errorf("%d bytes counted while the response stalls after 500", got)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	if got := s.Stats().Bytes; got != 500 {
+		t.Errorf("%d bytes counted after the cut, want 500", got)
+	}
+}
+
 // TestCancelStopsParallelFetch checks the same for a run over several
 // files, whose requests run in goroutines: all of them end before Fetch
 // returns (goleak would see one left behind).

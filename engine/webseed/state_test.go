@@ -110,6 +110,12 @@ func TestBackoff(t *testing.T) {
 		if got := st.RetryAt.Sub(clk.Now()); got != want*time.Second || st.ConsecutiveFailures != i+1 {
 			t.Errorf("failure %d: back-off %v (%d failures), want %v", i+1, got, st.ConsecutiveFailures, want*time.Second)
 		}
+		// StatsAt describes the standing Ready gives at the same instant,
+		// whatever the clock says by then.
+		before, end := clk.Now().Add(want*time.Second-time.Nanosecond), st.RetryAt
+		if s.Ready(before) || s.StatsAt(before).State != BackingOff || !s.Ready(end) || s.StatsAt(end).State != Active {
+			t.Errorf("failure %d: StatsAt disagrees with Ready around the back-off's end", i+1)
+		}
 		clk.advance(want * time.Second)
 	}
 	mu.Lock()

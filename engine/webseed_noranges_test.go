@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// ignoreRanges makes srv answer every request with the whole file, as
+// Python's http.server does, and counts its GET requests.
+func ignoreRanges(srv *wsServer) *atomic.Int64 {
+	var gets atomic.Int64
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet {
+			gets.Add(1)
+		}
+		r.Header.Del("Range")
+		return false
+	})
+	return &gets
+}
+
+// TestWebSeedIgnoresRanges: a torrent whose only source is a server that
+// answers every range with the whole file (as Python's http.server does)
+// is read whole, a seek deep into the file first: the seed is used, not
+// struck, named once in the log and in Stats, and a reader going through
+// the file in order does not make it send the file again for every run.
+func TestWebSeedIgnoresRanges(t *testing.T) {
+	const size = 12<<20 + 4321
+	mi, srv, data := wsServedFile(t, size, 256<<10)
+	gets := ignoreRanges(srv)
+	logs := newLogLines(t)
+	_, tor := webSeedClient(t, mi, Config{Logf: logs.logf}, srv.URL+"/data/big.bin")
+	r, err := tor.NewReader(0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	read := func(off int64, n int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		buf := make([]byte, n)
+		got, err := r.ReadAt(ctx, buf, off)
+		if err != nil && got < n && off+int64(got) < size {
+			t.Fatalf("read at %d: %v (status %+v)", off, err, tor.Stats())
+		}
+		if !bytes.Equal(buf[:got], data[off:off+int64(got)]) {
+			t.Fatalf("read at %d: %d bytes that differ from the file's", off, got)
+		}
+	}
+	read(size*3/4, 64<<10) // a player looking at the end first
+	for off := int64(0); off < size; off += 1 << 20 {
+		read(off, 1<<20)
+	}
+	ws := waitWebSeedStats(t, tor, func(ws WebSeedStats) bool { return ws.NoRanges })
+	if ws.Strikes != 0 || ws.State != "active" {
+		t.Errorf("web seed %+v: want active, no strike", ws)
+	}
+	if n := logs.count("ignores Range requests"); n != 1 {
+		t.Errorf("%d log lines about the ignored ranges, want 1", n)
+	}
+	// Reading from the start after the seek: the seek's request, the
+	// runs of the first fill (before the seed was known), and one for
+	// the rest, give or take a run cut short. Each run starting over at
+	// the file's start would be about 50 requests and 300 MB.
+	if n := gets.Load(); n > 12 {
+		t.Errorf("%d requests for a %d-byte file read once in order", n, size)
+	}
+	if ws.Bytes > 4*size {
+		t.Errorf("%d bytes received for a %d-byte file read once in order", ws.Bytes, size)
+	}
+	t.Logf("%d requests, %d bytes received", gets.Load(), ws.Bytes)
+}
+
+// TestWebSeedIgnoresRangesDownloadAll: a whole torrent downloaded from a
+// server that ignores Range (swarmfs get) is fetched in order from it,
+// reading the file about once, not from its start for every run.
+func TestWebSeedIgnoresRangesDownloadAll(t *testing.T) {
+	const size = 12<<20 + 4321
+	mi, srv, _ := wsServedFile(t, size, 64<<10)
+	gets := ignoreRanges(srv)
+	mi.URLList = []string{srv.URL + "/data/big.bin"}
+	c := newClient(t, Config{})
+	tor, err := c.AddTorrent(mi, TorrentOptions{DownloadAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitComplete(t, tor, 60*time.Second)
+	ws := tor.Stats().WebSeeds
+	if len(ws) != 1 || !ws[0].NoRanges || ws[0].Strikes != 0 {
+		t.Fatalf("web seeds %+v", ws)
+	}
+	// The first run, alone until the server's answer tells whether it
+	// honours Range, reads the file from its start to its piece; the
+	// stream then goes on in order, reading the file once more at most.
+	// A run started afresh for each piece would be a request per run.
+	if ws[0].Bytes > 2*size+size/4 || gets.Load() > 6 {
+		t.Errorf("%d requests and %d bytes received for a %d-byte file", gets.Load(), ws[0].Bytes, size)
+	}
+	t.Logf("%d requests, %d bytes received", gets.Load(), ws[0].Bytes)
+}
