@@ -401,6 +401,33 @@ func (t *Torrent) webSeedPiece(ws *webSeed, run *webSeedRun, idx int, buf []byte
 func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte, good bool) {
 	now := time.Now()
 	nb := (len(buf) + peer.BlockSize - 1) / peer.BlockSize
+	if good {
+		// Verified as it arrived: the whole piece counts, whatever share
+		// of its blocks the picker asked of ws (it hands an urgent
+		// piece's blocks out a few at a time, to share them among
+		// sources). Taken block by block, the rest waited in the stash
+		// for the next fill and the piece was hashed again after it: 1-3
+		// ms more for the first byte after a mount. Blocks of it that
+		// peers sent are superseded.
+		cancels, ok := t.picker.PieceArrived(ws.id, idx, now)
+		t.sendCancels(cancels)
+		if !ok {
+			// Here already, or a whole copy is being checked.
+			t.pub.wasted.Add(int64(len(buf)))
+			putPieceBuf(buf)
+			return
+		}
+		if pp := t.partial[idx]; pp != nil {
+			delete(t.partial, idx)
+			putPieceBuf(pp.buf)
+		}
+		from := make([]netip.Addr, nb)
+		for b := range from {
+			from[b] = ws.addr
+		}
+		t.hashPiece(idx, &partialPiece{buf: buf, from: from, count: nb, good: true})
+		return
+	}
 	useful := make([]bool, nb)
 	all := !t.HavePiece(idx) && t.partial[idx] == nil
 	for b := range nb {

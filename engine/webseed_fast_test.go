@@ -16,6 +16,7 @@ import (
 
 	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
+	"github.com/swarmfs/swarmfs/picker"
 )
 
 // TestWebSeedHashesAsItArrives: a v1 torrent's pieces from a web seed are
@@ -378,4 +379,66 @@ func webseedOrigin(t *testing.T, rawURL string) string {
 		t.Fatal(err)
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// TestWebSeedPieceTakenWhole: a web seed's verified piece is readable at
+// once whatever share of its blocks the picker had asked of the seed (none,
+// or a few, as it hands out an urgent piece's blocks to share them among
+// sources), and what the picker had asked of it is settled. Before, only
+// the blocks asked were taken and the rest waited in the seed's stash for
+// the next fill; the piece was then assembled and hashed again.
+func TestWebSeedPieceTakenWhole(t *testing.T) {
+	const pl = 1 << 20
+	mi, srv, data := wsServedFile(t, 4*pl, pl)
+	_, tor := webSeedClient(t, mi, Config{}, srv.URL+"/data/big.bin")
+	for _, tc := range []struct {
+		piece, asked int
+	}{{1, 0}, {2, 3}} {
+		type result struct {
+			asked, outstanding int
+			readable           bool
+		}
+		res := make(chan result, 1)
+		if !tor.post(func() {
+			ws := tor.ws.list[0]
+			var r result
+			if tc.asked > 0 {
+				// What a read of the piece makes the picker do.
+				now := time.Now()
+				rd := tor.picker.AddReader(picker.ReaderOptions{Start: 0, End: 4 * pl}, now)
+				defer tor.picker.RemoveReader(rd)
+				tor.picker.ReaderRead(rd, int64(tc.piece)*pl, 4096, now)
+				for _, q := range tor.picker.Next(ws.id, now, tc.asked) {
+					if q.Piece == tc.piece {
+						r.asked++
+					}
+				}
+			}
+			buf := getPieceBuf(pl)
+			copy(buf, data[tc.piece*pl:])
+			tor.takeWebSeedPiece(ws, tc.piece, buf, true)
+			r.readable = tor.mem.has(tc.piece) || tor.HavePiece(tc.piece)
+			r.outstanding = tor.picker.Outstanding(ws.id)
+			res <- r
+		}) {
+			t.Fatal("the torrent's loop is gone")
+		}
+		r := <-res
+		if r.asked != tc.asked {
+			t.Fatalf("piece %d: the picker asked the seed for %d of its blocks, want %d", tc.piece, r.asked, tc.asked)
+		}
+		if !r.readable {
+			t.Errorf("piece %d, %d blocks asked: a verified piece from the web seed was not readable at once", tc.piece, tc.asked)
+		}
+		if r.outstanding != 0 {
+			t.Errorf("piece %d: %d requests still outstanding on the seed after its whole piece arrived", tc.piece, r.outstanding)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !tor.HavePiece(tc.piece) {
+			if time.Now().After(deadline) {
+				t.Fatalf("piece %d not stored after 10 s", tc.piece)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 }

@@ -224,6 +224,20 @@ func TestRandomOperations(t *testing.T) {
 							p.SetHave(s.r.Piece)
 						}
 					}
+				case op < 82:
+					// A web seed's whole verified piece, asked for
+					// in part, wholly or not at all.
+					piece := rng.IntN(n)
+					if _, ok := p.PieceArrived(live[rng.IntN(len(live))], piece, now); ok {
+						if pa := p.partOf(piece); pa == nil || pa.nRecv != len(pa.blocks) {
+							t.Fatalf("step %d: piece %d arrived but not all its blocks are received", step, piece)
+						}
+						if rng.IntN(10) == 0 {
+							p.PieceFailed(piece)
+						} else {
+							p.SetHave(piece)
+						}
+					}
 				case op < 84:
 					p.Timeouts(now)
 				case op < 85:

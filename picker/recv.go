@@ -67,6 +67,61 @@ func (p *Picker) BlockReceived(id PeerID, r Request, now time.Time) (cancels []P
 	return cancels, true
 }
 
+// PieceArrived records that the peer delivered the whole of piece, already
+// verified (a web seed, which fetches whole pieces and hashes them as they
+// arrive, whatever share of the piece's blocks it was asked for). Every
+// block not here yet counts as received from it, so the piece waits for
+// nothing the picker asked of others: their requests for it are withdrawn
+// and returned as cancels. ok is false when the piece is here already, or
+// every block of it had arrived before (a copy of it is being checked or
+// stored): the engine discards this one. Until SetHave or PieceFailed the
+// piece is requested by nobody, as after its last BlockReceived.
+func (p *Picker) PieceArrived(id PeerID, piece int, now time.Time) (cancels []PeerRequest, ok bool) {
+	if !p.validPiece(piece) || p.have.get(piece) {
+		return nil, false
+	}
+	p.tick(now)
+	t := p.ts(now)
+	pa := p.partOf(piece)
+	if pa == nil {
+		pa = p.startPart(piece)
+	}
+	if pa.nRecv == len(pa.blocks) {
+		return nil, false
+	}
+	pe := p.peer(id)
+	for b := range pa.blocks {
+		k := p.key(piece, b)
+		if pe != nil {
+			if o, asked := pe.removeOut(k); asked {
+				pe.sample(o, t)
+				p.removeHolder(pa, b, id)
+			}
+		}
+		bl := &pa.blocks[b]
+		if bl.recv {
+			continue
+		}
+		if len(bl.holders) == 0 {
+			pa.nUnreq--
+		}
+		bl.recv = true
+		pa.nRecv++
+		r := p.blockReq(piece, b)
+		for len(bl.holders) > 0 {
+			h := bl.holders[0]
+			bl.holders = bl.holders[1:]
+			if hp := p.peer(h); hp != nil {
+				hp.removeOut(k)
+				hp.noteCancelled(k)
+			}
+			cancels = append(cancels, PeerRequest{Peer: h, Request: r})
+		}
+	}
+	p.updatePart(pa)
+	return cancels, true
+}
+
 // RequestRejected records a REJECT REQUEST (BEP 6): the block is
 // requestable again, from other peers at once and from this one after
 // rejectBackoff.
