@@ -396,14 +396,16 @@ func (t *Torrent) webSeedPiece(ws *webSeed, run *webSeedRun, idx int, buf []byte
 	t.fillWebSeed(ws, time.Now())
 }
 
-// takeWebSeedPiece is webSeedPiece without the refill: what the picker
-// did not ask of ws yet goes to its stash.
+// takeWebSeedPiece is webSeedPiece without the refill. A piece that may be
+// good is taken whole; of a bad one, what the picker did not ask of ws yet
+// goes to its stash.
 func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte, good bool) {
 	now := time.Now()
 	nb := (len(buf) + peer.BlockSize - 1) / peer.BlockSize
-	if good {
-		// Verified as it arrived: the whole piece counts, whatever share
-		// of its blocks the picker asked of ws (it hands an urgent
+	if good || t.info.HasV2() {
+		// Verified as it arrived (v1), or to be checked whole against
+		// its Merkle tree (v2, hybrid): the whole piece counts, whatever
+		// share of its blocks the picker asked of ws (it hands an urgent
 		// piece's blocks out a few at a time, to share them among
 		// sources). Taken block by block, the rest waited in the stash
 		// for the next fill and the piece was hashed again after it: 1-3
@@ -425,9 +427,12 @@ func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte, good bool) 
 		for b := range from {
 			from[b] = ws.addr
 		}
-		t.hashPiece(idx, &partialPiece{buf: buf, from: from, count: nb, good: true})
+		t.hashPiece(idx, &partialPiece{buf: buf, from: from, count: nb, good: good})
 		return
 	}
+	// A v1 piece that failed its check as it arrived is taken block by
+	// block, as a peer's blocks are, and fails again once assembled; the
+	// seed takes the blame for its blocks.
 	useful := make([]bool, nb)
 	all := !t.HavePiece(idx) && t.partial[idx] == nil
 	for b := range nb {

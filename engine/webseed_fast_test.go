@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/peer"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 	"github.com/swarmfs/swarmfs/picker"
@@ -381,16 +382,31 @@ func webseedOrigin(t *testing.T, rawURL string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-// TestWebSeedPieceTakenWhole: a web seed's verified piece is readable at
-// once whatever share of its blocks the picker had asked of the seed (none,
-// or a few, as it hands out an urgent piece's blocks to share them among
-// sources), and what the picker had asked of it is settled. Before, only
-// the blocks asked were taken and the rest waited in the seed's stash for
-// the next fill; the piece was then assembled and hashed again.
+// TestWebSeedPieceTakenWhole: a web seed's piece is taken whole whatever
+// share of its blocks the picker had asked of the seed (none, or a few, as
+// it hands out an urgent piece's blocks to share them among sources), and
+// what the picker had asked of it is settled: a v1 piece, verified as it
+// arrived, is readable at once; a hybrid's is checked whole and stored.
+// Before, only the blocks asked were taken and the rest waited in the
+// seed's stash for the next fill; the piece was then assembled and hashed
+// again.
 func TestWebSeedPieceTakenWhole(t *testing.T) {
+	for _, format := range []metainfo.Format{metainfo.FormatV1, metainfo.FormatHybrid} {
+		t.Run(format.String(), func(t *testing.T) { testWebSeedPieceTakenWhole(t, format) })
+	}
+}
+
+func testWebSeedPieceTakenWhole(t *testing.T, format metainfo.Format) {
 	const pl = 1 << 20
-	mi, srv, data := wsServedFile(t, 4*pl, pl)
+	root, mi := wsFixtureFormat(t, []swarmtest.FileSpec{{Path: "big.bin", Size: 4 * pl}}, true, pl, format)
+	srv := newWSServer(t, filepath.Dir(root))
+	data, err := os.ReadFile(filepath.Join(root, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, tor := webSeedClient(t, mi, Config{}, srv.URL+"/data/big.bin")
+	// What the web seed's run decides as the bytes arrive.
+	verified := format == metainfo.FormatV1
 	for _, tc := range []struct {
 		piece, asked int
 	}{{1, 0}, {2, 3}} {
@@ -416,7 +432,7 @@ func TestWebSeedPieceTakenWhole(t *testing.T) {
 			}
 			buf := getPieceBuf(pl)
 			copy(buf, data[tc.piece*pl:])
-			tor.takeWebSeedPiece(ws, tc.piece, buf, true)
+			tor.takeWebSeedPiece(ws, tc.piece, buf, verified)
 			r.readable = tor.mem.has(tc.piece) || tor.HavePiece(tc.piece)
 			r.outstanding = tor.picker.Outstanding(ws.id)
 			res <- r
@@ -427,7 +443,7 @@ func TestWebSeedPieceTakenWhole(t *testing.T) {
 		if r.asked != tc.asked {
 			t.Fatalf("piece %d: the picker asked the seed for %d of its blocks, want %d", tc.piece, r.asked, tc.asked)
 		}
-		if !r.readable {
+		if verified && !r.readable {
 			t.Errorf("piece %d, %d blocks asked: a verified piece from the web seed was not readable at once", tc.piece, tc.asked)
 		}
 		if r.outstanding != 0 {
