@@ -42,9 +42,6 @@ const (
 	// outstanding with a seed: 1 MiB to 16 MiB, two seconds of its rate.
 	webSeedMinPipeline = 64
 	webSeedMaxPipeline = 1024
-	// webSeedStash bounds the pieces a seed keeps for blocks the picker
-	// has not asked of it yet.
-	webSeedStash = 8
 )
 
 // webSeed is one url-list URL of a torrent. Loop-owned, except seed (safe
@@ -72,11 +69,6 @@ type webSeed struct {
 	choked   bool      // backing off: a choking peer to the picker, which then plans without it
 	down     rateMeter // of the payload the seed counts as it arrives
 	lastErr  string    // the last failure logged, so a repeat is not logged again
-	// stash keeps pieces fetched whole of which the picker had asked
-	// only some blocks (it hands out blocks, not pieces): when it asks
-	// for the rest, they are here, not fetched again. Oldest first,
-	// at most webSeedStash.
-	stash []stashed
 }
 
 // maxRuns is how many runs ws may have in flight, st its stats: one until
@@ -88,13 +80,6 @@ func (ws *webSeed) maxRuns(st webseed.Stats) int {
 		return 1
 	}
 	return maxWebSeedRuns
-}
-
-// stashed is a piece a web seed fetched and the picker did not take whole.
-type stashed struct {
-	piece int
-	buf   []byte
-	good  bool // it matched its hash as it arrived
 }
 
 // webSeeds are a torrent's web seeds. Loop-owned; list is fixed once the
@@ -313,22 +298,6 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 		}
 	}
 	slices.Sort(pieces)
-	// Pieces already here from an earlier fetch are delivered at once.
-	var ready []stashed
-	pieces = slices.DeleteFunc(pieces, func(p int) bool {
-		i := slices.IndexFunc(ws.stash, func(s stashed) bool { return s.piece == p })
-		if i < 0 {
-			return false
-		}
-		ready = append(ready, ws.stash[i])
-		ws.stash = slices.Delete(ws.stash, i, i+1)
-		return true
-	})
-	defer func() {
-		for _, s := range ready {
-			t.takeWebSeedPiece(ws, s.piece, s.buf, s.good)
-		}
-	}()
 	maxRun := max(int64(webSeedRunBytes), t.info.PieceLength)
 	// Runs are started in the picker's order, the most urgent piece
 	// first, while the seed has run slots.
@@ -396,93 +365,34 @@ func (t *Torrent) webSeedPiece(ws *webSeed, run *webSeedRun, idx int, buf []byte
 	t.fillWebSeed(ws, time.Now())
 }
 
-// takeWebSeedPiece is webSeedPiece without the refill. A piece that may be
-// good is taken whole; of a bad one, what the picker did not ask of ws yet
-// goes to its stash.
+// takeWebSeedPiece is webSeedPiece without the refill. The piece counts
+// whole, whatever share of its blocks the picker asked of ws (it hands an
+// urgent piece's blocks out a few at a time, to share them among sources;
+// taken block by block, the rest waited for the picker's next fill and the
+// piece was assembled and hashed again: 1-3 ms more for the first byte
+// after a mount). good: it matched its v1 hash as it arrived, and is
+// readable at once; otherwise (v2 and hybrid pieces, whose Merkle check
+// follows, or a v1 piece that failed) it is checked again whole, and a
+// failure is the seed's alone. Blocks of it that peers sent are
+// superseded.
 func (t *Torrent) takeWebSeedPiece(ws *webSeed, idx int, buf []byte, good bool) {
-	now := time.Now()
-	nb := (len(buf) + peer.BlockSize - 1) / peer.BlockSize
-	if good || t.info.HasV2() {
-		// Verified as it arrived (v1), or to be checked whole against
-		// its Merkle tree (v2, hybrid): the whole piece counts, whatever
-		// share of its blocks the picker asked of ws (it hands an urgent
-		// piece's blocks out a few at a time, to share them among
-		// sources). Taken block by block, the rest waited in the stash
-		// for the next fill and the piece was hashed again after it: 1-3
-		// ms more for the first byte after a mount. Blocks of it that
-		// peers sent are superseded.
-		cancels, ok := t.picker.PieceArrived(ws.id, idx, now)
-		t.sendCancels(cancels)
-		if !ok {
-			// Here already, or a whole copy is being checked.
-			t.pub.wasted.Add(int64(len(buf)))
-			putPieceBuf(buf)
-			return
-		}
-		if pp := t.partial[idx]; pp != nil {
-			delete(t.partial, idx)
-			putPieceBuf(pp.buf)
-		}
-		from := make([]netip.Addr, nb)
-		for b := range from {
-			from[b] = ws.addr
-		}
-		t.hashPiece(idx, &partialPiece{buf: buf, from: from, count: nb, good: good})
+	cancels, ok := t.picker.PieceArrived(ws.id, idx, time.Now())
+	t.sendCancels(cancels)
+	if !ok {
+		// Here already, or a whole copy is being checked.
+		t.pub.wasted.Add(int64(len(buf)))
+		putPieceBuf(buf)
 		return
 	}
-	// A v1 piece that failed its check as it arrived is taken block by
-	// block, as a peer's blocks are, and fails again once assembled; the
-	// seed takes the blame for its blocks.
-	useful := make([]bool, nb)
-	all := !t.HavePiece(idx) && t.partial[idx] == nil
-	for b := range nb {
-		s, e := b*peer.BlockSize, min((b+1)*peer.BlockSize, len(buf))
-		r := picker.Request{Piece: idx, Begin: uint32(s), Length: uint32(e - s)}
-		cancels, ok := t.picker.BlockReceived(ws.id, r, now)
-		t.sendCancels(cancels)
-		useful[b] = ok
-		all = all && ok
+	if pp := t.partial[idx]; pp != nil {
+		delete(t.partial, idx)
+		putPieceBuf(pp.buf)
 	}
-	if all {
-		// The whole piece, and nothing of it here yet: hash it as it is.
-		from := make([]netip.Addr, nb)
-		for b := range from {
-			from[b] = ws.addr
-		}
-		t.hashPiece(idx, &partialPiece{buf: buf, from: from, count: nb, good: good})
-	} else {
-		stored := false
-		for b, ok := range useful {
-			s, e := b*peer.BlockSize, min((b+1)*peer.BlockSize, len(buf))
-			if !ok {
-				continue
-			}
-			if t.HavePiece(idx) {
-				t.pub.wasted.Add(int64(e - s))
-				continue
-			}
-			t.storeBlock(idx, uint32(s), buf[s:e], ws.addr)
-			stored = true
-		}
-		// Keep it while blocks of it are still to come: a partial piece
-		// is waiting for them, or nothing of it is here yet.
-		pp := t.partial[idx]
-		if !t.HavePiece(idx) && (pp != nil && pp.count < len(pp.from) || pp == nil && !stored) {
-			t.stashPiece(ws, stashed{idx, buf, good})
-		} else {
-			putPieceBuf(buf)
-		}
+	from := make([]netip.Addr, (len(buf)+peer.BlockSize-1)/peer.BlockSize)
+	for b := range from {
+		from[b] = ws.addr
 	}
-}
-
-// stashPiece keeps s for the blocks of its piece the picker did not ask
-// of ws yet, dropping the oldest stashed piece past webSeedStash.
-func (t *Torrent) stashPiece(ws *webSeed, s stashed) {
-	if len(ws.stash) >= webSeedStash {
-		putPieceBuf(ws.stash[0].buf)
-		ws.stash = slices.Delete(ws.stash, 0, 1)
-	}
-	ws.stash = append(ws.stash, s)
+	t.hashPiece(idx, &partialPiece{buf: buf, from: from, count: len(from), good: good})
 }
 
 // webSeedBadPiece gives ws a strike for a piece that failed its hash

@@ -387,9 +387,8 @@ func webseedOrigin(t *testing.T, rawURL string) string {
 // it hands out an urgent piece's blocks to share them among sources), and
 // what the picker had asked of it is settled: a v1 piece, verified as it
 // arrived, is readable at once; a hybrid's is checked whole and stored.
-// Before, only the blocks asked were taken and the rest waited in the
-// seed's stash for the next fill; the piece was then assembled and hashed
-// again.
+// Before, only the blocks asked were taken and the rest waited for the
+// picker's next fill; the piece was then assembled and hashed again.
 func TestWebSeedPieceTakenWhole(t *testing.T) {
 	for _, format := range []metainfo.Format{metainfo.FormatV1, metainfo.FormatHybrid} {
 		t.Run(format.String(), func(t *testing.T) { testWebSeedPieceTakenWhole(t, format) })
