@@ -126,14 +126,6 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 	go func() {
 		defer t.wg.Done()
 		ok := pp.good
-		if ok {
-			// The readers just woken go first: a new goroutine takes
-			// the place in the scheduler's queue where the reader woken
-			// last waited, and the store's write below (a copy of the
-			// piece into the cache, 1-3 ms for 1 MiB) would run before
-			// the reader's copy of a few KiB.
-			runtime.Gosched()
-		}
 		if !ok {
 			select {
 			case t.client.hashSem <- struct{}{}:
@@ -155,6 +147,13 @@ func (t *Torrent) hashPiece(idx int, pp *partialPiece) {
 				t.mem.put(idx, pp.buf)
 				t.waiters.wakeAll()
 			}
+			// The readers just woken go first: the last one woken (here,
+			// or on the loop before this goroutine took its place) waits
+			// in this thread's next slot of the scheduler, and the
+			// store's write (a copy of the piece into the cache, 1-3 ms
+			// for 1 MiB) would otherwise run before its copy of a few
+			// KiB whenever the other cores are busy.
+			runtime.Gosched()
 			werr = t.store.WritePiece(idx, pp.buf)
 		}
 		if !t.post(func() { t.pieceHashed(idx, pp, ok, werr) }) {
