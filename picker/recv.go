@@ -45,16 +45,26 @@ func (p *Picker) BlockReceived(id PeerID, r Request, now time.Time) (cancels []P
 	if bl.recv || !asked && (pe == nil || !pe.wasCancelled(k)) {
 		return nil, false
 	}
+	cancels = p.receive(pa, b, r, nil)
+	if pa.nUnreq == 0 {
+		p.updatePart(pa)
+	}
+	return cancels, true
+}
+
+// receive marks block b of pa (request r) received and withdraws it from
+// the peers that still hold it, appending a cancel for each to cancels.
+// The caller updates pa's standing (updatePart).
+func (p *Picker) receive(pa *partial, b int, r Request, cancels []PeerRequest) []PeerRequest {
+	bl := &pa.blocks[b]
 	// Mark it received before dropping the other holders so the block does
 	// not flicker back to requestable.
 	if len(bl.holders) == 0 {
 		pa.nUnreq--
-		if pa.nUnreq == 0 {
-			p.updatePart(pa)
-		}
 	}
 	bl.recv = true
 	pa.nRecv++
+	k := p.key(pa.piece, b)
 	for len(bl.holders) > 0 {
 		h := bl.holders[0]
 		bl.holders = bl.holders[1:]
@@ -64,7 +74,7 @@ func (p *Picker) BlockReceived(id PeerID, r Request, now time.Time) (cancels []P
 		}
 		cancels = append(cancels, PeerRequest{Peer: h, Request: r})
 	}
-	return cancels, true
+	return cancels
 }
 
 // PieceArrived records that the peer delivered the whole of piece, already
@@ -91,31 +101,14 @@ func (p *Picker) PieceArrived(id PeerID, piece int, now time.Time) (cancels []Pe
 	}
 	pe := p.peer(id)
 	for b := range pa.blocks {
-		k := p.key(piece, b)
 		if pe != nil {
-			if o, asked := pe.removeOut(k); asked {
+			if o, asked := pe.removeOut(p.key(piece, b)); asked {
 				pe.sample(o, t)
 				p.removeHolder(pa, b, id)
 			}
 		}
-		bl := &pa.blocks[b]
-		if bl.recv {
-			continue
-		}
-		if len(bl.holders) == 0 {
-			pa.nUnreq--
-		}
-		bl.recv = true
-		pa.nRecv++
-		r := p.blockReq(piece, b)
-		for len(bl.holders) > 0 {
-			h := bl.holders[0]
-			bl.holders = bl.holders[1:]
-			if hp := p.peer(h); hp != nil {
-				hp.removeOut(k)
-				hp.noteCancelled(k)
-			}
-			cancels = append(cancels, PeerRequest{Peer: h, Request: r})
+		if !pa.blocks[b].recv {
+			cancels = p.receive(pa, b, p.blockReq(piece, b), cancels)
 		}
 	}
 	p.updatePart(pa)
