@@ -132,8 +132,10 @@
 // now, free) and send what it returns, then drain Cancels (Next may have
 // withdrawn queued requests to make way for urgent ones). On a block, BlockReceived: store the
 // block only if useful, send CANCEL for each returned cancel; when a piece
-// is complete and verified SetHave, when it fails PieceFailed. On
-// REJECT, RequestRejected. Reader operations (AddReader, ReaderRead,
+// is complete and verified SetHave, when it fails PieceFailed. A source
+// that delivers whole pieces (a web seed) reports each with PieceArrived
+// instead, whatever share of it Next had asked of it. On REJECT,
+// RequestRejected. Reader operations (AddReader, ReaderRead,
 // ReaderDone, RemoveReader) as they happen, then Cancels (send CANCEL for
 // each) and Next for every peer: that is what turns a seek into requests
 // within the same loop iteration. About once a second, Timeouts (it also

@@ -77,10 +77,10 @@ func (p *Picker) receive(pa *partial, b int, r Request, cancels []PeerRequest) [
 	return cancels
 }
 
-// PieceArrived records that the peer delivered the whole of piece, already
-// verified (a web seed, which fetches whole pieces and hashes them as they
-// arrive, whatever share of the piece's blocks it was asked for). Every
-// block not here yet counts as received from it, so the piece waits for
+// PieceArrived records that the peer delivered the whole of piece at once
+// (a web seed, which fetches whole pieces whatever share of their blocks it
+// was asked for; the engine checks the piece as one). Every block not here
+// yet counts as received from it, so the piece waits for
 // nothing the picker asked of others: their requests for it are withdrawn
 // and returned as cancels. ok is false when the piece is here already, or
 // every block of it had arrived before (a copy of it is being checked or
