@@ -82,7 +82,9 @@ func (l *bufList) kept() int64 {
 // touch of fresh memory costs a page fault per page (on some virtual
 // machines several µs each: 3-13 ms per MiB measured here), which the
 // first piece of a new torrent paid while its reader waited; populate
-// faults them in with one system call.
+// faults them in with one system call and has the kernel write them once
+// (its own first access to a page costs as much again there), and the
+// writes here pay the user's first access.
 func (l *bufList) warm(n, count int) {
 	l.mu.Lock()
 	missing := count - len(l.free[n])
@@ -91,8 +93,9 @@ func (l *bufList) warm(n, count int) {
 	for range missing {
 		b := make([]byte, n)
 		populate(b)
-		// What populate could not do (a kernel before 5.14, the pages
-		// at the ends): a write to each page.
+		// The user's first access, and what populate could not do (a
+		// kernel before 5.14, the pages at the ends): a write to each
+		// page.
 		for i := 0; i < n; i += page {
 			b[i] = 0
 		}
