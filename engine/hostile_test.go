@@ -2,16 +2,21 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/peer"
+	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
 
@@ -155,4 +160,45 @@ func TestHostilePeers(t *testing.T) {
 	_, tor, dir := leecher(t, f, Config{}, sc.Addr())
 	waitComplete(t, tor, 30*time.Second)
 	swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+}
+
+// TestLyingPeerUnderReader: the pieces a reader waits for are shared among
+// the peers that have them, so the liar's blocks spoil each copy; the
+// pieces are fetched again from one peer each, the reader gets only the
+// true bytes, the liar is banned and the honest seeder is not.
+func TestLyingPeerUnderReader(t *testing.T) {
+	f := newFixture(t, 32<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 1<<20 + 5000}})
+	sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0", UploadRate: 4 << 20})
+	l := startLiar(t, "127.0.0.5", f.mi)
+	c := newClient(t, Config{Storage: storage.File{Dir: t.TempDir()}})
+	tor, err := c.AddTorrent(f.mi, TorrentOptions{Peers: []netip.AddrPort{l.addr(), sc.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tor.NewReader(0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want, err := os.ReadFile(filepath.Join(f.root, "a.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got := make([]byte, len(want))
+	for off := 0; off < len(got); off += 48 << 10 {
+		if _, err := r.ReadAt(ctx, got[off:min(off+48<<10, len(got))], int64(off)); err != nil && err != io.EOF {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the reader got bytes that differ from the file's")
+	}
+	if !slices.Contains(tor.Banned(), l.addr().Addr()) {
+		t.Errorf("liar %v not banned (banned: %v)", l.addr(), tor.Banned())
+	}
+	if slices.Contains(tor.Banned(), sc.Addr().Addr()) {
+		t.Errorf("the honest seeder %v was banned", sc.Addr())
+	}
 }

@@ -200,14 +200,27 @@ func (t *Torrent) pieceHashed(idx int, pp *partialPiece, ok bool, werr error) {
 	// here on, so its bytes may leave memory.
 	defer t.mem.forget(idx)
 	if marks, ok := t.suspects[idx]; ok {
-		// The piece is good now: whoever sent a different block lied.
+		// The piece is good now: whoever sent a different block lied;
+		// the others are cleared of its failure.
+		liars := map[netip.Addr]bool{}
 		for b, mk := range marks {
 			if !mk.from.IsValid() {
 				continue
 			}
 			s, e := b*peer.BlockSize, min((b+1)*peer.BlockSize, len(pp.buf))
 			if crc32.ChecksumIEEE(pp.buf[s:e]) != mk.sum {
+				liars[mk.from] = true
 				t.ban(mk.from, "sent a corrupt block of piece %d", idx)
+			}
+		}
+		for b, mk := range marks {
+			if a := mk.from; a.IsValid() && !liars[a] && t.strikes[a] > 0 {
+				t.strikes[a]--
+				for c := b + 1; c < len(marks); c++ {
+					if marks[c].from == a {
+						marks[c].from = netip.Addr{} // once per piece
+					}
+				}
 			}
 		}
 		delete(t.suspects, idx)
@@ -244,6 +257,12 @@ func (t *Torrent) pieceFailed(idx int, pp *partialPiece) {
 	if t.checkBlocksV2(idx, pp) {
 		return // the blocks' Merkle proofs will name the liar: no strikes
 	}
+	// The next copy comes from one peer: it verifies, and the marks name
+	// whoever sent a block that differs from it, or it fails, and its
+	// sender is the liar. Shared among peers (a piece a reader waits for
+	// is), a liar would spoil every copy, and the honest senders' strikes
+	// would get them banned beside it.
+	t.picker.Solo(idx)
 	for a := range senders {
 		t.strikes[a]++
 		if t.strikes[a] >= maxStrikes {

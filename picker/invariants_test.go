@@ -217,6 +217,9 @@ func TestRandomOperations(t *testing.T) {
 						switch rng.IntN(10) {
 						case 0:
 							p.PieceFailed(s.r.Piece)
+							if rng.IntN(2) == 0 {
+								p.Solo(s.r.Piece) // sent by several
+							}
 						case 1:
 							// The store refused it: parked until retried.
 							parked = append(parked, s.r.Piece)

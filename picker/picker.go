@@ -107,6 +107,9 @@ type Picker struct {
 	parts []*partial
 	open  []*partial // parts with unrequested blocks
 	free  []*partial
+	// solo: pieces to be fetched again from one peer alone (Solo), with
+	// that peer once one took a block (noOwner until then).
+	solo map[int]PeerID
 
 	// Peers, in a slice for deterministic iteration.
 	peers    []*peer
@@ -286,6 +289,7 @@ func (p *Picker) SetHave(piece int) {
 		p.withdrawAll(pa) // duplicate requests still out: the engine cancels them
 		p.dropPart(pa)
 	}
+	delete(p.solo, piece)
 	p.have.set(piece)
 	p.busy.set(piece)
 	p.numHave++
@@ -336,6 +340,69 @@ func (p *Picker) PieceFailed(piece int) {
 	}
 	pa.reset()
 	p.updatePart(pa)
+}
+
+// Solo has piece fetched again from a single peer: the peer that takes a
+// block of it first takes all it can and no one else, duplicates
+// included, takes any while that peer stays unchoked and has it. Call it
+// after PieceFailed for a piece that several peers sent: the next copy
+// either verifies, and then the blocks the senders of the failed copy
+// sent can be compared with it, or fails with one sender, the liar. Shared
+// again among peers, as urgent pieces are, a liar taking part in every
+// copy would fail them all, and the honest senders with it. Cleared when
+// the piece is had.
+func (p *Picker) Solo(piece int) {
+	if !p.validPiece(piece) || p.have.get(piece) {
+		return
+	}
+	if p.solo == nil {
+		p.solo = make(map[int]PeerID)
+	}
+	p.solo[piece] = noOwner
+}
+
+// isSolo reports whether piece is to come from one peer alone.
+func (p *Picker) isSolo(piece int) bool {
+	_, ok := p.solo[piece]
+	return ok
+}
+
+// noOwner is a solo piece's owner before any peer took a block of it.
+const noOwner PeerID = -1 << 31
+
+// soloFor reports whether piece is solo and, if so, whether pe may take
+// blocks of it: pe owns it, or nobody does, and then pe becomes the owner.
+// An owner that left, choked us, no longer has the piece or holds none of
+// its blocks outstanding (they timed out, or it refused them) owns it no
+// more: a peer that stalls must not hold the piece for ever. The owner
+// asks for its next blocks as the last ones arrive, in the same turn of
+// the engine's loop, so no one else takes over in between.
+func (p *Picker) soloFor(piece int, pe *peer) (solo, may bool) {
+	owner, ok := p.solo[piece]
+	if !ok {
+		return false, true
+	}
+	if owner != pe.id {
+		if o := p.peer(owner); o != nil && !o.choked && o.hasPiece(piece) && p.holdsAny(piece, owner) {
+			return true, false
+		}
+		p.solo[piece] = pe.id
+	}
+	return true, true
+}
+
+// holdsAny reports whether id has a block of piece outstanding.
+func (p *Picker) holdsAny(piece int, id PeerID) bool {
+	pa := p.partOf(piece)
+	if pa == nil {
+		return false
+	}
+	for b := range pa.blocks {
+		if holds(&pa.blocks[b], id) {
+			return true
+		}
+	}
+	return false
 }
 
 // SetBackground changes the background policy: the engine pauses

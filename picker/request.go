@@ -126,6 +126,13 @@ func (s *selection) take(piece, limit int, hot bool) int {
 	if limit <= 0 || s.p.have.get(piece) {
 		return 0
 	}
+	solo, may := s.p.soloFor(piece, s.pe)
+	if !may {
+		return 0
+	}
+	if solo {
+		limit = s.max - len(s.out) // all it can: no one else will
+	}
 	pa := s.p.partOf(piece)
 	if pa == nil {
 		pa = s.p.startPart(piece)
@@ -267,7 +274,7 @@ func (s *selection) duplicateLate() {
 				s.pe.refusedLately(p.key(u.piece, b), p.clock) {
 				continue
 			}
-			if s.sooner(bl, p.key(u.piece, b)) {
+			if s.sooner(bl, p.key(u.piece, b)) && !p.isSolo(u.piece) {
 				p.stats.dupLate++
 				s.dup(pa, b)
 			}
@@ -659,7 +666,7 @@ func (s *selection) endgame() {
 			}
 			bl := &pa.blocks[b]
 			if !bl.recv && len(bl.holders) > 0 && len(bl.holders) < endgameHolders &&
-				!holds(bl, s.pe.id) && !s.pe.refusedLately(p.key(pa.piece, b), p.clock) && s.sooner(bl, p.key(pa.piece, b)) {
+				!holds(bl, s.pe.id) && !s.pe.refusedLately(p.key(pa.piece, b), p.clock) && s.sooner(bl, p.key(pa.piece, b)) && !p.isSolo(pa.piece) {
 				p.stats.dupEndgame++
 				s.dup(pa, b)
 			}
