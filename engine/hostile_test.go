@@ -165,7 +165,9 @@ func TestHostilePeers(t *testing.T) {
 // TestLyingPeerUnderReader: the pieces a reader waits for are shared among
 // the peers that have them, so the liar's blocks spoil each copy; the
 // pieces are fetched again from one peer each, the reader gets only the
-// true bytes, the liar is banned and the honest seeder is not.
+// true bytes, the liar is banned and the honest seeder is not. They are
+// checked as their blocks arrive, on the loop (hashArrived), wrong bytes
+// included.
 func TestLyingPeerUnderReader(t *testing.T) {
 	f := newFixture(t, 32<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 1<<20 + 5000}})
 	sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0", UploadRate: 4 << 20})
@@ -200,5 +202,14 @@ func TestLyingPeerUnderReader(t *testing.T) {
 	}
 	if slices.Contains(tor.Banned(), sc.Addr().Addr()) {
 		t.Errorf("the honest seeder %v was banned", sc.Addr())
+	}
+	arrived := make(chan int, 1)
+	if !tor.post(func() { arrived <- tor.arrivedOK }) {
+		t.Fatal("torrent closed")
+	}
+	if n := <-arrived; n == 0 {
+		t.Error("no piece was verified as its blocks arrived")
+	} else {
+		t.Logf("%d of %d pieces verified as their blocks arrived", n, f.mi.Info.NumPieces())
 	}
 }

@@ -101,6 +101,7 @@ type Torrent struct {
 	lastChoke   time.Time
 	lastOptim   time.Time
 	hashing     int
+	arrivedOK   int // pieces from peers verified as their blocks arrived (hashArrived)
 	isComplete  bool
 	meta        *metafetch.Fetch // a magnet's metadata download (torrent_meta.go); nil once the info is known
 	st          storeState       // the store's refusals (torrent_store.go)

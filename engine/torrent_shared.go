@@ -32,13 +32,17 @@ func (w *waker) wait() <-chan struct{} {
 	return w.ch
 }
 
-func (w *waker) wakeAll() {
+// wakeAll wakes every reader waiting, and reports whether one may have
+// been (a wait since the last wakeAll).
+func (w *waker) wakeAll() bool {
 	w.mu.Lock()
-	if w.ch != nil {
+	woke := w.ch != nil
+	if woke {
 		close(w.ch)
 		w.ch = nil
 	}
 	w.mu.Unlock()
+	return woke
 }
 
 // banList is the addresses banned for bad data: written by the loop, read

@@ -2,9 +2,7 @@ package engine
 
 import (
 	"context"
-	"crypto/sha1"
 	"errors"
-	"hash"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -97,34 +95,6 @@ func (t *Torrent) startWebSeedRun(ws *webSeed, first, count int) {
 		})
 		t.post(func() { t.webSeedRunDone(ws, run, next, err) })
 	}()
-}
-
-// pieceHasher hashes a run's pieces as their bytes arrive: add is given
-// each piece's growing prefix in turn.
-type pieceHasher struct {
-	idx  int
-	done int // bytes of piece idx hashed
-	h    hash.Hash
-}
-
-// add hashes what prefix holds beyond what was hashed of piece idx,
-// starting afresh on a new piece.
-func (p *pieceHasher) add(idx int, prefix []byte) {
-	if p.h == nil {
-		p.h = sha1.New()
-	}
-	if idx != p.idx || p.done > len(prefix) {
-		p.h.Reset()
-		p.idx, p.done = idx, 0
-	}
-	p.h.Write(prefix[p.done:])
-	p.done = len(prefix)
-}
-
-// sum returns the SHA-1 of the current piece's bytes hashed so far.
-func (p *pieceHasher) sum() (s [20]byte) {
-	p.h.Sum(s[:0])
-	return s
 }
 
 // webSeedRunDone ends a run whose pieces before next were delivered:

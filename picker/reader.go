@@ -347,6 +347,11 @@ func urgentOrder(a, b urgentEntry) int {
 	return cmp.Compare(a.at, b.at)
 }
 
+// Urgent reports whether piece is missing and a pending read waits for it.
+func (p *Picker) Urgent(piece int) bool {
+	return p.validPiece(piece) && p.isUrgent(piece)
+}
+
 // isUrgent reports whether piece is under a pending read and missing.
 func (p *Picker) isUrgent(piece int) bool {
 	if p.urgentDirty {
