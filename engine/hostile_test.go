@@ -165,15 +165,56 @@ func TestHostilePeers(t *testing.T) {
 // TestLyingPeerUnderReader: the pieces a reader waits for are shared among
 // the peers that have them, so the liar's blocks spoil each copy; the
 // pieces are fetched again from one peer each, the reader gets only the
-// true bytes, the liar is banned and the honest seeder is not. They are
-// checked as their blocks arrive, on the loop (hashArrived), wrong bytes
-// included.
+// true bytes, the liar is banned and the honest seeder is not: swarmfs,
+// libtorrent and transmission as the seeder. They are checked as their
+// blocks arrive, on the loop (hashArrived), wrong bytes included.
 func TestLyingPeerUnderReader(t *testing.T) {
-	f := newFixture(t, 32<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 1<<20 + 5000}})
-	sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0", UploadRate: 4 << 20})
+	for _, seederKind := range []string{"swarmfs", "libtorrent", "transmission"} {
+		t.Run(seederKind, func(t *testing.T) {
+			f := newFixture(t, 32<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 1<<20 + 5000}})
+			var honest netip.AddrPort
+			switch seederKind {
+			case "swarmfs":
+				sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0", UploadRate: 4 << 20})
+				honest = sc.Addr()
+			case "libtorrent":
+				tor := writeTorrent(t, f)
+				lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.0.2"})
+				lt.AddTorrent(tor, f.dir, true)
+				lt.WaitSeeding(t, f.mi.InfoHash, 30*time.Second)
+				honest = netip.MustParseAddrPort(lt.Addr())
+			case "transmission":
+				tor := writeTorrent(t, f)
+				tr := swarmtest.StartTransmission(t, swarmtest.TROptions{IP: "127.0.0.2"})
+				tr.WaitSeeding(t, tr.AddTorrent(t, tor, f.dir), 30*time.Second)
+				honest = netip.MustParseAddrPort(tr.Addr())
+			}
+			readPastLiar(t, f, honest)
+		})
+	}
+}
+
+// writeTorrent writes f's torrent file for another client to seed it from
+// f.dir.
+func writeTorrent(t *testing.T, f fixture) string {
+	t.Helper()
+	raw, err := f.mi.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "a.torrent")
+	if err := os.WriteFile(p, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// readPastLiar reads f's file through a Reader from the honest seeder and a
+// liar, and checks what TestLyingPeerUnderReader says.
+func readPastLiar(t *testing.T, f fixture, honest netip.AddrPort) {
 	l := startLiar(t, "127.0.0.5", f.mi)
 	c := newClient(t, Config{Storage: storage.File{Dir: t.TempDir()}})
-	tor, err := c.AddTorrent(f.mi, TorrentOptions{Peers: []netip.AddrPort{l.addr(), sc.Addr()}})
+	tor, err := c.AddTorrent(f.mi, TorrentOptions{Peers: []netip.AddrPort{l.addr(), honest}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,8 +241,8 @@ func TestLyingPeerUnderReader(t *testing.T) {
 	if !slices.Contains(tor.Banned(), l.addr().Addr()) {
 		t.Errorf("liar %v not banned (banned: %v)", l.addr(), tor.Banned())
 	}
-	if slices.Contains(tor.Banned(), sc.Addr().Addr()) {
-		t.Errorf("the honest seeder %v was banned", sc.Addr())
+	if slices.Contains(tor.Banned(), honest.Addr()) {
+		t.Errorf("the honest seeder %v was banned", honest)
 	}
 	arrived := make(chan int, 1)
 	if !tor.post(func() { arrived <- tor.arrivedOK }) {
