@@ -85,9 +85,13 @@
 // is written to storage by the worker, then the loop marks it had, sends HAVE
 // and wakes waiting readers. While the write is under way readers copy the
 // piece from memory (Torrent.mem), so a slow store write does not delay
-// them. A bad piece is dropped; its sole contributor is
+// them. A piece a read waits for (picker.Urgent) is hashed on the loop as
+// its blocks arrive in order (hashArrived), and its readers are woken with
+// its last block. A bad piece is dropped; its sole contributor is
 // banned at once, and when several peers contributed, each one's blocks are
-// remembered and compared with the piece once it verifies ("smart ban").
+// remembered and compared with the piece once it verifies ("smart ban"),
+// and the piece is fetched again from one peer alone (picker.Solo), so a
+// liar cannot spoil every copy of a piece that is shared among peers.
 //
 // The store may evict a piece at any moment (a cache) or refuse one (a full
 // disk or cache; torrent_store.go). The eviction hook only records the

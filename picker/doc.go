@@ -132,7 +132,9 @@
 // now, free) and send what it returns, then drain Cancels (Next may have
 // withdrawn queued requests to make way for urgent ones). On a block, BlockReceived: store the
 // block only if useful, send CANCEL for each returned cancel; when a piece
-// is complete and verified SetHave, when it fails PieceFailed. A source
+// is complete and verified SetHave, when it fails PieceFailed (then Solo
+// if several peers sent it). Urgent says whether a read waits for a piece
+// (the engine hashes such a piece as its blocks arrive). A source
 // that delivers whole pieces (a web seed) reports each with PieceArrived
 // instead, whatever share of it Next had asked of it. On REJECT,
 // RequestRejected. Reader operations (AddReader, ReaderRead,
