@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,6 +32,21 @@ func newFixture(t *testing.T, pieceLength int64, files []swarmtest.FileSpec) fix
 		t.Fatal(err)
 	}
 	return fixture{dir: dir, root: root, mi: mi}
+}
+
+// saveTorrent writes mi to a .torrent file, for another client to load,
+// and returns its path.
+func saveTorrent(t testing.TB, mi *metainfo.MetaInfo) string {
+	t.Helper()
+	raw, err := mi.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "t.torrent")
+	if err := os.WriteFile(p, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func newClient(t testing.TB, cfg Config) *Client {

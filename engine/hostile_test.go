@@ -178,13 +178,13 @@ func TestLyingPeerUnderReader(t *testing.T) {
 				sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0", UploadRate: 4 << 20})
 				honest = sc.Addr()
 			case "libtorrent":
-				tor := writeTorrent(t, f)
+				tor := saveTorrent(t, f.mi)
 				lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.0.2"})
 				lt.AddTorrent(tor, f.dir, true)
 				lt.WaitSeeding(t, f.mi.InfoHash, 30*time.Second)
 				honest = netip.MustParseAddrPort(lt.Addr())
 			case "transmission":
-				tor := writeTorrent(t, f)
+				tor := saveTorrent(t, f.mi)
 				tr := swarmtest.StartTransmission(t, swarmtest.TROptions{IP: "127.0.0.2"})
 				tr.WaitSeeding(t, tr.AddTorrent(t, tor, f.dir), 30*time.Second)
 				honest = netip.MustParseAddrPort(tr.Addr())
@@ -192,21 +192,6 @@ func TestLyingPeerUnderReader(t *testing.T) {
 			readPastLiar(t, f, honest)
 		})
 	}
-}
-
-// writeTorrent writes f's torrent file for another client to seed it from
-// f.dir.
-func writeTorrent(t *testing.T, f fixture) string {
-	t.Helper()
-	raw, err := f.mi.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "a.torrent")
-	if err := os.WriteFile(p, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // readPastLiar reads f's file through a Reader from the honest seeder and a

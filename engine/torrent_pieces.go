@@ -290,14 +290,11 @@ func (t *Torrent) pieceHashed(idx int, pp *partialPiece, ok bool, werr error) {
 				t.ban(mk.from, "sent a corrupt block of piece %d", idx)
 			}
 		}
-		for b, mk := range marks {
-			if a := mk.from; a.IsValid() && !liars[a] && t.strikes[a] > 0 {
-				t.strikes[a]--
-				for c := b + 1; c < len(marks); c++ {
-					if marks[c].from == a {
-						marks[c].from = netip.Addr{} // once per piece
-					}
-				}
+		cleared := map[netip.Addr]bool{}
+		for _, mk := range marks {
+			if a := mk.from; a.IsValid() && !liars[a] && !cleared[a] && t.strikes[a] > 0 {
+				t.strikes[a]-- // once per piece
+				cleared[a] = true
 			}
 		}
 		delete(t.suspects, idx)

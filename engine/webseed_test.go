@@ -355,14 +355,7 @@ func TestWebSeedAndLibtorrent(t *testing.T) {
 		http.FileServer(http.Dir(filepath.Dir(root))).ServeHTTP(slowWriter{w}, r)
 		return true
 	})
-	raw, err := mi.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "t.torrent")
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := saveTorrent(t, mi)
 	lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: "127.0.0.2", UploadRate: 2 << 20})
 	lt.AddTorrent(path, filepath.Dir(root), true)
 	lt.WaitSeeding(t, mi.InfoHash, 30*time.Second)
