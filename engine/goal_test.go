@@ -47,3 +47,22 @@ func TestSeedRatioStopsUploading(t *testing.T) {
 		t.Errorf("after the goal: state %q, %d peers; want %q and none", st.SeedState, st.Peers, SeedStateGoalReached)
 	}
 }
+
+// TestStatsCompleteAtOnce: the moment a download completes, and the moment
+// a seed is added, Stats says so: complete and seeding, not "downloading"
+// beside 100% until the next stats tick (a script polling `swarmfs status
+// --json` for the end of a download saw both).
+func TestStatsCompleteAtOnce(t *testing.T) {
+	f := newFixture(t, 64<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 4 << 20}})
+	sc, stor := seeder(t, f, Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
+	if st := stor.Stats(); !st.Complete || st.SeedState != SeedStateSeeding || st.PiecesHave != f.mi.Info.NumPieces() {
+		t.Errorf("seed right after AddTorrent: complete %v, state %q, %d of %d pieces", st.Complete, st.SeedState, st.PiecesHave, f.mi.Info.NumPieces())
+	}
+	for i := range 3 {
+		_, tor, _ := leecher(t, f, Config{ListenAddr: "127.0.0.1:0", NoTrackers: true}, peersOf(sc)...)
+		waitComplete(t, tor, 30*time.Second)
+		if st := tor.Stats(); !st.Complete || st.SeedState != SeedStateSeeding || st.PiecesHave != st.Pieces {
+			t.Errorf("download %d, right after it completed: complete %v, state %q, %d of %d pieces", i, st.Complete, st.SeedState, st.PiecesHave, st.Pieces)
+		}
+	}
+}

@@ -367,7 +367,6 @@ func (t *Torrent) checkComplete() {
 		return
 	}
 	t.isComplete = true
-	close(t.complete)
 	for _, ws := range t.ws.list {
 		ws.seed.CloseCursor()
 	}
@@ -384,6 +383,10 @@ func (t *Torrent) checkComplete() {
 			t.removeConn(c)
 		}
 	}
+	// The stats now, not at the next tick, and before Complete fires: a
+	// status must not show 100% beside "downloading".
+	t.refreshStats(time.Now())
+	close(t.complete)
 }
 
 // pieceBufs keeps the piece buffers downloads return, for the next
