@@ -10,8 +10,8 @@ TORRENTFS := bin/bench/torrentfs
 TORRENTFS_PKG := github.com/anacrolix/torrent/fs/cmd/torrentfs@v1.61.0
 
 # Debian packages the tests and the demo need (real peers, FUSE, media tools).
-DEB_PKGS := python3-libtorrent opentracker fuse3 ffmpeg mktorrent transmission-cli transmission-daemon aria2 btfs psmisc attr zsh groff-base chromium iproute2
-DEB_CHECK := /usr/bin/opentracker /usr/bin/fusermount3 /usr/bin/ffprobe /usr/bin/mktorrent /usr/bin/btfs /usr/bin/aria2c /usr/bin/transmission-cli /usr/bin/transmission-daemon /usr/bin/killall /usr/bin/getfattr /usr/bin/zsh /usr/bin/groff /usr/bin/chromium /sbin/tc
+DEB_PKGS := python3-libtorrent opentracker fuse3 ffmpeg mktorrent transmission-cli transmission-daemon aria2 rtorrent btfs psmisc attr zsh groff-base chromium iproute2
+DEB_CHECK := /usr/bin/opentracker /usr/bin/fusermount3 /usr/bin/ffprobe /usr/bin/mktorrent /usr/bin/btfs /usr/bin/aria2c /usr/bin/rtorrent /usr/bin/transmission-cli /usr/bin/transmission-daemon /usr/bin/killall /usr/bin/getfattr /usr/bin/zsh /usr/bin/groff /usr/bin/chromium /sbin/tc
 
 .PHONY: all build run test bench fleet deps bench-deps fmt vet clean deb
 

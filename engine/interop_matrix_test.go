@@ -17,8 +17,8 @@ import (
 // in both directions, each transfer checked by the SHA-256 of every file
 // (an empty one, and names with spaces and non-ASCII letters among them),
 // with libtorrent in swarmfs's place, in the same run, for scale. Whoever
-// seeds connects to the leecher: transmission never dials a loopback peer
-// and aria2 cannot be told of one.
+// seeds connects to the leecher: transmission never dials a loopback peer,
+// and neither aria2 nor rtorrent can be told of one.
 //
 // transmission decides its unchokes and its own interest every 10 s from
 // its start: a transfer to or from it starts up to 10 s late, for swarmfs
@@ -33,7 +33,7 @@ import (
 var matrixEncryptions = []swarmtest.Encryption{swarmtest.EncryptionDefault, swarmtest.EncryptionRequired}
 
 // matrixClients are the other clients of the matrix, transmission last.
-var matrixClients = []string{"libtorrent", "aria2", "transmission"}
+var matrixClients = []string{"libtorrent", "aria2", "rtorrent", "transmission"}
 
 // matrixFixture is the matrix's data: a 24 MiB torrent made by libtorrent.
 type matrixFixture struct {
@@ -134,6 +134,10 @@ func (mp *matrixPeers) realSeed(t *testing.T, client, ip string, f matrixFixture
 		a := swarmtest.StartAria2(t, swarmtest.Aria2Options{IP: ip, Encryption: enc}, f.torrent, f.dir, true)
 		a.WaitSeeding(t, 30*time.Second)
 		return a.Addr()
+	case "rtorrent":
+		r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip, Encryption: enc}, f.torrent, f.dir, true)
+		r.WaitSeeding(t, 30*time.Second)
+		return r.Addr()
 	}
 	t.Fatalf("unknown client %q", client)
 	return ""
@@ -168,6 +172,12 @@ func (mp *matrixPeers) realLeech(t *testing.T, client, ip string, f matrixFixtur
 		return a.Addr(), dir, func() (int64, bool) {
 			st := a.Status(t)
 			return st.CompletedLength, st.Status == "complete" || st.TotalLength > 0 && st.CompletedLength == st.TotalLength && st.Seeder
+		}
+	case "rtorrent":
+		r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip, Encryption: enc}, f.torrent, dir, false)
+		return r.Addr(), dir, func() (int64, bool) {
+			st := r.Status(t)
+			return st.DownTotal, st.Complete && !st.Hashing
 		}
 	}
 	t.Fatalf("unknown client %q", client)
@@ -244,7 +254,7 @@ func TestInteropMatrix(t *testing.T) {
 			mp.trLeech = append(mp.trLeech, swarmtest.StartTransmission(t, swarmtest.TROptions{IP: ip(201 + 10*e + i), Encryption: enc}))
 		}
 		for i, other := range matrixClients {
-			base := 100 + 30*e + 10*i
+			base := 100 + 40*e + 10*i
 			t.Run(fmt.Sprintf("%s seeds, enc %d", other, enc), func(t *testing.T) {
 				if other == "transmission" {
 					mp.trSeed.WaitSeeding(t, 1, 30*time.Second)

@@ -84,6 +84,41 @@ func TestAria2(t *testing.T) {
 	})
 }
 
+// TestRtorrent: rtorrent seeds to libtorrent and leeches from it
+// (libtorrent dials: rtorrent cannot be told of a peer), and leaves no
+// process behind.
+func TestRtorrent(t *testing.T) {
+	RequireTools(t, "libtorrent", "rtorrent")
+	saveDir, dataDir := seedData(t)
+	torrent, ih := MakeTorrent(t, dataDir, nil, 32<<10)
+	runNoLeftovers(t, "seeds", func(t *testing.T) {
+		r := StartRtorrent(t, RtorrentOptions{IP: "127.0.0.2"}, torrent, saveDir, true)
+		r.WaitSeeding(t, 20*time.Second)
+		lt := StartLibtorrent(t, LTOptions{IP: "127.0.0.3"})
+		got := t.TempDir()
+		lt.AddTorrent(torrent, got, false)
+		lt.ConnectPeer(ih, r.Addr())
+		lt.WaitComplete(t, ih, 30*time.Second)
+		VerifyTree(t, dataDir, filepath.Join(got, "data"))
+		if st := r.Status(t); st.UpTotal < TotalSize(StandardFiles()) {
+			t.Errorf("rtorrent reports %d bytes uploaded: %+v", st.UpTotal, st)
+		}
+	})
+	runNoLeftovers(t, "leeches", func(t *testing.T) {
+		lt := StartLibtorrent(t, LTOptions{IP: "127.0.0.3"})
+		lt.AddTorrent(torrent, saveDir, true)
+		lt.WaitSeeding(t, ih, 20*time.Second)
+		got := t.TempDir()
+		r := StartRtorrent(t, RtorrentOptions{IP: "127.0.0.2"}, torrent, got, false)
+		if st := r.Status(t); st.Complete || st.CompletedBytes != 0 {
+			t.Fatalf("rtorrent has data before any peer: %+v", st)
+		}
+		lt.ConnectPeer(ih, r.Addr())
+		r.WaitComplete(t, 30*time.Second)
+		VerifyTree(t, dataDir, filepath.Join(got, "data"))
+	})
+}
+
 // plainHandshake sends a plaintext BitTorrent handshake for ih to addr and
 // reports whether the peer answered with one.
 func plainHandshake(addr string, ih [20]byte) (bool, error) {
@@ -111,7 +146,7 @@ func plainHandshake(addr string, ih [20]byte) (bool, error) {
 // TestEncryptionSettings: in its default setting each client answers a
 // plaintext handshake; with EncryptionRequired, none does.
 func TestEncryptionSettings(t *testing.T) {
-	RequireTools(t, "libtorrent", "transmission-daemon", "aria2c")
+	RequireTools(t, "libtorrent", "transmission-daemon", "aria2c", "rtorrent")
 	saveDir := t.TempDir()
 	dataDir := filepath.Join(saveDir, "data")
 	WriteFiles(t, dataDir, InteropFiles(1<<20))
@@ -126,8 +161,10 @@ func TestEncryptionSettings(t *testing.T) {
 			tr.WaitSeeding(t, tr.AddTorrent(t, torrent, saveDir), 20*time.Second)
 			a := StartAria2(t, Aria2Options{IP: "127.0.0.4", Encryption: enc}, torrent, saveDir, true)
 			a.WaitSeeding(t, 20*time.Second)
+			r := StartRtorrent(t, RtorrentOptions{IP: "127.0.0.5", Encryption: enc}, torrent, saveDir, true)
+			r.WaitSeeding(t, 20*time.Second)
 			var wg sync.WaitGroup
-			for name, addr := range map[string]string{"libtorrent": lt.Addr(), "transmission": tr.Addr(), "aria2": a.Addr()} {
+			for name, addr := range map[string]string{"libtorrent": lt.Addr(), "transmission": tr.Addr(), "aria2": a.Addr(), "rtorrent": r.Addr()} {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()

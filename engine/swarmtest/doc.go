@@ -1,7 +1,7 @@
 // Package swarmtest starts real BitTorrent peers and trackers on loopback for
 // other packages' tests and benchmarks: libtorrent sessions (Debian's
 // python3-libtorrent, libtorrent-rasterbar 2.0), transmission-daemon 3.00,
-// aria2c 1.36 and opentracker. It imports no
+// aria2c 1.36, rtorrent 0.9.8 and opentracker. It imports no
 // other swarmfs package but engine/bencode, so swarmfs's own engine is tested
 // against independent implementations, never against itself.
 //
@@ -27,6 +27,11 @@
 //   - StartAria2: one aria2c process for one torrent (seeding after a hash
 //     check, or downloading and then stopping), bound to its address with
 //     --interface, trackers ignored, driven over JSON-RPC on 127.0.0.1.
+//   - StartRtorrent: one rtorrent process (rakshasa's libtorrent) for one
+//     torrent, a daemon with its own session folder, bound to its address,
+//     no DHT or PEX, driven over XML-RPC on a Unix socket (SCGI). It is
+//     handed a copy of the torrent that announces to a closed port:
+//     rtorrent refuses a torrent without a tracker.
 //   - MakeTorrent: a short python3 process using libtorrent's
 //     create_torrent, independent of engine/metainfo: v1, or with
 //     MakeTorrentFormat v2-only or hybrid (BEP 52). LT names every torrent

@@ -17,7 +17,8 @@ import (
 // stderrTail is how much of a child's stderr is kept for the test log.
 const stderrTail = 256 << 10
 
-// proc is one child process owned by a test. Its stderr is kept (the last
+// proc is one child process owned by a test. Its stderr (with its stdout,
+// unless the caller reads that) is kept (the last
 // stderrTail bytes) and written to the test log if the test fails. It is
 // killed and waited for in tb.Cleanup, whatever happens to the test.
 type proc struct {
@@ -44,6 +45,11 @@ func startProc(tb testing.TB, name string, cmd *exec.Cmd, stop func(), grace tim
 		cmd.Stderr = multiWriter{p.stderr, prefixWriter{prefix: name + ": ", w: os.Stderr}}
 	} else {
 		cmd.Stderr = p.stderr
+	}
+	if cmd.Stdout == nil {
+		// What a child prints on stdout (rtorrent's start-up errors)
+		// goes with its stderr, unless the caller reads it.
+		cmd.Stdout = cmd.Stderr
 	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}

@@ -42,6 +42,7 @@ var toolChecks = map[string]func() error{
 	"transmission-cli":    lookPath("transmission-cli"),
 	"transmission-daemon": lookPath("transmission-daemon"),
 	"aria2c":              lookPath("aria2c"),
+	"rtorrent":            lookPath("rtorrent"),
 	"curl":                lookPath("curl"),
 	"btfs":                lookPath("btfs"),
 	// fuse is a mount being possible at all: the fusermount3 helper and a
