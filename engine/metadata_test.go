@@ -13,7 +13,9 @@ import (
 
 	"github.com/swarmfs/swarmfs/engine/metafetch"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/mse"
 	"github.com/swarmfs/swarmfs/engine/peer"
+	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
 
@@ -321,4 +323,88 @@ func TestPreInfoBitfield(t *testing.T) {
 	}
 	waitComplete(t, tor, 30*time.Second)
 	swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+}
+
+// TestRedialAfterMetadata: a peer we dialled that takes our info dictionary
+// and hangs up (aria2 and rtorrent, given a magnet, start the torrent
+// proper as a download of its own and drop the metadata's connections) is
+// dialled again at once, not after the 15 s a peer that drops us waits;
+// a second time it waits as any other (no loop with a peer that does it
+// for ever).
+func TestRedialAfterMetadata(t *testing.T) {
+	f := newFixture(t, 32<<10, []swarmtest.FileSpec{{Path: "a.bin", Size: 1 << 20}})
+	ln, err := net.Listen("tcp4", "127.0.0.61:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c := newClient(t, Config{ListenAddr: "127.0.0.62:0", Storage: storage.File{Dir: f.dir}, NoTrackers: true, Encryption: mse.Off})
+	if _, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Peers: []netip.AddrPort{netip.MustParseAddrPort(ln.Addr().String())}}); err != nil {
+		t.Fatal(err)
+	}
+	accept := func(within time.Duration) (net.Conn, error) {
+		ln.(*net.TCPListener).SetDeadline(time.Now().Add(within))
+		return ln.Accept()
+	}
+	// takeInfo plays a magnet leecher: handshake, ut_metadata, piece 0 of
+	// the info dictionary, then it hangs up.
+	takeInfo := func(nc net.Conn) {
+		t.Helper()
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := peer.ReadHandshake(nc); err != nil {
+			t.Fatal(err)
+		}
+		var rsv peer.Reserved
+		rsv.SetExtended()
+		if err := peer.WriteHandshake(nc, peer.Handshake{Reserved: rsv, InfoHash: f.mi.InfoHash, PeerID: peer.NewPeerID()}); err != nil {
+			t.Fatal(err)
+		}
+		hs, err := (&peer.ExtendedHandshake{M: map[string]int{peer.ExtMetadata: 3}}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write(peer.AppendMessage(nil, &peer.Message{Type: peer.Extended, ExtendedID: peer.ExtHandshakeID, Payload: hs})); err != nil {
+			t.Fatal(err)
+		}
+		dec := peer.NewDecoder(nc, peer.DefaultMaxMessageLength)
+		var m peer.Message
+		for {
+			if err := dec.Decode(&m); err != nil {
+				t.Fatalf("before the info dictionary: %v", err)
+			}
+			if m.KeepAlive || m.Type != peer.Extended {
+				continue
+			}
+			if m.ExtendedID == peer.ExtHandshakeID {
+				theirs, err := peer.ParseExtendedHandshake(m.Payload)
+				if err != nil || theirs.M[peer.ExtMetadata] == 0 {
+					t.Fatalf("extended handshake without ut_metadata: %v", err)
+				}
+				req := peer.MetadataMessage{Type: peer.MetadataRequest, Piece: 0}.Marshal()
+				if _, err := nc.Write(peer.AppendMessage(nil, &peer.Message{Type: peer.Extended, ExtendedID: uint8(theirs.M[peer.ExtMetadata]), Payload: req})); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			if m.ExtendedID == 3 {
+				return // the info dictionary's first piece
+			}
+		}
+	}
+	nc, err := accept(10 * time.Second)
+	if err != nil {
+		t.Fatalf("no first dial: %v", err)
+	}
+	takeInfo(nc)
+	hungUp := time.Now()
+	if nc, err = accept(5 * time.Second); err != nil {
+		t.Fatalf("not dialled again within 5 s of hanging up after the metadata: %v", err)
+	}
+	t.Logf("dialled again %v after the hang-up", time.Since(hungUp).Round(time.Millisecond))
+	takeInfo(nc)
+	if nc, err = accept(3 * time.Second); err == nil {
+		nc.Close()
+		t.Fatal("dialled again at once after a second hang-up")
+	}
 }

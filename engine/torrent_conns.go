@@ -83,6 +83,10 @@ func (t *Torrent) addConn(nc net.Conn, addr netip.AddrPort, pid [20]byte, rsv pe
 	t.sendIntro(c)
 }
 
+// metaRedialWait is how soon a peer that hung up after taking our info
+// dictionary is dialled again (see removeConn).
+const metaRedialWait = 500 * time.Millisecond
+
 // duplicateBackoff is how long a candidate that turned out to be a peer we
 // are already connected to (under another address) is left alone.
 const duplicateBackoff = 10 * time.Minute
@@ -107,7 +111,17 @@ func (t *Torrent) removeConn(c *conn) {
 		now := time.Now()
 		cand.connected = false
 		cand.lastSeen = now
-		if !c.incoming {
+		switch {
+		case c.incoming:
+		case c.meta.gave && !cand.metaRedial && now.Sub(c.started) < 30*time.Second:
+			// It took our info dictionary and hung up: a magnet client
+			// that starts the torrent proper as a download of its own and
+			// drops the metadata's connections (aria2, rtorrent). It
+			// wants the data from us next: dial it again at once, not
+			// 15 s later. Once per address.
+			cand.metaRedial = true
+			cand.nextTry = now.Add(metaRedialWait)
+		default:
 			if now.Sub(c.started) < 30*time.Second {
 				cand.failures++ // a peer that drops us at once is worth less
 			}

@@ -40,6 +40,7 @@ type metaPeer struct {
 	served   int       // ut_metadata requests answered in this window
 	servedAt time.Time // start of that window
 	bad      int       // malformed ut_metadata messages received
+	gave     bool      // a piece of our info dictionary was sent
 }
 
 // The fetch's pieces are the wire's (a compile error if they differ).
@@ -180,6 +181,7 @@ func (t *Torrent) serveMetadata(c *conn, piece int) {
 		s := piece * peer.MetadataPieceSize
 		e := min(s+peer.MetadataPieceSize, len(t.infoBytes))
 		msg = peer.MetadataMessage{Type: peer.MetadataData, Piece: piece, TotalSize: len(t.infoBytes), Data: t.infoBytes[s:e]}
+		c.meta.gave = true
 	}
 	c.send(peer.Message{Type: peer.Extended, ExtendedID: uint8(id), Payload: msg.Marshal()})
 }

@@ -22,6 +22,7 @@ type candidate struct {
 	connected     bool       // a connection to it is open (ours, or its own once it told its port)
 	wire          wireMethod // the handshake that last worked when we dialled it
 	utp           bool       // speaks uTP: PEX said so (flag 0x04), or we reached it over uTP
+	metaRedial    bool       // dialled again at once after it took our info dictionary
 }
 
 // maxCandidates bounds the addresses kept per torrent: trackers, DHT and PEX
