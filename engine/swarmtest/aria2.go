@@ -65,6 +65,9 @@ type Aria2Status struct {
 	Seeder          bool   `json:"seeder,string"`
 	ErrorCode       string `json:"errorCode"`
 	ErrorMessage    string `json:"errorMessage"`
+	// FollowedBy names the download a magnet's metadata download was
+	// followed by (status reports that one instead, once it exists).
+	FollowedBy []string `json:"followedBy"`
 }
 
 // StartAria2 starts aria2c on a .torrent with dir as its download folder
@@ -130,7 +133,7 @@ func startAria2(tb testing.TB, opts Aria2Options, torrentPath, dir string, seed 
 	if opts.Encryption == EncryptionRequired {
 		args = append(args, "--bt-require-crypto=true", "--bt-min-crypto-level=arc4")
 	}
-	args = append(args, abs(torrentPath))
+	args = append(args, source(torrentPath))
 	cmd := exec.Command("aria2c", args...)
 	name := "aria2 " + a.Addr()
 	var err error
@@ -209,9 +212,17 @@ func (a *Aria2) Status(tb testing.TB) Aria2Status {
 }
 
 func (a *Aria2) status() (Aria2Status, error) {
+	fields := []string{"status", "totalLength", "completedLength",
+		"downloadSpeed", "uploadSpeed", "connections", "seeder", "errorCode", "errorMessage", "followedBy"}
 	var st Aria2Status
-	err := a.rpc("aria2.tellStatus", []any{a.gid, []string{"status", "totalLength", "completedLength",
-		"downloadSpeed", "uploadSpeed", "connections", "seeder", "errorCode", "errorMessage"}}, &st)
+	err := a.rpc("aria2.tellStatus", []any{a.gid, fields}, &st)
+	if err == nil && len(st.FollowedBy) > 0 {
+		// A magnet: its metadata is in, and the download proper goes on
+		// under a gid of aria2's choosing.
+		var next Aria2Status
+		err = a.rpc("aria2.tellStatus", []any{st.FollowedBy[0], fields}, &next)
+		st = next
+	}
 	return st, err
 }
 

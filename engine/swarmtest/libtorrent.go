@@ -368,6 +368,15 @@ func abs(p string) string {
 	return p
 }
 
+// source is what a client is handed for a torrent: a magnet link as it is,
+// a .torrent's path made absolute.
+func source(p string) string {
+	if strings.HasPrefix(p, "magnet:") {
+		return p
+	}
+	return abs(p)
+}
+
 // AddTorrent adds a .torrent with saveDir as its save folder (the folder
 // that holds the torrent's file or top folder). With seed, the data is
 // expected in saveDir already: libtorrent checks it (unless

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,14 +48,18 @@ type RtorrentOptions struct {
 //
 // rtorrent refuses a torrent without a tracker: StartRtorrent hands it a
 // copy of the torrent announcing to a closed port on its own address
-// (the info dictionary, and so the info-hash, unchanged). It cannot be told
-// of a peer: the other side connects to Addr.
+// (the info dictionary, and so the info-hash, unchanged), or the magnet
+// link with that tracker added. It cannot be told of a peer: the other
+// side connects to Addr.
 type Rtorrent struct {
 	ip   string
 	port int
 	sock string // the SCGI socket
 	hash string // the info-hash, in rtorrent's upper-case hex
-	proc *proc
+	// magnet: a magnet's download is replaced by the torrent's once
+	// the metadata is in, and for a moment neither is there.
+	magnet bool
+	proc   *proc
 }
 
 // RtorrentStatus is a snapshot of the download.
@@ -70,8 +75,8 @@ type RtorrentStatus struct {
 	Message        string
 }
 
-// StartRtorrent starts rtorrent on a .torrent with dir as its download
-// folder (the folder that holds the torrent's file or top folder) and
+// StartRtorrent starts rtorrent on a .torrent, or a magnet link with a hex
+// btih, with dir as its download folder (the folder that holds the torrent's file or top folder) and
 // returns once the torrent is loaded and started. With seed, the data is
 // in dir already: WaitSeeding waits for its check.
 func StartRtorrent(tb testing.TB, opts RtorrentOptions, torrentPath, dir string, seed bool) *Rtorrent {
@@ -83,17 +88,35 @@ func StartRtorrent(tb testing.TB, opts RtorrentOptions, torrentPath, dir string,
 	if ip := net.ParseIP(opts.IP); ip == nil || ip.To4() == nil || !ip.IsLoopback() {
 		tb.Fatalf("swarmtest.StartRtorrent: IP %q is not an IPv4 loopback address", opts.IP)
 	}
-	raw, err := os.ReadFile(torrentPath)
-	if err != nil {
-		tb.Fatalf("swarmtest.StartRtorrent: %v", err)
-	}
-	torrent, hash, err := withAnnounce(raw, "http://"+opts.IP+":1/announce")
-	if err != nil {
-		tb.Fatalf("swarmtest.StartRtorrent: %s: %v", torrentPath, err)
+	closed := "http://" + opts.IP + ":1/announce"
+	var torrent []byte // nil for a magnet
+	var hash, magnet string
+	if strings.HasPrefix(torrentPath, "magnet:") {
+		q, err := url.ParseQuery(strings.TrimPrefix(torrentPath, "magnet:?"))
+		if err != nil {
+			tb.Fatalf("swarmtest.StartRtorrent: %s: %v", torrentPath, err)
+		}
+		for _, xt := range q["xt"] {
+			if h, ok := strings.CutPrefix(xt, "urn:btih:"); ok && len(h) == 40 {
+				hash = strings.ToUpper(h)
+			}
+		}
+		if hash == "" {
+			tb.Fatalf("swarmtest.StartRtorrent: %s: no hex btih", torrentPath)
+		}
+		magnet = torrentPath + "&tr=" + url.QueryEscape(closed)
+	} else {
+		raw, err := os.ReadFile(torrentPath)
+		if err != nil {
+			tb.Fatalf("swarmtest.StartRtorrent: %v", err)
+		}
+		if torrent, hash, err = withAnnounce(raw, closed); err != nil {
+			tb.Fatalf("swarmtest.StartRtorrent: %s: %v", torrentPath, err)
+		}
 	}
 	var lastErr error
 	for range 3 {
-		r, err := startRtorrent(tb, opts, torrent, hash, dir)
+		r, err := startRtorrent(tb, opts, torrent, magnet, hash, dir)
 		if err == nil {
 			return r
 		}
@@ -106,7 +129,7 @@ func StartRtorrent(tb testing.TB, opts RtorrentOptions, torrentPath, dir string,
 	return nil
 }
 
-func startRtorrent(tb testing.TB, opts RtorrentOptions, torrent []byte, hash, dir string) (*Rtorrent, error) {
+func startRtorrent(tb testing.TB, opts RtorrentOptions, torrent []byte, magnet, hash, dir string) (*Rtorrent, error) {
 	tb.Helper()
 	port := opts.Port
 	if port == 0 {
@@ -123,11 +146,14 @@ func startRtorrent(tb testing.TB, opts RtorrentOptions, torrent []byte, hash, di
 	if err := os.Mkdir(session, 0o700); err != nil {
 		return nil, err
 	}
-	tpath := filepath.Join(home, "t.torrent")
-	if err := os.WriteFile(tpath, torrent, 0o600); err != nil {
-		return nil, err
+	load := magnet
+	if torrent != nil {
+		load = filepath.Join(home, "t.torrent")
+		if err := os.WriteFile(load, torrent, 0o600); err != nil {
+			return nil, err
+		}
 	}
-	r := &Rtorrent{ip: opts.IP, port: port, sock: filepath.Join(home, "rpc.sock"), hash: hash}
+	r := &Rtorrent{ip: opts.IP, port: port, sock: filepath.Join(home, "rpc.sock"), hash: hash, magnet: torrent == nil}
 	// Paths in double quotes: a bare comma separates arguments (a
 	// subtest's folder may have one).
 	for _, p := range []string{abs(dir), home} {
@@ -179,7 +205,7 @@ func startRtorrent(tb testing.TB, opts RtorrentOptions, torrent []byte, hash, di
 		}
 		time.Sleep(pollInterval)
 	}
-	if _, err := r.call("load.start_verbose", "", tpath); err != nil {
+	if _, err := r.call("load.start_verbose", "", load); err != nil {
 		r.proc.kill()
 		return nil, err
 	}
@@ -209,7 +235,17 @@ func (r *Rtorrent) Status(tb testing.TB) RtorrentStatus {
 	return st
 }
 
+// status is the download's state; for a magnet's, between its metadata
+// download and the torrent's, the zero RtorrentStatus.
 func (r *Rtorrent) status() (RtorrentStatus, error) {
+	st, err := r.status1()
+	if err != nil && r.magnet && strings.Contains(err.Error(), "Could not find info-hash") {
+		return RtorrentStatus{}, nil
+	}
+	return st, err
+}
+
+func (r *Rtorrent) status1() (RtorrentStatus, error) {
 	var st RtorrentStatus
 	ints := []struct {
 		method string

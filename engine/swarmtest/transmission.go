@@ -299,7 +299,7 @@ func (tr *Transmission) AddTorrent(tb testing.TB, torrentPath, dir string) int {
 		Added     *struct{ ID int } `json:"torrent-added"`
 		Duplicate *struct{ ID int } `json:"torrent-duplicate"`
 	}
-	err := tr.rpc("torrent-add", map[string]any{"filename": abs(torrentPath), "download-dir": abs(dir), "paused": false}, &res)
+	err := tr.rpc("torrent-add", map[string]any{"filename": source(torrentPath), "download-dir": abs(dir), "paused": false}, &res)
 	switch {
 	case err != nil:
 		tb.Fatalf("swarmtest: transmission %s: %v", tr.Addr(), err)
