@@ -21,6 +21,10 @@ import (
 // peer, and neither aria2 nor rtorrent can be told of one.
 func TestInteropMagnet(t *testing.T) {
 	swarmtest.RequireTools(t, "libtorrent", "transmission-daemon", "aria2c", "rtorrent")
+	// Mostly waiting on the other clients' timers (transmission's 10 s
+	// rechoke, rtorrent's ut_pex): the interop tests that do run side by
+	// side, after the package's other tests.
+	t.Parallel()
 	f := newCryptoFixture(t, 3<<20)
 	magnet := swarmtest.Magnet(f.mi.InfoHash, "")
 	m, err := metainfo.ParseMagnet(magnet)

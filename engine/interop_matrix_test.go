@@ -242,7 +242,11 @@ func seedSideBySide(t *testing.T, mp *matrixPeers, f matrixFixture, enc swarmtes
 // TestInteropMatrix runs the matrix and logs its table (a minute or so,
 // most of it transmission's rechokes).
 func TestInteropMatrix(t *testing.T) {
-	swarmtest.RequireTools(t, "libtorrent", "transmission-daemon", "aria2c")
+	swarmtest.RequireTools(t, "libtorrent", "transmission-daemon", "aria2c", "rtorrent")
+	// Mostly waiting on the other clients' timers (transmission's 10 s
+	// rechoke, rtorrent's ut_pex): the interop tests that do run side by
+	// side, after the package's other tests.
+	t.Parallel()
 	f := newMatrixFixture(t)
 	size := f.mi.Info.TotalLength
 	ip := func(n int) string { return fmt.Sprintf("127.0.0.%d", n) }

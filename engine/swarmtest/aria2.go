@@ -29,6 +29,9 @@ type Aria2Options struct {
 	Port int
 	// Encryption is what it demands of its peers.
 	Encryption Encryption
+	// PEX turns peer exchange on (off by default: peers meet only through
+	// what the test sets up).
+	PEX bool
 }
 
 // Aria2 is one aria2c process working on one torrent: seeding it
@@ -121,7 +124,7 @@ func startAria2(tb testing.TB, opts Aria2Options, torrentPath, dir string, seed 
 		"--no-conf", "--log=/dev/stderr", "--log-level=info", "--console-log-level=error", "--summary-interval=0",
 		"--enable-rpc", "--rpc-listen-all=false", "--rpc-listen-port=" + strconv.Itoa(rpcPort), "--rpc-secret=" + a.secret,
 		"--interface=" + opts.IP, "--listen-port=" + strconv.Itoa(port),
-		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=" + strconv.FormatBool(opts.PEX),
 		"--bt-exclude-tracker=*", "--file-allocation=none", "--auto-save-interval=0",
 		"--gid=" + a.gid, "--dir=" + abs(dir),
 	}

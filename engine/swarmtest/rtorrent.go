@@ -35,6 +35,9 @@ type RtorrentOptions struct {
 	Port int
 	// Encryption is what it demands of its peers.
 	Encryption Encryption
+	// PEX turns peer exchange on (off by default: peers meet only through
+	// what the test sets up).
+	PEX bool
 }
 
 // Rtorrent is one rtorrent process (rakshasa's libtorrent, an
@@ -169,7 +172,7 @@ func startRtorrent(tb testing.TB, opts RtorrentOptions, torrent []byte, magnet, 
 		"network.bind_address.set = " + opts.IP,
 		"network.local_address.set = " + opts.IP,
 		"dht.mode.set = disable",
-		"protocol.pex.set = no",
+		"protocol.pex.set = " + map[bool]string{false: "no", true: "yes"}[opts.PEX],
 		"trackers.use_udp.set = no",
 		"system.daemon.set = true",
 		`network.scgi.open_local = "` + r.sock + `"`,

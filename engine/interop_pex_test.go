@@ -1,0 +1,126 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/storage"
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
+)
+
+// TestInteropPEX: peer exchange (ut_pex, BEP 11) with the independent
+// clients, both ways. A libtorrent leecher, slowed so that it stays, is
+// connected to the middle peer.
+//
+//   - "tells swarmfs": transmission, aria2 or rtorrent in the middle,
+//     seeding; swarmfs, knowing only it, learns the libtorrent leecher's
+//     address from its ut_pex.
+//   - "learns from swarmfs": a swarmfs seeder in the middle dials aria2 or
+//     rtorrent (transmission never dials a loopback peer, so it has no
+//     case here), whose only way to the libtorrent leecher is our ut_pex:
+//     it connects to it.
+func TestInteropPEX(t *testing.T) {
+	swarmtest.RequireTools(t, "libtorrent", "transmission-daemon", "aria2c", "rtorrent")
+	// Mostly waiting on the other clients' timers (transmission's 10 s
+	// rechoke, rtorrent's ut_pex): the interop tests that do run side by
+	// side, after the package's other tests.
+	t.Parallel()
+	f := newCryptoFixture(t, 8<<20)
+	for i, client := range []string{"transmission", "aria2", "rtorrent"} {
+		ip := func(n int) string { return fmt.Sprintf("127.0.6.%d", 10*i+n) }
+		t.Run(client+" tells swarmfs", func(t *testing.T) {
+			// Each client sends its ut_pex on its own clock (rtorrent's
+			// first came after 90 s): the three wait side by side.
+			t.Parallel()
+			var mid string
+			switch client {
+			case "transmission":
+				tr := swarmtest.StartTransmission(t, swarmtest.TROptions{IP: ip(1), PEX: true})
+				tr.WaitSeeding(t, tr.AddTorrent(t, f.torrent, f.dir), 30*time.Second)
+				mid = tr.Addr()
+			case "aria2":
+				a := swarmtest.StartAria2(t, swarmtest.Aria2Options{IP: ip(1), PEX: true}, f.torrent, f.dir, true)
+				a.WaitSeeding(t, 30*time.Second)
+				mid = a.Addr()
+			case "rtorrent":
+				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(1), PEX: true}, f.torrent, f.dir, true)
+				r.WaitSeeding(t, 30*time.Second)
+				mid = r.Addr()
+			}
+			lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: ip(2), NoTrackers: true, DownloadRate: 16 << 10})
+			lt.AddTorrent(f.torrent, t.TempDir(), false)
+			lt.ConnectPeer(f.mi.InfoHash, mid)
+			c := newClient(t, Config{ListenAddr: ip(3) + ":0", NoTrackers: true})
+			tor, err := c.AddTorrent(f.mi, TorrentOptions{Storage: storage.File{Dir: t.TempDir()}, Peers: []netip.AddrPort{netip.MustParseAddrPort(mid)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Any address on the leecher's IP: nothing but the middle
+			// peer's ut_pex names it to swarmfs. (transmission names the
+			// port the leecher connected from, not its listen port.)
+			want := netip.MustParseAddrPort(lt.Addr()).Addr()
+			start := time.Now()
+			for {
+				known := knownPeers(t, tor)
+				if i := slices.IndexFunc(known, func(a netip.AddrPort) bool { return a.Addr() == want }); i >= 0 {
+					t.Logf("%s told swarmfs of the leecher %v (as %v) after %v", client, lt.Addr(), known[i], time.Since(start).Round(time.Millisecond))
+					break
+				}
+				if time.Since(start) > 150*time.Second {
+					t.Fatalf("after %v swarmfs knows %v, not the leecher %v", time.Since(start).Round(time.Second), known, lt.Addr())
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
+		if client == "transmission" {
+			continue
+		}
+		t.Run(client+" learns from swarmfs", func(t *testing.T) {
+			c := newClient(t, Config{ListenAddr: ip(4) + ":0", NoTrackers: true, UploadRate: 64 << 10})
+			lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: ip(5), NoTrackers: true})
+			lt.AddTorrent(f.torrent, t.TempDir(), false)
+			var addr string
+			switch client {
+			case "aria2":
+				a := swarmtest.StartAria2(t, swarmtest.Aria2Options{IP: ip(6), PEX: true}, f.torrent, t.TempDir(), false)
+				a.WaitListening(t, 30*time.Second)
+				addr = a.Addr()
+			case "rtorrent":
+				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(6), PEX: true}, f.torrent, t.TempDir(), false)
+				addr = r.Addr()
+			}
+			tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: f.dir}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitComplete(t, tor, 10*time.Second) // a seed: checked at once
+			// The leecher first, so that our first ut_pex to the client
+			// (a second after its extension handshake) names it.
+			lt.ConnectPeer(f.mi.InfoHash, c.Addr().String())
+			deadline := time.Now().Add(30 * time.Second)
+			for tor.Stats().Peers == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the libtorrent leecher has not connected to swarmfs after 30 s")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			tor.AddPeers([]netip.AddrPort{netip.MustParseAddrPort(addr)})
+			start := time.Now()
+			for {
+				if slices.ContainsFunc(lt.Status(f.mi.InfoHash).Peers, func(p string) bool { return strings.HasPrefix(p, ip(6)+":") }) {
+					break
+				}
+				if time.Since(start) > 150*time.Second {
+					t.Fatalf("after %v %s has not connected to the leecher it could learn of only from swarmfs (the leecher's peers: %v)",
+						time.Since(start).Round(time.Second), client, lt.Status(f.mi.InfoHash).Peers)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			t.Logf("%s connected to the leecher %v after swarmfs's PEX could name it", client, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
