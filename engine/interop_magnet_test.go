@@ -45,7 +45,7 @@ func TestInteropMagnet(t *testing.T) {
 				a.WaitSeeding(t, 30*time.Second)
 				addr = a.Addr()
 			case "rtorrent":
-				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(1)}, f.torrent, f.dir, true)
+				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(1)}, f.torrent, f.dir)
 				r.WaitSeeding(t, 30*time.Second)
 				addr = r.Addr()
 			}
@@ -85,7 +85,7 @@ func TestInteropMagnet(t *testing.T) {
 					return st.TotalLength > 0 && st.CompletedLength == st.TotalLength && (st.Status == "complete" || st.Seeder)
 				}
 			case "rtorrent":
-				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(3)}, magnet, dir, false)
+				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(3)}, magnet, dir)
 				addr = r.Addr()
 				done = func() bool {
 					st := r.Status(t)

@@ -135,7 +135,7 @@ func (mp *matrixPeers) realSeed(t *testing.T, client, ip string, f matrixFixture
 		a.WaitSeeding(t, 30*time.Second)
 		return a.Addr()
 	case "rtorrent":
-		r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip, Encryption: enc}, f.torrent, f.dir, true)
+		r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip, Encryption: enc}, f.torrent, f.dir)
 		r.WaitSeeding(t, 30*time.Second)
 		return r.Addr()
 	}
@@ -174,7 +174,7 @@ func (mp *matrixPeers) realLeech(t *testing.T, client, ip string, f matrixFixtur
 			return st.CompletedLength, st.Status == "complete" || st.TotalLength > 0 && st.CompletedLength == st.TotalLength && st.Seeder
 		}
 	case "rtorrent":
-		r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip, Encryption: enc}, f.torrent, dir, false)
+		r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip, Encryption: enc}, f.torrent, dir)
 		return r.Addr(), dir, func() (int64, bool) {
 			st := r.Status(t)
 			return st.DownTotal, st.Complete && !st.Hashing

@@ -47,7 +47,7 @@ func TestInteropPEX(t *testing.T) {
 				a.WaitSeeding(t, 30*time.Second)
 				mid = a.Addr()
 			case "rtorrent":
-				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(1), PEX: true}, f.torrent, f.dir, true)
+				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(1), PEX: true}, f.torrent, f.dir)
 				r.WaitSeeding(t, 30*time.Second)
 				mid = r.Addr()
 			}
@@ -90,7 +90,7 @@ func TestInteropPEX(t *testing.T) {
 				a.WaitListening(t, 30*time.Second)
 				addr = a.Addr()
 			case "rtorrent":
-				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(6), PEX: true}, f.torrent, t.TempDir(), false)
+				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(6), PEX: true}, f.torrent, t.TempDir())
 				addr = r.Addr()
 			}
 			tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: f.dir}})

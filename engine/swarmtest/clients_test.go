@@ -92,7 +92,7 @@ func TestRtorrent(t *testing.T) {
 	saveDir, dataDir := seedData(t)
 	torrent, ih := MakeTorrent(t, dataDir, nil, 32<<10)
 	runNoLeftovers(t, "seeds", func(t *testing.T) {
-		r := StartRtorrent(t, RtorrentOptions{IP: "127.0.0.2"}, torrent, saveDir, true)
+		r := StartRtorrent(t, RtorrentOptions{IP: "127.0.0.2"}, torrent, saveDir)
 		r.WaitSeeding(t, 20*time.Second)
 		lt := StartLibtorrent(t, LTOptions{IP: "127.0.0.3"})
 		got := t.TempDir()
@@ -109,7 +109,7 @@ func TestRtorrent(t *testing.T) {
 		lt.AddTorrent(torrent, saveDir, true)
 		lt.WaitSeeding(t, ih, 20*time.Second)
 		got := t.TempDir()
-		r := StartRtorrent(t, RtorrentOptions{IP: "127.0.0.2"}, torrent, got, false)
+		r := StartRtorrent(t, RtorrentOptions{IP: "127.0.0.2"}, torrent, got)
 		if st := r.Status(t); st.Complete || st.CompletedBytes != 0 {
 			t.Fatalf("rtorrent has data before any peer: %+v", st)
 		}
@@ -161,7 +161,7 @@ func TestEncryptionSettings(t *testing.T) {
 			tr.WaitSeeding(t, tr.AddTorrent(t, torrent, saveDir), 20*time.Second)
 			a := StartAria2(t, Aria2Options{IP: "127.0.0.4", Encryption: enc}, torrent, saveDir, true)
 			a.WaitSeeding(t, 20*time.Second)
-			r := StartRtorrent(t, RtorrentOptions{IP: "127.0.0.5", Encryption: enc}, torrent, saveDir, true)
+			r := StartRtorrent(t, RtorrentOptions{IP: "127.0.0.5", Encryption: enc}, torrent, saveDir)
 			r.WaitSeeding(t, 20*time.Second)
 			var wg sync.WaitGroup
 			for name, addr := range map[string]string{"libtorrent": lt.Addr(), "transmission": tr.Addr(), "aria2": a.Addr(), "rtorrent": r.Addr()} {

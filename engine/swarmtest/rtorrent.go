@@ -79,10 +79,11 @@ type RtorrentStatus struct {
 }
 
 // StartRtorrent starts rtorrent on a .torrent, or a magnet link with a hex
-// btih, with dir as its download folder (the folder that holds the torrent's file or top folder) and
-// returns once the torrent is loaded and started. With seed, the data is
-// in dir already: WaitSeeding waits for its check.
-func StartRtorrent(tb testing.TB, opts RtorrentOptions, torrentPath, dir string, seed bool) *Rtorrent {
+// btih, with dir as its download folder (the folder that holds the
+// torrent's file or top folder) and returns once the torrent is loaded and
+// started. rtorrent checks what dir holds of it first and seeds what is
+// complete: WaitSeeding waits for that, WaitComplete for a download.
+func StartRtorrent(tb testing.TB, opts RtorrentOptions, torrentPath, dir string) *Rtorrent {
 	tb.Helper()
 	RequireTools(tb, "rtorrent")
 	if opts.IP == "" {
