@@ -100,7 +100,11 @@ func openLink(group, listen netip.AddrPort) (*link, error) {
 		err  error
 	)
 	if group.Addr().IsMulticast() {
-		recv, err = net.ListenMulticastUDP(network, nil, net.UDPAddrFromAddrPort(group))
+		at := group
+		if listen.IsValid() && listen.Port() != 0 {
+			at = netip.AddrPortFrom(group.Addr(), listen.Port()) // heard on another port than the one announced to
+		}
+		recv, err = net.ListenMulticastUDP(network, nil, net.UDPAddrFromAddrPort(at))
 	} else {
 		if !listen.IsValid() {
 			listen = netip.AddrPortFrom(unspec, group.Port())

@@ -32,6 +32,9 @@ type Aria2Options struct {
 	// PEX turns peer exchange on (off by default: peers meet only through
 	// what the test sets up).
 	PEX bool
+	// LPD turns local peer discovery (BEP 14) on: it needs multicast on
+	// loopback, which a network namespace of the test's own can have.
+	LPD bool
 }
 
 // Aria2 is one aria2c process working on one torrent: seeding it
@@ -124,7 +127,7 @@ func startAria2(tb testing.TB, opts Aria2Options, torrentPath, dir string, seed 
 		"--no-conf", "--log=/dev/stderr", "--log-level=info", "--console-log-level=error", "--summary-interval=0",
 		"--enable-rpc", "--rpc-listen-all=false", "--rpc-listen-port=" + strconv.Itoa(rpcPort), "--rpc-secret=" + a.secret,
 		"--interface=" + opts.IP, "--listen-port=" + strconv.Itoa(port),
-		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=" + strconv.FormatBool(opts.PEX),
+		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=" + strconv.FormatBool(opts.LPD), "--enable-peer-exchange=" + strconv.FormatBool(opts.PEX),
 		"--bt-exclude-tracker=*", "--file-allocation=none", "--auto-save-interval=0",
 		"--gid=" + a.gid, "--dir=" + abs(dir),
 	}

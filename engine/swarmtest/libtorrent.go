@@ -42,6 +42,9 @@ type LTOptions struct {
 	DHT bool
 	// DHTBootstrap are host:port nodes to bootstrap from (loopback only).
 	DHTBootstrap []string
+	// LSD turns local service discovery (BEP 14) on: it needs multicast
+	// on loopback, which a network namespace of the test's own can have.
+	LSD bool
 	// NoTrackers strips announce URLs from torrents and magnets when they
 	// are added, so peers only meet through ConnectPeer or the DHT.
 	NoTrackers bool
@@ -157,6 +160,7 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 		"download_rate": opts.DownloadRate,
 		"dht":           opts.DHT,
 		"dht_bootstrap": opts.DHTBootstrap,
+		"lsd":           opts.LSD,
 		"no_trackers":   opts.NoTrackers,
 		"seed_mode":     opts.SeedMode,
 		"fingerprint":   opts.Fingerprint,

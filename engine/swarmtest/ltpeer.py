@@ -116,7 +116,7 @@ class Peer:
             # Outgoing peer connections (and so what trackers and peers see
             # as our address) come from our own loopback address.
             "outgoing_interfaces": ",".join(ips),
-            "enable_lsd": False,
+            "enable_lsd": bool(cfg.get("lsd")),
             "enable_upnp": False,
             "enable_natpmp": False,
             "enable_ip_notifier": False,

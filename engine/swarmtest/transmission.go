@@ -49,6 +49,9 @@ type TROptions struct {
 	// PEX turns peer exchange on (off by default: peers meet only through
 	// what the test sets up).
 	PEX bool
+	// LPD turns local peer discovery (BEP 14) on: it needs multicast on
+	// loopback, which a network namespace of the test's own can have.
+	LPD bool
 	// UTP turns uTP (BEP 29, libutp) on beside TCP, on the peer port's
 	// UDP twin; its peer list flags uTP connections with "T".
 	UTP bool
@@ -165,7 +168,7 @@ func startTransmission(tb testing.TB, opts TROptions) (*Transmission, error) {
 		"port-forwarding-enabled":     false,
 		"encryption":                  enc,
 		"dht-enabled":                 false,
-		"lpd-enabled":                 false,
+		"lpd-enabled":                 opts.LPD,
 		"pex-enabled":                 opts.PEX,
 		"utp-enabled":                 opts.UTP,
 		"rpc-enabled":                 true,
