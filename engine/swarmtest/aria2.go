@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -35,6 +36,10 @@ type Aria2Options struct {
 	// LPD turns local peer discovery (BEP 14) on: it needs multicast on
 	// loopback, which a network namespace of the test's own can have.
 	LPD bool
+	// DHTEntry, "host:port" on loopback, turns the DHT (BEP 5) on with
+	// that node as its entry point, on the BitTorrent port's UDP twin,
+	// with its routing table in a file of its own.
+	DHTEntry string
 }
 
 // Aria2 is one aria2c process working on one torrent: seeding it
@@ -127,9 +132,15 @@ func startAria2(tb testing.TB, opts Aria2Options, torrentPath, dir string, seed 
 		"--no-conf", "--log=/dev/stderr", "--log-level=info", "--console-log-level=error", "--summary-interval=0",
 		"--enable-rpc", "--rpc-listen-all=false", "--rpc-listen-port=" + strconv.Itoa(rpcPort), "--rpc-secret=" + a.secret,
 		"--interface=" + opts.IP, "--listen-port=" + strconv.Itoa(port),
-		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=" + strconv.FormatBool(opts.LPD), "--enable-peer-exchange=" + strconv.FormatBool(opts.PEX),
+		"--enable-dht6=false", "--bt-enable-lpd=" + strconv.FormatBool(opts.LPD), "--enable-peer-exchange=" + strconv.FormatBool(opts.PEX),
 		"--bt-exclude-tracker=*", "--file-allocation=none", "--auto-save-interval=0",
 		"--gid=" + a.gid, "--dir=" + abs(dir),
+	}
+	if opts.DHTEntry == "" {
+		args = append(args, "--enable-dht=false")
+	} else {
+		args = append(args, "--enable-dht=true", "--dht-listen-port="+strconv.Itoa(port),
+			"--dht-entry-point="+opts.DHTEntry, "--dht-file-path="+filepath.Join(tb.TempDir(), "dht.dat"))
 	}
 	if seed {
 		args = append(args, "--check-integrity=true", "--seed-ratio=0.0")

@@ -38,6 +38,9 @@ type RtorrentOptions struct {
 	// PEX turns peer exchange on (off by default: peers meet only through
 	// what the test sets up).
 	PEX bool
+	// DHTEntry, "host:port" on loopback, turns the DHT (BEP 5) on with
+	// that node as its first, on the BitTorrent port's UDP twin.
+	DHTEntry string
 }
 
 // Rtorrent is one rtorrent process (rakshasa's libtorrent, an
@@ -172,7 +175,8 @@ func startRtorrent(tb testing.TB, opts RtorrentOptions, torrent []byte, magnet, 
 		"network.port_random.set = no",
 		"network.bind_address.set = " + opts.IP,
 		"network.local_address.set = " + opts.IP,
-		"dht.mode.set = disable",
+		"dht.mode.set = " + map[bool]string{false: "disable", true: "on"}[opts.DHTEntry != ""],
+		fmt.Sprintf("dht.port.set = %d", port),
 		"protocol.pex.set = " + map[bool]string{false: "no", true: "yes"}[opts.PEX],
 		"trackers.use_udp.set = no",
 		"system.daemon.set = true",
@@ -209,6 +213,22 @@ func startRtorrent(tb testing.TB, opts RtorrentOptions, torrent []byte, magnet, 
 		}
 		time.Sleep(pollInterval)
 	}
+	if opts.DHTEntry != "" {
+		// Its node in the table before the torrent starts: rtorrent asks
+		// the DHT for a new download's peers once at its start, and then
+		// only at its announce interval.
+		if _, err := r.call("dht.add_node", "", opts.DHTEntry); err != nil {
+			r.proc.kill()
+			return nil, err
+		}
+		for r.dhtNodes() == 0 {
+			if time.Now().After(deadline) {
+				r.proc.kill()
+				return nil, fmt.Errorf("DHT: no node in its table after %v", callTimeout)
+			}
+			time.Sleep(pollInterval)
+		}
+	}
 	if _, err := r.call("load.start_verbose", "", load); err != nil {
 		r.proc.kill()
 		return nil, err
@@ -224,6 +244,21 @@ func startRtorrent(tb testing.TB, opts RtorrentOptions, torrent []byte, magnet, 
 		}
 		time.Sleep(pollInterval)
 	}
+}
+
+// dhtNodes is how many nodes rtorrent's DHT table holds (0 on an error).
+func (r *Rtorrent) dhtNodes() int64 {
+	v, err := r.call("dht.statistics", "")
+	if err != nil {
+		return 0
+	}
+	for _, m := range v.Struct {
+		if m.Name == "nodes" {
+			n, _ := m.Value.int()
+			return n
+		}
+	}
+	return 0
 }
 
 // Addr is the ip:port rtorrent accepts peers on.

@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/storage"
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
+)
+
+// TestInteropDHT: the DHT (BEP 5) with the independent clients, both ways
+// (libtorrent's side is TestMagnetViaDHT), on a loopback DHT whose entry
+// point is a swarmfs node. With no tracker, no PEX and no LSD:
+//
+//   - "swarmfs finds": aria2 or rtorrent seeds and announces itself on the
+//     DHT; swarmfs, given only a magnet, looks the torrent up, fetches the
+//     info dictionary from the seeder and the files.
+//   - "finds swarmfs": swarmfs seeds and announces itself; aria2, given
+//     only the magnet, finds it and downloads (rtorrent: see below).
+//
+// transmission takes loopback nodes for martians and has no case here.
+func TestInteropDHT(t *testing.T) {
+	swarmtest.RequireTools(t, "libtorrent", "aria2c", "rtorrent")
+	t.Parallel() // mostly waiting on the other clients' DHT rounds
+	f := newCryptoFixture(t, 3<<20)
+	magnet := swarmtest.Magnet(f.mi.InfoHash, "")
+	m, err := metainfo.ParseMagnet(magnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, client := range []string{"aria2", "rtorrent"} {
+		ip := func(n int) string { return fmt.Sprintf("127.0.8.%d", 10*i+n) }
+		boot := newClient(t, Config{ListenAddr: ip(1) + ":0", DHT: true, DHTBootstrap: []string{}}).DHT().Addr().String()
+		t.Run("swarmfs finds "+client, func(t *testing.T) {
+			switch client {
+			case "aria2":
+				a := swarmtest.StartAria2(t, swarmtest.Aria2Options{IP: ip(2), DHTEntry: boot}, f.torrent, f.dir, true)
+				a.WaitSeeding(t, 30*time.Second)
+			case "rtorrent":
+				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(2), DHTEntry: boot}, f.torrent, f.dir)
+				r.WaitSeeding(t, 30*time.Second)
+			}
+			dir := t.TempDir()
+			start := time.Now()
+			c := newClient(t, dhtConfig(ip(3), boot))
+			tor, err := c.AddMagnet(m, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: dir}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitInfo(t, tor, 120*time.Second)
+			waitComplete(t, tor, 60*time.Second)
+			f.checkTree(t, dir)
+			t.Logf("swarmfs found %s on the DHT and downloaded from it in %v", client, time.Since(start).Round(time.Millisecond))
+		})
+		if client == "rtorrent" {
+			// rtorrent 0.9.8 downloading (a magnet or a .torrent) did not
+			// find a swarmfs seed on this DHT in 120 s, while aria2 does in
+			// seconds and rtorrent seeding is found at once: its download
+			// asks its (closed) tracker and not the DHT here.
+			continue
+		}
+		t.Run(client+" finds swarmfs", func(t *testing.T) {
+			c := newClient(t, dhtConfig(ip(4), boot))
+			tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: f.dir}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitComplete(t, tor, 10*time.Second) // a seed: checked at once
+			dir := t.TempDir()
+			start := time.Now()
+			var done func() bool
+			switch client {
+			case "aria2":
+				a := swarmtest.StartAria2(t, swarmtest.Aria2Options{IP: ip(5), DHTEntry: boot}, magnet, dir, false)
+				done = func() bool {
+					st := a.Status(t)
+					return st.TotalLength > 0 && st.CompletedLength == st.TotalLength && (st.Status == "complete" || st.Seeder)
+				}
+			case "rtorrent":
+				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(5), DHTEntry: boot}, magnet, dir)
+				done = func() bool {
+					st := r.Status(t)
+					return st.Complete && !st.Hashing && st.SizeBytes == f.mi.Info.TotalLength
+				}
+			}
+			for !done() {
+				if time.Since(start) > 120*time.Second {
+					t.Fatalf("%s has not finished after 120 s (swarmfs uploaded %d bytes)", client, tor.Stats().Uploaded)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			f.checkTree(t, dir)
+			t.Logf("%s found swarmfs on the DHT and downloaded from it in %v", client, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
