@@ -189,7 +189,9 @@
 // connection dropped within 30 s backs off (15 s doubling to 16 min),
 // except that a peer never reached that refused a dial (not ready yet:
 // started late, still checking) is first retried after 1, 2 and 4 s
-// (dialretry.go).
+// (dialretry.go), and that a peer that took our info dictionary and hung
+// up (a magnet client starting the torrent proper as a download of its
+// own: aria2, rtorrent, transmission) is dialled again after 0.5 s, once.
 // Incoming connections are matched to candidates by the listen port of
 // their extension handshake, so we do not dial a peer that dialled us. When
 // both sides dial each other at once, both keep the connection opened by

@@ -116,9 +116,9 @@ func (t *Torrent) removeConn(c *conn) {
 		case c.meta.gave && !cand.metaRedial && now.Sub(c.started) < 30*time.Second:
 			// It took our info dictionary and hung up: a magnet client
 			// that starts the torrent proper as a download of its own and
-			// drops the metadata's connections (aria2, rtorrent). It
-			// wants the data from us next: dial it again at once, not
-			// 15 s later. Once per address.
+			// drops the metadata's connections (aria2, rtorrent,
+			// transmission). It wants the data from us next: dial it
+			// again at once, not 15 s later. Once per address.
 			cand.metaRedial = true
 			cand.nextTry = now.Add(metaRedialWait)
 		default:

@@ -17,10 +17,10 @@ import (
 // stderrTail is how much of a child's stderr is kept for the test log.
 const stderrTail = 256 << 10
 
-// proc is one child process owned by a test. Its stderr (with its stdout,
-// unless the caller reads that) is kept (the last
-// stderrTail bytes) and written to the test log if the test fails. It is
-// killed and waited for in tb.Cleanup, whatever happens to the test.
+// proc is one child process owned by a test. Its stderr, with its stdout
+// unless the caller reads that, is kept (the last stderrTail bytes) and
+// written to the test log if the test fails. It is killed and waited for
+// in tb.Cleanup, whatever happens to the test.
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
