@@ -246,7 +246,10 @@ func TestIgnoredRangeCancel(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || time.Since(start) > 2*time.Second {
 		t.Fatalf("Fetch: %v after %v, want context.Canceled at once", err, time.Since(start))
 	}
-	if st := s.Stats(); st.Failures != 0 || st.TTFB < 100*time.Millisecond {
+	// The skip's time is the 100 ms until the cancel, less the moments
+	// between arming it and the request's start (97.8 ms once in CI); the
+	// first 100 bytes themselves come within a millisecond or two.
+	if st := s.Stats(); st.Failures != 0 || st.TTFB < 50*time.Millisecond {
 		t.Errorf("stats %+v: want no failure and the skip's time as a time to first byte", st)
 	}
 }
