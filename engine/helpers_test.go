@@ -106,6 +106,21 @@ func waitComplete(t *testing.T, tor *Torrent, timeout time.Duration) {
 	}
 }
 
+// waitDone polls another client's done every 50 ms until it holds; past
+// timeout the test fails, naming the client and what swarmfs's torrent
+// uploaded.
+func waitDone(t *testing.T, client string, timeout time.Duration, tor *Torrent, done func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !done() {
+		if time.Now().After(deadline) {
+			st := tor.Stats()
+			t.Fatalf("%s has not finished after %v (swarmfs uploaded %d bytes, %d peers)", client, timeout, st.Uploaded, st.Peers)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func peersOf(cs ...*Client) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, c := range cs {

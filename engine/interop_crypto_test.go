@@ -125,13 +125,7 @@ func TestInteropCryptoUpload(t *testing.T) {
 			}
 			logs := newLogLines(t)
 			tor := cryptoClient(t, f, ip(2), f.dir, addr, mse.Prefer, logs)
-			deadline := time.Now().Add(60 * time.Second)
-			for !done() {
-				if time.Now().After(deadline) {
-					t.Fatalf("%s has not finished after 60 s (swarmfs uploaded %d bytes)", client, tor.Stats().Uploaded)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			waitDone(t, client, 60*time.Second, tor, done)
 			f.checkTree(t, dir)
 			if _, ok := logs.find(addr + ": connected (outgoing, tcp, rc4"); !ok {
 				t.Errorf("no log line says the connection to %s was RC4-encrypted", addr)

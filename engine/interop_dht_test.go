@@ -85,12 +85,7 @@ func TestInteropDHT(t *testing.T) {
 					return st.Complete && !st.Hashing && st.SizeBytes == f.mi.Info.TotalLength
 				}
 			}
-			for !done() {
-				if time.Since(start) > 120*time.Second {
-					t.Fatalf("%s has not finished after 120 s (swarmfs uploaded %d bytes)", client, tor.Stats().Uploaded)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			waitDone(t, client, 120*time.Second, tor, done)
 			f.checkTree(t, dir)
 			t.Logf("%s found swarmfs on the DHT and downloaded from it in %v", client, time.Since(start).Round(time.Millisecond))
 		})

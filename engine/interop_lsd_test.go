@@ -133,10 +133,7 @@ func TestInteropLSD(t *testing.T) {
 			case "aria2":
 				a := swarmtest.StartAria2(t, swarmtest.Aria2Options{LPD: true}, f.torrent, dir, false)
 				a.WaitListening(t, 30*time.Second)
-				done = func() bool {
-					st := a.Status(t)
-					return st.Status == "complete" || st.TotalLength > 0 && st.CompletedLength == st.TotalLength && st.Seeder
-				}
+				done = func() bool { return a.Status(t).Complete() }
 			}
 			c := newClient(t, Config{NoTrackers: true, LSD: true, LSDGroup: group, LSDListen: netip.AddrPortFrom(netip.IPv4Unspecified(), group.Port()+2)})
 			tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: f.dir}})
@@ -144,12 +141,7 @@ func TestInteropLSD(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			for !done() {
-				if time.Since(start) > 90*time.Second {
-					t.Fatalf("%s has not finished after 90 s (swarmfs uploaded %d bytes)", client, tor.Stats().Uploaded)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			waitDone(t, client, 90*time.Second, tor, done)
 			f.checkTree(t, dir)
 			t.Logf("%s heard swarmfs and downloaded from it in %v", client, time.Since(start).Round(time.Millisecond))
 		})

@@ -97,13 +97,7 @@ func TestInteropMagnet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(60 * time.Second)
-			for !done() {
-				if time.Now().After(deadline) {
-					t.Fatalf("%s has not finished after 60 s (swarmfs uploaded %d bytes, %d peers)", client, tor.Stats().Uploaded, tor.Stats().Peers)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			waitDone(t, client, 60*time.Second, tor, done)
 			want := len(swarmtest.InteropFiles(0))
 			emptyOK := client == "transmission" // it never creates an empty file
 			if emptyOK {

@@ -171,7 +171,7 @@ func (mp *matrixPeers) realLeech(t *testing.T, client, ip string, f matrixFixtur
 		a.WaitListening(t, 30*time.Second)
 		return a.Addr(), dir, func() (int64, bool) {
 			st := a.Status(t)
-			return st.CompletedLength, st.Status == "complete" || st.TotalLength > 0 && st.CompletedLength == st.TotalLength && st.Seeder
+			return st.CompletedLength, st.Complete()
 		}
 	case "rtorrent":
 		r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip, Encryption: enc}, f.torrent, dir)

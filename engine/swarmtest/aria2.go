@@ -81,6 +81,11 @@ type Aria2Status struct {
 	FollowedBy []string `json:"followedBy"`
 }
 
+// Complete reports whether every piece is downloaded and checked.
+func (st Aria2Status) Complete() bool {
+	return st.Status == "complete" || st.TotalLength > 0 && st.CompletedLength == st.TotalLength && st.Seeder
+}
+
 // StartAria2 starts aria2c on a .torrent with dir as its download folder
 // (the folder that holds the torrent's file or top folder) and returns
 // once its RPC answers. With seed, the data is in dir already: aria2
@@ -286,9 +291,7 @@ func (a *Aria2) WaitSeeding(tb testing.TB, timeout time.Duration) {
 // WaitComplete waits until every piece is downloaded and checked.
 func (a *Aria2) WaitComplete(tb testing.TB, timeout time.Duration) {
 	tb.Helper()
-	a.waitFor(tb, "complete", timeout, func(st Aria2Status) bool {
-		return st.Status == "complete" || st.TotalLength > 0 && st.CompletedLength == st.TotalLength && st.Seeder
-	})
+	a.waitFor(tb, "complete", timeout, Aria2Status.Complete)
 }
 
 // WaitListening waits until aria2 accepts connections (a leecher opens its
