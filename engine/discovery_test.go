@@ -130,6 +130,33 @@ func knownPeers(t *testing.T, tor *Torrent) []netip.AddrPort {
 	return <-ch
 }
 
+// waitDialledFrom waits until tor has a connection that a peer on ip
+// dialled (an incoming one) and returns how long that took; it fails t
+// after timeout.
+func waitDialledFrom(t *testing.T, tor *Torrent, ip netip.Addr, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		ch := make(chan bool, 1)
+		if !tor.post(func() {
+			found := false
+			for c := range tor.conns {
+				found = found || c.incoming && c.addr.Addr() == ip
+			}
+			ch <- found
+		}) {
+			t.Fatal("torrent closed")
+		}
+		if <-ch {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("no peer on %v has dialled swarmfs after %v", ip, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestPEX: a leecher that knows only the seeder learns the other leechers
 // through it, within seconds.
 func TestPEX(t *testing.T) {

@@ -21,17 +21,18 @@ const inNetnsEnv = "SWARMFS_TEST_NETNS"
 
 // runInNetns runs the calling test again, alone, in a new network
 // namespace whose loopback carries multicast (BEP 14's group, sent from
-// 127.0.0.1), and reports whether the caller is that run. The outer run
-// passes or fails with the inner one; the namespace, and every process
-// the inner run started, end with it.
-func runInNetns(t *testing.T) bool {
+// 127.0.0.1), and reports whether the caller is that run. The inner run
+// first sets the namespace up further with setup's ip(8) commands. The
+// outer run passes or fails with the inner one; the namespace, and every
+// process the inner run started, end with it.
+func runInNetns(t *testing.T, setup ...[]string) bool {
 	t.Helper()
 	if os.Getenv(inNetnsEnv) != "" {
-		for _, args := range [][]string{
+		for _, args := range append([][]string{
 			{"link", "set", "lo", "up"},
 			{"link", "set", "lo", "multicast", "on"},
 			{"route", "add", "239.0.0.0/8", "dev", "lo", "src", "127.0.0.1"},
-		} {
+		}, setup...) {
 			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 				t.Fatalf("ip %v: %v: %s", args, err, out)
 			}
@@ -54,7 +55,7 @@ func runInNetns(t *testing.T) bool {
 	out, err := cmd.CombinedOutput()
 	t.Logf("in a network namespace of its own:\n%s", out)
 	if err != nil {
-		t.Fatalf("the run in a network namespace failed (unshare --net needs root): %v", err)
+		t.Fatalf("the run in a network namespace failed (its output is above; unshare --net needs root): %v", err)
 	}
 	return false
 }

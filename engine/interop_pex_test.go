@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,16 +12,16 @@ import (
 )
 
 // TestInteropPEX: peer exchange (ut_pex, BEP 11) with the independent
-// clients, both ways. A libtorrent leecher, slowed so that it stays, is
-// connected to the middle peer.
+// clients, both ways.
 //
 //   - "tells swarmfs": transmission, aria2 or rtorrent in the middle,
-//     seeding; swarmfs, knowing only it, learns the libtorrent leecher's
-//     address from its ut_pex.
-//   - "learns from swarmfs": a swarmfs seeder in the middle dials aria2 or
-//     rtorrent (transmission never dials a loopback peer, so it has no
-//     case here), whose only way to the libtorrent leecher is our ut_pex:
-//     it connects to it.
+//     seeding, with a libtorrent leecher, slowed so that it stays,
+//     connected to it; swarmfs, knowing only the middle peer, learns the
+//     leecher's address from its ut_pex.
+//   - "learns from swarmfs": a swarmfs seeder in the middle dials a
+//     swarmfs leecher and then aria2 or rtorrent (transmission never dials
+//     a loopback peer, so it has no case here), whose only way to the
+//     leecher is our ut_pex: it must dial it (learnsFromSwarmfs).
 func TestInteropPEX(t *testing.T) {
 	swarmtest.RequireTools(t, "libtorrent", "transmission-daemon", "aria2c", "rtorrent")
 	// Mostly waiting on the other clients' timers (transmission's 10 s
@@ -80,9 +79,6 @@ func TestInteropPEX(t *testing.T) {
 			continue
 		}
 		t.Run(client+" learns from swarmfs", func(t *testing.T) {
-			c := newClient(t, Config{ListenAddr: ip(4) + ":0", NoTrackers: true, UploadRate: 64 << 10})
-			lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: ip(5), NoTrackers: true})
-			lt.AddTorrent(f.torrent, t.TempDir(), false)
 			var addr string
 			switch client {
 			case "aria2":
@@ -93,34 +89,41 @@ func TestInteropPEX(t *testing.T) {
 				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(6), PEX: true}, f.torrent, t.TempDir())
 				addr = r.Addr()
 			}
-			tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: f.dir}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitComplete(t, tor, 10*time.Second) // a seed: checked at once
-			// The leecher first, so that our first ut_pex to the client
-			// (a second after its extension handshake) names it.
-			lt.ConnectPeer(f.mi.InfoHash, c.Addr().String())
-			deadline := time.Now().Add(30 * time.Second)
-			for tor.Stats().Peers == 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the libtorrent leecher has not connected to swarmfs after 30 s")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			tor.AddPeers([]netip.AddrPort{netip.MustParseAddrPort(addr)})
-			start := time.Now()
-			for {
-				if slices.ContainsFunc(lt.Status(f.mi.InfoHash).Peers, func(p string) bool { return strings.HasPrefix(p, ip(6)+":") }) {
-					break
-				}
-				if time.Since(start) > 150*time.Second {
-					t.Fatalf("after %v %s has not connected to the leecher it could learn of only from swarmfs (the leecher's peers: %v)",
-						time.Since(start).Round(time.Second), client, lt.Status(f.mi.InfoHash).Peers)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			t.Logf("%s connected to the leecher %v after swarmfs's PEX could name it", client, time.Since(start).Round(time.Millisecond))
+			took := learnsFromSwarmfs(t, f, ip(4)+":0", ip(5)+":0", addr)
+			t.Logf("%s dialled the leecher %v after swarmfs's ut_pex could name it", client, took.Round(time.Millisecond))
 		})
 	}
+}
+
+// learnsFromSwarmfs checks that the client at addr, with PEX on, dials a
+// peer it can learn of only from our ut_pex, and returns how long that
+// took. A swarmfs seeder listening on mid, slowed so that the client
+// stays a while, dials a swarmfs leecher listening on leech (slowed, and
+// with PEX off, so that it tells no one and dials no one) and then the
+// client; the client must dial the leecher.
+func learnsFromSwarmfs(t *testing.T, f cryptoFixture, mid, leech, addr string) time.Duration {
+	t.Helper()
+	c := newClient(t, Config{ListenAddr: mid, NoTrackers: true, UploadRate: 24 << 10})
+	tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: f.dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitComplete(t, tor, 10*time.Second) // a seed: checked at once
+	lc := newClient(t, Config{ListenAddr: leech, NoTrackers: true, NoPEX: true, DownloadRate: 8 << 10})
+	ltor, err := lc.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The leecher first, so that our first ut_pex to the client names it.
+	tor.AddPeers([]netip.AddrPort{lc.Addr()})
+	deadline := time.Now().Add(30 * time.Second)
+	for tor.Stats().Peers == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the swarmfs seeder has not connected to the leecher after 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	client := netip.MustParseAddrPort(addr)
+	tor.AddPeers([]netip.AddrPort{client})
+	return waitDialledFrom(t, ltor, client.Addr(), 150*time.Second)
 }

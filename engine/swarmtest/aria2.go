@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,9 +23,10 @@ import (
 // 127.0.0.1 on a free port, in aria2's default encryption setting, without
 // DHT, LPD or PEX, ignoring the torrent's trackers.
 type Aria2Options struct {
-	// IP is the loopback address to listen on and connect from
-	// (--interface); "" means 127.0.0.1. Addresses outside 127.0.0.0/8 are
-	// refused.
+	// IP is the address to listen on and connect from (--interface), in
+	// one family: "" means 127.0.0.1. An IPv6 address (::1, or one a test's
+	// network namespace put on its loopback) makes aria2 IPv6-only, its
+	// DHT too. Addresses IsLocal refuses are refused.
 	IP string
 	// Port is the BitTorrent listen port; 0 picks a free one.
 	Port int
@@ -38,13 +40,17 @@ type Aria2Options struct {
 	LPD bool
 	// DHTEntry, "host:port" on loopback, turns the DHT (BEP 5) on with
 	// that node as its entry point, on the BitTorrent port's UDP twin,
-	// with its routing table in a file of its own.
+	// with its routing table in a file of its own. With an IPv6 IP it is
+	// the IPv6 DHT (BEP 32), "[v6]:port", and the IPv4 one is off.
 	DHTEntry string
+	// Trackers are announce URLs aria2 uses (--bt-tracker); those in
+	// the torrent never are.
+	Trackers []string
 }
 
 // Aria2 is one aria2c process working on one torrent: seeding it
 // (StartAria2 with seed) or downloading it and then stopping (seed time
-// 0). It is driven over its JSON-RPC interface on 127.0.0.1, stopped
+// 0). It is driven over its JSON-RPC interface on loopback, stopped
 // (SIGTERM, then SIGKILL after 3 s) and waited for in tb.Cleanup; its
 // output goes to the test log if the test failed. Methods are safe for
 // concurrent use and take the tb to fail.
@@ -98,8 +104,11 @@ func StartAria2(tb testing.TB, opts Aria2Options, torrentPath, dir string, seed 
 	if opts.IP == "" {
 		opts.IP = "127.0.0.1"
 	}
-	if ip := net.ParseIP(opts.IP); ip == nil || ip.To4() == nil || !ip.IsLoopback() {
-		tb.Fatalf("swarmtest.StartAria2: IP %q is not an IPv4 loopback address", opts.IP)
+	if !IsLocal(net.ParseIP(opts.IP)) {
+		tb.Fatalf("swarmtest.StartAria2: IP %q is not a loopback address", opts.IP)
+	}
+	if opts.DHTEntry != "" && !isLocalHostPort(opts.DHTEntry) {
+		tb.Fatalf("swarmtest.StartAria2: DHT entry %q is not a loopback host:port", opts.DHTEntry)
 	}
 	var lastErr error
 	for range 3 {
@@ -122,7 +131,14 @@ func startAria2(tb testing.TB, opts Aria2Options, torrentPath, dir string, seed 
 	if port == 0 {
 		port = FreePort(tb, opts.IP)
 	}
-	rpcPort := FreePort(tb, "127.0.0.1")
+	// aria2 serves its RPC on the loopback address of --interface's
+	// family.
+	v6 := net.ParseIP(opts.IP).To4() == nil
+	rpcIP := "127.0.0.1"
+	if v6 {
+		rpcIP = "::1"
+	}
+	rpcPort := FreePort(tb, rpcIP)
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	a := &Aria2{
@@ -130,22 +146,30 @@ func startAria2(tb testing.TB, opts Aria2Options, torrentPath, dir string, seed 
 		port:   port,
 		gid:    hex.EncodeToString(b[:8]),
 		secret: hex.EncodeToString(b[8:]),
-		rpcURL: fmt.Sprintf("http://127.0.0.1:%d/jsonrpc", rpcPort),
+		rpcURL: "http://" + net.JoinHostPort(rpcIP, strconv.Itoa(rpcPort)) + "/jsonrpc",
 		http:   &http.Client{Timeout: callTimeout, Transport: &http.Transport{DisableKeepAlives: true}},
 	}
 	args := []string{
 		"--no-conf", "--log=/dev/stderr", "--log-level=info", "--console-log-level=error", "--summary-interval=0",
 		"--enable-rpc", "--rpc-listen-all=false", "--rpc-listen-port=" + strconv.Itoa(rpcPort), "--rpc-secret=" + a.secret,
 		"--interface=" + opts.IP, "--listen-port=" + strconv.Itoa(port),
-		"--enable-dht6=false", "--bt-enable-lpd=" + strconv.FormatBool(opts.LPD), "--enable-peer-exchange=" + strconv.FormatBool(opts.PEX),
+		"--bt-enable-lpd=" + strconv.FormatBool(opts.LPD), "--enable-peer-exchange=" + strconv.FormatBool(opts.PEX),
 		"--bt-exclude-tracker=*", "--file-allocation=none", "--auto-save-interval=0",
 		"--gid=" + a.gid, "--dir=" + abs(dir),
 	}
-	if opts.DHTEntry == "" {
-		args = append(args, "--enable-dht=false")
-	} else {
-		args = append(args, "--enable-dht=true", "--dht-listen-port="+strconv.Itoa(port),
+	switch {
+	case opts.DHTEntry == "":
+		args = append(args, "--enable-dht=false", "--enable-dht6=false")
+	case v6:
+		args = append(args, "--enable-dht=false", "--enable-dht6=true", "--dht-listen-port="+strconv.Itoa(port),
+			"--dht-listen-addr6="+opts.IP, "--dht-entry-point6="+opts.DHTEntry,
+			"--dht-file-path6="+filepath.Join(tb.TempDir(), "dht6.dat"))
+	default:
+		args = append(args, "--enable-dht=true", "--enable-dht6=false", "--dht-listen-port="+strconv.Itoa(port),
 			"--dht-entry-point="+opts.DHTEntry, "--dht-file-path="+filepath.Join(tb.TempDir(), "dht.dat"))
+	}
+	if len(opts.Trackers) > 0 {
+		args = append(args, "--bt-tracker="+strings.Join(opts.Trackers, ","))
 	}
 	if seed {
 		args = append(args, "--check-integrity=true", "--seed-ratio=0.0")

@@ -54,8 +54,11 @@
 //
 // Everything listens on and talks to 127.0.0.0/8 and ::1 only (a
 // libtorrent peer on "::1", or on an IPv4 address plus "::1" with
-// LTOptions.AlsoIP, is reachable over IPv6); StartLibtorrent,
-// ConnectPeer and DHT bootstrap refuse other addresses. Give each peer its
+// LTOptions.AlsoIP, is reachable over IPv6), or to addresses a test put
+// on the loopback of a network namespace of its own (IsLocal: ::1 is a
+// single address, and peers telling each other of peers must not share
+// it); StartLibtorrent, StartAria2, ConnectPeer and DHT bootstrap refuse
+// other addresses. Give each peer its
 // own address (127.0.0.2, 127.0.0.3, ...: all of 127/8 works on Linux
 // loopback without setup) so peers are told apart by IP as on a real
 // network; libtorrent also connects out from that address
@@ -139,7 +142,10 @@
 //     "nul_.txt") on every system and then cannot seed them: StandardFiles
 //     is not for it, InteropFiles is. It creates no empty files
 //     (CompareSHA256 with emptyOptional).
-//   - aria2 cannot be told of a peer: connect to Aria2.Addr. It sends a
+//   - aria2 cannot be told of a peer: connect to Aria2.Addr. Its ut_pex
+//     names only peers it dialled or whose listen port their extension
+//     handshake gave (libtorrent on an IPv6 address without an external
+//     one gives none), and no peer on the receiver's own address. It sends a
 //     BITFIELD in the middle of a connection, after a run of HAVEs. Its
 //     BitTorrent port opens only once its files are checked or allocated
 //     (WaitSeeding, WaitListening). With RPC on it does not exit when the

@@ -21,8 +21,8 @@ import (
 type LTOptions struct {
 	// IP is the loopback address to listen on and connect from, e.g.
 	// "127.0.0.2" or "::1" (a peer reachable over IPv6 only); "" means
-	// 127.0.0.1. Addresses outside 127.0.0.0/8 and ::1 are refused: tests
-	// send traffic only to loopback.
+	// 127.0.0.1. Addresses IsLocal refuses are refused: tests send
+	// traffic only to loopback.
 	IP string
 	// AlsoIP is a second loopback address the peer listens on (on the
 	// same port) and connects from, e.g. "::1" beside "127.0.0.2": a
@@ -130,12 +130,12 @@ func StartLibtorrent(tb testing.TB, opts LTOptions) *LT {
 		opts.IP = "127.0.0.1"
 	}
 	for _, a := range []string{opts.IP, opts.AlsoIP} {
-		if ip := net.ParseIP(a); a != "" && (ip == nil || !ip.IsLoopback()) {
+		if a != "" && !IsLocal(net.ParseIP(a)) {
 			tb.Fatalf("swarmtest.StartLibtorrent: IP %q is not a loopback address", a)
 		}
 	}
 	for _, n := range opts.DHTBootstrap {
-		if !isLoopbackHostPort(n) {
+		if !isLocalHostPort(n) {
 			tb.Fatalf("swarmtest.StartLibtorrent: DHT bootstrap %q is not a loopback host:port", n)
 		}
 	}
@@ -270,18 +270,6 @@ func freePortOn(a, b string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no port free on both %s and %s: %w", a, b, lastErr)
-}
-
-func isLoopbackHostPort(s string) bool {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return false
-	}
-	if _, err := strconv.Atoi(port); err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Addr is the ip:port the peer listens on (TCP, and UDP for the DHT).
@@ -447,7 +435,7 @@ func (l *LT) AddMagnet(magnet, saveDir string) {
 // without a tracker. The connection is made in the background.
 func (l *LT) ConnectPeer(infoHash [20]byte, addr string) {
 	l.tb.Helper()
-	if !isLoopbackHostPort(addr) {
+	if !isLocalHostPort(addr) {
 		l.tb.Fatalf("swarmtest: ConnectPeer(%s): not a loopback host:port", addr)
 	}
 	l.must(l.call("connect_peer", map[string]any{"info_hash": hexIH(infoHash), "addr": addr}, nil))

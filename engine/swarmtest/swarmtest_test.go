@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -392,4 +393,25 @@ func alive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && !strings.HasPrefix(strings.TrimSpace(s[i+1:]), "Z")
+}
+
+// TestIsLocal: loopback addresses are local; others only when assigned to
+// the loopback interface, which the host's is not given.
+func TestIsLocal(t *testing.T) {
+	for s, want := range map[string]bool{
+		"127.0.0.1": true, "127.5.6.7": true, "::1": true,
+		"8.8.8.8": false, "2001:db8::1": false, "fd5f::1": false, "0.0.0.0": false, "::": false,
+	} {
+		if got := IsLocal(net.ParseIP(s)); got != want {
+			t.Errorf("IsLocal(%s) = %v, want %v", s, got, want)
+		}
+	}
+	if IsLocal(nil) {
+		t.Error("IsLocal(nil) = true")
+	}
+	for s, want := range map[string]bool{"127.0.0.1:80": true, "[::1]:6881": true, "[::1]": false, "10.0.0.1:80": false, "127.0.0.1:x": false} {
+		if got := isLocalHostPort(s); got != want {
+			t.Errorf("isLocalHostPort(%s) = %v, want %v", s, got, want)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -179,4 +180,44 @@ func portFree(ip string, port int) error {
 		return err
 	}
 	return u.Close()
+}
+
+// IsLocal reports whether ip is one a test may use: a loopback address
+// (127.0.0.0/8, ::1), or one assigned to the loopback interface, which
+// only a network namespace of the test's own has (a test there gives each
+// client an IPv6 address of its own, since ::1 is only one).
+func IsLocal(ip net.IP) bool {
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		return false
+	}
+	addrs, err := lo.Addrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// isLocalHostPort reports whether s is "host:port" with a host IsLocal
+// accepts.
+func isLocalHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return false
+	}
+	return IsLocal(net.ParseIP(host))
 }
