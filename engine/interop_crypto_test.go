@@ -47,6 +47,16 @@ func (f cryptoFixture) checkTree(t *testing.T, dir string) {
 	}
 }
 
+// checkTransmissionTree is checkTree for a copy transmission made: it
+// never creates an empty file.
+func (f cryptoFixture) checkTransmissionTree(t *testing.T, dir string) {
+	t.Helper()
+	want := len(swarmtest.InteropFiles(0)) - 1
+	if n := swarmtest.CompareSHA256(t, f.root, filepath.Join(dir, "data"), true); n != want {
+		t.Errorf("transmission: %d files checked, want %d", n, want)
+	}
+}
+
 // cryptoClient starts a swarmfs client on ip under pol with its data in
 // dir, dialling addr; its log lines go to logs.
 func cryptoClient(t *testing.T, f cryptoFixture, ip, dir, addr string, pol mse.Policy, logs *logLines) *Torrent {

@@ -133,9 +133,10 @@
 //     are seeds then): read Status.Peers while transferring, not after.
 //   - Tools missing: RequireTools skips, or fails when CI=true, so CI never
 //     passes by skipping. `make deps` installs them.
-//   - transmission never dials a peer on 127.0.0.0/8 (a "martian" to it),
-//     whatever a tracker or PEX says: the other side must connect to
-//     Transmission.Addr. It decides both its unchokes and its own interest
+//   - transmission never dials a peer on 127.0.0.0/8 or ::1 (a "martian"
+//     to it), whatever a tracker or PEX says, nor keeps such a DHT node:
+//     the other side must connect to Transmission.Addr, or the test runs
+//     in a network namespace with other addresses on its loopback. It decides both its unchokes and its own interest
 //     every 10 s, so a transfer to or from it may start 10 s late. It
 //     serves requests in batches every 500 ms (a peer's pipeline must
 //     outgrow that). It renames files Windows reserves ("nul.txt" becomes

@@ -39,9 +39,12 @@ const (
 // peer on 127.0.0.1 on a free port, in transmission's default encryption
 // setting, without DHT, LPD, PEX, uTP or speed limits.
 type TROptions struct {
-	// IP is the loopback address to listen on and connect from; "" means
-	// 127.0.0.1. Addresses outside 127.0.0.0/8 are refused.
+	// IP is the IPv4 address to listen on and connect from; "" means
+	// 127.0.0.1. Addresses IsLocal refuses are refused.
 	IP string
+	// IP6 is the IPv6 address it listens on and connects from, on the same
+	// port; "" means ::1.
+	IP6 string
 	// Port is the peer port; 0 picks a free one.
 	Port int
 	// Encryption is what it demands of its peers.
@@ -55,6 +58,14 @@ type TROptions struct {
 	// UTP turns uTP (BEP 29, libutp) on beside TCP, on the peer port's
 	// UDP twin; its peer list flags uTP connections with "T".
 	UTP bool
+	// DHTNodes, "host:port" each, turn its DHT (BEP 5) on, bootstrapped
+	// from them (its dht.bootstrap file). It announces a torrent only once
+	// its table has at least 4 good nodes and 9 in all (and takes
+	// 127.0.0.0/8 nodes for martians).
+	DHTNodes []string
+	// Trackers are announce URLs added to every torrent (torrent-set's
+	// trackerAdd).
+	Trackers []string
 }
 
 // Transmission is a transmission-daemon process with its own configuration
@@ -70,13 +81,15 @@ type TROptions struct {
 // rechokes every 10 s, so a new leecher may wait that long for its first
 // byte.
 type Transmission struct {
-	ip      string
-	port    int
-	enc     Encryption
-	rpcURL  string
-	proc    *proc
-	http    *http.Client
-	confDir string
+	ip       string
+	ip6      string
+	port     int
+	enc      Encryption
+	rpcURL   string
+	proc     *proc
+	http     *http.Client
+	confDir  string
+	trackers []string
 
 	mu      sync.Mutex // guards session
 	session string     // X-Transmission-Session-Id
@@ -126,8 +139,19 @@ func StartTransmission(tb testing.TB, opts TROptions) *Transmission {
 	if opts.IP == "" {
 		opts.IP = "127.0.0.1"
 	}
-	if ip := net.ParseIP(opts.IP); ip == nil || ip.To4() == nil || !ip.IsLoopback() {
-		tb.Fatalf("swarmtest.StartTransmission: IP %q is not an IPv4 loopback address", opts.IP)
+	if opts.IP6 == "" {
+		opts.IP6 = "::1"
+	}
+	if ip := net.ParseIP(opts.IP); ip.To4() == nil || !IsLocal(ip) {
+		tb.Fatalf("swarmtest.StartTransmission: IP %q is not a local IPv4 address", opts.IP)
+	}
+	if ip := net.ParseIP(opts.IP6); ip.To4() != nil || !IsLocal(ip) {
+		tb.Fatalf("swarmtest.StartTransmission: IP6 %q is not a local IPv6 address", opts.IP6)
+	}
+	for _, n := range opts.DHTNodes {
+		if !isLocalHostPort(n) {
+			tb.Fatalf("swarmtest.StartTransmission: DHT node %q is not a local host:port", n)
+		}
 	}
 	var lastErr error
 	for range 3 {
@@ -162,12 +186,12 @@ func startTransmission(tb testing.TB, opts TROptions) (*Transmission, error) {
 	}
 	settings := map[string]any{
 		"bind-address-ipv4":           opts.IP,
-		"bind-address-ipv6":           "::1",
+		"bind-address-ipv6":           opts.IP6,
 		"peer-port":                   port,
 		"peer-port-random-on-start":   false,
 		"port-forwarding-enabled":     false,
 		"encryption":                  enc,
-		"dht-enabled":                 false,
+		"dht-enabled":                 len(opts.DHTNodes) > 0,
 		"lpd-enabled":                 opts.LPD,
 		"pex-enabled":                 opts.PEX,
 		"utp-enabled":                 opts.UTP,
@@ -201,14 +225,26 @@ func startTransmission(tb testing.TB, opts TROptions) (*Transmission, error) {
 	if err := os.WriteFile(filepath.Join(conf, "settings.json"), b, 0o600); err != nil {
 		return nil, err
 	}
+	if len(opts.DHTNodes) > 0 {
+		var lines []byte
+		for _, n := range opts.DHTNodes {
+			host, port, _ := net.SplitHostPort(n)
+			lines = fmt.Appendf(lines, "%s %s\n", host, port)
+		}
+		if err := os.WriteFile(filepath.Join(conf, "dht.bootstrap"), lines, 0o600); err != nil {
+			return nil, err
+		}
+	}
 	cmd := exec.Command("transmission-daemon", "--foreground", "--config-dir", conf)
 	tr := &Transmission{
-		ip:      opts.IP,
-		port:    port,
-		enc:     opts.Encryption,
-		rpcURL:  fmt.Sprintf("http://%s/transmission/rpc", net.JoinHostPort(opts.IP, strconv.Itoa(rpcPort))),
-		http:    &http.Client{Timeout: callTimeout, Transport: &http.Transport{DisableKeepAlives: true}},
-		confDir: conf,
+		ip:       opts.IP,
+		ip6:      opts.IP6,
+		port:     port,
+		enc:      opts.Encryption,
+		rpcURL:   fmt.Sprintf("http://%s/transmission/rpc", net.JoinHostPort(opts.IP, strconv.Itoa(rpcPort))),
+		http:     &http.Client{Timeout: callTimeout, Transport: &http.Transport{DisableKeepAlives: true}},
+		confDir:  conf,
+		trackers: opts.Trackers,
 	}
 	name := "transmission " + tr.Addr()
 	tr.proc, err = startProc(tb, name, cmd, func() { _ = cmd.Process.Signal(syscall.SIGTERM) }, 5*time.Second)
@@ -240,6 +276,9 @@ func startTransmission(tb testing.TB, opts TROptions) (*Transmission, error) {
 
 // Addr is the ip:port transmission accepts peers on.
 func (tr *Transmission) Addr() string { return net.JoinHostPort(tr.ip, strconv.Itoa(tr.port)) }
+
+// Addr6 is the [ip6]:port transmission accepts peers on over IPv6.
+func (tr *Transmission) Addr6() string { return net.JoinHostPort(tr.ip6, strconv.Itoa(tr.port)) }
 
 // rpc calls one RPC method; out receives the "arguments" of the answer.
 func (tr *Transmission) rpc(method string, args any, out any) error {
@@ -306,10 +345,15 @@ func (tr *Transmission) AddTorrent(tb testing.TB, torrentPath, dir string) int {
 	switch {
 	case err != nil:
 		tb.Fatalf("swarmtest: transmission %s: %v", tr.Addr(), err)
-	case res.Added != nil:
-		return res.Added.ID
 	case res.Duplicate != nil:
 		return res.Duplicate.ID
+	case res.Added != nil:
+		if len(tr.trackers) > 0 {
+			if err := tr.rpc("torrent-set", map[string]any{"ids": []int{res.Added.ID}, "trackerAdd": tr.trackers}, nil); err != nil {
+				tb.Fatalf("swarmtest: transmission %s: %v", tr.Addr(), err)
+			}
+		}
+		return res.Added.ID
 	}
 	tb.Fatalf("swarmtest: transmission %s: torrent-add answered without an id", tr.Addr())
 	return 0

@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/engine/storage"
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
+)
+
+// TestInteropTransmission: what transmission does only with peers off
+// loopback, which it takes for martians (it never dials a peer, nor keeps
+// a DHT node, on 127.0.0.0/8 or ::1). The test runs in a network
+// namespace of its own whose loopback has 10.59.0.1 to 10.59.0.40 and
+// fd5f::1 to fd5f::40 as well, one of each per peer:
+//
+//   - PEX, over IPv4 and over IPv6 (added6): transmission leeching dials a
+//     leecher it can learn of only from our ut_pex (learnsFromSwarmfs);
+//     over IPv6, transmission seeding tells swarmfs of a leecher.
+//   - tracker: transmission leeching gets a swarmfs seed, listening on
+//     IPv6 only and announcing over IPv4 with "ipv6=" (BEP 7), in peers6
+//     and downloads from it over IPv6.
+//   - DHT (BEP 5): swarmfs, given only the magnet, finds transmission
+//     seeding; transmission, given only the magnet, finds swarmfs. Both
+//     on a DHT of ten swarmfs nodes (transmission announces and searches
+//     only once its table has at least nine nodes).
+func TestInteropTransmission(t *testing.T) {
+	swarmtest.RequireTools(t, "transmission-daemon")
+	var setup [][]string
+	for n := 1; n <= 40; n++ {
+		setup = append(setup,
+			[]string{"addr", "add", fmt.Sprintf("10.59.0.%d/32", n), "dev", "lo"},
+			[]string{"addr", "add", fmt.Sprintf("fd5f::%d/128", n), "dev", "lo", "nodad"})
+	}
+	if !runInNetns(t, setup...) {
+		return
+	}
+	ip4 := func(n int) string { return fmt.Sprintf("10.59.0.%d", n) }
+	ip6 := func(n int) string { return fmt.Sprintf("fd5f::%d", n) }
+	listen4 := func(n int) string { return ip4(n) + ":0" }
+	listen6 := func(n int) string { return "[" + ip6(n) + "]:0" }
+	f := newCryptoFixture(t, 3<<20)
+	magnet := swarmtest.Magnet(f.mi.InfoHash, "")
+	m, err := metainfo.ParseMagnet(magnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(t *testing.T, n int, opts swarmtest.TROptions) *swarmtest.Transmission {
+		opts.IP, opts.IP6 = ip4(n), ip6(n)
+		return swarmtest.StartTransmission(t, opts)
+	}
+	// transmission downloading: done when every byte is there and checked.
+	done := func(t *testing.T, tr *swarmtest.Transmission, id int) func() bool {
+		return func() bool {
+			st := tr.Status(t, id)
+			return st.SizeWhenDone == f.mi.Info.TotalLength && st.LeftUntilDone == 0 && st.Status >= 5
+		}
+	}
+
+	t.Run("PEX: transmission learns from swarmfs", func(t *testing.T) {
+		t.Parallel()
+		tr := start(t, 3, swarmtest.TROptions{PEX: true})
+		tr.AddTorrent(t, f.torrent, t.TempDir())
+		took := learnsFromSwarmfs(t, f, listen4(1), listen4(2), tr.Addr())
+		t.Logf("transmission dialled the leecher %v after swarmfs's ut_pex could name it", took.Round(time.Millisecond))
+	})
+	t.Run("PEX over IPv6: transmission learns from swarmfs", func(t *testing.T) {
+		t.Parallel()
+		tr := start(t, 6, swarmtest.TROptions{PEX: true})
+		tr.AddTorrent(t, f.torrent, t.TempDir())
+		took := learnsFromSwarmfs(t, f, listen6(4), listen6(5), tr.Addr6())
+		t.Logf("transmission dialled the leecher %v after swarmfs's added6 could name it", took.Round(time.Millisecond))
+	})
+	t.Run("PEX over IPv6: transmission tells swarmfs", func(t *testing.T) {
+		t.Parallel()
+		tr := start(t, 7, swarmtest.TROptions{PEX: true})
+		tr.WaitSeeding(t, tr.AddTorrent(t, f.torrent, f.dir), 30*time.Second)
+		mid := []netip.AddrPort{netip.MustParseAddrPort(tr.Addr6())}
+		lc := newClient(t, Config{ListenAddr: listen6(8), NoTrackers: true, DownloadRate: 16 << 10})
+		if _, err := lc.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: t.TempDir()}, Peers: mid}); err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(t, Config{ListenAddr: listen6(9), NoTrackers: true})
+		tor, err := c.AddTorrent(f.mi, TorrentOptions{Storage: storage.File{Dir: t.TempDir()}, Peers: mid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Any port on the leecher's address: transmission names the
+		// port a peer connected from.
+		want := netip.MustParseAddr(ip6(8))
+		begin := time.Now()
+		for {
+			known := knownPeers(t, tor)
+			if i := slices.IndexFunc(known, func(a netip.AddrPort) bool { return a.Addr() == want }); i >= 0 {
+				t.Logf("transmission told swarmfs of the leecher %v (as %v) after %v", lc.Addr(), known[i], time.Since(begin).Round(time.Millisecond))
+				break
+			}
+			if time.Since(begin) > 150*time.Second {
+				t.Fatalf("after %v swarmfs knows %v, not the leecher %v", time.Since(begin).Round(time.Second), known, lc.Addr())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	t.Run("tracker: transmission finds swarmfs in peers6", func(t *testing.T) {
+		t.Parallel()
+		gt := swarmtest.StartGoTracker(t)
+		c := newClient(t, Config{ListenAddr: listen6(10)})
+		tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: f.dir}, Trackers: [][]string{{gt.HTTP4}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitComplete(t, tor, 10*time.Second) // a seed: checked at once
+		waitTracked(t, gt, f.mi.InfoHash, c.Addr().String())
+		tr := start(t, 11, swarmtest.TROptions{Trackers: []string{gt.HTTP4}})
+		dir := t.TempDir()
+		waitDone(t, "transmission", 60*time.Second, tor, done(t, tr, tr.AddTorrent(t, f.torrent, dir)))
+		f.checkTransmissionTree(t, dir)
+	})
+
+	t.Run("DHT", func(t *testing.T) {
+		t.Parallel()
+		var nodes []string
+		for n := 20; n < 30; n++ {
+			boot := nodes
+			if boot == nil {
+				boot = []string{}
+			}
+			c := newClient(t, Config{ListenAddr: listen4(n), DHT: true, DHTBootstrap: boot})
+			nodes = append(nodes, c.DHT().Addr().String())
+		}
+		t.Run("swarmfs finds transmission", func(t *testing.T) {
+			t.Parallel()
+			tr := start(t, 12, swarmtest.TROptions{DHTNodes: nodes})
+			tr.WaitSeeding(t, tr.AddTorrent(t, f.torrent, f.dir), 30*time.Second)
+			dir := t.TempDir()
+			begin := time.Now()
+			c := newClient(t, Config{ListenAddr: listen4(13), DHT: true, DHTBootstrap: nodes[:1]})
+			tor, err := c.AddMagnet(m, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: dir}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitInfo(t, tor, 150*time.Second)
+			waitComplete(t, tor, 60*time.Second)
+			f.checkTree(t, dir)
+			t.Logf("swarmfs found transmission on the DHT and downloaded from it in %v", time.Since(begin).Round(time.Millisecond))
+		})
+		t.Run("transmission finds swarmfs", func(t *testing.T) {
+			t.Parallel()
+			c := newClient(t, Config{ListenAddr: listen4(14), DHT: true, DHTBootstrap: nodes[:1]})
+			tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: f.dir}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitComplete(t, tor, 10*time.Second)
+			tr := start(t, 15, swarmtest.TROptions{DHTNodes: nodes})
+			dir := t.TempDir()
+			begin := time.Now()
+			// It searches 0-20 s after the torrent is added, and again
+			// every 5-10 s until its table is big enough: 51 and 74 s
+			// from here to the last byte in two runs.
+			waitDone(t, "transmission", 240*time.Second, tor, done(t, tr, tr.AddTorrent(t, magnet, dir)))
+			f.checkTransmissionTree(t, dir)
+			t.Logf("transmission found swarmfs on the DHT and downloaded from it in %v", time.Since(begin).Round(time.Millisecond))
+		})
+	})
+}
