@@ -27,9 +27,9 @@ import (
 // 127.0.0.1 on a free port, in rtorrent's default encryption setting,
 // without DHT, PEX or UDP trackers.
 type RtorrentOptions struct {
-	// IP is the loopback address to listen on and connect from
-	// (network.bind_address); "" means 127.0.0.1. Addresses outside
-	// 127.0.0.0/8 are refused.
+	// IP is the IPv4 address to listen on and connect from
+	// (network.bind_address); "" means 127.0.0.1. Addresses IsLocal
+	// refuses are refused.
 	IP string
 	// Port is the BitTorrent listen port; 0 picks a free one.
 	Port int
@@ -92,8 +92,8 @@ func StartRtorrent(tb testing.TB, opts RtorrentOptions, torrentPath, dir string)
 	if opts.IP == "" {
 		opts.IP = "127.0.0.1"
 	}
-	if ip := net.ParseIP(opts.IP); ip == nil || ip.To4() == nil || !ip.IsLoopback() {
-		tb.Fatalf("swarmtest.StartRtorrent: IP %q is not an IPv4 loopback address", opts.IP)
+	if ip := net.ParseIP(opts.IP); ip.To4() == nil || !IsLocal(ip) {
+		tb.Fatalf("swarmtest.StartRtorrent: IP %q is not a local IPv4 address", opts.IP)
 	}
 	closed := "http://" + opts.IP + ":1/announce"
 	var torrent []byte // nil for a magnet
