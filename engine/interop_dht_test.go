@@ -59,10 +59,10 @@ func TestInteropDHT(t *testing.T) {
 			// find a swarmfs seed on this DHT in 120 s, while aria2 does in
 			// seconds and rtorrent seeding is found at once. On a DHT of
 			// ten swarmfs nodes (10.59.0.0/24, in a network namespace) it
-			// did, after 165 and 199 s: its DHT search, while it finds
-			// nothing, is tried again after 5, 10, 20, 40, 80 and 160 s
-			// (a failed tracker's back-off), and succeeds at about the
-			// sixth. Too slow for the suite.
+			// did, after 165 and 199 s, which fits its code: a DHT search
+			// that fails is tried again on a failed tracker's back-off
+			// (5, 10, 20, 40, 80 s: the sixth try at 155 s). Too slow for
+			// the suite.
 			continue
 		}
 		t.Run(client+" finds swarmfs", func(t *testing.T) {

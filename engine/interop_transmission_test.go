@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/lsd"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
@@ -24,6 +25,8 @@ import (
 //   - tracker: transmission leeching gets a swarmfs seed, listening on
 //     IPv6 only and announcing over IPv4 with "ipv6=" (BEP 7), in peers6
 //     and downloads from it over IPv6.
+//   - LSD (BEP 14): transmission hears a swarmfs seed (multicast leaves
+//     from 10.59.0.30 here) and downloads from it.
 //   - DHT (BEP 5): swarmfs, given only the magnet, finds transmission
 //     seeding; transmission, given only the magnet, finds swarmfs. Both
 //     on a DHT of ten swarmfs nodes (transmission announces and searches
@@ -36,6 +39,8 @@ func TestInteropTransmission(t *testing.T) {
 			[]string{"addr", "add", fmt.Sprintf("10.59.0.%d/32", n), "dev", "lo"},
 			[]string{"addr", "add", fmt.Sprintf("fd5f::%d/128", n), "dev", "lo", "nodad"})
 	}
+	// Multicast (LSD) leaves from 10.59.0.30, not 127.0.0.1.
+	setup = append(setup, []string{"route", "replace", "239.0.0.0/8", "dev", "lo", "src", "10.59.0.30"})
 	if !runInNetns(t, setup...) {
 		return
 	}
@@ -120,6 +125,30 @@ func TestInteropTransmission(t *testing.T) {
 		dir := t.TempDir()
 		waitDone(t, "transmission", 60*time.Second, tor, done(t, tr, tr.AddTorrent(t, f.torrent, dir)))
 		f.checkTransmissionTree(t, dir)
+	})
+
+	t.Run("LSD: transmission hears swarmfs", func(t *testing.T) {
+		t.Parallel()
+		// transmission first: swarmfs announces a torrent when it adds
+		// it, and then only every few minutes. swarmfs hears no one (it
+		// listens on another port).
+		tr := start(t, 31, swarmtest.TROptions{LPD: true})
+		dir := t.TempDir()
+		id := tr.AddTorrent(t, f.torrent, dir)
+		// transmission 3.00 drops every announce it hears in its first 5 s
+		// (its flood allowance is set at its first 5 s housekeeping).
+		time.Sleep(6 * time.Second)
+		group := lsd.DefaultGroup
+		c := newClient(t, Config{ListenAddr: "10.59.0.30:0", NoTrackers: true, LSD: true, LSDGroup: group,
+			LSDListen: netip.AddrPortFrom(netip.IPv4Unspecified(), group.Port()+2)})
+		tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: f.dir}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		begin := time.Now()
+		waitDone(t, "transmission", 90*time.Second, tor, done(t, tr, id))
+		f.checkTransmissionTree(t, dir)
+		t.Logf("transmission heard swarmfs and downloaded from it in %v", time.Since(begin).Round(time.Millisecond))
 	})
 
 	t.Run("DHT", func(t *testing.T) {
