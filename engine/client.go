@@ -378,12 +378,24 @@ func (c *Client) startDHT() error {
 // startLSD starts local service discovery; a network without multicast
 // only costs a log line.
 func (c *Client) startLSD() {
+	// Listening on one address, announce from it: peers dial an
+	// announce's source.
+	var src, src6 netip.Addr
+	if a := c.Addr().Addr().Unmap(); !a.IsUnspecified() {
+		if a.Is4() {
+			src = a
+		} else {
+			src6 = a
+		}
+	}
 	s, err := lsd.New(lsd.Config{
-		Group:  c.cfg.LSDGroup,
-		Listen: c.cfg.LSDListen,
-		Port:   c.port,
-		OnPeer: c.lsdPeer,
-		Logf:   c.cfg.Logf,
+		Group:   c.cfg.LSDGroup,
+		Listen:  c.cfg.LSDListen,
+		Source:  src,
+		Source6: src6,
+		Port:    c.port,
+		OnPeer:  c.lsdPeer,
+		Logf:    c.cfg.Logf,
 	})
 	if err != nil {
 		c.logf("lsd: %v", err)

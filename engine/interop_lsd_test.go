@@ -72,7 +72,7 @@ func runInNetns(t *testing.T, setup ...[]string) bool {
 //   - "hears swarmfs": swarmfs seeds and announces but hears no one (it
 //     listens on another port); the other client, given the torrent and
 //     nothing else, must dial swarmfs. transmission never dials a
-//     loopback peer: it has no case here.
+//     loopback peer: its case is in TestInteropTransmission.
 func TestInteropLSD(t *testing.T) {
 	swarmtest.RequireTools(t, "libtorrent", "transmission-daemon", "aria2c")
 	if !runInNetns(t) {

@@ -25,8 +25,9 @@ import (
 //   - tracker: transmission leeching gets a swarmfs seed, listening on
 //     IPv6 only and announcing over IPv4 with "ipv6=" (BEP 7), in peers6
 //     and downloads from it over IPv6.
-//   - LSD (BEP 14): transmission hears a swarmfs seed (multicast leaves
-//     from 10.59.0.30 here) and downloads from it.
+//   - LSD (BEP 14): transmission hears a swarmfs seed listening on
+//     10.59.0.30, whose announces leave from that address, and downloads
+//     from it.
 //   - DHT (BEP 5): swarmfs, given only the magnet, finds transmission
 //     seeding; transmission, given only the magnet, finds swarmfs. Both
 //     on a DHT of ten swarmfs nodes (transmission announces and searches
@@ -39,8 +40,10 @@ func TestInteropTransmission(t *testing.T) {
 			[]string{"addr", "add", fmt.Sprintf("10.59.0.%d/32", n), "dev", "lo"},
 			[]string{"addr", "add", fmt.Sprintf("fd5f::%d/128", n), "dev", "lo", "nodad"})
 	}
-	// Multicast (LSD) leaves from 10.59.0.30, not 127.0.0.1.
-	setup = append(setup, []string{"route", "replace", "239.0.0.0/8", "dev", "lo", "src", "10.59.0.30"})
+	// Multicast (LSD) that leaves from no address of its own (as
+	// transmission's does) comes from 10.59.0.40, where nobody listens,
+	// not from 127.0.0.1; swarmfs's comes from its listen address.
+	setup = append(setup, []string{"route", "replace", "239.0.0.0/8", "dev", "lo", "src", "10.59.0.40"})
 	if !runInNetns(t, setup...) {
 		return
 	}

@@ -9,7 +9,9 @@
 //     up to MaxInfoHashes info-hashes and a cookie. Parse reads one, Append
 //     writes one.
 //   - Service (lsd.go): per group (IPv4 and IPv6 by default: a link), a
-//     receiving socket (joined to the group) and a sending socket; and the
+//     receiving socket (joined to the group) and a sending socket (bound
+//     to Config.Source or Source6 where set: peers dial the sender's IP,
+//     so a client listening on one address announces from it); and the
 //     set of torrents to announce, sent to every group. Add announces a torrent
 //     at once and then every Config.Interval (5 minutes); Remove stops it.
 //     Peers announced by others for torrents we Added reach Config.OnPeer

@@ -48,6 +48,12 @@ type Config struct {
 	// is set. Where one family's sockets cannot be opened (a host without
 	// IPv6 multicast), the Service runs on the other and logs why.
 	Group6, Listen6 netip.AddrPort
+	// Source and Source6 are the addresses announces leave from, one per
+	// family; where unset, the kernel picks (the route's source). A
+	// client listening on one address only must set it: peers take an
+	// announce's source as the announcer's address (BEP 14), so one sent
+	// from another address would be dialled where nobody listens.
+	Source, Source6 netip.Addr
 	// Port is our BitTorrent TCP port, announced to others.
 	Port uint16
 	// OnPeer receives each peer announced for a torrent we Added, on the
@@ -89,8 +95,9 @@ type link struct {
 	sendErr    bool // a send failure was logged; guarded by Service.mu
 }
 
-// openLink opens the sockets of one group.
-func openLink(group, listen netip.AddrPort) (*link, error) {
+// openLink opens the sockets of one group; announces leave from source
+// when it is valid.
+func openLink(group, listen netip.AddrPort, source netip.Addr) (*link, error) {
 	network, unspec := "udp4", netip.IPv4Unspecified()
 	if !group.Addr().Is4() {
 		network, unspec = "udp6", netip.IPv6Unspecified()
@@ -114,7 +121,11 @@ func openLink(group, listen netip.AddrPort) (*link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lsd: listen on %v: %w", group, err)
 	}
-	send, err := net.ListenUDP(network, &net.UDPAddr{})
+	from := &net.UDPAddr{}
+	if source.IsValid() {
+		from = net.UDPAddrFromAddrPort(netip.AddrPortFrom(source, 0))
+	}
+	send, err := net.ListenUDP(network, from)
 	if err != nil {
 		recv.Close()
 		return nil, fmt.Errorf("lsd: %v: %w", group, err)
@@ -137,11 +148,19 @@ func New(cfg Config) (*Service, error) {
 	}
 	var links []*link
 	var firstErr error
+	source := func(group netip.AddrPort) netip.Addr {
+		for _, a := range []netip.Addr{cfg.Source.Unmap(), cfg.Source6} {
+			if a.IsValid() && a.Is4() == group.Addr().Is4() {
+				return a
+			}
+		}
+		return netip.Addr{}
+	}
 	for _, g := range []struct{ group, listen netip.AddrPort }{{cfg.Group, cfg.Listen}, {cfg.Group6, cfg.Listen6}} {
 		if !g.group.IsValid() {
 			continue
 		}
-		l, err := openLink(g.group, g.listen)
+		l, err := openLink(g.group, g.listen, source(g.group))
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err

@@ -223,3 +223,27 @@ func freePort6(t *testing.T) uint16 {
 	defer c.Close()
 	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
 }
+
+// TestSource: announces leave from Config.Source, so the peer that hears
+// them dials that address (a client listening on one address).
+func TestSource(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	pb := freePort(t)
+	heard := make(chan found, 10)
+	b, err := New(Config{Group: netip.AddrPortFrom(lo, freePort(t)), Listen: netip.AddrPortFrom(lo, pb), Port: 2222,
+		OnPeer: func(ih [20]byte, addr netip.AddrPort) { heard <- found{ih, addr} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.Add(ih1)
+	src := netip.MustParseAddr("127.0.0.7")
+	a, err := New(Config{Group: netip.AddrPortFrom(lo, pb), Listen: netip.AddrPortFrom(lo, freePort(t)), Port: 1111, Source: src,
+		Source6: netip.MustParseAddr("::1")}) // of the other family: unused
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Add(ih1)
+	expect(t, heard, found{ih1, netip.AddrPortFrom(src, 1111)})
+}
