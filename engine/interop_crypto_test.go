@@ -47,6 +47,21 @@ func (f cryptoFixture) checkTree(t *testing.T, dir string) {
 	}
 }
 
+// fetchMagnet has c fetch the torrent from a magnet alone into a new
+// folder: the info dictionary within infoTimeout, then every file, checked.
+func (f cryptoFixture) fetchMagnet(t *testing.T, c *Client, m *metainfo.Magnet, infoTimeout time.Duration) *Torrent {
+	t.Helper()
+	dir := t.TempDir()
+	tor, err := c.AddMagnet(m, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitInfo(t, tor, infoTimeout)
+	waitComplete(t, tor, 60*time.Second)
+	f.checkTree(t, dir)
+	return tor
+}
+
 // checkTransmissionTree is checkTree for a copy transmission made: it
 // never creates an empty file.
 func (f cryptoFixture) checkTransmissionTree(t *testing.T, dir string) {

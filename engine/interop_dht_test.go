@@ -42,16 +42,8 @@ func TestInteropDHT(t *testing.T) {
 				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(2), DHTEntry: boot}, f.torrent, f.dir)
 				r.WaitSeeding(t, 30*time.Second)
 			}
-			dir := t.TempDir()
 			start := time.Now()
-			c := newClient(t, dhtConfig(ip(3), boot))
-			tor, err := c.AddMagnet(m, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: dir}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitInfo(t, tor, 120*time.Second)
-			waitComplete(t, tor, 60*time.Second)
-			f.checkTree(t, dir)
+			f.fetchMagnet(t, newClient(t, dhtConfig(ip(3), boot)), m, 120*time.Second)
 			t.Logf("swarmfs found %s on the DHT and downloaded from it in %v", client, time.Since(start).Round(time.Millisecond))
 		})
 		if client == "rtorrent" {

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -33,15 +32,10 @@ import (
 //     the magnet, finds it; and the other way round.
 func TestInteropIPv6(t *testing.T) {
 	swarmtest.RequireTools(t, "aria2c")
-	var setup [][]string
-	for n := 1; n <= 20; n++ {
-		setup = append(setup, []string{"addr", "add", fmt.Sprintf("fd5f::%d/128", n), "dev", "lo", "nodad"})
-	}
-	if !runInNetns(t, setup...) {
+	if !runInNetns(t, nsAddrs(20, false)...) {
 		return
 	}
-	ip := func(n int) string { return fmt.Sprintf("fd5f::%d", n) }
-	listen := func(n int) string { return "[" + ip(n) + "]:0" }
+	ip, listen := nsIP6, nsListen6
 	f := newCryptoFixture(t, 3<<20)
 	magnet := swarmtest.Magnet(f.mi.InfoHash, "")
 	m, err := metainfo.ParseMagnet(magnet)
@@ -142,16 +136,9 @@ func TestInteropIPv6(t *testing.T) {
 		boot := newClient(t, Config{ListenAddr: listen(10), DHT: true, DHTBootstrap: []string{}}).DHT().Addr().String()
 		a := swarmtest.StartAria2(t, swarmtest.Aria2Options{IP: ip(11), DHTEntry: boot}, f.torrent, f.dir, true)
 		a.WaitSeeding(t, 30*time.Second)
-		dir := t.TempDir()
 		start := time.Now()
 		c := newClient(t, Config{ListenAddr: listen(12), DHT: true, DHTBootstrap: []string{boot}})
-		tor, err := c.AddMagnet(m, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: dir}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitInfo(t, tor, 120*time.Second)
-		waitComplete(t, tor, 60*time.Second)
-		f.checkTree(t, dir)
+		f.fetchMagnet(t, c, m, 120*time.Second)
 		if st := c.DHT().Stats(); st.Nodes6 == 0 || st.Nodes != st.Nodes6 {
 			t.Errorf("DHT table: %d nodes, %d IPv6: want IPv6 only", st.Nodes, st.Nodes6)
 		}

@@ -1,10 +1,7 @@
 package engine
 
 import (
-	"context"
 	"net/netip"
-	"os"
-	"os/exec"
 	"slices"
 	"testing"
 	"time"
@@ -14,51 +11,6 @@ import (
 	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
-
-// inNetnsEnv marks a test process re-run inside a network namespace of
-// its own (see runInNetns).
-const inNetnsEnv = "SWARMFS_TEST_NETNS"
-
-// runInNetns runs the calling test again, alone, in a new network
-// namespace whose loopback carries multicast (BEP 14's group, sent from
-// 127.0.0.1), and reports whether the caller is that run. The inner run
-// first sets the namespace up further with setup's ip(8) commands. The
-// outer run passes or fails with the inner one; the namespace, and every
-// process the inner run started, end with it.
-func runInNetns(t *testing.T, setup ...[]string) bool {
-	t.Helper()
-	if os.Getenv(inNetnsEnv) != "" {
-		for _, args := range append([][]string{
-			{"link", "set", "lo", "up"},
-			{"link", "set", "lo", "multicast", "on"},
-			{"route", "add", "239.0.0.0/8", "dev", "lo", "src", "127.0.0.1"},
-		}, setup...) {
-			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-				t.Fatalf("ip %v: %v: %s", args, err, out)
-			}
-		}
-		return true
-	}
-	// The outer run only waits: it may do so beside the other interop
-	// tests.
-	t.Parallel()
-	for _, tool := range []string{"unshare", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is needed to run this test in a network namespace of its own: %v", tool, err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "unshare", "--net", "--", os.Args[0],
-		"-test.run", "^"+t.Name()+"$", "-test.count=1", "-test.v", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), inNetnsEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	t.Logf("in a network namespace of its own:\n%s", out)
-	if err != nil {
-		t.Fatalf("the run in a network namespace failed (its output is above; unshare --net needs root): %v", err)
-	}
-	return false
-}
 
 // TestInteropLSD: local service discovery (BEP 14, the IPv4 group
 // 239.192.152.143:6771) with libtorrent, transmission and aria2, both

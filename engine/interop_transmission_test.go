@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -34,12 +33,7 @@ import (
 //     only once its table has at least nine nodes).
 func TestInteropTransmission(t *testing.T) {
 	swarmtest.RequireTools(t, "transmission-daemon")
-	var setup [][]string
-	for n := 1; n <= 40; n++ {
-		setup = append(setup,
-			[]string{"addr", "add", fmt.Sprintf("10.59.0.%d/32", n), "dev", "lo"},
-			[]string{"addr", "add", fmt.Sprintf("fd5f::%d/128", n), "dev", "lo", "nodad"})
-	}
+	setup := nsAddrs(40, true)
 	// Multicast (LSD) that leaves from no address of its own (as
 	// transmission's does) comes from 10.59.0.40, where nobody listens,
 	// not from 127.0.0.1; swarmfs's comes from its listen address.
@@ -47,10 +41,7 @@ func TestInteropTransmission(t *testing.T) {
 	if !runInNetns(t, setup...) {
 		return
 	}
-	ip4 := func(n int) string { return fmt.Sprintf("10.59.0.%d", n) }
-	ip6 := func(n int) string { return fmt.Sprintf("fd5f::%d", n) }
-	listen4 := func(n int) string { return ip4(n) + ":0" }
-	listen6 := func(n int) string { return "[" + ip6(n) + "]:0" }
+	ip4, ip6, listen4, listen6 := nsIP4, nsIP6, nsListen4, nsListen6
 	f := newCryptoFixture(t, 3<<20)
 	magnet := swarmtest.Magnet(f.mi.InfoHash, "")
 	m, err := metainfo.ParseMagnet(magnet)
@@ -69,20 +60,24 @@ func TestInteropTransmission(t *testing.T) {
 		}
 	}
 
-	t.Run("PEX: transmission learns from swarmfs", func(t *testing.T) {
-		t.Parallel()
-		tr := start(t, 3, swarmtest.TROptions{PEX: true})
-		tr.AddTorrent(t, f.torrent, t.TempDir())
-		took := learnsFromSwarmfs(t, f, listen4(1), listen4(2), tr.Addr())
-		t.Logf("transmission dialled the leecher %v after swarmfs's ut_pex could name it", took.Round(time.Millisecond))
-	})
-	t.Run("PEX over IPv6: transmission learns from swarmfs", func(t *testing.T) {
-		t.Parallel()
-		tr := start(t, 6, swarmtest.TROptions{PEX: true})
-		tr.AddTorrent(t, f.torrent, t.TempDir())
-		took := learnsFromSwarmfs(t, f, listen6(4), listen6(5), tr.Addr6())
-		t.Logf("transmission dialled the leecher %v after swarmfs's added6 could name it", took.Round(time.Millisecond))
-	})
+	for _, v6 := range []bool{false, true} {
+		name, mid, leech, via := "PEX", listen4(1), listen4(2), "ut_pex"
+		n := 3
+		if v6 {
+			name, mid, leech, via, n = "PEX over IPv6", listen6(4), listen6(5), "added6", 6
+		}
+		t.Run(name+": transmission learns from swarmfs", func(t *testing.T) {
+			t.Parallel()
+			tr := start(t, n, swarmtest.TROptions{PEX: true})
+			tr.AddTorrent(t, f.torrent, t.TempDir())
+			addr := tr.Addr()
+			if v6 {
+				addr = tr.Addr6()
+			}
+			took := learnsFromSwarmfs(t, f, mid, leech, addr)
+			t.Logf("transmission dialled the leecher %v after swarmfs's %s could name it", took.Round(time.Millisecond), via)
+		})
+	}
 	t.Run("PEX over IPv6: transmission tells swarmfs", func(t *testing.T) {
 		t.Parallel()
 		tr := start(t, 7, swarmtest.TROptions{PEX: true})
@@ -169,16 +164,8 @@ func TestInteropTransmission(t *testing.T) {
 			t.Parallel()
 			tr := start(t, 12, swarmtest.TROptions{DHTNodes: nodes})
 			tr.WaitSeeding(t, tr.AddTorrent(t, f.torrent, f.dir), 30*time.Second)
-			dir := t.TempDir()
 			begin := time.Now()
-			c := newClient(t, Config{ListenAddr: listen4(13), DHT: true, DHTBootstrap: nodes[:1]})
-			tor, err := c.AddMagnet(m, TorrentOptions{DownloadAll: true, Storage: storage.File{Dir: dir}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitInfo(t, tor, 150*time.Second)
-			waitComplete(t, tor, 60*time.Second)
-			f.checkTree(t, dir)
+			f.fetchMagnet(t, newClient(t, Config{ListenAddr: listen4(13), DHT: true, DHTBootstrap: nodes[:1]}), m, 150*time.Second)
 			t.Logf("swarmfs found transmission on the DHT and downloaded from it in %v", time.Since(begin).Round(time.Millisecond))
 		})
 		t.Run("transmission finds swarmfs", func(t *testing.T) {
