@@ -2,7 +2,6 @@ package engine
 
 import (
 	"net/netip"
-	"slices"
 	"testing"
 	"time"
 
@@ -108,20 +107,7 @@ func TestInteropIPv6(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Any port on the leecher's address: only aria2's added6 names it.
-		want := netip.MustParseAddr(ip(5))
-		start := time.Now()
-		for {
-			known := knownPeers(t, tor)
-			if i := slices.IndexFunc(known, func(a netip.AddrPort) bool { return a.Addr() == want }); i >= 0 {
-				t.Logf("aria2 told swarmfs of the leecher %v (as %v) after %v", lc.Addr(), known[i], time.Since(start).Round(time.Millisecond))
-				break
-			}
-			if time.Since(start) > 150*time.Second {
-				t.Fatalf("after %v swarmfs knows %v, not the leecher %v", time.Since(start).Round(time.Second), known, lc.Addr())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitToldOf(t, tor, netip.MustParseAddr(ip(5)), "aria2")
 	})
 	t.Run("PEX: aria2 learns from swarmfs", func(t *testing.T) {
 		t.Parallel()

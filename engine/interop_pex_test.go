@@ -58,22 +58,7 @@ func TestInteropPEX(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Any address on the leecher's IP: nothing but the middle
-			// peer's ut_pex names it to swarmfs. (transmission names the
-			// port the leecher connected from, not its listen port.)
-			want := netip.MustParseAddrPort(lt.Addr()).Addr()
-			start := time.Now()
-			for {
-				known := knownPeers(t, tor)
-				if i := slices.IndexFunc(known, func(a netip.AddrPort) bool { return a.Addr() == want }); i >= 0 {
-					t.Logf("%s told swarmfs of the leecher %v (as %v) after %v", client, lt.Addr(), known[i], time.Since(start).Round(time.Millisecond))
-					break
-				}
-				if time.Since(start) > 150*time.Second {
-					t.Fatalf("after %v swarmfs knows %v, not the leecher %v", time.Since(start).Round(time.Second), known, lt.Addr())
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			waitToldOf(t, tor, netip.MustParseAddrPort(lt.Addr()).Addr(), client)
 		})
 		if client == "transmission" {
 			continue
@@ -126,4 +111,23 @@ func learnsFromSwarmfs(t *testing.T, f cryptoFixture, mid, leech, addr string) t
 	client := netip.MustParseAddrPort(addr)
 	tor.AddPeers([]netip.AddrPort{client})
 	return waitDialledFrom(t, ltor, client.Addr(), 150*time.Second)
+}
+
+// waitToldOf waits until tor knows a peer on ip (on any port: only the
+// middle peer's ut_pex could name it, and transmission names the port a
+// peer connected from, not its listen port) and logs who told it when.
+func waitToldOf(t *testing.T, tor *Torrent, ip netip.Addr, client string) {
+	t.Helper()
+	start := time.Now()
+	for {
+		known := knownPeers(t, tor)
+		if i := slices.IndexFunc(known, func(a netip.AddrPort) bool { return a.Addr() == ip }); i >= 0 {
+			t.Logf("%s told swarmfs of the leecher on %v (as %v) after %v", client, ip, known[i], time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if time.Since(start) > 150*time.Second {
+			t.Fatalf("after %v swarmfs knows %v, not the leecher on %v", time.Since(start).Round(time.Second), known, ip)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"net/netip"
-	"slices"
 	"testing"
 	"time"
 
@@ -92,21 +91,7 @@ func TestInteropTransmission(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Any port on the leecher's address: transmission names the
-		// port a peer connected from.
-		want := netip.MustParseAddr(ip6(8))
-		begin := time.Now()
-		for {
-			known := knownPeers(t, tor)
-			if i := slices.IndexFunc(known, func(a netip.AddrPort) bool { return a.Addr() == want }); i >= 0 {
-				t.Logf("transmission told swarmfs of the leecher %v (as %v) after %v", lc.Addr(), known[i], time.Since(begin).Round(time.Millisecond))
-				break
-			}
-			if time.Since(begin) > 150*time.Second {
-				t.Fatalf("after %v swarmfs knows %v, not the leecher %v", time.Since(begin).Round(time.Second), known, lc.Addr())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitToldOf(t, tor, netip.MustParseAddr(ip6(8)), "transmission")
 	})
 
 	t.Run("tracker: transmission finds swarmfs in peers6", func(t *testing.T) {
