@@ -378,30 +378,42 @@ func (c *Client) startDHT() error {
 // startLSD starts local service discovery; a network without multicast
 // only costs a log line.
 func (c *Client) startLSD() {
-	// Listening on one address, announce from it: peers dial an
-	// announce's source.
-	var src, src6 netip.Addr
-	if a := c.Addr().Addr().Unmap(); !a.IsUnspecified() {
-		if a.Is4() {
-			src = a
-		} else {
-			src6 = a
-		}
-	}
-	s, err := lsd.New(lsd.Config{
-		Group:   c.cfg.LSDGroup,
-		Listen:  c.cfg.LSDListen,
-		Source:  src,
-		Source6: src6,
-		Port:    c.port,
-		OnPeer:  c.lsdPeer,
-		Logf:    c.cfg.Logf,
-	})
+	cfg := lsdConfig(c.Addr().Addr(), c.cfg.LSDGroup)
+	cfg.Listen = c.cfg.LSDListen
+	cfg.Port = c.port
+	cfg.OnPeer = c.lsdPeer
+	cfg.Logf = c.cfg.Logf
+	s, err := lsd.New(cfg)
 	if err != nil {
 		c.logf("lsd: %v", err)
 		return
 	}
 	c.lsd = s
+}
+
+// lsdConfig is where LSD announces go and come from for a client
+// listening on listen: group where set, else both families' groups; but a
+// client listening on one address announces from it (peers dial an
+// announce's source, BEP 14) and only in its family (an announce in the
+// other would name an address where nobody listens).
+func lsdConfig(listen netip.Addr, group netip.AddrPort) lsd.Config {
+	cfg := lsd.Config{Group: group}
+	a := listen.Unmap()
+	if !a.IsValid() || a.IsUnspecified() {
+		return cfg
+	}
+	if a.Is4() {
+		cfg.Source = a
+		if !group.IsValid() {
+			cfg.Group = lsd.DefaultGroup
+		}
+	} else {
+		cfg.Source6 = a
+		if !group.IsValid() {
+			cfg.Group = lsd.DefaultGroup6
+		}
+	}
+	return cfg
 }
 
 // lsdPeer receives a peer announced on the local network.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/lsd"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
@@ -225,6 +226,33 @@ func TestLSD(t *testing.T) {
 	waitInfo(t, tor, 30*time.Second)
 	waitComplete(t, tor, 30*time.Second)
 	swarmtest.VerifyTree(t, f.root, filepath.Join(dir, "data"))
+}
+
+// TestLSDConfig: a client listening on one address announces from it and
+// in its family only; one listening on every address, in both families
+// from wherever the route says; a group set by hand is kept.
+func TestLSDConfig(t *testing.T) {
+	v4, v6 := netip.MustParseAddr("192.168.1.5"), netip.MustParseAddr("fd00::5")
+	hand := netip.MustParseAddrPort("127.0.0.1:7000")
+	for _, c := range []struct {
+		listen     netip.Addr
+		group      netip.AddrPort
+		wantGroup  netip.AddrPort
+		src4, src6 netip.Addr
+	}{
+		{netip.IPv4Unspecified(), netip.AddrPort{}, netip.AddrPort{}, netip.Addr{}, netip.Addr{}},
+		{netip.IPv6Unspecified(), netip.AddrPort{}, netip.AddrPort{}, netip.Addr{}, netip.Addr{}},
+		{v4, netip.AddrPort{}, lsd.DefaultGroup, v4, netip.Addr{}},
+		{netip.AddrFrom16(v4.As16()), netip.AddrPort{}, lsd.DefaultGroup, v4, netip.Addr{}}, // v4-mapped
+		{v6, netip.AddrPort{}, lsd.DefaultGroup6, netip.Addr{}, v6},
+		{v4, hand, hand, v4, netip.Addr{}},
+	} {
+		got := lsdConfig(c.listen, c.group)
+		if got.Group != c.wantGroup || got.Group6.IsValid() || got.Source != c.src4 || got.Source6 != c.src6 {
+			t.Errorf("lsdConfig(%v, %v) = group %v/%v, source %v/%v; want %v/none, %v/%v",
+				c.listen, c.group, got.Group, got.Group6, got.Source, got.Source6, c.wantGroup, c.src4, c.src6)
+		}
+	}
 }
 
 // TestMagnetFromCache: a magnet whose pieces are already in storage
