@@ -344,6 +344,18 @@ func TestFullDiskWhileStreaming(t *testing.T) {
 			// The cache looks at the free space at most once a second.
 			time.Sleep(1100 * time.Millisecond)
 		}
+		if off == 4<<20+chunk {
+			// The read at 4 MiB moved the readahead onto a piece that
+			// can no longer be stored: let it be refused before the
+			// reader gets there. A reader already waiting for a piece
+			// gets its bytes before the store refuses them, so a reader
+			// that outran the readahead would never see a refusal.
+			for end := time.Now().Add(10 * time.Second); tor.Stats().Refused == 0; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(end) {
+					t.Fatal("no piece ahead of the reader was refused within 10 s of the disk filling")
+				}
+			}
+		}
 		switch err := read(off, 10*time.Second); {
 		case err == nil:
 			ok++
