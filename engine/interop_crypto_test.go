@@ -47,6 +47,18 @@ func (f cryptoFixture) checkTree(t *testing.T, dir string) {
 	}
 }
 
+// magnet is the fixture's magnet link (info-hash only), as text for the
+// other clients and parsed for ours.
+func (f cryptoFixture) magnet(t *testing.T) (string, *metainfo.Magnet) {
+	t.Helper()
+	link := swarmtest.Magnet(f.mi.InfoHash, "")
+	m, err := metainfo.ParseMagnet(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return link, m
+}
+
 // fetchMagnet has c fetch the torrent from a magnet alone into a new
 // folder: the info dictionary within infoTimeout, then every file, checked.
 func (f cryptoFixture) fetchMagnet(t *testing.T, c *Client, m *metainfo.Magnet, infoTimeout time.Duration) *Torrent {

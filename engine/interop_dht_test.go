@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
@@ -20,16 +19,13 @@ import (
 //   - "finds swarmfs": swarmfs seeds and announces itself; aria2, given
 //     only the magnet, finds it and downloads (rtorrent: see below).
 //
-// transmission takes loopback nodes for martians and has no case here.
+// transmission takes loopback nodes for martians: its cases are in
+// TestInteropTransmission.
 func TestInteropDHT(t *testing.T) {
 	swarmtest.RequireTools(t, "libtorrent", "aria2c", "rtorrent")
 	t.Parallel() // mostly waiting on the other clients' DHT rounds
 	f := newCryptoFixture(t, 3<<20)
-	magnet := swarmtest.Magnet(f.mi.InfoHash, "")
-	m, err := metainfo.ParseMagnet(magnet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	magnet, m := f.magnet(t)
 	for i, client := range []string{"aria2", "rtorrent"} {
 		ip := func(n int) string { return fmt.Sprintf("127.0.8.%d", 10*i+n) }
 		boot := newClient(t, Config{ListenAddr: ip(1) + ":0", DHT: true, DHTBootstrap: []string{}}).DHT().Addr().String()

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
@@ -36,11 +35,7 @@ func TestInteropIPv6(t *testing.T) {
 	}
 	ip, listen := nsIP6, nsListen6
 	f := newCryptoFixture(t, 3<<20)
-	magnet := swarmtest.Magnet(f.mi.InfoHash, "")
-	m, err := metainfo.ParseMagnet(magnet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	magnet, m := f.magnet(t)
 	// aria2 downloading: done when every byte is there and checked.
 	aria2Done := func(t *testing.T, a *swarmtest.Aria2) func() bool {
 		return func() bool {

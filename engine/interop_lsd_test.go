@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/lsd"
-	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
@@ -31,10 +30,7 @@ func TestInteropLSD(t *testing.T) {
 		return
 	}
 	f := newCryptoFixture(t, 3<<20)
-	m, err := metainfo.ParseMagnet(swarmtest.Magnet(f.mi.InfoHash, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, m := f.magnet(t)
 	group := lsd.DefaultGroup
 	elsewhere := netip.AddrPortFrom(group.Addr(), group.Port()+1)
 	for _, client := range []string{"libtorrent", "transmission", "aria2"} {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
@@ -26,11 +25,7 @@ func TestInteropMagnet(t *testing.T) {
 	// side, after the package's other tests.
 	t.Parallel()
 	f := newCryptoFixture(t, 3<<20)
-	magnet := swarmtest.Magnet(f.mi.InfoHash, "")
-	m, err := metainfo.ParseMagnet(magnet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	magnet, m := f.magnet(t)
 	for i, client := range []string{"transmission", "aria2", "rtorrent"} {
 		ip := func(n int) string { return fmt.Sprintf("127.0.5.%d", 10*i+n) }
 		t.Run(client+" serves the metadata", func(t *testing.T) {

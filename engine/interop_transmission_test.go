@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/lsd"
-	"github.com/swarmfs/swarmfs/engine/metainfo"
 	"github.com/swarmfs/swarmfs/engine/storage"
 	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
@@ -42,11 +41,7 @@ func TestInteropTransmission(t *testing.T) {
 	}
 	ip4, ip6, listen4, listen6 := nsIP4, nsIP6, nsListen4, nsListen6
 	f := newCryptoFixture(t, 3<<20)
-	magnet := swarmtest.Magnet(f.mi.InfoHash, "")
-	m, err := metainfo.ParseMagnet(magnet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	magnet, m := f.magnet(t)
 	start := func(t *testing.T, n int, opts swarmtest.TROptions) *swarmtest.Transmission {
 		opts.IP, opts.IP6 = ip4(n), ip6(n)
 		return swarmtest.StartTransmission(t, opts)
