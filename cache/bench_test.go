@@ -19,9 +19,9 @@ const (
 	benchPieces = 256 // 256 MiB of stored data for the read benchmarks
 )
 
-func benchCache(b *testing.B, capacity int64, keepMapped int64) *Cache {
+func benchCache(b *testing.B, capacity int64) *Cache {
 	b.Helper()
-	c, err := Open(Options{Dir: b.TempDir(), Capacity: capacity, Logf: quiet(b), KeepMapped: keepMapped})
+	c, err := Open(Options{Dir: b.TempDir(), Capacity: capacity, Logf: quiet(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -29,11 +29,11 @@ func benchCache(b *testing.B, capacity int64, keepMapped int64) *Cache {
 	return c
 }
 
-// filled returns a cache of the default capacity (as a mount opens it; the
-// capacity sets the value-log file size, 128 MiB here) holding benchPieces
-// pieces, each read once (so first-read verification is not measured).
-func filled(b *testing.B, keepMapped int64) *Cache {
-	c := benchCache(b, DefaultCapacity, keepMapped)
+// filled returns a cache of the default capacity (as a mount opens it)
+// holding benchPieces pieces, each read once (so first-read verification is
+// not measured).
+func filled(b *testing.B) *Cache {
+	c := benchCache(b, DefaultCapacity)
 	ih := ihOf(1)
 	d := pieceData(ih, 0, benchPiece)
 	for p := 0; p < benchPieces; p++ {
@@ -75,10 +75,10 @@ func filledPlain(b *testing.B) *os.File {
 	return f
 }
 
-// BenchmarkPut writes 1 MiB pieces; past 1 GiB every Put also evicts, and the
-// background value-log GC runs, as in a long download.
+// BenchmarkPut writes 1 MiB pieces; past 1 GiB every Put also evicts (a
+// punched hole), as in a long download.
 func BenchmarkPut(b *testing.B) {
-	c := benchCache(b, 1<<30, 0)
+	c := benchCache(b, 1<<30)
 	ih := ihOf(1)
 	d := pieceData(ih, 0, benchPiece)
 	b.SetBytes(benchPiece)
@@ -108,36 +108,10 @@ func BenchmarkPlainFilePut(b *testing.B) {
 	}
 }
 
-// BenchmarkPlainFilePutSynced also fdatasyncs every 64 MiB, as badger does
-// when it closes a value-log file: the disk's sustained write speed.
-func BenchmarkPlainFilePutSynced(b *testing.B) {
-	f := plainFile(b)
-	d := pieceData(ihOf(1), 0, benchPiece)
-	b.SetBytes(benchPiece)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := f.WriteAt(d, int64(i)*benchPiece%plainWrap); err != nil {
-			b.Fatal(err)
-		}
-		if i%64 == 63 {
-			if err := f.Sync(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-}
-
 // BenchmarkReadPiece reads whole random pieces of a 256 MiB working set, the
-// way ReadAt serves verified pieces: with pread from the value-log file
-// (direct.go). BenchmarkReadPieceMapping copies them out of badger's memory
-// map instead, as ReadAt did before (and still does for a piece's first read
-// in a process), with the pager unmapping behind it as in a mount.
-func BenchmarkReadPiece(b *testing.B)        { benchReadPiece(b, true) }
-func BenchmarkReadPieceMapping(b *testing.B) { benchReadPiece(b, false) }
-
-func benchReadPiece(b *testing.B, direct bool) {
-	c := filled(b, 0)
-	c.files.off.Store(!direct)
+// way ReadAt serves verified pieces: with pread from their piece file.
+func BenchmarkReadPiece(b *testing.B) {
+	c := filled(b)
 	ih := ihOf(1)
 	buf := make([]byte, benchPiece)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -165,12 +139,8 @@ func BenchmarkPlainFileReadPiece(b *testing.B) {
 
 // BenchmarkRead4K reads 4 KiB at random aligned offsets of random pieces:
 // ns/op is the latency of a small random read.
-func BenchmarkRead4K(b *testing.B)        { benchRead4K(b, true) }
-func BenchmarkRead4KMapping(b *testing.B) { benchRead4K(b, false) }
-
-func benchRead4K(b *testing.B, direct bool) {
-	c := filled(b, 0)
-	c.files.off.Store(!direct)
+func BenchmarkRead4K(b *testing.B) {
+	c := filled(b)
 	ih := ihOf(1)
 	buf := make([]byte, 4096)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -199,9 +169,9 @@ func BenchmarkPlainFileRead4K(b *testing.B) {
 }
 
 // BenchmarkRead4KParallel is BenchmarkRead4K from GOMAXPROCS goroutines: it
-// shows what the index lock and badger's transactions cost under contention.
+// shows what the index lock and the piece files' descriptors cost under contention.
 func BenchmarkRead4KParallel(b *testing.B) {
-	c := filled(b, 0)
+	c := filled(b)
 	ih := ihOf(1)
 	b.SetBytes(4096)
 	b.ResetTimer()

@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log"
 	"os"
 	"path/filepath"
@@ -47,7 +48,7 @@ const DefaultCapacity int64 = 10 << 30
 
 // Options configure Open. The zero value is not usable: set Dir or InMemory.
 type Options struct {
-	Dir      string // data directory (badger files under it); created if missing
+	Dir      string // data directory (badger files and the pieces folder under it); created if missing
 	Capacity int64  // bytes of piece data allowed; 0 = DefaultCapacity
 	// InMemory keeps nothing after Close (for tests). It is backed by a private
 	// temporary directory, not by badger's in-memory mode, which caps values
@@ -56,12 +57,6 @@ type Options struct {
 	// Logf receives warnings and errors from the cache and badger; nil means
 	// log.Printf.
 	Logf func(format string, args ...any)
-	// KeepMapped bounds the piece bytes whose value-log pages may stay
-	// mapped into the process, and so count in its RSS, between sweeps of
-	// the pager (see pager.go); 0 means DefaultKeepMapped. Negative never
-	// unmaps: RSS then grows with what is written (and read for the first
-	// time) until the kernel reclaims it.
-	KeepMapped int64
 }
 
 // Cache is a bounded, persistent store of verified pieces keyed by
@@ -69,39 +64,24 @@ type Options struct {
 // safe for concurrent use. See the package documentation.
 type Cache struct {
 	// Read-only after Open.
-	db         *badger.DB
-	dir        string
-	mapsDir    string // dir as /proc/self/maps names it (see valueLogMaps)
-	tempDir    bool   // dir is ours to delete at Close (InMemory)
-	capacity   int64
-	vlogSize   int64 // badger ValueLogFileSize; also the largest piece accepted
-	keepMapped int64 // Options.KeepMapped with the default applied
-	trigger    int64 // garbage bytes that prompt an early value-log collection
-	logf       func(format string, args ...any)
-	lock       *dirLock
-	guard      diskGuard
-	files      valueLogFiles  // descriptors for direct reads (direct.go)
-	newestSeen atomic.Int64   // the newest value-log file Puts saw, 0 before the first (see dropFinished)
-	head       headLog        // the value-log file being written (pager.go)
-	prefills   sync.WaitGroup // a running prefill (pager.go); Puts add to it
-	onEvict    atomic.Pointer[func(ih InfoHash, piece int)]
-	ts         atomic.Uint64 // last commit timestamp handed out (managed mode)
-	written    atomic.Int64  // bytes put since the last writeback
-	pageKick   chan struct{} // cap 1: wake the pager goroutine
-	isClosed   atomic.Bool   // set first thing in Close
-	gcMu       sync.Mutex    // serializes collect
-	sweepMu    sync.Mutex    // serializes sweeps (the pager's and Puts')
+	db          *badger.DB
+	dir         string
+	tempDir     bool // dir is ours to delete at Close (InMemory)
+	capacity    int64
+	logf        func(format string, args ...any)
+	lock        *dirLock
+	guard       diskGuard
+	onEvict     atomic.Pointer[func(ih InfoHash, piece int)]
+	ts          atomic.Uint64 // last commit timestamp handed out (managed mode)
+	isClosed    atomic.Bool   // set first thing in Close
+	punchFailed atomic.Bool   // the file system refused to punch a hole (logged once)
+	gcMu        sync.Mutex    // serializes collect
 	// raceWrites keeps writes out of value-log GC in -race builds only
 	// (see runValueLogGC).
 	raceWrites sync.RWMutex
 	kick       chan struct{} // cap 1: wake the maintenance goroutine
 	stop       chan struct{} // closed by Close
 	done       sync.WaitGroup
-
-	// pagesRefused counts values the pager did not unmap because they lay
-	// outside the value-log mappings (see dropPages): 0 unless badger
-	// changed how it hands out values.
-	pagesRefused atomic.Int64
 
 	// life keeps db open under running calls: every call that touches db
 	// holds it shared, Close takes it exclusively. First in the lock order.
@@ -114,21 +94,17 @@ type Cache struct {
 	// Lock order: life, flushMu, mu.
 	flushMu sync.RWMutex
 
-	// mu guards the index below. Never held across badger I/O, a callback or
-	// a channel send.
+	// mu guards the index below. Never held across badger I/O, piece I/O, a
+	// callback or a channel send.
 	mu       sync.Mutex
-	cond     sync.Cond // on mu: broadcast when an entry leaves stateWriting/stateEvicting
+	cond     sync.Cond // on mu: broadcast when an entry leaves stateWriting/stateEvicting, or its last reader goes
 	torrents map[InfoHash]*torrent
 	pins     map[pinKey]int32
 	lru      lruList
 	used     int64    // bytes of present and writing pieces
 	clock    uint64   // recency clock; the next seq handed out
 	dirty    []*entry // entries whose seq changed since the last flush
-	mapped   []*entry // entries whose pages may be mapped since the last sweep
-	listed   int64    // their total size
-	lastPut  *entry   // the piece Put last (its value is in the newest value-log file, or moved by GC)
-	opening  bool     // the first sweep after Open is due
-	garbage  int64    // bytes deleted since the last value-log collection
+	garbage  bool     // metainfo was deleted since the last value-log collection
 	closed   bool
 }
 
@@ -137,14 +113,13 @@ type pinKey struct {
 	piece uint32
 }
 
-// Tuning knobs, variables so tests can shorten them.
-var (
-	flushInterval = 30 * time.Second // persist read recency this often
-	gcInterval    = time.Minute      // value-log GC pass even without a trigger
-)
+// flushInterval is how often read recency is persisted; a variable so tests
+// can shorten it.
+var flushInterval = 30 * time.Second
 
 // Open opens (creating if needed) the cache in opts.Dir and rebuilds its
-// in-memory index from the piece records, without reading piece data.
+// in-memory index from the piece records, without reading piece data. Data a
+// crash left without a record is punched out of the piece files.
 func Open(opts Options) (*Cache, error) {
 	capacity := opts.Capacity
 	if capacity == 0 {
@@ -163,20 +138,10 @@ func Open(opts Options) (*Cache, error) {
 		torrents: make(map[InfoHash]*torrent),
 		pins:     make(map[pinKey]int32),
 		kick:     make(chan struct{}, 1),
-		pageKick: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
 	c.cond.L = &c.mu
 	c.lru.init()
-	c.keepMapped = opts.KeepMapped
-	if c.keepMapped == 0 {
-		c.keepMapped = DefaultKeepMapped
-	}
-	c.vlogSize = valueLogFileSize(capacity)
-	// Half a value-log file for the files of 64 MiB and more, 32 MiB
-	// for a small cache's smaller ones: each collection flushes and
-	// compacts the tree first, too costly to do every few MiB.
-	c.trigger = max(capacity/16, 32<<20)
 
 	dir := opts.Dir
 	if opts.InMemory {
@@ -202,14 +167,12 @@ func Open(opts Options) (*Cache, error) {
 	if err := checkWritable(dir); err != nil {
 		return fail(err)
 	}
-	c.mapsDir = kernelPath(dir)
 	lock, err := lockDir(dir)
 	if err != nil {
 		return fail(err)
 	}
 	c.lock = lock
-	c.guard = diskGuard{dir: dir, reserve: diskReserve(c.vlogSize)}
-	c.files = valueLogFiles{dir: dir, logf: logf}
+	c.guard = diskGuard{dir: dir, reserve: diskReserve}
 	if err := c.guard.admit(0); err != nil {
 		// A store that exists still serves what it holds: a disk filled
 		// once (by us up to the reserve, or by anything else) must not
@@ -228,8 +191,11 @@ func Open(opts Options) (*Cache, error) {
 			formatSize(capacity), dir, formatSize(free+diskUsage(dir)))
 	}
 
+	if err := os.Mkdir(filepath.Join(dir, piecesDir), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fail(fmt.Errorf("cache: create %s: %w", filepath.Join(dir, piecesDir), err))
+	}
 	removeEmptyLogs(dir, logf)
-	db, err := badger.OpenManaged(badgerOptions(dir, c.vlogSize, badgerLogger{logf}))
+	db, err := badger.OpenManaged(badgerOptions(dir, badgerLogger{logf}))
 	if err != nil {
 		return fail(fmt.Errorf("cache: open store in %s: %w", dir, err))
 	}
@@ -247,11 +213,8 @@ func Open(opts Options) (*Cache, error) {
 	// A capacity smaller than what is stored is not enforced here but by
 	// the next Put: a process that only looks (swarmfs cache) must not
 	// evict what a mount with a larger limit keeps.
-	c.opening = true
-	c.done.Add(2)
+	c.done.Add(1)
 	go c.maintain()
-	go c.pager()
-	c.kickPager() // unmap what badger's Open read of the newest value log mapped
 	return c, nil
 }
 
@@ -296,13 +259,19 @@ func (c *Cache) Close() error {
 
 	c.life.Lock()
 	defer c.life.Unlock()
-	c.prefills.Wait() // no Put runs now to start another
-	c.releaseFiles()
 	err := c.flushRecency()
 	c.db.SetDiscardTs(c.ts.Load()) // for the level-0 compaction Close does
 	if cerr := c.db.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("cache: close store: %w", cerr)
 	}
+	c.mu.Lock()
+	for _, t := range c.torrents {
+		for _, d := range t.files {
+			d.close()
+		}
+		t.files = nil
+	}
+	c.mu.Unlock()
 	if lerr := c.lock.release(); lerr != nil && err == nil {
 		err = lerr
 	}
@@ -326,9 +295,9 @@ func (c *Cache) enter() bool {
 // Capacity returns the configured limit on piece bytes.
 func (c *Cache) Capacity() int64 { return c.capacity }
 
-// MaxPiece returns the largest piece Put accepts: the capacity, or the
-// value-log file size if smaller (see "Badger options" in the package doc).
-func (c *Cache) MaxPiece() int64 { return min(c.vlogSize, c.capacity) }
+// MaxPiece returns the largest piece Put accepts: the capacity, or 1 GiB if
+// smaller (the largest slot of a piece file).
+func (c *Cache) MaxPiece() int64 { return min(int64(1)<<maxShift, c.capacity) }
 
 // Room reports whether a piece of n bytes could be put now, evicting what
 // may be evicted: nil, or an error wrapping ErrTooLarge, ErrDiskFull or
@@ -373,8 +342,8 @@ func (c *Cache) Size() int64 {
 	return c.used
 }
 
-// DiskUsage returns the bytes the store occupies on disk: piece data, value
-// log garbage not yet collected, tables and logs.
+// DiskUsage returns the bytes the store occupies on disk: piece data (blocks
+// allocated to the piece files), badger's tables, logs and value log.
 func (c *Cache) DiskUsage() int64 { return diskUsage(c.dir) }
 
 // OnEvict registers fn to be called after a piece leaves the cache on its own
@@ -390,49 +359,32 @@ func (c *Cache) OnEvict(fn func(ih InfoHash, piece int)) {
 	c.onEvict.Store(&fn)
 }
 
-// valueLogFileSize picks the value-log file size for a capacity: large enough
-// for big pieces (it is also the largest piece accepted), small enough that
-// GC, which rewrites one file at a time, reclaims space in fine steps. A
-// cache under 256 MiB gets files of an eighth of it (at least 8 MiB): GC
-// reads the file it rewrites whole through badger's mapping, faster than its
-// sweeper can always follow (see gcsweep.go), and the file being written is
-// mapped as fast as it is written, between sweeps; so the file size bounds
-// what each of them maps into the process. Files as large as the whole
-// cache made that the largest item of a small cache's peak RSS, and with a
-// quarter of it, what still grew with the length of a stream (a 64 MiB
-// cache streaming 1 GiB peaked at 106-109 MiB with 16 MiB files, 96-97 with
-// 8 MiB ones). Such a cache has little use for larger pieces: its readahead
-// window is a quarter of it (see cmd/swarmfs), two of them.
-func valueLogFileSize(capacity int64) int64 {
-	if capacity < 256<<20 {
-		return max(capacity/8, 8<<20)
-	}
-	return min(max(capacity/16, 64<<20), 128<<20)
-}
-
-// valueThreshold: values this size or larger go to the value log. Pieces
-// always do (they are at least 16 KiB but for a torrent's last piece);
-// records, tiny last pieces and small metainfo stay in the LSM tree.
-// dropPages expects values this size or larger in the value log, and
-// checks it (see valueLogMaps).
+// valueThreshold: values this size or larger go to the value log: metainfo
+// and peer notes over 1 KiB. Records stay in the LSM tree.
 const valueThreshold = 1 << 10
+
+// valueLogSize is badger's value-log file size: room for the largest
+// metainfo (PutMeta takes up to half of it) and small enough that badger's
+// mapping of it, and a GC that reads one whole, stay small.
+const valueLogSize = 32 << 20
 
 // minOpenFree is the free space an existing store needs to open when the
 // disk is inside its reserve: room for what badger writes at Open.
 const minOpenFree = 16 << 20
 
 // diskReserve is the free space kept back on the data directory's disk: room
-// for a value-log file being rewritten by GC plus tables and memtable logs.
-func diskReserve(vlogSize int64) int64 { return vlogSize + 64<<20 }
+// for a value-log file being rewritten by GC plus tables and memtable logs,
+// all written by badger through mappings (see "Errors" in the package doc).
+const diskReserve = valueLogSize + 64<<20
 
-// badgerOptions are chosen for an embedded cache of large values; each
+// badgerOptions are chosen for an embedded store of small records; each
 // departure from badger's defaults is explained in doc.go ("Badger options").
-func badgerOptions(dir string, vlogSize int64, logger badger.Logger) badger.Options {
+func badgerOptions(dir string, logger badger.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithLogger(logger).
 		WithSyncWrites(false).
 		WithValueThreshold(valueThreshold).
-		WithValueLogFileSize(vlogSize).
+		WithValueLogFileSize(valueLogSize).
 		WithMemTableSize(2 << 20).
 		WithBaseTableSize(1 << 20).
 		WithNumMemtables(2).

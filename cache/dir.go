@@ -122,7 +122,7 @@ type diskGuard struct {
 
 	mu      sync.Mutex // guards the fields below; a leaf lock
 	free    int64      // at the last statfs
-	written int64      // bytes admitted since then
+	written int64      // bytes admitted since then, less those released
 	when    time.Time
 }
 
@@ -151,6 +151,14 @@ func (g *diskGuard) admit(n int64) error {
 func (g *diskGuard) unadmit(n int64) {
 	g.mu.Lock()
 	g.written = max(g.written-n, 0)
+	g.mu.Unlock()
+}
+
+// release counts n bytes given back to the file system (a punched slot)
+// until the next statfs.
+func (g *diskGuard) release(n int64) {
+	g.mu.Lock()
+	g.written -= n
 	g.mu.Unlock()
 }
 

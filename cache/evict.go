@@ -1,8 +1,12 @@
 package cache
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -34,31 +38,50 @@ func (c *Cache) victimsLocked() ([]*entry, error) {
 	return victims, nil
 }
 
-// evict deletes entries already marked stateEvicting from the store, then
-// from the index, and (if notify) tells the OnEvict callback. Must not be
-// called with mu or flushMu held.
+// evict deletes entries already marked stateEvicting: once nobody reads
+// them, their records from badger, then their data (a hole punched over each
+// slot), then them from the index; and (if notify) tells the OnEvict
+// callback. Must not be called with mu or flushMu held.
 func (c *Cache) evict(victims []*entry, notify bool) error {
-	c.flushMu.RLock()
-	err := c.deletePieces(victims)
-	c.flushMu.RUnlock()
+	c.mu.Lock()
+	for _, e := range victims {
+		for e.readers > 0 {
+			c.cond.Wait()
+		}
+	}
+	c.mu.Unlock()
 
-	var freed int64
+	c.flushMu.RLock()
+	err := c.deleteRecords(victims)
+	c.flushMu.RUnlock()
+	if err == nil {
+		// A crash before the punch leaves the data without a record; the
+		// next Open punches it (see punchOrphans). After a failed delete
+		// the data stays: the next Open finds (and verifies) the piece.
+		var freed int64
+		for _, e := range victims {
+			if f, ferr := e.file.file(); ferr == nil && c.punch(f, int64(e.piece)<<e.file.shift, e.file.shift) {
+				freed += int64(e.size)
+			}
+		}
+		c.guard.release(freed)
+	}
+
+	var closing []*dataFile
 	c.mu.Lock()
 	for _, e := range victims {
 		if e.t.pieces[e.piece] == e {
 			delete(e.t.pieces, e.piece)
 		}
+		if d := c.releaseLocked(e); d != nil {
+			closing = append(closing, d)
+		}
 		c.forgetTorrentLocked(e.t)
-		freed += int64(e.size)
 	}
-	// Even after a failed delete the pieces leave the index: at worst their
-	// keys linger until the next Open finds (and verifies) them again.
-	c.garbage += freed
-	kick := c.garbage >= c.trigger
 	c.cond.Broadcast()
 	c.mu.Unlock()
-	if kick {
-		c.kickGC()
+	for _, d := range closing {
+		d.close()
 	}
 	if notify {
 		if fn := c.onEvict.Load(); fn != nil {
@@ -73,20 +96,15 @@ func (c *Cache) evict(victims []*entry, notify bool) error {
 	return nil
 }
 
-// deletePieces deletes the piece and record keys of entries, each piece's
-// pair in one transaction.
-func (c *Cache) deletePieces(es []*entry) error {
+// deleteRecords deletes the records of entries, in batches.
+func (c *Cache) deleteRecords(es []*entry) error {
 	for len(es) > 0 {
 		n := min(len(es), deleteBatch)
 		batch := es[:n]
 		es = es[n:]
 		err := c.update(func(txn *badger.Txn) error {
 			for _, e := range batch {
-				ih := e.ih()
-				if err := txn.Delete(pieceKeyOf(kindPiece, ih, e.piece)); err != nil {
-					return err
-				}
-				if err := txn.Delete(pieceKeyOf(kindRecord, ih, e.piece)); err != nil {
+				if err := txn.Delete(pieceKeyOf(kindRecord, e.ih(), e.piece)); err != nil {
 					return err
 				}
 			}
@@ -136,6 +154,9 @@ func (c *Cache) DropTorrent(ih InfoHash) error {
 		return nil
 	}
 	err := c.evict(victims, false)
+	if ferr := c.removeFiles(t); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
 	if hadMeta {
 		merr := c.update(func(txn *badger.Txn) error {
 			if err := txn.Delete(metaKeyOf(ih)); err != nil {
@@ -145,11 +166,34 @@ func (c *Cache) DropTorrent(ih InfoHash) error {
 		})
 		c.mu.Lock()
 		c.forgetTorrentLocked(t)
+		c.garbage = true
 		c.mu.Unlock()
 		if merr != nil {
 			err = errors.Join(err, fmt.Errorf("cache: drop metainfo of %x: %w", ih, merr))
 		}
+		c.kickGC()
 	}
-	c.kickGC()
 	return err
+}
+
+// removeFiles deletes t's piece files once no piece of it is stored or being
+// written. It holds mu meanwhile, so no Put can open one of them again
+// before it is gone.
+func (c *Cache) removeFiles(t *torrent) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.torrents[t.ih]; len(t.pieces) > 0 || (cur != nil && len(cur.pieces) > 0) {
+		return nil // a Put running; the next Open removes what is left
+	}
+	names, err := filepath.Glob(filepath.Join(c.dir, piecesDir, hex.EncodeToString(t.ih[:])+"-*"))
+	var errs []error
+	for _, name := range names {
+		if rerr := os.Remove(name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			errs = append(errs, rerr)
+		}
+	}
+	if err != nil || len(errs) > 0 {
+		return fmt.Errorf("cache: remove the piece files of %x: %w", t.ih, errors.Join(append(errs, err)...))
+	}
+	return nil
 }

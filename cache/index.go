@@ -17,9 +17,10 @@ type entry struct {
 	piece    uint32
 	size     int32
 	state    uint8
-	verified bool // data checked against sum in this process (written or read)
-	dirty    bool // seq changed by a read and not yet persisted
-	mapped   bool // listed in Cache.mapped
+	verified bool      // data checked against sum in this process (written or read)
+	dirty    bool      // seq changed by a read and not yet persisted
+	readers  int32     // ReadAt calls reading its slot now; eviction waits for 0
+	file     *dataFile // the piece file holding its slot (see datafile.go)
 	sum      uint64
 	seq      uint64 // recency: larger is more recently written or read
 
@@ -33,9 +34,11 @@ func (e *entry) ih() InfoHash { return e.t.ih }
 type torrent struct {
 	ih      InfoHash
 	pieces  map[uint32]*entry
-	present int   // entries in statePresent
-	bytes   int64 // their sizes
-	meta    bool  // a metainfo record is stored
+	present int                 // entries in statePresent
+	bytes   int64               // their sizes
+	meta    bool                // a metainfo record is stored
+	files   map[uint8]*dataFile // open piece files by slot shift
+	shift   uint8               // slot shift for new pieces (slotShiftLocked); 0 before the first
 }
 
 // lruList is an intrusive doubly-linked list with a sentinel: front is the

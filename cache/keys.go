@@ -10,8 +10,8 @@ import (
 // kinds follow it with the 20-byte info-hash, so one torrent's keys of a kind
 // are contiguous and a prefix scan finds them.
 const (
-	kindPiece   = 'p' // 'p' | ih | piece u32 BE  -> piece bytes (value log)
-	kindRecord  = 'i' // 'i' | ih | piece u32 BE  -> record: size, checksum, recency (inline)
+	kindPiece   = 'p' // 'p' | ih | piece u32 BE  -> piece bytes (format 1 only; see checkFormat)
+	kindRecord  = 'i' // 'i' | ih | piece u32 BE  -> record: size, checksum, recency, slot (inline)
 	kindMeta    = 'm' // 'm' | ih                 -> torrent metainfo bytes
 	kindPeers   = 'e' // 'e' | ih                 -> the caller's peer notes (PutPeers)
 	kindFormat  = 'v' // "v"                      -> store format version
@@ -23,12 +23,13 @@ const (
 	metaKeyLen  = 1 + 20
 
 	// formatVersion is written once per store; Open refuses other versions
-	// rather than misreading them.
-	formatVersion = 1
+	// rather than misreading them, but for format 1 (pieces in badger's
+	// value log), whose pieces it drops (see checkFormat).
+	formatVersion = 2
 
-	// record layout: version(1) | size u32 | checksum u64 | seq u64.
-	recordVersion = 1
-	recordLen     = 1 + 4 + 8 + 8
+	// record layout: version(2) | size u32 | checksum u64 | seq u64 | slot shift u8.
+	recordVersion = 2
+	recordLen     = 1 + 4 + 8 + 8 + 1
 )
 
 var (
@@ -67,11 +68,13 @@ func parsePieceKey(k []byte) (ih InfoHash, piece uint32, ok bool) {
 }
 
 // record is the small inline companion of a stored piece. It lets Open rebuild
-// the index without reading a single piece from the value log.
+// the index without reading a single piece, and says where the piece is: in
+// the torrent's piece file of slot shift shift, at piece<<shift.
 type record struct {
-	size int32
-	sum  uint64 // checksum of ih | piece | data, see pieceSum
-	seq  uint64 // recency clock value of the last write or (lazily persisted) read
+	size  int32
+	sum   uint64 // checksum of ih | piece | data, see pieceSum
+	seq   uint64 // recency clock value of the last write or (lazily persisted) read
+	shift uint8
 }
 
 func (r record) encode() []byte {
@@ -80,6 +83,7 @@ func (r record) encode() []byte {
 	binary.BigEndian.PutUint32(b[1:5], uint32(r.size))
 	binary.BigEndian.PutUint64(b[5:13], r.sum)
 	binary.BigEndian.PutUint64(b[13:21], r.seq)
+	b[21] = r.shift
 	return b
 }
 
@@ -90,12 +94,16 @@ func decodeRecord(b []byte) (record, error) {
 		return record{}, fmt.Errorf("%w (%d bytes)", errBadRecord, len(b))
 	}
 	r := record{
-		size: int32(binary.BigEndian.Uint32(b[1:5])),
-		sum:  binary.BigEndian.Uint64(b[5:13]),
-		seq:  binary.BigEndian.Uint64(b[13:21]),
+		size:  int32(binary.BigEndian.Uint32(b[1:5])),
+		sum:   binary.BigEndian.Uint64(b[5:13]),
+		seq:   binary.BigEndian.Uint64(b[13:21]),
+		shift: b[21],
 	}
-	if r.size <= 0 {
+	switch {
+	case r.size <= 0:
 		return record{}, fmt.Errorf("%w (size %d)", errBadRecord, r.size)
+	case r.shift < minShift || r.shift > maxShift || int64(r.size) > int64(1)<<r.shift:
+		return record{}, fmt.Errorf("%w (size %d in slots of 1<<%d)", errBadRecord, r.size, r.shift)
 	}
 	return r, nil
 }

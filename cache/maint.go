@@ -2,21 +2,19 @@ package cache
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
 
 // The maintenance goroutine, owned by the Cache (started by Open, stopped and
-// waited for by Close), persists read recency and reclaims value-log space.
+// waited for by Close), persists read recency and reclaims the value-log
+// space of dropped metainfo.
 
-// GC discard ratios: a value-log file is rewritten when at least this share
-// of it is garbage. The first pass takes only cheap wins; the second runs
-// only while disk use is above the target (see collect).
 const (
-	gcRatio      = 0.5
-	gcRatioTight = 0.2
+	// gcRatio: a value-log file is rewritten when at least this share of
+	// it is garbage.
+	gcRatio = 0.5
 	// gcMaxRewrites bounds one collection, so Close never waits for long.
 	gcMaxRewrites = 64
 )
@@ -25,8 +23,6 @@ func (c *Cache) maintain() {
 	defer c.done.Done()
 	flush := time.NewTicker(flushInterval)
 	defer flush.Stop()
-	gc := time.NewTicker(gcInterval)
-	defer gc.Stop()
 	for {
 		select {
 		case <-c.stop:
@@ -35,8 +31,6 @@ func (c *Cache) maintain() {
 			if err := c.flushRecency(); err != nil {
 				c.logf("cache: persist read recency: %v", err)
 			}
-		case <-gc.C:
-			c.collect()
 		case <-c.kick:
 			c.collect()
 		}
@@ -79,7 +73,7 @@ func (c *Cache) flushRecency() error {
 		}
 		recs = append(recs, kv{
 			pieceKeyOf(kindRecord, e.ih(), e.piece),
-			record{size: e.size, sum: e.sum, seq: e.seq}.encode(),
+			record{size: e.size, sum: e.sum, seq: e.seq, shift: e.file.shift}.encode(),
 		})
 	}
 	if cap(c.dirty) > 4096 {
@@ -108,43 +102,33 @@ func (c *Cache) flushRecency() error {
 	return nil
 }
 
-// collect reclaims value-log space after evictions and drops.
+// collect reclaims value-log space after metainfo was dropped (or a store of
+// format 1 dropped its pieces, see checkFormat). Pieces live in files of
+// their own; only metainfo and peer notes larger than valueThreshold reach
+// the value log.
 //
 // Badger's value-log GC only rewrites files whose discard statistics say they
 // hold enough garbage, and those statistics are computed by LSM compactions
-// alone. A deleted piece's tombstone is compacted only once its memtable is
-// flushed, and our memtables hold just keys and value pointers: one fills
-// after tens of thousands of piece writes, i.e. tens of gigabytes. So, when
-// pieces were deleted, collect first forces a flush and a compaction
+// alone; our memtables hold small records, so one fills only after tens of
+// thousands of writes. So collect first forces a flush and a compaction
 // (compact), then runs the GC while it finds files to rewrite.
 func (c *Cache) collect() {
 	c.gcMu.Lock()
 	defer c.gcMu.Unlock()
 	c.mu.Lock()
 	garbage := c.garbage
-	c.garbage = 0
-	used := c.used
+	c.garbage = false
 	c.mu.Unlock()
 	// We only ever read the newest version of a key, so every older version
 	// may go at the next compaction.
 	c.db.SetDiscardTs(c.ts.Load())
-	if garbage > 0 {
-		if err := c.compact(); err != nil {
-			c.logf("cache: compact before value-log GC: %v", err)
-		}
+	if !garbage {
+		return
 	}
-	rewrites := c.runGC(gcRatio, gcMaxRewrites)
-	if c.DiskUsage() > used+c.margin() {
-		c.runGC(gcRatioTight, gcMaxRewrites-rewrites)
+	if err := c.compact(); err != nil {
+		c.logf("cache: compact before value-log GC: %v", err)
 	}
-}
-
-// margin is the disk use tolerated above the stored piece bytes before GC
-// rewrites files that are only gcRatioTight garbage: a tenth of the capacity,
-// but at least two value-log files (the one being written and one
-// being rewritten) and the tables.
-func (c *Cache) margin() int64 {
-	return max(c.capacity/10, 2*c.vlogSize) + 32<<20
+	c.runGC(gcRatio, gcMaxRewrites)
 }
 
 // runGC rewrites up to limit value-log files holding at least ratio garbage.
@@ -159,7 +143,6 @@ func (c *Cache) runGC(ratio float64, limit int) int {
 			break
 		}
 		n++
-		c.releaseFiles()
 	}
 	return n
 }
@@ -201,14 +184,5 @@ func (c *Cache) runValueLogGC(ratio float64) error {
 		c.raceWrites.Lock()
 		defer c.raceWrites.Unlock()
 	}
-	if c.keepMapped < 0 {
-		return c.db.RunValueLogGC(ratio)
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go c.gcSweeper(stop, &wg) // see gcsweep.go
-	defer wg.Wait()
-	defer close(stop)
 	return c.db.RunValueLogGC(ratio)
 }

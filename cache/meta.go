@@ -17,7 +17,7 @@ func (c *Cache) PutMeta(ih InfoHash, torrentBytes []byte) error {
 	if len(torrentBytes) == 0 {
 		return fmt.Errorf("cache: put metainfo of %x: empty", ih)
 	}
-	if int64(len(torrentBytes)) > c.vlogSize {
+	if len(torrentBytes) > valueLogSize/2 {
 		return fmt.Errorf("cache: put metainfo of %x: %s is too large", ih, formatSize(int64(len(torrentBytes))))
 	}
 	if !c.enter() {

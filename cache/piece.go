@@ -15,16 +15,21 @@ import (
 )
 
 // pieceSum is the checksum stored with every piece. It covers the key as well
-// as the data, so a value that somehow surfaced under another key would fail.
+// as the data, so a piece read from the wrong place would fail.
 func pieceSum(ih InfoHash, piece uint32, data []byte) uint64 {
-	var d xxhash.Digest
-	d.Reset()
+	d := newPieceHasher(ih, piece)
+	_, _ = d.Write(data)
+	return d.Sum64()
+}
+
+// newPieceHasher starts a pieceSum, for data written to it in parts.
+func newPieceHasher(ih InfoHash, piece uint32) *xxhash.Digest {
+	d := xxhash.New()
 	_, _ = d.Write(ih[:])
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], piece)
 	_, _ = d.Write(b[:])
-	_, _ = d.Write(data)
-	return d.Sum64()
+	return d
 }
 
 func checkPiece(piece int) error {
@@ -86,25 +91,23 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 	switch {
 	case size == 0:
 		return fmt.Errorf("cache: put piece %d of %x: empty piece", piece, ih)
-	case size > c.vlogSize:
-		return fmt.Errorf("%w: piece %d of %x: %s is larger than the largest piece the store takes (%s)",
-			ErrTooLarge, piece, ih, formatSize(size), formatSize(c.vlogSize))
-	case size > c.capacity:
-		return fmt.Errorf("%w: piece %d of %x (%s) is larger than the cache capacity (%s)",
-			ErrTooLarge, piece, ih, formatSize(size), formatSize(c.capacity))
+	case size > c.MaxPiece():
+		return fmt.Errorf("%w: piece %d of %x: %s is larger than the largest piece the cache takes (%s)",
+			ErrTooLarge, piece, ih, formatSize(size), formatSize(c.MaxPiece()))
 	}
 	if !c.enter() {
 		return ErrClosed
 	}
 	defer c.life.RUnlock()
-	p := uint32(piece)
-	sum := pieceSum(ih, p, data)
+	return c.put(ih, uint32(piece), data, pieceSum(ih, uint32(piece), data))
+}
 
+// put is Put inside enter.
+func (c *Cache) put(ih InfoHash, p uint32, data []byte, sum uint64) error {
+	piece, size := int(p), int64(len(data))
 	// The disk first: a Put refused for a full disk must not have evicted
-	// anything (deleting pieces gives no disk space back until value-log
-	// GC, which the reserve is kept for).
+	// anything.
 	if err := c.guard.admit(size); err != nil {
-		c.kickGC()
 		return fmt.Errorf("%w (putting piece %d of %x)", err, piece, ih)
 	}
 	c.mu.Lock()
@@ -129,12 +132,28 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 			c.guard.unadmit(size)
 			return nil
 		}
-		// Stored before this process started and not yet read: rewrite it,
-		// the stored copy may be the one that would fail its check.
 		c.unlistLocked(e)
+		if size > int64(1)<<e.file.shift {
+			// Stored with another size, too large for its slot: drop
+			// that copy, then put this one afresh.
+			e.state = stateEvicting
+			c.mu.Unlock()
+			c.guard.unadmit(size)
+			if err := c.evict([]*entry{e}, false); err != nil {
+				return fmt.Errorf("cache: put piece %d of %x: %w", piece, ih, err)
+			}
+			return c.put(ih, p, data, sum)
+		}
+		// Stored before this process started and not yet read: rewrite it
+		// in place, the stored copy may be the one that would fail its
+		// check. A reader verifying it meanwhile fails its check and finds
+		// it not present (see dropBroken).
 	} else {
 		e = &entry{t: c.torrentLocked(ih), piece: p}
 		e.t.pieces[p] = e
+	}
+	if e.file == nil {
+		e.file = c.fileLocked(e.t, slotShiftLocked(e.t, size))
 	}
 	e.state = stateWriting
 	e.size, e.sum, e.verified, e.dirty = int32(size), sum, false, false
@@ -143,8 +162,9 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 	c.used += size
 	victims, err := c.victimsLocked()
 	if err != nil {
-		c.abortLocked(e)
+		d := c.abortLocked(e)
 		c.mu.Unlock()
+		d.close()
 		c.guard.unadmit(size)
 		return fmt.Errorf("%w (putting piece %d of %x)", err, piece, ih)
 	}
@@ -157,13 +177,12 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 			return err
 		}
 	}
-	rec := record{size: int32(size), sum: sum, seq: e.seq}.encode()
-	write := func(txn *badger.Txn) error {
-		if err := txn.Set(pieceKeyOf(kindPiece, ih, p), data); err != nil {
-			return err
-		}
-		return txn.Set(pieceKeyOf(kindRecord, ih, p), rec)
+	if err := c.writePiece(e, data); err != nil {
+		c.abort(e)
+		return fmt.Errorf("cache: put piece %d of %x: %w", piece, ih, storeErr(err))
 	}
+	rec := record{size: int32(size), sum: sum, seq: e.seq, shift: e.file.shift}.encode()
+	write := func(txn *badger.Txn) error { return txn.Set(pieceKeyOf(kindRecord, ih, p), rec) }
 	if replace {
 		c.flushMu.RLock()
 		err = c.update(write)
@@ -172,10 +191,12 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 		err = c.update(write)
 	}
 	if err != nil {
+		if f, ferr := e.file.file(); ferr == nil {
+			c.punch(f, int64(p)<<e.file.shift, e.file.shift)
+		}
 		c.abort(e)
 		return fmt.Errorf("cache: put piece %d of %x: %w", piece, ih, storeErr(err))
 	}
-
 	c.mu.Lock()
 	e.state, e.verified = statePresent, true
 	e.t.present++
@@ -183,25 +204,8 @@ func (c *Cache) Put(ih InfoHash, piece int, data []byte) error {
 	if c.pins[pinKey{ih, p}] == 0 {
 		c.lru.pushFront(e)
 	}
-	sweep := c.markMappedLocked(e)
-	c.lastPut = e
 	c.cond.Broadcast()
 	c.mu.Unlock()
-	c.noteWritten(size)
-	if sweep {
-		// Sweep here rather than leave it to the pager: the pager can be
-		// held up (in writeback, behind badger's lock of a file being
-		// closed, or waiting for a CPU), and a fast writer maps tens of
-		// MiB meanwhile. Here no Put maps more than 2*KeepMapped plus a
-		// piece before the sweep, at the cost of one badger lookup per
-		// 2*KeepMapped written (see sweep).
-		if c.sweepMu.TryLock() {
-			c.sweep(c.keepMapped)
-			c.sweepMu.Unlock()
-		} else {
-			c.kickPager() // sweeping already; it may have listed e too late
-		}
-	}
 	return nil
 }
 
@@ -214,18 +218,23 @@ func (c *Cache) unlistLocked(e *entry) {
 	c.used -= int64(e.size)
 }
 
-// abortLocked forgets an entry whose write will not happen.
-func (c *Cache) abortLocked(e *entry) {
+// abortLocked forgets an entry whose write will not happen. It returns the
+// entry's piece file if that was its last reference, for the caller to close
+// after releasing mu.
+func (c *Cache) abortLocked(e *entry) *dataFile {
 	c.used -= int64(e.size)
 	delete(e.t.pieces, e.piece)
+	d := c.releaseLocked(e)
 	c.forgetTorrentLocked(e.t)
 	c.cond.Broadcast()
+	return d
 }
 
 func (c *Cache) abort(e *entry) {
 	c.mu.Lock()
-	c.abortLocked(e)
+	d := c.abortLocked(e)
 	c.mu.Unlock()
+	d.close()
 }
 
 // storeErr marks a full disk as ErrDiskFull.
@@ -266,15 +275,18 @@ func (c *Cache) update(fn func(txn *badger.Txn) error) error {
 	}
 }
 
-// ReadAt copies bytes of a stored piece starting at off into p, straight from
-// badger's memory-mapped value log (one copy). It returns io.EOF when the
-// range reaches the end of the piece, and an error wrapping ErrNotFound when
-// the piece is not stored. The first read of a piece stored before this
-// process started verifies the whole piece against its checksum; a piece that
-// fails is dropped (OnEvict is called) and ErrNotFound returned.
+// ReadAt copies bytes of a stored piece starting at off into p, with one
+// pread from its piece file. It returns io.EOF when the range reaches the end
+// of the piece, and an error wrapping ErrNotFound when the piece is not
+// stored. The first read of a piece stored before this process started
+// verifies the whole piece against its checksum; a piece that fails is
+// dropped (OnEvict is called) and ErrNotFound returned.
 func (c *Cache) ReadAt(ih InfoHash, piece int, p []byte, off int64) (int, error) {
 	if err := checkPiece(piece); err != nil {
 		return 0, err
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("cache: read piece %d of %x: negative offset %d", piece, ih, off)
 	}
 	if !c.enter() {
 		return 0, ErrClosed
@@ -287,62 +299,28 @@ func (c *Cache) ReadAt(ih InfoHash, piece int, p []byte, off int64) (int, error)
 		c.mu.Unlock()
 		return 0, ErrNotFound
 	}
-	size, sum, verify := int64(e.size), e.sum, !e.verified
+	size, sum, verify, d := int64(e.size), e.sum, !e.verified, e.file
 	c.touchLocked(e)
-	c.mu.Unlock()
-
-	if off < 0 {
-		return 0, fmt.Errorf("cache: read piece %d of %x: negative offset %d", piece, ih, off)
-	}
 	if off >= size {
+		c.mu.Unlock()
 		return 0, io.EOF
 	}
-	key := pieceKeyOf(kindPiece, ih, pi)
-	var n int
-	var bad string
-	var err error
-	mapped := false // read through badger's mapping (see direct.go)
-	// Badger logs and swallows value-log read errors, handing back an empty
-	// value: the size check catches that. Such a failure is also what a read
-	// sees when it races a value-log GC that moved the piece and deleted the
-	// old file, so a failed read is retried (with a fresh transaction, which
-	// finds the new location) before the piece is declared broken.
-	for attempt := 0; attempt < 3; attempt++ {
-		n, bad = 0, ""
-		err = c.db.View(func(txn *badger.Txn) error {
-			item, err := txn.Get(key)
-			if err != nil {
-				return err
-			}
-			if !verify {
-				if vp, ok := valuePointerOf(item); ok {
-					want := p[:min(int64(len(p)), size-off)]
-					if c.files.read(key, vp, size, want, off) {
-						n = len(want)
-						return nil
-					}
-				}
-			}
-			mapped = true
-			return item.Value(func(v []byte) error {
-				switch {
-				case int64(len(v)) != size:
-					bad = fmt.Sprintf("size (%d bytes, want %d)", len(v), size)
-				case verify && pieceSum(ih, pi, v) != sum:
-					bad = "checksum"
-				default:
-					n = copy(p, v[off:])
-				}
-				return nil
-			})
-		})
-		if (err == nil && bad == "") || errors.Is(err, badger.ErrKeyNotFound) {
-			break
-		}
+	// Eviction waits for readers before it punches the slot, so what we
+	// read is this piece's bytes even if it is evicted meanwhile.
+	e.readers++
+	c.mu.Unlock()
+
+	n, bad, err := c.readPiece(e, d, size, sum, verify, p, off)
+
+	c.mu.Lock()
+	e.readers--
+	if e.readers == 0 && e.state == stateEvicting {
+		c.cond.Broadcast()
 	}
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		bad, err = "presence", nil
+	if verify && bad == "" && err == nil && e.state == statePresent && e.sum == sum {
+		e.verified = true
 	}
+	c.mu.Unlock()
 	if err != nil {
 		return 0, fmt.Errorf("cache: read piece %d of %x: %w", piece, ih, err)
 	}
@@ -352,17 +330,6 @@ func (c *Cache) ReadAt(ih InfoHash, piece int, p []byte, off int64) (int, error)
 				ErrNotFound, piece, ih, bad)
 		}
 		return 0, ErrNotFound // rewritten meanwhile; the caller may retry
-	}
-	if verify || mapped {
-		c.mu.Lock()
-		if verify && e.state == statePresent && e.sum == sum {
-			e.verified = true
-		}
-		sweep := mapped && e.state == statePresent && c.markMappedLocked(e)
-		c.mu.Unlock()
-		if sweep {
-			c.kickPager()
-		}
 	}
 	if n < len(p) {
 		return n, io.EOF

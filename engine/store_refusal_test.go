@@ -255,7 +255,6 @@ func TestPiecesLargerThanTheCache(t *testing.T) {
 		capacity int64
 		pieceLen int64
 	}{
-		{"256 MiB pieces, larger than any value-log file", 0, 256 << 20},
 		{"two pieces larger than the cache", 1 << 20, 1 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

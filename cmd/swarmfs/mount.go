@@ -370,9 +370,9 @@ var gcTuner sync.Once
 // memLimit is the default soft memory limit for a cache of capacity
 // bytes: 56 MiB, plus room for the cache's index (about 270 bytes a piece,
 // counted for 256 KiB pieces). The process's other memory is outside the
-// limit: its mapped code (about 16 MiB) and the value log's mapped pages
-// (up to about 13 MiB), so the limit is what keeps its peak RSS under
-// 100 MiB. A base of 64 MiB left the fast bench's peak at 88.7-92.7 MiB
+// limit: its mapped code (about 16 MiB) and, before pieces moved to
+// files of their own, the value log's mapped pages (up to about 13 MiB),
+// so the limit is what keeps its peak RSS under 100 MiB. A base of 64 MiB left the fast bench's peak at 88.7-92.7 MiB
 // and 4 GiB streamed through a 64 MiB cache at 94.8-101 MiB; 56 MiB takes
 // about 6 MiB off the first (84.7-85.6 MiB, its cold read unchanged) and
 // 7-11 off the second (87.5-89.5 MiB, for 10-15% of that stream's rate:

@@ -42,7 +42,7 @@ func openCache(t *testing.T, capacity int64) *cache.Cache {
 // could never keep is refused when opened, with an error that says so and
 // reads as ENOSPC, instead of being fetched and refused for ever.
 func TestCacheRefusesPiecesItCannotHold(t *testing.T) {
-	big := NewCache(openCache(t, 10<<30)) // takes pieces up to 128 MiB
+	big := NewCache(openCache(t, 10<<30)) // takes pieces up to 1 GiB
 	small := NewCache(openCache(t, 1<<20))
 	for _, tc := range []struct {
 		name string
@@ -50,8 +50,7 @@ func TestCacheRefusesPiecesItCannotHold(t *testing.T) {
 		info *metainfo.Info
 		ok   bool
 	}{
-		{"256 MiB pieces", big, fakeInfo("huge", 2, 256<<20), false},
-		{"128 MiB pieces", big, fakeInfo("large", 2, 128<<20), true},
+		{"256 MiB pieces, the largest a torrent may have", big, fakeInfo("huge", 2, 256<<20), true},
 		{"two pieces over the capacity", small, fakeInfo("two", 4, 1<<20), false},
 		{"one piece the size of the capacity", small, fakeInfo("one", 1, 1<<20), true},
 		{"pieces of half the capacity", small, fakeInfo("halves", 8, 512<<10), true},

@@ -11,108 +11,117 @@ import (
 	"time"
 )
 
-// TestValueLogShrinks writes four times the capacity and checks that disk use
-// comes back to the capacity plus the documented margin, and that dropping
-// everything gives the space back.
-func TestValueLogShrinks(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes 512 MiB")
-	}
+// TestDiskFollowsEviction writes four times the capacity and checks that
+// disk use stays at the capacity plus badger's own files all along (an
+// evicted piece's blocks are freed at once, by a punched hole), that what is
+// stored reads back intact, and that dropping the torrent removes its files.
+func TestDiskFollowsEviction(t *testing.T) {
 	dir := t.TempDir()
-	const capacity = 128 << 20
+	const capacity = 64 << 20
 	const size = 1 << 20
 	c := openT(t, Options{Dir: dir, Capacity: capacity})
 	defer c.Close()
 	ih := ihOf(1)
 	d := pieceData(ih, 0, size)
+	peak := int64(0)
 	for p := 0; p < 4*capacity/size; p++ {
 		d[0], d[1] = byte(p), byte(p>>8)
 		if err := c.Put(ih, p, d); err != nil {
 			t.Fatal(err)
 		}
+		if p%16 == 0 {
+			peak = max(peak, c.DiskUsage())
+		}
 	}
-	before := c.DiskUsage()
-	c.collect()
-	after := c.DiskUsage()
-	limit := capacity + c.margin()
-	t.Logf("capacity %s, stored %s; disk before collect %s, after %s (limit %s, value-log file %s)",
-		formatSize(capacity), formatSize(c.Size()), formatSize(before), formatSize(after),
-		formatSize(limit), formatSize(c.vlogSize))
-	if after > limit {
-		t.Errorf("disk use %s exceeds capacity + margin = %s", formatSize(after), formatSize(limit))
+	files := pieceFilesUsage(t, dir)
+	t.Logf("capacity %s, stored %s; piece files %s; disk use at most %s, at the end %s",
+		formatSize(capacity), formatSize(c.Size()), formatSize(files), formatSize(peak), formatSize(c.DiskUsage()))
+	if files != c.Size() {
+		t.Errorf("piece files hold %s for %s stored", formatSize(files), formatSize(c.Size()))
 	}
-	// What the GC moved (and what was written into preallocated files)
-	// reads back intact.
+	if limit := int64(capacity + 16<<20); peak > limit {
+		t.Errorf("disk use %s exceeds capacity + badger's files = %s", formatSize(peak), formatSize(limit))
+	}
 	buf := make([]byte, size)
 	for _, p := range c.Pieces(ih) {
 		d[0], d[1] = byte(p), byte(p>>8)
 		if n, err := c.ReadAt(ih, p, buf, 0); err != nil || n != size || !bytes.Equal(buf, d) {
-			t.Fatalf("piece %d after GC: n=%d err=%v", p, n, err)
+			t.Fatalf("piece %d: n=%d err=%v", p, n, err)
 		}
 	}
 	if err := c.DropTorrent(ih); err != nil {
 		t.Fatal(err)
 	}
-	c.collect()
-	empty := c.DiskUsage()
-	t.Logf("after DropTorrent and collect: %s", formatSize(empty))
-	if empty > c.vlogSize+32<<20 {
-		t.Errorf("disk use after dropping everything: %s", formatSize(empty))
+	if names, _ := filepath.Glob(filepath.Join(dir, piecesDir, "*")); len(names) > 0 {
+		t.Errorf("after DropTorrent: %v", names)
 	}
+	t.Logf("after DropTorrent: %s", formatSize(c.DiskUsage()))
 }
 
 // TestCorruptPieceDropped damages a piece on disk: its first read after the
 // restart fails a check, returns ErrNotFound, drops the piece and tells
-// OnEvict; other pieces are untouched. Two cases: damage in an older
-// value-log file is caught by our checksum alone (badger does not check
-// values on read); damage in the newest file is caught by badger when it
-// reopens the file and truncates it at the first bad entry, and the read
-// fails its size check.
+// OnEvict; other pieces are untouched. A flipped byte is caught by the
+// checksum; a file truncated into a piece's slot already by Open, which
+// then does not list the piece.
 func TestCorruptPieceDropped(t *testing.T) {
 	tests := []struct {
-		name    string
-		filler  int // MiB written after the damaged piece, to rotate the value log
-		reason  string
-		filling bool
+		name   string
+		reason string // "": Open drops the piece
+		damage func(t *testing.T, f *os.File, off int64)
 	}{
-		{"older value-log file", 65, "checksum", true},
-		{"newest value-log file", 0, "check", false},
+		{"flipped byte", "checksum", func(t *testing.T, f *os.File, off int64) {
+			b := make([]byte, 1)
+			f.ReadAt(b, off+1000)
+			if _, err := f.WriteAt([]byte{b[0] ^ 0xff}, off+1000); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"truncated file", "", func(t *testing.T, f *os.File, off int64) {
+			if err := f.Truncate(off + 1000); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if testing.Short() && tt.filler > 0 {
-				t.Skip("writes 65 MiB")
-			}
 			dir := t.TempDir()
-			ih, other := ihOf(7), ihOf(8)
+			ih := ihOf(7)
 			const size = 64 << 10
 			c := openT(t, Options{Dir: dir, Capacity: 1 << 30})
 			for p := 0; p < 3; p++ {
 				mustPut(t, c, ih, p, size)
 			}
-			for p := 0; p < tt.filler; p++ {
-				mustPut(t, c, other, p, 1<<20)
-			}
 			if err := c.Close(); err != nil {
 				t.Fatal(err)
 			}
-			victim := 2 // the last piece written before the filler
-			damage(t, dir, pieceData(ih, victim, size)[size/2:size/2+64])
+			victim := 2 // the last piece: truncating its file leaves the others
+			f, err := os.OpenFile(filepath.Join(dir, piecesDir, dataFileName(ih, shiftFor(size))), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.damage(t, f, int64(victim)*size)
+			f.Close()
 
 			c = openT(t, Options{Dir: dir, Capacity: 1 << 30})
 			defer c.Close()
 			var evicted []int
 			c.OnEvict(func(_ InfoHash, p int) { evicted = append(evicted, p) })
-			if !c.Has(ih, victim) {
-				t.Fatal("index lost the piece (it is rebuilt without reading data)")
-			}
-			_, err := c.ReadAt(ih, victim, make([]byte, 10), 0)
-			if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), tt.reason) {
-				t.Fatalf("ReadAt of damaged piece: %v", err)
-			}
-			t.Logf("damaged piece: %v", err)
-			if c.Has(ih, victim) || !slices.Equal(evicted, []int{victim}) {
-				t.Fatalf("damaged piece still indexed (evicted %v)", evicted)
+			if tt.reason == "" {
+				if c.Has(ih, victim) || !slices.Equal(c.Pieces(ih), []int{0, 1}) {
+					t.Fatalf("after Open: pieces %v", c.Pieces(ih))
+				}
+			} else {
+				if !c.Has(ih, victim) {
+					t.Fatal("index lost the piece (it is rebuilt without reading data)")
+				}
+				_, err = c.ReadAt(ih, victim, make([]byte, 10), 0)
+				if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), tt.reason) {
+					t.Fatalf("ReadAt of damaged piece: %v", err)
+				}
+				t.Logf("damaged piece: %v", err)
+				if c.Has(ih, victim) || !slices.Equal(evicted, []int{victim}) {
+					t.Fatalf("damaged piece still indexed (evicted %v)", evicted)
+				}
 			}
 			for _, p := range []int{0, 1} {
 				if !bytes.Equal(readAll(t, c, ih, p, size), pieceData(ih, p, size)) {
@@ -126,31 +135,6 @@ func TestCorruptPieceDropped(t *testing.T) {
 			}
 		})
 	}
-}
-
-// damage flips one byte of the value-log copy of probe.
-func damage(t *testing.T, dir string, probe []byte) {
-	t.Helper()
-	vlogs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
-	for _, name := range vlogs {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i := bytes.Index(b, probe); i >= 0 {
-			f, err := os.OpenFile(name, os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if _, err := f.WriteAt([]byte{b[i] ^ 0xff}, int64(i)); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("damaged %s at %d", filepath.Base(name), i)
-			return
-		}
-	}
-	t.Fatal("piece data not found in the value log")
 }
 
 // TestPutOverUnverified puts a piece that a restart left unverified: the
