@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -73,28 +75,50 @@ type dataFile struct {
 	shift uint8
 	refs  int // guarded by Cache.mu
 
-	once sync.Once
-	f    *os.File
-	err  error
+	f      atomic.Pointer[os.File] // set once opened
+	mu     sync.Mutex              // serializes opening and closing
+	closed bool                    // guarded by mu
 }
 
-// file opens the file on first use, creating it if needed.
+// file returns the descriptor, opening (and if need be creating) the file on
+// first use. A failed open is tried again by the next call.
 func (d *dataFile) file() (*os.File, error) {
-	d.once.Do(func() {
-		d.f, d.err = os.OpenFile(d.path, os.O_RDWR|os.O_CREATE, 0o600)
-	})
-	return d.f, d.err
+	if f := d.f.Load(); f != nil {
+		return f, nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if f := d.f.Load(); f != nil {
+		return f, nil
+	}
+	if d.closed {
+		return nil, os.ErrClosed
+	}
+	f, err := os.OpenFile(d.path, os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The pieces folder was removed under us: make it again.
+		if err = os.MkdirAll(filepath.Dir(d.path), 0o700); err == nil {
+			f, err = os.OpenFile(d.path, os.O_RDWR|os.O_CREATE, 0o600)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.f.Store(f)
+	return f, nil
 }
 
 // close closes the descriptor if it was opened. Only once no entry refers to
-// the file (refs is 0 and it left its torrent's map).
+// the file (refs is 0 and it left its torrent's map), or at Close.
 func (d *dataFile) close() {
 	if d == nil {
 		return
 	}
-	d.once.Do(func() { d.err = os.ErrClosed })
-	if d.f != nil {
-		d.f.Close()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	if f := d.f.Swap(nil); f != nil {
+		f.Close()
 	}
 }
 
