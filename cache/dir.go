@@ -87,11 +87,16 @@ func freeSpace(dir string) (int64, error) {
 	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
-// diskUsage sums the disk space allocated to the store's files (value logs,
-// tables, memtable logs, manifest). Badger preallocates logs as sparse files;
-// counting allocated blocks rather than apparent sizes leaves out their
-// unwritten tails.
+// diskUsage sums the disk space allocated to the store's files (badger's
+// logs, tables and manifest, and the piece files). Badger preallocates logs
+// as sparse files, and piece files are sparse: counting allocated blocks
+// rather than apparent sizes leaves out what holds no data.
 func diskUsage(dir string) int64 {
+	return blocksUsed(dir) + blocksUsed(filepath.Join(dir, piecesDir))
+}
+
+// blocksUsed sums the blocks allocated to the regular files in dir.
+func blocksUsed(dir string) int64 {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return 0
