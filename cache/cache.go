@@ -215,6 +215,9 @@ func Open(opts Options) (*Cache, error) {
 	// evict what a mount with a larger limit keeps.
 	c.done.Add(1)
 	go c.maintain()
+	if c.garbage {
+		c.kickGC() // a store of format 1 dropped its pieces: give their space back
+	}
 	return c, nil
 }
 

@@ -266,38 +266,44 @@ func TestWriteFailsOnFullDisk(t *testing.T) {
 
 // TestFormat1StoreUpgraded: a store an earlier swarmfs wrote (format 1:
 // pieces in badger's value log) opens; its pieces are dropped, since they
-// would be read where they are not, and its metainfo and peer notes kept.
-// New pieces then work, and the next Open finds format 2.
+// would be read where they are not, their space given back, and its
+// metainfo and peer notes kept. New pieces then work, and the next Open finds
+// format 2.
 func TestFormat1StoreUpgraded(t *testing.T) {
 	dir := t.TempDir()
 	ih := ihOf(10)
-	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithValueLogFileSize(8 << 20))
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(txn *badger.Txn) error {
-		d := pieceData(ih, 0, 64<<10)
-		old := record{size: int32(len(d)), sum: pieceSum(ih, 0, d), seq: 1}.encode()
-		old[0] = 1 // format 1's record: 21 bytes, no slot
-		for _, kv := range [][2][]byte{
-			{formatKey, {1}},
-			{pieceKeyOf(kindPiece, ih, 0), d},
-			{pieceKeyOf(kindRecord, ih, 0), old[:21]},
-			{metaKeyOf(ih), []byte("d4:infod4:name1:xee")},
-			{peersKeyOf(ih), []byte("peers")},
-		} {
-			if err := txn.Set(kv[0], kv[1]); err != nil {
-				return err
+	set := func(kvs ...[2][]byte) {
+		t.Helper()
+		err := db.Update(func(txn *badger.Txn) error {
+			for _, kv := range kvs {
+				if err := txn.Set(kv[0], kv[1]); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	}
+	set([2][]byte{formatKey, {1}},
+		[2][]byte{metaKeyOf(ih), []byte("d4:infod4:name1:xee")},
+		[2][]byte{peersKeyOf(ih), []byte("peers")})
+	const pieces, size = 48, 1 << 20 // six value-log files
+	for p := range pieces {
+		d := pieceData(ih, p, size)
+		old := record{size: size, sum: pieceSum(ih, uint32(p), d), seq: uint64(p)}.encode()
+		old[0] = 1 // format 1's record: 21 bytes, no slot
+		set([2][]byte{pieceKeyOf(kindPiece, ih, uint32(p)), d}, [2][]byte{pieceKeyOf(kindRecord, ih, uint32(p)), old[:21]})
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+	before := diskUsage(dir)
 	var logged []string
 	c, err := Open(Options{Dir: dir, Logf: func(f string, a ...any) {
 		logged = append(logged, f)
@@ -317,6 +323,15 @@ func TestFormat1StoreUpgraded(t *testing.T) {
 	}
 	if !slices.ContainsFunc(logged, func(s string) bool { return strings.Contains(s, "earlier swarmfs") }) {
 		t.Error("the upgrade was not logged")
+	}
+	// Open started the collection on its own.
+	after := c.DiskUsage()
+	for end := time.Now().Add(20 * time.Second); after > before/3 && time.Now().Before(end); after = c.DiskUsage() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("disk use of the store: %s before the upgrade, %s after", formatSize(before), formatSize(after))
+	if after > before/3 {
+		t.Errorf("the dropped pieces' space was not given back: %s of %s", formatSize(after), formatSize(before))
 	}
 	d := mustPut(t, c, ih, 0, 64<<10)
 	if err := c.Close(); err != nil {
