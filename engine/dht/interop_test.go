@@ -20,8 +20,9 @@ import (
 // ltDriver is a python3-libtorrent DHT node driven over stdin/stdout: one
 // command per line in, one JSON event per line out.
 const ltDriver = `
-import json, sys, threading, time
+import faulthandler, json, sys, threading, time
 import libtorrent as lt
+faulthandler.enable()  # a crash in libtorrent leaves a trace on stderr
 
 listen_ip, bootstrap, save_path = sys.argv[1], sys.argv[2], sys.argv[3]
 handles = {}
@@ -93,6 +94,8 @@ type ltNode struct {
 	stdin  io.WriteCloser
 	events chan ltEvent
 	port   int
+	exited chan struct{} // closed once the driver process has ended
+	state  *os.ProcessState
 }
 
 // startLibtorrent runs the driver on listenIP, bootstrapped from boot. It
@@ -129,7 +132,12 @@ func startLibtorrent(t *testing.T, listenIP string, boot []netip.AddrPort) *ltNo
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lt := &ltNode{t: t, stdin: stdin, events: make(chan ltEvent, 1024)}
+	lt := &ltNode{t: t, stdin: stdin, events: make(chan ltEvent, 1024), exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		lt.state = cmd.ProcessState
+		close(lt.exited)
+	}()
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
@@ -146,13 +154,11 @@ func startLibtorrent(t *testing.T, listenIP string, boot []netip.AddrPort) *ltNo
 	}()
 	t.Cleanup(func() {
 		stdin.Close() // the driver exits at end of input
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
 		select {
-		case <-exited:
+		case <-lt.exited:
 		case <-time.After(5 * time.Second):
 			cmd.Process.Kill()
-			<-exited
+			<-lt.exited
 		}
 		<-readerDone
 		if t.Failed() {
@@ -167,7 +173,15 @@ func startLibtorrent(t *testing.T, listenIP string, boot []netip.AddrPort) *ltNo
 func (lt *ltNode) cmd(format string, args ...any) {
 	lt.t.Helper()
 	if _, err := fmt.Fprintf(lt.stdin, format+"\n", args...); err != nil {
-		lt.t.Fatalf("libtorrent driver: %v", err)
+		// Say how the driver ended (a signal: libtorrent crashed;
+		// faulthandler then left its trace in the stderr logged below).
+		how := "still running"
+		select {
+		case <-lt.exited:
+			how = lt.state.String()
+		case <-time.After(2 * time.Second):
+		}
+		lt.t.Fatalf("libtorrent driver: %v (driver %s)", err, how)
 	}
 }
 
