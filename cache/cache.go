@@ -155,6 +155,7 @@ func Open(opts Options) (*Cache, error) {
 	}
 	c.dir = dir
 	fail := func(err error) (*Cache, error) {
+		c.closeFiles() // load may have opened piece files
 		if c.db != nil {
 			c.db.Close()
 		}
@@ -267,14 +268,7 @@ func (c *Cache) Close() error {
 	if cerr := c.db.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("cache: close store: %w", cerr)
 	}
-	c.mu.Lock()
-	for _, t := range c.torrents {
-		for _, d := range t.files {
-			d.close()
-		}
-		t.files = nil
-	}
-	c.mu.Unlock()
+	c.closeFiles()
 	if lerr := c.lock.release(); lerr != nil && err == nil {
 		err = lerr
 	}
@@ -282,6 +276,18 @@ func (c *Cache) Close() error {
 		os.RemoveAll(c.dir)
 	}
 	return err
+}
+
+// closeFiles closes every piece file's descriptor (Close, or a failed Open).
+func (c *Cache) closeFiles() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.torrents {
+		for _, d := range t.files {
+			d.close()
+		}
+		t.files = nil
+	}
 }
 
 // enter marks the start of a call that uses db; it fails after Close.

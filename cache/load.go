@@ -210,13 +210,13 @@ func (c *Cache) loadFiles(all []*entry) error {
 			strays++
 			continue
 		}
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		// Opened once: the descriptor stays with d for the reads to come.
+		f, err := d.file()
 		if err != nil {
 			return fmt.Errorf("cache: open %s: %w", path, err)
 		}
 		info, err := f.Stat()
 		if err != nil {
-			f.Close()
 			return fmt.Errorf("cache: stat %s: %w", path, err)
 		}
 		var keep []slot
@@ -230,7 +230,6 @@ func (c *Cache) loadFiles(all []*entry) error {
 		slices.SortFunc(keep, func(a, b slot) int { return cmp.Compare(a.lo, b.lo) })
 		n, err := punchOrphans(f, keep)
 		freed += n
-		f.Close()
 		if err != nil {
 			c.logf("cache: free the space of orphaned data in %s: %v", path, err)
 		}
