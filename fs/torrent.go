@@ -231,7 +231,7 @@ func (d *torrentDir) build(ctx context.Context, info *metainfo.Info) bool {
 			removed: d.removed,
 			size:    f.Length,
 			mtime:   d.mtime,
-			media:   isMedia(leaf),
+			media:   IsMedia(leaf),
 		}
 		fn.ino = newIno(f.Path)
 		inode := d.NewPersistentInode(ctx, fn, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: fn.ino, Gen: gen})
@@ -308,7 +308,10 @@ func (d *torrentDir) Listxattr(ctx context.Context, dest []byte) (uint32, syscal
 func (d *torrentDir) progress() float64 { return clamp01(d.t.Stats().Progress) }
 
 // dirNode is a folder inside a torrent. Its children are persistent inodes,
-// so go-fuse answers lookups and listings from the tree.
+// so go-fuse answers listings from the tree; its Lookup is ours only to
+// give a file that is not complete a short attribute timeout (go-fuse's
+// own lookup keeps the attributes but not the timeout Getattr gives, so
+// the kernel would keep a file's st_blocks, its progress for du, an hour).
 type dirNode struct {
 	gofs.Inode
 	readOnly
@@ -323,6 +326,7 @@ type dirNode struct {
 
 var (
 	_ gofs.NodeGetattrer   = (*dirNode)(nil)
+	_ gofs.NodeLookuper    = (*dirNode)(nil)
 	_ gofs.NodeStatfser    = (*dirNode)(nil)
 	_ gofs.NodeGetxattrer  = (*dirNode)(nil)
 	_ gofs.NodeListxattrer = (*dirNode)(nil)
@@ -331,6 +335,15 @@ var (
 func (n *dirNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	fillDirAttr(&out.Attr, n.ino, n.nlink, n.mtime)
 	return 0
+}
+
+func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ch := n.GetChild(name)
+	if ch == nil {
+		return nil, syscall.ENOENT
+	}
+	fillChild(ch, &out.Attr, out)
+	return ch, 0
 }
 
 func (n *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {

@@ -500,3 +500,38 @@ func TestXattrInfoHashV2(t *testing.T) {
 		})
 	}
 }
+
+// TestBlocksFollowProgress: a file's st_blocks (what du shows) follows its
+// pieces as they arrive with nothing read, in a subfolder as at the top:
+// an incomplete file's attributes are cached for a second, not an hour.
+func TestBlocksFollowProgress(t *testing.T) {
+	host, sample, _ := sampleHost()
+	files := sample.Info().Files
+	for _, i := range []int{12, 13} { // video/clip.mp4, big.bin
+		f := files[i]
+		sample.setHave(int(f.Offset/samplePiece), int((f.Offset+f.Length)/samplePiece)+1, false)
+	}
+	_, mnt, _ := mountT(t, host, Options{})
+	for _, i := range []int{12, 13} {
+		var st syscall.Stat_t
+		if p := filepath.Join(mnt, "sample", files[i].DisplayPath()); syscall.Stat(p, &st) != nil || st.Blocks != 0 {
+			t.Fatalf("%s: %d blocks before any piece", p, st.Blocks)
+		}
+	}
+	for _, i := range []int{12, 13} {
+		f := files[i]
+		p := filepath.Join(mnt, "sample", f.DisplayPath())
+		var st syscall.Stat_t
+		sample.setHave(int(f.Offset/samplePiece), int((f.Offset+f.Length)/samplePiece)+1, true)
+		deadline := time.Now().Add(5 * time.Second)
+		for want := (f.Length + 511) / 512; st.Blocks != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d blocks 5 s after its pieces came, want %d", p, st.Blocks, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if err := syscall.Stat(p, &st); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
