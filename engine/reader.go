@@ -31,6 +31,11 @@ type Reader struct {
 
 	mu     sync.Mutex // guards closed
 	closed bool
+
+	// added is closed once the loop has given the reader to the picker;
+	// headTail is then what the picker granted it (Picker.HeadTail).
+	added    chan struct{}
+	headTail []int
 }
 
 type readerOpKind int
@@ -62,7 +67,7 @@ func (t *Torrent) NewReader(i int, media bool) (*Reader, error) {
 		return nil, fmt.Errorf("engine: no file %d in %q", i, t.name())
 	}
 	f := t.info.Files[i]
-	r := &Reader{t: t, file: i, start: f.Offset, end: f.Offset + f.Length}
+	r := &Reader{t: t, file: i, start: f.Offset, end: f.Offset + f.Length, added: make(chan struct{})}
 	t.readerQ.push(readerOp{kind: opAdd, r: r, media: media})
 	return r, nil
 }
@@ -139,6 +144,37 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// ErrNoHeadTail is returned by AwaitHeadTail for a reader that is not
+// asking for its file's head and tail.
+var ErrNoHeadTail = errors.New("engine: the reader is not asking for its head and tail")
+
+// AwaitHeadTail waits until the pieces under the file's head and tail are
+// verified, for a reader opened as media: the picker asks for them at open,
+// below any read's pieces. It reads nothing and asks for nothing more (a
+// ReadAt makes its pieces urgent), so a program's reads come first. It
+// returns ErrNoHeadTail at once if the picker did not grant the reader its
+// head and tail (not media, or other readers' heads and tails fill their
+// share of the readahead budget), ctx's error if ctx ends first.
+func (r *Reader) AwaitHeadTail(ctx context.Context) error {
+	t := r.t
+	select {
+	case <-r.added:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.done:
+		return ErrClosed
+	}
+	if len(r.headTail) == 0 {
+		return ErrNoHeadTail
+	}
+	for _, piece := range r.headTail {
+		if _, err := t.waitPiece(ctx, piece); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close releases the reader's window.
 func (r *Reader) Close() error {
 	r.mu.Lock()
@@ -209,7 +245,10 @@ func (t *Torrent) applyReaderOps() {
 		t.noteReadWait(op)
 		switch op.kind {
 		case opAdd:
-			t.readers[op.r] = t.picker.AddReader(picker.ReaderOptions{Start: op.r.start, End: op.r.end, Media: op.media}, now)
+			id := t.picker.AddReader(picker.ReaderOptions{Start: op.r.start, End: op.r.end, Media: op.media}, now)
+			t.readers[op.r] = id
+			op.r.headTail = t.picker.HeadTail(id)
+			close(op.r.added)
 		case opRead:
 			if id, ok := t.readers[op.r]; ok {
 				t.picker.ReaderRead(id, op.off, op.n, op.at)

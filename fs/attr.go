@@ -86,9 +86,10 @@ func fillDirAttr(out *fuse.Attr, ino uint64, nlink uint32, mtime time.Time) {
 	setTimes(out, mtime)
 }
 
-// isMedia tells whether a file name is audio or video, whose readers ask for
-// the head and tail at open.
-func isMedia(name string) bool {
+// IsMedia tells whether a file name is audio or video, whose readers ask for
+// the head and tail at open (and whose heads and tails a session may fetch
+// before any open: session.Config.IndexFile).
+func IsMedia(name string) bool {
 	ext := strings.ToLower(path.Ext(name))
 	switch ext {
 	case ".mp4", ".m4v", ".mkv", ".mk3d", ".webm", ".avi", ".mov", ".qt",

@@ -80,8 +80,8 @@ func TestUploadKindAndMedia(t *testing.T) {
 	for name, want := range map[string]bool{
 		"a.mp4": true, "B.MKV": true, "song.flac": true, "x.webm": true, "a.mp4.txt": false, "mp4": false, "a.iso": false,
 	} {
-		if got := isMedia(name); got != want {
-			t.Errorf("isMedia(%q) = %v", name, got)
+		if got := IsMedia(name); got != want {
+			t.Errorf("IsMedia(%q) = %v", name, got)
 		}
 	}
 }

@@ -200,3 +200,40 @@ func TestConfigRepair(t *testing.T) {
 		})
 	}
 }
+
+// TestHeadTail: a media reader is told the pieces of the head and tail it
+// was granted; a plain reader, one past the head/tail share of the budget
+// and a removed one get none.
+func TestHeadTail(t *testing.T) {
+	const pl = 256 << 10
+	p := New(Config{NumPieces: 400, PieceLength: pl, Background: OnlyWanted, MaxWindowBytes: 16 << 20})
+	seed(p, 1)
+	// A 10 MiB file at piece 4 plus 1000 bytes: its first MiB spans
+	// pieces 4..8, its last MiB 40..44.
+	start := int64(4*pl + 1000)
+	media := p.AddReader(ReaderOptions{Start: start, End: start + 10<<20, Media: true}, t0)
+	want := []int{4, 5, 6, 7, 8, 40, 41, 42, 43, 44}
+	if got := p.HeadTail(media); !slices.Equal(got, want) {
+		t.Errorf("media reader: head and tail %v, want %v", got, want)
+	}
+	// A short file: head and tail are the whole file, each piece once.
+	short := p.AddReader(ReaderOptions{Start: 100 * pl, End: 100*pl + 3*pl/2, Media: true}, t0)
+	if got := p.HeadTail(short); !slices.Equal(got, []int{100, 101}) {
+		t.Errorf("short media file: %v, want [100 101]", got)
+	}
+	if got := p.HeadTail(p.AddReader(ReaderOptions{Start: 0, End: 10 << 20}, t0)); got != nil {
+		t.Errorf("plain reader: %v, want none", got)
+	}
+	// The share is a quarter of 16 MiB: 4 MiB, of which 3 MiB are taken
+	// (10 and 2 pieces).
+	if got := p.HeadTail(p.AddReader(ReaderOptions{Start: 200 * pl, End: 300 * pl, Media: true}, t0)); got != nil {
+		t.Errorf("past the share: %v, want none", got)
+	}
+	p.RemoveReader(media)
+	if got := p.HeadTail(media); got != nil {
+		t.Errorf("removed reader: %v, want none", got)
+	}
+	if got := p.HeadTail(p.AddReader(ReaderOptions{Start: 200 * pl, End: 300 * pl, Media: true}, t0)); len(got) != 8 {
+		t.Errorf("after a removal freed the share: %v, want 8 pieces", got)
+	}
+}

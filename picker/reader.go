@@ -107,6 +107,26 @@ func (p *Picker) AddReader(opts ReaderOptions, now time.Time) ReaderID {
 	return r.id
 }
 
+// HeadTail returns the pieces of the head and tail a media reader was
+// granted at AddReader (ascending; a piece in both is listed once), or nil
+// if it was not granted them (not media, or the quarter of MaxWindowBytes
+// that heads and tails share was taken) or has been removed.
+func (p *Picker) HeadTail(id ReaderID) []int {
+	r := p.reader(id)
+	if r == nil {
+		return nil
+	}
+	var pieces []int
+	for _, s := range r.ht {
+		for i := s.first; i <= s.last; i++ {
+			if len(pieces) == 0 || pieces[len(pieces)-1] < i {
+				pieces = append(pieces, i)
+			}
+		}
+	}
+	return pieces
+}
+
 func (p *Picker) reader(id ReaderID) *reader {
 	if i, ok := p.readerIdx[id]; ok {
 		return p.readers[i]

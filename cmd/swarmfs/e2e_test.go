@@ -406,6 +406,52 @@ func TestE2EMedia(t *testing.T) {
 		}
 		m.StopClean(t)
 	})
+	t.Run("index prefetch", func(t *testing.T) {
+		// Nothing reads: the mount fetches the clip's head and tail
+		// (here the whole clip, under 2 MiB) on its own, and nothing
+		// else but pieces the clip shares; with --index-prefetch 0 it
+		// fetches nothing.
+		cached := func(p string) int64 {
+			var st syscall.Stat_t
+			if err := syscall.Stat(p, &st); err != nil {
+				t.Fatal(err)
+			}
+			return st.Blocks * 512
+		}
+		fi, err := os.Stat(d.Clip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clipSize := fi.Size()
+		m, dir := mountTorrent(t, mountOpts{IP: "127.0.0.25", Sources: []string{s.multi.Path}}, "e2e-data")
+		deadline := time.Now().Add(time.Minute)
+		for cached(filepath.Join(dir, clip)) < clipSize {
+			if time.Now().After(deadline) {
+				t.Fatalf("the clip's head and tail were not fetched in a minute: %d of %d bytes cached\n%s", cached(filepath.Join(dir, clip)), clipSize, m.Output())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for !strings.Contains(m.Output(), "fetched the head and tail of 1 media file") {
+			if time.Now().After(deadline) {
+				t.Fatalf("no log line for the prefetch:\n%s", m.Output())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := cached(filepath.Join(dir, "big.bin")); n > 2*pieceLen {
+			t.Errorf("big.bin has %d bytes cached with nothing read; want at most the %d of pieces shared with the clip", n, 2*pieceLen)
+		}
+		if got := probeDuration(t, filepath.Join(dir, clip)); got < want-0.05 || got > want+0.05 {
+			t.Errorf("ffprobe through the mount: duration %v, want %v", got, want)
+		}
+		m.StopClean(t)
+
+		m, dir = mountTorrent(t, mountOpts{IP: "127.0.0.25", Sources: []string{s.multi.Path}, Flags: []string{"--index-prefetch", "0"}}, "e2e-data")
+		time.Sleep(2 * time.Second)
+		if n := cached(filepath.Join(dir, clip)); n != 0 {
+			t.Errorf("--index-prefetch 0: the clip has %d bytes cached with nothing read", n)
+		}
+		m.StopClean(t)
+	})
 	t.Run("seek and decode", func(t *testing.T) {
 		m, dir := mountTorrent(t, mountOpts{IP: "127.0.0.22", Sources: []string{s.multi.Path}}, "e2e-data")
 		ss := strconv.FormatFloat(want/2, 'f', 2, 64)

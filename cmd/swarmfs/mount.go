@@ -50,8 +50,11 @@ type sessionFlags struct {
 	cacheSize   *string
 	readTimeout *time.Duration
 	download    *string
-	goals       seedFlags
-	trackers    trackersFlag
+	// indexPrefetch bounds the bytes of media heads and tails fetched
+	// per torrent before anything reads them (session.Config.IndexBudget).
+	indexPrefetch *string
+	goals         seedFlags
+	trackers      trackersFlag
 	// superSeed super-seeds each torrent that is complete in the cache
 	// when it starts.
 	superSeed *bool
@@ -65,6 +68,7 @@ func (sf *sessionFlags) register(f *flag.FlagSet, failedRead string) {
 	sf.cacheSize = f.String("cache-size", "10GiB", "piece cache capacity, e.g. 512MiB or 20GiB")
 	sf.readTimeout = f.Duration("read-timeout", fs.DefaultReadTimeout, "a read the swarm cannot serve in this time "+failedRead)
 	sf.download = f.String("download", "wanted", "what to download: \"wanted\" (what is read, plus readahead and media heads and tails) or \"all\"")
+	sf.indexPrefetch = f.String("index-prefetch", "64MiB", "fetch the head and tail of media files (where containers keep their indexes) as soon as a torrent is added, up to this much per torrent, so players and ffprobe start at once; 0 turns it off")
 	sf.goals.register(f)
 	sf.trackers.register(f)
 	sf.superSeed = f.Bool("super-seed", false, "super-seed (BEP 16) each torrent that is complete in the cache when it starts: hand peers one piece at a time, as seed --super-seed does")
@@ -92,6 +96,12 @@ func (sf *sessionFlags) start(stderr io.Writer, onInfo func(*session.Torrent)) (
 	if err != nil {
 		return nil, err
 	}
+	indexBudget, err := cache.ParseSize(*sf.indexPrefetch)
+	if err != nil {
+		return nil, usageErr("--index-prefetch: %v", err)
+	}
+	// A small cache keeps its room for what is read.
+	indexBudget = min(indexBudget, capacity/4)
 	if err := sf.goals.check(); err != nil {
 		return nil, err
 	}
@@ -141,6 +151,9 @@ func (sf *sessionFlags) start(stderr io.Writer, onInfo func(*session.Torrent)) (
 		Store:  ca,
 		Logf:   logf,
 		OnInfo: onInfo,
+
+		IndexFile:   fs.IsMedia,
+		IndexBudget: indexBudget,
 	})
 	if err != nil {
 		return nil, err

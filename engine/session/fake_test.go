@@ -23,6 +23,10 @@ import (
 type fakeEngine struct {
 	stopGate chan struct{} // if not nil, RemoveTorrent waits until release
 	once     sync.Once
+	// newReader and fileDone, if set, are given to each torrent started
+	// (fakeHandle's).
+	newReader func(file int, media bool) (Reader, error)
+	fileDone  func(file int) int64
 
 	mu      sync.Mutex // guards the fields below
 	running map[metainfo.Hash]*fakeHandle
@@ -43,6 +47,7 @@ func (e *fakeEngine) start(h *fakeHandle, what string) (Handle, error) {
 		return nil, fmt.Errorf("fake engine: %s is running twice", h.ih)
 	}
 	e.running[h.ih] = h
+	h.newReader, h.fileDone = e.newReader, e.fileDone
 	return h, nil
 }
 
@@ -110,6 +115,11 @@ type fakeHandle struct {
 	stats     atomic.Pointer[engine.Stats]
 
 	layersReady chan struct{} // closed by setLayers, or at once with the info when it has its layers
+
+	// newReader, if set, serves NewReader; fileDone, FileBytesCompleted
+	// (fakeEngine's, when it starts the torrent).
+	newReader func(file int, media bool) (Reader, error)
+	fileDone  func(file int) int64
 }
 
 func (h *fakeHandle) setInfo(mi *metainfo.MetaInfo) {
@@ -146,8 +156,16 @@ func (h *fakeHandle) Stats() engine.Stats {
 	}
 	return engine.Stats{}
 }
-func (h *fakeHandle) FileBytesCompleted(file int) int64 { return 0 }
+func (h *fakeHandle) FileBytesCompleted(file int) int64 {
+	if h.fileDone != nil {
+		return h.fileDone(file)
+	}
+	return 0
+}
 func (h *fakeHandle) NewReader(file int, media bool) (Reader, error) {
+	if h.newReader != nil {
+		return h.newReader(file, media)
+	}
 	return nil, errors.New("fake engine: no reader")
 }
 

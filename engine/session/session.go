@@ -31,6 +31,14 @@ type Config struct {
 	// was recorded, so front-ends can show the torrent's files. It runs
 	// on a session goroutine, with no lock held.
 	OnInfo func(*Torrent)
+	// IndexFile, if not nil, picks the files (by path within the
+	// torrent, as metainfo.File.DisplayPath gives it) whose head and tail
+	// are fetched as soon as a torrent's info is known, before any
+	// program reads them: media files, whose containers keep their
+	// indexes there (indexes.go). IndexBudget bounds the bytes of pieces
+	// this asks for per torrent; 0 turns it off.
+	IndexFile   func(path string) bool
+	IndexBudget int64
 }
 
 // Session owns the running torrents and their records in the cache. It is
@@ -41,9 +49,12 @@ type Session struct {
 	store  Store
 	logf   func(string, ...any)
 	onInfo func(*Torrent)
-	ctx    context.Context // ends at Close; bounds the session's waits
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // awaitInfo and drop goroutines
+	// indexFile and indexBudget: Config's IndexFile and IndexBudget.
+	indexFile   func(string) bool
+	indexBudget int64
+	ctx         context.Context // ends at Close; bounds the session's waits
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup // awaitInfo and drop goroutines
 
 	// mu guards the fields below. It is never held across a call into the
 	// engine or the store, nor across a callback.
@@ -67,6 +78,7 @@ func New(cfg Config) (*Session, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
 		eng: cfg.Engine, store: cfg.Store, logf: logf, onInfo: cfg.OnInfo,
+		indexFile: cfg.IndexFile, indexBudget: cfg.IndexBudget,
 		ctx: ctx, cancel: cancel,
 		torrents: map[metainfo.Hash]*Torrent{},
 		adding:   map[metainfo.Hash]bool{},
@@ -205,6 +217,7 @@ func (s *Session) add(ih metainfo.Hash, name string, start func() (Handle, error
 	t := newTorrent(h, time.Now())
 	s.mu.Lock()
 	s.torrents[ih] = t
+	s.prefetchIndexesLocked(t)
 	s.mu.Unlock()
 	s.warmStart(t)
 	return t, nil

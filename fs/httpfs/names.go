@@ -3,7 +3,6 @@ package httpfs
 import (
 	"errors"
 	"net/url"
-	"path"
 	"slices"
 	"strings"
 
@@ -103,18 +102,8 @@ func fileURL(folder string, f *metainfo.File) string {
 }
 
 // isMedia tells whether a file is audio or video, for playlists and for
-// the readers' head-and-tail fetch (as the mount decides it).
-func isMedia(name string) bool {
-	switch strings.ToLower(path.Ext(name)) {
-	case ".mp4", ".m4v", ".mkv", ".mk3d", ".webm", ".avi", ".mov", ".qt",
-		".wmv", ".asf", ".flv", ".f4v", ".mpg", ".mpeg", ".m2v", ".vob",
-		".ts", ".m2ts", ".mts", ".3gp", ".3g2", ".ogv", ".divx", ".rm", ".rmvb",
-		".mp3", ".m4a", ".m4b", ".aac", ".flac", ".ogg", ".oga", ".opus",
-		".wav", ".wma", ".ape", ".wv", ".mka", ".alac", ".aiff", ".aif", ".dsf":
-		return true
-	}
-	return false
-}
+// the readers' head-and-tail fetch: as the mount decides it.
+func isMedia(name string) bool { return fs.IsMedia(name) }
 
 // mediaTypes names the types of media files mime.TypeByExtension may not
 // know (it depends on the system's mime.types).
