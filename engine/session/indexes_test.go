@@ -216,7 +216,7 @@ func TestPrefetchIndexesStops(t *testing.T) {
 		if _, err := s.Add(mediaTorrent(t, "a.mkv")); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(indexDelay + 50*time.Millisecond)
 		s.Close()
 		if got := l.list(); len(got) != 0 {
 			t.Errorf("budget %d, IndexFile set %v: opened %v, want nothing", cfg.IndexBudget, cfg.IndexFile != nil, got)
