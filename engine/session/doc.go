@@ -52,6 +52,14 @@
 // engine and the store offer this through optional interfaces
 // (peerKeeper, peerStore): fakes without them get no warm start.
 //
+// Once a torrent's info is known (and 200 ms more, for the reads that come
+// with the mount), a goroutine fetches the head and tail of the files
+// Config.IndexFile picks (the front-ends' media files, whose containers
+// keep their indexes there), one at a time, within Config.IndexBudget
+// (indexes.go): it opens each as a media reader and waits with the
+// engine's Reader.AwaitHeadTail, which asks for nothing a program's reads
+// would wait behind, then closes it.
+//
 // # Removal
 //
 // Remove takes the torrent out of the map at once and returns: the folder
