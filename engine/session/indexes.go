@@ -69,18 +69,12 @@ func (s *Session) prefetchIndexesLocked(t *Torrent) {
 		return
 	}
 	s.goLocked(func() {
-		select {
-		case <-t.InfoReady():
-		case <-t.gone:
-			return
-		case <-s.ctx.Done():
+		if !until(s, t, t.InfoReady()) {
 			return
 		}
-		select {
-		case <-time.After(indexDelay):
-		case <-t.gone:
-			return
-		case <-s.ctx.Done():
+		delay := time.NewTimer(indexDelay)
+		defer delay.Stop()
+		if !until(s, t, delay.C) {
 			return
 		}
 		mi := t.h.MetaInfo()

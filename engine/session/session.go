@@ -229,11 +229,7 @@ func (s *Session) awaitInfo(t *Torrent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.goLocked(func() {
-		select {
-		case <-t.InfoReady():
-		case <-t.gone:
-			return
-		case <-s.ctx.Done():
+		if !until(s, t, t.InfoReady()) {
 			return
 		}
 		mi := t.h.MetaInfo()
@@ -253,6 +249,18 @@ func (s *Session) awaitInfo(t *Torrent) {
 		}
 		s.keepLayers(t, mi)
 	})
+}
+
+// until waits for ch to be ready, and reports false if t leaves session s
+// or s closes first.
+func until[T any](s *Session, t *Torrent, ch <-chan T) bool {
+	select {
+	case <-ch:
+		return true
+	case <-t.gone:
+	case <-s.ctx.Done():
+	}
+	return false
 }
 
 // keepLayers records t's metainfo again once the engine has fetched the
