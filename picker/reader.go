@@ -8,16 +8,20 @@ import (
 
 // Reader tuning. See doc.go for the reasoning.
 const (
-	maxPending   = 64        // pending reads remembered per reader
-	minEvidence  = 256 << 10 // sequential bytes before a window opens
-	minReads     = 2         // sequential reads before a window opens
-	backSlack    = 1 << 20   // a read this far behind the position is not a seek
-	fwdSlack     = 1 << 20   // nor this far ahead (or within the window)
-	headTailSize = 1 << 20   // media head and tail prefetch, each
-	leadTime     = 10 * time.Second
-	rateEvery    = int64(time.Second)
-	defReadRate  = 4 << 20 // bytes/s assumed before a read rate is measured
+	maxPending  = 64        // pending reads remembered per reader
+	minEvidence = 256 << 10 // sequential bytes before a window opens
+	minReads    = 2         // sequential reads before a window opens
+	backSlack   = 1 << 20   // a read this far behind the position is not a seek
+	fwdSlack    = 1 << 20   // nor this far ahead (or within the window)
+	leadTime    = 10 * time.Second
+	rateEvery   = int64(time.Second)
+	defReadRate = 4 << 20 // bytes/s assumed before a read rate is measured
 )
+
+// HeadTailSize is how much of each end of a media file a reader asks for at
+// open (ReaderOptions.Media): a file at most twice as long is asked for
+// whole.
+const HeadTailSize = 1 << 20
 
 // ReaderOptions describe one open file.
 type ReaderOptions struct {
@@ -77,7 +81,7 @@ func (p *Picker) AddReader(opts ReaderOptions, now time.Time) ReaderID {
 	r.ht[0], r.ht[1] = span{1, 0}, span{1, 0}
 	p.nextReader++
 	if opts.Media && end > start && p.n > 0 {
-		hs := max(int64(headTailSize), 1)
+		hs := max(int64(HeadTailSize), 1)
 		if end-start <= 2*hs {
 			r.ht[0] = span{p.pieceOf(start), p.pieceOf(end - 1)}
 		} else {
@@ -189,7 +193,7 @@ func (p *Picker) ReaderRead(id ReaderID, off int64, n int, now time.Time) {
 
 	if seek {
 		hadWindow := r.target > 0
-		if r.media && off >= r.start+headTailSize && end <= r.end-headTailSize {
+		if r.media && off >= r.start+HeadTailSize && end <= r.end-HeadTailSize {
 			// A media file read away from its head and tail, where
 			// scanners and probes stop: a player seeking, which goes
 			// on playing. Its next piece should be on its way behind

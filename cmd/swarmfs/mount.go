@@ -68,7 +68,7 @@ func (sf *sessionFlags) register(f *flag.FlagSet, failedRead string) {
 	sf.cacheSize = f.String("cache-size", "10GiB", "piece cache capacity, e.g. 512MiB or 20GiB")
 	sf.readTimeout = f.Duration("read-timeout", fs.DefaultReadTimeout, "a read the swarm cannot serve in this time "+failedRead)
 	sf.download = f.String("download", "wanted", "what to download: \"wanted\" (what is read, plus readahead and media heads and tails) or \"all\"")
-	sf.indexPrefetch = f.String("index-prefetch", "64MiB", "fetch the head and tail of media files (where containers keep their indexes) as soon as a torrent is added, up to this much per torrent, so players and ffprobe start at once; 0 turns it off")
+	sf.indexPrefetch = f.String("index-prefetch", "64MiB", "fetch the head and tail of media files (where containers keep their indexes) shortly after a torrent is added, up to this much per torrent, so players and ffprobe start at once; 0 turns it off")
 	sf.goals.register(f)
 	sf.trackers.register(f)
 	sf.superSeed = f.Bool("super-seed", false, "super-seed (BEP 16) each torrent that is complete in the cache when it starts: hand peers one piece at a time, as seed --super-seed does")

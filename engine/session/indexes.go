@@ -7,22 +7,23 @@ import (
 
 	"github.com/swarmfs/swarmfs/engine"
 	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/picker"
 )
 
 // Index prefetch: a player opening a video reads the container's head, then
 // its index, which an MP4 written without faststart, Matroska's cues and
 // AVI's idx1 keep at the end of the file. Fetched at open, the two cost a
 // player (or ffprobe, or a media server scanning a library) two pieces'
-// transfer before the first frame; fetched as soon as the torrent's info is
-// known, they are usually there by the time a program opens the file. The
+// transfer before the first frame; fetched shortly after the torrent's info
+// is known, they are usually there by the time a program opens the file. The
 // session fetches the head and tail of the files Config.IndexFile picks,
 // one file at a time in the torrent's order, until the pieces asked for
 // reach Config.IndexBudget bytes.
 
 const (
-	// indexSpan is how much of each end of a file is fetched: the
-	// picker's head and tail at open (picker.headTailSize).
-	indexSpan = 1 << 20
+	// indexSpan is how much of each end of a file is fetched: what the
+	// picker asks for at a media reader's open.
+	indexSpan = picker.HeadTailSize
 	// indexWait bounds the wait for one file's pieces: a torrent no peer
 	// serves does not hold the prefetch goroutine for long.
 	indexWait = 2 * time.Minute

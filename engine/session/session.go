@@ -33,7 +33,7 @@ type Config struct {
 	OnInfo func(*Torrent)
 	// IndexFile, if not nil, picks the files (by path within the
 	// torrent, as metainfo.File.DisplayPath gives it) whose head and tail
-	// are fetched as soon as a torrent's info is known, before any
+	// are fetched shortly after a torrent's info is known, before any
 	// program reads them: media files, whose containers keep their
 	// indexes there (indexes.go). IndexBudget bounds the bytes of pieces
 	// this asks for per torrent; 0 turns it off.

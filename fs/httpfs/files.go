@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/fs"
 )
 
 // entry is one line of a folder listing.
@@ -208,7 +209,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, t Torrent, in
 	if tt, ok := t.(interface{ Time() time.Time }); ok {
 		mtime = tt.Time()
 	}
-	rs := newReadSeeker(r.Context(), s, t, info, i, isMedia(name))
+	rs := newReadSeeker(r.Context(), s, t, info, i, fs.IsMedia(name))
 	rs.conn = connReadersOf(r)
 	defer rs.Close()
 	http.ServeContent(directWriter{w, rs}, r, name, mtime, rs)

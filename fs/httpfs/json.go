@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/swarmfs/swarmfs/engine/metainfo"
+	"github.com/swarmfs/swarmfs/fs"
 )
 
 // TorrentJSON is one torrent in GET /api/torrents.
@@ -97,7 +98,7 @@ func describe(f folder) TorrentJSON {
 		if fi.Pad {
 			continue
 		}
-		m := isMedia(fi.Path[len(fi.Path)-1])
+		m := fs.IsMedia(fi.Path[len(fi.Path)-1])
 		media = media || m
 		j.Files = append(j.Files, FileJSON{Path: fi.DisplayPath(), Size: fi.Length,
 			Completed: t.FileCachedBytes(i), URL: fileURL(f.name, fi), Media: m})
@@ -275,7 +276,7 @@ func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request) {
 	var files []*metainfo.File
 	for i := range info.Files {
 		f := &info.Files[i]
-		if !f.Pad && isMedia(f.Path[len(f.Path)-1]) {
+		if !f.Pad && fs.IsMedia(f.Path[len(f.Path)-1]) {
 			files = append(files, f)
 		}
 	}

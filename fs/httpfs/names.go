@@ -101,10 +101,6 @@ func fileURL(folder string, f *metainfo.File) string {
 	return "/files/" + escapePath(append([]string{folder}, f.Path...)...)
 }
 
-// isMedia tells whether a file is audio or video, for playlists and for
-// the readers' head-and-tail fetch: as the mount decides it.
-func isMedia(name string) bool { return fs.IsMedia(name) }
-
 // mediaTypes names the types of media files mime.TypeByExtension may not
 // know (it depends on the system's mime.types).
 var mediaTypes = map[string]string{
