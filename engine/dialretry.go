@@ -14,7 +14,8 @@ import (
 // us, a seeder still checking its data, a client restarting. Waiting
 // peerRetry's 15 s for it would leave a mount without its best peer for
 // that long, so its first retries come quickly (quickRetry); after those,
-// or for a silence, or for a peer we once reached, peerRetry applies.
+// or for a silence, or for a peer we once reached, peerRetry applies (up
+// to namedRetryMax for a peer the user named).
 
 // quickRetry: a peer we never reached that refused our dial is dialled
 // again after 1 s, then 2 s and 4 s (quickRetries in all; the loop's tick
@@ -31,10 +32,13 @@ const (
 // dialRetryWait is how long cand waits before its next dial, after a dial
 // that failed with err (already counted in cand.failures) after took.
 func dialRetryWait(cand *candidate, err error, took time.Duration) time.Duration {
+	if errors.Is(err, errSelf) {
+		return backoff(cand.failures)
+	}
 	if cand.lastConnected.IsZero() && cand.failures <= quickRetries && refused(err, took) {
 		return quickRetry.after(cand.failures)
 	}
-	return backoff(cand.failures)
+	return cand.retryWait(cand.failures)
 }
 
 // refused tells a refusal from a silence: a dial that failed fast, or

@@ -65,11 +65,70 @@ func TestDialRetryWait(t *testing.T) {
 		{"refusal after a slow fallback", candidate{failures: 1}, refusedErr, 10 * time.Second, time.Second},
 		{"once reached", candidate{failures: 1, lastConnected: time.Now()}, refusedErr, time.Millisecond, peerRetry.after(1)},
 		{"ourselves", candidate{failures: maxFailures}, errSelf, time.Millisecond, peerRetry.after(maxFailures)},
+		{"named, silent", candidate{failures: 1, named: true}, silence, 10 * time.Second, peerRetry.after(1)},
+		{"named, fourth refusal", candidate{failures: 4, named: true}, refusedErr, time.Millisecond, namedRetryMax},
+		{"named, many failures", candidate{failures: maxFailures, named: true, lastConnected: time.Now()}, silence, 10 * time.Second, namedRetryMax},
+		{"named, ourselves", candidate{failures: maxFailures, named: true}, errSelf, time.Millisecond, peerRetry.after(maxFailures)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := dialRetryWait(&tc.cand, tc.err, tc.took); got != tc.want {
 				t.Errorf("dialRetryWait = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestNamedPeerKept: a peer the user named is marked as such, keeps its
+// place when trackers, the DHT and PEX fill the candidate list (though
+// it failed most), and waits at most namedRetryMax between dials however
+// often it failed.
+func TestNamedPeerKept(t *testing.T) {
+	f := newFixture(t, 32<<10, swarmtest.StandardFiles())
+	named := netip.MustParseAddrPort(fmt.Sprintf("127.0.12.7:%d", swarmtest.FreePort(t, "127.0.12.7")))
+	_, lt, _ := leecher(t, f, Config{ListenAddr: "127.0.12.8:0", NoTrackers: true, NoUTP: true, MaxConnsPerTorrent: 1}, named)
+	type seen struct {
+		named, kept, other bool
+		wait               time.Duration
+	}
+	ch := make(chan seen, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if !lt.post(func() {
+			var s seen
+			c := lt.candidates[named]
+			if c == nil || c.failures == 0 {
+				ch <- s
+				return
+			}
+			s.named = c.named
+			c.failures = maxFailures + 3
+			s.wait = c.retryWait(c.failures)
+			other := netip.MustParseAddrPort("127.0.12.9:1")
+			lt.candidates[other] = &candidate{addr: other, failures: 1, nextTry: time.Now().Add(time.Hour)}
+			lt.dropWorstCandidate()
+			_, s.kept = lt.candidates[named]
+			_, s.other = lt.candidates[other]
+			ch <- s
+		}) {
+			t.Fatal("torrent closed")
+		}
+		s := <-ch
+		if s.wait == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the named peer was not dialled within 10 s")
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if !s.named {
+			t.Error("the peer from TorrentOptions.Peers is not marked as named")
+		}
+		if !s.kept || s.other {
+			t.Errorf("making room dropped the named peer (%v) or kept the other (%v)", !s.kept, s.other)
+		}
+		if s.wait != namedRetryMax {
+			t.Errorf("a named peer that failed %d times waits %v, want %v", maxFailures+3, s.wait, namedRetryMax)
+		}
+		return
 	}
 }

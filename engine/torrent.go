@@ -338,7 +338,7 @@ func (t *Torrent) start() {
 		}
 	}
 	if len(peers) > 0 {
-		t.post(func() { t.addCandidates(peers) })
+		t.post(func() { t.addNamedPeers(peers) })
 	}
 }
 
@@ -457,7 +457,8 @@ func (t *Torrent) HavePiece(i int) bool {
 // BytesCompleted counts verified bytes.
 func (t *Torrent) BytesCompleted() int64 { return t.pub.bytesHave.Load() }
 
-// AddPeers gives the torrent peers to try, e.g. from the command line.
+// AddPeers gives the torrent peers to try, such as those that served it
+// well last time. (The peers the user named come with TorrentOptions.Peers.)
 func (t *Torrent) AddPeers(peers []netip.AddrPort) {
 	t.post(func() { t.addCandidates(peers) })
 }

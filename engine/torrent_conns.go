@@ -125,7 +125,7 @@ func (t *Torrent) removeConn(c *conn) {
 			if now.Sub(c.started) < 30*time.Second {
 				cand.failures++ // a peer that drops us at once is worth less
 			}
-			cand.nextTry = now.Add(peerRetry.after(cand.failures))
+			cand.nextTry = now.Add(cand.retryWait(cand.failures))
 		}
 	}
 	c.dropUploads()

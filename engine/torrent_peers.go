@@ -23,6 +23,7 @@ type candidate struct {
 	wire          wireMethod // the handshake that last worked when we dialled it
 	utp           bool       // speaks uTP: PEX said so (flag 0x04), or we reached it over uTP
 	metaRedial    bool       // dialled again at once after it took our info dictionary
+	named         bool       // the user named it (a --peer, a magnet's x.pe): retried within namedRetryMax, never dropped for room
 }
 
 // maxCandidates bounds the addresses kept per torrent: trackers, DHT and PEX
@@ -35,6 +36,33 @@ const maxFailures = 7
 // backoff is the wait before retrying a peer that failed n times
 // (peerRetry).
 func backoff(n int) time.Duration { return peerRetry.after(n) }
+
+// namedRetryMax caps the back-off of a peer the user named. Peers from
+// trackers, the DHT and PEX come and go by the thousand, and one that
+// keeps failing is rightly left alone for up to 16 min; a --peer is most
+// often the user's own seedbox or a friend's client, restarted or briefly
+// offline, and a mount that waits a quarter of an hour to try it again
+// looks broken.
+const namedRetryMax = time.Minute
+
+// retryWait is the back-off before dialling c again after n failures in
+// a row.
+func (c *candidate) retryWait(n int) time.Duration {
+	if c.named {
+		return min(backoff(n), namedRetryMax)
+	}
+	return backoff(n)
+}
+
+// addNamedPeers adds the peers the user named and marks them as such.
+func (t *Torrent) addNamedPeers(peers []netip.AddrPort) {
+	t.addCandidates(peers)
+	for _, p := range peers {
+		if c, ok := t.candidates[netip.AddrPortFrom(p.Addr().Unmap(), p.Port())]; ok {
+			c.named = true
+		}
+	}
+}
 
 // addCandidates merges peer addresses from any source.
 func (t *Torrent) addCandidates(peers []netip.AddrPort) {
@@ -75,7 +103,7 @@ func (t *Torrent) dropWorstCandidate() {
 		return a.lastSeen.Before(b.lastSeen)
 	}
 	for _, c := range t.candidates {
-		if c.dialing || c.connected {
+		if c.dialing || c.connected || c.named {
 			continue
 		}
 		if worst == nil || worse(c, worst) {

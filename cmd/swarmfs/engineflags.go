@@ -36,7 +36,7 @@ type engineFlags struct {
 
 func (e *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&e.listen, "listen", "", "TCP address for incoming peers, e.g. :6881 or [::1]:6881 (\":0\" picks a free port; no host is every IPv4 and IPv6 address, TCP, uTP and the DHT alike; default: 6881 on every address, else the first free of 6882-6889, else any free port)")
-	fs.Var(&e.peers, "peer", "connect to this peer (ip:port, or [ipv6]:port); repeatable")
+	fs.Var(&e.peers, "peer", "connect to this peer (ip:port, or [ipv6]:port), redialled at least once a minute while unreachable; repeatable")
 	fs.StringVar(&e.uploadRate, "max-upload-rate", "", "upload limit per second, e.g. 2MB (default unlimited)")
 	fs.StringVar(&e.downloadRate, "max-download-rate", "", "download limit per second, e.g. 10MiB (default unlimited)")
 	fs.BoolVar(&e.noTrackers, "no-trackers", false, "do not announce to the torrent's trackers")
