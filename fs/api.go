@@ -13,7 +13,7 @@ import (
 // except through Server.Refresh, which is safe from anywhere.
 type Host interface {
 	// Torrents returns the torrents to show, in any order. Called at mount
-	// and by Refresh.
+	// (once Options.HostReady is closed, if set) and by Refresh.
 	Torrents() []Torrent
 	// AddTorrentFile adds the torrent whose .torrent bytes were copied into
 	// the mount's root. An error wrapping metainfo.ErrInvalid means the
@@ -116,6 +116,13 @@ type Options struct {
 	// FsName is the source shown by mount(8) and df(1). Empty means
 	// "swarmfs".
 	FsName string
+	// HostReady, if set, lets the mount come up before the Host can
+	// answer (its cache still opening): the Host is not called until
+	// HostReady is closed, and until its torrents are shown every lookup,
+	// listing and change in the root waits, so a program started with
+	// the mount finds them rather than an empty folder. Nil means the
+	// Host answers at once.
+	HostReady <-chan struct{}
 }
 
 // DefaultReadTimeout is the ReadTimeout used when Options leave it zero: long

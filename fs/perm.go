@@ -41,9 +41,10 @@ func (s *Server) mayChange(ctx context.Context) bool {
 }
 
 // changeErrno is 0 if the caller may change the filesystem, EACCES if not.
+// It waits for the Host to be ready first (see Options.HostReady).
 func (s *Server) changeErrno(ctx context.Context) syscall.Errno {
-	if s.mayChange(ctx) {
-		return 0
+	if !s.mayChange(ctx) {
+		return syscall.EACCES
 	}
-	return syscall.EACCES
+	return s.awaitReady(ctx)
 }

@@ -41,6 +41,8 @@ type rootNode struct {
 
 var (
 	_ gofs.NodeOnAdder       = (*rootNode)(nil)
+	_ gofs.NodeLookuper      = (*rootNode)(nil)
+	_ gofs.NodeOpendirer     = (*rootNode)(nil)
 	_ gofs.NodeGetattrer     = (*rootNode)(nil)
 	_ gofs.NodeSetattrer     = (*rootNode)(nil)
 	_ gofs.NodeStatfser      = (*rootNode)(nil)
@@ -64,9 +66,37 @@ func (r *rootNode) OnAdd(ctx context.Context) {
 	r.byHash = make(map[metainfo.Hash]*torrentDir)
 	r.byName = make(map[string]*torrentDir)
 	r.mu.Unlock()
+	if !r.srv.hostAnswers() {
+		return // the Server shows them once the Host is ready
+	}
 	for _, t := range r.srv.host.Torrents() {
 		r.add(ctx, t, "")
 	}
+}
+
+// Lookup finds a torrent folder, or a file being written, as go-fuse
+// would on its own, once the Host's torrents are shown.
+func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := r.srv.awaitReady(ctx); errno != 0 {
+		return nil, errno
+	}
+	ch := r.GetChild(name)
+	if ch == nil {
+		return nil, syscall.ENOENT
+	}
+	if ga, ok := ch.Operations().(gofs.NodeGetattrer); ok {
+		var a fuse.AttrOut
+		if errno := ga.Getattr(ctx, nil, &a); errno == 0 {
+			out.Attr = a.Attr
+		}
+	}
+	return ch, 0
+}
+
+// Opendir holds a listing of the root until the Host's torrents are
+// shown.
+func (r *rootNode) Opendir(ctx context.Context) syscall.Errno {
+	return r.srv.awaitReady(ctx)
 }
 
 // startWatchers starts the info watchers of the folders added before the

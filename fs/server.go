@@ -9,6 +9,7 @@ package fs
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -53,6 +54,11 @@ type Server struct {
 
 	notify notifier
 
+	// hostReady is Options.HostReady (nil if the Host answered at once);
+	// ready is closed once the root shows the Host's torrents.
+	hostReady <-chan struct{}
+	ready     chan struct{}
+
 	unmountMu sync.Mutex // serialises Unmount
 }
 
@@ -75,6 +81,8 @@ func Mount(mountpoint string, host Host, opts Options) (*Server, error) {
 		owner:       uint32(os.Getuid()),
 		closing:     make(chan struct{}),
 		finished:    make(chan struct{}),
+		hostReady:   opts.HostReady,
+		ready:       make(chan struct{}),
 	}
 	if s.readTimeout <= 0 {
 		s.readTimeout = DefaultReadTimeout
@@ -144,9 +152,59 @@ func Mount(mountpoint string, host Host, opts Options) (*Server, error) {
 	s.raiseReadahead()
 	s.wg.Add(1)
 	go s.notify.run(&s.wg, s.closing)
+	if s.hostAnswers() {
+		close(s.ready) // OnAdd showed the torrents
+	} else {
+		s.wg.Add(1)
+		go s.awaitHost()
+	}
 	s.root.startWatchers()
 	go s.serveEnd()
 	return s, nil
+}
+
+// hostAnswers tells whether the Host may be called: it answered at once,
+// or has said it is ready since.
+func (s *Server) hostAnswers() bool {
+	if s.hostReady == nil {
+		return true
+	}
+	select {
+	case <-s.hostReady:
+		return true
+	default:
+		return false
+	}
+}
+
+// awaitHost shows the Host's torrents once it is ready, then lets the
+// root's requests through.
+func (s *Server) awaitHost() {
+	defer s.wg.Done()
+	select {
+	case <-s.hostReady:
+		s.Refresh()
+		close(s.ready)
+	case <-s.closing:
+	}
+}
+
+// awaitReady holds a request to the root until its torrents are shown:
+// EINTR if the caller gives up first, ENOENT if the mount ends.
+func (s *Server) awaitReady(ctx context.Context) syscall.Errno {
+	select {
+	case <-s.ready:
+		return 0
+	default:
+	}
+	select {
+	case <-s.ready:
+		return 0
+	case <-ctx.Done():
+		return syscall.EINTR
+	case <-s.closing:
+		return syscall.ENOENT
+	}
 }
 
 // raiseReadahead lets the kernel read ahead as much as one read carries. The
@@ -250,6 +308,9 @@ func (s *Server) Unmount() error {
 // to call from anywhere, also from within a Host method: the kernel is told
 // asynchronously.
 func (s *Server) Refresh() {
+	if !s.hostAnswers() {
+		return // awaitHost shows them once it may
+	}
 	s.root.refresh(s.host.Torrents())
 }
 
