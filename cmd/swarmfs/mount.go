@@ -81,13 +81,41 @@ type runningSession struct {
 	capacity int64
 	client   *engine.Client
 	sess     *session.Session
-	close    func() // the session, the engine, the cache, the log: in that order
+
+	// What open needs, from prepare.
+	dataDir     string
+	cfg         engine.Config
+	topts       engine.TorrentOptions
+	indexBudget int64
+	closers     []func() // the log's, then the cache's, the engine's, the session's
+}
+
+// close closes what was opened: the session, the engine, the cache, the
+// log, in that order.
+func (rs *runningSession) close() {
+	for i := len(rs.closers) - 1; i >= 0; i-- {
+		rs.closers[i]()
+	}
+	rs.closers = nil
 }
 
 // start checks the flags and opens, in order, the log, the cache of the
 // data directory, the engine and the session (onInfo: see
 // session.Config.OnInfo). It restores nothing and adds nothing.
-func (sf *sessionFlags) start(stderr io.Writer, onInfo func(*session.Torrent)) (_ *runningSession, err error) {
+func (sf *sessionFlags) start(stderr io.Writer, onInfo func(*session.Torrent)) (*runningSession, error) {
+	rs, err := sf.prepare(stderr)
+	if err != nil {
+		return nil, err
+	}
+	if err := rs.open(onInfo); err != nil {
+		rs.close()
+		return nil, err
+	}
+	return rs, nil
+}
+
+// prepare is start's first half: it checks the flags and opens the log.
+func (sf *sessionFlags) prepare(stderr io.Writer) (*runningSession, error) {
 	capacity, err := cache.ParseSize(*sf.cacheSize)
 	if err != nil {
 		return nil, usageErr("--cache-size: %v", err)
@@ -119,47 +147,49 @@ func (sf *sessionFlags) start(stderr io.Writer, onInfo func(*session.Torrent)) (
 	if err != nil {
 		return nil, err
 	}
-	var closers []func()
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	defer func() {
-		if err != nil {
-			closeAll()
-		}
-	}()
-	closers = append(closers, closeLog)
-	logf := slogf(logger, slog.LevelInfo)
 	cfg.Logf = nil // -v's stderr logger: the engine's events are debug messages
 	if logger.Enabled(context.Background(), slog.LevelDebug) {
 		cfg.Logf = slogf(logger, slog.LevelDebug)
 	}
-	ca, err := openStore(*sf.dataDir, capacity, &cfg, logf)
+	return &runningSession{
+		logf:        slogf(logger, slog.LevelInfo),
+		capacity:    capacity,
+		dataDir:     *sf.dataDir,
+		cfg:         cfg,
+		topts:       topts,
+		indexBudget: indexBudget,
+		closers:     []func(){closeLog},
+	}, nil
+}
+
+// open is start's second half: it opens the cache of the data directory,
+// the engine and the session. The caller closes rs whatever the outcome.
+func (rs *runningSession) open(onInfo func(*session.Torrent)) error {
+	ca, err := openStore(rs.dataDir, rs.capacity, &rs.cfg, rs.logf)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	closers = append(closers, func() { ca.Close() })
-	client, err := engine.New(cfg)
+	rs.closers = append(rs.closers, func() { ca.Close() })
+	client, err := engine.New(rs.cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	closers = append(closers, func() { client.Close() })
+	rs.closers = append(rs.closers, func() { client.Close() })
 	sess, err := session.New(session.Config{
-		Engine: session.NewEngine(client, topts),
+		Engine: session.NewEngine(client, rs.topts),
 		Store:  ca,
-		Logf:   logf,
+		Logf:   rs.logf,
 		OnInfo: onInfo,
 
 		IndexFile:   fs.IsMedia,
-		IndexBudget: indexBudget,
+		IndexBudget: rs.indexBudget,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	closers = append(closers, func() { sess.Close() })
-	return &runningSession{logf: logf, capacity: capacity, client: client, sess: sess, close: closeAll}, nil
+	rs.closers = append(rs.closers, func() { sess.Close() })
+	rs.client, rs.sess = client, sess
+	return nil
 }
 
 func runMount(args []string, stdout, stderr io.Writer) (err error) {
@@ -207,31 +237,48 @@ func runMount(args []string, stdout, stderr io.Writer) (err error) {
 		}
 	}
 
-	// The filesystem is made after the session, which may need to refresh
-	// it (a magnet's metadata arrived, a torrent added through the control
-	// socket).
+	rs, err := sf.prepare(stderr)
+	if err != nil {
+		return err
+	}
+	defer rs.close()
+	logf := rs.logf
+	// The cache, the engine and the session open while the filesystem is
+	// mounted (the cache's store is most of a mount's start): the root's
+	// lookups and listings wait until the session's torrents are shown
+	// (fs.Options.HostReady), so a program started with the mount never
+	// sees an empty folder. Once mounted, the session refreshes the
+	// filesystem when a magnet's metadata arrives or the control socket
+	// adds a torrent.
 	var mounted atomic.Pointer[fs.Server]
 	refresh := func() {
 		if srv := mounted.Load(); srv != nil {
 			srv.Refresh()
 		}
 	}
-	rs, err := sf.start(stderr, func(*session.Torrent) { refresh() })
+	opened := make(chan error, 1)
+	go func() {
+		err := rs.open(func(*session.Torrent) { refresh() })
+		if err == nil {
+			rs.sess.Restore()
+			err = addSources(rs.sess, f.Args()[1:], stderr)
+		}
+		opened <- err
+	}()
+	host := &fsHost{m: hf.metrics} // its session is set before ready closes
+	ready := make(chan struct{})
+	srv, err := fs.Mount(mountpoint, host, fs.Options{ReadTimeout: *sf.readTimeout, Debug: *debugFuse, AllowOther: *allowOther, Logf: logf, HostReady: ready})
+	if oerr := <-opened; err == nil && oerr != nil {
+		srv.Unmount()
+		err = oerr
+	}
 	if err != nil {
 		return err
 	}
-	defer rs.close()
-	sess, logf := rs.sess, rs.logf
-	sess.Restore()
-	if err := addSources(sess, f.Args()[1:], stderr); err != nil {
-		return err
-	}
-
-	srv, err := fs.Mount(mountpoint, fsHost{sess, hf.metrics}, fs.Options{ReadTimeout: *sf.readTimeout, Debug: *debugFuse, AllowOther: *allowOther, Logf: logf})
-	if err != nil {
-		return err
-	}
+	sess := rs.sess
 	mounted.Store(srv)
+	host.s = sess
+	close(ready)
 	cs, err := startControl(*sf.dataDir, sess.Handler(refresh))
 	if err != nil {
 		srv.Unmount()

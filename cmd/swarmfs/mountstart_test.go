@@ -36,7 +36,8 @@ func TestMountStoreFailsAfterLock(t *testing.T) {
 }
 
 // TestMountDataDirInUse: a second mount of a data directory another mount
-// holds fails with a clear message before it mounts anything.
+// holds fails with a clear message and leaves nothing mounted (it mounts
+// while its cache opens, and unmounts when that fails).
 func TestMountDataDirInUse(t *testing.T) {
 	dataDir := t.TempDir()
 	first := startMount(t, mountOpts{IP: "127.0.0.37", DataDir: dataDir})
