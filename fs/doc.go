@@ -115,6 +115,9 @@
 //   - Waiting forever on the swarm: every wait (a read, a lookup inside a
 //     magnet's folder) selects on the request's context, the read timeout,
 //     the torrent's removal and the filesystem's shutdown.
+//   - Waiting for the Host (Options.HostReady: the mount is made while its
+//     cache opens): the root's lookups, listings and changes wait on the
+//     request's context and the filesystem's shutdown too.
 //   - Unmounting while a program waits in a read: a plain unmount fails
 //     (busy); Unmount then fails the pending reads (EIO), retries, and falls
 //     back to a lazy unmount.
