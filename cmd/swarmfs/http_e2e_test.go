@@ -172,13 +172,10 @@ func TestServeHTTP(t *testing.T) {
 			}
 			// A piece in flight at or ahead of the reader: one behind
 			// it (left from the clip's reads) arrives without it.
-			// Position is the end of the read the reader waits on, so
-			// when that read ends on a piece boundary its piece is the
-			// cell before Cell (seen in CI: a reader at cell 23
-			// waiting on piece 22); a piece the reader has read past
+			// Cell is the piece of the reader's last byte, the one a
+			// waiting read waits on; a piece the reader has read past
 			// is had, never in flight.
-			r := tj.Readers[0]
-			from := max(r.Cell-1, 0)
+			from := tj.Readers[0].Cell
 			return from < len(tj.Downloading) && strings.Contains(tj.Downloading[from:], "1")
 		})
 		t.Logf("reader %+v, pieces in flight %q", tj.Readers[0], tj.Downloading)

@@ -28,10 +28,12 @@ func TestActivity(t *testing.T) {
 	}
 	bf := info.Files[big]
 	pos := int64(1 << 20)
-	firstPiece := int((bf.Offset + pos) / info.PieceLength)
+	firstPiece := int((bf.Offset + pos - 1) / info.PieceLength) // the reader's last byte
 	lastPiece := int((bf.Offset + pos + 512<<10 - 1) / info.PieceLength)
+	// A read that ends on a piece boundary waits on the piece before it.
+	boundary := (bf.Offset/info.PieceLength+2)*info.PieceLength - bf.Offset
 	ft.setActivity(TorrentStats{HashFailures: 2, Downloading: []int{firstPiece, firstPiece + 1},
-		Readers: []ReaderStats{{File: big, Pos: pos, Window: 512 << 10}, {File: 0, Pos: -1}}})
+		Readers: []ReaderStats{{File: big, Pos: pos, Window: 512 << 10}, {File: 0, Pos: -1}, {File: big, Pos: boundary}}})
 	ts := start(t, newFakeHost(ft), Options{})
 
 	_, b := get(t, ts.URL+"/api/torrents")
@@ -45,7 +47,7 @@ func TestActivity(t *testing.T) {
 	if tj.Downloading != string(want) || len(tj.Downloading) != len(tj.PieceMap) {
 		t.Errorf("downloading %q, want %q (piece map %q)", tj.Downloading, want, tj.PieceMap)
 	}
-	if len(tj.Readers) != 2 {
+	if len(tj.Readers) != 3 {
 		t.Fatalf("readers %+v", tj.Readers)
 	}
 	if r := tj.Readers[0]; r.Path != "big.bin" || r.Position != pos || r.Window != 512<<10 || r.Cell != firstPiece || r.WindowEnd != lastPiece {
@@ -53,6 +55,9 @@ func TestActivity(t *testing.T) {
 	}
 	if r := tj.Readers[1]; r.Path != "README.txt" || r.Position != -1 || r.Cell != 0 || r.WindowEnd != 0 {
 		t.Errorf("reader before its first read %+v", r)
+	}
+	if r, want := tj.Readers[2], int((bf.Offset+boundary)/info.PieceLength)-1; r.Cell != want || r.WindowEnd != want {
+		t.Errorf("reader at a piece boundary %+v, want cell %d", r, want)
 	}
 	if tj.HashFailures != 2 {
 		t.Errorf("hash failures %d", tj.HashFailures)
@@ -65,7 +70,7 @@ func TestActivity(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]float64{"swarmfs_torrent_hash_failures_total": 2,
-		"swarmfs_torrent_readers": 2, "swarmfs_torrent_pieces_downloading": 2} {
+		"swarmfs_torrent_readers": 3, "swarmfs_torrent_pieces_downloading": 2} {
 		f := mfs[name]
 		if f == nil {
 			t.Errorf("no %s", name)

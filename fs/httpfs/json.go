@@ -48,9 +48,11 @@ type ReaderJSON struct {
 	Position int64 `json:"position"`
 	// Window is how many bytes past Position are fetched ahead.
 	Window int64 `json:"window"`
-	// Cell is the piece-map cell of Position (of the file's start before
-	// the first read); WindowEnd the cell of the window's last byte
-	// (Cell when there is no window).
+	// Cell is the piece-map cell of the reader's last byte, Position-1
+	// (where a waiting read waits: a read that ends on a piece boundary
+	// waits on the piece before Position's); the file's start before the
+	// first read. WindowEnd is the cell of the window's last byte (Cell
+	// when there is no window).
 	Cell      int `json:"cell"`
 	WindowEnd int `json:"window_end"`
 }
@@ -139,8 +141,11 @@ func activityMap(info *metainfo.Info, n int, st TorrentStats) (string, []ReaderJ
 		}
 		f := &info.Files[r.File]
 		pos := min(max(r.Pos, 0), f.Length)
-		at := f.Offset + pos
-		end := f.Offset + min(pos+max(r.Window, 1), max(f.Length, 1)) - 1
+		at := f.Offset + max(pos-1, 0)
+		end := at
+		if r.Window > 0 {
+			end = f.Offset + min(pos+r.Window, max(f.Length, 1)) - 1
+		}
 		rj := ReaderJSON{Path: f.DisplayPath(), Position: r.Pos, Window: r.Window,
 			Cell: cellOf(int(at/info.PieceLength), n)}
 		rj.WindowEnd = max(rj.Cell, cellOf(int(end/info.PieceLength), n))
