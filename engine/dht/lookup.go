@@ -298,8 +298,15 @@ func (n *Node) seeds(ctx context.Context, f family, force bool) []netip.AddrPort
 // resolveBootstrap turns cfg.Bootstrap into addresses of our families. Names
 // are resolved concurrently, each within 5 s; the answer is cached for
 // bootResolveEvery, a failure for a minute, so an offline machine does not
-// wait on DNS at every lookup.
+// wait on DNS at every lookup. Lookups that start together (a node of both
+// families bootstraps each at once) share one resolution.
 func (n *Node) resolveBootstrap(ctx context.Context) []netip.AddrPort {
+	select {
+	case n.resolving <- struct{}{}:
+		defer func() { <-n.resolving }()
+	case <-ctx.Done():
+		return nil
+	}
 	now := n.now()
 	n.mu.Lock()
 	if n.bootAddrs != nil && (now.Sub(n.bootResolved) < bootResolveEvery ||

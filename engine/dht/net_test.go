@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -198,6 +199,44 @@ func TestBootstrapByName(t *testing.T) {
 	defer cancel()
 	if err := b.Bootstrap(ctx); err != nil {
 		t.Fatalf("Bootstrap via a host name: %v", err)
+	}
+}
+
+// TestBootstrapResolvedOnce: lookups that start together (a node of both
+// families bootstraps each, torrents look for peers) resolve the bootstrap
+// names once between them, so a name that fails is logged once, not once
+// per lookup.
+func TestBootstrapResolvedOnce(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	n := newTestNode(t, 35, []string{"127.0.0.1:notaport"}, func(c *Config) {
+		c.Logf = func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			lines = append(lines, fmt.Sprintf(format, args...))
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if err := n.Bootstrap(ctx); !errors.Is(err, ErrNoNodes) {
+				t.Errorf("Bootstrap: %v, want ErrNoNodes", err)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	bad := 0
+	for _, l := range lines {
+		if strings.Contains(l, "notaport") {
+			bad++
+		}
+	}
+	if bad != 1 {
+		t.Errorf("the bad bootstrap address was logged %d times, want once: %q", bad, lines)
 	}
 }
 

@@ -143,6 +143,11 @@ type Node struct {
 	lastExpire   time.Time
 	bootAddrs    []netip.AddrPort // resolved cfg.Bootstrap, cached
 	bootResolved time.Time
+
+	// resolving is held (a send) by the one resolveBootstrap resolving
+	// names; concurrent lookups wait for its answer instead of asking
+	// (and logging each failure) again.
+	resolving chan struct{}
 }
 
 // txn is a query waiting for its answer.
@@ -245,6 +250,7 @@ func newNode(cfg Config, conn packetConn, local netip.AddrPort, st *state) *Node
 		store:       newStore(cfg.MaxInfoHashes, cfg.MaxPeersPerInfoHash),
 		limiter:     newLimiter(cfg.QueryRate, maxLimiterIPs),
 		txns:        make(map[string]*txn),
+		resolving:   make(chan struct{}, 1),
 		bootBackoff: 30 * time.Second,
 		lastSave:    now(),
 		lastExpire:  now(),
