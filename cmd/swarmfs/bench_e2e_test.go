@@ -335,6 +335,7 @@ var benchFigures = []figure{
 	{key: "seekplay", label: "seek to the middle and play 5 s", unit: "s"},
 	{key: "cold", label: "cold sequential read", unit: "MB/s"},
 	{key: "cached", label: "cached re-read (second read)", unit: "MB/s"},
+	{key: "coldcpu", label: "CPU time of the filesystem process, cold read", unit: "s"},
 	{key: "rss", label: "peak RSS of the filesystem process", unit: "MiB", max: true},
 	{key: "rsssmall", label: "peak RSS, cold read through a 64 MiB cache", unit: "MiB", max: true},
 }
@@ -535,6 +536,7 @@ func BenchmarkE2E(b *testing.B) {
 							cpu, seed, self := procCPU(m.Pid())-cpu0, seedCPU()-seed0, procCPU(os.Getpid())-self0
 							flt, _ := procStat(m.Pid())
 							res.add("cold", swarm, fs.name, cold)
+							res.add("coldcpu", swarm, fs.name, cpu)
 							res.add("cached", swarm, fs.name, seqRead(b, p, d.big))
 							b.Logf("%s %s swarm: cold read %.1f MB/s, %.2f CPU s (seeders %.2f, reader %.2f), %d page faults %s", fs.name, swarm, cold, cpu, seed, self, flt-flt0, describe(b, m))
 						})
