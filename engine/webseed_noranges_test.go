@@ -103,3 +103,47 @@ func TestWebSeedIgnoresRangesDownloadAll(t *testing.T) {
 	}
 	t.Logf("%d requests, %d bytes received", gets.Load(), ws[0].Bytes)
 }
+
+// TestWebSeedIgnoresRangesTail: a media file's tail (its container's
+// index), which a mount asks for before anything reads it, is not fetched
+// through a server that ignores Range, which would send the whole file
+// before it: only a read of the tail fetches it (and is answered
+// byte-exact).
+func TestWebSeedIgnoresRangesTail(t *testing.T) {
+	const size = 24<<20 + 777
+	mi, srv, data := wsServedFile(t, size, 256<<10)
+	ignoreRanges(srv)
+	_, tor := webSeedClient(t, mi, Config{}, srv.URL+"/data/big.bin")
+	read := func(r *Reader, off int64, n int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		buf := make([]byte, n)
+		got, err := r.ReadAt(ctx, buf, off)
+		if got < n || !bytes.Equal(buf, data[off:off+int64(n)]) {
+			t.Fatalf("read %d bytes at %d: got %d: %v (or they differ)", n, off, got, err)
+		}
+	}
+	// A first read tells that the server ignores Range.
+	r, err := tor.NewReader(0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read(r, 0, 64<<10)
+	r.Close()
+	before := waitWebSeedStats(t, tor, func(ws WebSeedStats) bool { return ws.NoRanges }).Bytes
+
+	m, err := tor.NewReader(0, true) // the picker asks for head and tail
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	last := mi.Info.NumPieces() - 1
+	time.Sleep(1500 * time.Millisecond)
+	ws := tor.Stats().WebSeeds[0]
+	if tor.HavePiece(last) || ws.Bytes-before > 8<<20 {
+		t.Fatalf("with nothing reading it, the tail was fetched (%v) or %d bytes were received for it", tor.HavePiece(last), ws.Bytes-before)
+	}
+	read(m, size-1000, 1000) // a player reading the index: answered
+	t.Logf("%d bytes received for the head, none for the tail until it was read", ws.Bytes-before)
+}

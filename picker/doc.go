@@ -80,7 +80,10 @@
 //     unchoked peers (spreadCap): taken whole, pieces would complete all
 //     at once, each at one peer's rate; shared, they complete one after
 //     another in the order the reader needs them.
-//  4. Head and tail of media readers, shared the same way.
+//  4. Head and tail of media readers, shared the same way; a source set
+//     with SetPeerInOrder is not given a head or tail more than
+//     inOrderReach bytes past where its stream would stand (it would read
+//     every byte before it), unless a read asks for it.
 //  5. The background policy: with All, partial pieces first (so few pieces
 //     are half done at once), then new pieces rarest first with a seeded
 //     random tie-break (for a peer set with SetPeerInOrder, a source that

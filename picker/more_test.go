@@ -204,6 +204,74 @@ func TestConfigRepair(t *testing.T) {
 // TestHeadTail: a media reader is told the pieces of the head and tail it
 // was granted; a plain reader, one past the head/tail share of the budget
 // and a removed one get none.
+// TestInOrderHeadTail: a source set in order (a web seed that ignores
+// Range, which reads a file from its start or on from where its stream
+// stands) is given a media reader's head, but its tail only when the
+// stream stands near it or a read asks for it; other peers get the tail.
+func TestInOrderHeadTail(t *testing.T) {
+	const pl = 256 << 10
+	cfg := Config{NumPieces: 400, PieceLength: pl, Background: OnlyWanted, MaxWindowBytes: 16 << 20}
+	pieces := func(reqs []Request) []int {
+		var out []int
+		for _, r := range reqs {
+			if len(out) == 0 || out[len(out)-1] != r.Piece {
+				out = append(out, r.Piece)
+			}
+		}
+		return out
+	}
+	// Sources fast enough to queue a head and a tail at once.
+	fastSeed := func(p *Picker, id PeerID) {
+		seed(p, id)
+		p.SetPeerStats(id, 100e6, time.Millisecond)
+	}
+	// A 10 MiB file at piece 4 plus 1000 bytes: head 4..8, tail 40..44.
+	start := int64(4*pl + 1000)
+	media := ReaderOptions{Start: start, End: start + 10<<20, Media: true}
+	head, tail := []int{4, 5, 6, 7, 8}, []int{40, 41, 42, 43, 44}
+
+	p := New(cfg)
+	fastSeed(p, 1)
+	p.SetPeerInOrder(1, 0)
+	p.AddReader(media, t0)
+	if got := pieces(p.Next(1, t0, 1000)); !slices.Equal(got, head) {
+		t.Fatalf("in-order source, stream at the start: pieces %v, want the head %v", got, head)
+	}
+	fastSeed(p, 2)
+	if got := pieces(p.Next(2, t0, 1000)); !slices.Equal(got, tail) {
+		t.Fatalf("another peer: pieces %v, want the tail %v", got, tail)
+	}
+
+	// A read at the tail: its piece goes to the in-order source too.
+	p = New(cfg)
+	fastSeed(p, 1)
+	p.SetPeerInOrder(1, 0)
+	r := p.AddReader(media, t0)
+	p.Next(1, t0, 1000)
+	p.ReaderRead(r, 42*pl, 1000, t0)
+	if got := pieces(p.Next(1, t0, 1000)); !slices.Contains(got, 42) {
+		t.Fatalf("a read at piece 42: pieces %v, want 42 among them", got)
+	}
+
+	// The stream stands just before the tail: within reach.
+	p = New(cfg)
+	fastSeed(p, 1)
+	p.SetPeerInOrder(1, 38)
+	p.AddReader(media, t0)
+	if got := pieces(p.Next(1, t0, 1000)); !slices.Equal(got, append(head, tail...)) {
+		t.Fatalf("stream at piece 38: pieces %v, want head and tail", got)
+	}
+	// Rarest first again: both.
+	p = New(cfg)
+	fastSeed(p, 1)
+	p.SetPeerInOrder(1, 0)
+	p.SetPeerInOrder(1, -1)
+	p.AddReader(media, t0)
+	if got := pieces(p.Next(1, t0, 1000)); !slices.Equal(got, append(head, tail...)) {
+		t.Fatalf("not in order: pieces %v, want head and tail", got)
+	}
+}
+
 func TestHeadTail(t *testing.T) {
 	const pl = 256 << 10
 	p := New(Config{NumPieces: 400, PieceLength: pl, Background: OnlyWanted, MaxWindowBytes: 16 << 20})

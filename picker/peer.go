@@ -277,8 +277,10 @@ func (p *Picker) SetPeerStats(id PeerID, rate float64, lat time.Duration) {
 // for) go lowest first from piece from on, wrapping to the start, instead
 // of rarest first: for a source that serves pieces best in order, such as
 // a web seed that ignores Range and is read as a stream (from is where
-// its stream stands). Readers' pieces go to it as to any peer. A from
-// below 0 restores rarest first.
+// its stream stands). Readers' pieces go to it as to any peer, but for a
+// media reader's head and tail that lie more than inOrderReach bytes past
+// where its stream would stand: those are left to other sources until a
+// read asks for them. A from below 0 restores rarest first.
 func (p *Picker) SetPeerInOrder(id PeerID, from int) {
 	if pe := p.peer(id); pe != nil {
 		if from >= p.n {

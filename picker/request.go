@@ -423,10 +423,31 @@ func (s *selection) windows() {
 	}
 }
 
+// inOrderReach bounds how many bytes an in-order source (SetPeerInOrder)
+// would read past to reach a media reader's head or tail: such a source
+// reads, and throws away, every byte of a file before the piece asked for
+// (a web seed that ignores Range), so a big file's tail, where a container
+// keeps its index, goes to it only when a read asks for it.
+const inOrderReach = 4 << 20
+
+// inOrderCost is how many bytes of r's file pe, an in-order source, reads
+// before it reaches piece i: from where its stream stands when that is in
+// the file at or before i, else from the file's start.
+func (s *selection) inOrderCost(r *reader, i int) int64 {
+	pl, at := s.p.pieceLen, int64(i)*s.p.pieceLen
+	if from := s.pe.inOrder; from <= i && int64(from)*pl >= r.start {
+		return at - int64(from)*pl
+	}
+	return max(at-r.start, 0)
+}
+
 func (s *selection) headTail() {
 	p := s.p
 	for _, r := range p.active {
 		for _, sp := range r.ht {
+			if s.pe.inOrder >= 0 && !sp.empty() && s.inOrderCost(r, sp.first) > inOrderReach {
+				continue // other sources', or a read's
+			}
 			for !sp.empty() && !s.full() {
 				i := s.nextFree(sp.first, sp.last)
 				if i < 0 {
