@@ -131,9 +131,14 @@ func (s *Session) prefetchIndexes(ctx context.Context, t *Torrent, info *metainf
 			return
 		}
 		if err != nil {
-			// Most likely no source has the pieces yet: the next files
-			// would wait as long.
-			s.logf("%s (%s): prefetching the head and tail of %s: %v", t.Name(), t.ih, f.DisplayPath(), err)
+			// Most likely no source has the pieces yet (or gives them
+			// only to a read: a web seed that ignores Range): the next
+			// files would wait as long.
+			if errors.Is(err, context.DeadlineExceeded) {
+				s.logf("%s (%s): the head and tail of %s did not arrive within %v; media indexes are fetched when read", t.Name(), t.ih, f.DisplayPath(), indexWait)
+			} else {
+				s.logf("%s (%s): prefetching the head and tail of %s: %v", t.Name(), t.ih, f.DisplayPath(), err)
+			}
 			return
 		}
 		n++
