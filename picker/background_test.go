@@ -83,6 +83,18 @@ func TestCompletePieceNotRequested(t *testing.T) {
 	}
 }
 
+// reqPieces lists the pieces of reqs in order, each run of requests of one
+// piece once.
+func reqPieces(reqs []Request) []int {
+	var out []int
+	for _, r := range reqs {
+		if len(out) == 0 || out[len(out)-1] != r.Piece {
+			out = append(out, r.Piece)
+		}
+	}
+	return out
+}
+
 // TestPeerInOrder: a peer set in order gets its background pieces lowest
 // first from the piece given, then from the start, skipping pieces had
 // or busy; a reader's piece still comes first; -1 restores rarest first.
@@ -90,26 +102,17 @@ func TestPeerInOrder(t *testing.T) {
 	const n = 64
 	cfg := Config{NumPieces: n, PieceLength: 64 << 10, Background: All}
 	bpp := int(cfg.PieceLength / (16 << 10))
-	pieces := func(reqs []Request) []int {
-		var out []int
-		for _, r := range reqs {
-			if len(out) == 0 || out[len(out)-1] != r.Piece {
-				out = append(out, r.Piece)
-			}
-		}
-		return out
-	}
 	p := New(cfg)
 	seed(p, 1)
 	p.SetHave(61)
 	p.SetPeerInOrder(1, 60)
 	now := t0
-	if got := pieces(p.Next(1, now, 4*bpp)); !slices.Equal(got, []int{60, 62, 63, 0}) {
+	if got := reqPieces(p.Next(1, now, 4*bpp)); !slices.Equal(got, []int{60, 62, 63, 0}) {
 		t.Fatalf("in order from 60: pieces %v, want [60 62 63 0]", got)
 	}
 	r := p.AddReader(ReaderOptions{Start: 0, End: cfg.PieceLength * n}, now)
 	p.ReaderRead(r, 40*cfg.PieceLength, 1000, now)
-	if got := pieces(p.Next(1, now, bpp)); len(got) != 1 || got[0] != 40 {
+	if got := reqPieces(p.Next(1, now, bpp)); len(got) != 1 || got[0] != 40 {
 		t.Fatalf("a reader's piece: pieces %v, want [40]", got)
 	}
 	p.ReaderDone(r, 40*cfg.PieceLength, 1000)
@@ -120,7 +123,7 @@ func TestPeerInOrder(t *testing.T) {
 	seed(q, 1)
 	q.SetPeerInOrder(1, 5)
 	q.SetPeerInOrder(1, -1)
-	if got := pieces(q.Next(1, now, 8*bpp)); slices.Equal(got, []int{5, 6, 7, 8, 9, 10, 11, 12}) || slices.Equal(got, []int{0, 1, 2, 3, 4, 5, 6, 7}) {
+	if got := reqPieces(q.Next(1, now, 8*bpp)); slices.Equal(got, []int{5, 6, 7, 8, 9, 10, 11, 12}) || slices.Equal(got, []int{0, 1, 2, 3, 4, 5, 6, 7}) {
 		t.Fatalf("rarest first asked pieces in order: %v", got)
 	}
 }

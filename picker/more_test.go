@@ -165,7 +165,7 @@ func TestSeekBeforeFrontier(t *testing.T) {
 	}
 	player := p.AddReader(ReaderOptions{Start: 32 << 20, End: 64 << 20, Media: false}, at(time.Second))
 	p.ReaderRead(player, 40<<20, 128<<10, at(time.Second))
-	if got := pieces(p.Next(1, at(time.Second), 200)); len(got) == 0 || got[0] != 40 {
+	if got := reqPieces(p.Next(1, at(time.Second), 200)); len(got) == 0 || got[0] != 40 {
 		t.Fatalf("pieces %v: the seek's piece 40 is not first", got)
 	}
 }
@@ -211,15 +211,6 @@ func TestConfigRepair(t *testing.T) {
 func TestInOrderHeadTail(t *testing.T) {
 	const pl = 256 << 10
 	cfg := Config{NumPieces: 400, PieceLength: pl, Background: OnlyWanted, MaxWindowBytes: 16 << 20}
-	pieces := func(reqs []Request) []int {
-		var out []int
-		for _, r := range reqs {
-			if len(out) == 0 || out[len(out)-1] != r.Piece {
-				out = append(out, r.Piece)
-			}
-		}
-		return out
-	}
 	// Sources fast enough to queue a head and a tail at once.
 	fastSeed := func(p *Picker, id PeerID) {
 		seed(p, id)
@@ -234,11 +225,11 @@ func TestInOrderHeadTail(t *testing.T) {
 	fastSeed(p, 1)
 	p.SetPeerInOrder(1, 0)
 	p.AddReader(media, t0)
-	if got := pieces(p.Next(1, t0, 1000)); !slices.Equal(got, head) {
+	if got := reqPieces(p.Next(1, t0, 1000)); !slices.Equal(got, head) {
 		t.Fatalf("in-order source, stream at the start: pieces %v, want the head %v", got, head)
 	}
 	fastSeed(p, 2)
-	if got := pieces(p.Next(2, t0, 1000)); !slices.Equal(got, tail) {
+	if got := reqPieces(p.Next(2, t0, 1000)); !slices.Equal(got, tail) {
 		t.Fatalf("another peer: pieces %v, want the tail %v", got, tail)
 	}
 
@@ -249,7 +240,7 @@ func TestInOrderHeadTail(t *testing.T) {
 	r := p.AddReader(media, t0)
 	p.Next(1, t0, 1000)
 	p.ReaderRead(r, 42*pl, 1000, t0)
-	if got := pieces(p.Next(1, t0, 1000)); !slices.Contains(got, 42) {
+	if got := reqPieces(p.Next(1, t0, 1000)); !slices.Contains(got, 42) {
 		t.Fatalf("a read at piece 42: pieces %v, want 42 among them", got)
 	}
 
@@ -258,7 +249,7 @@ func TestInOrderHeadTail(t *testing.T) {
 	fastSeed(p, 1)
 	p.SetPeerInOrder(1, 38)
 	p.AddReader(media, t0)
-	if got := pieces(p.Next(1, t0, 1000)); !slices.Equal(got, append(head, tail...)) {
+	if got := reqPieces(p.Next(1, t0, 1000)); !slices.Equal(got, append(head, tail...)) {
 		t.Fatalf("stream at piece 38: pieces %v, want head and tail", got)
 	}
 	// Rarest first again: both.
@@ -267,7 +258,7 @@ func TestInOrderHeadTail(t *testing.T) {
 	p.SetPeerInOrder(1, 0)
 	p.SetPeerInOrder(1, -1)
 	p.AddReader(media, t0)
-	if got := pieces(p.Next(1, t0, 1000)); !slices.Equal(got, append(head, tail...)) {
+	if got := reqPieces(p.Next(1, t0, 1000)); !slices.Equal(got, append(head, tail...)) {
 		t.Fatalf("not in order: pieces %v, want head and tail", got)
 	}
 }
