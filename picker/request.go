@@ -1,6 +1,7 @@
 package picker
 
 import (
+	"math"
 	"time"
 )
 
@@ -430,28 +431,37 @@ func (s *selection) windows() {
 // keeps its index, goes to it only when a read asks for it.
 const inOrderReach = 4 << 20
 
-// inOrderCost is how many bytes of r's file pe, an in-order source, reads
-// before it reaches piece i: from where its stream stands when that is in
-// the file at or before i, else from the file's start.
+// inOrderCost is about how many bytes pe, an in-order source, reads and
+// throws away before it reaches piece i of r's file: from where its stream
+// stands when that is at or before i, in r's file or in the earlier file
+// the piece begins in; else from the start of r's file. A piece that begins
+// in an earlier file the stream is not in costs that file's whole length,
+// which the picker does not know: the most.
 func (s *selection) inOrderCost(r *reader, i int) int64 {
 	pl, at := s.p.pieceLen, int64(i)*s.p.pieceLen
-	if from := s.pe.inOrder; from <= i && int64(from)*pl >= r.start {
-		return at - int64(from)*pl
+	from := int64(s.pe.inOrder) * pl
+	switch {
+	case from <= at && (from >= r.start || at < r.start):
+		return at - from
+	case at >= r.start:
+		return at - r.start
+	default:
+		return math.MaxInt64
 	}
-	return max(at-r.start, 0)
 }
 
 func (s *selection) headTail() {
 	p := s.p
 	for _, r := range p.active {
 		for _, sp := range r.ht {
-			if s.pe.inOrder >= 0 && !sp.empty() && s.inOrderCost(r, sp.first) > inOrderReach {
-				continue // other sources', or a read's
-			}
 			for !sp.empty() && !s.full() {
 				i := s.nextFree(sp.first, sp.last)
 				if i < 0 {
 					break
+				}
+				if s.pe.inOrder >= 0 && s.inOrderCost(r, i) > inOrderReach {
+					sp.first = i + 1
+					continue // other sources', or a read's
 				}
 				room := s.room()
 				if room <= 0 {
