@@ -69,6 +69,11 @@ type webSeed struct {
 	choked   bool      // backing off: a choking peer to the picker, which then plans without it
 	down     rateMeter // of the payload the seed counts as it arrives
 	lastErr  string    // the last failure logged, so a repeat is not logged again
+
+	// inOrderGuess: the server's HEAD did not say it honours Range
+	// (webseed.Stats.RangesDoubtful), so until its first answer tells,
+	// the picker treats it as one that does not, as for noRanges.
+	inOrderGuess bool
 }
 
 // maxRuns is how many runs ws may have in flight, st its stats: one until
@@ -208,7 +213,7 @@ func (t *Torrent) registerWebSeed(ws *webSeed) {
 		t.picker.PeerBitfield(ws.id, bits)
 	}
 	t.picker.PeerChoked(ws.id, ws.choked)
-	if ws.noRanges {
+	if ws.noRanges || ws.inOrderGuess {
 		t.picker.SetPeerInOrder(ws.id, ws.streamAt)
 	}
 }
@@ -245,6 +250,18 @@ func (t *Torrent) fillWebSeed(ws *webSeed, now time.Time) {
 		t.picker.SetPeerInOrder(ws.id, ws.streamAt)
 		t.client.logf("%s: web seed %s ignores Range requests (it answers with whole files): its files are read from their start, one run at a time", t.name(), st.URL)
 		t.cutWebSeedRunsButFirst(ws)
+	}
+	if guess := st.RangesDoubtful && !st.Answered; guess != ws.inOrderGuess && !ws.noRanges {
+		// Found doubtful by the torrent's first HEAD, or cleared by an
+		// answer that honoured Range. Doubtful, a media file's tail is
+		// not asked of it before a read wants it: if the server ignores
+		// Range, that would cost the whole file.
+		ws.inOrderGuess = guess
+		from := -1
+		if guess {
+			from = ws.streamAt
+		}
+		t.picker.SetPeerInOrder(ws.id, from)
 	}
 	if ws.runs >= ws.maxRuns(st) {
 		t.preemptWebSeedRun(ws)
@@ -354,7 +371,7 @@ func (t *Torrent) webSeedPiece(ws *webSeed, run *webSeedRun, idx int, buf []byte
 	delete(ws.asked, idx)
 	run.next = idx + 1
 	ws.streamAt = idx + 1
-	if ws.noRanges && t.picker != nil {
+	if (ws.noRanges || ws.inOrderGuess) && t.picker != nil {
 		t.picker.SetPeerInOrder(ws.id, ws.streamAt)
 	}
 	if t.picker == nil || ws.dropped {

@@ -3,10 +3,17 @@ package engine
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swarmfs/swarmfs/engine/swarmtest"
 )
 
 // ignoreRanges makes srv answer every request with the whole file, as
@@ -146,4 +153,80 @@ func TestWebSeedIgnoresRangesTail(t *testing.T) {
 	}
 	read(m, size-1000, 1000) // a player reading the index: answered
 	t.Logf("%d bytes received for the head, none for the tail until it was read", ws.Bytes-before)
+}
+
+// pythonLike makes srv answer as Python's http.server does: every GET with
+// the whole file, and no Accept-Ranges in any answer (Go's file server,
+// which ignoreRanges leaves in place, says "Accept-Ranges: bytes").
+func pythonLike(srv *wsServer, dir string) {
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(path.Clean(r.URL.Path))))
+		if err != nil {
+			http.NotFound(w, r)
+			return true
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil || fi.IsDir() {
+			http.NotFound(w, r)
+			return true
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			_, _ = io.Copy(w, f)
+		}
+		return true
+	})
+}
+
+// TestWebSeedDoubtfulRanges: a server whose answer to the torrent's first
+// HEAD says nothing of ranges (as Python's http.server) is taken for one
+// that ignores Range before its first answer tells: a media file's head,
+// whose first piece begins in the file before it, is fetched without that
+// whole file (which such a server sends before that piece's first bytes),
+// and a read of that piece still gets it, byte-exact.
+func TestWebSeedDoubtfulRanges(t *testing.T) {
+	const pl = 256 << 10
+	const before = 6<<20 + 12345
+	files := []swarmtest.FileSpec{{Path: "a.bin", Size: before}, {Path: "clip.mp4", Size: 3 << 20}}
+	root, mi := wsFixture(t, files, false, pl)
+	srv := newWSServer(t, filepath.Dir(root))
+	pythonLike(srv, filepath.Dir(root))
+	_, tor := webSeedClient(t, mi, Config{}, srv.URL+"/")
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.heads.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no HEAD reached the web seed within 10 s of the torrent's start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // its answer reaches the seed
+
+	m, err := tor.NewReader(1, true) // the picker asks for head and tail
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	time.Sleep(1500 * time.Millisecond)
+	if got := tor.Stats().WebSeeds[0].Bytes; got >= before {
+		t.Fatalf("with nothing reading, %d bytes received: the whole file before the clip was sent", got)
+	}
+	if tor.HavePiece(int(before / pl)) {
+		t.Fatal("the piece across the two files was fetched with nothing reading it")
+	}
+	want, err := os.ReadFile(filepath.Join(root, "clip.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	buf := make([]byte, 1000)
+	if n, err := m.ReadAt(ctx, buf, 0); n != len(buf) || !bytes.Equal(buf, want[:len(buf)]) {
+		t.Fatalf("read of the clip's first bytes: %d, %v (or they differ)", n, err)
+	}
+	ws := tor.Stats().WebSeeds[0]
+	if !ws.NoRanges {
+		t.Errorf("web seed %+v: want it known to ignore Range", ws)
+	}
 }

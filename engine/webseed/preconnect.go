@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Preconnect opens a connection to the seed's server before a piece is
@@ -17,8 +18,10 @@ import (
 // for it too and takes whichever connection is ready first.
 //
 // The error is for the log only: the answer does not count for or against
-// the seed (a server may refuse HEAD yet serve ranges). The HEAD gives up
-// after ProgressTimeout.
+// the seed (a server may refuse HEAD yet serve ranges). A successful answer
+// without "Accept-Ranges: bytes" marks the seed's ranges as doubtful
+// (Stats.RangesDoubtful) until a request for a range tells. The HEAD gives
+// up after ProgressTimeout.
 func (s *Seed) Preconnect(ctx context.Context) error {
 	file := -1
 	s.mu.Lock()
@@ -42,7 +45,25 @@ func (s *Seed) Preconnect(ctx context.Context) error {
 		return fmt.Errorf("webseed %s: connecting ahead: %w", s.shown, withoutURL(err))
 	}
 	resp.Body.Close()
+	if resp.StatusCode/100 == 2 && !acceptsByteRanges(resp.Header) {
+		s.mu.Lock()
+		s.doubtful = true
+		s.mu.Unlock()
+	}
 	return nil
+}
+
+// acceptsByteRanges reports whether h says "Accept-Ranges: bytes" (RFC
+// 9110, 14.3: a list of range units; "none" says no).
+func acceptsByteRanges(h http.Header) bool {
+	for _, v := range h.Values("Accept-Ranges") {
+		for u := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(u), "bytes") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Origin is the scheme and host (with its port, when the URL has one) of

@@ -110,3 +110,34 @@ func TestPreconnectNotCounted(t *testing.T) {
 		t.Errorf("an unreachable server at Preconnect counted against the seed: %+v", st)
 	}
 }
+
+// TestPreconnectRangesDoubtful: a HEAD answered without "Accept-Ranges:
+// bytes" marks the seed's ranges doubtful, one that says so does not, and
+// neither counts as an answer to a range request.
+func TestPreconnectRangesDoubtful(t *testing.T) {
+	tt := makeTorrent(t, "one", 4096, true, tfile{path: []string{"one"}, size: 5000})
+	for _, tc := range []struct {
+		header   string // Accept-Ranges; "-" for none
+		doubtful bool
+	}{{"-", true}, {"none", true}, {"bytes", false}, {"Bytes", false}, {"foo, bytes", false}} {
+		srv := newServer(t, tt)
+		srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodHead {
+				return false
+			}
+			if tc.header != "-" {
+				w.Header().Set("Accept-Ranges", tc.header)
+			}
+			w.Header().Set("Content-Length", "5000")
+			w.WriteHeader(http.StatusOK)
+			return true
+		})
+		s := newSeed(t, srv.URL+"/one", tt.layout(t), Config{})
+		if err := s.Preconnect(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if st := s.Stats(); st.RangesDoubtful != tc.doubtful || st.Answered || st.NoRanges {
+			t.Errorf("Accept-Ranges %q: %+v, want RangesDoubtful %v and nothing answered", tc.header, st, tc.doubtful)
+		}
+	}
+}

@@ -121,6 +121,11 @@ type Stats struct {
 	// at most once while a reader goes through it in order (cursor.go); a
 	// seek into a file costs the bytes before it.
 	NoRanges bool
+	// RangesDoubtful: the server answered Preconnect's HEAD without
+	// "Accept-Ranges: bytes" (as servers that ignore Range do; most that
+	// honour it say so). Until Answered tells, a caller may treat the
+	// seed as one that ignores Range.
+	RangesDoubtful bool
 }
 
 // ETA estimates how long fetching n bytes from the seed would take: one
@@ -161,6 +166,7 @@ type Seed struct {
 	lastErr     string
 	answered    bool    // a range request got a usable answer (206 or 200)
 	noRanges    bool    // the server answered a range with the whole file
+	doubtful    bool    // Preconnect's HEAD did not say Accept-Ranges: bytes
 	parked      *stream // a whole-file body kept for the next run (cursor.go)
 	closed      bool
 	// inflight counts the requests under way (get calls).
@@ -280,6 +286,7 @@ func (s *Seed) StatsAt(now time.Time) Stats {
 		LastError:           s.lastErr,
 		Answered:            s.answered,
 		NoRanges:            s.noRanges,
+		RangesDoubtful:      s.doubtful,
 	}
 	switch {
 	case s.dropped:
