@@ -76,6 +76,10 @@ type webSeed struct {
 	inOrderGuess bool
 }
 
+// inOrder reports whether the picker serves ws in order, as a server that
+// ignores Range, found so or guessed.
+func (ws *webSeed) inOrder() bool { return ws.noRanges || ws.inOrderGuess }
+
 // maxRuns is how many runs ws may have in flight, st its stats: one until
 // a first answer tells whether the server honours Range (each run of a
 // server that does not would read its file from the start), and one for
@@ -213,7 +217,7 @@ func (t *Torrent) registerWebSeed(ws *webSeed) {
 		t.picker.PeerBitfield(ws.id, bits)
 	}
 	t.picker.PeerChoked(ws.id, ws.choked)
-	if ws.noRanges || ws.inOrderGuess {
+	if ws.inOrder() {
 		t.picker.SetPeerInOrder(ws.id, ws.streamAt)
 	}
 }
@@ -371,7 +375,7 @@ func (t *Torrent) webSeedPiece(ws *webSeed, run *webSeedRun, idx int, buf []byte
 	delete(ws.asked, idx)
 	run.next = idx + 1
 	ws.streamAt = idx + 1
-	if (ws.noRanges || ws.inOrderGuess) && t.picker != nil {
+	if ws.inOrder() && t.picker != nil {
 		t.picker.SetPeerInOrder(ws.id, ws.streamAt)
 	}
 	if t.picker == nil || ws.dropped {
