@@ -209,10 +209,24 @@ func TestWebSeedFileGone(t *testing.T) {
 func TestWebSeedLiarDropped(t *testing.T) {
 	root, mi := wsFixture(t, webSeedFiles(), false, 32<<10)
 	honest := newWSServer(t, filepath.Dir(root))
+	// The honest seed is slow to answer for big.bin, so that the picker
+	// asks the liar for some of it too (on a loaded machine it could
+	// otherwise take all of it from the honest one, and the liar would
+	// never be put to the test).
+	honest.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "big.bin") {
+			time.Sleep(200 * time.Millisecond)
+		}
+		return false
+	})
 	liar := newWSServer(t, filepath.Dir(root))
+	var liarBig atomic.Int64
 	liar.setHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "big.bin") {
 			return false
+		}
+		if r.Method == http.MethodGet {
+			liarBig.Add(1)
 		}
 		rec := httptest.NewRecorder()
 		http.FileServer(http.Dir(filepath.Dir(root))).ServeHTTP(rec, r)
@@ -234,8 +248,8 @@ func TestWebSeedLiarDropped(t *testing.T) {
 	}
 	waitComplete(t, tor, 30*time.Second)
 	readAll(t, tor, root, false, 10*time.Second)
-	if liar.requests.Load() == 0 {
-		t.Fatal("the liar was never asked")
+	if liarBig.Load() == 0 {
+		t.Fatal("the liar was never asked for big.bin")
 	}
 	if _, ok := logs.wait(5*time.Second, "web seed "+liar.URL+"/ dropped"); !ok {
 		// It may have been asked too little to earn its strikes; it
