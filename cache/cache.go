@@ -75,6 +75,7 @@ type Cache struct {
 	ts          atomic.Uint64 // last commit timestamp handed out (managed mode)
 	isClosed    atomic.Bool   // set first thing in Close
 	punchFailed atomic.Bool   // the file system refused to punch a hole (logged once)
+	writes      writes        // fresh pieces whose pages are dropped as the stream moves on (pagecache.go)
 	gcMu        sync.Mutex    // serializes collect
 	// raceWrites keeps writes out of value-log GC in -race builds only
 	// (see runValueLogGC).
@@ -214,8 +215,10 @@ func Open(opts Options) (*Cache, error) {
 	// A capacity smaller than what is stored is not enforced here but by
 	// the next Put: a process that only looks (swarmfs cache) must not
 	// evict what a mount with a larger limit keeps.
-	c.done.Add(1)
+	c.writes.jobs = make(chan pageJob, pageJobs)
+	c.done.Add(2)
 	go c.maintain()
+	go c.pages()
 	if c.garbage {
 		c.kickGC() // a store of format 1 dropped its pieces: give their space back
 	}

@@ -179,6 +179,7 @@ func (c *Cache) writePiece(e *entry, data []byte) error {
 		c.punch(f, off, e.file.shift)
 		return err
 	}
+	c.writes.written(e, off, int64(len(data)))
 	return nil
 }
 

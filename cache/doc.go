@@ -47,7 +47,11 @@
 // the page cache with pread, writes with pwrite: nothing of a piece is
 // mapped into the process, so streaming any amount through the cache does
 // not grow its RSS (TestStreamingMapsNothing), and a full disk is an
-// ENOSPC from pwrite, not a SIGBUS (TestWriteFailsOnFullDisk).
+// ENOSPC from pwrite, not a SIGBUS (TestWriteFailsOnFullDisk). A written
+// piece is handed to writeback at once, and once a reader has read it
+// (Consumed: the mount's page cache holds it then) its pages here are
+// dropped as newer pieces arrive, so a streamed byte takes one page, not
+// two (TestConsumedPagesDropped; pagecache.go).
 //
 // A slot is reused when its piece is stored again, so a reader must never
 // read a slot being punched or rewritten: ReadAt counts itself as a reader

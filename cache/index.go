@@ -1,5 +1,7 @@
 package cache
 
+import "sync/atomic"
+
 // The in-memory index: every stored piece has an entry, found through its
 // torrent. All of it is guarded by Cache.mu.
 
@@ -17,10 +19,11 @@ type entry struct {
 	piece    uint32
 	size     int32
 	state    uint8
-	verified bool      // data checked against sum in this process (written or read)
-	dirty    bool      // seq changed by a read and not yet persisted
-	readers  int32     // ReadAt calls reading its slot now; eviction waits for 0
-	file     *dataFile // the piece file holding its slot (see datafile.go)
+	verified bool        // data checked against sum in this process (written or read)
+	dirty    bool        // seq changed by a read and not yet persisted
+	readers  int32       // ReadAt calls reading its slot now; eviction waits for 0
+	consumed atomic.Bool // read to its end since written (Consumed): its pages may go (pagecache.go)
+	file     *dataFile   // the piece file holding its slot (see datafile.go)
 	sum      uint64
 	seq      uint64 // recency: larger is more recently written or read
 

@@ -157,6 +157,7 @@ func (c *Cache) put(ih InfoHash, p uint32, data []byte, sum uint64) error {
 	}
 	e.state = stateWriting
 	e.size, e.sum, e.verified, e.dirty = int32(size), sum, false, false
+	e.consumed.Store(false)
 	e.seq = c.clock
 	c.clock++
 	c.used += size

@@ -138,6 +138,7 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 			return 0, ErrClosed
 		}
 	}
+	t.consumed(first, last, toff+int64(n))
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -216,6 +217,32 @@ func (t *Torrent) waitPiece(ctx context.Context, piece int) (inMem bool, err err
 			return false, ctx.Err()
 		case <-t.done:
 			return false, ErrClosed
+		}
+	}
+}
+
+// consumed tells a store that keeps pieces in memory (storage.Consumer)
+// that a read ending at end read pieces first..last: those it read to their
+// end, the reader has now. A piece read from memory before it was stored
+// is told of once it is (markHave).
+func (t *Torrent) consumed(first, last int, end int64) {
+	c, ok := t.store.(storage.Consumer)
+	if !ok {
+		return
+	}
+	for p := first; p <= last; p++ {
+		if int64(p)*t.info.PieceLength+t.info.PieceLen(p) > end {
+			break // the read stops inside it
+		}
+		if t.HavePiece(p) {
+			c.Consumed(p)
+			continue
+		}
+		// markHave clears the bit after it sets the have-bit: one of
+		// the two sees the other's.
+		t.readBits.set(p)
+		if t.HavePiece(p) && t.readBits.clear(p) {
+			c.Consumed(p)
 		}
 	}
 }

@@ -76,6 +76,7 @@ type Torrent struct {
 	// The store's evictions and refusals (torrent_store.go).
 	evictions   evictQueue   // pieces to re-check with the store
 	refusedBits bitSet       // pieces refused for good: their reads fail; set with the info
+	readBits    bitSet       // pieces read to their end before they were stored (consumed); set with the info
 	storeErr    storeErrs    // why the store refuses pieces
 	refusals    atomic.Int64 // pieces refused since the start
 	bgPaused    atomic.Bool  // DownloadAll's background is paused: the store is full
@@ -238,6 +239,7 @@ func (t *Torrent) setInfo(mi *metainfo.MetaInfo, store storage.Torrent, have []i
 	t.initV2(info)
 	t.haveBits = newBitSet(info.NumPieces())
 	t.refusedBits = newBitSet(info.NumPieces())
+	t.readBits = newBitSet(info.NumPieces())
 	t.evictions.set = newBitSet(info.NumPieces())
 	policy := picker.OnlyWanted
 	if t.opts.DownloadAll {
@@ -494,6 +496,11 @@ func (t *Torrent) markHave(p int) {
 	t.pub.numHave.Add(1)
 	t.pub.bytesHave.Add(t.info.PieceLen(p))
 	t.picker.SetHave(p)
+	if t.readBits.clear(p) {
+		if c, ok := t.store.(storage.Consumer); ok {
+			c.Consumed(p)
+		}
+	}
 }
 
 func (t *Torrent) isBanned(a netip.Addr) bool { return t.banned.has(a) }

@@ -70,9 +70,10 @@ type cacheTorrent struct {
 }
 
 var (
-	_ Evicter = (*cacheTorrent)(nil)
-	_ Pinner  = (*cacheTorrent)(nil)
-	_ Space   = (*cacheTorrent)(nil)
+	_ Evicter  = (*cacheTorrent)(nil)
+	_ Pinner   = (*cacheTorrent)(nil)
+	_ Space    = (*cacheTorrent)(nil)
+	_ Consumer = (*cacheTorrent)(nil)
 )
 
 func (t *cacheTorrent) ReadAt(p []byte, off int64) (int, error) {
@@ -116,6 +117,8 @@ func (t *cacheTorrent) Close() error {
 
 func (t *cacheTorrent) Pin(piece int)   { t.c.Pin(t.ih, piece) }
 func (t *cacheTorrent) Unpin(piece int) { t.c.Unpin(t.ih, piece) }
+
+func (t *cacheTorrent) Consumed(piece int) { t.c.Consumed(t.ih, piece) }
 
 func (t *cacheTorrent) Has(piece int) bool { return t.c.Has(t.ih, piece) }
 

@@ -68,6 +68,15 @@ type Space interface {
 	Room(n int64) error
 }
 
+// Consumer is implemented by stores that keep a copy of pieces in memory
+// they can let go of (a cache, its pages in the kernel's page cache) once a
+// reader has its own.
+type Consumer interface {
+	// Consumed tells the store that a reader has read the stored piece to
+	// its end. A hint: nothing is lost if it is wrong.
+	Consumed(piece int)
+}
+
 // Pinner is implemented by stores that can be told which pieces must stay.
 type Pinner interface {
 	Pin(piece int)

@@ -1,0 +1,153 @@
+package cache
+
+import (
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Page cache: a piece written into its piece file stays in the page cache,
+// and a reader through the mount puts its bytes into the page cache a
+// second time, the mount's (its files open with FOPEN_KEEP_CACHE): every
+// streamed byte took two pages. So a written piece is handed to writeback at
+// once (sync_file_range, which does not wait for the disk), and once its
+// reader has it (Consumed) and dropAfter newer bytes were written, by when
+// its writeback is done, its pages are dropped (fadvise DONTNEED). A later
+// read of it (a peer's request, or a reader after the mount's copy went)
+// reads the disk. Pieces nobody reads are left to the kernel, as are pages
+// still dirty when dropped. Both calls run on a goroutine of their own
+// (pages), as sync_file_range blocks while the disk's queue is full: a slow
+// disk never holds back a Put, it only keeps more pages cached.
+//
+// On a VM whose free memory goes back to the host, this is also what keeps
+// a stream's writes fast: the next pieces' writes reuse the pages just
+// dropped instead of faulting in memory the host took back
+// (docs/benchmarks.md, the cold read).
+const (
+	// dropAfter is how many newer bytes a consumed piece waits for.
+	dropAfter = 8 << 20
+	// forgetAfter bounds the pieces tracked: one older than this many
+	// newer bytes is left to the kernel, consumed or not.
+	forgetAfter = 256 << 20
+	// passEvery is how many bytes are written between two passes over the
+	// tracked pieces.
+	passEvery = 2 << 20
+	// pageJobs is how many calls may wait for the goroutine; more are
+	// skipped.
+	pageJobs = 256
+)
+
+// freshPiece is a written piece whose pages may still be cached.
+type freshPiece struct {
+	e   *entry
+	d   *dataFile
+	off int64
+	n   int64
+	end int64 // writes.total once it was written
+}
+
+// pageJob is a call for the pages goroutine: start the writeback of a
+// range, or drop its pages.
+type pageJob struct {
+	d    *dataFile
+	off  int64
+	n    int64
+	drop bool
+}
+
+// writes tracks the fresh pieces, in the order they were written.
+type writes struct {
+	jobs chan pageJob // to the pages goroutine; made by Open
+
+	mu     sync.Mutex
+	total  int64 // bytes written since Open
+	nextAt int64 // total at which the next pass runs
+	fresh  []freshPiece
+}
+
+// written queues the writeback of e's piece, just written at off, and the
+// dropping of the pages of consumed pieces written before it.
+func (w *writes) written(e *entry, off, n int64) {
+	w.send(pageJob{d: e.file, off: off, n: n})
+	w.mu.Lock()
+	w.total += n
+	w.fresh = append(w.fresh, freshPiece{e: e, d: e.file, off: off, n: n, end: w.total})
+	if w.total < w.nextAt {
+		w.mu.Unlock()
+		return
+	}
+	w.nextAt = w.total + passEvery
+	keep := w.fresh[:0]
+	for i, p := range w.fresh {
+		newer := w.total - p.end
+		if newer < dropAfter {
+			keep = append(keep, w.fresh[i:]...)
+			break
+		}
+		switch {
+		case p.e.consumed.Load():
+			w.send(pageJob{d: p.d, off: p.off, n: p.n, drop: true})
+		case newer < forgetAfter:
+			keep = append(keep, p)
+		}
+	}
+	clear(w.fresh[len(keep):])
+	w.fresh = keep
+	w.mu.Unlock()
+}
+
+// send queues a job unless the queue is full.
+func (w *writes) send(j pageJob) {
+	select {
+	case w.jobs <- j:
+	default:
+	}
+}
+
+// pages runs the page jobs until the cache closes.
+func (c *Cache) pages() {
+	defer c.done.Done()
+	for {
+		select {
+		case j := <-c.writes.jobs:
+			j.d.pageCall(j.off, j.n, j.drop)
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+// pageCall starts the writeback of a range of the file, or drops its cached
+// pages, if the file is open. Its descriptor cannot be closed (and its
+// number reused) while Control runs.
+func (d *dataFile) pageCall(off, n int64, drop bool) {
+	f := d.f.Load()
+	if f == nil {
+		return
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		if drop {
+			_ = unix.Fadvise(int(fd), off, n, unix.FADV_DONTNEED)
+		} else {
+			_ = unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
+		}
+	})
+}
+
+// Consumed tells the cache that a reader has read the piece to its end and
+// keeps its own copy: its pages in the page cache may go (see above).
+// Nothing happens for a piece not stored.
+func (c *Cache) Consumed(ih InfoHash, piece int) {
+	if checkPiece(piece) != nil {
+		return
+	}
+	c.mu.Lock()
+	if e := c.lookupLocked(ih, uint32(piece)); e != nil {
+		e.consumed.Store(true)
+	}
+	c.mu.Unlock()
+}

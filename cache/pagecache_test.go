@@ -1,0 +1,98 @@
+package cache
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// resident returns how many bytes of [off, off+n) of the file are in the
+// page cache.
+func resident(t *testing.T, path string, off, n int64) int64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), off, int(n), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	page := int64(os.Getpagesize())
+	vec := make([]byte, (n+page-1)/page)
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	var in int64
+	for _, v := range vec {
+		if v&1 != 0 {
+			in += page
+		}
+	}
+	return in
+}
+
+// TestConsumedPagesDropped: a piece a reader has consumed leaves the page
+// cache once enough newer pieces were written (its bytes were kept twice:
+// in the piece file's pages and in the mount's), while a piece nobody read
+// keeps its pages, and both still read back intact (from the disk).
+func TestConsumedPagesDropped(t *testing.T) {
+	dir := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type == unix.TMPFS_MAGIC {
+		t.Skipf("%s is on tmpfs, whose pages cannot be dropped: set TMPDIR to a folder on a disk", dir)
+	}
+	const size = 1 << 20
+	c := openT(t, Options{Dir: dir, Capacity: 256 << 20})
+	defer c.Close()
+	ih := ihOf(7)
+	d := pieceData(ih, 0, size)
+	put := func(p int) {
+		d[0], d[1] = byte(p), byte(p>>8)
+		if err := c.Put(ih, p, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(0)
+	put(1)
+	c.Consumed(ih, 0)
+	c.Consumed(ih, 99) // not stored: nothing happens
+	path := filepath.Join(dir, piecesDir, dataFileName(ih, shiftFor(size)))
+	if got := resident(t, path, 0, 2*size); got != 2*size {
+		t.Fatalf("right after the writes %d of %d bytes are cached", got, 2*size)
+	}
+	// dropAfter newer bytes and a pass, then a piece every 50 ms (each
+	// second one runs a pass), as the writeback of piece 0 may take a while.
+	next := 2
+	for ; next < 2+(dropAfter+passEvery)/size; next++ {
+		put(next)
+	}
+	for deadline := time.Now().Add(10 * time.Second); resident(t, path, 0, size) > 0 && time.Now().Before(deadline); next++ {
+		time.Sleep(50 * time.Millisecond)
+		put(next)
+	}
+	t.Logf("after %d pieces written: piece 0 (consumed) has %d bytes cached, piece 1 (not read) %d",
+		next, resident(t, path, 0, size), resident(t, path, size, size))
+	if got := resident(t, path, 0, size); got != 0 {
+		t.Errorf("the consumed piece still has %d bytes cached", got)
+	}
+	if got := resident(t, path, size, size); got != size {
+		t.Errorf("the piece nobody read has %d of %d bytes cached", got, size)
+	}
+	buf := make([]byte, size)
+	for p := range 2 {
+		d[0], d[1] = byte(p), byte(p>>8)
+		if n, err := c.ReadAt(ih, p, buf, 0); err != nil || n != size || string(buf) != string(d) {
+			t.Fatalf("piece %d: n=%d err=%v, or wrong bytes", p, n, err)
+		}
+	}
+}
