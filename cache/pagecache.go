@@ -9,15 +9,16 @@ import (
 // Page cache: a piece written into its piece file stays in the page cache,
 // and a reader through the mount puts its bytes into the page cache a
 // second time, the mount's (its files open with FOPEN_KEEP_CACHE): every
-// streamed byte took two pages. So a written piece is handed to writeback at
-// once (sync_file_range, which does not wait for the disk), and once its
-// reader has it (Consumed) and dropAfter newer bytes were written, by when
-// its writeback is done, its pages are dropped (fadvise DONTNEED). A later
-// read of it (a peer's request, or a reader after the mount's copy went)
-// reads the disk. Pieces nobody reads are left to the kernel, as are pages
-// still dirty when dropped. Both calls run on a goroutine of their own
-// (pages), as sync_file_range blocks while the disk's queue is full: a slow
-// disk never holds back a Put, it only keeps more pages cached.
+// streamed byte took two pages. So written pieces are handed to writeback
+// every passEvery bytes (sync_file_range, which does not wait for the
+// disk), and once a piece's reader has it (Consumed) and dropAfter newer
+// bytes were written, by when its writeback is done, its pages are dropped
+// (fadvise DONTNEED). A later read of it (a peer's request, or a reader
+// after the mount's copy went) reads the disk. Pieces nobody reads are left
+// to the kernel, as are pages still dirty when dropped. Both calls run on a
+// goroutine of their own (pages), as sync_file_range blocks while the
+// disk's queue is full: a slow disk never holds back a Put, it only keeps
+// more pages cached.
 //
 // On a VM whose free memory goes back to the host, this is also what keeps
 // a stream's writes fast: the next pieces' writes reuse the pages just
@@ -63,12 +64,15 @@ type writes struct {
 	total  int64 // bytes written since Open
 	nextAt int64 // total at which the next pass runs
 	fresh  []freshPiece
+	synced int // fresh[:synced] had their writeback started
 }
 
-// written queues the writeback of e's piece, just written at off, and the
-// dropping of the pages of consumed pieces written before it.
+// written notes e's piece, just written at off. Every passEvery bytes it
+// queues the writeback of the pieces written since the last pass and the
+// dropping of the pages of the consumed pieces written dropAfter before,
+// as few calls as the pieces' ranges allow (a torrent's pieces read in
+// order lie one after the other in its piece file).
 func (w *writes) written(e *entry, off, n int64) {
-	w.send(pageJob{d: e.file, off: off, n: n})
 	w.mu.Lock()
 	w.total += n
 	w.fresh = append(w.fresh, freshPiece{e: e, d: e.file, off: off, n: n, end: w.total})
@@ -77,6 +81,10 @@ func (w *writes) written(e *entry, off, n int64) {
 		return
 	}
 	w.nextAt = w.total + passEvery
+	var jobs []pageJob
+	for _, p := range w.fresh[w.synced:] {
+		jobs = addJob(jobs, pageJob{d: p.d, off: p.off, n: p.n})
+	}
 	keep := w.fresh[:0]
 	for i, p := range w.fresh {
 		newer := w.total - p.end
@@ -86,14 +94,26 @@ func (w *writes) written(e *entry, off, n int64) {
 		}
 		switch {
 		case p.e.consumed.Load():
-			w.send(pageJob{d: p.d, off: p.off, n: p.n, drop: true})
+			jobs = addJob(jobs, pageJob{d: p.d, off: p.off, n: p.n, drop: true})
 		case newer < forgetAfter:
 			keep = append(keep, p)
 		}
 	}
 	clear(w.fresh[len(keep):])
-	w.fresh = keep
+	w.fresh, w.synced = keep, len(keep)
 	w.mu.Unlock()
+	for _, j := range jobs {
+		w.send(j)
+	}
+}
+
+// addJob appends j to jobs, or grows the last job by it if j continues it.
+func addJob(jobs []pageJob, j pageJob) []pageJob {
+	if k := len(jobs) - 1; k >= 0 && jobs[k].d == j.d && jobs[k].drop == j.drop && jobs[k].off+jobs[k].n == j.off {
+		jobs[k].n += j.n
+		return jobs
+	}
+	return append(jobs, j)
 }
 
 // send queues a job unless the queue is full.

@@ -3,6 +3,7 @@ package cache
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -94,5 +95,26 @@ func TestConsumedPagesDropped(t *testing.T) {
 		if n, err := c.ReadAt(ih, p, buf, 0); err != nil || n != size || string(buf) != string(d) {
 			t.Fatalf("piece %d: n=%d err=%v, or wrong bytes", p, n, err)
 		}
+	}
+}
+
+// TestAddJobMerges: the ranges of pieces written one after the other in a
+// file become one call; a gap, another file or another kind of call starts
+// a new one.
+func TestAddJobMerges(t *testing.T) {
+	a, b := &dataFile{path: "a"}, &dataFile{path: "b"}
+	var jobs []pageJob
+	for _, j := range []pageJob{
+		{d: a, off: 0, n: 10}, {d: a, off: 10, n: 10}, {d: a, off: 20, n: 5}, // one
+		{d: a, off: 30, n: 10},             // a gap
+		{d: b, off: 40, n: 10},             // another file
+		{d: b, off: 50, n: 10, drop: true}, // a drop
+		{d: b, off: 60, n: 10, drop: true},
+	} {
+		jobs = addJob(jobs, j)
+	}
+	want := []pageJob{{d: a, off: 0, n: 25}, {d: a, off: 30, n: 10}, {d: b, off: 40, n: 10}, {d: b, off: 50, n: 20, drop: true}}
+	if !slices.Equal(jobs, want) {
+		t.Errorf("got %+v, want %+v", jobs, want)
 	}
 }
