@@ -40,11 +40,9 @@ const (
 
 // freshPiece is a written piece whose pages may still be cached.
 type freshPiece struct {
-	e   *entry
-	d   *dataFile
-	off int64
-	n   int64
-	end int64 // writes.total once it was written
+	e    *entry
+	slot pageJob // its range of its piece file (the file kept: e.file goes with an eviction)
+	end  int64   // writes.total once it was written
 }
 
 // pageJob is a call for the pages goroutine: start the writeback of a
@@ -75,7 +73,7 @@ type writes struct {
 func (w *writes) written(e *entry, off, n int64) {
 	w.mu.Lock()
 	w.total += n
-	w.fresh = append(w.fresh, freshPiece{e: e, d: e.file, off: off, n: n, end: w.total})
+	w.fresh = append(w.fresh, freshPiece{e: e, slot: pageJob{d: e.file, off: off, n: n}, end: w.total})
 	if w.total < w.nextAt {
 		w.mu.Unlock()
 		return
@@ -83,7 +81,7 @@ func (w *writes) written(e *entry, off, n int64) {
 	w.nextAt = w.total + passEvery
 	var jobs []pageJob
 	for _, p := range w.fresh[w.synced:] {
-		jobs = addJob(jobs, pageJob{d: p.d, off: p.off, n: p.n})
+		jobs = addJob(jobs, p.slot)
 	}
 	keep := w.fresh[:0]
 	for i, p := range w.fresh {
@@ -94,7 +92,9 @@ func (w *writes) written(e *entry, off, n int64) {
 		}
 		switch {
 		case p.e.consumed.Load():
-			jobs = addJob(jobs, pageJob{d: p.d, off: p.off, n: p.n, drop: true})
+			drop := p.slot
+			drop.drop = true
+			jobs = addJob(jobs, drop)
 		case newer < forgetAfter:
 			keep = append(keep, p)
 		}

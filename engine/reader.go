@@ -231,7 +231,7 @@ func (t *Torrent) consumed(first, last int, end int64) {
 		return
 	}
 	for p := first; p <= last; p++ {
-		if int64(p)*t.info.PieceLength+t.info.PieceLen(p) > end {
+		if t.info.PieceOffset(p)+t.info.PieceLen(p) > end {
 			break // the read stops inside it
 		}
 		if t.HavePiece(p) {
