@@ -216,6 +216,7 @@ func Open(opts Options) (*Cache, error) {
 	// the next Put: a process that only looks (swarmfs cache) must not
 	// evict what a mount with a larger limit keeps.
 	c.writes.jobs = make(chan pageJob, pageJobs)
+	c.writes.consumed = make(chan struct{}, 1)
 	c.done.Add(2)
 	go c.maintain()
 	go c.pages()

@@ -50,8 +50,9 @@
 // ENOSPC from pwrite, not a SIGBUS (TestWriteFailsOnFullDisk). A written
 // piece is handed to writeback at once, and once a reader has read it
 // (Consumed: the mount's page cache holds it then) its pages here are
-// dropped as newer pieces arrive, so a streamed byte takes one page, not
-// two (TestConsumedPagesDropped; pagecache.go).
+// dropped as newer pieces arrive, or a second later once none arrive, so a
+// streamed byte takes one page, not two (TestConsumedPagesDropped,
+// TestIdleConsumedPagesDropped; pagecache.go).
 //
 // A slot is reused when its piece is stored again, so a reader must never
 // read a slot being punched or rewritten: ReadAt counts itself as a reader

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,6 +21,12 @@ import (
 // disk's queue is full: a slow disk never holds back a Put, it only keeps
 // more pages cached.
 //
+// A stream whose download has stopped (the whole file is had, and its
+// reader is still on its way) writes nothing more, so no pass would come:
+// a piece told Consumed also wakes the goroutine, which a second later, if
+// less than passEvery was written meanwhile, writes back and drops every
+// consumed piece still tracked (idle).
+//
 // On a VM whose free memory goes back to the host, this is also what keeps
 // a stream's writes fast: the next pieces' writes reuse the pages just
 // dropped instead of faulting in memory the host took back
@@ -36,6 +43,9 @@ const (
 	// pageJobs is how many calls may wait for the goroutine; more are
 	// skipped.
 	pageJobs = 256
+	// settle is how long after a Consumed the goroutine looks whether the
+	// writes have stopped.
+	settle = time.Second
 )
 
 // freshPiece is a written piece whose pages may still be cached.
@@ -46,23 +56,26 @@ type freshPiece struct {
 }
 
 // pageJob is a call for the pages goroutine: start the writeback of a
-// range, or drop its pages.
+// range, or drop its pages (after waiting for their writeback, if wait).
 type pageJob struct {
 	d    *dataFile
 	off  int64
 	n    int64
 	drop bool
+	wait bool
 }
 
 // writes tracks the fresh pieces, in the order they were written.
 type writes struct {
-	jobs chan pageJob // to the pages goroutine; made by Open
+	jobs     chan pageJob  // to the pages goroutine; made by Open
+	consumed chan struct{} // cap 1: a piece was told Consumed; made by Open
 
 	mu     sync.Mutex
 	total  int64 // bytes written since Open
 	nextAt int64 // total at which the next pass runs
 	fresh  []freshPiece
-	synced int // fresh[:synced] had their writeback started
+	synced int   // fresh[:synced] had their writeback started
+	mark   int64 // total when the goroutine last looked for idle writes
 }
 
 // written notes e's piece, just written at off. Every passEvery bytes it
@@ -109,7 +122,7 @@ func (w *writes) written(e *entry, off, n int64) {
 
 // addJob appends j to jobs, or grows the last job by it if j continues it.
 func addJob(jobs []pageJob, j pageJob) []pageJob {
-	if k := len(jobs) - 1; k >= 0 && jobs[k].d == j.d && jobs[k].drop == j.drop && jobs[k].off+jobs[k].n == j.off {
+	if k := len(jobs) - 1; k >= 0 && jobs[k].d == j.d && jobs[k].drop == j.drop && jobs[k].wait == j.wait && jobs[k].off+jobs[k].n == j.off {
 		jobs[k].n += j.n
 		return jobs
 	}
@@ -124,23 +137,79 @@ func (w *writes) send(j pageJob) {
 	}
 }
 
-// pages runs the page jobs until the cache closes.
+// idle runs settle after a Consumed: if less than passEvery was written
+// since the last look, the writes have stopped and no pass will drop the
+// consumed pieces tracked, so it returns the calls that do; otherwise it
+// reports whether consumed pieces are tracked, to look again later.
+func (w *writes) idle() (jobs []pageJob, again bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	flowing := w.total-w.mark >= passEvery
+	w.mark = w.total
+	if flowing {
+		for _, p := range w.fresh {
+			if p.e.consumed.Load() {
+				return nil, true
+			}
+		}
+		return nil, false
+	}
+	keep, synced := w.fresh[:0], 0
+	for i, p := range w.fresh {
+		if p.e.consumed.Load() {
+			drop := p.slot
+			drop.drop, drop.wait = true, true
+			jobs = addJob(jobs, drop)
+			continue
+		}
+		if i < w.synced {
+			synced++
+		}
+		keep = append(keep, p)
+	}
+	clear(w.fresh[len(keep):])
+	w.fresh, w.synced = keep, synced
+	return jobs, false
+}
+
+// pages runs the page jobs until the cache closes, and looks for idle
+// writes settle after a piece was told Consumed.
 func (c *Cache) pages() {
 	defer c.done.Done()
+	look := time.NewTimer(settle)
+	look.Stop()
+	armed := false
 	for {
 		select {
 		case j := <-c.writes.jobs:
-			j.d.pageCall(j.off, j.n, j.drop)
+			j.d.pageCall(j)
+		case <-c.writes.consumed:
+			if !armed {
+				c.writes.mu.Lock()
+				c.writes.mark = c.writes.total
+				c.writes.mu.Unlock()
+				look.Reset(settle)
+				armed = true
+			}
+		case <-look.C:
+			jobs, again := c.writes.idle()
+			for _, j := range jobs {
+				j.d.pageCall(j)
+			}
+			if armed = again; armed {
+				look.Reset(settle)
+			}
 		case <-c.stop:
+			look.Stop()
 			return
 		}
 	}
 }
 
-// pageCall starts the writeback of a range of the file, or drops its cached
-// pages, if the file is open. Its descriptor cannot be closed (and its
-// number reused) while Control runs.
-func (d *dataFile) pageCall(off, n int64, drop bool) {
+// pageCall starts the writeback of j's range of the file, or drops its
+// cached pages, if the file is open. Its descriptor cannot be closed (and
+// its number reused) while Control runs.
+func (d *dataFile) pageCall(j pageJob) {
 	f := d.f.Load()
 	if f == nil {
 		return
@@ -150,10 +219,15 @@ func (d *dataFile) pageCall(off, n int64, drop bool) {
 		return
 	}
 	_ = rc.Control(func(fd uintptr) {
-		if drop {
-			_ = unix.Fadvise(int(fd), off, n, unix.FADV_DONTNEED)
-		} else {
-			_ = unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
+		switch {
+		case j.drop && j.wait:
+			// Dirty pages and pages under writeback are not dropped.
+			_ = unix.SyncFileRange(int(fd), j.off, j.n, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+			_ = unix.Fadvise(int(fd), j.off, j.n, unix.FADV_DONTNEED)
+		case j.drop:
+			_ = unix.Fadvise(int(fd), j.off, j.n, unix.FADV_DONTNEED)
+		default:
+			_ = unix.SyncFileRange(int(fd), j.off, j.n, unix.SYNC_FILE_RANGE_WRITE)
 		}
 	})
 }
@@ -166,8 +240,13 @@ func (c *Cache) Consumed(ih InfoHash, piece int) {
 		return
 	}
 	c.mu.Lock()
-	if e := c.lookupLocked(ih, uint32(piece)); e != nil {
-		e.consumed.Store(true)
-	}
+	e := c.lookupLocked(ih, uint32(piece))
+	told := e != nil && !e.consumed.Swap(true)
 	c.mu.Unlock()
+	if told {
+		select {
+		case c.writes.consumed <- struct{}{}:
+		default:
+		}
+	}
 }

@@ -44,14 +44,7 @@ func resident(t *testing.T, path string, off, n int64) int64 {
 // in the piece file's pages and in the mount's), while a piece nobody read
 // keeps its pages, and both still read back intact (from the disk).
 func TestConsumedPagesDropped(t *testing.T) {
-	dir := t.TempDir()
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.Type == unix.TMPFS_MAGIC {
-		t.Skipf("%s is on tmpfs, whose pages cannot be dropped: set TMPDIR to a folder on a disk", dir)
-	}
+	dir := diskTempDir(t)
 	const size = 1 << 20
 	c := openT(t, Options{Dir: dir, Capacity: 256 << 20})
 	defer c.Close()
@@ -96,6 +89,64 @@ func TestConsumedPagesDropped(t *testing.T) {
 			t.Fatalf("piece %d: n=%d err=%v, or wrong bytes", p, n, err)
 		}
 	}
+}
+
+// TestIdleConsumedPagesDropped: a piece consumed once the writes have
+// stopped (the whole file was had before its reader got there) leaves the
+// page cache too, a second or so later, with no newer write to run a pass;
+// a piece nobody read keeps its pages.
+func TestIdleConsumedPagesDropped(t *testing.T) {
+	dir := diskTempDir(t)
+	const size = 1 << 20
+	c := openT(t, Options{Dir: dir, Capacity: 64 << 20})
+	defer c.Close()
+	ih := ihOf(8)
+	d := pieceData(ih, 0, size)
+	for p := range 3 {
+		d[0] = byte(p)
+		if err := c.Put(ih, p, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, piecesDir, dataFileName(ih, shiftFor(size)))
+	time.Sleep(2 * settle) // nothing consumed yet: nothing goes
+	if got := resident(t, path, 0, 3*size); got != 3*size {
+		t.Fatalf("%d of %d bytes cached before any piece was consumed", got, 3*size)
+	}
+	c.Consumed(ih, 0)
+	c.Consumed(ih, 2)
+	deadline := time.Now().Add(5 * settle)
+	for (resident(t, path, 0, size) > 0 || resident(t, path, 2*size, size) > 0) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a, b := resident(t, path, 0, size), resident(t, path, 2*size, size); a+b != 0 {
+		t.Errorf("the consumed pieces still have %d and %d bytes cached %v after", a, b, 5*settle)
+	}
+	if got := resident(t, path, size, size); got != size {
+		t.Errorf("the piece nobody read has %d of %d bytes cached", got, size)
+	}
+	buf := make([]byte, size)
+	for p := range 3 {
+		d[0] = byte(p)
+		if n, err := c.ReadAt(ih, p, buf, 0); err != nil || n != size || string(buf) != string(d) {
+			t.Fatalf("piece %d: n=%d err=%v, or wrong bytes", p, n, err)
+		}
+	}
+}
+
+// diskTempDir returns a test folder whose pages can be dropped (not on
+// tmpfs).
+func diskTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type == unix.TMPFS_MAGIC {
+		t.Skipf("%s is on tmpfs, whose pages cannot be dropped: set TMPDIR to a folder on a disk", dir)
+	}
+	return dir
 }
 
 // TestAddJobMerges: the ranges of pieces written one after the other in a
