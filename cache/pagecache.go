@@ -46,6 +46,9 @@ const (
 	// settle is how long after a Consumed the goroutine looks whether the
 	// writes have stopped.
 	settle = time.Second
+	// waitJobMax bounds a call that waits for writeback, so that Close,
+	// which looks between calls, never waits for much of a slow disk.
+	waitJobMax = 8 << 20
 )
 
 // freshPiece is a written piece whose pages may still be cached.
@@ -120,9 +123,11 @@ func (w *writes) written(e *entry, off, n int64) {
 	}
 }
 
-// addJob appends j to jobs, or grows the last job by it if j continues it.
+// addJob appends j to jobs, or grows the last job by it if j continues it
+// (a call that waits, up to waitJobMax).
 func addJob(jobs []pageJob, j pageJob) []pageJob {
-	if k := len(jobs) - 1; k >= 0 && jobs[k].d == j.d && jobs[k].drop == j.drop && jobs[k].wait == j.wait && jobs[k].off+jobs[k].n == j.off {
+	if k := len(jobs) - 1; k >= 0 && jobs[k].d == j.d && jobs[k].drop == j.drop && jobs[k].wait == j.wait && jobs[k].off+jobs[k].n == j.off &&
+		(!j.wait || jobs[k].n+j.n <= waitJobMax) {
 		jobs[k].n += j.n
 		return jobs
 	}
@@ -194,6 +199,11 @@ func (c *Cache) pages() {
 		case <-look.C:
 			jobs, again := c.writes.idle()
 			for _, j := range jobs {
+				select {
+				case <-c.stop:
+					return
+				default:
+				}
 				j.d.pageCall(j)
 			}
 			if armed = again; armed {

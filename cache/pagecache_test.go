@@ -151,7 +151,7 @@ func diskTempDir(t *testing.T) string {
 
 // TestAddJobMerges: the ranges of pieces written one after the other in a
 // file become one call; a gap, another file or another kind of call starts
-// a new one.
+// a new one, as does a call that waits once it would pass waitJobMax.
 func TestAddJobMerges(t *testing.T) {
 	a, b := &dataFile{path: "a"}, &dataFile{path: "b"}
 	var jobs []pageJob
@@ -161,10 +161,14 @@ func TestAddJobMerges(t *testing.T) {
 		{d: b, off: 40, n: 10},             // another file
 		{d: b, off: 50, n: 10, drop: true}, // a drop
 		{d: b, off: 60, n: 10, drop: true},
+		{d: b, off: 70, n: 10, drop: true, wait: true}, // a wait
+		{d: b, off: 80, n: waitJobMax - 10, drop: true, wait: true},
+		{d: b, off: 80 + waitJobMax - 10, n: 1, drop: true, wait: true}, // past waitJobMax
 	} {
 		jobs = addJob(jobs, j)
 	}
-	want := []pageJob{{d: a, off: 0, n: 25}, {d: a, off: 30, n: 10}, {d: b, off: 40, n: 10}, {d: b, off: 50, n: 20, drop: true}}
+	want := []pageJob{{d: a, off: 0, n: 25}, {d: a, off: 30, n: 10}, {d: b, off: 40, n: 10}, {d: b, off: 50, n: 20, drop: true},
+		{d: b, off: 70, n: waitJobMax, drop: true, wait: true}, {d: b, off: 70 + waitJobMax, n: 1, drop: true, wait: true}}
 	if !slices.Equal(jobs, want) {
 		t.Errorf("got %+v, want %+v", jobs, want)
 	}
