@@ -87,8 +87,16 @@ func seedFile[T []byte | string](s T) (name, content string) {
 		typ = "[]byte"
 	}
 	sum := sha256.Sum256([]byte(s))
-	return seedPrefix + hex.EncodeToString(sum[:8]),
-		"go test fuzz v1\n" + typ + "(" + strconv.Quote(string(s)) + ")\n"
+	// Sized for the worst case, a byte written as four ("\xff"), so the
+	// quoting never grows the buffer.
+	const head = "go test fuzz v1\n"
+	b := make([]byte, 0, len(head)+len(typ)+4*len(s)+4)
+	b = append(b, head...)
+	b = append(b, typ...)
+	b = append(b, '(')
+	b = strconv.AppendQuote(b, string(s))
+	b = append(b, ")\n"...)
+	return seedPrefix + hex.EncodeToString(sum[:8]), string(b)
 }
 
 // Allocated runs fn and returns the bytes the Go heap allocated meanwhile.
