@@ -39,105 +39,18 @@ func resident(t *testing.T, path string, off, n int64) int64 {
 	return in
 }
 
-// TestConsumedPagesDropped: a piece a reader has consumed leaves the page
-// cache once enough newer pieces were written (its bytes were kept twice:
-// in the piece file's pages and in the mount's), while a piece nobody read
-// keeps its pages, and both still read back intact (from the disk).
-func TestConsumedPagesDropped(t *testing.T) {
-	dir := diskTempDir(t)
-	const size = 1 << 20
-	c := openT(t, Options{Dir: dir, Capacity: 256 << 20})
-	defer c.Close()
-	ih := ihOf(7)
-	d := pieceData(ih, 0, size)
-	put := func(p int) {
-		d[0], d[1] = byte(p), byte(p>>8)
-		if err := c.Put(ih, p, d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put(0)
-	put(1)
-	c.Consumed(ih, 0)
-	c.Consumed(ih, 99) // not stored: nothing happens
-	path := filepath.Join(dir, piecesDir, dataFileName(ih, shiftFor(size)))
-	if got := resident(t, path, 0, 2*size); got != 2*size {
-		t.Fatalf("right after the writes %d of %d bytes are cached", got, 2*size)
-	}
-	// dropAfter newer bytes and a pass, then a piece every 50 ms (each
-	// second one runs a pass), as the writeback of piece 0 may take a while.
-	next := 2
-	for ; next < 2+(dropAfter+passEvery)/size; next++ {
-		put(next)
-	}
-	for deadline := time.Now().Add(10 * time.Second); resident(t, path, 0, size) > 0 && time.Now().Before(deadline); next++ {
-		time.Sleep(50 * time.Millisecond)
-		put(next)
-	}
-	t.Logf("after %d pieces written: piece 0 (consumed) has %d bytes cached, piece 1 (not read) %d",
-		next, resident(t, path, 0, size), resident(t, path, size, size))
-	if got := resident(t, path, 0, size); got != 0 {
-		t.Errorf("the consumed piece still has %d bytes cached", got)
-	}
-	if got := resident(t, path, size, size); got != size {
-		t.Errorf("the piece nobody read has %d of %d bytes cached", got, size)
-	}
-	buf := make([]byte, size)
-	for p := range 2 {
-		d[0], d[1] = byte(p), byte(p>>8)
-		if n, err := c.ReadAt(ih, p, buf, 0); err != nil || n != size || string(buf) != string(d) {
-			t.Fatalf("piece %d: n=%d err=%v, or wrong bytes", p, n, err)
-		}
-	}
+// pagesFixture is a cache on the disk with 1 MiB pieces of one torrent,
+// each marked with its index.
+type pagesFixture struct {
+	t    *testing.T
+	c    *Cache
+	ih   InfoHash
+	path string // the torrent's piece file
 }
 
-// TestIdleConsumedPagesDropped: a piece consumed once the writes have
-// stopped (the whole file was had before its reader got there) leaves the
-// page cache too, a second or so later, with no newer write to run a pass;
-// a piece nobody read keeps its pages.
-func TestIdleConsumedPagesDropped(t *testing.T) {
-	dir := diskTempDir(t)
-	const size = 1 << 20
-	c := openT(t, Options{Dir: dir, Capacity: 64 << 20})
-	defer c.Close()
-	ih := ihOf(8)
-	d := pieceData(ih, 0, size)
-	for p := range 3 {
-		d[0] = byte(p)
-		if err := c.Put(ih, p, d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := filepath.Join(dir, piecesDir, dataFileName(ih, shiftFor(size)))
-	time.Sleep(2 * settle) // nothing consumed yet: nothing goes
-	if got := resident(t, path, 0, 3*size); got != 3*size {
-		t.Fatalf("%d of %d bytes cached before any piece was consumed", got, 3*size)
-	}
-	c.Consumed(ih, 0)
-	c.Consumed(ih, 2)
-	deadline := time.Now().Add(5 * settle)
-	for (resident(t, path, 0, size) > 0 || resident(t, path, 2*size, size) > 0) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if a, b := resident(t, path, 0, size), resident(t, path, 2*size, size); a+b != 0 {
-		t.Errorf("the consumed pieces still have %d and %d bytes cached %v after", a, b, 5*settle)
-	}
-	if got := resident(t, path, size, size); got != size {
-		t.Errorf("the piece nobody read has %d of %d bytes cached", got, size)
-	}
-	buf := make([]byte, size)
-	for p := range 3 {
-		d[0] = byte(p)
-		if n, err := c.ReadAt(ih, p, buf, 0); err != nil || n != size || string(buf) != string(d) {
-			t.Fatalf("piece %d: n=%d err=%v, or wrong bytes", p, n, err)
-		}
-	}
-}
+const pagesPiece = 1 << 20
 
-// diskTempDir returns a test folder whose pages can be dropped (not on
-// tmpfs).
-func diskTempDir(t *testing.T) string {
-	t.Helper()
+func newPagesFixture(t *testing.T, ih InfoHash) *pagesFixture {
 	dir := t.TempDir()
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
@@ -146,7 +59,97 @@ func diskTempDir(t *testing.T) string {
 	if st.Type == unix.TMPFS_MAGIC {
 		t.Skipf("%s is on tmpfs, whose pages cannot be dropped: set TMPDIR to a folder on a disk", dir)
 	}
-	return dir
+	c := openT(t, Options{Dir: dir, Capacity: 256 << 20})
+	t.Cleanup(func() { c.Close() })
+	return &pagesFixture{t: t, c: c, ih: ih, path: filepath.Join(dir, piecesDir, dataFileName(ih, shiftFor(pagesPiece)))}
+}
+
+func (f *pagesFixture) data(p int) []byte {
+	d := pieceData(f.ih, 0, pagesPiece)
+	d[0], d[1] = byte(p), byte(p>>8)
+	return d
+}
+
+func (f *pagesFixture) put(p int) {
+	if err := f.c.Put(f.ih, p, f.data(p)); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// cached returns how many bytes of piece p are in the page cache.
+func (f *pagesFixture) cached(p int) int64 {
+	return resident(f.t, f.path, int64(p)*pagesPiece, pagesPiece)
+}
+
+// readBack checks that pieces [0, n) read back intact.
+func (f *pagesFixture) readBack(n int) {
+	buf := make([]byte, pagesPiece)
+	for p := range n {
+		if k, err := f.c.ReadAt(f.ih, p, buf, 0); err != nil || k != pagesPiece || string(buf) != string(f.data(p)) {
+			f.t.Fatalf("piece %d: n=%d err=%v, or wrong bytes", p, k, err)
+		}
+	}
+}
+
+// TestConsumedPagesDropped: a piece a reader has consumed leaves the page
+// cache once enough newer pieces were written (its bytes were kept twice:
+// in the piece file's pages and in the mount's), while a piece nobody read
+// keeps its pages, and both still read back intact (from the disk).
+func TestConsumedPagesDropped(t *testing.T) {
+	f := newPagesFixture(t, ihOf(7))
+	f.put(0)
+	f.put(1)
+	f.c.Consumed(f.ih, 0)
+	f.c.Consumed(f.ih, 99) // not stored: nothing happens
+	if a, b := f.cached(0), f.cached(1); a+b != 2*pagesPiece {
+		t.Fatalf("right after the writes %d of %d bytes are cached", a+b, 2*pagesPiece)
+	}
+	// dropAfter newer bytes and a pass, then a piece every 50 ms (each
+	// second one runs a pass), as the writeback of piece 0 may take a while.
+	next := 2
+	for ; next < 2+(dropAfter+passEvery)/pagesPiece; next++ {
+		f.put(next)
+	}
+	for deadline := time.Now().Add(10 * time.Second); f.cached(0) > 0 && time.Now().Before(deadline); next++ {
+		time.Sleep(50 * time.Millisecond)
+		f.put(next)
+	}
+	t.Logf("after %d pieces written: piece 0 (consumed) has %d bytes cached, piece 1 (not read) %d", next, f.cached(0), f.cached(1))
+	if got := f.cached(0); got != 0 {
+		t.Errorf("the consumed piece still has %d bytes cached", got)
+	}
+	if got := f.cached(1); got != pagesPiece {
+		t.Errorf("the piece nobody read has %d of %d bytes cached", got, pagesPiece)
+	}
+	f.readBack(2)
+}
+
+// TestIdleConsumedPagesDropped: a piece consumed once the writes have
+// stopped (the whole file was had before its reader got there) leaves the
+// page cache too, a second or so later, with no newer write to run a pass;
+// a piece nobody read keeps its pages.
+func TestIdleConsumedPagesDropped(t *testing.T) {
+	f := newPagesFixture(t, ihOf(8))
+	for p := range 3 {
+		f.put(p)
+	}
+	time.Sleep(2 * settle) // nothing consumed yet: nothing goes
+	if got := f.cached(0) + f.cached(1) + f.cached(2); got != 3*pagesPiece {
+		t.Fatalf("%d of %d bytes cached before any piece was consumed", got, 3*pagesPiece)
+	}
+	f.c.Consumed(f.ih, 0)
+	f.c.Consumed(f.ih, 2)
+	deadline := time.Now().Add(5 * settle)
+	for f.cached(0)+f.cached(2) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a, b := f.cached(0), f.cached(2); a+b != 0 {
+		t.Errorf("the consumed pieces still have %d and %d bytes cached %v after", a, b, 5*settle)
+	}
+	if got := f.cached(1); got != pagesPiece {
+		t.Errorf("the piece nobody read has %d of %d bytes cached", got, pagesPiece)
+	}
+	f.readBack(3)
 }
 
 // TestAddJobMerges: the ranges of pieces written one after the other in a
