@@ -36,8 +36,13 @@ func TestDiskFollowsEviction(t *testing.T) {
 	files := pieceFilesUsage(t, dir)
 	t.Logf("capacity %s, stored %s; piece files %s; disk use at most %s, at the end %s",
 		formatSize(capacity), formatSize(c.Size()), formatSize(files), formatSize(peak), formatSize(c.DiskUsage()))
-	if files != c.Size() || c.DiskUsage() < files {
-		t.Errorf("piece files hold %s for %s stored; DiskUsage says %s", formatSize(files), formatSize(c.Size()), formatSize(c.DiskUsage()))
+	// The file system's own blocks count too: ext4 gives a file whose
+	// blocks lie in more than four runs (pieces written back at different
+	// times among other files' writes, holes punched between them) a 4 KiB
+	// block of its extent tree. An evicted piece left unpunched is 1 MiB.
+	if files < c.Size() || files > c.Size()+extentSlack || c.DiskUsage() < files {
+		t.Errorf("piece files hold %s (%d bytes) for %s (%d) stored; DiskUsage says %s",
+			formatSize(files), files, formatSize(c.Size()), c.Size(), formatSize(c.DiskUsage()))
 	}
 	if limit := int64(capacity + 16<<20); peak > limit {
 		t.Errorf("disk use %s exceeds capacity + badger's files = %s", formatSize(peak), formatSize(limit))
@@ -57,6 +62,10 @@ func TestDiskFollowsEviction(t *testing.T) {
 	}
 	t.Logf("after DropTorrent: %s", formatSize(c.DiskUsage()))
 }
+
+// extentSlack is what a piece file may hold beyond its pieces' bytes: its
+// extent tree's blocks.
+const extentSlack = 64 << 10
 
 // TestCorruptPieceDropped damages a piece on disk: its first read after the
 // restart fails a check, returns ErrNotFound, drops the piece and tells
