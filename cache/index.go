@@ -64,14 +64,6 @@ func (l *lruList) pushFront(e *entry) {
 	l.n++
 }
 
-func (l *lruList) pushBack(e *entry) {
-	e.prev, e.next = l.root.prev, &l.root
-	l.root.prev.next = e
-	l.root.prev = e
-	l.bytes += int64(e.size)
-	l.n++
-}
-
 // remove unlinks e if it is listed.
 func (l *lruList) remove(e *entry) {
 	if e.next == nil {

@@ -45,10 +45,8 @@ func TestInFlightBounded(t *testing.T) {
 	file := swarmtest.FileSpec{Path: "big.bin", Size: 96 << 20}
 	f := newFixture(t, pieceLen, []swarmtest.FileSpec{file})
 	var peers []netip.AddrPort
-	var seeds []*scriptSeed
 	for i := range 16 {
 		s := &scriptSeed{fast: true, ext: true, reqq: 2048, file: file}
-		seeds = append(seeds, s)
 		peers = append(peers, startScriptSeed(t, fmt.Sprintf("127.0.0.%d", 2+i), f.mi, s).addr())
 	}
 	c := newClient(t, Config{ListenAddr: "127.0.0.9:0", Storage: &slowSink{delay: 10 * time.Millisecond}, Logf: func(string, ...any) {}})

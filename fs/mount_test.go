@@ -2,7 +2,6 @@ package fs
 
 import (
 	"bufio"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -230,6 +229,3 @@ func startChild(t testing.TB, cmd *exec.Cmd) *bufio.Reader {
 	})
 	return bufio.NewReader(out)
 }
-
-// isErrno tells whether err carries errno e.
-func isErrno(err error, e error) bool { return errors.Is(err, e) }

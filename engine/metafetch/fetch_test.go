@@ -2,7 +2,6 @@ package metafetch
 
 import (
 	"bytes"
-	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -352,5 +351,5 @@ func TestManyPeersManyFailures(t *testing.T) {
 			}
 		}
 	}
-	t.Fatal(fmt.Sprintf("no good copy after 20 attempts; banned %v", banned))
+	t.Fatalf("no good copy after 20 attempts; banned %v", banned)
 }

@@ -204,7 +204,7 @@ func TestStrikes(t *testing.T) {
 	})
 	clk := newClock()
 	s := newSeed(t, srv.URL+"/", tt.layout(t), Config{Now: clk.Now})
-	if s.BadPiece() || s.BadPiece() {
+	if first, second := s.BadPiece(), s.BadPiece(); first || second {
 		t.Fatal("dropped after 2 strikes")
 	}
 	if !s.Ready(clk.Now()) {

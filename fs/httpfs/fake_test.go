@@ -105,22 +105,6 @@ func (h *fakeHost) Remove(ih metainfo.Hash) error {
 	return nil
 }
 
-// put adds t directly (as the control socket would).
-func (h *fakeHost) put(t *fakeTorrent) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.addLocked(t)
-}
-
-// drop removes t directly.
-func (h *fakeHost) drop(ih metainfo.Hash) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if i := h.findLocked(ih); i >= 0 {
-		h.torrents = append(h.torrents[:i], h.torrents[i+1:]...)
-	}
-}
-
 func (h *fakeHost) removedHashes() []metainfo.Hash {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -254,12 +238,6 @@ func (t *fakeTorrent) setActivity(a TorrentStats) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.activity = a
-}
-
-func (t *fakeTorrent) setPeers(n int) {
-	t.mu.Lock()
-	t.peers = n
-	t.mu.Unlock()
 }
 
 func (t *fakeTorrent) InfoHash() metainfo.Hash { return t.ih }
