@@ -77,15 +77,7 @@ func TestReaderTellsConsumed(t *testing.T) {
 	sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0"})
 	store := &consumeLog{delay: 300 * time.Millisecond}
 	c := newClient(t, Config{ListenAddr: "127.0.0.3:0", Storage: store})
-	tor, err := c.AddTorrent(f.mi, TorrentOptions{Peers: peersOf(sc)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := tor.NewReader(0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	_, r := addReader(t, c, f.mi, TorrentOptions{Peers: peersOf(sc)}, 0, false)
 	read := func(off, n int64) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

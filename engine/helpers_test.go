@@ -121,6 +121,22 @@ func waitDone(t *testing.T, client string, timeout time.Duration, tor *Torrent, 
 	}
 }
 
+// addReader adds mi to c and opens a reader of its file i (media: as a
+// player's), closed when the test ends.
+func addReader(t testing.TB, c *Client, mi *metainfo.MetaInfo, opts TorrentOptions, i int, media bool) (*Torrent, *Reader) {
+	t.Helper()
+	tor, err := c.AddTorrent(mi, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tor.NewReader(i, media)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return tor, r
+}
+
 func peersOf(cs ...*Client) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, c := range cs {

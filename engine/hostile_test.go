@@ -199,15 +199,7 @@ func TestLyingPeerUnderReader(t *testing.T) {
 func readPastLiar(t *testing.T, f fixture, honest netip.AddrPort) {
 	l := startLiar(t, "127.0.0.5", f.mi)
 	c := newClient(t, Config{Storage: storage.File{Dir: t.TempDir()}})
-	tor, err := c.AddTorrent(f.mi, TorrentOptions{Peers: []netip.AddrPort{l.addr(), honest}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := tor.NewReader(0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	tor, r := addReader(t, c, f.mi, TorrentOptions{Peers: []netip.AddrPort{l.addr(), honest}}, 0, false)
 	want, err := os.ReadFile(filepath.Join(f.root, "a.bin"))
 	if err != nil {
 		t.Fatal(err)

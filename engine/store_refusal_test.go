@@ -133,15 +133,7 @@ func TestEvictedBeforeHashed(t *testing.T) {
 	f := newFixture(t, pieceLen, files)
 	sc, _ := seeder(t, f, Config{ListenAddr: "127.0.0.2:0"})
 	c := newClient(t, Config{ListenAddr: "127.0.0.3:0", Storage: &evictOnce{}})
-	tor, err := c.AddTorrent(f.mi, TorrentOptions{Peers: peersOf(sc)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := tor.NewReader(0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	tor, r := addReader(t, c, f.mi, TorrentOptions{Peers: peersOf(sc)}, 0, false)
 	w := newReadWatch(1, 20*time.Second)
 	finished := make(chan struct{})
 	var rerr error
@@ -309,15 +301,7 @@ func TestFullDiskWhileStreaming(t *testing.T) {
 	}
 	t.Cleanup(func() { ca.Close() })
 	c, logs := clientLogging(t, Config{ListenAddr: "127.0.0.3:0", Storage: storage.NewCache(ca), MaxWindowBytes: 4 << 20})
-	tor, err := c.AddTorrent(f.mi, TorrentOptions{Peers: peersOf(sc)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := tor.NewReader(0, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	tor, r := addReader(t, c, f.mi, TorrentOptions{Peers: peersOf(sc)}, 0, true)
 
 	const chunk = 128 << 10
 	buf, want := make([]byte, chunk), make([]byte, chunk)

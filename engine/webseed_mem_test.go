@@ -36,15 +36,7 @@ func TestReadWhileStoreWrites(t *testing.T) {
 	mi.URLList = []string{srv.URL + "/"}
 	store := &slowWrites{p: &storage.Memory{}, delay: writeDelay}
 	c := newClient(t, Config{Storage: store})
-	tor, err := c.AddTorrent(mi, TorrentOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := tor.NewReader(0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	_, r := addReader(t, c, mi, TorrentOptions{}, 0, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
