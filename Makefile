@@ -10,8 +10,12 @@ TORRENTFS := bin/bench/torrentfs
 TORRENTFS_PKG := github.com/anacrolix/torrent/fs/cmd/torrentfs@v1.61.0
 
 # Debian packages the tests and the demo need (real peers, FUSE, media tools).
-DEB_PKGS := python3-libtorrent opentracker fuse3 ffmpeg mktorrent transmission-cli transmission-daemon aria2 rtorrent btfs psmisc attr zsh groff-base chromium iproute2
-DEB_CHECK := /usr/bin/opentracker /usr/bin/fusermount3 /usr/bin/ffprobe /usr/bin/mktorrent /usr/bin/btfs /usr/bin/aria2c /usr/bin/rtorrent /usr/bin/transmission-cli /usr/bin/transmission-daemon /usr/bin/killall /usr/bin/getfattr /usr/bin/zsh /usr/bin/groff /usr/bin/chromium /sbin/tc
+DEB_PKGS := python3-libtorrent opentracker fuse3 ffmpeg mktorrent transmission-cli transmission-daemon aria2 rtorrent btfs psmisc attr zsh groff-base chromium iproute2 nodejs npm
+DEB_CHECK := /usr/bin/opentracker /usr/bin/fusermount3 /usr/bin/ffprobe /usr/bin/mktorrent /usr/bin/btfs /usr/bin/aria2c /usr/bin/rtorrent /usr/bin/transmission-cli /usr/bin/transmission-daemon /usr/bin/killall /usr/bin/getfattr /usr/bin/zsh /usr/bin/groff /usr/bin/chromium /sbin/tc /usr/bin/node /usr/bin/npm
+# WebTorrent (npm), one more independent implementation for the interop
+# tests, pinned by its package-lock.json; --ignore-scripts: its optional
+# native uTP module is not built (the tests speak TCP to it).
+WEBTORRENT_DIR := engine/swarmtest/webtorrent
 
 .PHONY: all build run test bench fleet deps bench-deps fmt vet clean deb
 
@@ -31,6 +35,8 @@ deps:
 		echo "installing Debian packages: $(DEB_PKGS)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
 	fi
+	@[ $(WEBTORRENT_DIR)/node_modules/.package-lock.json -nt $(WEBTORRENT_DIR)/package-lock.json ] || \
+		{ echo "installing WebTorrent into $(WEBTORRENT_DIR)"; cd $(WEBTORRENT_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; }
 	$(GO) mod download
 
 # deb builds bin/swarmfs_VERSION_ARCH.deb (binary, mount.swarmfs link, man

@@ -74,13 +74,18 @@ func (f cryptoFixture) fetchMagnet(t *testing.T, c *Client, m *metainfo.Magnet, 
 	return tor
 }
 
-// checkTransmissionTree is checkTree for a copy transmission made: it
-// never creates an empty file.
-func (f cryptoFixture) checkTransmissionTree(t *testing.T, dir string) {
+// makesNoEmptyFile reports whether client leaves a torrent's empty files
+// out of its copies: transmission and WebTorrent create a file only when
+// they write to it.
+func makesNoEmptyFile(client string) bool { return client == "transmission" || client == "webtorrent" }
+
+// checkTreeWithoutEmpty is checkTree for a copy made by a client that
+// never creates an empty file (makesNoEmptyFile).
+func (f cryptoFixture) checkTreeWithoutEmpty(t *testing.T, dir, client string) {
 	t.Helper()
 	want := len(swarmtest.InteropFiles(0)) - 1
 	if n := swarmtest.CompareSHA256(t, f.root, filepath.Join(dir, "data"), true); n != want {
-		t.Errorf("transmission: %d files checked, want %d", n, want)
+		t.Errorf("%s: %d files checked, want %d", client, n, want)
 	}
 }
 

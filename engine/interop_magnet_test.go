@@ -17,16 +17,17 @@ import (
 // over BEP 10) and then the files; and each of them, given only the
 // magnet, fetches the info dictionary from a swarmfs seeder and then the
 // files. The seeder dials the leecher: transmission never dials a loopback
-// peer, and neither aria2 nor rtorrent can be told of one.
+// peer, and neither aria2 nor rtorrent can be told of one. WebTorrent is
+// run the same way, though it could dial.
 func TestInteropMagnet(t *testing.T) {
-	swarmtest.RequireTools(t, "libtorrent", "transmission-daemon", "aria2c", "rtorrent")
+	swarmtest.RequireTools(t, "libtorrent", "transmission-daemon", "aria2c", "rtorrent", "webtorrent")
 	// Mostly waiting on the other clients' timers (transmission's 10 s
 	// rechoke, rtorrent's ut_pex): the interop tests that do run side by
 	// side, after the package's other tests.
 	t.Parallel()
 	f := newCryptoFixture(t, 3<<20)
 	magnet, m := f.magnet(t)
-	for i, client := range []string{"transmission", "aria2", "rtorrent"} {
+	for i, client := range []string{"transmission", "aria2", "rtorrent", "webtorrent"} {
 		ip := func(n int) string { return fmt.Sprintf("127.0.5.%d", 10*i+n) }
 		t.Run(client+" serves the metadata", func(t *testing.T) {
 			var addr string
@@ -43,6 +44,10 @@ func TestInteropMagnet(t *testing.T) {
 				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(1)}, f.torrent, f.dir)
 				r.WaitSeeding(t, 30*time.Second)
 				addr = r.Addr()
+			case "webtorrent":
+				w := swarmtest.StartWebTorrent(t, swarmtest.WebTorrentOptions{IP: ip(1)}, f.torrent, f.dir)
+				w.WaitDone(t, 30*time.Second)
+				addr = w.Addr()
 			}
 			dir := t.TempDir()
 			c := newClient(t, Config{ListenAddr: ip(2) + ":0", Storage: storage.File{Dir: dir}, NoTrackers: true})
@@ -86,6 +91,10 @@ func TestInteropMagnet(t *testing.T) {
 					st := r.Status(t)
 					return st.Complete && !st.Hashing && st.SizeBytes == f.mi.Info.TotalLength
 				}
+			case "webtorrent":
+				w := swarmtest.StartWebTorrent(t, swarmtest.WebTorrentOptions{IP: ip(3)}, magnet, dir)
+				addr = w.Addr()
+				done = func() bool { return w.Status(t).Done }
 			}
 			c := newClient(t, Config{ListenAddr: ip(4) + ":0", Storage: storage.File{Dir: f.dir}, NoTrackers: true})
 			tor, err := c.AddTorrent(f.mi, TorrentOptions{DownloadAll: true, Peers: []netip.AddrPort{netip.MustParseAddrPort(addr)}})
@@ -93,8 +102,8 @@ func TestInteropMagnet(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitDone(t, client, 60*time.Second, tor, done)
-			if client == "transmission" {
-				f.checkTransmissionTree(t, dir)
+			if makesNoEmptyFile(client) {
+				f.checkTreeWithoutEmpty(t, dir, client)
 			} else {
 				f.checkTree(t, dir)
 			}

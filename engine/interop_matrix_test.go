@@ -33,7 +33,8 @@ import (
 var matrixEncryptions = []swarmtest.Encryption{swarmtest.EncryptionDefault, swarmtest.EncryptionRequired}
 
 // matrixClients are the other clients of the matrix, transmission last.
-var matrixClients = []string{"libtorrent", "aria2", "rtorrent", "transmission"}
+// WebTorrent has no MSE/PE: it runs in the default setting only.
+var matrixClients = []string{"libtorrent", "aria2", "rtorrent", "webtorrent", "transmission"}
 
 // matrixFixture is the matrix's data: a 24 MiB torrent made by libtorrent.
 type matrixFixture struct {
@@ -138,6 +139,10 @@ func (mp *matrixPeers) realSeed(t *testing.T, client, ip string, f matrixFixture
 		r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip, Encryption: enc}, f.torrent, f.dir)
 		r.WaitSeeding(t, 30*time.Second)
 		return r.Addr()
+	case "webtorrent":
+		w := swarmtest.StartWebTorrent(t, swarmtest.WebTorrentOptions{IP: ip}, f.torrent, f.dir)
+		w.WaitDone(t, 30*time.Second)
+		return w.Addr()
 	}
 	t.Fatalf("unknown client %q", client)
 	return ""
@@ -179,17 +184,23 @@ func (mp *matrixPeers) realLeech(t *testing.T, client, ip string, f matrixFixtur
 			st := r.Status(t)
 			return st.DownTotal, st.Complete && !st.Hashing
 		}
+	case "webtorrent":
+		w := swarmtest.StartWebTorrent(t, swarmtest.WebTorrentOptions{IP: ip}, f.torrent, dir)
+		return w.Addr(), dir, func() (int64, bool) {
+			st := w.Status(t)
+			return st.Downloaded, st.Done
+		}
 	}
 	t.Fatalf("unknown client %q", client)
 	return "", "", nil
 }
 
-// checkCopy compares every file's SHA-256; only transmission may leave out
-// the empty file (it never creates one).
+// checkCopy compares every file's SHA-256; only transmission and WebTorrent
+// may leave out the empty file (makesNoEmptyFile).
 func checkCopy(t *testing.T, f matrixFixture, dir, leecher string) {
 	t.Helper()
 	want := len(swarmtest.InteropFiles(0))
-	emptyOK := leecher == "transmission"
+	emptyOK := makesNoEmptyFile(leecher)
 	if emptyOK {
 		want--
 	}
@@ -242,7 +253,7 @@ func seedSideBySide(t *testing.T, mp *matrixPeers, f matrixFixture, enc swarmtes
 // TestInteropMatrix runs the matrix and logs its table (a minute or so,
 // most of it transmission's rechokes).
 func TestInteropMatrix(t *testing.T) {
-	swarmtest.RequireTools(t, "libtorrent", "transmission-daemon", "aria2c", "rtorrent")
+	swarmtest.RequireTools(t, "libtorrent", "transmission-daemon", "aria2c", "rtorrent", "webtorrent")
 	// Mostly waiting on the other clients' timers (transmission's 10 s
 	// rechoke, rtorrent's ut_pex): the interop tests that do run side by
 	// side, after the package's other tests.
@@ -258,7 +269,10 @@ func TestInteropMatrix(t *testing.T) {
 			mp.trLeech = append(mp.trLeech, swarmtest.StartTransmission(t, swarmtest.TROptions{IP: ip(201 + 10*e + i), Encryption: enc}))
 		}
 		for i, other := range matrixClients {
-			base := 100 + 40*e + 10*i
+			if other == "webtorrent" && enc != swarmtest.EncryptionDefault {
+				continue
+			}
+			base := 100 + 50*e + 10*i
 			t.Run(fmt.Sprintf("%s seeds, enc %d", other, enc), func(t *testing.T) {
 				if other == "transmission" {
 					mp.trSeed.WaitSeeding(t, 1, 30*time.Second)

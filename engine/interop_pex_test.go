@@ -19,47 +19,51 @@ import (
 //     connected to it; swarmfs, knowing only the middle peer, learns the
 //     leecher's address from its ut_pex.
 //   - "learns from swarmfs": a swarmfs seeder in the middle dials a
-//     swarmfs leecher and then aria2 or rtorrent (transmission never dials
-//     a loopback peer, so it has no case here), whose only way to the
-//     leecher is our ut_pex: it must dial it (learnsFromSwarmfs).
+//     swarmfs leecher and then aria2, rtorrent or WebTorrent (transmission
+//     never dials a loopback peer, so it has no case here), whose only way
+//     to the leecher is our ut_pex: it must dial it (learnsFromSwarmfs).
+//     WebTorrent names no peers in its ut_pex, so it has only this case.
 func TestInteropPEX(t *testing.T) {
-	swarmtest.RequireTools(t, "libtorrent", "transmission-daemon", "aria2c", "rtorrent")
+	swarmtest.RequireTools(t, "libtorrent", "transmission-daemon", "aria2c", "rtorrent", "webtorrent")
 	// Mostly waiting on the other clients' timers (transmission's 10 s
 	// rechoke, rtorrent's ut_pex): the interop tests that do run side by
 	// side, after the package's other tests.
 	t.Parallel()
 	f := newCryptoFixture(t, 8<<20)
-	for i, client := range []string{"transmission", "aria2", "rtorrent"} {
+	for i, client := range []string{"transmission", "aria2", "rtorrent", "webtorrent"} {
 		ip := func(n int) string { return fmt.Sprintf("127.0.6.%d", 10*i+n) }
-		t.Run(client+" tells swarmfs", func(t *testing.T) {
-			// Each client sends its ut_pex on its own clock (rtorrent's
-			// first came after 90 s): the three wait side by side.
-			t.Parallel()
-			var mid string
-			switch client {
-			case "transmission":
-				tr := swarmtest.StartTransmission(t, swarmtest.TROptions{IP: ip(1), PEX: true})
-				tr.WaitSeeding(t, tr.AddTorrent(t, f.torrent, f.dir), 30*time.Second)
-				mid = tr.Addr()
-			case "aria2":
-				a := swarmtest.StartAria2(t, swarmtest.Aria2Options{IP: ip(1), PEX: true}, f.torrent, f.dir, true)
-				a.WaitSeeding(t, 30*time.Second)
-				mid = a.Addr()
-			case "rtorrent":
-				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(1), PEX: true}, f.torrent, f.dir)
-				r.WaitSeeding(t, 30*time.Second)
-				mid = r.Addr()
-			}
-			lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: ip(2), NoTrackers: true, DownloadRate: 16 << 10})
-			lt.AddTorrent(f.torrent, t.TempDir(), false)
-			lt.ConnectPeer(f.mi.InfoHash, mid)
-			c := newClient(t, Config{ListenAddr: ip(3) + ":0", NoTrackers: true})
-			tor, err := c.AddTorrent(f.mi, TorrentOptions{Storage: storage.File{Dir: t.TempDir()}, Peers: []netip.AddrPort{netip.MustParseAddrPort(mid)}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitToldOf(t, tor, netip.MustParseAddrPort(lt.Addr()).Addr(), client)
-		})
+		// WebTorrent's ut_pex names no peers: it has no "tells" case.
+		if client != "webtorrent" {
+			t.Run(client+" tells swarmfs", func(t *testing.T) {
+				// Each client sends its ut_pex on its own clock (rtorrent's
+				// first came after 90 s): the three wait side by side.
+				t.Parallel()
+				var mid string
+				switch client {
+				case "transmission":
+					tr := swarmtest.StartTransmission(t, swarmtest.TROptions{IP: ip(1), PEX: true})
+					tr.WaitSeeding(t, tr.AddTorrent(t, f.torrent, f.dir), 30*time.Second)
+					mid = tr.Addr()
+				case "aria2":
+					a := swarmtest.StartAria2(t, swarmtest.Aria2Options{IP: ip(1), PEX: true}, f.torrent, f.dir, true)
+					a.WaitSeeding(t, 30*time.Second)
+					mid = a.Addr()
+				case "rtorrent":
+					r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(1), PEX: true}, f.torrent, f.dir)
+					r.WaitSeeding(t, 30*time.Second)
+					mid = r.Addr()
+				}
+				lt := swarmtest.StartLibtorrent(t, swarmtest.LTOptions{IP: ip(2), NoTrackers: true, DownloadRate: 16 << 10})
+				lt.AddTorrent(f.torrent, t.TempDir(), false)
+				lt.ConnectPeer(f.mi.InfoHash, mid)
+				c := newClient(t, Config{ListenAddr: ip(3) + ":0", NoTrackers: true})
+				tor, err := c.AddTorrent(f.mi, TorrentOptions{Storage: storage.File{Dir: t.TempDir()}, Peers: []netip.AddrPort{netip.MustParseAddrPort(mid)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				waitToldOf(t, tor, netip.MustParseAddrPort(lt.Addr()).Addr(), client)
+			})
+		}
 		if client == "transmission" {
 			continue
 		}
@@ -73,6 +77,9 @@ func TestInteropPEX(t *testing.T) {
 			case "rtorrent":
 				r := swarmtest.StartRtorrent(t, swarmtest.RtorrentOptions{IP: ip(6), PEX: true}, f.torrent, t.TempDir())
 				addr = r.Addr()
+			case "webtorrent":
+				w := swarmtest.StartWebTorrent(t, swarmtest.WebTorrentOptions{IP: ip(6)}, f.torrent, t.TempDir())
+				addr = w.Addr()
 			}
 			took := learnsFromSwarmfs(t, f, ip(4)+":0", ip(5)+":0", addr)
 			t.Logf("%s dialled the leecher %v after swarmfs's ut_pex could name it", client, took.Round(time.Millisecond))

@@ -46,6 +46,9 @@ var toolChecks = map[string]func() error{
 	"rtorrent":            lookPath("rtorrent"),
 	"curl":                lookPath("curl"),
 	"btfs":                lookPath("btfs"),
+	// webtorrent is node with the webtorrent package make deps installs
+	// beside wtpeer.js (webtorrent.go).
+	"webtorrent": checkWebTorrent,
 	// fuse is a mount being possible at all: the fusermount3 helper and a
 	// usable /dev/fuse (containers often lack one).
 	"fuse": func() error {
@@ -111,7 +114,9 @@ func ToolNames() []string {
 // module, through /usr/bin/python3), "python3-http.server" (its web
 // server, which ignores Range), "opentracker", "ffmpeg", "ffprobe",
 // "fusermount3", "fuse" (fusermount3 and an openable /dev/fuse), "mktorrent",
-// "transmission-cli", "transmission-daemon", "aria2c", "btfs". An unknown name fails the test.
+// "transmission-cli", "transmission-daemon", "aria2c", "rtorrent", "curl",
+// "btfs", "webtorrent" (node and the webtorrent package, see StartWebTorrent).
+// An unknown name fails the test.
 func RequireTools(tb testing.TB, names ...string) {
 	tb.Helper()
 	var missing []string
