@@ -110,19 +110,9 @@ func StartAria2(tb testing.TB, opts Aria2Options, torrentPath, dir string, seed 
 	if opts.DHTEntry != "" && !isLocalHostPort(opts.DHTEntry) {
 		tb.Fatalf("swarmtest.StartAria2: DHT entry %q is not a loopback host:port", opts.DHTEntry)
 	}
-	var lastErr error
-	for range 3 {
-		a, err := startAria2(tb, opts, torrentPath, dir, seed)
-		if err == nil {
-			return a
-		}
-		lastErr = err
-		if opts.Port != 0 {
-			break
-		}
-	}
-	tb.Fatalf("swarmtest.StartAria2(%s): %v", opts.IP, lastErr)
-	return nil
+	return startRetrying(tb, "swarmtest.StartAria2("+opts.IP+")", opts.Port != 0, func() (*Aria2, error) {
+		return startAria2(tb, opts, torrentPath, dir, seed)
+	})
 }
 
 func startAria2(tb testing.TB, opts Aria2Options, torrentPath, dir string, seed bool) (*Aria2, error) {

@@ -14,6 +14,28 @@ import (
 	"time"
 )
 
+// startRetrying returns what start starts, calling it up to three times
+// when the client's port was picked by FreePort (fixedPort false): another
+// process may take a free port before the client binds it. It fails tb
+// with what's error if every try failed.
+func startRetrying[T any](tb testing.TB, what string, fixedPort bool, start func() (T, error)) T {
+	tb.Helper()
+	var lastErr error
+	for range 3 {
+		v, err := start()
+		if err == nil {
+			return v
+		}
+		lastErr = err
+		if fixedPort {
+			break
+		}
+	}
+	tb.Fatalf("%s: %v", what, lastErr)
+	var zero T
+	return zero
+}
+
 // stderrTail is how much of a child's stderr is kept for the test log.
 const stderrTail = 256 << 10
 

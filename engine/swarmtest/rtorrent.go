@@ -121,19 +121,9 @@ func StartRtorrent(tb testing.TB, opts RtorrentOptions, torrentPath, dir string)
 			tb.Fatalf("swarmtest.StartRtorrent: %s: %v", torrentPath, err)
 		}
 	}
-	var lastErr error
-	for range 3 {
-		r, err := startRtorrent(tb, opts, torrent, magnet, hash, dir)
-		if err == nil {
-			return r
-		}
-		lastErr = err
-		if opts.Port != 0 {
-			break
-		}
-	}
-	tb.Fatalf("swarmtest.StartRtorrent(%s): %v", opts.IP, lastErr)
-	return nil
+	return startRetrying(tb, "swarmtest.StartRtorrent("+opts.IP+")", opts.Port != 0, func() (*Rtorrent, error) {
+		return startRtorrent(tb, opts, torrent, magnet, hash, dir)
+	})
 }
 
 func startRtorrent(tb testing.TB, opts RtorrentOptions, torrent []byte, magnet, hash, dir string) (*Rtorrent, error) {

@@ -153,20 +153,9 @@ func StartTransmission(tb testing.TB, opts TROptions) *Transmission {
 			tb.Fatalf("swarmtest.StartTransmission: DHT node %q is not a local host:port", n)
 		}
 	}
-	var lastErr error
-	for range 3 {
-		tr, err := startTransmission(tb, opts)
-		if err == nil {
-			return tr
-		}
-		lastErr = err
-		if opts.Port != 0 {
-			break
-		}
-		// A free port was taken before the daemon bound it: try others.
-	}
-	tb.Fatalf("swarmtest.StartTransmission(%s): %v", opts.IP, lastErr)
-	return nil
+	return startRetrying(tb, "swarmtest.StartTransmission("+opts.IP+")", opts.Port != 0, func() (*Transmission, error) {
+		return startTransmission(tb, opts)
+	})
 }
 
 func startTransmission(tb testing.TB, opts TROptions) (*Transmission, error) {

@@ -99,19 +99,9 @@ func StartWebTorrent(tb testing.TB, opts WebTorrentOptions, source, dir string) 
 	if !strings.HasPrefix(source, "magnet:") {
 		source = abs(source)
 	}
-	var lastErr error
-	for range 3 {
-		w, err := startWebTorrent(tb, opts, source, abs(dir))
-		if err == nil {
-			return w
-		}
-		lastErr = err
-		if opts.Port != 0 {
-			break
-		}
-	}
-	tb.Fatalf("swarmtest.StartWebTorrent(%s): %v", opts.IP, lastErr)
-	return nil
+	return startRetrying(tb, "swarmtest.StartWebTorrent("+opts.IP+")", opts.Port != 0, func() (*WebTorrent, error) {
+		return startWebTorrent(tb, opts, source, abs(dir))
+	})
 }
 
 func startWebTorrent(tb testing.TB, opts WebTorrentOptions, source, dir string) (*WebTorrent, error) {
