@@ -17,7 +17,7 @@ DEB_CHECK := /usr/bin/opentracker /usr/bin/fusermount3 /usr/bin/ffprobe /usr/bin
 # native uTP module is not built (the tests speak TCP to it).
 WEBTORRENT_DIR := engine/swarmtest/webtorrent
 
-.PHONY: all build run test bench fleet deps bench-deps fmt vet clean deb
+.PHONY: all build run test bench fleet deps test-deps bench-deps fmt vet clean deb
 
 all: build
 
@@ -35,9 +35,12 @@ deps:
 		echo "installing Debian packages: $(DEB_PKGS)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
 	fi
+	$(GO) mod download
+
+# test-deps adds what only the tests need: WebTorrent, from npm.
+test-deps: deps
 	@[ $(WEBTORRENT_DIR)/node_modules/.package-lock.json -nt $(WEBTORRENT_DIR)/package-lock.json ] || \
 		{ echo "installing WebTorrent into $(WEBTORRENT_DIR)"; cd $(WEBTORRENT_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; }
-	$(GO) mod download
 
 # deb builds bin/swarmfs_VERSION_ARCH.deb (binary, mount.swarmfs link, man
 # page, completions, systemd unit; Depends: fuse3) with dpkg-deb.
@@ -51,7 +54,7 @@ run: deps build
 # the other clients) mostly wait on those clients' timers, using a third of
 # a core between them; two at a time (the default on 2 cores) they took
 # 287 s of the engine package's time, all at once 161 s.
-test: deps
+test: test-deps
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
