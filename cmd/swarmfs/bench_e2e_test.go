@@ -372,10 +372,7 @@ func BenchmarkE2E(b *testing.B) {
 	swarmfsBin(b) // built (or found) before anything is timed
 	swarmfsWith := func(cacheSize string) func(b *testing.B, mnt, torrent string) benchMount {
 		return func(b *testing.B, mnt, torrent string) benchMount {
-			return swarmfsMount{startMount(b, mountOpts{
-				IP: "127.0.0.20", Mountpoint: mnt, Sources: []string{torrent},
-				CacheSize: cacheSize, Watchdog: 10 * time.Minute, NoWait: true,
-			})}
+			return swarmfsMount{startMount(b, benchMountOpts(mnt, torrent, cacheSize))}
 		}
 	}
 	fss := []benchFS{{name: "swarmfs", mount: swarmfsWith("4GiB")}}
@@ -619,6 +616,16 @@ func withMount(b *testing.B, fs benchFS, d benchData, swarm string, res samples,
 	m.Stop(b)
 }
 
+// benchMountOpts are the bench's swarmfs mounts: torrent on mnt, peers on
+// 127.0.0.20, a cache of cacheSize in a fresh data directory, timed by the
+// caller from the process's start.
+func benchMountOpts(mnt, torrent, cacheSize string) mountOpts {
+	return mountOpts{
+		IP: "127.0.0.20", Mountpoint: mnt, Sources: []string{torrent},
+		CacheSize: cacheSize, Watchdog: 10 * time.Minute, NoWait: true,
+	}
+}
+
 // waitListed waits until file, in a mount started at t0, can be found.
 func waitListed(b *testing.B, name string, m benchMount, file string, t0 time.Time) {
 	b.Helper()
@@ -649,10 +656,9 @@ func warmRemount(b *testing.B, d benchData, deadTorrent string, ownStart int64) 
 	dataDir := b.TempDir()
 	mount := func(torrent string) (*mountProc, string) {
 		mnt := b.TempDir()
-		return startMount(b, mountOpts{
-			IP: "127.0.0.20", DataDir: dataDir, Mountpoint: mnt, Sources: []string{torrent},
-			CacheSize: "4GiB", Watchdog: 10 * time.Minute, NoWait: true,
-		}), filepath.Join(mnt, filepath.FromSlash(d.big.Path))
+		o := benchMountOpts(mnt, torrent, "4GiB")
+		o.DataDir = dataDir
+		return startMount(b, o), filepath.Join(mnt, filepath.FromSlash(d.big.Path))
 	}
 	t0 := time.Now()
 	m, file := mount(d.torrent.Path)

@@ -22,17 +22,18 @@ import (
 // an independent JavaScript implementation, the engine of WebTorrent
 // Desktop and webtorrent-cli) working on one torrent over TCP, without
 // DHT, trackers, LSD, uTP or web seeds. It runs webtorrent/wtpeer.js under
-// node, with the package make deps installs into webtorrent/node_modules,
-// and is driven over the script's stdin and stdout. It is stopped (stdin
+// node, with the package make test-deps installs into
+// webtorrent/node_modules, and is read through the script's stdin and
+// stdout. The other side dials it. It is stopped (stdin
 // closed, then SIGKILL after 3 s) and waited for in tb.Cleanup; its output
 // goes to the test log if the test failed. Methods are safe for concurrent
 // use and take the tb to fail.
 //
 // WebTorrent has no MSE/PE: it speaks plaintext only. Its ut_pex only
 // listens: it dials the peers others name while it downloads, and names
-// none. Given a .torrent and
-// a folder that holds the data, it checks the data and seeds; otherwise it
-// downloads into the folder and goes on seeding.
+// none. Given a .torrent and a folder that holds the data, it checks the
+// data and seeds; otherwise it downloads into the folder and goes on
+// seeding.
 type WebTorrent struct {
 	ip   string
 	port int
@@ -200,18 +201,6 @@ func (w *WebTorrent) Status(tb testing.TB) WebTorrentStatus {
 		tb.Fatal(err)
 	}
 	return st
-}
-
-// AddPeer makes it dial addr ("host:port").
-func (w *WebTorrent) AddPeer(tb testing.TB, addr string) {
-	tb.Helper()
-	var r struct {
-		OK    bool   `json:"ok"`
-		Error string `json:"error"`
-	}
-	if err := w.call("peer "+addr, &r); err != nil || !r.OK {
-		tb.Fatalf("webtorrent peer %s: %v %s", addr, err, r.Error)
-	}
 }
 
 // WaitDone waits until it has every piece, checked: a seeder once its data

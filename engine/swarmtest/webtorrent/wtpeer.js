@@ -11,7 +11,6 @@
 // line on stdout:
 //
 //	status       {"listening":true,"ready":true,"done":false,"downloaded":N,"uploaded":N,"peers":N,"error":""}
-//	peer ADDR    {"ok":true}   (dial ADDR, "host:port")
 //
 // Errors and warnings also go to stderr, which the test keeps.
 'use strict'
@@ -62,7 +61,7 @@ torrent.on('wire', (wire, addr) => process.stderr.write('wire ' + addr + '\n'))
 
 const out = o => process.stdout.write(JSON.stringify(o) + '\n')
 readline.createInterface({ input: process.stdin }).on('line', line => {
-  const [cmd, arg] = line.trim().split(/\s+/)
+  const cmd = line.trim()
   switch (cmd) {
     case 'status':
       out({
@@ -74,10 +73,6 @@ readline.createInterface({ input: process.stdin }).on('line', line => {
         peers: torrent.numPeers || 0,
         error: state.error
       })
-      break
-    case 'peer':
-      torrent.addPeer(arg)
-      out({ ok: true })
       break
     default:
       out({ error: 'unknown command ' + JSON.stringify(cmd) })
